@@ -1,2 +1,3 @@
 """ragkeel: production retrieval-augmented answering."""
+
 __version__ = "0.1.0"

@@ -54,14 +54,16 @@ class IngestionSettings(_Section):
     max_file_bytes: int = Field(default=100 * 1024 * 1024, ge=1)
     chunk_tokens: int = Field(default=256, ge=16, le=8192)
     chunk_overlap: float = Field(default=0.15, ge=0.0, lt=0.9)
-    embed_batch_chunks: int = Field(default=64, ge=1)  # chunks buffered across documents per embed call
+    embed_batch_chunks: int = Field(
+        default=64, ge=1
+    )  # chunks buffered across documents per embed call
 
 
 class RetrievalSettings(_Section):
     mode: Literal["bm25", "dense", "hybrid"] = "hybrid"
     k: int = Field(default=10, ge=1, le=1000)
     candidates: int = Field(default=100, ge=1, le=10_000)  # per retriever, before fusion
-    fusion: Literal["rrf", "weighted"] = "weighted"
+    fusion: Literal["rrf", "weighted", "dbsf"] = "weighted"
     rrf_k: int = Field(default=60, ge=1)
     keyword_weight: float = Field(default=0.5, ge=0.0)
     dense_weight: float = Field(default=0.5, ge=0.0)

@@ -37,9 +37,17 @@ class DocumentStore(Protocol):
     def document_info(self, collection: str, document_id: str) -> StoredDocumentInfo | None: ...
 
     def upsert_document(
-        self, document: Document, chunks: Sequence[Chunk], vectors: npt.NDArray[np.float32]
+        self,
+        document: Document,
+        chunks: Sequence[Chunk],
+        vectors: npt.NDArray[np.float32],
+        *,
+        embedding_model: str | None = None,
     ) -> None:
-        """Atomically replace the document and *all* its chunks, postings and vectors."""
+        """Atomically replace the document and *all* its chunks, postings and vectors.
+
+        ``embedding_model`` is recorded per collection; vectors of another model are refused.
+        """
         ...
 
     def delete_documents(self, collection: str, document_ids: Iterable[str]) -> int:

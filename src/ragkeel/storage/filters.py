@@ -53,9 +53,7 @@ def to_sql(flt: Filter | None, alias: str = "c") -> tuple[str, list[object]]:
         options = list(value) if isinstance(value, list | tuple) else [value]
         if not options:
             raise FilterError(f"metadata filter {key!r} has an empty list of values")
-        clauses.append(
-            f"json_extract({alias}.metadata, ?) IN ({','.join('?' * len(options))})"
-        )
+        clauses.append(f"json_extract({alias}.metadata, ?) IN ({','.join('?' * len(options))})")
         params.append(path)
         params.extend(_sql_value(v) for v in options)
     return " AND ".join(clauses), params

@@ -1,0 +1,127 @@
+"""``ragkeel ingest PATH... [--collection NAME] [--prune] [--json]``.
+
+Exit status: 0 every file succeeded, 3 some files failed, 1 nothing could be ingested.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from ragkeel.container import Container
+from ragkeel.ingestion.report import FileResult, IngestReport
+from ragkeel.settings import load_settings
+
+
+def ingest_command(
+    paths: Annotated[list[str], typer.Argument(help="files, directories (recursive) or globs")],
+    collection: Annotated[str, typer.Option("--collection", "-c")] = "default",
+    prune: Annotated[
+        bool, typer.Option("--prune", help="remove documents whose source is gone")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable report")] = False,
+) -> None:
+    """Parse, chunk, embed and index documents (idempotent and incremental)."""
+    container = Container(load_settings())
+    console = Console(stderr=True)
+    show_progress = not as_json and console.is_terminal
+    try:
+        if show_progress:
+            report = _with_progress(container, paths, collection, prune, console)
+        else:
+            report = container.pipeline.ingest(paths, collection, prune=prune)
+    finally:
+        container.close()
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        _print_summary(report, Console())
+    raise typer.Exit(report.exit_code)
+
+
+def _with_progress(
+    container: Container, paths: list[str], collection: str, prune: bool, console: Console
+) -> IngestReport:
+    progress = Progress(
+        TextColumn("[bold]ingest"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("files · {task.fields[chunks]} chunks · {task.fields[rate]:.1f} chunks/s"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+    task: TaskID | None = None
+
+    def on_event(kind: str, result: FileResult | None, report: IngestReport) -> None:
+        nonlocal task
+        if kind == "start":
+            total = sum(1 for f in report.files if f.status != "skipped")
+            task = progress.add_task("ingest", total=None, chunks=0, rate=0.0)
+            progress.update(task, total=max(total, 0) or None)
+        elif task is not None and kind == "file":
+            elapsed = progress.tasks[0].elapsed or 1e-9
+            progress.update(
+                task,
+                advance=1,
+                chunks=report.chunks_written,
+                rate=report.chunks_written / elapsed,
+            )
+
+    with progress:
+        return container.pipeline.ingest(paths, collection, prune=prune, progress=on_event)
+
+
+def _print_summary(report: IngestReport, console: Console) -> None:
+    problems = [f for f in report.files if f.status in ("failed", "partial", "skipped")]
+    if problems:
+        table = Table("file", "status", "code", "message", title="problems", title_justify="left")
+        for f in problems:
+            table.add_row(f.path, f.status, f.error_code or "", f.error_message or "")
+            for rec in f.record_errors[:5]:
+                table.add_row(f"  {rec['record']}", "record", rec["code"], rec["message"])
+            if len(f.record_errors) > 5:
+                table.add_row("", "", "", f"... {len(f.record_errors) - 5} more record errors")
+        console.print(table)
+    summary = Table(
+        "collection",
+        "files ok",
+        "files failed",
+        "docs written",
+        "unchanged",
+        "deleted",
+        "chunks",
+        "embedded",
+        "seconds",
+        title="ingest summary",
+        title_justify="left",
+    )
+    summary.add_row(
+        report.collection,
+        str(len(report.succeeded)),
+        str(len(report.failed)),
+        str(report.documents_written),
+        str(report.documents_unchanged),
+        str(report.documents_deleted),
+        str(report.chunks_written),
+        str(report.embedded_texts),
+        f"{report.elapsed_seconds:.1f}",
+    )
+    console.print(summary)
+    if report.exit_code:
+        print(f"{len(report.failed)} file(s) failed; see the table above", file=sys.stderr)

@@ -1,0 +1,47 @@
+"""``ragkeel`` command line. Errors print ``error [CODE]: message`` and exit non-zero."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ragkeel.cli import collections, config, eval, ingest, search
+from ragkeel.errors import ConfigError, RagkeelError
+
+app = typer.Typer(
+    name="ragkeel",
+    help="ragkeel: ingest documents, search them, evaluate retrieval. Offline by default.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def main(
+    config_file: Annotated[
+        Path | None,
+        typer.Option("--config", help="YAML settings file (default ./ragkeel.yaml)"),
+    ] = None,
+) -> None:
+    if config_file is not None:
+        os.environ["RAGKEEL_CONFIG"] = str(config_file)
+
+
+app.command("ingest")(ingest.ingest_command)
+app.command("search")(search.search_command)
+app.add_typer(config.app, name="config")
+app.add_typer(eval.app, name="eval")
+app.add_typer(collections.app, name="collections")
+
+
+def run() -> None:
+    try:
+        app()
+    except RagkeelError as exc:
+        typer.echo(f"error [{exc.code}]: {exc}", err=True)
+        sys.exit(2 if isinstance(exc, ConfigError) else 1)

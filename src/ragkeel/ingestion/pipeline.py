@@ -1,0 +1,234 @@
+"""The document flow: source → parse → clean → hash (skip unchanged) → chunk → embed (batched
+across documents) → one transaction per document → prune what the source no longer has.
+
+A failure is isolated to its file (or record) and recorded with its stable error code; a
+document is written whole or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ragkeel.embeddings.base import Embedder
+from ragkeel.errors import IngestError, ParseError, RagkeelError
+from ragkeel.ingestion.chunking import Chunker
+from ragkeel.ingestion.parsers import SUPPORTED_SUFFIXES, parse_source
+from ragkeel.ingestion.report import FileResult, IngestReport
+from ragkeel.ingestion.sources import expand_sources
+from ragkeel.storage.base import DocumentStore
+from ragkeel.types import Chunk, Document, ParsedDocument
+
+CHUNKER_VERSION = "1"
+ProgressFn = Callable[[str, FileResult | None, IngestReport], None]
+
+
+@dataclass(slots=True)
+class _Pending:
+    document: Document
+    chunks: list[Chunk]
+    result: FileResult
+
+
+class IngestionPipeline:
+    def __init__(
+        self,
+        store: DocumentStore,
+        embedder: Embedder,
+        chunker: Chunker,
+        *,
+        max_file_bytes: int,
+        embed_batch_chunks: int = 64,
+    ) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.chunker = chunker
+        self.max_file_bytes = max_file_bytes
+        self.embed_batch_chunks = embed_batch_chunks
+        self.signature = (
+            f"chunker={CHUNKER_VERSION};tokens={chunker.max_tokens};overlap={chunker.overlap};"
+            f"embedder={embedder.name}"
+        )
+
+    def ingest(
+        self,
+        arguments: Sequence[str],
+        collection: str = "default",
+        *,
+        prune: bool = False,
+        progress: ProgressFn | None = None,
+    ) -> IngestReport:
+        started = time.perf_counter()
+        report = IngestReport(collection=collection)
+        scan = expand_sources(list(arguments), SUPPORTED_SUFFIXES)
+        for name, error in scan.errors:
+            report.files.append(_failed(name, error))
+        for path in scan.skipped:
+            report.files.append(
+                FileResult(
+                    str(path),
+                    "skipped",
+                    error_code="UNSUPPORTED_TYPE",
+                    error_message=f"{path.name}: file type not supported, skipped",
+                )
+            )
+        notify = progress or (lambda *_: None)
+        notify("start", None, report)
+        pending: list[_Pending] = []
+        for path in scan.files:
+            result = FileResult(str(path), "ingested")
+            report.files.append(result)
+            pending.extend(self._prepare(path, collection, prune, result, report))
+            if sum(len(p.chunks) for p in pending) >= self.embed_batch_chunks:
+                self._flush(pending, report)
+                pending = []
+            notify("file", result, report)
+        self._flush(pending, report)
+        if prune:
+            self._prune_missing(collection, report)
+        report.elapsed_seconds = time.perf_counter() - started
+        notify("end", None, report)
+        return report
+
+    # -- per file ----------------------------------------------------------------------------
+    def _prepare(
+        self, path: Path, collection: str, prune: bool, result: FileResult, report: IngestReport
+    ) -> list[_Pending]:
+        try:
+            outcome = parse_source(path, max_bytes=self.max_file_bytes)
+        except IngestError as exc:
+            _fail(result, exc)
+            return []
+        except Exception as exc:  # a parser bug must not stop the batch; it is recorded
+            _fail(result, ParseError(f"{path.name}: unexpected {type(exc).__name__}: {exc}"))
+            return []
+        for label, error in outcome.record_errors:
+            result.record_errors.append({"record": label, **error.to_dict()})
+        if outcome.record_errors:
+            result.status = "partial"
+        source = str(path)
+        out: list[_Pending] = []
+        seen: set[str] = set()
+        for parsed in outcome.documents:
+            doc_id = _document_id(parsed, source)
+            seen.add(doc_id)
+            document, chunks = self._build(parsed, doc_id, collection, source)
+            stored = self.store.document_info(collection, doc_id)
+            if stored is not None and stored.content_hash == document.content_hash:
+                result.unchanged += 1
+                report.documents_unchanged += 1
+                continue
+            out.append(_Pending(document, chunks, result))
+        if prune:
+            gone = [
+                d
+                for d in self.store.documents_by_source(collection).get(source, ())
+                if d not in seen
+            ]
+            report.documents_deleted += self.store.delete_documents(collection, gone)
+        if not outcome.documents and not outcome.record_errors:
+            result.status = "failed"
+        elif result.status != "partial" and not out and result.unchanged:
+            result.status = "unchanged"
+        return out
+
+    def _build(
+        self, parsed: ParsedDocument, doc_id: str, collection: str, source: str
+    ) -> tuple[Document, list[Chunk]]:
+        text, spans = self.chunker.chunk(parsed.title, parsed.blocks)
+        digest = hashlib.sha256()
+        for part in (
+            self.signature,
+            parsed.title,
+            text,
+            json.dumps(dict(parsed.metadata), sort_keys=True),
+        ):
+            digest.update(part.encode("utf-8", "surrogatepass") + b"\x00")
+        content_hash = digest.hexdigest()
+        document = Document(
+            doc_id, collection, source, parsed.title, text, content_hash, dict(parsed.metadata)
+        )
+        chunks = [
+            Chunk(
+                id=_chunk_id(collection, doc_id, content_hash, i),
+                document_id=doc_id,
+                collection=collection,
+                ordinal=i,
+                text=text[s.start : s.end],
+                start=s.start,
+                end=s.end,
+                title=parsed.title,
+                source=source,
+                heading_path=s.heading_path,
+                page=s.page,
+                token_count=s.token_count,
+                metadata=dict(parsed.metadata),
+            )
+            for i, s in enumerate(spans)
+        ]
+        return document, chunks
+
+    # -- batched embedding + one transaction per document ------------------------------------
+    def _flush(self, pending: list[_Pending], report: IngestReport) -> None:
+        texts = [c.index_text() for p in pending for c in p.chunks]
+        if not texts:
+            return
+        t0 = time.perf_counter()
+        try:
+            vectors = self.embedder.embed_documents(texts)
+        except RagkeelError as exc:
+            for item in pending:
+                _fail(item.result, exc)
+            return
+        finally:
+            report.embed_seconds += time.perf_counter() - t0
+        report.embedded_texts += len(texts)
+        offset = 0
+        for item in pending:
+            n = len(item.chunks)
+            block = np.ascontiguousarray(vectors[offset : offset + n], dtype=np.float32)
+            offset += n
+            try:
+                self.store.upsert_document(
+                    item.document, item.chunks, block, embedding_model=self.embedder.name
+                )
+            except RagkeelError as exc:
+                _fail(item.result, exc)
+                continue
+            item.result.documents += 1
+            item.result.chunks += n
+            report.documents_written += 1
+            report.chunks_written += n
+
+    def _prune_missing(self, collection: str, report: IngestReport) -> None:
+        for source, ids in self.store.documents_by_source(collection).items():
+            if not Path(source).exists():
+                report.documents_deleted += self.store.delete_documents(collection, ids)
+                report.files.append(FileResult(source, "pruned", documents=len(ids)))
+
+
+def _document_id(parsed: ParsedDocument, source: str) -> str:
+    if parsed.external_id and not parsed.external_id.startswith("line-"):
+        return parsed.external_id
+    return f"{source}#{parsed.external_id}" if parsed.external_id else source
+
+
+def _chunk_id(collection: str, doc_id: str, content_hash: str, ordinal: int) -> str:
+    key = f"{collection}\x00{doc_id}\x00{content_hash}\x00{ordinal}".encode()
+    return hashlib.blake2b(key, digest_size=12).hexdigest()
+
+
+def _fail(result: FileResult, error: RagkeelError) -> None:
+    result.status = "failed" if not result.documents else "partial"
+    result.error_code = error.code
+    result.error_message = str(error)
+
+
+def _failed(name: str, error: IngestError) -> FileResult:
+    return FileResult(name, "failed", error_code=error.code, error_message=str(error))

@@ -1,0 +1,111 @@
+"""``HybridRetriever``: keyword ‖ dense search run concurrently, fused, with confidence signals."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Literal
+
+from ragkeel.embeddings.base import Embedder
+from ragkeel.errors import QueryError
+from ragkeel.retrieval.confidence import confidence_of
+from ragkeel.retrieval.fusion import Fuser, get_fuser, ranked
+from ragkeel.storage.base import DocumentStore, KeywordIndex, VectorIndex
+from ragkeel.storage.filters import Filter
+from ragkeel.types import ScoredChunk, SearchHit, SearchResult
+
+Mode = Literal["bm25", "dense", "hybrid"]
+MODES: tuple[Mode, ...] = ("bm25", "dense", "hybrid")
+
+
+class HybridRetriever:
+    def __init__(
+        self,
+        store: DocumentStore,
+        keyword: KeywordIndex,
+        vectors: VectorIndex,
+        embedder: Embedder,
+        *,
+        fusion: str = "weighted",
+        rrf_k: int = 60,
+        keyword_weight: float = 0.5,
+        dense_weight: float = 0.5,
+        candidates: int = 100,
+    ) -> None:
+        self.store = store
+        self.keyword = keyword
+        self.vectors = vectors
+        self.embedder = embedder
+        self.fuser: Fuser = get_fuser(fusion, rrf_k=rrf_k)
+        self.fusion = fusion
+        self.weights = (keyword_weight, dense_weight)
+        self.candidates = candidates
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ragkeel-retrieval")
+
+    def search(
+        self, query: str, k: int = 10, *, mode: Mode = "hybrid", flt: Filter | None = None
+    ) -> SearchResult:
+        if not query.strip():
+            raise QueryError("the query is empty", hint="pass some text to search for")
+        if mode not in MODES:
+            raise QueryError(f"unknown mode {mode!r}", hint=f"use one of {', '.join(MODES)}")
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        n = max(k, self.candidates) if mode == "hybrid" else k
+        kw_future = (
+            self._pool.submit(self._keyword, query, n, flt, timings) if mode != "dense" else None
+        )
+        dense_hits = self._dense(query, n, flt, timings) if mode != "bm25" else []
+        kw_hits = _result(kw_future)
+        if mode == "bm25":
+            order = [(h.chunk_id, h.score) for h in kw_hits]
+        elif mode == "dense":
+            order = [(h.chunk_id, h.score) for h in dense_hits]
+        else:
+            t0 = time.perf_counter()
+            order = ranked(self.fuser([kw_hits, dense_hits], self.weights))
+            timings["fusion_ms"] = (time.perf_counter() - t0) * 1000
+        top = order[:k]
+        chunks = self.store.get_chunks([cid for cid, _ in top])
+        kw = {h.chunk_id: h for h in kw_hits}
+        dn = {h.chunk_id: h for h in dense_hits}
+        hits = tuple(
+            SearchHit(
+                chunk=chunks[cid],
+                score=score,
+                keyword_rank=kw[cid].rank if cid in kw else None,
+                keyword_score=kw[cid].score if cid in kw else None,
+                dense_rank=dn[cid].rank if cid in dn else None,
+                dense_score=dn[cid].score if cid in dn else None,
+            )
+            for cid, score in top
+            if cid in chunks
+        )
+        timings["total_ms"] = (time.perf_counter() - started) * 1000
+        return SearchResult(query, mode, hits, confidence_of(hits, kw_hits, dense_hits), timings)
+
+    def _keyword(
+        self, query: str, n: int, flt: Filter | None, timings: dict[str, float]
+    ) -> list[ScoredChunk]:
+        t0 = time.perf_counter()
+        hits = self.keyword.search(query, n, flt)
+        timings["keyword_ms"] = (time.perf_counter() - t0) * 1000
+        return hits
+
+    def _dense(
+        self, query: str, n: int, flt: Filter | None, timings: dict[str, float]
+    ) -> list[ScoredChunk]:
+        t0 = time.perf_counter()
+        vector = self.embedder.embed_query(query)
+        t1 = time.perf_counter()
+        hits = self.vectors.search(vector, n, flt)
+        timings["embed_ms"] = (t1 - t0) * 1000
+        timings["dense_ms"] = (time.perf_counter() - t1) * 1000
+        return hits
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False)
+
+
+def _result(future: Future[list[ScoredChunk]] | None) -> list[ScoredChunk]:
+    return future.result() if future is not None else []

@@ -1,0 +1,454 @@
+"""SQLite (WAL) backend: documents, chunks, BM25 postings and vectors in one database file.
+
+One write transaction per document (``BEGIN IMMEDIATE`` … ``COMMIT``) replaces the document row,
+its chunk rows, their postings and their vectors together and bumps the collection's generation;
+a ``kill -9`` at any moment leaves either the old or the new version, never a mix. Searches run
+on per-collection in-memory ``Segment`` copies (see ``segment.py`` for why and how they stay
+fresh).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from ragkeel.errors import StorageError
+from ragkeel.storage.analyzer import analyze, term_frequencies
+from ragkeel.storage.base import StoredDocumentInfo, StoreStats
+from ragkeel.storage.filters import Filter, to_sql
+from ragkeel.storage.schema import SCHEMA, SCHEMA_VERSION
+from ragkeel.storage.segment import Segment, SegmentRows
+from ragkeel.types import Chunk, Document, ScoredChunk
+
+F32 = npt.NDArray[np.float32]
+ScoreFn = Callable[[Segment, "npt.NDArray[np.bool_] | None"], list[tuple[int, float]]]
+
+
+class SqliteDocumentStore:
+    """The default ``DocumentStore``; ``.keyword`` and ``.vectors`` are its two search indexes."""
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        bm25_k1: float = 1.2,
+        bm25_b: float = 0.75,
+        busy_timeout_ms: int = 10_000,
+    ) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._conn = sqlite3.connect(
+                str(path),
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=busy_timeout_ms / 1000,
+            )
+            self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            self._conn.execute("PRAGMA journal_mode = WAL")
+            self._conn.execute("PRAGMA synchronous = NORMAL")
+            self._conn.execute("PRAGMA foreign_keys = ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise StorageError(
+                f"cannot open the SQLite store at {path}: {exc}",
+                hint="check the path and that the file is a ragkeel database",
+            ) from exc
+        self._lock = threading.RLock()
+        self._k1, self._b = bm25_k1, bm25_b
+        self._segments: dict[str, Segment] = {}
+        self._vocab: dict[str, int] = {}
+        self.keyword = SqliteKeywordIndex(self)
+        self.vectors = SqliteVectorIndex(self)
+
+    # -- schema ---------------------------------------------------------------------------------
+    def _migrate(self) -> None:
+        self._conn.executescript(SCHEMA)
+        row = self._conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        if row is None:
+            self._conn.execute(
+                "INSERT INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+        elif int(row[0]) != SCHEMA_VERSION:
+            raise StorageError(
+                f"store schema version {row[0]} is not supported (expected {SCHEMA_VERSION})",
+                hint="re-create the store with a matching ragkeel version",
+            )
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    # -- writes ---------------------------------------------------------------------------------
+    def upsert_document(
+        self,
+        document: Document,
+        chunks: Sequence[Chunk],
+        vectors: F32,
+        *,
+        embedding_model: str | None = None,
+    ) -> None:
+        if len(chunks) != len(vectors):
+            raise StorageError(f"{len(chunks)} chunks but {len(vectors)} vectors")
+        dim = int(vectors.shape[1]) if vectors.ndim == 2 else 0
+        postings = [term_frequencies(c.index_text()) for c in chunks]
+        with self._write() as db:
+            self._ensure_collection(db, document.collection, embedding_model, dim)
+            self._delete(db, document.collection, [document.id])
+            db.execute(
+                "INSERT INTO documents(collection, id, source, title, text, content_hash, "
+                "metadata, chunk_count, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                (
+                    document.collection,
+                    document.id,
+                    document.source,
+                    document.title,
+                    document.text,
+                    document.content_hash,
+                    json.dumps(dict(document.metadata)),
+                    len(chunks),
+                    time.time(),
+                ),
+            )
+            for chunk, tf, vec in zip(chunks, postings, vectors, strict=True):
+                cur = db.execute(
+                    "INSERT INTO chunks(id, collection, document_id, ordinal, text, start, end_, "
+                    "title, source, heading_path, page, token_count, metadata) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        chunk.id,
+                        chunk.collection,
+                        chunk.document_id,
+                        chunk.ordinal,
+                        chunk.text,
+                        chunk.start,
+                        chunk.end,
+                        chunk.title,
+                        chunk.source,
+                        json.dumps(list(chunk.heading_path)),
+                        chunk.page,
+                        chunk.token_count,
+                        json.dumps(dict(chunk.metadata)),
+                    ),
+                )
+                rowid = cur.lastrowid
+                ids = self._term_ids(db, list(tf))
+                db.execute(
+                    "INSERT INTO chunk_terms(chunk_rowid, terms, tfs, length) VALUES (?,?,?,?)",
+                    (
+                        rowid,
+                        np.asarray(ids, np.int32).tobytes(),
+                        np.minimum(np.asarray(list(tf.values()), np.int64), 65535)
+                        .astype(np.uint16)
+                        .tobytes(),
+                        int(sum(tf.values())),
+                    ),
+                )
+                db.execute(
+                    "INSERT INTO chunk_vectors(chunk_rowid, vector) VALUES (?, ?)",
+                    (rowid, np.asarray(vec, np.float32).tobytes()),
+                )
+            self._bump(db, document.collection)
+
+    def delete_documents(self, collection: str, document_ids: Iterable[str]) -> int:
+        ids = list(document_ids)
+        if not ids:
+            return 0
+        with self._write() as db:
+            removed = self._delete(db, collection, ids)
+            if removed:
+                self._bump(db, collection)
+        return removed
+
+    def drop_collection(self, collection: str) -> int:
+        with self._write() as db:
+            ids = [
+                r[0]
+                for r in db.execute("SELECT id FROM documents WHERE collection=?", (collection,))
+            ]
+            removed = self._delete(db, collection, ids)
+            db.execute("DELETE FROM collections WHERE name=?", (collection,))
+        self._segments.pop(collection, None)
+        return removed
+
+    def _delete(self, db: sqlite3.Connection, collection: str, ids: Sequence[str]) -> int:
+        removed = 0
+        for start in range(0, len(ids), 500):
+            part = ids[start : start + 500]
+            marks = ",".join("?" * len(part))
+            db.execute(
+                f"DELETE FROM chunks WHERE collection=? AND document_id IN ({marks})",
+                (collection, *part),
+            )
+            removed += db.execute(
+                f"DELETE FROM documents WHERE collection=? AND id IN ({marks})",
+                (collection, *part),
+            ).rowcount
+        return removed
+
+    def _ensure_collection(
+        self, db: sqlite3.Connection, name: str, model: str | None, dim: int
+    ) -> None:
+        row = db.execute(
+            "SELECT embedding_model, dimension FROM collections WHERE name=?", (name,)
+        ).fetchone()
+        if row is None:
+            db.execute(
+                "INSERT INTO collections(name, embedding_model, dimension, generation) "
+                "VALUES (?,?,?,0)",
+                (name, model, dim),
+            )
+        elif (model is not None and row[0] not in (None, model)) or (
+            dim and row[1] not in (0, dim)
+        ):
+            raise StorageError(
+                f"collection {name!r} was indexed with {row[0]} ({row[1]} dims); "
+                f"cannot add vectors from {model} ({dim} dims)",
+                hint="ingest into another --collection or drop this one first",
+            )
+        elif row[0] is None and model is not None:
+            db.execute(
+                "UPDATE collections SET embedding_model=?, dimension=? WHERE name=?",
+                (model, dim, name),
+            )
+
+    def _bump(self, db: sqlite3.Connection, collection: str) -> None:
+        db.execute("UPDATE collections SET generation = generation + 1 WHERE name=?", (collection,))
+
+    def _term_ids(self, db: sqlite3.Connection, terms: list[str]) -> list[int]:
+        missing = [t for t in terms if t not in self._vocab]
+        if missing:
+            db.executemany("INSERT OR IGNORE INTO vocab(term) VALUES (?)", [(t,) for t in missing])
+            for start in range(0, len(missing), 500):
+                part = missing[start : start + 500]
+                q = f"SELECT term, id FROM vocab WHERE term IN ({','.join('?' * len(part))})"
+                self._vocab.update(db.execute(q, part).fetchall())
+        return [self._vocab[t] for t in terms]
+
+    # -- reads ----------------------------------------------------------------------------------
+    def document_info(self, collection: str, document_id: str) -> StoredDocumentInfo | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT id, source, content_hash, chunk_count FROM documents "
+                "WHERE collection=? AND id=?",
+                (collection, document_id),
+            ).fetchone()
+        return StoredDocumentInfo(*row) if row else None
+
+    def documents_by_source(self, collection: str) -> Mapping[str, Sequence[str]]:
+        out: dict[str, list[str]] = {}
+        with self._lock:
+            for source, doc_id in self._conn.execute(
+                "SELECT source, id FROM documents WHERE collection=?", (collection,)
+            ):
+                out.setdefault(source, []).append(doc_id)
+        return out
+
+    def get_document(self, collection: str, document_id: str) -> Document | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT id, collection, source, title, text, content_hash, metadata "
+                "FROM documents WHERE collection=? AND id=?",
+                (collection, document_id),
+            ).fetchone()
+        if row is None:
+            return None
+        return Document(
+            id=row[0],
+            collection=row[1],
+            source=row[2],
+            title=row[3],
+            text=row[4],
+            content_hash=row[5],
+            metadata=json.loads(row[6]),
+        )
+
+    def get_chunks(self, chunk_ids: Sequence[str]) -> Mapping[str, Chunk]:
+        out: dict[str, Chunk] = {}
+        ids = list(dict.fromkeys(chunk_ids))
+        with self._lock:
+            for start in range(0, len(ids), 500):
+                part = ids[start : start + 500]
+                for row in self._conn.execute(
+                    "SELECT id, document_id, collection, ordinal, text, start, end_, title, source,"
+                    " heading_path, page, token_count, metadata FROM chunks WHERE id IN "
+                    f"({','.join('?' * len(part))})",
+                    part,
+                ):
+                    out[row[0]] = Chunk(
+                        id=row[0],
+                        document_id=row[1],
+                        collection=row[2],
+                        ordinal=row[3],
+                        text=row[4],
+                        start=row[5],
+                        end=row[6],
+                        title=row[7],
+                        source=row[8],
+                        heading_path=tuple(json.loads(row[9])),
+                        page=row[10],
+                        token_count=row[11],
+                        metadata=json.loads(row[12]),
+                    )
+        return out
+
+    def collections(self) -> dict[str, dict[str, object]]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT c.name, c.embedding_model, c.dimension, "
+                "(SELECT count(*) FROM documents d WHERE d.collection=c.name), "
+                "(SELECT count(*) FROM chunks k WHERE k.collection=c.name) FROM collections c "
+                "ORDER BY c.name"
+            ).fetchall()
+        return {
+            r[0]: {"embedding_model": r[1], "dimension": r[2], "documents": r[3], "chunks": r[4]}
+            for r in rows
+        }
+
+    def stats(self) -> StoreStats:
+        cols = self.collections()
+        models = {str(c["embedding_model"]) for c in cols.values() if c["embedding_model"]}
+        return StoreStats(
+            documents=sum(int(str(c["documents"])) for c in cols.values()),
+            chunks=sum(int(str(c["chunks"])) for c in cols.values()),
+            collections={k: int(str(v["chunks"])) for k, v in cols.items()},
+            embedding_model=", ".join(sorted(models)) or None,
+        )
+
+    def check_integrity(self) -> list[str]:
+        """Problems found (empty when consistent): orphans across the four tables."""
+        checks = {
+            "chunks without document": "SELECT count(*) FROM chunks c LEFT JOIN documents d "
+            "ON d.collection=c.collection AND d.id=c.document_id WHERE d.id IS NULL",
+            "chunks without postings": "SELECT count(*) FROM chunks c LEFT JOIN chunk_terms t "
+            "ON t.chunk_rowid=c.rowid WHERE t.chunk_rowid IS NULL",
+            "chunks without vector": "SELECT count(*) FROM chunks c LEFT JOIN chunk_vectors v "
+            "ON v.chunk_rowid=c.rowid WHERE v.chunk_rowid IS NULL",
+            "documents with wrong chunk count": "SELECT count(*) FROM documents d WHERE "
+            "d.chunk_count != (SELECT count(*) FROM chunks c WHERE c.collection=d.collection "
+            "AND c.document_id=d.id)",
+        }
+        with self._lock:
+            found = {k: self._conn.execute(q).fetchone()[0] for k, q in checks.items()}
+            ok = self._conn.execute("PRAGMA integrity_check").fetchone()[0]
+        problems = [f"{n} {k}" for k, n in found.items() if n]
+        return problems if ok == "ok" else [*problems, f"sqlite integrity_check: {ok}"]
+
+    # -- search support -------------------------------------------------------------------------
+    def collection_model(self, collection: str) -> tuple[str | None, int] | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT embedding_model, dimension FROM collections WHERE name=?", (collection,)
+            ).fetchone()
+        return (row[0], int(row[1])) if row else None
+
+    def segment(self, collection: str) -> Segment:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT generation, dimension FROM collections WHERE name=?", (collection,)
+            ).fetchone()
+            generation, dim = (int(row[0]), int(row[1])) if row else (-1, 0)
+            cached = self._segments.get(collection)
+            if cached is not None and cached.generation == generation:
+                return cached
+            rows = self._load_rows(collection, dim)
+            seg = Segment(rows, generation, self._k1, self._b)
+            self._segments[collection] = seg
+            return seg
+
+    def _load_rows(self, collection: str, dim: int) -> SegmentRows:
+        data = self._conn.execute(
+            "SELECT c.rowid, c.id, t.terms, t.tfs, t.length, v.vector FROM chunks c "
+            "JOIN chunk_terms t ON t.chunk_rowid=c.rowid "
+            "JOIN chunk_vectors v ON v.chunk_rowid=c.rowid "
+            "WHERE c.collection=? ORDER BY c.rowid",
+            (collection,),
+        ).fetchall()
+        n = len(data)
+        vectors = (
+            np.frombuffer(b"".join(r[5] for r in data), dtype=np.float32).reshape(n, dim)
+            if n and dim
+            else np.zeros((n, 0), np.float32)
+        )
+        return SegmentRows(
+            rowids=np.fromiter((r[0] for r in data), np.int64, count=n),
+            chunk_ids=[r[1] for r in data],
+            term_blobs=[r[2] for r in data],
+            tf_blobs=[r[3] for r in data],
+            lengths=np.fromiter((r[4] for r in data), np.int32, count=n),
+            vectors=np.ascontiguousarray(vectors),
+        )
+
+    def allowed_rowids(self, flt: Filter) -> npt.NDArray[np.int64]:
+        where, params = to_sql(flt, "c")
+        with self._lock:
+            rows = self._conn.execute(f"SELECT c.rowid FROM chunks c WHERE {where}", params)
+            return np.fromiter((r[0] for r in rows), np.int64)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+def _needs_sql(flt: Filter | None) -> bool:
+    return flt is not None and bool(flt.sources or flt.document_ids or flt.metadata)
+
+
+def _scope(store: SqliteDocumentStore, flt: Filter | None) -> list[str]:
+    if flt is not None and flt.collection is not None:
+        return [flt.collection]
+    return list(store.collections())
+
+
+class _SegmentSearch:
+    def __init__(self, store: SqliteDocumentStore) -> None:
+        self._store = store
+
+    def _run(self, flt: Filter | None, k: int, score: ScoreFn) -> list[ScoredChunk]:
+        results: list[tuple[float, str]] = []
+        for collection in _scope(self._store, flt):
+            seg = self._store.segment(collection)
+            mask = (
+                seg.mask_for(self._store.allowed_rowids(flt))
+                if flt is not None and _needs_sql(flt)
+                else None
+            )
+            results.extend((s, seg.chunk_ids[p]) for p, s in score(seg, mask))
+        results.sort(key=lambda r: -r[0])
+        return [ScoredChunk(cid, s, i + 1) for i, (s, cid) in enumerate(results[:k])]
+
+
+class SqliteKeywordIndex(_SegmentSearch):
+    def search(self, query: str, k: int, flt: Filter | None = None) -> list[ScoredChunk]:
+        terms = analyze(query)
+        store = self._store
+        with store._lock:
+            ids = [store._vocab.get(t) for t in terms]
+            unknown = [t for t, i in zip(terms, ids, strict=True) if i is None]
+            if unknown:
+                q = f"SELECT term, id FROM vocab WHERE term IN ({','.join('?' * len(unknown))})"
+                store._vocab.update(store._conn.execute(q, unknown).fetchall())
+        term_ids = [store._vocab[t] for t in terms if t in store._vocab]
+        return self._run(flt, k, lambda seg, mask: seg.bm25(term_ids, k, mask))
+
+
+class SqliteVectorIndex(_SegmentSearch):
+    def search(self, vector: F32, k: int, flt: Filter | None = None) -> list[ScoredChunk]:
+        query = np.asarray(vector, dtype=np.float32)
+        return self._run(flt, k, lambda seg, mask: seg.dense(query, k, mask))
