@@ -10,7 +10,8 @@ import pytest
 from ragkeel.errors import DatasetError
 from ragkeel.evaluation.datasets import BeirDocument, load_beir
 
-SCIFACT = Path(os.environ.get("RAGKEEL_SCIFACT_DIR", "/work/shared/datasets/scifact"))
+_DEFAULT = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "scifact"  # repo/../shared
+SCIFACT = Path(os.environ.get("RAGKEEL_SCIFACT_DIR", str(_DEFAULT)))
 needs_scifact = pytest.mark.skipif(
     not (SCIFACT / "corpus.jsonl").is_file(),
     reason=f"SciFact not found at {SCIFACT}; set RAGKEEL_SCIFACT_DIR",

@@ -1,7 +1,66 @@
-"""``ragkeel eval retrieval --beir DIR``: placeholder wired in the next commit."""
+"""``ragkeel eval retrieval --beir DIR [--split test] [--mode …] [--k …]``."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Literal
+
 import typer
+from rich.console import Console
+
+from ragkeel.container import Container
+from ragkeel.evaluation.datasets import load_beir
+from ragkeel.evaluation.runner import evaluate_beir
+from ragkeel.retrieval.hybrid import MODES, Mode
+from ragkeel.settings import load_settings
 
 app = typer.Typer(help="Evaluate retrieval quality.", no_args_is_help=True)
+
+
+@app.command("retrieval")
+def retrieval(
+    beir: Annotated[Path, typer.Option("--beir", help="BEIR data set directory")],
+    split: Annotated[str, typer.Option("--split")] = "test",
+    mode: Annotated[
+        list[Literal["bm25", "dense", "hybrid"]] | None,
+        typer.Option("--mode", help="repeatable; default: all three"),
+    ] = None,
+    k: Annotated[int, typer.Option("--k", min=1, max=100)] = 10,
+    out: Annotated[Path | None, typer.Option("--out", help="report directory")] = None,
+) -> None:
+    """Index the BEIR corpus (reused when unchanged), run the split's queries, print metrics,
+    write a TREC run file and a JSON report per mode."""
+    settings = load_settings()
+    dataset = load_beir(beir, split)
+    out_dir = out or settings.home / "eval"
+    console = Console()
+    container = Container(settings)
+    try:
+        modes: list[Mode] = list(mode) if mode else list(MODES)
+        for i, m in enumerate(modes):
+            with console.status(f"{m}: indexing and running {len(dataset.qrels)} queries"):
+                outcome = evaluate_beir(
+                    dataset,
+                    container.pipeline,
+                    container.retriever,
+                    m,
+                    out_dir,
+                    k=k,
+                    settings_snapshot=settings.masked(),
+                    reindex=(i == 0),
+                )
+            if outcome.ingest is not None:
+                ing = outcome.ingest
+                console.print(
+                    f"index: {ing.documents_written} documents written, "
+                    f"{ing.documents_unchanged} unchanged, {ing.embedded_texts} embedded "
+                    f"in {ing.elapsed_seconds:.1f} s"
+                )
+            console.print(outcome.report.render_table())
+            console.print(
+                f"latency without query embedding: p50 {outcome.latency_no_embed_p50_ms:.1f} ms,"
+                f" p95 {outcome.latency_no_embed_p95_ms:.1f} ms"
+            )
+            console.print(f"run: {outcome.run_path}\nreport: {outcome.report_path}\n")
+    finally:
+        container.close()
