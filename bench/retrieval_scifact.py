@@ -15,8 +15,7 @@ import shutil
 import time
 from pathlib import Path
 
-from common import DATASETS, REPO, commit, machine, pct, peak_rss_mib, today
-
+from common import DATASETS, REPO, commit, machine, peak_rss_mib, today
 from ragkeel.container import Container
 from ragkeel.evaluation.datasets import load_beir
 from ragkeel.evaluation.runner import evaluate_beir, index_corpus

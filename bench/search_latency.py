@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import REPO, commit, machine, pct, peak_rss_mib, today
 
+from common import REPO, commit, machine, pct, peak_rss_mib, today
 from ragkeel.embeddings.hashing import HashingEmbedder
 from ragkeel.retrieval.hybrid import HybridRetriever
 from ragkeel.storage.filters import Filter

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -67,13 +69,13 @@ def test_heading_starts_a_new_chunk_and_sets_heading_path() -> None:
 
 def test_overlap_repeats_trailing_sentences() -> None:
     sentences = [f"Sentence number {i} has some words." for i in range(40)]
-    text, spans = Chunker(TOK, 64, 0.3).chunk("", (Block(" ".join(sentences)),))
+    _text, spans = Chunker(TOK, 64, 0.3).chunk("", (Block(" ".join(sentences)),))
     assert len(spans) > 3
-    for a, b in zip(spans, spans[1:], strict=False):
+    for a, b in itertools.pairwise(spans):
         assert b.start < a.end, "consecutive chunks overlap"
         assert b.start > a.start
     _, no_overlap = Chunker(TOK, 64, 0.0).chunk("", (Block(" ".join(sentences)),))
-    assert all(b.start > a.end for a, b in zip(no_overlap, no_overlap[1:], strict=False))
+    assert all(b.start > a.end for a, b in itertools.pairwise(no_overlap))
 
 
 def test_overlong_sentence_is_cut_into_token_windows() -> None:
