@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
+from ragkeel.cli.choices import ModeChoice, as_mode
 from ragkeel.container import Container
 from ragkeel.evaluation.datasets import load_beir
 from ragkeel.evaluation.runner import evaluate_beir
@@ -22,7 +23,7 @@ def retrieval(
     beir: Annotated[Path, typer.Option("--beir", help="BEIR data set directory")],
     split: Annotated[str, typer.Option("--split")] = "test",
     mode: Annotated[
-        list[Literal["bm25", "dense", "hybrid"]] | None,
+        list[ModeChoice] | None,
         typer.Option("--mode", help="repeatable; default: all three"),
     ] = None,
     k: Annotated[int, typer.Option("--k", min=1, max=100)] = 10,
@@ -36,7 +37,7 @@ def retrieval(
     console = Console()
     container = Container(settings)
     try:
-        modes: list[Mode] = list(mode) if mode else list(MODES)
+        modes: list[Mode] = [as_mode(m) for m in mode] if mode else list(MODES)
         for i, m in enumerate(modes):
             with console.status(f"{m}: indexing and running {len(dataset.qrels)} queries"):
                 outcome = evaluate_beir(

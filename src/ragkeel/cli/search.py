@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from ragkeel.cli.choices import ModeChoice, as_mode
 from ragkeel.container import Container
 from ragkeel.settings import load_settings
 from ragkeel.storage.filters import Filter
@@ -19,7 +20,7 @@ from ragkeel.types import SearchResult
 def search_command(
     query: Annotated[str, typer.Argument(help="what to search for")],
     k: Annotated[int, typer.Option("--k", min=1, max=1000)] = 10,
-    mode: Annotated[Literal["bm25", "dense", "hybrid"] | None, typer.Option("--mode")] = None,
+    mode: Annotated[ModeChoice | None, typer.Option("--mode")] = None,
     collection: Annotated[str | None, typer.Option("--collection", "-c")] = None,
     source: Annotated[
         list[str] | None, typer.Option("--source", help="only these source paths")
@@ -39,7 +40,10 @@ def search_command(
     container = Container(settings)
     try:
         result = container.retriever.search(
-            query, k, mode=mode or settings.retrieval.mode, flt=None if flt.is_empty else flt
+            query,
+            k,
+            mode=as_mode(mode) if mode else settings.retrieval.mode,
+            flt=None if flt.is_empty else flt,
         )
     finally:
         container.close()
