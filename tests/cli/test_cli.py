@@ -1,0 +1,91 @@
+"""The real command line, run as a subprocess (exit codes and stderr are part of the contract)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def ragkeel(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "RAGKEEL_EMBEDDING__PROVIDER": "hashing", **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "ragkeel", *args],
+        env=full_env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.fixture
+def docs(tmp_path: Path) -> Path:
+    root = tmp_path / "docs"
+    root.mkdir()
+    (root / "keys.md").write_text(
+        "# API keys\n\nRotate an API key by creating a new key, then revoking the old one.\n"
+    )
+    (root / "outage.txt").write_text(
+        "Postmortem\n\nThe upstream provider was down; answers fell back to citations.\n"
+    )
+    return root
+
+
+def test_ingest_search_json_roundtrip(docs: Path) -> None:
+    done = ragkeel("ingest", str(docs), "--collection", "kb", "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["documents_written"] == 2 and report["exit_code"] == 0
+    again = json.loads(ragkeel("ingest", str(docs), "--collection", "kb", "--json").stdout)
+    assert again["embedded_texts"] == 0 and again["documents_unchanged"] == 2
+    found = ragkeel("search", "rotate api key", "--collection", "kb", "--k", "1", "--json")
+    assert found.returncode == 0, found.stderr
+    hit = json.loads(found.stdout)["hits"][0]
+    assert hit["chunk"]["source"].endswith("keys.md") and hit["keyword_rank"] == 1
+    table = ragkeel("search", "provider down", "--collection", "kb", "--mode", "bm25")
+    assert table.returncode == 0 and "outage.txt" in table.stdout
+    listed = json.loads(ragkeel("collections", "list", "--json").stdout)
+    assert listed["kb"]["documents"] == 2
+
+
+def test_exit_codes_for_partial_and_total_failure(docs: Path, tmp_path: Path) -> None:
+    (docs / "empty.txt").write_text("")
+    partial = ragkeel("ingest", str(docs), "--json")
+    assert partial.returncode == 3
+    failed = [f for f in json.loads(partial.stdout)["files"] if f["status"] == "failed"]
+    assert [f["error_code"] for f in failed] == ["EMPTY"]
+    nothing = ragkeel("ingest", str(docs / "empty.txt"))
+    assert nothing.returncode == 1 and "EMPTY" in nothing.stdout + nothing.stderr
+
+
+def test_bad_config_names_key_and_value(tmp_path: Path) -> None:
+    (tmp_path / "ragkeel.yaml").write_text("retrieval:\n  k: zero\n")
+    done = ragkeel("config", "show", cwd=tmp_path)
+    assert done.returncode == 2
+    assert (
+        "CONFIG_INVALID" in done.stderr and "retrieval.k" in done.stderr and "'zero'" in done.stderr
+    )
+
+
+def test_config_show_masks_secrets(tmp_path: Path) -> None:
+    done = ragkeel(
+        "config", "show", "--json", env={"RAGKEEL_EMBEDDING__REMOTE__API_KEY": "sk-secret-123"}
+    )
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert data["embedding"]["remote"]["api_key"] == "**********"
+    assert "sk-secret-123" not in done.stdout
+
+
+def test_empty_query_is_a_clear_error(docs: Path) -> None:
+    ragkeel("ingest", str(docs))
+    done = ragkeel("search", "   ")
+    assert done.returncode == 1 and "QUERY_INVALID" in done.stderr

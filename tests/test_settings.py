@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ragkeel.errors import ConfigError
+from ragkeel.settings import load_settings
+
+
+def test_defaults_and_home_from_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAGKEEL_HOME", str(tmp_path / "h"))
+    s = load_settings()
+    assert s.home == tmp_path / "h"
+    assert s.database_path == tmp_path / "h" / "ragkeel.db"
+    assert s.ingestion.chunk_tokens == 256 and s.ingestion.chunk_overlap == pytest.approx(0.15)
+    assert s.embedding.provider == "onnx" and s.retrieval.mode == "hybrid"
+
+
+def test_yaml_file_then_env_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "ragkeel.yaml").write_text(
+        "retrieval:\n  fusion: rrf\n  k: 7\ningestion:\n  chunk_tokens: 128\n"
+    )
+    s = load_settings()
+    assert (s.retrieval.fusion, s.retrieval.k, s.ingestion.chunk_tokens) == ("rrf", 7, 128)
+    monkeypatch.setenv("RAGKEEL_RETRIEVAL__K", "3")
+    assert load_settings().retrieval.k == 3
+
+
+def test_explicit_config_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = tmp_path / "other.yaml"
+    cfg.write_text("embedding:\n  provider: hashing\n")
+    monkeypatch.setenv("RAGKEEL_CONFIG", str(cfg))
+    assert load_settings().embedding.provider == "hashing"
+    monkeypatch.setenv("RAGKEEL_CONFIG", str(tmp_path / "missing.yaml"))
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings()
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "key", "value"),
+    [
+        ("ingestion:\n  chunk_tokens: many\n", "ingestion.chunk_tokens", "'many'"),
+        ("retrieval:\n  fusion: magic\n", "retrieval.fusion", "'magic'"),
+        ("ingestion:\n  chunk_overlap: 1.5\n", "ingestion.chunk_overlap", "1.5"),
+        ("embeding:\n  provider: onnx\n", "embeding", "provider"),
+    ],
+)
+def test_errors_name_the_key_and_the_bad_value(
+    tmp_path: Path, yaml_text: str, key: str, value: str
+) -> None:
+    (tmp_path / "ragkeel.yaml").write_text(yaml_text)
+    with pytest.raises(ConfigError) as info:
+        load_settings()
+    assert info.value.code == "CONFIG_INVALID"
+    assert key in str(info.value) and value in str(info.value)
+
+
+def test_bad_env_value_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAGKEEL_EMBEDDING__THREADS", "-2")
+    with pytest.raises(ConfigError, match=r"embedding\.threads"):
+        load_settings()
+
+
+def test_not_a_mapping(tmp_path: Path) -> None:
+    (tmp_path / "ragkeel.yaml").write_text("- just\n- a list\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_settings()
+
+
+def test_secrets_are_masked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAGKEEL_EMBEDDING__REMOTE__API_KEY", "sk-very-secret")
+    s = load_settings()
+    assert s.embedding.remote.api_key is not None
+    assert s.embedding.remote.api_key.get_secret_value() == "sk-very-secret"
+    assert "sk-very-secret" not in str(s.masked()) and "sk-very-secret" not in repr(s)
