@@ -74,11 +74,11 @@ def _with_progress(
             total = sum(1 for f in report.files if f.status != "skipped")
             task = progress.add_task("ingest", total=None, chunks=0, rate=0.0)
             progress.update(task, total=max(total, 0) or None)
-        elif task is not None and kind == "file":
+        elif task is not None and kind in ("file", "batch"):
             elapsed = progress.tasks[0].elapsed or 1e-9
             progress.update(
                 task,
-                advance=1,
+                advance=1 if kind == "file" else 0,
                 chunks=report.chunks_written,
                 rate=report.chunks_written / elapsed,
             )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,10 +84,14 @@ class IngestionPipeline:
         for path in scan.files:
             result = FileResult(str(path), "ingested")
             report.files.append(result)
-            pending.extend(self._prepare(path, collection, prune, result, report))
-            if sum(len(p.chunks) for p in pending) >= self.embed_batch_chunks:
-                self._flush(pending, report)
-                pending = []
+            buffered = sum(len(p.chunks) for p in pending)
+            for item in self._prepare(path, collection, prune, result, report):
+                pending.append(item)
+                buffered += len(item.chunks)
+                if buffered >= self.embed_batch_chunks:
+                    self._flush(pending, report)
+                    pending, buffered = [], 0
+                    notify("batch", result, report)
             notify("file", result, report)
         self._flush(pending, report)
         if prune:
@@ -99,21 +103,22 @@ class IngestionPipeline:
     # -- per file ----------------------------------------------------------------------------
     def _prepare(
         self, path: Path, collection: str, prune: bool, result: FileResult, report: IngestReport
-    ) -> list[_Pending]:
+    ) -> Iterator[_Pending]:
+        """Parse one file and yield its new or changed documents, chunked, ready to embed."""
         try:
             outcome = parse_source(path, max_bytes=self.max_file_bytes)
         except IngestError as exc:
             _fail(result, exc)
-            return []
+            return
         except Exception as exc:  # a parser bug must not stop the batch; it is recorded
             _fail(result, ParseError(f"{path.name}: unexpected {type(exc).__name__}: {exc}"))
-            return []
+            return
         for label, error in outcome.record_errors:
             result.record_errors.append({"record": label, **error.to_dict()})
         if outcome.record_errors:
             result.status = "partial"
         source = str(path)
-        out: list[_Pending] = []
+        changed = 0
         seen: set[str] = set()
         for parsed in outcome.documents:
             doc_id = _document_id(parsed, source)
@@ -124,7 +129,8 @@ class IngestionPipeline:
                 result.unchanged += 1
                 report.documents_unchanged += 1
                 continue
-            out.append(_Pending(document, chunks, result))
+            changed += 1
+            yield _Pending(document, chunks, result)
         if prune:
             gone = [
                 d
@@ -134,9 +140,8 @@ class IngestionPipeline:
             report.documents_deleted += self.store.delete_documents(collection, gone)
         if not outcome.documents and not outcome.record_errors:
             result.status = "failed"
-        elif result.status != "partial" and not out and result.unchanged:
+        elif result.status != "partial" and not changed and result.unchanged:
             result.status = "unchanged"
-        return out
 
     def _build(
         self, parsed: ParsedDocument, doc_id: str, collection: str, source: str
