@@ -1,0 +1,188 @@
+"""PDF (.pdf) with pdfplumber: text and tables per page, running headers/footers removed.
+
+Per page: ``find_tables()`` gives ``table`` blocks (``cell | cell`` rows); the text outside the
+table boxes is split into lines and then paragraphs; tables and paragraphs are ordered by their
+top coordinate. A one-row "table" (a ruled total line, a boxed paragraph) joins the text flow. ``Block.page`` is 1-based. Lines repeated at the top/bottom of most pages are
+dropped (see ``pdf_layout.remove_repeated_lines``).
+
+Errors: a PDF that needs a password is ``EncryptedError``. An encrypted PDF whose user password
+is empty (owner-password / permissions only) opens in every viewer without a prompt, so it is
+ingested like any other PDF. Truncated or malformed files are ``ParseError``; a PDF without any
+extractable text (a scan) is ``EmptyDocumentError`` (OCR is not supported).
+Title: the metadata Title when it looks like a real title, else the first line, else the stem.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pdfplumber
+from pdfminer.pdfdocument import PDFEncryptionError
+
+from ragkeel.errors import EmptyDocumentError, EncryptedError, IngestError, ParseError
+from ragkeel.ingestion.parsers.base import ParseOutcome, Source, build_document, shorten
+from ragkeel.ingestion.parsers.pdf_layout import (
+    Line,
+    PageItem,
+    group_paragraphs,
+    remove_repeated_lines,
+    render_table,
+)
+from ragkeel.types import Block, BlockKind
+
+__all__ = ["parse"]
+
+_PDFMINER_LOGGER = logging.getLogger("pdfminer")
+if _PDFMINER_LOGGER.level == logging.NOTSET:
+    # pdfminer logs a WARNING for every harmless oddity (missing CropBox, bad font widths...).
+    # Quiet it unless the application configured this logger itself.
+    _PDFMINER_LOGGER.setLevel(logging.ERROR)
+
+_LIBRARY_WARNINGS = r"(pdfminer|pdfplumber)(\..*)?$"
+_BAD_TITLES = frozenset({"untitled", "untitled document", "document", "title", "none", "unknown"})
+_FILE_SUFFIXES = (".doc", ".docx", ".pdf", ".rtf", ".indd", ".tmp", ".txt", ".xls", ".xlsx", ".ppt")
+
+
+def parse(source: Source) -> ParseOutcome:
+    data = source.read_bytes()
+    with _quiet_library_warnings():
+        try:
+            pdf = pdfplumber.open(io.BytesIO(data))
+        except Exception as exc:
+            raise _open_error(exc, data, source.name) from exc
+        with pdf:
+            page_count = len(pdf.pages)
+            title_hint = _metadata_title(pdf.metadata)
+            pages = [_read_page(page, number, source.name) for number, page in _pages(pdf)]
+    blocks = _blocks(pages)
+    if not blocks:
+        raise EmptyDocumentError(
+            f"{source.name}: the PDF has no extractable text (probably a scanned image)",
+            hint="OCR is not supported; run the file through an OCR tool first",
+        )
+    first_text = next((b.text for b in blocks if b.kind == "paragraph"), "")
+    title = (
+        title_hint or shorten(" ".join(first_text.split("\n", 1)[0].split())) or source.path.stem
+    )
+    return ParseOutcome(
+        [build_document(source.name, title, blocks, metadata={"pages": page_count})]
+    )
+
+
+@contextmanager
+def _quiet_library_warnings() -> Iterator[None]:
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", module=_LIBRARY_WARNINGS)
+        yield
+
+
+def _pages(pdf: Any) -> Iterator[tuple[int, Any]]:
+    for number, page in enumerate(pdf.pages, start=1):
+        try:
+            yield number, page
+        finally:
+            page.close()  # free the page's cached layout objects as we go
+
+
+class _PageContent:
+    __slots__ = ("lines", "number", "tables")
+
+    def __init__(self, number: int, lines: list[Line], tables: list[PageItem]) -> None:
+        self.number = number
+        self.lines = lines
+        self.tables = tables
+
+
+def _read_page(page: Any, number: int, name: str) -> _PageContent:
+    try:
+        found = page.find_tables()
+        rendered = [(render_table(table.extract()), table.bbox) for table in found]
+        boxes = [tuple(table.bbox) for table in found]
+        body = page.filter(lambda obj: not _inside_any(obj, boxes)) if boxes else page
+        raw_lines = body.extract_text_lines(return_chars=False)
+    except Exception as exc:
+        raise ParseError(
+            f"{name}: page {number} could not be read ({type(exc).__name__}: {exc})",
+            hint="the PDF is damaged; re-export or repair it (e.g. print to PDF) and retry",
+        ) from exc
+    lines = [
+        Line(text=str(line["text"]), top=float(line["top"]), bottom=float(line["bottom"]))
+        for line in raw_lines
+        if str(line["text"]).strip()
+    ]
+    tables: list[PageItem] = []
+    for text, (_, top, _, bottom) in rendered:
+        if "\n" in text:
+            tables.append(PageItem(text=text, kind="table", top=float(top)))
+        elif text.strip():  # a ruled single row or boxed paragraph: part of the text flow
+            lines.append(Line(text=text, top=float(top), bottom=float(bottom)))
+    lines.sort(key=lambda line: line.top)
+    return _PageContent(number, lines, tables)
+
+
+def _inside_any(obj: dict[str, Any], boxes: list[tuple[float, ...]]) -> bool:
+    if "x0" not in obj or "top" not in obj:
+        return False
+    x = (float(obj["x0"]) + float(obj["x1"])) / 2
+    y = (float(obj["top"]) + float(obj["bottom"])) / 2
+    return any(x0 <= x <= x1 and top <= y <= bottom for x0, top, x1, bottom in boxes)
+
+
+def _blocks(pages: list[_PageContent]) -> list[Block]:
+    kept_lines = remove_repeated_lines([page.lines for page in pages])
+    blocks: list[Block] = []
+    for page, lines in zip(pages, kept_lines, strict=True):
+        items = sorted([*group_paragraphs(lines), *page.tables], key=lambda item: item.top)
+        for item in items:
+            kind: BlockKind = "table" if item.kind == "table" else "paragraph"
+            blocks.append(Block(text=item.text, kind=kind, page=page.number))
+    return blocks
+
+
+def _open_error(exc: Exception, data: bytes, name: str) -> IngestError:
+    if any(isinstance(e, PDFEncryptionError) for e in _causes(exc)) or b"/Encrypt" in data:
+        return EncryptedError(
+            f"{name}: the PDF is encrypted and needs a password to open",
+            hint="remove the password (e.g. print to PDF or `qpdf --decrypt`) and ingest again",
+        )
+    return ParseError(
+        f"{name}: not a readable PDF ({_describe(exc)}); it may be truncated or damaged",
+        hint="re-download or re-export the file and ingest again",
+    )
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """The exception, what it wraps (pdfplumber puts pdfminer's error in ``args[0]``), its causes."""
+    seen: set[int] = set()
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        pending.extend(a for a in current.args if isinstance(a, BaseException))
+        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+
+
+def _describe(exc: BaseException) -> str:
+    inner = next((e for e in _causes(exc) if e is not exc), exc)
+    return f"{type(inner).__name__}: {inner}" if str(inner) else type(inner).__name__
+
+
+def _metadata_title(metadata: Any) -> str:
+    value = metadata.get("Title") if isinstance(metadata, dict) else None
+    if not isinstance(value, str):
+        return ""
+    title = " ".join(value.replace("\x00", "").split())
+    lowered = title.lower()
+    if not 3 <= len(title) <= 200 or lowered in _BAD_TITLES or lowered.endswith(_FILE_SUFFIXES):
+        return ""
+    if lowered.startswith("microsoft ") or not any(ch.isalpha() for ch in title):
+        return ""
+    return title
