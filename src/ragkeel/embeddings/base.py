@@ -40,4 +40,5 @@ class Embedder(Protocol):
 def l2_normalise(matrix: Matrix) -> Matrix:
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     norms[norms == 0] = 1.0
-    return (matrix / norms).astype(np.float32, copy=False)
+    out: Matrix = (matrix / norms).astype(np.float32, copy=False)
+    return out
