@@ -63,9 +63,17 @@ class Chunk:
     token_count: int = 0
     metadata: Metadata = field(default_factory=dict)
 
+    def context_path(self) -> list[str]:
+        """Title then headings, without a top heading that repeats the title."""
+        parts = [self.title] if self.title else []
+        for heading in self.heading_path:
+            if heading and (not parts or heading.casefold() != parts[-1].casefold()):
+                parts.append(heading)
+        return parts
+
     def index_text(self) -> str:
         """The text the keyword index and the embedder see: title and headings give context."""
-        context = " > ".join(p for p in (self.title, *self.heading_path) if p)
+        context = " > ".join(self.context_path())
         return f"{context}\n{self.text}" if context else self.text
 
 

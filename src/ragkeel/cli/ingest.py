@@ -88,7 +88,12 @@ def _with_progress(
 
 
 def _print_summary(report: IngestReport, console: Console) -> None:
-    problems = [f for f in report.files if f.status in ("failed", "partial", "skipped")]
+    problems = [f for f in report.files if f.status in ("failed", "partial")]
+    skipped = [f for f in report.files if f.status == "skipped"]
+    if skipped:
+        names = ", ".join(f.path.rsplit("/", 1)[-1] for f in skipped[:5])
+        more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+        console.print(f"skipped {len(skipped)} file(s) of unsupported type: {names}{more}")
     if problems:
         table = Table("file", "status", "code", "message", title="problems", title_justify="left")
         for f in problems:

@@ -82,7 +82,7 @@ def _print(result: SearchResult) -> None:
     )
     for i, hit in enumerate(result.hits, 1):
         c = hit.chunk
-        where = " > ".join(p for p in (c.title, *c.heading_path) if p)
+        where = " > ".join(c.context_path())
         page = f" p.{c.page}" if c.page else ""
         snippet = " ".join(c.text.split())[:240]
         table.add_row(

@@ -25,7 +25,7 @@ from ragkeel.ingestion.sources import expand_sources
 from ragkeel.storage.base import DocumentStore
 from ragkeel.types import Chunk, Document, ParsedDocument
 
-CHUNKER_VERSION = "1"
+CHUNKER_VERSION = "2"  # bump when chunk boundaries or index_text change: forces re-embedding
 ProgressFn = Callable[[str, FileResult | None, IngestReport], None]
 
 
