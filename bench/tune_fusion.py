@@ -21,6 +21,7 @@ from ragkeel.evaluation.runner import collection_name
 from ragkeel.retrieval.fusion import dbsf, ranked, rrf, weighted
 from ragkeel.settings import load_settings
 from ragkeel.storage.filters import Filter
+from ragkeel.storage.sqlite import SqliteDocumentStore
 from ragkeel.types import ScoredChunk
 
 Lists = dict[str, tuple[list[ScoredChunk], list[ScoredChunk]]]
@@ -65,13 +66,48 @@ def grid() -> list[tuple[str, object]]:
     return settings
 
 
+def bm25_run(dataset: BeirDataset, store: SqliteDocumentStore) -> dict[str, dict[str, float]]:
+    flt = Filter(collection=collection_name(dataset))
+    run: dict[str, dict[str, float]] = {}
+    for qid in sorted(dataset.qrels):
+        hits = store.keyword.search(dataset.queries[qid], 200, flt)
+        chunks = store.get_chunks([h.chunk_id for h in hits])
+        docs: dict[str, float] = {}
+        for h in hits:
+            docs.setdefault(chunks[h.chunk_id].document_id, h.score)
+        run[qid] = docs
+    return run
+
+
+def tune_bm25(train: BeirDataset, test: BeirDataset, db: Path) -> None:
+    scores = []
+    for k1 in (0.9, 1.2, 1.5, 1.8):
+        for b in (0.5, 0.65, 0.75, 0.9):
+            store = SqliteDocumentStore(db, bm25_k1=k1, bm25_b=b)
+            ndcg = evaluate(train.qrels, bm25_run(train, store), ("ndcg_cut_10",)).means[
+                "ndcg_cut_10"
+            ]
+            scores.append((ndcg, k1, b))
+            store.close()
+    scores.sort(reverse=True)
+    print("bm25 on train (nDCG@10):", [(round(s, 4), k1, b) for s, k1, b in scores[:6]])
+    _, k1, b = scores[0]
+    for name, (kk, bb) in {"chosen": (k1, b), "lucene default": (1.2, 0.75)}.items():
+        store = SqliteDocumentStore(db, bm25_k1=kk, bm25_b=bb)
+        ndcg = evaluate(test.qrels, bm25_run(test, store), ("ndcg_cut_10",)).means["ndcg_cut_10"]
+        print(f"bm25 {name} k1={kk} b={bb}: test nDCG@10 {ndcg:.4f}")
+        store.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--home", type=Path, default=REPO / "bench" / "out" / "scifact-home")
     args = ap.parse_args()
-    container = Container(load_settings(home=args.home))
+    settings = load_settings(home=args.home)
+    container = Container(settings)
     train = load_beir(DATASETS / "scifact", "train")
     test = load_beir(DATASETS / "scifact", "test")
+    tune_bm25(train, test, settings.database_path)
     lists_train = candidate_lists(train, container, 200)
     results = []
     for depth in (50, 100, 200):

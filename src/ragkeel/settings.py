@@ -43,7 +43,7 @@ class RemoteEmbeddingSettings(_Section):
 class EmbeddingSettings(_Section):
     provider: Literal["onnx", "hashing", "remote"] = "onnx"
     threads: int = Field(default=0, ge=0)  # 0 = one per core
-    batch_size: int = Field(default=32, ge=1, le=1024)
+    batch_size: int = Field(default=8, ge=1, le=1024)  # 8: same speed as 32, 1/3 the peak RSS (bench)
     max_length: int = Field(default=256, ge=8, le=512)  # model input tokens (MiniLM trained at 256)
     hashing_dimension: int = Field(default=384, ge=8)
     cache: bool = True  # cache vectors by (model, text hash)
