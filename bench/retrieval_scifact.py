@@ -15,11 +15,39 @@ import shutil
 import time
 from pathlib import Path
 
-from common import DATASETS, REPO, commit, machine, peak_rss_mib, today
+from common import DATASETS, REPO, commit, machine, pct, peak_rss_mib, today
 from ragkeel.container import Container
-from ragkeel.evaluation.datasets import load_beir
-from ragkeel.evaluation.runner import evaluate_beir, index_corpus
+from ragkeel.evaluation.datasets import BeirDataset, load_beir
+from ragkeel.evaluation.runner import collection_name, evaluate_beir, index_corpus
 from ragkeel.settings import load_settings
+from ragkeel.storage.filters import Filter
+
+
+def latency_k10(home: Path, dataset: BeirDataset, modes: list[str]) -> dict[str, dict[str, float]]:
+    """Production-shaped latency: k=10, no embedding cache (every query is embedded), modes
+    interleaved per query so machine noise hits all of them alike."""
+    container = Container(load_settings(home=home, embedding={"cache": False}))
+    flt = Filter(collection=collection_name(dataset))
+    total: dict[str, list[float]] = {m: [] for m in modes}
+    no_embed: dict[str, list[float]] = {m: [] for m in modes}
+    for qid in sorted(dataset.qrels)[:10]:  # warm-up
+        for mode in modes:
+            container.retriever.search(dataset.queries[qid], 10, mode=mode, flt=flt)  # type: ignore[arg-type]
+    for qid in sorted(dataset.qrels):
+        for mode in modes:
+            r = container.retriever.search(dataset.queries[qid], 10, mode=mode, flt=flt)  # type: ignore[arg-type]
+            total[mode].append(r.timings_ms["total_ms"])
+            no_embed[mode].append(r.timings_ms["total_ms"] - r.timings_ms.get("embed_ms", 0.0))
+    container.close()
+    return {
+        m: {
+            "p50_ms": round(pct(total[m], 50), 2),
+            "p95_ms": round(pct(total[m], 95), 2),
+            "p50_no_embed_ms": round(pct(no_embed[m], 50), 2),
+            "p95_no_embed_ms": round(pct(no_embed[m], 95), 2),
+        }
+        for m in modes
+    }
 
 
 def main() -> None:
@@ -82,6 +110,8 @@ def main() -> None:
         }
         print(mode, json.dumps(results[mode]), flush=True)
     out["retrieval"] = results
+    out["latency_k10"] = latency_k10(args.home, dataset, args.modes.split(","))
+    print(json.dumps(out["latency_k10"], indent=2), flush=True)
     out["settings"] = {
         "retrieval": settings.retrieval.model_dump(),
         "ingestion": settings.ingestion.model_dump(),
