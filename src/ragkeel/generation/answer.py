@@ -1,0 +1,118 @@
+"""What the answer flow returns: the ``Answer`` and the events of its stream.
+
+``Answerer.stream`` yields, in order: one ``RetrievalEvent``; ``TokenEvent``s whose texts
+concatenate to the streamed answer; ``CitationEvent``s, one per cited source; one ``DoneEvent``
+carrying the final ``Answer``. A model failure mid-answer yields a non-fatal ``ErrorEvent``
+(``fatal=False``): the tokens streamed so far are void and the extractive answer's tokens
+follow. A failure that cannot be degraded (retrieval, storage) yields a fatal ``ErrorEvent``
+and ends the stream. ``DoneEvent.answer.text`` is always the authoritative text (a model
+refusal is normalised to the exact refusal phrase there).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ragkeel.gateway.base import ChatMessage, Usage
+from ragkeel.generation.citations import CitationCheck, best_snippet
+from ragkeel.generation.context import PackedContext
+from ragkeel.generation.gate import GateDecision
+from ragkeel.types import Confidence, SearchHit
+
+AnswerMode = Literal["generative", "extractive", "cannot_answer"]
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    number: int
+    document_id: str
+    chunk_id: str
+    source: str
+    title: str
+    page: int | None
+    snippet: str
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    question: str
+    text: str
+    mode: AnswerMode
+    citations: tuple[Citation, ...]
+    grounded: bool
+    degraded: bool = False
+    degraded_reason: str | None = None  # stable code: NO_MODEL, MODEL_TIMEOUT, MODEL_EMPTY...
+    degraded_detail: str | None = None  # the failure's message
+    usage: Usage = field(default_factory=Usage)
+    cost: float = 0.0  # from a price table once the gateway has one; 0 for local models
+    latency_ms: Mapping[str, float] = field(default_factory=dict)
+    template_version: str | None = None  # None when no prompt was built
+    model: str | None = None  # None when no model was called
+    invalid_citations: tuple[int, ...] = ()
+    unsupported_sentences: tuple[str, ...] = ()
+    hits: tuple[SearchHit, ...] = ()  # what retrieval returned, in rank order
+    gate: GateDecision | None = None
+    prompt: tuple[ChatMessage, ...] = ()  # the messages sent to the model (for the trace)
+
+
+def citations_of(context: PackedContext, check: CitationCheck) -> tuple[Citation, ...]:
+    """One ``Citation`` per valid cited number; the snippet is the source sentence closest to the
+    answer sentences citing it."""
+    out: list[Citation] = []
+    for number in check.cited:
+        source = context.source(number)
+        if source is None:  # pragma: no cover - check.cited holds packed numbers only
+            continue
+        near = " ".join(s.text for s in check.sentences if number in s.cited)
+        chunk = source.chunk
+        out.append(
+            Citation(
+                number=number,
+                document_id=chunk.document_id,
+                chunk_id=chunk.id,
+                source=chunk.source,
+                title=chunk.title,
+                page=chunk.page,
+                snippet=best_snippet(source, near),
+            )
+        )
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class RetrievalEvent:
+    hits: tuple[SearchHit, ...]
+    confidence: Confidence
+    gate: GateDecision
+    kind: Literal["retrieval"] = field(default="retrieval", init=False)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenEvent:
+    text: str
+    kind: Literal["token"] = field(default="token", init=False)
+
+
+@dataclass(frozen=True, slots=True)
+class CitationEvent:
+    citation: Citation
+    kind: Literal["citation"] = field(default="citation", init=False)
+
+
+@dataclass(frozen=True, slots=True)
+class DoneEvent:
+    answer: Answer
+    kind: Literal["done"] = field(default="done", init=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorEvent:
+    code: str
+    message: str
+    fatal: bool  # False: the answer goes on, degraded; True: the stream ends here
+    kind: Literal["error"] = field(default="error", init=False)
+
+
+AnswerEvent = RetrievalEvent | TokenEvent | CitationEvent | DoneEvent | ErrorEvent

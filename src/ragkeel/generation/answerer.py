@@ -1,0 +1,305 @@
+"""``Answerer``: the question flow as a stream of events.
+
+retrieve (hybrid) → gate (below threshold: "cannot answer", no model call) → pack the hits into
+the token budget → render the versioned prompt → stream the model → validate citations → Answer.
+
+Degradation: with no model, or when the model raises a gateway error (timeout, unavailable,
+error) or a model-file error before or during streaming, or returns nothing, the answer is the
+extractive one, marked ``degraded`` with the failure's code. A refusal phrase from the model
+becomes ``mode="cannot_answer"``. Errors that cannot be degraded (an empty question, the store)
+propagate from ``answer`` and end ``stream`` with a fatal ``ErrorEvent``. See ``answer.py`` for
+the event order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ragkeel.errors import ModelError, QueryError, RagkeelError
+from ragkeel.gateway.base import ChatChunk, ChatMessage, ChatModel, ChatRequest, Usage
+from ragkeel.gateway.errors import ChatModelError
+from ragkeel.generation.answer import (
+    Answer,
+    AnswerEvent,
+    AnswerMode,
+    Citation,
+    CitationEvent,
+    DoneEvent,
+    ErrorEvent,
+    RetrievalEvent,
+    TokenEvent,
+    citations_of,
+)
+from ragkeel.generation.citations import (
+    DEFAULT_MIN_SUPPORT,
+    CitationCheck,
+    check_answer,
+)
+from ragkeel.generation.context import (
+    DEFAULT_CONTEXT_BUDGET,
+    CountTokens,
+    PackedContext,
+    pack_context,
+)
+from ragkeel.generation.extractive import DEFAULT_SENTENCES, extract_sentences, render_extractive
+from ragkeel.generation.gate import DEFAULT_DENSE_THRESHOLD, AnswerGate, GateDecision
+from ragkeel.generation.templates import DEFAULT_TEMPLATE, REFUSAL_PHRASE, load_template
+from ragkeel.retrieval.hybrid import HybridRetriever
+from ragkeel.storage.filters import Filter
+from ragkeel.tokens import RegexTokenCounter
+from ragkeel.types import SearchResult
+
+GenerationMode = Literal["generative", "extractive"]
+MIN_CONTEXT_BUDGET = 128
+_RETRIEVAL_STAGES = {
+    "embed_ms": "embed",
+    "keyword_ms": "keyword",
+    "dense_ms": "dense",
+    "fusion_ms": "fuse",
+}
+
+
+@dataclass(slots=True)
+class _Clock:
+    start: float = field(default_factory=time.perf_counter)
+    last: float = 0.0
+    ms: dict[str, float] = field(default_factory=dict)
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.ms[stage] = (now - (self.last or self.start)) * 1000
+        self.last = now
+
+    def first_token(self) -> None:
+        self.ms.setdefault("first_token", (time.perf_counter() - self.start) * 1000)
+
+    def done(self) -> dict[str, float]:
+        self.ms["total"] = (time.perf_counter() - self.start) * 1000
+        return {k: round(v, 3) for k, v in self.ms.items()}
+
+
+@dataclass(slots=True)
+class _Run:
+    """State of one question as it moves through the flow."""
+
+    question: str
+    result: SearchResult
+    gate: GateDecision
+    clock: _Clock
+    usage: Usage | None = None
+    model: str | None = None
+    template_version: str | None = None
+    prompt: tuple[ChatMessage, ...] = ()
+    degraded: tuple[str, str] | None = None  # (code, message)
+
+
+class Answerer:
+    def __init__(
+        self,
+        retriever: HybridRetriever,
+        model: ChatModel | None,
+        *,
+        k: int = 8,
+        gate_threshold: float = DEFAULT_DENSE_THRESHOLD,
+        gate_keyword_threshold: float | None = None,
+        context_budget: int = DEFAULT_CONTEXT_BUDGET,
+        max_answer_tokens: int = 256,
+        template_version: str = DEFAULT_TEMPLATE,
+        mode: GenerationMode = "generative",
+        model_timeout_s: float | None = 60.0,
+        min_support: float = DEFAULT_MIN_SUPPORT,
+        extractive_sentences: int = DEFAULT_SENTENCES,
+    ) -> None:
+        if k < 1 or max_answer_tokens < 1 or extractive_sentences < 1:
+            raise ValueError("k, max_answer_tokens and extractive_sentences must be at least 1")
+        if context_budget < MIN_CONTEXT_BUDGET:
+            raise ValueError(f"context_budget must be at least {MIN_CONTEXT_BUDGET} tokens")
+        if mode not in ("generative", "extractive"):
+            raise ValueError(f"mode must be 'generative' or 'extractive', got {mode!r}")
+        self.retriever = retriever
+        self.model = model
+        self.k = k
+        self.gate = AnswerGate(gate_threshold, gate_keyword_threshold)
+        self.context_budget = context_budget
+        self.max_answer_tokens = max_answer_tokens
+        self.template = load_template(template_version)
+        self.mode: GenerationMode = mode
+        self.model_timeout_s = model_timeout_s
+        self.min_support = min_support
+        self.extractive_sentences = extractive_sentences
+        self._count: CountTokens = model.count_tokens if model else RegexTokenCounter().count
+
+    def answer(
+        self,
+        question: str,
+        *,
+        collection: str | None = None,
+        flt: Filter | None = None,
+        mode: GenerationMode | None = None,
+    ) -> Answer:
+        for event in self._events(question, _scope(collection, flt), mode or self.mode):
+            if isinstance(event, DoneEvent):
+                return event.answer
+        raise AssertionError("the answer flow ended without an answer")  # pragma: no cover
+
+    def stream(
+        self,
+        question: str,
+        *,
+        collection: str | None = None,
+        flt: Filter | None = None,
+        mode: GenerationMode | None = None,
+    ) -> Generator[AnswerEvent, None, None]:
+        """The events of answering ``question`` (see ``answer.py``); ``close()`` it to cancel."""
+        try:
+            yield from self._events(question, _scope(collection, flt), mode or self.mode)
+        except RagkeelError as exc:
+            yield ErrorEvent(exc.code, str(exc), fatal=True)
+
+    def _events(
+        self, question: str, flt: Filter | None, mode: GenerationMode
+    ) -> Iterator[AnswerEvent]:
+        clock = _Clock()
+        result = self.retriever.search(question, self.k, mode="hybrid", flt=flt)
+        clock.lap("retrieve")
+        for key, stage in _RETRIEVAL_STAGES.items():
+            if key in result.timings_ms:
+                clock.ms[stage] = result.timings_ms[key]
+        run = _Run(question, result, self.gate.decide(result), clock)
+        yield RetrievalEvent(result.hits, result.confidence, run.gate)
+        if not run.gate.passed:
+            yield from self._refuse(run)
+        elif mode == "extractive" or self.model is None:
+            context = pack_context(result.hits, self._count, self.context_budget)
+            clock.lap("pack")
+            if mode != "extractive":
+                run.degraded = ("NO_MODEL", "no chat model is configured; answered extractively")
+            yield from self._extractive(run, context)
+        else:
+            yield from self._generate(run, self.model)
+
+    def _generate(self, run: _Run, model: ChatModel) -> Iterator[AnswerEvent]:
+        empty = self.template.render(run.question, "")
+        overhead = sum(model.count_tokens(m.content) for m in empty)
+        budget = max(self.context_budget - overhead, self.context_budget // 4)
+        context = pack_context(run.result.hits, model.count_tokens, budget)
+        run.clock.lap("pack")
+        if not context.sources:
+            yield from self._refuse(run)
+            return
+        run.model, run.template_version = model.name, self.template.version
+        run.prompt = self.template.render(run.question, context.render())
+        request = ChatRequest(
+            run.prompt,
+            max_tokens=self.max_answer_tokens,
+            temperature=0.0,
+            timeout_s=self.model_timeout_s,
+        )
+        parts: list[str] = []
+        chunks: Iterator[ChatChunk] | None = None
+        try:
+            chunks = model.stream(request)  # a provider may fail here already (e.g. loading)
+            for chunk in chunks:
+                if chunk.text_delta:
+                    run.clock.first_token()
+                    parts.append(chunk.text_delta)
+                    yield TokenEvent(chunk.text_delta)
+                run.usage = chunk.usage or run.usage
+        except (ChatModelError, ModelError) as exc:
+            run.degraded = (exc.code, str(exc))
+        finally:  # stop generation now if our consumer went away (e.g. a client disconnect)
+            close = getattr(chunks, "close", None)
+            if callable(close):
+                close()
+        run.clock.lap("generate")
+        text = "".join(parts).strip()
+        if run.usage is None:  # failed: estimate what was spent
+            run.usage = Usage(
+                sum(model.count_tokens(m.content) for m in run.prompt), model.count_tokens(text)
+            )
+        if run.degraded is None and not text:
+            run.degraded = ("MODEL_EMPTY", f"{model.name} returned an empty answer")
+        if run.degraded is not None:
+            yield ErrorEvent(*run.degraded, fatal=False)
+            yield from self._extractive(run, context)
+            return
+        check = check_answer(text, context, min_support=self.min_support)
+        if check.refusal:
+            yield from self._refuse(run, streamed=True)
+            return
+        yield from self._finish(run, text, "generative", context, check)
+
+    def _extractive(self, run: _Run, context: PackedContext) -> Iterator[AnswerEvent]:
+        sentences = extract_sentences(
+            run.question, context, max_sentences=self.extractive_sentences
+        )
+        if not sentences:
+            yield from self._refuse(run)
+            return
+        for i, sentence in enumerate(sentences):
+            run.clock.first_token()
+            yield TokenEvent((" " if i else "") + render_extractive((sentence,)))
+        text = render_extractive(sentences)
+        check = check_answer(text, context, min_support=self.min_support)
+        yield from self._finish(run, text, "extractive", context, check)
+
+    def _refuse(self, run: _Run, *, streamed: bool = False) -> Iterator[AnswerEvent]:
+        if not streamed:
+            run.clock.first_token()
+            yield TokenEvent(REFUSAL_PHRASE)
+        yield DoneEvent(self._answer(run, REFUSAL_PHRASE, "cannot_answer", (), None))
+
+    def _finish(
+        self, run: _Run, text: str, mode: AnswerMode, context: PackedContext, check: CitationCheck
+    ) -> Iterator[AnswerEvent]:
+        citations = citations_of(context, check)
+        for citation in citations:
+            yield CitationEvent(citation)
+        yield DoneEvent(self._answer(run, text, mode, citations, check))
+
+    def _answer(
+        self,
+        run: _Run,
+        text: str,
+        mode: AnswerMode,
+        citations: tuple[Citation, ...],
+        check: CitationCheck | None,
+    ) -> Answer:
+        return Answer(
+            question=run.question,
+            text=text,
+            mode=mode,
+            citations=citations,
+            grounded=check.grounded if check else True,
+            degraded=run.degraded is not None,
+            degraded_reason=run.degraded[0] if run.degraded else None,
+            degraded_detail=run.degraded[1] if run.degraded else None,
+            usage=run.usage or Usage(),
+            cost=0.0,
+            latency_ms=run.clock.done(),
+            template_version=run.template_version,
+            model=run.model,
+            invalid_citations=check.invalid if check else (),
+            unsupported_sentences=check.unsupported if check else (),
+            hits=run.result.hits,
+            gate=run.gate,
+            prompt=run.prompt,
+        )
+
+
+def _scope(collection: str | None, flt: Filter | None) -> Filter | None:
+    """``flt`` narrowed to ``collection``; giving two different collections is an error."""
+    if collection is None:
+        return flt
+    if flt is None:
+        return Filter(collection=collection)
+    if flt.collection not in (None, collection):
+        raise QueryError(
+            f"collection {collection!r} contradicts the filter's {flt.collection!r}",
+            hint="give the collection once",
+        )
+    return dataclasses.replace(flt, collection=collection)
