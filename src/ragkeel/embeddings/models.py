@@ -14,18 +14,14 @@ still match. A corrupt *extracted* tokenizer is re-extracted from the verified z
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
-import json
 import logging
-import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from ragkeel.errors import ModelChecksumError, ModelError
+from ragkeel.integrity import StampFile, atomic_write, make_dirs, verify_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +53,7 @@ def resolve_model_files(
     packages (used by tests and by machines that place the files by hand)."""
     onnx_path = onnx_path or package_file(ONNX_PACKAGE, "model.onnx", ONNX_PIP)
     target_dir = Path(models_dir) / MODEL_SUBDIR
-    _mkdir(target_dir)
+    make_dirs(target_dir)
     stamps = StampFile(target_dir / STAMP_FILE)
     verify_sha256(onnx_path, ONNX_SHA256, stamps=stamps)
     tokenizer = ensure_tokenizer(target_dir, stamps=stamps, zip_path=zip_path)
@@ -97,69 +93,6 @@ def ensure_tokenizer(target_dir: Path, *, stamps: StampFile, zip_path: Path | No
     return target
 
 
-def verify_sha256(path: Path, expected: str, *, stamps: StampFile | None = None) -> None:
-    """Raise ``ModelChecksumError`` unless ``path`` hashes to ``expected``."""
-    try:
-        stat = path.stat()
-    except OSError as exc:
-        raise ModelError(f"cannot read model file {path}: {exc}", hint=_HINT) from exc
-    if stamps is not None and stamps.trusted(path, stat, expected):
-        return
-    actual = sha256_file(path)
-    if actual != expected:
-        raise ModelChecksumError(
-            f"checksum mismatch for {path}: expected sha256 {expected}, got {actual}", hint=_HINT
-        )
-    if stamps is not None:
-        stamps.record(path, stat, actual)
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    try:
-        with path.open("rb") as fh:
-            while block := fh.read(1 << 20):
-                digest.update(block)
-    except OSError as exc:
-        raise ModelError(f"cannot read model file {path}: {exc}", hint=_HINT) from exc
-    return digest.hexdigest()
-
-
-class StampFile:
-    """``{path: {size, mtime_ns, sha256}}`` of files already verified; rewritten atomically."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def trusted(self, file: Path, stat: os.stat_result, expected: str) -> bool:
-        entry = self._load().get(str(file.resolve()))
-        return (
-            isinstance(entry, dict)
-            and entry.get("size") == stat.st_size
-            and entry.get("mtime_ns") == stat.st_mtime_ns
-            and entry.get("sha256") == expected
-        )
-
-    def record(self, file: Path, stat: os.stat_result, sha256: str) -> None:
-        data = self._load()
-        data[str(file.resolve())] = {
-            "size": stat.st_size,
-            "mtime_ns": stat.st_mtime_ns,
-            "sha256": sha256,
-        }
-        try:
-            _atomic_write(self.path, json.dumps(data, indent=1, sort_keys=True).encode("utf-8"))
-        except ModelError as exc:  # a read-only models dir only costs a re-hash next start
-            logger.warning("could not record model verification: %s", exc)
-
-    def _load(self) -> dict[str, Any]:
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}  # missing or unreadable stamps only cost a re-hash
-        return data if isinstance(data, dict) else {}
-
-
 def _extract_member(zip_path: Path, member: str, target: Path) -> None:
     try:
         with zipfile.ZipFile(zip_path) as archive:
@@ -168,31 +101,4 @@ def _extract_member(zip_path: Path, member: str, target: Path) -> None:
             data = archive.read(member)
     except (OSError, zipfile.BadZipFile) as exc:
         raise ModelError(f"cannot read {member} from {zip_path}: {exc}", hint=_HINT) from exc
-    _atomic_write(target, data)
-
-
-def _atomic_write(target: Path, data: bytes) -> None:
-    """Write to a temporary file in the same directory, fsync, then ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            os.fchmod(fh.fileno(), 0o644)  # mkstemp makes 0600; these files are not secret
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise ModelError(
-            f"cannot write {target}: {exc}", hint="check that RAGKEEL_HOME is writable"
-        ) from exc
-
-
-def _mkdir(path: Path) -> None:
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ModelError(
-            f"cannot create model directory {path}: {exc}",
-            hint="check that RAGKEEL_HOME is writable",
-        ) from exc
+    atomic_write(target, data)
