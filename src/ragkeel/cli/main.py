@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from ragkeel.cli import collections, config, eval, ingest, search
+from ragkeel.cli import collections, config, eval, ingest, models, search
 from ragkeel.errors import ConfigError, RagkeelError
 
 app = typer.Typer(
@@ -37,6 +37,7 @@ app.command("search")(search.search_command)
 app.add_typer(config.app, name="config")
 app.add_typer(eval.app, name="eval")
 app.add_typer(collections.app, name="collections")
+app.add_typer(models.app, name="models")
 
 
 def run() -> None:

