@@ -8,6 +8,10 @@ from functools import cached_property
 
 from ragkeel.embeddings import build_embedder
 from ragkeel.embeddings.base import Embedder
+from ragkeel.gateway.base import ChatModel
+from ragkeel.gateway.gguf_files import get_model
+from ragkeel.gateway.providers.local import LocalChatModel
+from ragkeel.generation.answerer import Answerer
 from ragkeel.ingestion.chunking import Chunker
 from ragkeel.ingestion.pipeline import IngestionPipeline
 from ragkeel.retrieval.hybrid import HybridRetriever
@@ -62,6 +66,39 @@ class Container:
             keyword_weight=r.keyword_weight,
             dense_weight=r.dense_weight,
             candidates=r.candidates,
+        )
+
+    @cached_property
+    def chat_model(self) -> ChatModel | None:
+        """The configured chat model (loaded lazily on first use), or None for extractive-only."""
+        gen = self.settings.generation
+        if gen.provider == "none":
+            return None
+        local = gen.local
+        return LocalChatModel(
+            self.settings.models_dir,
+            get_model(local.model),
+            n_ctx=local.n_ctx,
+            threads=local.threads,
+            default_timeout_s=gen.model_timeout_s,
+        )
+
+    @cached_property
+    def answerer(self) -> Answerer:
+        gen = self.settings.generation
+        return Answerer(
+            self.retriever,
+            self.chat_model,
+            k=gen.k,
+            gate_threshold=gen.gate_threshold,
+            gate_keyword_threshold=gen.gate_keyword_threshold,
+            context_budget=gen.context_budget,
+            max_answer_tokens=gen.max_answer_tokens,
+            template_version=gen.template_version,
+            mode=gen.mode,
+            model_timeout_s=gen.model_timeout_s,
+            min_support=gen.min_support,
+            extractive_sentences=gen.extractive_sentences,
         )
 
     def close(self) -> None:

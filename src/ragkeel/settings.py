@@ -77,6 +77,29 @@ class RetrievalSettings(_Section):
         return self
 
 
+class LocalModelSettings(_Section):
+    model: Literal["qwen2.5-coder-1.5b-instruct-q4_k_m", "qwen2.5-coder-0.5b-instruct-q4_k_m"] = (
+        "qwen2.5-coder-1.5b-instruct-q4_k_m"
+    )
+    n_ctx: int = Field(default=4096, ge=512, le=32768)
+    threads: int = Field(default=0, ge=0)  # 0 = llama.cpp's default (one per core)
+
+
+class GenerationSettings(_Section):
+    provider: Literal["local", "none"] = "local"  # none: extractive answers only
+    mode: Literal["generative", "extractive"] = "generative"
+    k: int = Field(default=8, ge=1, le=100)  # hits retrieved for the context
+    gate_threshold: float = Field(default=0.30, ge=-1.0, le=1.0)  # top dense cosine to answer
+    gate_keyword_threshold: float | None = Field(default=None, ge=0.0)
+    context_budget: int = Field(default=1000, ge=128, le=32768)  # prompt tokens
+    max_answer_tokens: int = Field(default=256, ge=1, le=8192)
+    template_version: str = "answer_v1"
+    model_timeout_s: float = Field(default=60.0, gt=0)
+    min_support: float = Field(default=0.5, ge=0.0, le=1.0)
+    extractive_sentences: int = Field(default=3, ge=1, le=20)
+    local: LocalModelSettings = LocalModelSettings()
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="RAGKEEL_", env_nested_delimiter="__", extra="forbid", validate_default=True
@@ -87,6 +110,7 @@ class Settings(BaseSettings):
     embedding: EmbeddingSettings = EmbeddingSettings()
     ingestion: IngestionSettings = IngestionSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
+    generation: GenerationSettings = GenerationSettings()
 
     @classmethod
     def settings_customise_sources(

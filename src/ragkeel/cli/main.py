@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from ragkeel.cli import collections, config, eval, ingest, models, search
+from ragkeel.cli import ask, collections, config, eval, ingest, models, search
 from ragkeel.errors import ConfigError, RagkeelError
 
 app = typer.Typer(
@@ -34,6 +34,7 @@ def main(
 
 app.command("ingest")(ingest.ingest_command)
 app.command("search")(search.search_command)
+app.command("ask")(ask.ask_command)
 app.add_typer(config.app, name="config")
 app.add_typer(eval.app, name="eval")
 app.add_typer(collections.app, name="collections")

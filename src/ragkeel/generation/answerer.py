@@ -54,6 +54,7 @@ from ragkeel.tokens import RegexTokenCounter
 from ragkeel.types import SearchResult
 
 GenerationMode = Literal["generative", "extractive"]
+_REGEX_COUNT: CountTokens = RegexTokenCounter().count
 MIN_CONTEXT_BUDGET = 128
 _RETRIEVAL_STAGES = {
     "embed_ms": "embed",
@@ -183,10 +184,18 @@ class Answerer:
             yield from self._generate(run, self.model)
 
     def _generate(self, run: _Run, model: ChatModel) -> Iterator[AnswerEvent]:
-        empty = self.template.render(run.question, "")
-        overhead = sum(model.count_tokens(m.content) for m in empty)
-        budget = max(self.context_budget - overhead, self.context_budget // 4)
-        context = pack_context(run.result.hits, model.count_tokens, budget)
+        try:  # counting with the model's tokenizer loads it: a missing model fails here
+            empty = self.template.render(run.question, "")
+            overhead = sum(model.count_tokens(m.content) for m in empty)
+            budget = max(self.context_budget - overhead, self.context_budget // 4)
+            context = pack_context(run.result.hits, model.count_tokens, budget)
+        except (ChatModelError, ModelError) as exc:
+            run.degraded = (exc.code, str(exc))
+            context = pack_context(run.result.hits, _REGEX_COUNT, self.context_budget)
+            run.clock.lap("pack")
+            yield ErrorEvent(*run.degraded, fatal=False)
+            yield from self._extractive(run, context)
+            return
         run.clock.lap("pack")
         if not context.sources:
             yield from self._refuse(run)
@@ -217,7 +226,7 @@ class Answerer:
                 close()
         run.clock.lap("generate")
         text = "".join(parts).strip()
-        if run.usage is None:  # failed: estimate what was spent
+        if run.usage is None:  # failed: estimate what was spent (the tokenizer is loaded)
             run.usage = Usage(
                 sum(model.count_tokens(m.content) for m in run.prompt), model.count_tokens(text)
             )

@@ -1,0 +1,114 @@
+"""``ragkeel ask "question" [--stream] [--json] [--k N] [--model NAME] [--mode extractive]``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from ragkeel.container import Container
+from ragkeel.errors import RagkeelError
+from ragkeel.generation.answer import Answer, DoneEvent, ErrorEvent, TokenEvent
+from ragkeel.settings import load_settings
+
+
+def ask_command(
+    question: Annotated[str, typer.Argument(help="the question")],
+    collection: Annotated[str | None, typer.Option("--collection", "-c")] = None,
+    k: Annotated[int | None, typer.Option("--k", min=1, max=100, help="chunks retrieved")] = None,
+    model: Annotated[str | None, typer.Option("--model", help="local model key")] = None,
+    mode: Annotated[
+        str | None, typer.Option("--mode", help="generative (default) or extractive")
+    ] = None,
+    stream: Annotated[bool, typer.Option("--stream/--no-stream")] = True,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Answer a question from the index, with numbered citations (offline by default)."""
+    overrides: dict[str, Any] = {}
+    if k is not None:
+        overrides["k"] = k
+    if mode is not None:
+        overrides["mode"] = mode
+    if model is not None:
+        overrides["local"] = {"model": model}
+    settings = load_settings(generation=overrides) if overrides else load_settings()
+    container = Container(settings)
+    try:
+        answer, streamed = _run(container, question, collection, stream and not as_json)
+    finally:
+        container.close()
+    if as_json:
+        typer.echo(json.dumps(answer_to_dict(answer), indent=2, default=str))
+    else:
+        _print_footer(answer, streamed=streamed)
+
+
+def _run(
+    container: Container, question: str, collection: str | None, stream: bool
+) -> tuple[Answer, bool]:
+    """The answer, and whether its final text was already printed token by token."""
+    streamed_any = False
+    for event in container.answerer.stream(question, collection=collection):
+        if isinstance(event, TokenEvent) and stream:
+            sys.stdout.write(event.text)
+            sys.stdout.flush()
+            streamed_any = True
+        elif isinstance(event, ErrorEvent):
+            if event.fatal:
+                raise _Fatal(event.code, event.message)
+            if streamed_any:
+                sys.stdout.write("\n")
+            print(f"[degraded: {event.code}: {event.message}]", file=sys.stderr)
+            streamed_any = False
+        elif isinstance(event, DoneEvent):
+            if stream and streamed_any:
+                sys.stdout.write("\n")
+            return event.answer, streamed_any
+    raise _Fatal("ANSWER_MISSING", "the answer flow ended without an answer")
+
+
+class _Fatal(RagkeelError):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _print_footer(answer: Answer, *, streamed: bool) -> None:
+    console = Console()
+    if not streamed:
+        console.print(answer.text, markup=False, highlight=False)
+    console.print()
+    for c in answer.citations:
+        page = f", p. {c.page}" if c.page else ""
+        console.print(f"[{c.number}] {c.title or c.source}{page} — {c.source}", markup=False)
+    lat = answer.latency_ms
+    flags = [answer.mode, "grounded" if answer.grounded else "NOT grounded"]
+    if answer.degraded:
+        flags.append(f"degraded ({answer.degraded_reason})")
+    console.print(
+        f"{' · '.join(flags)} · model {answer.model or '-'} · "
+        f"first token {lat.get('first_token', 0):.0f} ms · total {lat.get('total', 0):.0f} ms · "
+        f"tokens {answer.usage.prompt_tokens}+{answer.usage.completion_tokens} · "
+        f"cost ${answer.cost:.4f}",
+        markup=False,
+    )
+
+
+def answer_to_dict(answer: Answer) -> dict[str, Any]:
+    data = asdict(answer)
+    data.pop("prompt", None)
+    data["hits"] = [
+        {
+            "chunk_id": h.chunk.id,
+            "document_id": h.chunk.document_id,
+            "score": h.score,
+            "keyword_rank": h.keyword_rank,
+            "dense_rank": h.dense_rank,
+        }
+        for h in answer.hits
+    ]
+    return data
