@@ -1,10 +1,10 @@
 """SQLite (WAL) backend: documents, chunks, BM25 postings and vectors in one database file.
 
 One write transaction per document (``BEGIN IMMEDIATE`` … ``COMMIT``) replaces the document row,
-its chunk rows, their postings and their vectors together and bumps the collection's generation;
-a ``kill -9`` at any moment leaves either the old or the new version, never a mix. Searches run
-on per-collection in-memory ``Segment`` copies (see ``segment.py`` for why and how they stay
-fresh).
+its chunk rows, their postings and their vectors together, logs the deleted chunk rowids and
+bumps the collection's generation; a ``kill -9`` at any moment leaves either the old or the new
+version, never a mix. Searches run on per-collection in-memory ``Segment`` copies, refreshed
+incrementally and cached on disk next to the database (``segment_source.py``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,15 +21,20 @@ import numpy as np
 import numpy.typing as npt
 
 from ragkeel.errors import StorageError
-from ragkeel.storage.analyzer import analyze, term_frequencies
+from ragkeel.storage import deletion_log
+from ragkeel.storage.analyzer import term_frequencies
 from ragkeel.storage.base import StoredDocumentInfo, StoreStats
 from ragkeel.storage.filters import Filter, to_sql
-from ragkeel.storage.schema import SCHEMA, SCHEMA_VERSION
-from ragkeel.storage.segment import Segment, SegmentRows
-from ragkeel.types import Chunk, Document, ScoredChunk
+from ragkeel.storage.schema import migrate, new_uid
+from ragkeel.storage.segment import Segment
+from ragkeel.storage.segment_cache import SegmentCache
+from ragkeel.storage.segment_source import CompactionPolicy, SqliteSegmentSource
+from ragkeel.storage.sqlite_search import SqliteKeywordIndex, SqliteVectorIndex
+from ragkeel.types import Chunk, Document
 
 F32 = npt.NDArray[np.float32]
-ScoreFn = Callable[[Segment, "npt.NDArray[np.bool_] | None"], list[tuple[int, float]]]
+
+__all__ = ["SqliteDocumentStore", "SqliteKeywordIndex", "SqliteVectorIndex"]
 
 
 class SqliteDocumentStore:
@@ -42,9 +47,14 @@ class SqliteDocumentStore:
         bm25_k1: float = 1.2,
         bm25_b: float = 0.75,
         busy_timeout_ms: int = 10_000,
+        segment_cache: bool = True,
+        compaction: CompactionPolicy | None = None,
     ) -> None:
+        """``segment_cache`` keeps compacted search segments under ``<dir>/segments/`` so that
+        a new process does not rebuild them from the tables (``segment_cache.py``)."""
         self.path = Path(path)
-        if str(path) != ":memory:":
+        in_memory = str(path) == ":memory:"
+        if not in_memory:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._conn = sqlite3.connect(
@@ -57,32 +67,24 @@ class SqliteDocumentStore:
             self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("PRAGMA synchronous = NORMAL")
             self._conn.execute("PRAGMA foreign_keys = ON")
-            self._migrate()
+            migrate(self._conn)
         except sqlite3.DatabaseError as exc:
             raise StorageError(
                 f"cannot open the SQLite store at {path}: {exc}",
                 hint="check the path and that the file is a ragkeel database",
             ) from exc
         self._lock = threading.RLock()
-        self._k1, self._b = bm25_k1, bm25_b
-        self._segments: dict[str, Segment] = {}
+        cache = (
+            SegmentCache(self.path.parent / "segments", self.path.name)
+            if segment_cache and not in_memory
+            else None
+        )
+        self.segments = SqliteSegmentSource(
+            self._conn, self._lock, k1=bm25_k1, b=bm25_b, cache=cache, policy=compaction
+        )
         self._vocab: dict[str, int] = {}
         self.keyword = SqliteKeywordIndex(self)
         self.vectors = SqliteVectorIndex(self)
-
-    # -- schema ---------------------------------------------------------------------------------
-    def _migrate(self) -> None:
-        self._conn.executescript(SCHEMA)
-        row = self._conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        if row is None:
-            self._conn.execute(
-                "INSERT INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-            )
-        elif int(row[0]) != SCHEMA_VERSION:
-            raise StorageError(
-                f"store schema version {row[0]} is not supported (expected {SCHEMA_VERSION})",
-                hint="re-create the store with a matching ragkeel version",
-            )
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -164,16 +166,16 @@ class SqliteDocumentStore:
                     "INSERT INTO chunk_vectors(chunk_rowid, vector) VALUES (?, ?)",
                     (rowid, np.asarray(vec, np.float32).tobytes()),
                 )
-            self._bump(db, document.collection)
+            deletion_log.bump(db, document.collection)
 
     def delete_documents(self, collection: str, document_ids: Iterable[str]) -> int:
         ids = list(document_ids)
         if not ids:
             return 0
         with self._write() as db:
-            removed = self._delete(db, collection, ids)
-            if removed:
-                self._bump(db, collection)
+            removed, chunks = self._delete(db, collection, ids)
+            if removed or chunks:
+                deletion_log.bump(db, collection)
         return removed
 
     def drop_collection(self, collection: str) -> int:
@@ -182,25 +184,31 @@ class SqliteDocumentStore:
                 r[0]
                 for r in db.execute("SELECT id FROM documents WHERE collection=?", (collection,))
             ]
-            removed = self._delete(db, collection, ids)
+            removed, _ = self._delete(db, collection, ids, log=False)
             db.execute("DELETE FROM collections WHERE name=?", (collection,))
-        self._segments.pop(collection, None)
+            deletion_log.forget(db, collection)
+        self.segments.forget(collection)
         return removed
 
-    def _delete(self, db: sqlite3.Connection, collection: str, ids: Sequence[str]) -> int:
-        removed = 0
+    def _delete(
+        self, db: sqlite3.Connection, collection: str, ids: Sequence[str], *, log: bool = True
+    ) -> tuple[int, int]:
+        """Delete documents with their chunks; (documents, chunks) removed."""
+        removed = chunks = 0
         for start in range(0, len(ids), 500):
             part = ids[start : start + 500]
             marks = ",".join("?" * len(part))
-            db.execute(
+            if log:
+                deletion_log.record(db, collection, part)
+            chunks += db.execute(
                 f"DELETE FROM chunks WHERE collection=? AND document_id IN ({marks})",
                 (collection, *part),
-            )
+            ).rowcount
             removed += db.execute(
                 f"DELETE FROM documents WHERE collection=? AND id IN ({marks})",
                 (collection, *part),
             ).rowcount
-        return removed
+        return removed, chunks
 
     def _ensure_collection(
         self, db: sqlite3.Connection, name: str, model: str | None, dim: int
@@ -210,9 +218,9 @@ class SqliteDocumentStore:
         ).fetchone()
         if row is None:
             db.execute(
-                "INSERT INTO collections(name, embedding_model, dimension, generation) "
-                "VALUES (?,?,?,0)",
-                (name, model, dim),
+                "INSERT INTO collections(name, embedding_model, dimension, generation, uid) "
+                "VALUES (?,?,?,0,?)",
+                (name, model, dim, new_uid()),
             )
         elif (model is not None and row[0] not in (None, model)) or (
             dim and row[1] not in (0, dim)
@@ -227,9 +235,6 @@ class SqliteDocumentStore:
                 "UPDATE collections SET embedding_model=?, dimension=? WHERE name=?",
                 (model, dim, name),
             )
-
-    def _bump(self, db: sqlite3.Connection, collection: str) -> None:
-        db.execute("UPDATE collections SET generation = generation + 1 WHERE name=?", (collection,))
 
     def _term_ids(self, db: sqlite3.Connection, terms: list[str]) -> list[int]:
         missing = [t for t in terms if t not in self._vocab]
@@ -359,41 +364,17 @@ class SqliteDocumentStore:
         return (row[0], int(row[1])) if row else None
 
     def segment(self, collection: str) -> Segment:
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT generation, dimension FROM collections WHERE name=?", (collection,)
-            ).fetchone()
-            generation, dim = (int(row[0]), int(row[1])) if row else (-1, 0)
-            cached = self._segments.get(collection)
-            if cached is not None and cached.generation == generation:
-                return cached
-            rows = self._load_rows(collection, dim)
-            seg = Segment(rows, generation, self._k1, self._b)
-            self._segments[collection] = seg
-            return seg
+        """The collection's search segment at its current generation."""
+        return self.segments.get(collection)
 
-    def _load_rows(self, collection: str, dim: int) -> SegmentRows:
-        data = self._conn.execute(
-            "SELECT c.rowid, c.id, t.terms, t.tfs, t.length, v.vector FROM chunks c "
-            "JOIN chunk_terms t ON t.chunk_rowid=c.rowid "
-            "JOIN chunk_vectors v ON v.chunk_rowid=c.rowid "
-            "WHERE c.collection=? ORDER BY c.rowid",
-            (collection,),
-        ).fetchall()
-        n = len(data)
-        vectors = (
-            np.frombuffer(b"".join(r[5] for r in data), dtype=np.float32).reshape(n, dim)
-            if n and dim
-            else np.zeros((n, 0), np.float32)
-        )
-        return SegmentRows(
-            rowids=np.fromiter((r[0] for r in data), np.int64, count=n),
-            chunk_ids=[r[1] for r in data],
-            term_blobs=[r[2] for r in data],
-            tf_blobs=[r[3] for r in data],
-            lengths=np.fromiter((r[4] for r in data), np.int32, count=n),
-            vectors=np.ascontiguousarray(vectors),
-        )
+    def known_term_ids(self, terms: Sequence[str]) -> list[int]:
+        """Vocabulary ids of ``terms`` (in order, repeats kept), skipping terms never indexed."""
+        with self._lock:
+            unknown = [t for t in dict.fromkeys(terms) if t not in self._vocab]
+            if unknown:
+                q = f"SELECT term, id FROM vocab WHERE term IN ({','.join('?' * len(unknown))})"
+                self._vocab.update(self._conn.execute(q, unknown).fetchall())
+            return [self._vocab[t] for t in terms if t in self._vocab]
 
     def allowed_rowids(self, flt: Filter) -> npt.NDArray[np.int64]:
         where, params = to_sql(flt, "c")
@@ -404,51 +385,3 @@ class SqliteDocumentStore:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
-
-
-def _needs_sql(flt: Filter | None) -> bool:
-    return flt is not None and bool(flt.sources or flt.document_ids or flt.metadata)
-
-
-def _scope(store: SqliteDocumentStore, flt: Filter | None) -> list[str]:
-    if flt is not None and flt.collection is not None:
-        return [flt.collection]
-    return list(store.collections())
-
-
-class _SegmentSearch:
-    def __init__(self, store: SqliteDocumentStore) -> None:
-        self._store = store
-
-    def _run(self, flt: Filter | None, k: int, score: ScoreFn) -> list[ScoredChunk]:
-        results: list[tuple[float, str]] = []
-        for collection in _scope(self._store, flt):
-            seg = self._store.segment(collection)
-            mask = (
-                seg.mask_for(self._store.allowed_rowids(flt))
-                if flt is not None and _needs_sql(flt)
-                else None
-            )
-            results.extend((s, seg.chunk_ids[p]) for p, s in score(seg, mask))
-        results.sort(key=lambda r: -r[0])
-        return [ScoredChunk(cid, s, i + 1) for i, (s, cid) in enumerate(results[:k])]
-
-
-class SqliteKeywordIndex(_SegmentSearch):
-    def search(self, query: str, k: int, flt: Filter | None = None) -> list[ScoredChunk]:
-        terms = analyze(query)
-        store = self._store
-        with store._lock:
-            ids = [store._vocab.get(t) for t in terms]
-            unknown = [t for t, i in zip(terms, ids, strict=True) if i is None]
-            if unknown:
-                q = f"SELECT term, id FROM vocab WHERE term IN ({','.join('?' * len(unknown))})"
-                store._vocab.update(store._conn.execute(q, unknown).fetchall())
-        term_ids = [store._vocab[t] for t in terms if t in store._vocab]
-        return self._run(flt, k, lambda seg, mask: seg.bm25(term_ids, k, mask))
-
-
-class SqliteVectorIndex(_SegmentSearch):
-    def search(self, vector: F32, k: int, flt: Filter | None = None) -> list[ScoredChunk]:
-        query = np.asarray(vector, dtype=np.float32)
-        return self._run(flt, k, lambda seg, mask: seg.dense(query, k, mask))
