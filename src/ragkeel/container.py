@@ -14,6 +14,7 @@ from ragkeel.gateway.providers.local import LocalChatModel
 from ragkeel.generation.answerer import Answerer
 from ragkeel.ingestion.chunking import Chunker
 from ragkeel.ingestion.pipeline import IngestionPipeline
+from ragkeel.observability.trace_store import NullTraceStore, SqliteTraceStore, TraceStore
 from ragkeel.retrieval.hybrid import HybridRetriever
 from ragkeel.settings import Settings
 from ragkeel.storage.sqlite import SqliteDocumentStore
@@ -101,7 +102,19 @@ class Container:
             extractive_sentences=gen.extractive_sentences,
         )
 
+    @cached_property
+    def traces(self) -> TraceStore:
+        """Where every request's trace goes (a no-op store when observability is disabled)."""
+        obs = self.settings.observability
+        if not obs.enabled:
+            return NullTraceStore()
+        return SqliteTraceStore(
+            self.settings.trace_store_path, keep_prompt_text=obs.keep_prompt_text
+        )
+
     def close(self) -> None:
+        if "traces" in self.__dict__:
+            self.traces.close()
         if "retriever" in self.__dict__:
             self.retriever.close()
         if "store" in self.__dict__:

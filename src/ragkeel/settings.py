@@ -100,6 +100,12 @@ class GenerationSettings(_Section):
     local: LocalModelSettings = LocalModelSettings()
 
 
+class ObservabilitySettings(_Section):
+    enabled: bool = True  # record a trace for every ask / query / chat request
+    trace_store: Path | None = None  # default: $RAGKEEL_HOME/traces.db
+    keep_prompt_text: bool = True  # False: keep only the prompt's sha256 and size
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="RAGKEEL_", env_nested_delimiter="__", extra="forbid", validate_default=True
@@ -111,6 +117,7 @@ class Settings(BaseSettings):
     ingestion: IngestionSettings = IngestionSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
     generation: GenerationSettings = GenerationSettings()
+    observability: ObservabilitySettings = ObservabilitySettings()
 
     @classmethod
     def settings_customise_sources(
@@ -128,6 +135,10 @@ class Settings(BaseSettings):
         return self.storage.path or (self.home / "ragkeel.db")
 
     @property
+    def trace_store_path(self) -> Path:
+        return self.observability.trace_store or (self.home / "traces.db")
+
+    @property
     def models_dir(self) -> Path:
         return self.home / "models"
 
@@ -135,6 +146,7 @@ class Settings(BaseSettings):
         """The effective settings as plain data, secrets shown as ``**********``."""
         data: dict[str, Any] = self.model_dump(mode="json")
         data["storage"]["path"] = str(self.database_path)
+        data["observability"]["trace_store"] = str(self.trace_store_path)
         return data
 
 

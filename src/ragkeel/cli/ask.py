@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from dataclasses import asdict
 from typing import Annotated, Any
 
@@ -13,6 +14,8 @@ from rich.console import Console
 from ragkeel.container import Container
 from ragkeel.errors import RagkeelError
 from ragkeel.generation.answer import Answer, DoneEvent, ErrorEvent, TokenEvent
+from ragkeel.generation.tracing import trace_from_answer, trace_from_error
+from ragkeel.observability.names import ROUTE_CLI_ASK
 from ragkeel.settings import load_settings
 
 
@@ -38,13 +41,34 @@ def ask_command(
     settings = load_settings(generation=overrides) if overrides else load_settings()
     container = Container(settings)
     try:
-        answer, streamed = _run(container, question, collection, stream and not as_json)
+        answer, streamed, trace_id = _traced_run(
+            container, question, collection, stream and not as_json
+        )
     finally:
         container.close()
     if as_json:
-        typer.echo(json.dumps(answer_to_dict(answer), indent=2, default=str))
+        data = {**answer_to_dict(answer), "trace_id": trace_id}
+        typer.echo(json.dumps(data, indent=2, default=str))
     else:
-        _print_footer(answer, streamed=streamed)
+        _print_footer(answer, streamed=streamed, trace_id=trace_id)
+
+
+def _traced_run(
+    container: Container, question: str, collection: str | None, stream: bool
+) -> tuple[Answer, bool, str | None]:
+    """``_run`` with one trace recorded, for the answer or the failure (then re-raised)."""
+    start = time.perf_counter()
+    try:
+        answer, streamed = _run(container, question, collection, stream)
+    except Exception as exc:
+        ms = (time.perf_counter() - start) * 1000
+        failed = trace_from_error(question, exc, route=ROUTE_CLI_ASK, latency_ms=ms)
+        if container.traces.record(failed) is not None:
+            print(f"trace {failed.id}", file=sys.stderr)
+        raise
+    keep = container.settings.observability.keep_prompt_text
+    trace = trace_from_answer(answer, route=ROUTE_CLI_ASK, keep_prompt_text=keep)
+    return answer, streamed, container.traces.record(trace)
 
 
 def _run(
@@ -77,7 +101,7 @@ class _Fatal(RagkeelError):
         self.code = code
 
 
-def _print_footer(answer: Answer, *, streamed: bool) -> None:
+def _print_footer(answer: Answer, *, streamed: bool, trace_id: str | None) -> None:
     console = Console()
     if not streamed:
         console.print(answer.text, markup=False, highlight=False)
@@ -93,7 +117,7 @@ def _print_footer(answer: Answer, *, streamed: bool) -> None:
         f"{' · '.join(flags)} · model {answer.model or '-'} · "
         f"first token {lat.get('first_token', 0):.0f} ms · total {lat.get('total', 0):.0f} ms · "
         f"tokens {answer.usage.prompt_tokens}+{answer.usage.completion_tokens} · "
-        f"cost ${answer.cost:.4f}",
+        f"cost ${answer.cost:.4f}" + (f" · trace {trace_id}" if trace_id else ""),
         markup=False,
     )
 

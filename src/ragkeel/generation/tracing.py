@@ -1,0 +1,117 @@
+"""An ``Answer`` (or a failure) as a ``Trace`` for the trace store.
+
+Outcome: ``error`` when the request failed; ``cannot_answer`` when the answer is the refusal
+(the gate said no, nothing fit the context, or the model refused), even if it was degraded on
+the way; ``degraded`` when a model failure turned it extractive; else ``answered``.
+"""
+
+from __future__ import annotations
+
+from ragkeel.errors import RagkeelError
+from ragkeel.gateway.base import ChatMessage
+from ragkeel.generation.answer import Answer
+from ragkeel.observability import names
+from ragkeel.observability.trace import (
+    CitationRecord,
+    GateRecord,
+    Outcome,
+    PromptRecord,
+    RetrievedChunk,
+    Trace,
+)
+from ragkeel.tokens import RegexTokenCounter
+
+INTERNAL_ERROR = "INTERNAL_ERROR"  # the code of a failure that is not a RagkeelError
+
+
+def outcome_of(answer: Answer) -> Outcome:
+    if answer.mode == "cannot_answer":
+        return "cannot_answer"
+    return "degraded" if answer.degraded else "answered"
+
+
+def trace_from_answer(answer: Answer, *, route: str, keep_prompt_text: bool) -> Trace:
+    gate = answer.gate
+    return Trace(
+        route=route,
+        question=answer.question,
+        outcome=outcome_of(answer),
+        mode=answer.mode,
+        model=answer.model,
+        template_version=answer.template_version,
+        grounded=answer.grounded,
+        input_tokens=answer.usage.prompt_tokens,
+        output_tokens=answer.usage.completion_tokens,
+        cost=answer.cost,
+        latency_ms=dict(answer.latency_ms),
+        retrieved=tuple(
+            RetrievedChunk(
+                chunk_id=h.chunk.id,
+                document_id=h.chunk.document_id,
+                score=h.score,
+                keyword_rank=h.keyword_rank,
+                keyword_score=h.keyword_score,
+                dense_rank=h.dense_rank,
+                dense_score=h.dense_score,
+            )
+            for h in answer.hits
+        ),
+        gate=(
+            GateRecord(
+                passed=gate.passed,
+                reason=gate.reason,
+                top_dense=gate.top_dense,
+                top_keyword=gate.top_keyword,
+                dense_threshold=gate.dense_threshold,
+                keyword_threshold=gate.keyword_threshold,
+            )
+            if gate is not None
+            else None
+        ),
+        prompt=_prompt(answer, keep_prompt_text),
+        output=answer.text,
+        citations=tuple(
+            CitationRecord(
+                number=c.number,
+                chunk_id=c.chunk_id,
+                document_id=c.document_id,
+                source=c.source,
+                title=c.title,
+                page=c.page,
+                snippet=c.snippet,
+            )
+            for c in answer.citations
+        ),
+        degraded_reason=answer.degraded_reason,
+        degraded_detail=answer.degraded_detail,
+    )
+
+
+def trace_from_error(
+    question: str, error: BaseException, *, route: str, latency_ms: float
+) -> Trace:
+    """A request that failed before it had an answer; the code is the error's stable ``code``
+    (``INTERNAL_ERROR`` for anything that is not a ``RagkeelError``)."""
+    code = error.code if isinstance(error, RagkeelError) else INTERNAL_ERROR
+    message = str(error) or type(error).__name__
+    return Trace(
+        route=route,
+        question=question,
+        outcome="error",
+        error_code=code,
+        error_message=message,
+        latency_ms={names.STAGE_TOTAL: round(latency_ms, 3)},
+    )
+
+
+def render_prompt(messages: tuple[ChatMessage, ...]) -> str:
+    """The messages as one text (what is hashed and kept): ``[role]`` then the content."""
+    return "\n\n".join(f"[{m.role}]\n{m.content}" for m in messages)
+
+
+def _prompt(answer: Answer, keep_text: bool) -> PromptRecord | None:
+    if not answer.prompt:
+        return None  # no model was called (gate refusal, extractive mode)
+    text = render_prompt(answer.prompt)
+    tokens = answer.usage.prompt_tokens or RegexTokenCounter().count(text)
+    return PromptRecord.of(text, tokens=tokens, keep_text=keep_text)

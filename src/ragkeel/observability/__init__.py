@@ -1,0 +1,42 @@
+"""Observability: a trace for every request (``trace.py``), where traces are kept
+(``trace_store.py``) and the span/attribute names they use (``names.py``).
+
+Layer: infra. It imports only the core (types, errors, settings, tokens, integrity); the
+generation layer turns its ``Answer`` into a ``Trace`` (``generation/tracing.py``).
+"""
+
+from ragkeel.observability.trace import (
+    OUTCOMES,
+    CitationRecord,
+    GateRecord,
+    Outcome,
+    PromptRecord,
+    RetrievedChunk,
+    Trace,
+    new_trace_id,
+)
+from ragkeel.observability.trace_store import (
+    NullTraceStore,
+    SqliteTraceStore,
+    TraceIdAmbiguousError,
+    TraceNotFoundError,
+    TraceStore,
+    TraceStoreError,
+)
+
+__all__ = [
+    "OUTCOMES",
+    "CitationRecord",
+    "GateRecord",
+    "NullTraceStore",
+    "Outcome",
+    "PromptRecord",
+    "RetrievedChunk",
+    "SqliteTraceStore",
+    "Trace",
+    "TraceIdAmbiguousError",
+    "TraceNotFoundError",
+    "TraceStore",
+    "TraceStoreError",
+    "new_trace_id",
+]

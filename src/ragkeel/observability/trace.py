@@ -1,0 +1,188 @@
+"""``Trace``: what one request did, as plain data (no dependency on the generation layer).
+
+One trace per ``ask``, ``/v1/query`` or ``/v1/chat/completions``: the question, what retrieval
+returned (ranks and scores per retriever), the gate decision, the prompt (or only its hash and
+size), the output and its citations, model, template version, token usage, cost, stage
+latencies and the outcome. ``generation/tracing.py`` builds one from an ``Answer``.
+
+Trace ids are 32 hex digits, like a ULID: 48 bits of Unix milliseconds, then 80 random bits. They
+sort by time to the millisecond, and their first 16 digits (what ``ragkeel traces`` shows) tell
+two traces of the same millisecond apart with 16 random bits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from ragkeel.observability import names
+
+Outcome = Literal["answered", "cannot_answer", "degraded", "error"]
+OUTCOMES: tuple[Outcome, ...] = ("answered", "cannot_answer", "degraded", "error")
+AttributeValue = str | int | float | bool
+
+
+def new_trace_id() -> str:
+    """32 hex digits: Unix milliseconds (12), then 80 random bits (20)."""
+    return f"{time.time_ns() // 1_000_000:012x}{secrets.randbits(80):020x}"
+
+
+@dataclass(frozen=True, slots=True)
+class RetrievedChunk:
+    """One retrieval hit, in fused rank order; a retriever that missed it has ``None``s."""
+
+    chunk_id: str
+    document_id: str
+    score: float
+    keyword_rank: int | None = None
+    keyword_score: float | None = None
+    dense_rank: int | None = None
+    dense_score: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GateRecord:
+    passed: bool
+    reason: str  # "dense", "keyword", "low_confidence", "no_hits"
+    top_dense: float | None = None
+    top_keyword: float | None = None
+    dense_threshold: float | None = None
+    keyword_threshold: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PromptRecord:
+    """The packed prompt sent to the model: always its sha256 and size, the text only if kept."""
+
+    sha256: str
+    chars: int
+    tokens: int
+    text: str | None = None
+
+    @classmethod
+    def of(cls, text: str, *, tokens: int, keep_text: bool) -> PromptRecord:
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        return cls(digest, len(text), tokens, text if keep_text else None)
+
+    def without_text(self) -> PromptRecord:
+        return replace(self, text=None)
+
+
+@dataclass(frozen=True, slots=True)
+class CitationRecord:
+    number: int
+    chunk_id: str
+    document_id: str
+    source: str
+    title: str = ""
+    page: int | None = None
+    snippet: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Trace:
+    route: str  # names.ROUTE_CLI_ASK, ROUTE_API_QUERY, ROUTE_API_CHAT
+    question: str
+    outcome: Outcome
+    id: str = field(default_factory=new_trace_id)
+    created_at: float = field(default_factory=time.time)  # Unix seconds
+    error_code: str | None = None
+    error_message: str | None = None
+    mode: str | None = None  # the answer's mode: generative, extractive, cannot_answer
+    model: str | None = None
+    template_version: str | None = None
+    grounded: bool | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost: float = 0.0
+    latency_ms: Mapping[str, float] = field(default_factory=dict)  # keys: names.STAGES
+    retrieved: tuple[RetrievedChunk, ...] = ()
+    gate: GateRecord | None = None
+    prompt: PromptRecord | None = None
+    output: str = ""
+    citations: tuple[CitationRecord, ...] = ()
+    degraded_reason: str | None = None  # stable code: NO_MODEL, MODEL_TIMEOUT, MODEL_EMPTY...
+    degraded_detail: str | None = None  # the failure's message
+
+    @property
+    def total_ms(self) -> float | None:
+        return self.latency_ms.get(names.STAGE_TOTAL)
+
+    @property
+    def created_iso(self) -> str:
+        when = datetime.fromtimestamp(self.created_at, UTC)
+        return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    def without_prompt_text(self) -> Trace:
+        return self if self.prompt is None else replace(self, prompt=self.prompt.without_text())
+
+    def attributes(self) -> dict[str, AttributeValue]:
+        """The scalar facts under OpenTelemetry GenAI / ``ragkeel.*`` names (``names.py``), as
+        the attributes of the span an exporter would send; unset values are left out."""
+        gate = self.gate
+        prompt = self.prompt
+        pairs: list[tuple[str, AttributeValue | None]] = [
+            (names.ROUTE, self.route),
+            (names.OUTCOME, self.outcome),
+            (names.GEN_AI_OPERATION_NAME, names.OPERATION_CHAT if self.model else None),
+            (names.GEN_AI_REQUEST_MODEL, self.model),
+            (names.GEN_AI_USAGE_INPUT_TOKENS, self.input_tokens),
+            (names.GEN_AI_USAGE_OUTPUT_TOKENS, self.output_tokens),
+            (names.USAGE_COST, self.cost),
+            (names.ERROR_TYPE, self.error_code),
+            (names.ANSWER_MODE, self.mode),
+            (names.ANSWER_GROUNDED, self.grounded),
+            (names.ANSWER_DEGRADED_REASON, self.degraded_reason),
+            (names.ANSWER_CITATIONS, len(self.citations)),
+            (names.PROMPT_TEMPLATE_VERSION, self.template_version),
+            (names.PROMPT_SHA256, prompt.sha256 if prompt else None),
+            (names.PROMPT_CHARS, prompt.chars if prompt else None),
+            (names.PROMPT_TOKENS, prompt.tokens if prompt else None),
+            (names.RETRIEVAL_HITS, len(self.retrieved)),
+            (names.RETRIEVAL_TOP_CHUNK_ID, self.retrieved[0].chunk_id if self.retrieved else None),
+            (names.GATE_PASSED, gate.passed if gate else None),
+            (names.GATE_REASON, gate.reason if gate else None),
+            (names.GATE_TOP_DENSE, gate.top_dense if gate else None),
+            (names.GATE_TOP_KEYWORD, gate.top_keyword if gate else None),
+            (names.GATE_DENSE_THRESHOLD, gate.dense_threshold if gate else None),
+            (names.GATE_KEYWORD_THRESHOLD, gate.keyword_threshold if gate else None),
+            (names.LATENCY_TOTAL_MS, self.total_ms),
+        ]
+        return {k: v for k, v in pairs if v is not None}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (``ragkeel trace ID --json``, the API, the dashboard): identity and the
+        big payloads as keys, the scalar facts as OpenTelemetry-named ``attributes``."""
+        return {
+            "id": self.id,
+            "created_at": self.created_iso,
+            "route": self.route,
+            "outcome": self.outcome,
+            "question": self.question,
+            "error": (
+                {"code": self.error_code, "message": self.error_message}
+                if self.error_code
+                else None
+            ),
+            "degraded": (
+                {"reason": self.degraded_reason, "detail": self.degraded_detail}
+                if self.degraded_reason
+                else None
+            ),
+            "attributes": self.attributes(),
+            "latency_ms": dict(self.latency_ms),
+            "gate": _plain(self.gate),
+            "retrieved": [_plain(c) for c in self.retrieved],
+            "prompt": _plain(self.prompt),
+            "output": self.output,
+            "citations": [_plain(c) for c in self.citations],
+        }
+
+
+def _plain(record: RetrievedChunk | GateRecord | PromptRecord | CitationRecord | None) -> Any:
+    return None if record is None else asdict(record)
