@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from ragkeel.cli import ask, collections, config, eval, ingest, models, search
+from ragkeel.cli import ask, collections, config, eval, ingest, models, search, traces
 from ragkeel.errors import ConfigError, RagkeelError
 
 app = typer.Typer(
@@ -35,6 +35,8 @@ def main(
 app.command("ingest")(ingest.ingest_command)
 app.command("search")(search.search_command)
 app.command("ask")(ask.ask_command)
+app.command("traces")(traces.traces_command)
+app.command("trace")(traces.trace_command)
 app.add_typer(config.app, name="config")
 app.add_typer(eval.app, name="eval")
 app.add_typer(collections.app, name="collections")
