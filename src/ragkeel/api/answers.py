@@ -1,0 +1,108 @@
+"""The answer flow behind ``/v1/query`` and ``/v1/chat/completions``: ``Answerer.stream`` driven
+by an ``EventPump`` (its own thread; cancelled when the client goes away), one trace per
+request, the final ``DoneEvent`` replaced by ``Finished`` (the answer and its trace id)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Generator
+from contextlib import aclosing
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from ragkeel.api.errors import INTERNAL, AnswerCancelledError, ProblemError
+from ragkeel.api.event_pump import EventPump
+from ragkeel.api.state import ApiState
+from ragkeel.api.tracing import record_trace
+from ragkeel.container import Container
+from ragkeel.errors import RagkeelError
+from ragkeel.generation.answer import (
+    Answer,
+    AnswerEvent,
+    CitationEvent,
+    DoneEvent,
+    ErrorEvent,
+    RetrievalEvent,
+    TokenEvent,
+)
+from ragkeel.generation.answerer import GenerationMode
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    answer: Answer
+    trace_id: str | None
+
+
+StreamItem = RetrievalEvent | TokenEvent | CitationEvent | ErrorEvent | Finished
+
+
+def checked_question(state: ApiState, text: str, route: str) -> str:
+    """The question, stripped; an empty or too long one is refused (and traced)."""
+    try:
+        return state.limits.check_question(text)
+    except RagkeelError as exc:
+        record_trace(state.container, route, question=text[:1000], error=exc)
+        raise
+
+
+def start_answer(
+    state: ApiState,
+    question: str,
+    *,
+    route: str,
+    collection: str | None,
+    k: int | None,
+    mode: GenerationMode | None,
+) -> EventPump[StreamItem]:
+    """The answer's events, produced in a thread as soon as they are iterated."""
+    events = state.answerer_for(k).stream(question, collection=collection, mode=mode)
+    source = _traced(state.container, events, question, route)
+    pump: EventPump[StreamItem] = EventPump(source, name="ragkeel-answer")
+    state.track(pump)
+    return pump
+
+
+def _traced(
+    container: Container,
+    events: Generator[AnswerEvent, None, None],
+    question: str,
+    route: str,
+) -> Generator[StreamItem, None, None]:
+    started = time.perf_counter()
+
+    def failed(error: BaseException) -> None:
+        elapsed = (time.perf_counter() - started) * 1000
+        record_trace(container, route, question=question, error=error, latency_ms=elapsed)
+
+    try:
+        for event in events:
+            if isinstance(event, DoneEvent):
+                yield Finished(event.answer, record_trace(container, route, answer=event.answer))
+                return
+            if isinstance(event, ErrorEvent) and event.fatal:
+                failed(ProblemError(event.code, event.message))
+            yield event
+    except GeneratorExit:  # cancelled: the client went away, or the server is stopping
+        failed(AnswerCancelledError("the answer was cancelled before it was complete"))
+        raise
+    except BaseException as exc:
+        failed(exc)
+        raise
+    finally:
+        events.close()  # closes the model stream: generation stops
+
+
+async def collect_answer(pump: EventPump[StreamItem], request: Request) -> Finished:
+    """The final answer; a fatal error event is raised as a problem, and a client that
+    disconnects cancels the answer."""
+    async with aclosing(pump.items()) as items:
+        async for item in items:
+            if isinstance(item, Finished):
+                return item
+            if isinstance(item, ErrorEvent) and item.fatal:
+                raise ProblemError(item.code, item.message)
+            if await request.is_disconnected():
+                raise AnswerCancelledError("the client closed the connection")
+    raise ProblemError(INTERNAL, "the answer flow ended without an answer")

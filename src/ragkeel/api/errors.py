@@ -1,0 +1,255 @@
+"""The only place that maps errors to HTTP: every error response is ``application/problem+json``
+(RFC 9457) with the error's stable ``code``::
+
+    {"type": "urn:ragkeel:problem:question-too-long", "title": "Unprocessable Content",
+     "status": 422, "detail": "the question has 5000 characters; at most 4000 are allowed",
+     "code": "QUESTION_TOO_LONG", "instance": "/v1/query"}
+
+=============================================  ======  ==========================================
+error                                          status  code
+=============================================  ======  ==========================================
+TooLargeError, RequestTooLargeError            413     TOO_LARGE, REQUEST_TOO_LARGE
+QueryError, FilterError, IngestError           422     QUERY_INVALID, FILTER_INVALID, (per kind)
+QuestionTooLongError, request validation       422     QUESTION_TOO_LONG, VALIDATION_ERROR
+ConfigError, DatasetError                      400     CONFIG_INVALID, DATASET_INVALID
+any code ending in NOT_FOUND                   404     DOCUMENT_NOT_FOUND, TRACE_NOT_FOUND, ...
+ModelError, ModelUnavailableError              503     MODEL_MISSING, MODEL_CHECKSUM, MODEL_UNAVAILABLE
+EmbeddingError, StorageError                   503     EMBEDDING_FAILED, STORE_ERROR
+ModelTimeoutError / ChatModelError             504/502 MODEL_TIMEOUT / MODEL_ERROR
+Starlette HTTPException (404 route, 405...)    its own NOT_FOUND, METHOD_NOT_ALLOWED, ...
+anything else                                  500     INTERNAL (no stack trace in the body; logged)
+=============================================  ======  ==========================================
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from ragkeel.errors import (
+    ConfigError,
+    DatasetError,
+    EmbeddingError,
+    FilterError,
+    IngestError,
+    ModelError,
+    QueryError,
+    RagkeelError,
+    StorageError,
+    TooLargeError,
+)
+from ragkeel.gateway.errors import ChatModelError, ModelTimeoutError, ModelUnavailableError
+
+log = logging.getLogger("ragkeel.api")
+
+PROBLEM_JSON = "application/problem+json"
+INTERNAL = "INTERNAL"
+VALIDATION_ERROR = "VALIDATION_ERROR"
+
+
+class ApiError(RagkeelError):
+    """An error only the HTTP edge raises; ``status`` is its HTTP status."""
+
+    status = 400
+
+
+class NotFoundError(ApiError):
+    code = "NOT_FOUND"
+    status = 404
+
+    def __init__(self, message: str, *, code: str = "NOT_FOUND", hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.code = code
+
+
+class QuestionTooLongError(ApiError):
+    code = "QUESTION_TOO_LONG"
+    status = 422
+
+
+class RequestTooLargeError(ApiError):
+    code = "REQUEST_TOO_LARGE"
+    status = 413
+
+
+class UnsupportedMediaTypeError(ApiError):
+    code = "UNSUPPORTED_MEDIA_TYPE"
+    status = 415
+
+
+class InvalidUploadError(ApiError):
+    code = "INVALID_UPLOAD"
+    status = 422
+
+
+class AnswerCancelledError(ApiError):
+    """The answer stopped early: the client closed the connection (or the server is stopping).
+    Nobody reads the response; the status is for the trace and the access log."""
+
+    code = "CANCELLED"
+    status = 499  # nginx's "client closed request"
+
+
+class ProblemError(ApiError):
+    """A failure known only by its code (a fatal answer-stream event, a failed upload), with
+    optional extra members for the problem body."""
+
+    def __init__(self, code: str, message: str, *, extra: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status_for_code(code)
+        self.extra = dict(extra or {})
+
+
+# most specific first: the first matching class decides
+_STATUS_BY_TYPE: tuple[tuple[type[RagkeelError], int], ...] = (
+    (TooLargeError, 413),
+    (IngestError, 422),
+    (QueryError, 422),
+    (FilterError, 422),
+    (ConfigError, 400),
+    (DatasetError, 400),
+    (ModelTimeoutError, 504),
+    (ModelUnavailableError, 503),
+    (ChatModelError, 502),
+    (ModelError, 503),
+    (EmbeddingError, 503),
+    (StorageError, 503),
+)
+_CODE_BY_STATUS = {
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    413: "REQUEST_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    422: VALIDATION_ERROR,
+}
+
+
+def status_for(exc: RagkeelError) -> int:
+    if isinstance(exc, ApiError):
+        return exc.status
+    if exc.code.endswith("NOT_FOUND"):
+        return 404
+    return next((status for cls, status in _STATUS_BY_TYPE if isinstance(exc, cls)), 500)
+
+
+def status_for_code(code: str) -> int:
+    """The status of the error class whose ``code`` is ``code`` (500 when none is)."""
+    if code.endswith("NOT_FOUND"):
+        return 404
+    for cls in _subclasses(RagkeelError):
+        if cls.code == code and not issubclass(cls, ProblemError):
+            return cls.status if issubclass(cls, ApiError) else _status_of_type(cls)
+    return 500
+
+
+def _status_of_type(cls: type[RagkeelError]) -> int:
+    return next((status for base, status in _STATUS_BY_TYPE if issubclass(cls, base)), 500)
+
+
+def _subclasses(cls: type[RagkeelError]) -> Iterator[type[RagkeelError]]:
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
+
+
+def problem(
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    instance: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"urn:ragkeel:problem:{code.lower().replace('_', '-')}",
+        "title": _title(status),
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    if instance:
+        body["instance"] = instance
+    body.update(extra or {})
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
+
+
+def error_payload(exc: BaseException) -> dict[str, Any]:
+    """``{code, message, status}`` of an error raised mid-stream (the status line is sent)."""
+    if isinstance(exc, RagkeelError):
+        return {"code": exc.code, "message": str(exc), "status": status_for(exc)}
+    log.error("unexpected error in a stream", exc_info=exc)
+    return {"code": INTERNAL, "message": "internal error; see the server log", "status": 500}
+
+
+_TITLES = {  # RFC 9110 names (Python's HTTPStatus phrases differ between versions)
+    413: "Content Too Large",
+    422: "Unprocessable Content",
+    499: "Client Closed Request",
+}
+
+
+def _title(status: int) -> str:
+    if status in _TITLES:
+        return _TITLES[status]
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+async def _ragkeel_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RagkeelError)
+    extra = exc.extra if isinstance(exc, ProblemError) else None
+    if exc.hint:
+        extra = {**(extra or {}), "hint": exc.hint}
+    return problem(status_for(exc), exc.code, exc.message, instance=request.url.path, extra=extra)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    code = _CODE_BY_STATUS.get(exc.status_code, f"HTTP_{exc.status_code}")
+    return problem(
+        exc.status_code,
+        code,
+        str(exc.detail),
+        instance=request.url.path,
+        headers=exc.headers,
+    )
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = [
+        {"loc": [str(p) for p in err.get("loc", ())], "msg": str(err.get("msg", "invalid"))}
+        for err in exc.errors()
+    ]
+    detail = "; ".join(f"{_where(e['loc'])}: {e['msg']}" for e in errors) or "invalid request"
+    return problem(
+        422, VALIDATION_ERROR, detail, instance=request.url.path, extra={"errors": errors}
+    )
+
+
+def _where(loc: Sequence[str]) -> str:
+    parts = loc[1:] if loc and loc[0] in ("body", "query", "path", "header") else loc
+    return ".".join(parts) or (loc[0] if loc else "request")
+
+
+async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem(500, INTERNAL, "internal error; see the server log", instance=request.url.path)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RagkeelError, _ragkeel_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _internal_error)

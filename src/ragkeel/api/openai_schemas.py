@@ -1,0 +1,151 @@
+"""Bodies of the OpenAI-compatible ``/v1/chat/completions`` (the shapes the official clients
+parse), with ragkeel's own fields under the namespaced ``ragkeel`` member."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import PurePath
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ragkeel.api.schemas import CitationOut, GenerationModeIn, UsageOut
+from ragkeel.errors import QueryError
+from ragkeel.generation.answer import Answer
+
+
+class ChatMessageIn(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: str
+    content: str | list[dict[str, Any]] | None = None
+
+    def text(self) -> str:
+        """The content as text (the text parts of a multi-part content, joined)."""
+        if isinstance(self.content, str):
+            return self.content
+        parts = self.content or []
+        return "\n".join(
+            str(p.get("text", "")) for p in parts if p.get("type") in ("text", "input_text")
+        )
+
+
+class ChatCompletionRequest(BaseModel):
+    """OpenAI's request; sampling options (temperature, max_tokens...) are accepted and
+    ignored. ``collection``, ``k`` and ``mode`` are ragkeel extensions (``extra_body``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str | None = None
+    messages: list[ChatMessageIn] = Field(min_length=1)
+    stream: bool = False
+    collection: str | None = None
+    k: int | None = Field(default=None, ge=1, le=100)
+    mode: GenerationModeIn | None = None
+
+    def question(self) -> str:
+        """The last user message: the question (earlier turns are not used)."""
+        for message in reversed(self.messages):
+            if message.role == "user":
+                return message.text()
+        raise QueryError("no user message", hint='the last message with role "user" is asked')
+
+
+class RagkeelExtras(BaseModel):
+    citations: list[CitationOut]
+    mode: str
+    grounded: bool
+    degraded: bool
+    degraded_reason: str | None
+    trace_id: str | None
+    model: str | None
+    template_version: str | None
+    cost: float
+    latency_ms: dict[str, float]
+
+    @classmethod
+    def from_answer(cls, a: Answer, trace_id: str | None) -> RagkeelExtras:
+        return cls(
+            citations=[CitationOut.from_citation(c) for c in a.citations],
+            mode=a.mode,
+            grounded=a.grounded,
+            degraded=a.degraded,
+            degraded_reason=a.degraded_reason,
+            trace_id=trace_id,
+            model=a.model,
+            template_version=a.template_version,
+            cost=a.cost,
+            latency_ms=dict(a.latency_ms),
+        )
+
+
+class AssistantMessage(BaseModel):
+    role: Literal["assistant"] = "assistant"
+    content: str
+
+
+class ChoiceOut(BaseModel):
+    index: int = 0
+    message: AssistantMessage
+    finish_reason: Literal["stop"] = "stop"
+    logprobs: None = None
+
+
+class ChatCompletionOut(BaseModel):
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[ChoiceOut]
+    usage: UsageOut
+    ragkeel: RagkeelExtras
+
+
+def completion_id() -> str:
+    return f"chatcmpl-{uuid.uuid4().hex}"
+
+
+def now() -> int:
+    return int(time.time())
+
+
+def sources_footer(answer: Answer) -> str:
+    """``\\n\\nSources:\\n[1] Title, p. 3`` for the cited sources ("" when none is cited)."""
+    if not answer.citations:
+        return ""
+    lines = []
+    for c in answer.citations:
+        page = f", p. {c.page}" if c.page else ""
+        lines.append(f"[{c.number}] {c.title or PurePath(c.source).name}{page}")
+    return "\n\nSources:\n" + "\n".join(lines)
+
+
+def completion(answer: Answer, trace_id: str | None, *, model: str) -> ChatCompletionOut:
+    return ChatCompletionOut(
+        id=completion_id(),
+        created=now(),
+        model=model,
+        choices=[ChoiceOut(message=AssistantMessage(content=answer.text + sources_footer(answer)))],
+        usage=UsageOut.from_usage(answer.usage),
+        ragkeel=RagkeelExtras.from_answer(answer, trace_id),
+    )
+
+
+def chunk(
+    cid: str,
+    created: int,
+    model: str,
+    delta: dict[str, str],
+    finish_reason: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """One ``chat.completion.chunk``."""
+    return {
+        "id": cid,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+        **extra,
+    }

@@ -1,0 +1,13 @@
+"""HTTP routes, one module per resource; ``ROUTERS`` is what ``create_app`` mounts."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from ragkeel.api.routes.chat import router as chat
+from ragkeel.api.routes.documents import router as documents
+from ragkeel.api.routes.health import router as health
+from ragkeel.api.routes.query import router as query
+from ragkeel.api.routes.search import router as search
+
+ROUTERS: tuple[APIRouter, ...] = (query, chat, search, documents, health)

@@ -1,0 +1,130 @@
+"""``POST /v1/chat/completions``, OpenAI-compatible: the last user message is the question,
+``choices[0].message.content`` the cited answer (with a "Sources:" list), ``usage`` in OpenAI's
+shape, ragkeel's fields (citations, mode, grounded, degraded, trace_id...) under ``ragkeel``.
+
+Streaming sends ``chat.completion.chunk``s as ``data:`` events and ends with ``data: [DONE]``;
+the last chunk before it carries ``finish_reason``, ``usage`` and ``ragkeel``. When the model
+fails mid-answer the extractive answer follows a one-line note (content already sent cannot be
+taken back); a fatal failure is an OpenAI-style ``{"error": {...}}`` event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+
+from ragkeel.api.answers import (
+    Finished,
+    StreamItem,
+    checked_question,
+    collect_answer,
+    start_answer,
+)
+from ragkeel.api.errors import error_payload
+from ragkeel.api.event_pump import EventPump
+from ragkeel.api.openai_schemas import (
+    ChatCompletionOut,
+    ChatCompletionRequest,
+    RagkeelExtras,
+    chunk,
+    completion,
+    completion_id,
+    now,
+    sources_footer,
+)
+from ragkeel.api.schemas import UsageOut
+from ragkeel.api.sse import DONE, EventStreamResponse, frame
+from ragkeel.api.state import ApiState, get_state
+from ragkeel.api.tracing import record_trace
+from ragkeel.errors import RagkeelError
+from ragkeel.generation.answer import ErrorEvent, TokenEvent
+
+ROUTE = "/v1/chat/completions"
+router = APIRouter(tags=["openai"])
+
+
+@router.post(ROUTE, response_model=ChatCompletionOut)
+async def chat_completions(
+    body: ChatCompletionRequest,
+    request: Request,
+    state: Annotated[ApiState, Depends(get_state)],
+) -> Response:
+    """OpenAI-compatible chat completion answering the last user message from the index."""
+    try:
+        text = body.question()
+    except RagkeelError as exc:
+        record_trace(state.container, ROUTE, error=exc)
+        raise
+    question = checked_question(state, text, ROUTE)
+    pump = start_answer(
+        state, question, route=ROUTE, collection=body.collection, k=body.k, mode=body.mode
+    )
+    model = served_model(state)
+    if body.stream:
+        return EventStreamResponse(_chunks(pump, request, model), on_close=pump.cancel)
+    done = await collect_answer(pump, request)
+    out = completion(done.answer, done.trace_id, model=model)
+    return JSONResponse(out.model_dump(mode="json"))
+
+
+def served_model(state: ApiState) -> str:
+    model = state.answerer.model
+    return model.name if model is not None else "ragkeel-extractive"
+
+
+async def _chunks(
+    pump: EventPump[StreamItem], request: Request, model: str
+) -> AsyncIterator[bytes]:
+    cid, created = completion_id(), now()
+
+    def data(delta: dict[str, str], finish: str | None = None, **extra: Any) -> bytes:
+        return frame(chunk(cid, created, model, delta, finish, **extra))
+
+    yield data({"role": "assistant", "content": ""})
+    streamed = False
+    async with aclosing(pump.items()) as items:
+        try:
+            async for item in items:
+                if isinstance(item, TokenEvent) and item.text:
+                    streamed = True
+                    yield data({"content": item.text})
+                elif isinstance(item, ErrorEvent) and item.fatal:
+                    yield frame({"error": _error(item.code, item.message)})
+                    return
+                elif isinstance(item, ErrorEvent) and streamed:
+                    streamed = False
+                    note = f"\n\n[the model failed ({item.code}); an extractive answer follows]\n\n"
+                    yield data({"content": note})
+                elif isinstance(item, Finished):
+                    yield _finish(data, item)
+                    yield DONE
+                    return
+                if await request.is_disconnected():
+                    return  # leaving cancels the pump: generation stops
+        except Exception as exc:
+            payload = error_payload(exc)
+            yield frame({"error": _error(payload["code"], payload["message"])})
+
+
+def _finish(data: Callable[..., bytes], done: Finished) -> bytes:
+    answer = done.answer
+    footer = sources_footer(answer)
+    return b"".join(
+        [
+            data({"content": footer}) if footer else b"",
+            data(
+                {},
+                "stop",
+                usage=UsageOut.from_usage(answer.usage).model_dump(),
+                ragkeel=RagkeelExtras.from_answer(answer, done.trace_id).model_dump(mode="json"),
+            ),
+        ]
+    )
+
+
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"message": message, "type": "ragkeel_error", "code": code}

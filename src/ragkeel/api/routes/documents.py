@@ -1,0 +1,194 @@
+"""``POST /v1/documents`` (multipart files, or JSON text), ``GET /v1/documents``,
+``DELETE /v1/documents/{id}``. Uploads go through the ingestion pipeline (``uploads.py``); the
+answer is its per-file report. Writes are serialised by one lock (SQLite has one writer)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, BinaryIO
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from ragkeel.api.errors import (
+    InvalidUploadError,
+    NotFoundError,
+    ProblemError,
+    UnsupportedMediaTypeError,
+)
+from ragkeel.api.schemas import (
+    DeletedOut,
+    DocumentListOut,
+    DocumentOut,
+    IngestOut,
+    TextDocumentIn,
+)
+from ragkeel.api.state import ApiState, get_state
+from ragkeel.api.uploads import UploadArea, ingest_files, ingest_text
+
+router = APIRouter(tags=["documents"])
+DEFAULT_COLLECTION = "default"
+MAX_FILES = 100
+Collection = Annotated[str, Query(min_length=1, description="the collection")]
+_BODY_DOC: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                        "collection": {"type": "string"},
+                    },
+                    "required": ["files"],
+                }
+            },
+            "application/json": {"schema": TextDocumentIn.model_json_schema()},
+        },
+    }
+}
+
+
+def upload_area(state: ApiState) -> UploadArea:
+    return UploadArea(state.container.settings.home / "uploads")
+
+
+@router.post("/v1/documents", response_model=IngestOut, openapi_extra=_BODY_DOC)
+async def add_documents(
+    request: Request,
+    state: Annotated[ApiState, Depends(get_state)],
+    collection: Annotated[str | None, Query(min_length=1)] = None,
+) -> JSONResponse:
+    """Ingest uploaded files (multipart, field ``files``) or one JSON text document."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    c = state.container
+    area = upload_area(state)
+    if kind == "multipart/form-data":
+        async with request.form(max_files=MAX_FILES, max_fields=16) as form:
+            uploads = [
+                f for f in form.getlist("files") + form.getlist("file") if isinstance(f, UploadFile)
+            ]
+            if not uploads:
+                raise InvalidUploadError(
+                    "no file in the form", hint='send files in the "files" field'
+                )
+            name = collection or _field(form.get("collection")) or DEFAULT_COLLECTION
+            files: list[tuple[str, BinaryIO]] = [(u.filename or "", u.file) for u in uploads]
+            report = await run_in_threadpool(
+                _locked, state, ingest_files, area, c.pipeline, c.store, name, files
+            )
+    elif kind in ("application/json", ""):
+        doc = _text_document(await request.body())
+        name = collection or doc.collection or DEFAULT_COLLECTION
+        report = await run_in_threadpool(
+            _locked, state, ingest_text, area, c.pipeline, c.store, name, doc
+        )
+    else:
+        raise UnsupportedMediaTypeError(
+            f"cannot ingest a {kind} body", hint="send multipart/form-data files or JSON text"
+        )
+    return _reported(report)
+
+
+def _locked(state: ApiState, ingest: Callable[..., IngestOut], *args: Any) -> IngestOut:
+    with state.write_lock:
+        return ingest(*args)
+
+
+def _field(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _text_document(body: bytes) -> TextDocumentIn:
+    try:
+        return TextDocumentIn.model_validate_json(body or b"null")
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_input=False)]
+        ) from exc
+
+
+def _reported(report: IngestOut) -> JSONResponse:
+    """200 with the report when anything was ingested; when nothing was, the first failure's
+    problem (413 for a file too large, 422 for one that cannot be parsed) with the report."""
+    body = report.model_dump(mode="json")
+    if report.files and not any(
+        f.status in ("ingested", "unchanged", "partial") for f in report.files
+    ):
+        first = report.files[0]
+        raise ProblemError(
+            first.error_code or "INGEST_ERROR",
+            first.error_message or "nothing could be ingested",
+            extra={"report": body},
+        )
+    return JSONResponse(body)
+
+
+@router.get("/v1/documents", response_model=DocumentListOut)
+async def list_documents(
+    state: Annotated[ApiState, Depends(get_state)],
+    collection: Collection = DEFAULT_COLLECTION,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> DocumentListOut:
+    """The collection's documents, ordered by id: id, title, source, chunk count."""
+    return await run_in_threadpool(_list, state, collection, offset, limit)
+
+
+def _list(state: ApiState, collection: str, offset: int, limit: int) -> DocumentListOut:
+    store, area = state.container.store, upload_area(state)
+    pairs = sorted(
+        (doc_id, source)
+        for source, ids in store.documents_by_source(collection).items()
+        for doc_id in ids
+    )
+    documents = []
+    for doc_id, source in pairs[offset : offset + limit]:
+        info = store.document_info(collection, doc_id)
+        doc = store.get_document(collection, doc_id)
+        if info is None or doc is None:  # deleted meanwhile
+            continue
+        documents.append(
+            DocumentOut(
+                id=doc_id,
+                title=doc.title,
+                source=source,
+                filename=area.display_name(source, doc_id),
+                chunks=info.chunk_count,
+                metadata=dict(doc.metadata),
+            )
+        )
+    return DocumentListOut(
+        collection=collection, total=len(pairs), offset=offset, limit=limit, documents=documents
+    )
+
+
+@router.delete("/v1/documents/{document_id:path}", response_model=DeletedOut)
+async def delete_document(
+    document_id: str,
+    state: Annotated[ApiState, Depends(get_state)],
+    collection: Collection = DEFAULT_COLLECTION,
+) -> DeletedOut:
+    """Delete one document (its chunks, postings and vectors) from the collection."""
+    return await run_in_threadpool(_delete, state, collection, document_id)
+
+
+def _delete(state: ApiState, collection: str, document_id: str) -> DeletedOut:
+    store = state.container.store
+    with state.write_lock:
+        info = store.document_info(collection, document_id)
+        if info is None:
+            raise NotFoundError(
+                f"no document {document_id!r} in collection {collection!r}",
+                code="DOCUMENT_NOT_FOUND",
+                hint="GET /v1/documents lists the ids",
+            )
+        store.delete_documents(collection, [document_id])
+        upload_area(state).discard_unused(store, collection, [Path(info.source)])
+    return DeletedOut(collection=collection, id=document_id, deleted=True)

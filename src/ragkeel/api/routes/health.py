@@ -1,0 +1,64 @@
+"""``GET /healthz`` (the process answers) and ``GET /readyz`` (the store opens; the chat model
+is loaded, or ``degraded`` with the reason: answers are extractive until it is). ``/readyz``
+never loads the model itself."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from ragkeel.api.state import ApiState, get_state
+from ragkeel.errors import RagkeelError
+from ragkeel.gateway.gguf_files import model_path
+from ragkeel.gateway.providers.local import LocalChatModel
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """Liveness: the process is up and serving."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", responses={503: {"description": "the store cannot be opened"}})
+async def readyz(state: Annotated[ApiState, Depends(get_state)]) -> JSONResponse:
+    """Readiness: 200 when questions can be answered (perhaps degraded), else 503."""
+    store = await run_in_threadpool(_store_status, state)
+    model, reason = _model_status(state)
+    body = {
+        "ready": store["ok"],
+        "degraded": reason is not None,
+        "degraded_reason": reason,
+        "store": store,
+        "model": model,
+    }
+    return JSONResponse(body, status_code=200 if store["ok"] else 503)
+
+
+def _store_status(state: ApiState) -> dict[str, Any]:
+    try:
+        stats = state.container.store.stats()
+    except RagkeelError as exc:
+        return {"ok": False, "code": exc.code, "error": str(exc)}
+    return {"ok": True, "documents": stats.documents, "chunks": stats.chunks}
+
+
+def _model_status(state: ApiState) -> tuple[dict[str, Any], str | None]:
+    model = state.answerer.model
+    if model is None:
+        return {"name": None, "loaded": False}, "NO_MODEL"
+    if not isinstance(model, LocalChatModel):  # remote or scripted: nothing to load
+        return {"name": model.name, "loaded": True}, None
+    info: dict[str, Any] = {"name": model.name, "loaded": model.loaded}
+    if model.loaded:
+        return info, None
+    if state.model_error is not None:
+        info["error"] = str(state.model_error)
+        return info, state.model_error.code
+    if not model_path(model.models_dir, model.model).exists():
+        return info, "MODEL_MISSING"
+    return info, "MODEL_NOT_LOADED"  # loads on the first question (or at start-up by serve)

@@ -1,0 +1,98 @@
+"""``POST /v1/query``: the answer object, or with ``"stream": true`` server-sent events::
+
+event: retrieval   {hits, confidence, gate}
+event: token       {text}                        (repeated)
+event: error       {code, message, fatal}        (fatal=false: the answer goes on, degraded;
+                                                  the tokens so far are void)
+event: citation    {number, document_id, ...}    (one per cited source)
+event: done        the answer object (usage, cost, trace_id, ...)
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+
+from ragkeel.api.answers import (
+    Finished,
+    StreamItem,
+    checked_question,
+    collect_answer,
+    start_answer,
+)
+from ragkeel.api.errors import error_payload, status_for_code
+from ragkeel.api.event_pump import EventPump
+from ragkeel.api.schemas import (
+    AnswerOut,
+    CitationOut,
+    ConfidenceOut,
+    GateOut,
+    HitOut,
+    QueryRequest,
+    RetrievalOut,
+)
+from ragkeel.api.sse import EventStreamResponse, frame
+from ragkeel.api.state import ApiState, get_state
+from ragkeel.generation.answer import CitationEvent, ErrorEvent, RetrievalEvent, TokenEvent
+
+ROUTE = "/v1/query"
+router = APIRouter(tags=["answers"])
+_SSE_DOC: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "the answer object, or an event stream when `stream` is true",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    }
+}
+
+
+@router.post(ROUTE, response_model=AnswerOut, responses=_SSE_DOC)
+async def query(
+    body: QueryRequest, request: Request, state: Annotated[ApiState, Depends(get_state)]
+) -> Response:
+    """Answer a question from the index, with numbered citations."""
+    question = checked_question(state, body.question, ROUTE)
+    pump = start_answer(
+        state, question, route=ROUTE, collection=body.collection, k=body.k, mode=body.mode
+    )
+    if body.stream:
+        return EventStreamResponse(_events(pump, request), on_close=pump.cancel)
+    done = await collect_answer(pump, request)
+    out = AnswerOut.from_answer(done.answer, done.trace_id)
+    return JSONResponse(out.model_dump(mode="json"))
+
+
+async def _events(pump: EventPump[StreamItem], request: Request) -> AsyncIterator[bytes]:
+    async with aclosing(pump.items()) as items:
+        try:
+            async for item in items:
+                yield encode(item)
+                if await request.is_disconnected():
+                    return  # leaving cancels the pump: generation stops
+        except Exception as exc:  # after the status line: the failure becomes an event
+            yield frame({**error_payload(exc), "fatal": True}, event="error")
+
+
+def encode(item: StreamItem) -> bytes:
+    if isinstance(item, TokenEvent):
+        return frame({"text": item.text}, event="token")
+    if isinstance(item, RetrievalEvent):
+        out = RetrievalOut(
+            hits=[HitOut.from_hit(i, h) for i, h in enumerate(item.hits, start=1)],
+            confidence=ConfidenceOut.from_confidence(item.confidence),
+            gate=GateOut.from_gate(item.gate),
+        )
+        return frame(out.model_dump(mode="json"), event="retrieval")
+    if isinstance(item, CitationEvent):
+        return frame(CitationOut.from_citation(item.citation).model_dump(), event="citation")
+    if isinstance(item, ErrorEvent):
+        payload: dict[str, Any] = {"code": item.code, "message": item.message}
+        if item.fatal:
+            payload["status"] = status_for_code(item.code)
+        return frame({**payload, "fatal": item.fatal}, event="error")
+    assert isinstance(item, Finished)
+    answer = AnswerOut.from_answer(item.answer, item.trace_id)
+    return frame(answer.model_dump(mode="json"), event="done")

@@ -1,0 +1,34 @@
+"""``GET /v1/search?q=&k=&mode=&collection=``: ranked hits with their scores and the
+retrieval confidence signals (no answer, no model)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from starlette.concurrency import run_in_threadpool
+
+from ragkeel.api.schemas import SearchModeIn, SearchOut
+from ragkeel.api.state import ApiState, get_state
+from ragkeel.storage.filters import Filter
+
+router = APIRouter(tags=["search"])
+
+
+@router.get("/v1/search", response_model=SearchOut)
+async def search(
+    state: Annotated[ApiState, Depends(get_state)],
+    q: Annotated[str, Query(min_length=1, description="the query")],
+    k: Annotated[int | None, Query(ge=1, le=1000, description="hits returned")] = None,
+    mode: Annotated[SearchModeIn | None, Query(description="default: the server's")] = None,
+    collection: Annotated[str | None, Query(description="one collection only")] = None,
+) -> SearchOut:
+    """Search the index: BM25, dense or hybrid (fused)."""
+    query = state.limits.check_question(q, name="query")
+    settings = state.container.settings.retrieval
+    retriever = state.container.retriever
+    flt = Filter(collection=collection) if collection is not None else None
+    result = await run_in_threadpool(
+        retriever.search, query, k or settings.k, mode=mode or settings.mode, flt=flt
+    )
+    return SearchOut.from_result(result)

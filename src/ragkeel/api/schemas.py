@@ -1,0 +1,265 @@
+"""Request and response bodies of the ragkeel routes (the OpenAI-compatible ones are in
+``openai_schemas.py``). Responses are built from the domain values by ``from_*`` constructors."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ragkeel.gateway.base import Usage
+from ragkeel.generation.answer import Answer, Citation
+from ragkeel.generation.gate import GateDecision
+from ragkeel.types import Confidence, MetaValue, SearchHit, SearchResult
+
+GenerationModeIn = Literal["generative", "extractive"]
+SearchModeIn = Literal["bm25", "dense", "hybrid"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class QueryRequest(_Strict):
+    question: str = Field(min_length=1, description="the question (at most 4,000 characters)")
+    collection: str | None = Field(default=None, description="search one collection only")
+    k: int | None = Field(default=None, ge=1, le=100, description="chunks retrieved")
+    mode: GenerationModeIn | None = Field(default=None, description="default: the server's")
+    stream: bool = Field(default=False, description="answer as server-sent events")
+
+
+class UsageOut(BaseModel):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+    @classmethod
+    def from_usage(cls, usage: Usage) -> UsageOut:
+        return cls(
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            total_tokens=usage.total_tokens,
+        )
+
+
+class CitationOut(BaseModel):
+    number: int
+    document_id: str
+    chunk_id: str
+    source: str
+    title: str
+    page: int | None
+    snippet: str
+
+    @classmethod
+    def from_citation(cls, c: Citation) -> CitationOut:
+        return cls(
+            number=c.number,
+            document_id=c.document_id,
+            chunk_id=c.chunk_id,
+            source=c.source,
+            title=c.title,
+            page=c.page,
+            snippet=c.snippet,
+        )
+
+
+class HitOut(BaseModel):
+    rank: int
+    chunk_id: str
+    document_id: str
+    collection: str
+    title: str
+    source: str
+    page: int | None
+    heading_path: list[str]
+    text: str
+    score: float
+    keyword_rank: int | None
+    keyword_score: float | None
+    dense_rank: int | None
+    dense_score: float | None
+
+    @classmethod
+    def from_hit(cls, rank: int, h: SearchHit) -> HitOut:
+        c = h.chunk
+        return cls(
+            rank=rank,
+            chunk_id=c.id,
+            document_id=c.document_id,
+            collection=c.collection,
+            title=c.title,
+            source=c.source,
+            page=c.page,
+            heading_path=list(c.heading_path),
+            text=c.text,
+            score=h.score,
+            keyword_rank=h.keyword_rank,
+            keyword_score=h.keyword_score,
+            dense_rank=h.dense_rank,
+            dense_score=h.dense_score,
+        )
+
+
+class ConfidenceOut(BaseModel):
+    top_score: float
+    margin: float
+    top_dense_score: float | None
+    top_keyword_score: float | None
+    agreement: bool
+
+    @classmethod
+    def from_confidence(cls, c: Confidence) -> ConfidenceOut:
+        return cls(
+            top_score=c.top_score,
+            margin=c.margin,
+            top_dense_score=c.top_dense_score,
+            top_keyword_score=c.top_keyword_score,
+            agreement=c.agreement,
+        )
+
+
+class GateOut(BaseModel):
+    passed: bool
+    reason: str
+    top_dense: float | None
+    top_keyword: float | None
+    dense_threshold: float
+    keyword_threshold: float | None
+
+    @classmethod
+    def from_gate(cls, g: GateDecision) -> GateOut:
+        return cls(
+            passed=g.passed,
+            reason=g.reason,
+            top_dense=g.top_dense,
+            top_keyword=g.top_keyword,
+            dense_threshold=g.dense_threshold,
+            keyword_threshold=g.keyword_threshold,
+        )
+
+
+class AnswerOut(BaseModel):
+    question: str
+    text: str
+    citations: list[CitationOut]
+    mode: Literal["generative", "extractive", "cannot_answer"]
+    grounded: bool
+    degraded: bool
+    degraded_reason: str | None
+    degraded_detail: str | None
+    usage: UsageOut
+    cost: float
+    latency_ms: dict[str, float]
+    trace_id: str | None
+    model: str | None
+    template_version: str | None
+    invalid_citations: list[int]
+    unsupported_sentences: list[str]
+    gate: GateOut | None
+    hits: list[HitOut]
+
+    @classmethod
+    def from_answer(cls, a: Answer, trace_id: str | None) -> AnswerOut:
+        return cls(
+            question=a.question,
+            text=a.text,
+            citations=[CitationOut.from_citation(c) for c in a.citations],
+            mode=a.mode,
+            grounded=a.grounded,
+            degraded=a.degraded,
+            degraded_reason=a.degraded_reason,
+            degraded_detail=a.degraded_detail,
+            usage=UsageOut.from_usage(a.usage),
+            cost=a.cost,
+            latency_ms=dict(a.latency_ms),
+            trace_id=trace_id,
+            model=a.model,
+            template_version=a.template_version,
+            invalid_citations=list(a.invalid_citations),
+            unsupported_sentences=list(a.unsupported_sentences),
+            gate=GateOut.from_gate(a.gate) if a.gate else None,
+            hits=[HitOut.from_hit(i, h) for i, h in enumerate(a.hits, start=1)],
+        )
+
+
+class RetrievalOut(BaseModel):
+    """The ``retrieval`` event of a streamed answer."""
+
+    hits: list[HitOut]
+    confidence: ConfidenceOut
+    gate: GateOut
+
+
+class SearchOut(BaseModel):
+    query: str
+    mode: str
+    hits: list[HitOut]
+    confidence: ConfidenceOut
+    timings_ms: dict[str, float]
+
+    @classmethod
+    def from_result(cls, r: SearchResult) -> SearchOut:
+        return cls(
+            query=r.query,
+            mode=r.mode,
+            hits=[HitOut.from_hit(i, h) for i, h in enumerate(r.hits, start=1)],
+            confidence=ConfidenceOut.from_confidence(r.confidence),
+            timings_ms={k: round(v, 3) for k, v in r.timings_ms.items()},
+        )
+
+
+class TextDocumentIn(_Strict):
+    """A document sent as JSON text rather than as a file."""
+
+    text: str = Field(min_length=1)
+    title: str | None = None
+    id: str | None = Field(default=None, min_length=1, max_length=512)
+    collection: str | None = None
+    metadata: dict[str, MetaValue] = Field(default_factory=dict)
+
+
+class FileReportOut(BaseModel):
+    filename: str  # as uploaded (for JSON text: the document id)
+    source: str  # where the ingested copy lives; the documents' ``source``
+    status: str
+    document_ids: list[str]
+    documents: int
+    unchanged: int
+    chunks: int
+    error_code: str | None
+    error_message: str | None
+    record_errors: list[dict[str, str]]
+
+
+class IngestOut(BaseModel):
+    collection: str
+    files: list[FileReportOut]
+    documents_written: int
+    documents_unchanged: int
+    chunks_written: int
+    elapsed_seconds: float
+
+
+class DocumentOut(BaseModel):
+    id: str
+    title: str
+    source: str
+    filename: str
+    chunks: int
+    metadata: Mapping[str, MetaValue]
+
+
+class DocumentListOut(BaseModel):
+    collection: str
+    total: int
+    offset: int
+    limit: int
+    documents: list[DocumentOut]
+
+
+class DeletedOut(BaseModel):
+    collection: str
+    id: str
+    deleted: bool

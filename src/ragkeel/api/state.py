@@ -1,0 +1,79 @@
+"""``ApiState``: what the routes share, kept on ``app.state.ragkeel`` (no module globals)."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import Request
+
+from ragkeel.api.event_pump import EventPump
+from ragkeel.api.limits import Limits
+from ragkeel.container import Container
+from ragkeel.errors import RagkeelError
+from ragkeel.generation.answerer import Answerer
+
+log = logging.getLogger("ragkeel.api")
+SHUTDOWN_WAIT_S = 5.0
+
+
+@dataclass(slots=True)
+class ApiState:
+    container: Container
+    limits: Limits
+    answerer_override: Answerer | None = None
+    write_lock: threading.Lock = field(default_factory=threading.Lock)  # uploads and deletes
+    model_error: RagkeelError | None = None  # why the start-up model load failed, if it did
+    _pumps: set[EventPump[Any]] = field(default_factory=set)
+    _pumps_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def answerer(self) -> Answerer:
+        return self.answerer_override or self.container.answerer
+
+    def answerer_for(self, k: int | None) -> Answerer:
+        """The answerer, retrieving ``k`` chunks instead of its default when ``k`` is given
+        (a shallow copy: the retriever, model, gate and template are shared)."""
+        if k is None or k == self.answerer.k:
+            return self.answerer
+        custom = copy.copy(self.answerer)
+        custom.k = k
+        return custom
+
+    def track(self, pump: EventPump[Any]) -> EventPump[Any]:
+        with self._pumps_lock:
+            self._pumps = {p for p in self._pumps if not p.finished} | {pump}
+        return pump
+
+    def cancel_all(self, timeout: float = SHUTDOWN_WAIT_S) -> None:
+        """Cancel every answer still running and wait (bounded) for their threads."""
+        with self._pumps_lock:
+            pumps, self._pumps = self._pumps, set()
+        for pump in pumps:
+            pump.cancel()
+        deadline = time.monotonic() + timeout
+        stuck = sum(not p.join(max(deadline - time.monotonic(), 0.0)) for p in pumps)
+        if stuck:
+            log.warning("%d answer thread(s) did not stop within %.0f s", stuck, timeout)
+
+    def load_model(self) -> None:
+        """Load the chat model now (run in a background thread at start-up); a failure is kept
+        for ``/readyz`` and the answers degrade to extractive."""
+        load = getattr(self.answerer.model, "load", None)
+        if not callable(load):
+            return
+        try:
+            load()
+        except RagkeelError as exc:
+            self.model_error = exc
+            log.warning("chat model not loaded: %s", exc)
+
+
+def get_state(request: Request) -> ApiState:
+    state = request.app.state.ragkeel
+    assert isinstance(state, ApiState)
+    return state

@@ -1,0 +1,37 @@
+"""Every ``/v1/query`` and ``/v1/chat/completions`` request writes one trace; this is the one
+place the API does it."""
+
+from __future__ import annotations
+
+import logging
+
+from ragkeel.container import Container
+from ragkeel.generation.answer import Answer
+from ragkeel.generation.tracing import trace_from_answer, trace_from_error
+
+log = logging.getLogger("ragkeel.api")
+
+
+def record_trace(
+    container: Container,
+    route: str,
+    *,
+    answer: Answer | None = None,
+    question: str = "",
+    error: BaseException | None = None,
+    latency_ms: float = 0.0,
+) -> str | None:
+    """Record the trace of ``answer``, or of the request for ``question`` that failed with
+    ``error``; the trace id (``None`` when tracing is off). Never raises: a trace that cannot be
+    built is logged, and the request goes on."""
+    try:
+        if answer is not None:
+            keep = container.settings.observability.keep_prompt_text
+            trace = trace_from_answer(answer, route=route, keep_prompt_text=keep)
+        else:
+            failure = error or RuntimeError("unknown failure")
+            trace = trace_from_error(question, failure, route=route, latency_ms=latency_ms)
+        return container.traces.record(trace)
+    except Exception:  # the store never raises; this guards building the trace
+        log.warning("could not record the trace of a %s request", route, exc_info=True)
+        return None

@@ -1,0 +1,168 @@
+"""Documents sent over HTTP, through the ingestion pipeline.
+
+An uploaded file is kept, under its original name, at ``$RAGKEEL_HOME/uploads/<collection>/``
+for as long as a document comes from it: the pipeline uses the file's path as the documents'
+``source`` and (for one-document files) as their id, so this keeps both stable. Uploading a
+file of the same name again replaces it (or finds it unchanged); ``ragkeel ingest --prune``
+keeps it (the path still exists); deleting its last document deletes the file. A JSON text
+document becomes a one-record ``.jsonl`` file there (its ``id`` is the document id).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path, PurePosixPath
+from typing import BinaryIO
+
+from ragkeel.api.errors import InvalidUploadError
+from ragkeel.api.schemas import FileReportOut, IngestOut, TextDocumentIn
+from ragkeel.ingestion.pipeline import IngestionPipeline
+from ragkeel.storage.sqlite import SqliteDocumentStore
+
+_UNSAFE = re.compile(r"[^\w.\-() ]+", re.UNICODE)
+_TEXT_DIR = "text"
+MAX_NAME = 120
+
+
+class UploadArea:
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+
+    def file_path(self, collection: str, filename: str) -> Path:
+        return self.root / _slug(collection) / safe_filename(filename)
+
+    def text_path(self, collection: str, document_id: str) -> Path:
+        return self.root / _slug(collection) / _TEXT_DIR / f"{_slug(document_id)}.jsonl"
+
+    def owns(self, source: str) -> bool:
+        return Path(source).is_relative_to(self.root)
+
+    def display_name(self, source: str, document_id: str) -> str:
+        path = Path(source)
+        is_text = self.owns(source) and path.parent.name == _TEXT_DIR
+        return document_id if is_text else path.name
+
+    def save(self, path: Path, data: BinaryIO) -> None:
+        """Write atomically (a reader never sees half a file)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".upload-", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                shutil.copyfileobj(data, out, 1024 * 1024)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def discard_unused(
+        self, store: SqliteDocumentStore, collection: str, paths: Iterable[Path]
+    ) -> None:
+        """Delete the kept files no document comes from any more."""
+        used = store.documents_by_source(collection)
+        for path in paths:
+            if self.owns(str(path)) and not used.get(str(path)):
+                path.unlink(missing_ok=True)
+
+
+def safe_filename(name: str) -> str:
+    """The base name of an uploaded file, without directories, leading dots or odd characters."""
+    base = PurePosixPath(name.replace("\\", "/")).name
+    cleaned = _UNSAFE.sub("_", base).strip(" ").lstrip(".")
+    if not cleaned or not Path(cleaned).stem:
+        raise InvalidUploadError(
+            f"unusable file name {name!r}", hint="send a file name such as notes.md"
+        )
+    if len(cleaned) > MAX_NAME:
+        suffix = Path(cleaned).suffix[:16]
+        cleaned = cleaned[: MAX_NAME - len(suffix)] + suffix
+    return cleaned
+
+
+def _slug(value: str) -> str:
+    """A directory-safe, readable and collision-free name for ``value``."""
+    digest = hashlib.blake2b(value.encode("utf-8"), digest_size=4).hexdigest()
+    readable = _UNSAFE.sub("_", value).replace(" ", "_").strip("._")[:48]
+    return f"{readable}-{digest}" if readable else digest
+
+
+def ingest_files(
+    area: UploadArea,
+    pipeline: IngestionPipeline,
+    store: SqliteDocumentStore,
+    collection: str,
+    files: Sequence[tuple[str, BinaryIO]],
+) -> IngestOut:
+    """Keep each ``(filename, data)`` in the upload area and ingest them in one run."""
+    targets: dict[Path, str] = {}
+    for filename, data in files:
+        path = area.file_path(collection, filename)
+        if path in targets:
+            raise InvalidUploadError(
+                f"two uploaded files are both named {path.name!r}", hint="upload them separately"
+            )
+        area.save(path, data)
+        targets[path] = filename
+    return _ingest(area, pipeline, store, collection, targets)
+
+
+def ingest_text(
+    area: UploadArea,
+    pipeline: IngestionPipeline,
+    store: SqliteDocumentStore,
+    collection: str,
+    doc: TextDocumentIn,
+) -> IngestOut:
+    document_id = doc.id or "text-" + hashlib.sha256(doc.text.encode("utf-8")).hexdigest()[:16]
+    record = {
+        "_id": document_id,
+        "title": doc.title or "",
+        "text": doc.text,
+        "metadata": doc.metadata,
+    }
+    path = area.text_path(collection, document_id)
+    payload = json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n"
+    area.save(path, io.BytesIO(payload))
+    return _ingest(area, pipeline, store, collection, {path: document_id})
+
+
+def _ingest(
+    area: UploadArea,
+    pipeline: IngestionPipeline,
+    store: SqliteDocumentStore,
+    collection: str,
+    targets: dict[Path, str],
+) -> IngestOut:
+    report = pipeline.ingest([str(p) for p in targets], collection)
+    by_source = store.documents_by_source(collection)
+    names = {str(p): name for p, name in targets.items()}
+    files = [
+        FileReportOut(
+            filename=names.get(f.path, Path(f.path).name),
+            source=f.path,
+            status=f.status,
+            document_ids=sorted(by_source.get(f.path, ())),
+            documents=f.documents,
+            unchanged=f.unchanged,
+            chunks=f.chunks,
+            error_code=f.error_code,
+            error_message=f.error_message,
+            record_errors=f.record_errors,
+        )
+        for f in report.files
+    ]
+    area.discard_unused(store, collection, targets)
+    return IngestOut(
+        collection=collection,
+        files=files,
+        documents_written=report.documents_written,
+        documents_unchanged=report.documents_unchanged,
+        chunks_written=report.chunks_written,
+        elapsed_seconds=round(report.elapsed_seconds, 3),
+    )

@@ -1,0 +1,160 @@
+"""An API over a small real index: SQLite under a tmp home, the hashing embedder, and the
+scripted chat model. ``make_app`` builds the app; ``serve`` runs it under uvicorn on a free
+loopback port in a background thread (for the openai client and client disconnects)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from ragkeel.api import create_app
+from ragkeel.api.limits import Limits
+from ragkeel.container import Container
+from ragkeel.gateway.providers.scripted import Script, ScriptedChatModel
+from ragkeel.generation.answerer import Answerer
+from ragkeel.settings import Settings, load_settings
+
+CORPUS = {
+    "keys.md": (
+        "# API keys\n\nRotate every API key every ninety days. Rotation is done from the admin "
+        "console under Security.\n\n## Revoking keys\n\nRevoke a leaked key at once. A revoked "
+        "key stops working within one minute.\n"
+    ),
+    "outage.txt": (
+        "Upstream outage postmortem.\n\nOn 3 March the model provider failed for forty minutes. "
+        "Fallback models served answers during the outage.\n"
+    ),
+    "pricing.md": (
+        "# Pricing\n\nEach query costs tokens. The monthly budget is set per tenant and alerts "
+        "fire at eighty percent of it.\n"
+    ),
+}
+COLLECTION = "kb"
+ON_TOPIC = "How often should I rotate an API key?"
+OFF_TOPIC = "recipe for banana bread with walnuts"
+GOOD = "Rotate every API key every ninety days [1]."
+TEST_GATE = 0.2  # hashing-embedder cosines: ON_TOPIC ~0.28, OFF_TOPIC ~0.08
+STARTUP_TIMEOUT_S = 10.0
+
+
+def api_settings(home: Path, **generation: Any) -> Settings:
+    return load_settings(
+        home=home,
+        embedding={"provider": "hashing", "hashing_dimension": 256, "cache": False},
+        ingestion={"chunk_tokens": 64},
+        generation={"gate_threshold": TEST_GATE, **generation},
+    )
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    root = tmp_path / "docs"
+    root.mkdir()
+    for name, text in CORPUS.items():
+        (root / name).write_text(text, encoding="utf-8")
+    return root
+
+
+@pytest.fixture
+def container(tmp_path: Path, corpus: Path) -> Iterator[Container]:
+    c = Container(api_settings(tmp_path / "home"))
+    report = c.pipeline.ingest([str(corpus)], COLLECTION)
+    assert report.exit_code == 0, report.to_dict()
+    yield c
+    c.close()  # the app closes it too; closing twice is harmless
+
+
+@dataclass
+class Api:
+    app: FastAPI
+    model: ScriptedChatModel
+    container: Container
+
+
+MakeApp = Callable[..., Api]
+
+
+@pytest.fixture
+def make_app(container: Container) -> MakeApp:
+    def make(
+        script: Script = (GOOD,), *, token_delay_s: float = 0.0, limits: Limits | None = None
+    ) -> Api:
+        model = ScriptedChatModel(script, token_delay_s=token_delay_s)
+        answerer = Answerer(container.retriever, model, gate_threshold=TEST_GATE)
+        return Api(create_app(container, answerer=answerer, limits=limits), model, container)
+
+    return make
+
+
+@pytest.fixture
+def api(make_app: MakeApp) -> Api:
+    return make_app()
+
+
+@pytest.fixture
+def client(api: Api) -> Iterator[TestClient]:
+    with TestClient(api.app) as c:
+        yield c
+
+
+@contextmanager
+def serve(app: FastAPI) -> Iterator[str]:
+    """Run ``app`` under uvicorn on a free loopback port; yields its base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=5)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while not server.started:
+            assert thread.is_alive(), "uvicorn exited during start-up"
+            assert time.monotonic() < deadline, "uvicorn did not start in time"
+            time.sleep(0.02)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(STARTUP_TIMEOUT_S)
+        sock.close()
+        assert not thread.is_alive(), "uvicorn did not stop"
+
+
+def wait_for(predicate: Callable[[], bool], timeout_s: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+def sse_events(raw: str) -> list[tuple[str | None, str]]:
+    """``(event, data)`` per event of an event stream, checking the framing on the way."""
+    assert raw.endswith("\n\n"), "an event stream ends with a blank line"
+    out: list[tuple[str | None, str]] = []
+    for block in raw[:-2].split("\n\n"):
+        event, data = None, []
+        for line in block.split("\n"):
+            field, sep, value = line.partition(": ")
+            assert sep, f"malformed line {line!r}"
+            if field == "event":
+                event = value
+            else:
+                assert field == "data", f"unexpected field {field!r}"
+                data.append(value)
+        out.append((event, "\n".join(data)))
+    return out

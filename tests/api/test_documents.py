@@ -1,0 +1,122 @@
+"""POST/GET/DELETE /v1/documents: uploads through the ingestion pipeline, listing, deletion."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from ragkeel.api.limits import Limits
+
+from .conftest import Api, MakeApp
+
+NOTES = b"# Deploy notes\n\nThe blue-green deploy switches traffic after the smoke tests pass.\n"
+FAQ = b"Frequently asked.\n\nInvoices are emailed on the first business day of the month.\n"
+
+
+def _upload(
+    client: TestClient, *files: tuple[str, bytes], collection: str = "up"
+) -> dict[str, Any]:
+    r = client.post(
+        "/v1/documents",
+        params={"collection": collection},
+        files=[("files", (name, data)) for name, data in files],
+    )
+    return {"status": r.status_code, **r.json()}
+
+
+def test_upload_list_search_delete_round_trip(client: TestClient, api: Api) -> None:
+    report = _upload(client, ("notes.md", NOTES), ("faq.txt", FAQ))
+    assert report["status"] == 200 and report["collection"] == "up"
+    by_name = {f["filename"]: f for f in report["files"]}
+    assert {f["status"] for f in by_name.values()} == {"ingested"}
+    notes = by_name["notes.md"]
+    assert notes["chunks"] >= 1 and notes["document_ids"] == [notes["source"]]
+    assert Path(notes["source"]).name == "notes.md" and Path(notes["source"]).exists()
+
+    again = _upload(client, ("notes.md", NOTES))
+    assert [f["status"] for f in again["files"]] == ["unchanged"]
+
+    listing = client.get("/v1/documents", params={"collection": "up"}).json()
+    assert listing["total"] == 2
+    docs = {d["filename"]: d for d in listing["documents"]}
+    assert docs["notes.md"]["title"] == "Deploy notes" and docs["notes.md"]["chunks"] >= 1
+    assert docs["faq.txt"]["source"].endswith("faq.txt")
+
+    hits = client.get("/v1/search", params={"q": "blue-green deploy", "collection": "up"}).json()
+    assert hits["hits"][0]["document_id"] == notes["document_ids"][0]
+
+    doc_id = notes["document_ids"][0]
+    r = client.delete(f"/v1/documents/{doc_id}", params={"collection": "up"})
+    assert r.status_code == 200 and r.json() == {"collection": "up", "id": doc_id, "deleted": True}
+    assert not Path(notes["source"]).exists()  # its last document is gone: so is the file
+    assert client.get("/v1/documents", params={"collection": "up"}).json()["total"] == 1
+
+    gone = client.delete(f"/v1/documents/{doc_id}", params={"collection": "up"})
+    assert gone.status_code == 404
+    assert gone.headers["content-type"] == "application/problem+json"
+    assert gone.json()["code"] == "DOCUMENT_NOT_FOUND"
+
+
+def test_json_text_document(client: TestClient) -> None:
+    body = {
+        "text": "The on-call rota changes every Monday at nine.",
+        "title": "On-call",
+        "id": "oncall-1",
+        "collection": "ops",
+        "metadata": {"team": "sre"},
+    }
+    r = client.post("/v1/documents", json=body)
+    assert r.status_code == 200, r.text
+    (file,) = r.json()["files"]
+    assert file["status"] == "ingested" and file["document_ids"] == ["oncall-1"]
+    (doc,) = client.get("/v1/documents", params={"collection": "ops"}).json()["documents"]
+    assert (doc["id"], doc["title"], doc["filename"], doc["metadata"]) == (
+        "oncall-1",
+        "On-call",
+        "oncall-1",
+        {"team": "sre"},
+    )
+    assert client.delete("/v1/documents/oncall-1", params={"collection": "ops"}).status_code == 200
+
+
+def test_unsupported_upload_is_a_problem_and_leaves_nothing(client: TestClient, api: Api) -> None:
+    r = client.post("/v1/documents", files=[("files", ("tool.exe", b"MZ\x90\x00"))])
+    assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json"
+    problem = r.json()
+    assert (
+        problem["code"] == "UNSUPPORTED_TYPE"
+        and problem["report"]["files"][0]["filename"] == "tool.exe"
+    )
+    uploads = api.container.settings.home / "uploads"
+    assert not [p for p in uploads.rglob("*") if p.is_file()]
+
+
+def test_upload_filenames_are_sanitised(client: TestClient) -> None:
+    report = _upload(client, ("../../etc/../.hidden notes.md", NOTES))
+    (file,) = report["files"]
+    assert file["status"] == "ingested" and Path(file["source"]).name == "hidden notes.md"
+
+
+def test_bad_bodies(client: TestClient) -> None:
+    r = client.post("/v1/documents", json={"title": "no text"})
+    assert r.status_code == 422 and r.json()["code"] == "VALIDATION_ERROR"
+    assert "text" in r.json()["detail"]
+    r = client.post("/v1/documents", content=b"x", headers={"content-type": "text/plain"})
+    assert r.status_code == 415 and r.json()["code"] == "UNSUPPORTED_MEDIA_TYPE"
+    r = client.post("/v1/documents", files=[("other", ("a.md", NOTES))])
+    assert r.status_code == 422 and r.json()["code"] == "INVALID_UPLOAD"
+
+
+def test_body_limit(make_app: MakeApp) -> None:
+    app = make_app(limits=Limits(max_body_bytes=1000)).app
+    with TestClient(app) as client:
+        r = client.post("/v1/documents", files=[("files", ("big.txt", b"word " * 400))])
+        assert r.status_code == 413 and r.json()["code"] == "REQUEST_TOO_LARGE"
+        chunked = (b"x" * 300 for _ in range(5))  # no Content-Length: counted as it arrives
+        r = client.post(
+            "/v1/documents", content=chunked, headers={"content-type": "application/json"}
+        )
+        assert r.status_code == 413 and r.json()["code"] == "REQUEST_TOO_LARGE"
+        assert client.post("/v1/documents", json={"text": "small enough"}).status_code == 200
