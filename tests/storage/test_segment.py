@@ -200,3 +200,42 @@ def test_postings_concat_and_select_agree_with_a_direct_build() -> None:
     for got, want in ((parts, whole), (whole.select(keep), direct)):
         for name in ("terms", "starts", "docs", "tfs"):
             np.testing.assert_array_equal(getattr(got, name), getattr(want, name))
+
+
+def test_searches_racing_writes_never_fail_and_end_consistent(tmp_path: Path) -> None:
+    import threading
+
+    rng = np.random.default_rng(21)
+    store = SqliteDocumentStore(tmp_path / "s.db", compaction=POLICIES["compact-often"])
+    writes = [random_document(rng, f"d{i % 9}", i) for i in range(40)]
+    vectors = [random_vectors(rng, len(chunks)) for _, chunks in writes]
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def search() -> None:
+        query = random_vectors(np.random.default_rng(0), 1)[0]
+        while not done.is_set():
+            try:
+                results(store, query)
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+                return
+
+    readers = [threading.Thread(target=search) for _ in range(2)]
+    for t in readers:
+        t.start()
+    try:
+        for (doc, chunks), vecs in zip(writes, vectors, strict=True):
+            store.upsert_document(doc, chunks, vecs, embedding_model="m")
+    finally:
+        done.set()
+        for t in readers:
+            t.join()
+    assert errors == []
+    query = random_vectors(rng, 1)[0]
+    fresh = SqliteDocumentStore(tmp_path / "s.db", segment_cache=False)
+    try:
+        assert_same(results(store, query), results(fresh, query))
+    finally:
+        fresh.close()
+        store.close()
