@@ -35,6 +35,11 @@ run: setup
 	$(BIN)/ragkeel search "How do I rotate an API key?" --collection examples --k 3
 	$(BIN)/ragkeel search "quarterly revenue by region" --collection examples --k 3 --mode bm25
 	$(BIN)/ragkeel search "what happens when the upstream provider is down" --collection examples --k 3 --mode dense
+	$(BIN)/ragkeel ask "How do I rotate an API key?" --collection examples
+	$(BIN)/ragkeel ask "What happened during the upstream provider outage?" --collection examples
+	$(BIN)/ragkeel ask "What is the capital of France?" --collection examples
+	@echo "serving the API until Ctrl-C"
+	$(BIN)/ragkeel serve --host 127.0.0.1 --port 8000
 
 lint: setup
 	$(BIN)/ruff check src tests bench
