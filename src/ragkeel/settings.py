@@ -93,7 +93,7 @@ class GenerationSettings(_Section):
     gate_keyword_threshold: float | None = Field(default=None, ge=0.0)
     context_budget: int = Field(default=1000, ge=128, le=32768)  # prompt tokens
     max_answer_tokens: int = Field(default=256, ge=1, le=8192)
-    template_version: str = "answer_v1"
+    template_version: str = "answer_v2"  # v2 adds a worked citation example (see its yaml)
     model_timeout_s: float = Field(default=60.0, gt=0)
     min_support: float = Field(default=0.5, ge=0.0, le=1.0)
     extractive_sentences: int = Field(default=3, ge=1, le=20)

@@ -52,6 +52,7 @@ class Answer:
     model: str | None = None  # None when no model was called
     invalid_citations: tuple[int, ...] = ()
     unsupported_sentences: tuple[str, ...] = ()
+    inferred_citations: tuple[int, ...] = ()  # [n] the model left out, added by support check
     hits: tuple[SearchHit, ...] = ()  # what retrieval returned, in rank order
     gate: GateDecision | None = None
     prompt: tuple[ChatMessage, ...] = ()  # the messages sent to the model (for the trace)

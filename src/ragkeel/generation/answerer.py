@@ -37,6 +37,7 @@ from ragkeel.generation.answer import (
 from ragkeel.generation.citations import (
     DEFAULT_MIN_SUPPORT,
     CitationCheck,
+    attribute_uncited,
     check_answer,
 )
 from ragkeel.generation.context import (
@@ -96,6 +97,7 @@ class _Run:
     template_version: str | None = None
     prompt: tuple[ChatMessage, ...] = ()
     degraded: tuple[str, str] | None = None  # (code, message)
+    inferred: tuple[int, ...] = ()  # citation numbers added by attribute_uncited
 
 
 class Answerer:
@@ -240,6 +242,9 @@ class Answerer:
         if check.refusal:
             yield from self._refuse(run, streamed=True)
             return
+        if check.unsupported:  # a right answer without its [n]: cite the source that supports it
+            text, run.inferred = attribute_uncited(text, context, min_support=self.min_support)
+            check = check_answer(text, context, min_support=self.min_support)
         yield from self._finish(run, text, "generative", context, check)
 
     def _extractive(self, run: _Run, context: PackedContext) -> Iterator[AnswerEvent]:
@@ -294,6 +299,7 @@ class Answerer:
             model=run.model,
             invalid_citations=check.invalid if check else (),
             unsupported_sentences=check.unsupported if check else (),
+            inferred_citations=run.inferred,
             hits=run.result.hits,
             gate=run.gate,
             prompt=run.prompt,

@@ -87,6 +87,39 @@ def check_answer(
     )
 
 
+def attribute_uncited(
+    text: str,
+    context: PackedContext,
+    *,
+    min_support: float = DEFAULT_MIN_SUPPORT,
+    refusal_phrase: str = REFUSAL_PHRASE,
+) -> tuple[str, tuple[int, ...]]:
+    """Add a citation to each sentence that has none but is verifiably supported by one packed
+    source: the source covering most of its content words, if it covers at least
+    ``min_support`` of them and at least two (small models often answer right but forget the
+    ``[n]``). Returns the new text and the inferred numbers. Nothing is added to a sentence no
+    single source supports, so an unsupported sentence stays unsupported."""
+    source_terms = {s.number: frozenset(analyze(f"{s.label}\n{s.text}")) for s in context.sources}
+    inferred: list[int] = []
+    for sentence in split_sentences(text):
+        if citation_numbers(sentence) or is_refusal(sentence, refusal_phrase):
+            continue
+        terms = set(content_terms(sentence))
+        if len(terms) < 2 or sentence not in text:
+            continue
+        best = max(source_terms, key=lambda n: len(terms & source_terms[n]), default=None)
+        if best is None:
+            continue
+        shared = len(terms & source_terms[best])
+        if shared < 2 or shared / len(terms) < min_support:
+            continue
+        body = sentence.rstrip()
+        end = len(body.rstrip(".!?;:"))
+        text = text.replace(sentence, f"{body[:end]} [{best}]{body[end:]}", 1)
+        inferred.append(best)
+    return text, _unique(inferred)
+
+
 def is_refusal(text: str, refusal_phrase: str = REFUSAL_PHRASE) -> bool:
     """``text`` contains the refusal phrase, ignoring case, punctuation and citations."""
     phrase = _normalise(refusal_phrase)
