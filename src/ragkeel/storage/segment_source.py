@@ -92,9 +92,11 @@ class SqliteSegmentSource:
     def _current(self, collection: str) -> tuple[Segment, bool]:
         """The segment for the current generation, and whether to save it to the cache."""
         state = self._state(collection)
-        if state is None:
-            return self._build(collection, _State(-1, 0, "", 0)), False
         seg = self._segments.get(collection)
+        if state is None:  # no such collection (yet): an empty segment, not worth caching
+            if seg is None or seg.uid != "":
+                seg = self._build(collection, _State(-1, 0, "", 0))
+            return seg, False
         if seg is not None and seg.uid == state.uid and seg.dim == state.dim:
             if seg.generation == state.generation:
                 return seg, False
