@@ -43,13 +43,13 @@ def main() -> None:
     t0 = time.perf_counter()
     report = container.pipeline.ingest([str(p) for p in pdfs], "sec")
     total = time.perf_counter() - t0
-    hits = container.retriever.search(
+    result = container.retriever.search(
         "Total net sales Products Services three months ended",
         3,
         mode="bm25",
         flt=Filter(collection="sec"),
     )
-    rows = [line for h in hits for line in h.chunk.text.splitlines() if "Total net sales" in line]
+    rows = [line for h in result.hits for line in h.chunk.text.splitlines() if "Total net sales" in line]
     out = {
         "machine": machine(),
         "date": today(),
