@@ -231,3 +231,17 @@ def test_bm25_matches_reference_formula(store: SqliteDocumentStore) -> None:
     expect1 = idf(2) * w(1, dl1)
     assert hits["c-d0-v1-0"] == pytest.approx(expect0, rel=1e-5)
     assert hits["c-d1-v1-0"] == pytest.approx(expect1, rel=1e-5)
+
+
+def test_filter_results_follow_writes(store: SqliteDocumentStore) -> None:
+    doc, chunks = make_doc("m1", ["shared needle text"], metadata={"team": "ops"})
+    put(store, doc, chunks)
+    flt = Filter(collection="c", metadata={"team": "ops"})
+    assert ids(store.keyword.search("needle", 5, flt)) == [chunks[0].id]
+    assert ids(store.keyword.search("needle", 5, flt)) == [chunks[0].id]  # repeated filter
+    doc2, chunks2 = make_doc("m1", ["shared needle text"], metadata={"team": "dev"}, version="v2")
+    put(store, doc2, chunks2)
+    assert store.keyword.search("needle", 5, flt) == []
+    assert ids(
+        store.keyword.search("needle", 5, Filter(collection="c", metadata={"team": "dev"}))
+    ) == [chunks2[0].id]

@@ -13,6 +13,7 @@ import json
 import sqlite3
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -74,6 +75,7 @@ class SqliteDocumentStore:
                 hint="check the path and that the file is a ragkeel database",
             ) from exc
         self._lock = threading.RLock()
+        self._masks: OrderedDict[tuple[object, ...], npt.NDArray[np.bool_]] = OrderedDict()
         cache = (
             SegmentCache(self.path.parent / "segments", self.path.name)
             if segment_cache and not in_memory
@@ -376,6 +378,23 @@ class SqliteDocumentStore:
                 self._vocab.update(self._conn.execute(q, unknown).fetchall())
             return [self._vocab[t] for t in terms if t in self._vocab]
 
+    def filter_mask(self, collection: str, seg: Segment, flt: Filter) -> npt.NDArray[np.bool_]:
+        """The rows of ``seg`` that pass ``flt``, resolved by SQL once per segment version and
+        filter, then reused: a tenant or ACL filter repeats on every query, and the SQL costs
+        ~100 ms at 100k chunks while the mask is free to reuse (segments are immutable)."""
+        key = (collection, seg.uid, seg.generation, _filter_key(flt))
+        with self._lock:
+            cached = self._masks.get(key)
+            if cached is not None:
+                self._masks.move_to_end(key)
+                return cached
+        mask = seg.mask_for(self.allowed_rowids(flt))
+        with self._lock:
+            self._masks[key] = mask
+            while len(self._masks) > _MASK_CACHE_SIZE:
+                self._masks.popitem(last=False)
+        return mask
+
     def allowed_rowids(self, flt: Filter) -> npt.NDArray[np.int64]:
         where, params = to_sql(flt, "c")
         with self._lock:
@@ -385,3 +404,13 @@ class SqliteDocumentStore:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+_MASK_CACHE_SIZE = 64
+
+
+def _filter_key(flt: Filter) -> tuple[object, ...]:
+    meta = tuple(
+        sorted((k, tuple(v) if isinstance(v, list | tuple) else v) for k, v in flt.metadata.items())
+    )
+    return (flt.sources, flt.document_ids, meta)

@@ -40,7 +40,7 @@ class _SegmentSearch:
         for collection in _scope(self._store, flt):
             seg = self._store.segment(collection)
             mask = (
-                seg.mask_for(self._store.allowed_rowids(flt))
+                self._store.filter_mask(collection, seg, flt)
                 if flt is not None and _needs_sql(flt)
                 else None
             )
