@@ -12,7 +12,8 @@ per mode loads the embedder and the model first. The answer gate is set to 0.0 s
 
 Scores: exact match and token F1 with SQuAD normalisation (lowercase, punctuation and the
 articles a/an/the removed, whitespace collapsed; max over the gold answers), computed on the
-answer text with its [n] citation markers stripped; share grounded, share with at least one valid
+answer text with its [n] citation markers stripped; share whose answer contains a normalised
+gold span (EM is harsh on sentence answers, F1 penalises their length); share grounded, share with at least one valid
 citation, share "cannot answer", and p50/p95 of answer.latency_ms total and first_token.
 """
 
@@ -122,6 +123,7 @@ def run_mode(
                 "degraded": answer.degraded_reason,
                 "em": max(exact(text, g) for g in item["gold"]),
                 "f1": max(f1(text, g) for g in item["gold"]),
+                "contains_gold": any(normalize(g) in normalize(text) for g in item["gold"]),
                 "grounded": answer.grounded,
                 "cited": bool(answer.citations),
                 "cited_gold_doc": any(
@@ -156,6 +158,7 @@ def summarise(rows: list[dict]) -> dict:
         "f1_answered_only": round(sum(r["f1"] for r in answered) / len(answered), 3)
         if answered
         else None,
+        "contains_gold": share("contains_gold"),  # a gold span appears inside the answer
         "grounded": share("grounded"),
         "with_valid_citation": share("cited"),
         "cites_gold_paragraph": share("cited_gold_doc"),
