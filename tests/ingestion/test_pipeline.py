@@ -179,3 +179,29 @@ def test_chunks_carry_provenance(
     assert doc is not None and doc.text[chunk.start : chunk.end] == chunk.text
     assert chunk.source.endswith("a.md") and chunk.title == "Keys"
     assert chunk.heading_path[-1] == "Revoke"
+
+
+def test_moved_corpus_with_prune_keeps_its_documents(
+    tmp_path: Path, store: SqliteDocumentStore, embedder: HashingEmbedder
+) -> None:
+    lines = [
+        json.dumps({"_id": f"doc{i}", "title": f"T{i}", "text": f"text number {i}"})
+        for i in range(5)
+    ]
+    first = write(tmp_path / "a" / "corpus.jsonl", "\n".join(lines) + "\n")
+    pipe = make_pipeline(store, embedder)
+    pipe.ingest([str(first)], "beir", prune=True)
+    moved = tmp_path / "b" / "corpus.jsonl"
+    moved.parent.mkdir()
+    first.rename(moved)
+    calls = embedder.calls
+    report = pipe.ingest([str(moved)], "beir", prune=True)
+    assert report.documents_unchanged == 5 and report.documents_deleted == 0
+    assert embedder.calls == calls, "a move re-embeds nothing"
+    assert store.stats().documents == 5
+    assert set(store.documents_by_source("beir")) == {str(moved.resolve())}
+    hits = store.keyword.search(
+        "number", 10, Filter(collection="beir", sources=(str(moved.resolve()),))
+    )
+    assert len(hits) == 5
+    assert store.check_integrity() == []

@@ -245,3 +245,19 @@ def test_filter_results_follow_writes(store: SqliteDocumentStore) -> None:
     assert ids(
         store.keyword.search("needle", 5, Filter(collection="c", metadata={"team": "dev"}))
     ) == [chunks2[0].id]
+
+
+def test_relocate_document_keeps_rows_and_updates_source(store: SqliteDocumentStore) -> None:
+    doc, chunks = make_doc("r1", ["relocated words here"], source="/old/path.txt")
+    put(store, doc, chunks)
+    assert store.relocate_document("c", "r1", "/new/path.txt")
+    assert not store.relocate_document("c", "missing", "/x")
+    assert dict(store.documents_by_source("c")) == {"/new/path.txt": ["r1"]}
+    assert ids(
+        store.keyword.search("relocated", 5, Filter(collection="c", sources=("/new/path.txt",)))
+    ) == [chunks[0].id]
+    assert (
+        store.keyword.search("relocated", 5, Filter(collection="c", sources=("/old/path.txt",)))
+        == []
+    )
+    assert store.get_chunks([chunks[0].id])[chunks[0].id].source == "/new/path.txt"

@@ -126,6 +126,8 @@ class IngestionPipeline:
             document, chunks = self._build(parsed, doc_id, collection, source)
             stored = self.store.document_info(collection, doc_id)
             if stored is not None and stored.content_hash == document.content_hash:
+                if stored.source != source:  # moved file: same content, new path
+                    self.store.relocate_document(collection, doc_id, source)
                 result.unchanged += 1
                 report.documents_unchanged += 1
                 continue

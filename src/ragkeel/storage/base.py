@@ -54,6 +54,10 @@ class DocumentStore(Protocol):
         """Atomically remove documents with their chunks from every index; returns how many."""
         ...
 
+    def relocate_document(self, collection: str, document_id: str, source: str) -> bool:
+        """An unchanged document now comes from another source path; keep its rows."""
+        ...
+
     def documents_by_source(self, collection: str) -> Mapping[str, Sequence[str]]:
         """source path -> ids of documents ingested from it (used by ``--prune``)."""
         ...

@@ -180,6 +180,22 @@ class SqliteDocumentStore:
                 deletion_log.bump(db, collection)
         return removed
 
+    def relocate_document(self, collection: str, document_id: str, source: str) -> bool:
+        """Record that an unchanged document now comes from ``source`` (a moved or renamed
+        file): its rows and vectors stay, so nothing is re-embedded. Returns whether it existed."""
+        with self._write() as db:
+            moved = db.execute(
+                "UPDATE documents SET source=? WHERE collection=? AND id=?",
+                (source, collection, document_id),
+            ).rowcount
+            if moved:
+                db.execute(
+                    "UPDATE chunks SET source=? WHERE collection=? AND document_id=?",
+                    (source, collection, document_id),
+                )
+                deletion_log.bump(db, collection)  # source filters must see the new path
+        return bool(moved)
+
     def drop_collection(self, collection: str) -> int:
         with self._write() as db:
             ids = [
