@@ -89,7 +89,7 @@ class GenerationSettings(_Section):
     provider: Literal["local", "none"] = "local"  # none: extractive answers only
     mode: Literal["generative", "extractive"] = "generative"
     k: int = Field(default=8, ge=1, le=100)  # hits retrieved for the context
-    gate_threshold: float = Field(default=0.30, ge=-1.0, le=1.0)  # top dense cosine to answer
+    gate_threshold: float = Field(default=0.34, ge=-1.0, le=1.0)  # top dense cosine; bench/gate_sweep.py
     gate_keyword_threshold: float | None = Field(default=None, ge=0.0)
     context_budget: int = Field(default=1000, ge=128, le=32768)  # prompt tokens
     max_answer_tokens: int = Field(default=256, ge=1, le=8192)

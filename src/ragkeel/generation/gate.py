@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from ragkeel.types import SearchResult
 
-DEFAULT_DENSE_THRESHOLD = 0.30
+DEFAULT_DENSE_THRESHOLD = 0.34  # chosen from bench/gate_sweep.py: see docs/benchmarks.md
 
 
 @dataclass(frozen=True, slots=True)
