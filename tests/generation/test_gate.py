@@ -34,5 +34,7 @@ def test_no_hits_always_refuses() -> None:
     assert not decision.passed and decision.reason == "no_hits"
 
 
-def test_default_threshold_is_documented_value() -> None:
-    assert AnswerGate().dense_threshold == DEFAULT_DENSE_THRESHOLD == 0.30
+def test_default_threshold_matches_the_settings_default() -> None:
+    from ragkeel.settings import GenerationSettings
+
+    assert AnswerGate().dense_threshold == DEFAULT_DENSE_THRESHOLD == GenerationSettings().gate_threshold
