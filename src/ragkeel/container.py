@@ -10,7 +10,9 @@ from ragkeel.embeddings import build_embedder
 from ragkeel.embeddings.base import Embedder
 from ragkeel.gateway.base import ChatModel
 from ragkeel.gateway.gguf_files import get_model
+from ragkeel.gateway.pricing import Price, PriceTable
 from ragkeel.gateway.providers.local import LocalChatModel
+from ragkeel.gateway.providers.openai_compat import OpenAICompatChatModel
 from ragkeel.generation.answerer import Answerer
 from ragkeel.ingestion.chunking import Chunker
 from ragkeel.ingestion.pipeline import IngestionPipeline
@@ -75,6 +77,12 @@ class Container:
         gen = self.settings.generation
         if gen.provider == "none":
             return None
+        if gen.provider == "openai":
+            remote = gen.openai
+            key = remote.api_key.get_secret_value() if remote.api_key else None
+            return OpenAICompatChatModel(
+                remote.base_url, remote.model, api_key=key, timeout_s=remote.timeout_s
+            )
         local = gen.local
         return LocalChatModel(
             self.settings.models_dir,
@@ -100,6 +108,16 @@ class Container:
             model_timeout_s=gen.model_timeout_s,
             min_support=gen.min_support,
             extractive_sentences=gen.extractive_sentences,
+            cost_of=self.prices.cost if gen.provider == "openai" else None,
+        )
+
+    @cached_property
+    def prices(self) -> PriceTable:
+        return PriceTable.from_mapping(
+            {
+                m: Price(p.input_per_mtok, p.output_per_mtok)
+                for m, p in self.settings.generation.prices.items()
+            }
         )
 
     @cached_property

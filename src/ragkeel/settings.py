@@ -43,7 +43,9 @@ class RemoteEmbeddingSettings(_Section):
 class EmbeddingSettings(_Section):
     provider: Literal["onnx", "hashing", "remote"] = "onnx"
     threads: int = Field(default=0, ge=0)  # 0 = one per core
-    batch_size: int = Field(default=8, ge=1, le=1024)  # 8: same speed as 32, 1/3 the peak RSS (bench)
+    batch_size: int = Field(
+        default=8, ge=1, le=1024
+    )  # 8: same speed as 32, 1/3 the peak RSS (bench)
     max_length: int = Field(default=256, ge=8, le=512)  # model input tokens (MiniLM trained at 256)
     hashing_dimension: int = Field(default=384, ge=8)
     cache: bool = True  # cache vectors by (model, text hash)
@@ -85,11 +87,27 @@ class LocalModelSettings(_Section):
     threads: int = Field(default=0, ge=0)  # 0 = llama.cpp's default (one per core)
 
 
+class OpenAIChatSettings(_Section):
+    """Any OpenAI-compatible chat endpoint (OpenAI, Azure, vLLM, Ollama, llama.cpp server...)."""
+
+    base_url: str = "http://127.0.0.1:8080/v1"
+    model: str = "gpt-4o-mini"
+    api_key: SecretStr | None = None
+    timeout_s: float = Field(default=60.0, gt=0)
+
+
+class PriceSettings(_Section):
+    input_per_mtok: float = Field(ge=0)  # USD per million prompt tokens
+    output_per_mtok: float = Field(ge=0)  # USD per million completion tokens
+
+
 class GenerationSettings(_Section):
-    provider: Literal["local", "none"] = "local"  # none: extractive answers only
+    provider: Literal["local", "openai", "none"] = "local"  # none: extractive answers only
     mode: Literal["generative", "extractive"] = "generative"
     k: int = Field(default=8, ge=1, le=100)  # hits retrieved for the context
-    gate_threshold: float = Field(default=0.34, ge=-1.0, le=1.0)  # top dense cosine; bench/gate_sweep.py
+    gate_threshold: float = Field(
+        default=0.34, ge=-1.0, le=1.0
+    )  # top dense cosine; bench/gate_sweep.py
     gate_keyword_threshold: float | None = Field(default=None, ge=0.0)
     context_budget: int = Field(default=1000, ge=128, le=32768)  # prompt tokens
     max_answer_tokens: int = Field(default=256, ge=1, le=8192)
@@ -98,6 +116,8 @@ class GenerationSettings(_Section):
     min_support: float = Field(default=0.5, ge=0.0, le=1.0)
     extractive_sentences: int = Field(default=3, ge=1, le=20)
     local: LocalModelSettings = LocalModelSettings()
+    openai: OpenAIChatSettings = OpenAIChatSettings()
+    prices: dict[str, PriceSettings] = Field(default_factory=dict)  # model -> price; local = 0
 
 
 class ObservabilitySettings(_Section):

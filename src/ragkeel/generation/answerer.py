@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -116,6 +116,7 @@ class Answerer:
         model_timeout_s: float | None = 60.0,
         min_support: float = DEFAULT_MIN_SUPPORT,
         extractive_sentences: int = DEFAULT_SENTENCES,
+        cost_of: Callable[[str, Usage], float] | None = None,
     ) -> None:
         if k < 1 or max_answer_tokens < 1 or extractive_sentences < 1:
             raise ValueError("k, max_answer_tokens and extractive_sentences must be at least 1")
@@ -134,6 +135,7 @@ class Answerer:
         self.model_timeout_s = model_timeout_s
         self.min_support = min_support
         self.extractive_sentences = extractive_sentences
+        self.cost_of = cost_of  # (model name, usage) -> USD; None: every model is free (local)
         self._count: CountTokens = model.count_tokens if model else RegexTokenCounter().count
 
     def answer(
@@ -293,7 +295,9 @@ class Answerer:
             degraded_reason=run.degraded[0] if run.degraded else None,
             degraded_detail=run.degraded[1] if run.degraded else None,
             usage=run.usage or Usage(),
-            cost=0.0,
+            cost=self.cost_of(run.model, run.usage)
+            if self.cost_of and run.model and run.usage
+            else 0.0,
             latency_ms=run.clock.done(),
             template_version=run.template_version,
             model=run.model,
