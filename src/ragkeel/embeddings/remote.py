@@ -28,6 +28,7 @@ import numpy as np
 
 from ragkeel.embeddings.base import Matrix, Vector, l2_normalise
 from ragkeel.errors import EmbeddingError
+from ragkeel.http_headers import retry_after_seconds
 from ragkeel.settings import RemoteEmbeddingSettings
 from ragkeel.tokens import RegexTokenCounter
 
@@ -170,7 +171,9 @@ class RemoteEmbedder:
             raise EmbeddingError(self._redact(f"{self._url} request failed: {exc}")) from exc
         status = response.status_code
         if status == 429 or status >= 500:
-            raise _Retryable(f"HTTP {status}: {self._excerpt(response)}", _retry_after(response))
+            raise _Retryable(
+                f"HTTP {status}: {self._excerpt(response)}", retry_after_seconds(response)
+            )
         if not 200 <= status < 300:
             raise EmbeddingError(
                 f"{self._url} returned HTTP {status}: {self._excerpt(response)}",
@@ -226,16 +229,6 @@ class RemoteEmbedder:
 
     def _redact(self, text: str) -> str:
         return text.replace(self._secret, "***") if self._secret else text
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    """``Retry-After`` in seconds, if the server sent a number (HTTP dates are ignored)."""
-    value = response.headers.get("Retry-After")
-    try:
-        seconds = float(value) if value is not None else None
-    except ValueError:
-        return None
-    return seconds if seconds is not None and seconds >= 0 else None
 
 
 def _hint_for(status: int) -> str:

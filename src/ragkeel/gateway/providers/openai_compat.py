@@ -33,6 +33,7 @@ import httpx
 
 from ragkeel.gateway.base import ChatChunk, ChatRequest, ChatResponse, FinishReason, Usage
 from ragkeel.gateway.errors import ChatModelError, ModelTimeoutError, ModelUnavailableError
+from ragkeel.http_headers import retry_after_seconds
 from ragkeel.tokens import RegexTokenCounter
 
 _EXCERPT = 200
@@ -213,7 +214,7 @@ class OpenAICompatChatModel:
         message = f"{self._url} returned HTTP {status}: {self._excerpt(response.text)}"
         if status == 429 or status >= 500:
             raise ModelUnavailableError(
-                message, model=self._name, retry_after_s=_retry_after(response)
+                message, model=self._name, retry_after_s=retry_after_seconds(response)
             )
         raise ChatModelError(message, model=self._name, hint=_hint_for(status))
 
@@ -249,16 +250,6 @@ def _usage(raw: object) -> Usage | None:
         return Usage(int(raw.get("prompt_tokens") or 0), int(raw.get("completion_tokens") or 0))
     except (TypeError, ValueError):
         return None
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    """``Retry-After`` in seconds, if the server sent a number (HTTP dates are ignored)."""
-    value = response.headers.get("Retry-After")
-    try:
-        seconds = float(value) if value is not None else None
-    except ValueError:
-        return None
-    return seconds if seconds is not None and seconds >= 0 else None
 
 
 def _hint_for(status: int) -> str:
