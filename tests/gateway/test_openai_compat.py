@@ -15,7 +15,12 @@ import httpx
 import pytest
 
 from ragkeel.gateway.base import ChatChunk, ChatMessage, ChatRequest, Usage
-from ragkeel.gateway.errors import ChatModelError, ModelTimeoutError, ModelUnavailableError
+from ragkeel.gateway.errors import (
+    ChatModelError,
+    ModelRequestError,
+    ModelTimeoutError,
+    ModelUnavailableError,
+)
 from ragkeel.gateway.providers.openai_compat import OpenAICompatChatModel
 
 KEY = "sk-test-SECRET-0123456789"
@@ -306,7 +311,8 @@ def test_401_is_model_error_without_key(
     server.then(Reply(status=401, echo_auth=True))
     with pytest.raises(ChatModelError, match="HTTP 401") as info:
         _call(model, streaming)
-    assert type(info.value) is ChatModelError
+    assert type(info.value) is ModelRequestError and info.value.status == 401
+    assert not info.value.retryable and not info.value.counts_as_failure
     assert not info.value.retryable
     assert KEY not in str(info.value)
     assert "***" in str(info.value)
@@ -319,7 +325,8 @@ def test_404_is_model_error(server: FakeChatServer) -> None:
         pytest.raises(ChatModelError, match="HTTP 404") as info,
     ):
         m.complete(_request())
-    assert type(info.value) is ChatModelError
+    assert type(info.value) is ModelRequestError and info.value.status == 404
+    assert not info.value.retryable and not info.value.counts_as_failure
 
 
 @pytest.mark.parametrize("streaming", [False, True])

@@ -10,9 +10,12 @@ chunk has ``finish_reason`` set and carries the call's ``usage``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal, Protocol
+
+if TYPE_CHECKING:
+    from ragkeel.gateway.calllog import CallLog
 
 Role = Literal["system", "user", "assistant"]
 FinishReason = Literal[
@@ -27,15 +30,37 @@ class ChatMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class RoutingHints:
+    """What the router may look at besides the messages: the user's question and how confident
+    retrieval was (``top_score``: top dense cosine; ``margin``: top minus second fused score)."""
+
+    question: str = ""
+    top_score: float | None = None
+    margin: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ChatRequest:
-    """One model call. ``timeout_s`` bounds the whole call (first token to last), ``None`` = the
-    provider's default."""
+    """One model call. ``timeout_s`` bounds one attempt (first token to last), ``None`` = the
+    provider's default.
+
+    Gateway fields (ignored by providers, read by the policies): ``deadline`` is the absolute
+    time on the gateway's clock by which the whole request (all retries and fallbacks) must end;
+    ``tenant`` keys rate limits, budgets and the cost ledger; ``max_cost`` (USD) caps what this
+    request may spend; ``hints`` feed the router; ``log`` collects attempts and decisions.
+    """
 
     messages: tuple[ChatMessage, ...]
     max_tokens: int = 256
     temperature: float = 0.0
     stop: tuple[str, ...] = ()
     timeout_s: float | None = None
+    deadline: float | None = None
+    tenant: str | None = None
+    max_cost: float | None = None
+    hints: RoutingHints | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    log: CallLog | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.messages:
@@ -44,6 +69,8 @@ class ChatRequest:
             raise ValueError(f"max_tokens must be at least 1, got {self.max_tokens}")
         if self.timeout_s is not None and self.timeout_s <= 0:
             raise ValueError(f"timeout_s must be positive, got {self.timeout_s}")
+        if self.max_cost is not None and self.max_cost < 0:
+            raise ValueError(f"max_cost must not be negative, got {self.max_cost}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +102,7 @@ class ChatChunk:
     text_delta: str
     finish_reason: FinishReason | None = None  # set on the last chunk only
     usage: Usage | None = None  # set on the last chunk only
+    model: str | None = None  # last chunk, from policies: the deployment that finished the answer
 
 
 class ChatModel(Protocol):

@@ -1,14 +1,23 @@
 """Errors a chat model call can raise. Every provider maps its failures onto this tree, so the
-answer flow (and later the retry, breaker and fallback wrappers) can tell a slow model from a
-missing one without knowing the provider::
+answer flow and the policies (retry, breaker, fallback, limits, budget) can tell a slow model
+from a missing one without knowing the provider::
 
     RagkeelError
-    └── ChatModelError            MODEL_ERROR        the model answered with an error or garbage
-        ├── ModelTimeoutError     MODEL_TIMEOUT      no (complete) answer within the request's timeout
-        └── ModelUnavailableError MODEL_UNAVAILABLE  the model cannot be reached or loaded right now
+    └── ChatModelError                 MODEL_ERROR         the model answered with an error or garbage
+        ├── ModelRequestError          MODEL_REQUEST_REJECTED  4xx other than 429: the request itself is wrong
+        ├── ModelTimeoutError          MODEL_TIMEOUT       no (complete) answer within the attempt's timeout
+        │   └── DeadlineExceededError  DEADLINE_EXCEEDED   the request's overall deadline ran out
+        ├── ModelUnavailableError      MODEL_UNAVAILABLE   cannot be reached or loaded right now (5xx, reset)
+        │   ├── ModelRateLimitedError  MODEL_RATE_LIMITED  the provider said 429 (``retry_after_s`` if sent)
+        │   ├── StreamInterruptedError MODEL_STREAM_INTERRUPTED  the stream broke after some tokens
+        │   └── CircuitOpenError       CIRCUIT_OPEN        the breaker refuses calls to this deployment
+        ├── BudgetExceededError        BUDGET_EXCEEDED     the call would exceed max_cost / max_tokens
+        └── RateLimitedError           RATE_LIMITED        admission: a tenant is over its limit
 
-``retryable`` says whether the same request may succeed if sent again (timeouts and
-unavailability usually are; a malformed request is not).
+Every error carries the ``model`` (deployment name), and where known the HTTP ``status``, the
+``provider`` and ``retry_after_s``. ``retryable`` says whether sending the *same request to the
+same deployment* again may succeed: timeouts, 429, 5xx and resets are; a rejected request, an
+open circuit (go elsewhere), an exceeded deadline or budget are not.
 """
 
 from __future__ import annotations
@@ -21,10 +30,32 @@ class ChatModelError(RagkeelError):
 
     code = "MODEL_ERROR"
     retryable = False
+    counts_as_failure = True  # does the circuit breaker count it? (client errors do not)
 
-    def __init__(self, message: str, *, model: str | None = None, hint: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str | None = None,
+        hint: str | None = None,
+        status: int | None = None,
+        provider: str | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
         super().__init__(message, hint=hint)
         self.model = model
+        self.status = status
+        self.provider = provider
+        self.retry_after_s = retry_after_s
+
+
+class ModelRequestError(ChatModelError):
+    """The provider rejected the request (400/401/403/404/413/422...): never retried, and it
+    says nothing about the provider's health, so breakers ignore it."""
+
+    code = "MODEL_REQUEST_REJECTED"
+    retryable = False
+    counts_as_failure = False
 
 
 class ModelTimeoutError(ChatModelError):
@@ -38,9 +69,18 @@ class ModelTimeoutError(ChatModelError):
         model: str | None = None,
         timeout_s: float | None = None,
         hint: str | None = "raise the model timeout or lower max_tokens / the context budget",
+        provider: str | None = None,
     ) -> None:
-        super().__init__(message, model=model, hint=hint)
+        super().__init__(message, model=model, hint=hint, provider=provider)
         self.timeout_s = timeout_s
+
+
+class DeadlineExceededError(ModelTimeoutError):
+    """The request's overall deadline ran out (or too little of it is left to start an attempt)."""
+
+    code = "DEADLINE_EXCEEDED"
+    retryable = False
+    counts_as_failure = False  # the deadline is the caller's, not the provider's fault
 
 
 class ModelUnavailableError(ChatModelError):
@@ -54,6 +94,54 @@ class ModelUnavailableError(ChatModelError):
         model: str | None = None,
         retry_after_s: float | None = None,
         hint: str | None = "check that the model server is running or the model file is installed",
+        status: int | None = None,
+        provider: str | None = None,
     ) -> None:
-        super().__init__(message, model=model, hint=hint)
-        self.retry_after_s = retry_after_s
+        super().__init__(
+            message,
+            model=model,
+            hint=hint,
+            status=status,
+            provider=provider,
+            retry_after_s=retry_after_s,
+        )
+
+
+class ModelRateLimitedError(ModelUnavailableError):
+    """HTTP 429 from the provider; ``retry_after_s`` when it sent ``Retry-After``."""
+
+    code = "MODEL_RATE_LIMITED"
+
+
+class StreamInterruptedError(ModelUnavailableError):
+    """The stream broke after ``partial`` was delivered: never a silent truncation."""
+
+    code = "MODEL_STREAM_INTERRUPTED"
+    retryable = False  # the caller already has tokens: fallback decides (continue or error)
+
+    def __init__(self, message: str, *, model: str | None = None, partial: str = "") -> None:
+        super().__init__(message, model=model, hint="the answer so far is incomplete")
+        self.partial = partial
+
+
+class CircuitOpenError(ModelUnavailableError):
+    """The breaker (or a Retry-After cool-down) refuses calls to this deployment until
+    ``retry_after_s`` from now; fallback moves on to the next deployment."""
+
+    code = "CIRCUIT_OPEN"
+    retryable = False
+    counts_as_failure = False
+
+
+class BudgetExceededError(ChatModelError):
+    code = "BUDGET_EXCEEDED"
+    retryable = False
+    counts_as_failure = False
+
+
+class RateLimitedError(ChatModelError):
+    """Admission refused: the tenant is over a limit; try again after ``retry_after_s``."""
+
+    code = "RATE_LIMITED"
+    retryable = False
+    counts_as_failure = False

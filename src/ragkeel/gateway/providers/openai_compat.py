@@ -12,10 +12,12 @@
 * Timeouts: ``request.timeout_s`` (else the model's ``timeout_s``) is httpx's per-operation
   timeout, and the stream also checks the clock between events, so a trickling server cannot
   exceed it by much.
-* Errors: timeouts -> ``ModelTimeoutError``; connect and other transport failures, HTTP 429 and
-  5xx -> ``ModelUnavailableError`` (``retry_after_s`` from a numeric ``Retry-After``); any other
-  non-2xx -> ``ChatModelError`` with the status and a body excerpt; a malformed body ->
-  ``ChatModelError``. The API key is never put in a message (and is redacted if echoed).
+* Errors (all carry ``status`` when there is one, ``provider="openai_compat"``): timeouts ->
+  ``ModelTimeoutError``; connect, reset and other transport failures and 5xx ->
+  ``ModelUnavailableError``; 429 -> ``ModelRateLimitedError`` (``retry_after_s`` from
+  ``Retry-After``); any other non-2xx -> ``ModelRequestError`` with a body excerpt; a stream that
+  breaks after delivering text -> ``StreamInterruptedError`` with the partial text; a malformed
+  body -> ``ChatModelError``. The API key is never put in a message (and is redacted if echoed).
   No retries here: retry/breaker/fallback are wrappers over the ``ChatModel`` protocol.
 * ``count_tokens`` is an approximation: the server's tokenizer is unknown, so
   ``RegexTokenCounter`` (words and punctuation marks) stands in for it. Close to BPE counts for
@@ -32,11 +34,19 @@ from typing import Any
 import httpx
 
 from ragkeel.gateway.base import ChatChunk, ChatRequest, ChatResponse, FinishReason, Usage
-from ragkeel.gateway.errors import ChatModelError, ModelTimeoutError, ModelUnavailableError
+from ragkeel.gateway.errors import (
+    ChatModelError,
+    ModelRateLimitedError,
+    ModelRequestError,
+    ModelTimeoutError,
+    ModelUnavailableError,
+    StreamInterruptedError,
+)
 from ragkeel.http_headers import retry_after_seconds
 from ragkeel.tokens import RegexTokenCounter
 
 _EXCERPT = 200
+PROVIDER = "openai_compat"
 
 
 class OpenAICompatChatModel:
@@ -163,11 +173,11 @@ class OpenAICompatChatModel:
                     if choice.get("finish_reason"):
                         finish = _finish(choice["finish_reason"])
         except httpx.HTTPError as exc:
+            if parts and not isinstance(exc, httpx.TimeoutException):
+                raise self._interrupted(f"{type(exc).__name__}: {exc}", parts) from exc
             raise self._transport_error(exc, timeout) from exc
         if not done:
-            raise ModelUnavailableError(
-                f"{self._url} closed the stream before [DONE]", model=self._name
-            )
+            raise self._interrupted("closed the stream before [DONE]", parts)
         yield ChatChunk("", finish, usage or self._estimate(request, "".join(parts)))
 
     # -- helpers --------------------------------------------------------------------------
@@ -212,11 +222,33 @@ class OpenAICompatChatModel:
         if 200 <= status < 300:
             return
         message = f"{self._url} returned HTTP {status}: {self._excerpt(response.text)}"
-        if status == 429 or status >= 500:
-            raise ModelUnavailableError(
-                message, model=self._name, retry_after_s=retry_after_seconds(response)
+        retry_after = retry_after_seconds(response)
+        if status == 429:
+            raise ModelRateLimitedError(
+                message,
+                model=self._name,
+                retry_after_s=retry_after,
+                status=status,
+                provider=PROVIDER,
             )
-        raise ChatModelError(message, model=self._name, hint=_hint_for(status))
+        if status >= 500:
+            raise ModelUnavailableError(
+                message,
+                model=self._name,
+                retry_after_s=retry_after,
+                status=status,
+                provider=PROVIDER,
+            )
+        raise ModelRequestError(
+            message, model=self._name, hint=_hint_for(status), status=status, provider=PROVIDER
+        )
+
+    def _interrupted(self, why: str, parts: list[str]) -> StreamInterruptedError:
+        return StreamInterruptedError(
+            self._redact(f"{self._url} {why} after {len(parts)} chunks"),
+            model=self._name,
+            partial="".join(parts),
+        )
 
     def _transport_error(self, exc: httpx.HTTPError, timeout: float) -> ChatModelError:
         if isinstance(exc, httpx.TimeoutException):
@@ -224,11 +256,15 @@ class OpenAICompatChatModel:
         return ModelUnavailableError(
             self._redact(f"{self._url} request failed: {type(exc).__name__}: {exc}"),
             model=self._name,
+            provider=PROVIDER,
         )
 
     def _timeout_error(self, timeout: float) -> ModelTimeoutError:
         return ModelTimeoutError(
-            f"{self._name} did not answer within {timeout:g} s", model=self._name, timeout_s=timeout
+            f"{self._name} did not answer within {timeout:g} s",
+            model=self._name,
+            timeout_s=timeout,
+            provider=PROVIDER,
         )
 
     def _excerpt(self, text: str) -> str:

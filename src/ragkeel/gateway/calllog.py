@@ -1,0 +1,87 @@
+"""``CallLog``: what the gateway did for one request, for the response, the trace and the ledger.
+
+Every policy appends to the request's log (``ChatRequest.log``) instead of returning side
+information: each attempt at a deployment (outcome, error code, status, latency, the backoff
+that preceded it, usage and cost) and each decision with its reason (router: "cheap: confident
+single-fact question"; budget: "max_tokens 256 -> 120 to fit max_cost"; fallback: "rung 2 local
+answered"). One request is handled by one thread at a time, but a lock keeps concurrent
+appends (a hedged or parallel policy) safe.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Literal
+
+from ragkeel.gateway.base import Usage
+
+Outcome = Literal["ok", "error", "rejected", "interrupted"]
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    deployment: str
+    outcome: Outcome  # rejected: refused without a call (open breaker, cool-down, budget)
+    latency_ms: float
+    code: str | None = None  # the error's stable code when not ok
+    status: int | None = None  # HTTP status when the provider sent one
+    delay_ms: float = 0.0  # backoff slept before this attempt
+    usage: Usage = field(default_factory=Usage)
+    cost: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    policy: str  # "router", "budget", "fallback", "retry", "breaker", "limits"
+    reason: str
+
+
+@dataclass(slots=True)
+class CallLog:
+    attempts: list[Attempt] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)
+    served_by: str | None = None  # the deployment whose answer was returned
+    rung: int | None = None  # its position in the fallback chain (0 = first choice)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def attempt(self, attempt: Attempt) -> None:
+        with self._lock:
+            self.attempts.append(attempt)
+
+    def decide(self, policy: str, reason: str) -> None:
+        with self._lock:
+            self.decisions.append(Decision(policy, reason))
+
+    @property
+    def cost(self) -> float:
+        return sum(a.cost for a in self.attempts)
+
+    @property
+    def usage(self) -> Usage:
+        total = Usage()
+        for a in self.attempts:
+            total = total + a.usage
+        return total
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "served_by": self.served_by,
+            "rung": self.rung,
+            "cost": self.cost,
+            "attempts": [
+                {
+                    "deployment": a.deployment,
+                    "outcome": a.outcome,
+                    "latency_ms": round(a.latency_ms, 3),
+                    "code": a.code,
+                    "status": a.status,
+                    "delay_ms": round(a.delay_ms, 3),
+                    "prompt_tokens": a.usage.prompt_tokens,
+                    "completion_tokens": a.usage.completion_tokens,
+                    "cost": a.cost,
+                }
+                for a in self.attempts
+            ],
+            "decisions": [{"policy": d.policy, "reason": d.reason} for d in self.decisions],
+        }
