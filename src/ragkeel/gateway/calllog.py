@@ -1,10 +1,10 @@
 """``CallLog``: what the gateway did for one request, for the response, the trace and the ledger.
 
 Every policy appends to the request's log (``ChatRequest.log``) instead of returning side
-information: each attempt at a deployment (outcome, error code, status, latency, the backoff
-that preceded it, usage and cost) and each decision with its reason (router: "cheap: confident
+information: each attempt at a deployment (outcome, error code, status, latency, usage and
+cost; written by ``MeteredChatModel``, the innermost wrapper) and each decision with its reason (router: "cheap: confident
 single-fact question"; budget: "max_tokens 256 -> 120 to fit max_cost"; fallback: "rung 2 local
-answered"). One request is handled by one thread at a time, but a lock keeps concurrent
+answered"). Retries log a decision each (with the backoff slept). One request is handled by one thread at a time, but a lock keeps concurrent
 appends (a hedged or parallel policy) safe.
 """
 
@@ -26,7 +26,6 @@ class Attempt:
     latency_ms: float
     code: str | None = None  # the error's stable code when not ok
     status: int | None = None  # HTTP status when the provider sent one
-    delay_ms: float = 0.0  # backoff slept before this attempt
     usage: Usage = field(default_factory=Usage)
     cost: float = 0.0
 
@@ -76,7 +75,6 @@ class CallLog:
                     "latency_ms": round(a.latency_ms, 3),
                     "code": a.code,
                     "status": a.status,
-                    "delay_ms": round(a.delay_ms, 3),
                     "prompt_tokens": a.usage.prompt_tokens,
                     "completion_tokens": a.usage.completion_tokens,
                     "cost": a.cost,

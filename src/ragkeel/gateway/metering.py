@@ -1,0 +1,113 @@
+"""``MeteredChatModel``: the innermost policy around one deployment. It records every call made
+to the provider in the request's ``CallLog`` as an ``Attempt``: the outcome, the error's code and
+HTTP status, the latency, the usage and its cost from the price table. Everything above it
+(retry, breaker, fallback, budget, the ledger) reads spend and history from that one log, so a
+request's cost is the sum over the attempts that actually reached a provider.
+
+Usage of a failed call: a provider that fails before answering bills nothing (usage 0); a stream
+interrupted after some text bills the tokens it sent, estimated with ``count_tokens`` (prompt
+plus the partial text). A stream closed early by the consumer is recorded as ``interrupted``
+with its estimated usage (the tokens generated so far were paid for).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterator
+
+from ragkeel.gateway.base import ChatChunk, ChatModel, ChatRequest, ChatResponse, Usage
+from ragkeel.gateway.calllog import Attempt, Outcome
+from ragkeel.gateway.clock import SYSTEM_CLOCK, Clock
+from ragkeel.gateway.errors import ChatModelError, StreamInterruptedError
+from ragkeel.gateway.pricing import Price
+
+
+class MeteredChatModel:
+    def __init__(
+        self,
+        inner: ChatModel,
+        *,
+        deployment: str | None = None,
+        price: Price | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self.inner = inner
+        self.deployment = deployment or inner.name
+        self.price = price
+        self._clock = clock
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+    def cost(self, usage: Usage) -> float:
+        return self.price.cost(usage) if self.price else 0.0
+
+    def complete(self, request: ChatRequest) -> ChatResponse:
+        started = self._clock.now()
+        try:
+            response = self.inner.complete(request)
+        except ChatModelError as exc:
+            self._record(request, started, "error", Usage(), exc)
+            raise
+        self._record(request, started, "ok", response.usage)
+        return response
+
+    def stream(self, request: ChatRequest) -> Generator[ChatChunk, None, None]:
+        return self._stream(request)
+
+    def _stream(self, request: ChatRequest) -> Generator[ChatChunk, None, None]:
+        started = self._clock.now()
+        parts: list[str] = []
+        usage: Usage | None = None
+        chunks: Iterator[ChatChunk] = iter(())
+        try:
+            chunks = self.inner.stream(request)
+            for chunk in chunks:
+                parts.append(chunk.text_delta)
+                usage = chunk.usage or usage
+                yield chunk
+        except ChatModelError as exc:
+            spent = self._estimate(request, "".join(parts)) if parts else Usage()
+            outcome: Outcome = "interrupted" if isinstance(exc, StreamInterruptedError) else "error"
+            self._record(request, started, outcome, spent, exc)
+            raise
+        except GeneratorExit:
+            self._record(request, started, "interrupted", self._estimate(request, "".join(parts)))
+            _close(chunks)
+            raise
+        self._record(request, started, "ok", usage or self._estimate(request, "".join(parts)))
+
+    def _estimate(self, request: ChatRequest, text: str) -> Usage:
+        prompt = sum(self.inner.count_tokens(m.content) for m in request.messages)
+        return Usage(prompt, self.inner.count_tokens(text) if text else 0)
+
+    def _record(
+        self,
+        request: ChatRequest,
+        started: float,
+        outcome: Outcome,
+        usage: Usage,
+        error: ChatModelError | None = None,
+    ) -> None:
+        if request.log is None:
+            return
+        request.log.attempt(
+            Attempt(
+                deployment=self.deployment,
+                outcome=outcome,
+                latency_ms=(self._clock.now() - started) * 1000,
+                code=error.code if error else None,
+                status=error.status if error else None,
+                usage=usage,
+                cost=self.cost(usage),
+            )
+        )
+
+
+def _close(chunks: Iterator[ChatChunk]) -> None:
+    close = getattr(chunks, "close", None)
+    if callable(close):
+        close()

@@ -1,0 +1,72 @@
+"""``MeteredChatModel`` records one ``Attempt`` per provider call in the request's ``CallLog``."""
+
+from __future__ import annotations
+
+import pytest
+
+from ragkeel.gateway.base import ChatMessage, ChatRequest, Usage
+from ragkeel.gateway.calllog import CallLog
+from ragkeel.gateway.clock import ManualClock
+from ragkeel.gateway.errors import ModelUnavailableError
+from ragkeel.gateway.metering import MeteredChatModel
+from ragkeel.gateway.pricing import Price
+from ragkeel.gateway.providers.scripted import ScriptedChatModel, ScriptedFailure
+
+PRICE = Price(input_per_mtok=2.0, output_per_mtok=10.0)
+
+
+def _request(log: CallLog | None) -> ChatRequest:
+    return ChatRequest((ChatMessage("user", "What is the capital of France?"),), log=log)
+
+
+def test_complete_records_usage_latency_and_cost() -> None:
+    log = CallLog()
+    metered = MeteredChatModel(
+        ScriptedChatModel(["Paris is the capital."]), deployment="d1", price=PRICE
+    )
+    response = metered.complete(_request(log))
+    (attempt,) = log.attempts
+    assert attempt.deployment == "d1" and attempt.outcome == "ok" and attempt.code is None
+    assert attempt.usage == response.usage and response.usage.completion_tokens == 5
+    assert attempt.cost == pytest.approx(PRICE.cost(response.usage))
+    assert log.cost == pytest.approx(attempt.cost) and log.usage == response.usage
+
+
+def test_failure_before_text_costs_nothing_and_keeps_the_code() -> None:
+    log = CallLog()
+    metered = MeteredChatModel(
+        ScriptedChatModel([ScriptedFailure("unavailable")]), deployment="d1", price=PRICE
+    )
+    with pytest.raises(ModelUnavailableError):
+        list(metered.stream(_request(log)))
+    (attempt,) = log.attempts
+    assert attempt.outcome == "error" and attempt.code == "MODEL_UNAVAILABLE"
+    assert attempt.usage == Usage() and attempt.cost == 0.0
+
+
+def test_stream_interrupted_and_closed_early_are_billed_for_what_was_sent() -> None:
+    clock = ManualClock()
+    failing = ScriptedChatModel(
+        [ScriptedFailure("unavailable", after_tokens=2, partial="Paris is the capital.")]
+    )
+    log = CallLog()
+    metered = MeteredChatModel(failing, price=PRICE, clock=clock)
+    with pytest.raises(ModelUnavailableError):
+        list(metered.stream(_request(log)))
+    assert log.attempts[0].usage.completion_tokens == 2  # "Paris is" was sent before failing
+    assert log.attempts[0].deployment == "scripted"
+
+    log2 = CallLog()
+    stream = MeteredChatModel(ScriptedChatModel(["one two three four"]), price=PRICE).stream(
+        _request(log2)
+    )
+    assert next(stream).text_delta == "one"
+    stream.close()
+    (attempt,) = log2.attempts
+    assert attempt.outcome == "interrupted" and attempt.usage.completion_tokens == 1
+
+
+def test_without_a_log_nothing_is_recorded_and_answers_pass_through() -> None:
+    metered = MeteredChatModel(ScriptedChatModel(["ok"]))
+    assert metered.complete(_request(None)).text == "ok"
+    assert metered.name == "scripted" and metered.count_tokens("a b") == 2
