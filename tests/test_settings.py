@@ -74,3 +74,25 @@ def test_secrets_are_masked(monkeypatch: pytest.MonkeyPatch) -> None:
     assert s.embedding.remote.api_key is not None
     assert s.embedding.remote.api_key.get_secret_value() == "sk-very-secret"
     assert "sk-very-secret" not in str(s.masked()) and "sk-very-secret" not in repr(s)
+
+
+def test_gateway_deployments_validate_and_mask_their_keys() -> None:
+    settings = load_settings(
+        gateway={
+            "deployments": [
+                {"name": "primary", "model": "gpt-4o", "api_key": "sk-secret-1"},
+                {"name": "backup", "provider": "anthropic", "model": "claude-3-5-haiku"},
+            ],
+            "routing": {"enabled": True},
+        }
+    )
+    assert [d.name for d in settings.gateway.deployments] == ["primary", "backup"]
+    assert "sk-secret-1" not in str(settings.masked())
+    assert settings.cost_ledger_path == settings.home / "costs.db"
+
+
+def test_gateway_deployment_names_must_be_unique() -> None:
+    with pytest.raises(ConfigError, match="repeated"):
+        load_settings(
+            gateway={"deployments": [{"name": "a", "model": "m"}, {"name": "a", "model": "n"}]}
+        )

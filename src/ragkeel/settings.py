@@ -120,6 +120,84 @@ class GenerationSettings(_Section):
     prices: dict[str, PriceSettings] = Field(default_factory=dict)  # model -> price; local = 0
 
 
+class DeploymentSettings(_Section):
+    """One remote model deployment behind the gateway (an entry of ``gateway.deployments``)."""
+
+    name: str = Field(min_length=1)  # unique: keys the breaker, the ledger and the trace
+    provider: Literal["openai", "anthropic"] = "openai"  # openai: any OpenAI-compatible API
+    model: str = Field(min_length=1)  # the provider's model name (also the price table key)
+    base_url: str | None = None  # default: api.openai.com/v1 or api.anthropic.com
+    api_key: SecretStr | None = None
+    timeout_s: float = Field(default=30.0, gt=0)  # one attempt (the retry policy may lower it)
+    tier: Literal["cheap", "strong"] = "strong"  # which route uses it (gateway.routing)
+
+
+class RetrySettings(_Section):
+    max_retries: int = Field(default=2, ge=0, le=10)
+    base_delay_s: float = Field(default=0.25, ge=0)
+    max_delay_s: float = Field(default=8.0, ge=0)
+    max_retry_after_s: float = Field(default=10.0, ge=0)  # longer: fall back instead of waiting
+    budget_ratio: float = Field(default=0.2, ge=0, le=10)  # retries <= ratio x requests ...
+    budget_window_s: float = Field(default=10.0, gt=0)  # ... over this sliding window
+    budget_min_retries: int = Field(default=3, ge=0)  # floor so a quiet service can retry
+
+
+class BreakerSettings(_Section):
+    consecutive_failures: int = Field(default=5, ge=1)
+    failure_rate: float = Field(default=0.5, gt=0, le=1)
+    min_calls: int = Field(default=20, ge=1)
+    window_s: float = Field(default=60.0, gt=0)
+    open_s: float = Field(default=30.0, gt=0)
+    max_open_s: float = Field(default=300.0, gt=0)
+
+
+class LimitSettings(_Section):
+    """Admission at the API edge, before retrieval or any provider call (None = no limit)."""
+
+    requests_per_minute: int | None = Field(default=None, ge=1)  # per tenant
+    tokens_per_minute: int | None = Field(default=None, ge=1)  # per tenant
+    cost_per_day: float | None = Field(default=None, ge=0)  # USD per tenant
+    max_in_flight: int = Field(default=16, ge=1)  # answers generated at once; excess -> 429
+
+
+class BudgetSettings(_Section):
+    max_cost: float | None = Field(default=None, ge=0)  # USD per request unless it says less
+    max_tokens: int | None = Field(default=None, ge=1)  # prompt + completion per request
+    min_answer_tokens: int = Field(default=64, ge=1)  # degrade max_tokens no lower than this
+
+
+class RoutingSettings(_Section):
+    enabled: bool = False  # False: every request goes down the one chain of deployments
+    cheap_min_top_score: float = Field(default=0.55, ge=-1, le=1)
+    cheap_min_margin: float = Field(default=0.05, ge=0)
+    strong_min_question_tokens: int = Field(default=40, ge=1)
+    default: Literal["cheap", "strong"] = "strong"
+
+
+class GatewaySettings(_Section):
+    """How model calls are made. With no ``deployments`` the chain is the one model chosen by
+    ``generation.provider``. With deployments: they are tried in order (per route when routing
+    is on), then the local model (``fallback_to_local``), then the extractive answer."""
+
+    deployments: list[DeploymentSettings] = Field(default_factory=list)
+    fallback_to_local: bool = False
+    request_deadline_s: float = Field(default=120.0, gt=0)  # all attempts and fallbacks
+    attempt_timeout_s: float | None = Field(default=None, gt=0)  # None: each deployment's own
+    retry: RetrySettings = RetrySettings()
+    breaker: BreakerSettings = BreakerSettings()
+    limits: LimitSettings = LimitSettings()
+    budget: BudgetSettings = BudgetSettings()
+    routing: RoutingSettings = RoutingSettings()
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> GatewaySettings:
+        names = [d.name for d in self.deployments]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"deployment names must be unique; repeated: {duplicates}")
+        return self
+
+
 class ObservabilitySettings(_Section):
     enabled: bool = True  # record a trace for every ask / query / chat request
     trace_store: Path | None = None  # default: $RAGKEEL_HOME/traces.db
@@ -137,6 +215,7 @@ class Settings(BaseSettings):
     ingestion: IngestionSettings = IngestionSettings()
     retrieval: RetrievalSettings = RetrievalSettings()
     generation: GenerationSettings = GenerationSettings()
+    gateway: GatewaySettings = GatewaySettings()
     observability: ObservabilitySettings = ObservabilitySettings()
 
     @classmethod
@@ -161,6 +240,10 @@ class Settings(BaseSettings):
     @property
     def models_dir(self) -> Path:
         return self.home / "models"
+
+    @property
+    def cost_ledger_path(self) -> Path:
+        return self.home / "costs.db"
 
     def masked(self) -> dict[str, Any]:
         """The effective settings as plain data, secrets shown as ``**********``."""
