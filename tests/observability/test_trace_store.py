@@ -204,3 +204,47 @@ def test_to_dict_is_json(store: SqliteTraceStore) -> None:
     assert data["retrieved"][0]["keyword_rank"] == 1 and data["prompt"]["text"] == PROMPT
     assert data["gate"]["reason"] == "dense" and data["error"] is None
     assert data["attributes"]["gen_ai.usage.input_tokens"] == 120
+
+
+GATEWAY = {
+    "served_by": "backup",
+    "rung": 1,
+    "cost": 0.0012,
+    "attempts": [
+        {"deployment": "primary", "outcome": "error", "code": "MODEL_UNAVAILABLE", "status": 503},
+        {"deployment": "backup", "outcome": "ok", "code": None, "status": None},
+    ],
+    "decisions": [{"policy": "fallback", "reason": "primary failed (MODEL_UNAVAILABLE)"}],
+}
+
+
+def test_tenant_and_gateway_round_trip(store: SqliteTraceStore) -> None:
+    trace = full_trace(tenant="acme", gateway=GATEWAY)
+    store.record(trace)
+    got = store.get(trace.id)
+    assert got == trace and got is not None
+    assert got.attributes()[names.GATEWAY_SERVED_BY] == "backup"
+    assert got.attributes()[names.GATEWAY_ATTEMPTS] == 2
+    assert got.to_dict()["gateway"]["decisions"][0]["policy"] == "fallback"
+
+
+def test_a_v1_store_is_upgraded_in_place_keeping_its_traces(tmp_path: Path) -> None:
+    path = tmp_path / "traces.db"
+    old = full_trace()
+    store = SqliteTraceStore(path)
+    store.record(old)
+    store.close()
+    with sqlite3.connect(path) as conn:  # make it a v1 file: no tenant/gateway columns
+        conn.execute("ALTER TABLE traces DROP COLUMN tenant")
+        conn.execute("ALTER TABLE traces DROP COLUMN gateway")
+        conn.execute("PRAGMA user_version = 1")
+    upgraded = SqliteTraceStore(path)
+    try:
+        assert upgraded.get(old.id) == old
+        new = full_trace(tenant="t1", gateway=GATEWAY)
+        upgraded.record(new)
+        assert upgraded.get(new.id) == new and upgraded.dropped == 0
+    finally:
+        upgraded.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION

@@ -37,6 +37,10 @@ PROMPT_SHA256: Final = "ragkeel.prompt.sha256"
 PROMPT_CHARS: Final = "ragkeel.prompt.chars"
 PROMPT_TOKENS: Final = "ragkeel.prompt.tokens"
 USAGE_COST: Final = "ragkeel.usage.cost"  # no OpenTelemetry name for cost yet
+TENANT: Final = "ragkeel.tenant"
+GATEWAY_SERVED_BY: Final = "ragkeel.gateway.served_by"  # the deployment (or rung) that answered
+GATEWAY_RUNG: Final = "ragkeel.gateway.rung"  # 0 = first choice; see Answer.rung
+GATEWAY_ATTEMPTS: Final = "ragkeel.gateway.attempts"
 LATENCY_TOTAL_MS: Final = "ragkeel.latency.total_ms"
 
 # -- ragkeel: retrieval and the gate -----------------------------------------------------------

@@ -108,6 +108,9 @@ class Trace:
     citations: tuple[CitationRecord, ...] = ()
     degraded_reason: str | None = None  # stable code: NO_MODEL, MODEL_TIMEOUT, MODEL_EMPTY...
     degraded_detail: str | None = None  # the failure's message
+    tenant: str | None = None
+    # what the gateway did (CallLog.to_dict()): served_by, rung, cost, attempts, decisions
+    gateway: Mapping[str, Any] | None = None
 
     @property
     def total_ms(self) -> float | None:
@@ -152,6 +155,10 @@ class Trace:
             (names.GATE_DENSE_THRESHOLD, gate.dense_threshold if gate else None),
             (names.GATE_KEYWORD_THRESHOLD, gate.keyword_threshold if gate else None),
             (names.LATENCY_TOTAL_MS, self.total_ms),
+            (names.TENANT, self.tenant),
+            (names.GATEWAY_SERVED_BY, _get(self.gateway, "served_by")),
+            (names.GATEWAY_RUNG, _get(self.gateway, "rung")),
+            (names.GATEWAY_ATTEMPTS, len(_get(self.gateway, "attempts") or ()) or None),
         ]
         return {k: v for k, v in pairs if v is not None}
 
@@ -181,7 +188,12 @@ class Trace:
             "prompt": _plain(self.prompt),
             "output": self.output,
             "citations": [_plain(c) for c in self.citations],
+            "gateway": dict(self.gateway) if self.gateway is not None else None,
         }
+
+
+def _get(mapping: Mapping[str, Any] | None, key: str) -> Any:
+    return mapping.get(key) if mapping is not None else None
 
 
 def _plain(record: RetrievedChunk | GateRecord | PromptRecord | CitationRecord | None) -> Any:

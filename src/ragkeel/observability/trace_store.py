@@ -38,7 +38,7 @@ from ragkeel.observability.trace import (
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # v2: tenant, gateway
 ID_LENGTH = 32
 MIN_PREFIX = 8
 _SCHEMA = """
@@ -68,7 +68,9 @@ CREATE TABLE IF NOT EXISTS traces (
     output           TEXT NOT NULL,
     citations        TEXT NOT NULL,     -- JSON [CitationRecord]
     degraded_reason  TEXT,
-    degraded_detail  TEXT
+    degraded_detail  TEXT,
+    tenant           TEXT,
+    gateway          TEXT               -- JSON CallLog.to_dict(): attempts, decisions, rung
 );
 CREATE INDEX IF NOT EXISTS traces_by_outcome ON traces (outcome);  -- (outcome, rowid)
 """
@@ -99,7 +101,12 @@ _COLUMNS = (
     "citations",
     "degraded_reason",
     "degraded_detail",
+    "tenant",
+    "gateway",
 )
+_UPGRADES = {  # from version -> statements bringing it to version + 1
+    1: "ALTER TABLE traces ADD COLUMN tenant TEXT; ALTER TABLE traces ADD COLUMN gateway TEXT;",
+}
 _INSERT = f"INSERT INTO traces ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM traces"
 
@@ -260,9 +267,14 @@ def _open(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
             raise sqlite3.DatabaseError(
                 f"schema version {version} is newer than this ragkeel's ({SCHEMA_VERSION})"
             )
-        if version < SCHEMA_VERSION:
+        if version == 0:
             conn.executescript(
                 f"BEGIN IMMEDIATE;{_SCHEMA}PRAGMA user_version = {SCHEMA_VERSION};COMMIT;"
+            )
+            version = SCHEMA_VERSION
+        for old in range(version, SCHEMA_VERSION):  # keep old traces, add columns
+            conn.executescript(
+                f"BEGIN IMMEDIATE;{_UPGRADES[old]}PRAGMA user_version = {old + 1};COMMIT;"
             )
     except BaseException:
         conn.close()
@@ -303,6 +315,8 @@ def _row(t: Trace) -> tuple[Any, ...]:
         _json([_fields(c) for c in t.citations]),
         t.degraded_reason,
         t.degraded_detail,
+        t.tenant,
+        None if t.gateway is None else _json(dict(t.gateway)),
     )
 
 
@@ -341,4 +355,6 @@ def _trace(row: tuple[Any, ...]) -> Trace:
         citations=tuple(CitationRecord(**c) for c in json.loads(r["citations"])),
         degraded_reason=r["degraded_reason"],
         degraded_detail=r["degraded_detail"],
+        tenant=r["tenant"],
+        gateway=json.loads(r["gateway"]) if r["gateway"] is not None else None,
     )
