@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from ragkeel.gateway.base import ChatMessage, Usage
 from ragkeel.generation.citations import CitationCheck, best_snippet
@@ -56,6 +56,11 @@ class Answer:
     hits: tuple[SearchHit, ...] = ()  # what retrieval returned, in rank order
     gate: GateDecision | None = None
     prompt: tuple[ChatMessage, ...] = ()  # the messages sent to the model (for the trace)
+    # which rung of the ladder produced the text: a deployment's name, "extractive", or
+    # "cannot_answer"; ``gateway`` is the request's CallLog.to_dict() (attempts, decisions)
+    served_by: str | None = None
+    gateway: Mapping[str, Any] | None = None
+    tenant: str | None = None
 
 
 def citations_of(context: PackedContext, check: CitationCheck) -> tuple[Citation, ...]:

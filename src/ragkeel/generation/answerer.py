@@ -20,8 +20,17 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ragkeel.errors import ModelError, QueryError, RagkeelError
-from ragkeel.gateway.base import ChatChunk, ChatMessage, ChatModel, ChatRequest, Usage
-from ragkeel.gateway.errors import ChatModelError
+from ragkeel.gateway.base import (
+    ChatChunk,
+    ChatMessage,
+    ChatModel,
+    ChatRequest,
+    RoutingHints,
+    Usage,
+)
+from ragkeel.gateway.calllog import CallLog
+from ragkeel.gateway.clock import SYSTEM_CLOCK, Clock
+from ragkeel.gateway.errors import BudgetExceededError, ChatModelError
 from ragkeel.generation.answer import (
     Answer,
     AnswerEvent,
@@ -84,6 +93,20 @@ class _Clock:
         return {k: round(v, 3) for k, v in self.ms.items()}
 
 
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """What one request may spend: ``max_cost`` in USD across all model calls, ``max_tokens``
+    prompt plus completion (None: no limit). ``tenant`` keys the gateway's limits and ledger."""
+
+    tenant: str | None = None
+    max_cost: float | None = None
+    max_tokens: int | None = None
+
+
+NO_BUDGET = Budget()
+MIN_ANSWER_TOKENS = 64
+
+
 @dataclass(slots=True)
 class _Run:
     """State of one question as it moves through the flow."""
@@ -92,11 +115,14 @@ class _Run:
     result: SearchResult
     gate: GateDecision
     clock: _Clock
+    budget: Budget = NO_BUDGET
+    log: CallLog = field(default_factory=CallLog)
     usage: Usage | None = None
     model: str | None = None
     template_version: str | None = None
     prompt: tuple[ChatMessage, ...] = ()
     degraded: tuple[str, str] | None = None  # (code, message)
+    error: RagkeelError | None = None  # the model call's failure, if any
     inferred: tuple[int, ...] = ()  # citation numbers added by attribute_uncited
 
 
@@ -117,6 +143,8 @@ class Answerer:
         min_support: float = DEFAULT_MIN_SUPPORT,
         extractive_sentences: int = DEFAULT_SENTENCES,
         cost_of: Callable[[str, Usage], float] | None = None,
+        deadline_s: float | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if k < 1 or max_answer_tokens < 1 or extractive_sentences < 1:
             raise ValueError("k, max_answer_tokens and extractive_sentences must be at least 1")
@@ -136,6 +164,8 @@ class Answerer:
         self.min_support = min_support
         self.extractive_sentences = extractive_sentences
         self.cost_of = cost_of  # (model name, usage) -> USD; None: every model is free (local)
+        self.deadline_s = deadline_s  # the whole model call incl. retries and fallbacks
+        self._time = clock
         self._count: CountTokens = model.count_tokens if model else RegexTokenCounter().count
 
     def answer(
@@ -145,8 +175,10 @@ class Answerer:
         collection: str | None = None,
         flt: Filter | None = None,
         mode: GenerationMode | None = None,
+        budget: Budget = NO_BUDGET,
     ) -> Answer:
-        for event in self._events(question, _scope(collection, flt), mode or self.mode):
+        events = self._events(question, _scope(collection, flt), mode or self.mode, budget)
+        for event in events:
             if isinstance(event, DoneEvent):
                 return event.answer
         raise AssertionError("the answer flow ended without an answer")  # pragma: no cover
@@ -158,15 +190,16 @@ class Answerer:
         collection: str | None = None,
         flt: Filter | None = None,
         mode: GenerationMode | None = None,
+        budget: Budget = NO_BUDGET,
     ) -> Generator[AnswerEvent, None, None]:
         """The events of answering ``question`` (see ``answer.py``); ``close()`` it to cancel."""
         try:
-            yield from self._events(question, _scope(collection, flt), mode or self.mode)
+            yield from self._events(question, _scope(collection, flt), mode or self.mode, budget)
         except RagkeelError as exc:
             yield ErrorEvent(exc.code, str(exc), fatal=True)
 
     def _events(
-        self, question: str, flt: Filter | None, mode: GenerationMode
+        self, question: str, flt: Filter | None, mode: GenerationMode, budget: Budget
     ) -> Iterator[AnswerEvent]:
         clock = _Clock()
         result = self.retriever.search(question, self.k, mode="hybrid", flt=flt)
@@ -174,7 +207,7 @@ class Answerer:
         for key, stage in _RETRIEVAL_STAGES.items():
             if key in result.timings_ms:
                 clock.ms[stage] = result.timings_ms[key]
-        run = _Run(question, result, self.gate.decide(result), clock)
+        run = _Run(question, result, self.gate.decide(result), clock, budget)
         yield RetrievalEvent(result.hits, result.confidence, run.gate)
         if not run.gate.passed:
             yield from self._refuse(run)
@@ -192,6 +225,9 @@ class Answerer:
             empty = self.template.render(run.question, "")
             overhead = sum(model.count_tokens(m.content) for m in empty)
             budget = max(self.context_budget - overhead, self.context_budget // 4)
+            answer_tokens = self.max_answer_tokens
+            if run.budget.max_tokens is not None:  # prompt + completion must fit max_tokens
+                budget, answer_tokens = self._fit_tokens(run, overhead, budget)
             context = pack_context(run.result.hits, model.count_tokens, budget)
         except (ChatModelError, ModelError) as exc:
             run.degraded = (exc.code, str(exc))
@@ -205,32 +241,24 @@ class Answerer:
             yield from self._refuse(run)
             return
         run.model, run.template_version = model.name, self.template.version
-        run.prompt = self.template.render(run.question, context.render())
-        request = ChatRequest(
-            run.prompt,
-            max_tokens=self.max_answer_tokens,
-            temperature=0.0,
-            timeout_s=self.model_timeout_s,
-        )
         parts: list[str] = []
-        chunks: Iterator[ChatChunk] | None = None
-        try:
-            chunks = model.stream(request)  # a provider may fail here already (e.g. loading)
-            for chunk in chunks:
-                if chunk.text_delta:
-                    run.clock.first_token()
-                    parts.append(chunk.text_delta)
-                    yield TokenEvent(chunk.text_delta)
-                run.usage = chunk.usage or run.usage
-        except (ChatModelError, ModelError) as exc:
-            run.degraded = (exc.code, str(exc))
-        finally:  # stop generation now if our consumer went away (e.g. a client disconnect)
-            close = getattr(chunks, "close", None)
-            if callable(close):
-                close()
+        for smaller in (False, True):  # over budget before any text: once more, half the context
+            if smaller:
+                context = pack_context(
+                    run.result.hits, model.count_tokens, max(budget // 2, MIN_CONTEXT_BUDGET // 2)
+                )
+                run.log.decide("budget", f"retrying with half the context: {run.error}")
+                run.degraded = None
+            run.prompt = self.template.render(run.question, context.render())
+            yield from self._call(run, model, self._request(run, answer_tokens), parts)
+            retry = isinstance(run.error, BudgetExceededError) and not parts and not smaller
+            if not retry or len(context.sources) <= 1:
+                break
         run.clock.lap("generate")
         text = "".join(parts).strip()
-        if run.usage is None:  # failed: estimate what was spent (the tokenizer is loaded)
+        if run.usage is None and run.log.attempts:  # failed: what the gateway metered
+            run.usage = run.log.usage
+        if run.usage is None:  # failed, unmetered: estimate what was spent
             run.usage = Usage(
                 sum(model.count_tokens(m.content) for m in run.prompt), model.count_tokens(text)
             )
@@ -248,6 +276,56 @@ class Answerer:
             text, run.inferred = attribute_uncited(text, context, min_support=self.min_support)
             check = check_answer(text, context, min_support=self.min_support)
         yield from self._finish(run, text, "generative", context, check)
+
+    def _request(self, run: _Run, answer_tokens: int) -> ChatRequest:
+        top = run.result.confidence
+        return ChatRequest(
+            run.prompt,
+            max_tokens=answer_tokens,
+            temperature=0.0,
+            timeout_s=self.model_timeout_s,
+            deadline=self._time.now() + self.deadline_s if self.deadline_s else None,
+            tenant=run.budget.tenant,
+            max_cost=run.budget.max_cost,
+            hints=RoutingHints(run.question, top.top_dense_score, top.margin),
+            log=run.log,
+        )
+
+    def _call(
+        self, run: _Run, model: ChatModel, request: ChatRequest, parts: list[str]
+    ) -> Iterator[AnswerEvent]:
+        chunks: Iterator[ChatChunk] | None = None
+        run.error = None
+        try:
+            chunks = model.stream(request)  # a provider may fail here already (e.g. loading)
+            for chunk in chunks:
+                if chunk.text_delta:
+                    run.clock.first_token()
+                    parts.append(chunk.text_delta)
+                    yield TokenEvent(chunk.text_delta)
+                run.usage = chunk.usage or run.usage
+                run.model = chunk.model or run.model
+        except (ChatModelError, ModelError) as exc:
+            run.degraded, run.error = (exc.code, str(exc)), exc
+        finally:  # stop generation now if our consumer went away (e.g. a client disconnect)
+            close = getattr(chunks, "close", None)
+            if callable(close):
+                close()
+
+    def _fit_tokens(self, run: _Run, overhead: int, budget: int) -> tuple[int, int]:
+        """(context budget, answer tokens) so that prompt + completion <= budget.max_tokens."""
+        limit = run.budget.max_tokens or 0
+        answer_tokens = min(self.max_answer_tokens, max(MIN_ANSWER_TOKENS, limit // 4))
+        room = limit - overhead - answer_tokens
+        if room < MIN_CONTEXT_BUDGET // 2:
+            raise BudgetExceededError(
+                f"max_tokens {limit} leaves no room for a context: the prompt alone takes "
+                f"{overhead} tokens and the answer {answer_tokens}",
+                hint=f"allow at least {overhead + answer_tokens + MIN_CONTEXT_BUDGET // 2} tokens",
+            )
+        if room < budget:
+            run.log.decide("budget", f"context {budget} -> {room} tokens to fit max_tokens {limit}")
+        return min(budget, room), answer_tokens
 
     def _extractive(self, run: _Run, context: PackedContext) -> Iterator[AnswerEvent]:
         sentences = extract_sentences(
@@ -295,9 +373,7 @@ class Answerer:
             degraded_reason=run.degraded[0] if run.degraded else None,
             degraded_detail=run.degraded[1] if run.degraded else None,
             usage=run.usage or Usage(),
-            cost=self.cost_of(run.model, run.usage)
-            if self.cost_of and run.model and run.usage
-            else 0.0,
+            cost=self._cost(run),
             latency_ms=run.clock.done(),
             template_version=run.template_version,
             model=run.model,
@@ -307,7 +383,19 @@ class Answerer:
             hits=run.result.hits,
             gate=run.gate,
             prompt=run.prompt,
+            served_by=run.model if mode == "generative" else mode,
+            gateway=run.log.to_dict() if run.log.attempts or run.log.decisions else None,
+            tenant=run.budget.tenant,
         )
+
+    def _cost(self, run: _Run) -> float:
+        """Every model call's cost as metered by the gateway (failed and retried calls
+        included); without a metered gateway, the price of the usage reported."""
+        if any(a.cost for a in run.log.attempts):
+            return run.log.cost
+        if self.cost_of and run.model and run.usage:
+            return self.cost_of(run.model, run.usage)
+        return 0.0
 
 
 def _scope(collection: str | None, flt: Filter | None) -> Filter | None:

@@ -84,6 +84,8 @@ def trace_from_answer(answer: Answer, *, route: str, keep_prompt_text: bool) -> 
         ),
         degraded_reason=answer.degraded_reason,
         degraded_detail=answer.degraded_detail,
+        tenant=answer.tenant,
+        gateway={**(answer.gateway or {}), "served_by": answer.served_by},
     )
 
 

@@ -1,0 +1,100 @@
+"""What the answer flow hands the gateway (deadline, tenant, max_cost, routing hints, a call
+log) and what it reports back (which rung answered, metered cost, the call log)."""
+
+from __future__ import annotations
+
+import pytest
+
+from ragkeel.gateway.base import ChatRequest
+from ragkeel.gateway.clock import ManualClock
+from ragkeel.gateway.metering import MeteredChatModel
+from ragkeel.gateway.pricing import Price
+from ragkeel.gateway.providers.scripted import ScriptedChatModel, ScriptedFailure
+from ragkeel.generation.answerer import Answerer, Budget
+from ragkeel.generation.tracing import trace_from_answer
+from ragkeel.retrieval.hybrid import HybridRetriever
+
+from .conftest import ON_TOPIC, TEST_GATE
+
+REPLY = "Rotate every API key every ninety days [1]."
+PRICE = Price(input_per_mtok=1.0, output_per_mtok=4.0)
+
+
+def test_the_request_carries_deadline_tenant_budget_and_hints(
+    retriever: HybridRetriever,
+) -> None:
+    clock = ManualClock(start=500.0)
+    seen: list[ChatRequest] = []
+
+    def reply(request: ChatRequest) -> str:
+        seen.append(request)
+        return REPLY
+
+    answerer = Answerer(
+        retriever, ScriptedChatModel(reply), gate_threshold=TEST_GATE, deadline_s=30.0, clock=clock
+    )
+    answer = answerer.answer(ON_TOPIC, budget=Budget(tenant="acme", max_cost=0.01))
+    (request,) = seen
+    assert request.deadline == pytest.approx(530.0)
+    assert request.tenant == "acme" and request.max_cost == 0.01
+    assert request.hints is not None and request.hints.question == ON_TOPIC
+    assert request.hints.top_score == pytest.approx(answer.gate.top_dense if answer.gate else 0)
+    assert request.log is not None
+    assert answer.mode == "generative" and answer.served_by == "scripted"
+    assert answer.tenant == "acme"
+
+
+def test_metered_cost_counts_every_call_and_the_trace_says_who_answered(
+    retriever: HybridRetriever,
+) -> None:
+    model = MeteredChatModel(ScriptedChatModel([REPLY]), deployment="primary", price=PRICE)
+    answer = Answerer(retriever, model, gate_threshold=TEST_GATE).answer(ON_TOPIC)
+    assert answer.gateway is not None
+    (attempt,) = answer.gateway["attempts"]
+    assert attempt["deployment"] == "primary" and attempt["outcome"] == "ok"
+    assert answer.cost == pytest.approx(PRICE.cost(answer.usage)) and answer.cost > 0
+    trace = trace_from_answer(answer, route="cli.ask", keep_prompt_text=False)
+    assert trace.gateway is not None and trace.gateway["served_by"] == "scripted"
+
+
+def test_a_failed_call_is_still_paid_for_and_the_extractive_rung_answers(
+    retriever: HybridRetriever,
+) -> None:
+    failing = ScriptedChatModel([ScriptedFailure("unavailable", after_tokens=3, partial=REPLY)])
+    model = MeteredChatModel(failing, deployment="primary", price=PRICE)
+    answer = Answerer(retriever, model, gate_threshold=TEST_GATE).answer(ON_TOPIC)
+    assert answer.mode == "extractive" and answer.degraded
+    assert answer.served_by == "extractive" and answer.degraded_reason == "MODEL_UNAVAILABLE"
+    assert answer.usage.completion_tokens == 3  # what the failed stream had sent
+    assert answer.cost == pytest.approx(PRICE.cost(answer.usage))
+
+
+def test_max_tokens_shrinks_the_context_and_the_answer_to_fit(
+    retriever: HybridRetriever,
+) -> None:
+    seen: list[ChatRequest] = []
+
+    def reply(request: ChatRequest) -> str:
+        seen.append(request)
+        return REPLY
+
+    answerer = Answerer(retriever, ScriptedChatModel(reply), gate_threshold=TEST_GATE)
+    roomy = answerer.answer(ON_TOPIC)
+    tight = answerer.answer(ON_TOPIC, budget=Budget(max_tokens=420))
+    assert seen[1].max_tokens < seen[0].max_tokens
+    prompt_tokens = sum(ScriptedChatModel().count_tokens(m.content) for m in seen[1].messages)
+    assert prompt_tokens + seen[1].max_tokens <= 420
+    assert tight.usage.prompt_tokens <= roomy.usage.prompt_tokens
+    assert tight.gateway is not None
+    assert any(d["policy"] == "budget" for d in tight.gateway["decisions"])
+
+
+def test_max_tokens_too_small_for_any_context_degrades_with_budget_exceeded(
+    retriever: HybridRetriever,
+) -> None:
+    model = ScriptedChatModel([REPLY])
+    answer = Answerer(retriever, model, gate_threshold=TEST_GATE).answer(
+        ON_TOPIC, budget=Budget(max_tokens=50)
+    )
+    assert answer.degraded and answer.degraded_reason == "BUDGET_EXCEEDED"
+    assert answer.mode == "extractive" and model.calls == 0
