@@ -1,0 +1,207 @@
+"""The regression gate: does the current evaluation run fall short of the baseline?
+
+A metric fails only when its mean drops by more than its tolerance (absolute) **and** the drop
+is significant (paired sign-flip test, two-sided, ``p < alpha``). Both are needed: tolerance
+alone flags noise on small sets, significance alone flags tiny real changes nobody cares about.
+A drop beyond tolerance that is not significant passes with a *note* (e.g. a large swing on a
+handful of cases), so a reviewer still sees it. Metrics are checked overall and, with
+``per_dataset``, per data set (a regression on one set can hide in the overall mean). A metric
+the config names that either run lacks is a failure, never a silent pass.
+
+Budgets are absolute ceilings on the *current* run only: p95 latency of a stage, cost per query,
+degraded share, error share. Latency is deliberately not compared with the baseline: it depends
+on the machine and its load and varies by tens of percent run to run, so a relative latency
+gate would fail at random; a generous ceiling still catches an order-of-magnitude slowdown.
+
+Comparing runs over different data is not a regression test: with ``require_same_datasets``,
+differing data set names, checksums or case ids raise :class:`DatasetMismatchError`.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ragkeel.errors import ConfigError, DatasetError
+from ragkeel.evaluation.compare import OVERALL, Comparison, compare, dataset_mismatches, ops_value
+from ragkeel.evaluation.results_view import EvalResults
+
+_EPS = 1e-12  # float slack when comparing a drop with its tolerance
+
+
+class DatasetMismatchError(DatasetError):
+    """Baseline and current runs were not evaluated on the same data."""
+
+    code = "DATASET_MISMATCH"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MetricRule(_Strict):
+    tolerance: float = Field(ge=0, le=1, description="largest acceptable drop of the mean")
+
+
+class LatencyBudget(_Strict):
+    stage: str = "total"
+    max: float = Field(gt=0, description="ceiling on the current run's p95, in ms")
+
+
+class Ceiling(_Strict):
+    max: float = Field(ge=0)
+
+
+class Budgets(_Strict):
+    latency_p95_ms: LatencyBudget | None = None
+    cost_per_query: Ceiling | None = None
+    degraded_share: Ceiling | None = None
+    error_share: Ceiling | None = None
+
+
+class GateConfig(_Strict):
+    alpha: float = Field(0.05, gt=0, lt=1)
+    metrics: dict[str, MetricRule] = Field(default_factory=dict)
+    budgets: Budgets = Budgets()
+    require_same_datasets: bool = True
+    per_dataset: bool = True
+
+
+def load_gate_config(path: Path) -> GateConfig:
+    """Read ``gate.yaml``; :class:`ConfigError` naming the problem if it is not valid."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return GateConfig.model_validate(data)
+    except (OSError, yaml.YAMLError, ValidationError) as exc:
+        raise ConfigError(f"invalid gate config {path}: {exc}") from exc
+
+
+Status = Literal["pass", "fail", "note", "n/a"]
+
+
+@dataclass(frozen=True, slots=True)
+class GateCheck:
+    name: str  # metric name or budget name
+    scope: str  # "overall", a data set name, or "current run" for budgets
+    status: Status
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class GateFailure:
+    metric: str
+    scope: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class GateResult:
+    passed: bool
+    failures: list[GateFailure]
+    checks: list[GateCheck]
+    comparison: Comparison
+
+    @property
+    def notes(self) -> list[GateCheck]:
+        return [c for c in self.checks if c.status == "note"]
+
+
+def evaluate_gate(
+    baseline: EvalResults,
+    current: EvalResults,
+    config: GateConfig,
+    *,
+    n_resamples: int = 10_000,
+    seed: int = 0,
+) -> GateResult:
+    """Check ``current`` against ``baseline`` under ``config``; every check is in ``checks``,
+    the failing ones also in ``failures`` (with the reason to print)."""
+    mismatches = dataset_mismatches(baseline, current)
+    if config.require_same_datasets and mismatches:
+        raise DatasetMismatchError(
+            "baseline and current runs used different data: " + "; ".join(mismatches),
+            hint="re-run the evaluation on the baseline's data, or update the baseline on "
+            "purpose with --update-baseline",
+        )
+    comparison = compare(
+        baseline, current, metrics=list(config.metrics), n_resamples=n_resamples, seed=seed
+    )
+    scopes = [OVERALL]
+    if config.per_dataset:
+        scopes += sorted(set(baseline.datasets) & set(current.datasets))
+    checks = [
+        _metric_check(comparison, name, scope, rule.tolerance, config.alpha)
+        for scope in scopes
+        for name, rule in config.metrics.items()
+    ]
+    checks += _budget_checks(current.ops, config.budgets)
+    failures = [GateFailure(c.name, c.scope, c.detail) for c in checks if c.status == "fail"]
+    return GateResult(not failures, failures, checks, comparison)
+
+
+def _metric_check(
+    comparison: Comparison, name: str, scope: str, tolerance: float, alpha: float
+) -> GateCheck:
+    result = comparison.metric(name, scope)
+    if result is None:
+        missing = next(
+            (m for m in comparison.missing if m.metric == name and m.scope == scope), None
+        )
+        if missing is None:
+            return GateCheck(name, scope, "n/a", "not applicable to this data set in either run")
+        return GateCheck(name, scope, "fail", f"metric missing: {missing.reason}")
+    drop = -result.delta
+    summary = (
+        f"{result.mean_a:.4f} -> {result.mean_b:.4f} ({result.delta:+.4f}, "
+        f"tolerance {tolerance:.4f}, p={result.p_value:.4f}, n={result.n})"
+    )
+    if drop <= tolerance + _EPS:
+        return GateCheck(name, scope, "pass", summary)
+    if result.p_value < alpha:
+        return GateCheck(name, scope, "fail", f"significant drop beyond tolerance: {summary}")
+    return GateCheck(
+        name, scope, "note", f"drop beyond tolerance but not significant at {alpha}: {summary}"
+    )
+
+
+def _budget_checks(ops: Mapping[str, Any], budgets: Budgets) -> list[GateCheck]:
+    ceilings: list[tuple[str, float | None, float]] = []
+    if budgets.latency_p95_ms is not None:
+        stage = budgets.latency_p95_ms.stage
+        value = ops_value(ops, "latency_ms", stage, "p95")
+        ceilings.append((f"latency p95 {stage} (ms)", value, budgets.latency_p95_ms.max))
+    for name in ("cost_per_query", "degraded_share", "error_share"):
+        ceiling: Ceiling | None = getattr(budgets, name)
+        if ceiling is not None:
+            ceilings.append((name, ops_value(ops, name), ceiling.max))
+    return [_ceiling_check(name, value, limit) for name, value, limit in ceilings]
+
+
+def _ceiling_check(name: str, value: float | None, limit: float) -> GateCheck:
+    scope = "current run"
+    if value is None:
+        return GateCheck(name, scope, "fail", "budget set but the current run does not report it")
+    if value > limit + _EPS:
+        return GateCheck(name, scope, "fail", f"{value:.4g} exceeds the budget {limit:.4g}")
+    return GateCheck(name, scope, "pass", f"{value:.4g} within the budget {limit:.4g}")
+
+
+def slim_results(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of a results document small enough to commit as a baseline: retrieved chunk texts
+    and citation snippets are dropped; per-row metrics, answers, ids, scores, checksums and
+    aggregates are kept (everything the gate and a comparison read)."""
+    out: dict[str, Any] = copy.deepcopy(dict(raw))
+    for row in out.get("rows", []):
+        for hit in row.get("retrieved") or []:
+            hit.pop("text", None)
+        answer = row.get("answer")
+        if isinstance(answer, dict):
+            for citation in answer.get("citations") or []:
+                citation.pop("snippet", None)
+    return out
