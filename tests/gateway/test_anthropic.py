@@ -129,7 +129,7 @@ def _handler_for(server: FakeAnthropicServer) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             headers = {k.lower(): v for k, v in self.headers.items()}
-            payload = json.loads(raw) if raw else None
+            payload: dict[str, Any] = json.loads(raw) if raw else {}
             reply = server.record(self.path, headers, payload)
             if reply.delay_s and server.stopping.wait(reply.delay_s):
                 return
@@ -145,7 +145,7 @@ def _handler_for(server: FakeAnthropicServer) -> type[BaseHTTPRequestHandler]:
                 return self._send(reply.status, body, reply.headers)
             if payload.get("stream"):
                 return self._stream(reply, payload["model"])
-            body = {
+            message: dict[str, Any] = {
                 "id": "msg_1",
                 "type": "message",
                 "role": "assistant",
@@ -159,8 +159,8 @@ def _handler_for(server: FakeAnthropicServer) -> type[BaseHTTPRequestHandler]:
                 "stop_sequence": None,
             }
             if reply.usage:
-                body["usage"] = {"input_tokens": 11, "output_tokens": 5}
-            self._send(200, json.dumps(body).encode(), reply.headers)
+                message["usage"] = {"input_tokens": 11, "output_tokens": 5}
+            self._send(200, json.dumps(message).encode(), reply.headers)
 
         def _send(self, status: int, body: bytes, headers: dict[str, str]) -> None:
             self.send_response(status)
