@@ -1,0 +1,154 @@
+"""``CircuitBreakerChatModel``: stop calling a deployment that keeps failing, and one that asked
+us (429 + ``Retry-After``) to wait.
+
+States, per deployment (the ``deployment`` key, default the inner model's name)::
+
+    closed --N consecutive failures, or failure rate >= X over >= M calls in window_s--> open
+    open --after the open period--> half_open: exactly ONE probe call is let through
+    half_open --probe succeeds--> closed (the open period resets to open_s)
+    half_open --probe fails--> open for twice as long as last time (capped at max_open_s)
+
+While open, and while a probe runs, calls are refused at once with ``CircuitOpenError`` (not
+retryable, so the retry wrapper gives up and the fallback chain moves on) and logged in
+``request.log`` as a ``rejected`` attempt with code ``CIRCUIT_OPEN``; nothing reaches the inner
+model. Independently of the phase, a ``ModelRateLimitedError`` with ``retry_after_s`` puts the
+deployment in a cool-down: no call until ``now + retry_after_s``.
+
+Only errors with ``counts_as_failure`` count: 429, 5xx, timeouts, resets, interrupted streams.
+A rejected request (4xx), an exceeded deadline or budget says nothing about the deployment's
+health: it moves nothing, and a probe that ends with one gives its slot to the next caller.
+``stream`` knows the outcome only when the iteration ends: an error raised mid-stream is a
+failure, a stream the consumer closes early is neither. The state is admitted and recorded
+through one atomic ``BreakerStore.update`` each (``breaker_store``), so the breaker is
+thread-safe and its state can later live in a store shared by replicas; every transition is
+logged as a ``breaker`` decision on the request that caused it.
+
+A probe holds its slot for at most ``probe_lease_s`` (a replica that dies
+mid-probe must not keep the breaker half-open forever).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterator
+
+from ragkeel.gateway.base import ChatChunk, ChatModel, ChatRequest, ChatResponse
+from ragkeel.gateway.breaker_store import (
+    BreakerPolicy,
+    BreakerSnapshot,
+    BreakerStore,
+    InMemoryBreakerStore,
+    Outcome,
+    Ticket,
+    admit,
+    record,
+    snapshot,
+)
+from ragkeel.gateway.calllog import Attempt
+from ragkeel.gateway.clock import SYSTEM_CLOCK, Clock
+from ragkeel.gateway.errors import ChatModelError, CircuitOpenError, ModelRateLimitedError
+
+__all__ = ["BreakerPolicy", "BreakerSnapshot", "CircuitBreakerChatModel", "InMemoryBreakerStore"]
+
+
+class CircuitBreakerChatModel:
+    """``ChatModel`` wrapper with a circuit breaker and a Retry-After cool-down; thread-safe."""
+
+    def __init__(
+        self,
+        inner: ChatModel,
+        *,
+        deployment: str | None = None,
+        policy: BreakerPolicy = BreakerPolicy(),
+        store: BreakerStore | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self._inner = inner
+        self.deployment = deployment or inner.name
+        self.policy = policy
+        self._store: BreakerStore = store if store is not None else InMemoryBreakerStore()
+        self._clock = clock
+
+    @property
+    def name(self) -> str:
+        return self._inner.name
+
+    def count_tokens(self, text: str) -> int:
+        return self._inner.count_tokens(text)
+
+    def close(self) -> None:
+        close = getattr(self._inner, "close", None)
+        if callable(close):
+            close()
+
+    def complete(self, request: ChatRequest) -> ChatResponse:
+        ticket = self._admit(request)
+        try:
+            response = self._inner.complete(request)
+        except ChatModelError as exc:
+            self._record(request, ticket, _outcome(exc), exc)
+            raise
+        except BaseException:
+            self._record(request, ticket, "neutral", None)
+            raise
+        self._record(request, ticket, "success", None)
+        return response
+
+    def stream(self, request: ChatRequest) -> Generator[ChatChunk, None, None]:
+        """Admission happens when the iterator is first advanced, like the providers' call."""
+        return self._stream(request)
+
+    def _stream(self, request: ChatRequest) -> Generator[ChatChunk, None, None]:
+        ticket = self._admit(request)
+        outcome: Outcome = "neutral"  # closed early by the consumer (or a bug): neither
+        error: ChatModelError | None = None
+        try:
+            chunks: Iterator[ChatChunk] = self._inner.stream(request)
+            yield from chunks
+            outcome = "success"
+        except ChatModelError as exc:
+            outcome, error = _outcome(exc), exc
+            raise
+        finally:
+            self._record(request, ticket, outcome, error)
+
+    def snapshot(self) -> BreakerSnapshot:
+        state = self._store.get(self.deployment)
+        return snapshot(self.deployment, state, self._clock.now(), self.policy)
+
+    # -- admission and recording ----------------------------------------------------------
+
+    def _admit(self, request: ChatRequest) -> Ticket:
+        now = self._clock.now()
+        verdict = self._store.update(
+            self.deployment, lambda state: admit(state, now, self.policy, self.deployment)
+        )
+        if verdict.ticket is not None:
+            if verdict.reason and request.log is not None:
+                request.log.decide("breaker", verdict.reason)
+            return verdict.ticket
+        if request.log is not None:
+            request.log.attempt(Attempt(self.deployment, "rejected", 0.0, code="CIRCUIT_OPEN"))
+        raise CircuitOpenError(
+            f"{self.deployment} is not called: {verdict.reason}",
+            model=self.deployment,
+            retry_after_s=verdict.retry_after_s,
+        )
+
+    def _record(
+        self, request: ChatRequest, ticket: Ticket, outcome: Outcome, error: ChatModelError | None
+    ) -> None:
+        now = self._clock.now()
+        retry_after = error.retry_after_s if isinstance(error, ModelRateLimitedError) else None
+        reasons = self._store.update(
+            self.deployment,
+            lambda state: record(
+                state, ticket, outcome, now, retry_after, self.policy, self.deployment
+            ),
+        )
+        if request.log is not None:
+            for reason in reasons:
+                request.log.decide("breaker", reason)
+
+
+def _outcome(error: ChatModelError) -> Outcome:
+    return "failure" if error.counts_as_failure else "neutral"
