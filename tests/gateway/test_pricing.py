@@ -5,7 +5,7 @@ import math
 import pytest
 
 from ragkeel.gateway.base import Usage
-from ragkeel.gateway.pricing import Price, PriceTable
+from ragkeel.gateway.pricing import DEFAULT_PRICES, Price, PriceTable
 
 
 def test_price_cost_per_million_tokens() -> None:
@@ -73,3 +73,29 @@ def test_table_is_immutable_copy() -> None:
     assert not table.known("b")
     with pytest.raises(TypeError):
         table.prices["c"] = Price(1.0, 1.0)  # type: ignore[index]
+
+
+def test_default_prices_cover_common_models() -> None:
+    table = PriceTable.with_defaults()
+    for model in ("gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano", "o4-mini"):
+        assert table.known(model), model
+    for model in ("claude-sonnet-4", "claude-3-5-sonnet", "claude-3-5-haiku", "claude-opus-4"):
+        assert table.known(model), model
+    # published list prices (USD per 1M tokens), see pricing.py for the date
+    assert DEFAULT_PRICES["gpt-4o-mini"] == Price(0.15, 0.60)
+    assert DEFAULT_PRICES["gpt-4o"] == Price(2.50, 10.00)
+    assert DEFAULT_PRICES["claude-sonnet-4"] == DEFAULT_PRICES["claude-sonnet-4-20250514"]
+    assert table.cost("gpt-4o", Usage(1_000_000, 1_000_000)) == pytest.approx(12.5)
+    assert not table.known("my-private-model")
+
+
+def test_config_entries_replace_defaults_per_model() -> None:
+    table = PriceTable.with_defaults(
+        {"gpt-4o": {"input_per_mtok": 1.0, "output_per_mtok": 4.0}, "mine": Price(0.5, 0.5)},
+        local_models=["qwen"],
+    )
+    assert table.price("gpt-4o") == Price(1.0, 4.0)
+    assert table.price("gpt-4o-mini") == DEFAULT_PRICES["gpt-4o-mini"]  # others untouched
+    assert table.price("mine") == Price(0.5, 0.5)
+    assert table.cost("qwen", Usage(1000, 1000)) == 0.0
+    assert DEFAULT_PRICES["gpt-4o"] == Price(2.50, 10.00)  # the defaults are not modified

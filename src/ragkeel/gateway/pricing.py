@@ -1,10 +1,15 @@
 """Prices of remote chat models, as data, and the cost of a call.
 
 A ``PriceTable`` maps a model name (``ChatModel.name``) to a ``Price`` in USD per million
-tokens, input and output separately. The package ships no prices (they change and differ by
-provider): the table is built from settings with ``PriceTable.from_mapping``::
+tokens, input and output separately. A bare ``PriceTable()`` knows no prices; the table is built
+from settings with ``PriceTable.from_mapping``::
 
     PriceTable.from_mapping({"gpt-4o-mini": {"input_per_mtok": 0.15, "output_per_mtok": 0.6}})
+
+``DEFAULT_PRICES`` holds the published list prices of common OpenAI and Anthropic models
+(standard tier, no batch or cached-input discounts); ``PriceTable.with_defaults(config)`` starts
+from them and lets each configured entry replace the default of its model. Prices change:
+configure the ones you are billed at (Azure, a proxy or a negotiated rate differ).
 
 ``cost`` is 0.0 for local models (``local=True``, or a name listed in ``local_models``) and for
 an unknown remote model when the table has no ``default``; callers use ``known(model)`` to mark
@@ -70,6 +75,19 @@ class PriceTable:
             frozenset(local_models),
         )
 
+    @classmethod
+    def with_defaults(
+        cls,
+        raw: Mapping[str, Mapping[str, float] | Price] | None = None,
+        *,
+        default: Mapping[str, float] | Price | None = None,
+        local_models: Iterable[str] = (),
+    ) -> PriceTable:
+        """``DEFAULT_PRICES`` with ``raw``'s entries replacing (or adding) models one by one."""
+        merged: dict[str, Mapping[str, float] | Price] = dict(DEFAULT_PRICES)
+        merged.update(raw or {})
+        return cls.from_mapping(merged, default=default, local_models=local_models)
+
     def price(self, model: str) -> Price | None:
         return self.prices.get(model, self.default)
 
@@ -94,3 +112,49 @@ def _price(value: Mapping[str, float] | Price, name: str) -> Price:
         raise ValueError(
             f"price for {name!r} needs input_per_mtok and output_per_mtok, got {value!r}"
         ) from exc
+
+
+# USD per 1M tokens (input, output), standard tier, as published on openai.com/api/pricing and
+# anthropic.com/pricing, checked 2025-08. Dated snapshots share their alias's price.
+_PUBLISHED: dict[str, tuple[float, float]] = {
+    "gpt-4o": (2.50, 10.00),
+    "gpt-4o-2024-08-06": (2.50, 10.00),
+    "gpt-4o-2024-11-20": (2.50, 10.00),
+    "gpt-4o-mini": (0.15, 0.60),
+    "gpt-4o-mini-2024-07-18": (0.15, 0.60),
+    "gpt-4.1": (2.00, 8.00),
+    "gpt-4.1-mini": (0.40, 1.60),
+    "gpt-4.1-nano": (0.10, 0.40),
+    "gpt-4-turbo": (10.00, 30.00),
+    "gpt-3.5-turbo": (0.50, 1.50),
+    "gpt-5": (1.25, 10.00),
+    "gpt-5-mini": (0.25, 2.00),
+    "gpt-5-nano": (0.05, 0.40),
+    "o3": (2.00, 8.00),
+    "o3-mini": (1.10, 4.40),
+    "o4-mini": (1.10, 4.40),
+    "claude-opus-4-1": (15.00, 75.00),
+    "claude-opus-4-1-20250805": (15.00, 75.00),
+    "claude-opus-4-0": (15.00, 75.00),
+    "claude-opus-4-20250514": (15.00, 75.00),
+    "claude-sonnet-4-0": (3.00, 15.00),
+    "claude-sonnet-4-20250514": (3.00, 15.00),
+    "claude-3-7-sonnet-latest": (3.00, 15.00),
+    "claude-3-7-sonnet-20250219": (3.00, 15.00),
+    "claude-3-5-sonnet-latest": (3.00, 15.00),
+    "claude-3-5-sonnet-20241022": (3.00, 15.00),
+    "claude-3-5-haiku-latest": (0.80, 4.00),
+    "claude-3-5-haiku-20241022": (0.80, 4.00),
+    "claude-3-haiku-20240307": (0.25, 1.25),
+}
+_ALIASES = {  # short names people write in config
+    "claude-opus-4": "claude-opus-4-0",
+    "claude-sonnet-4": "claude-sonnet-4-0",
+    "claude-3-7-sonnet": "claude-3-7-sonnet-latest",
+    "claude-3-5-sonnet": "claude-3-5-sonnet-latest",
+    "claude-3-5-haiku": "claude-3-5-haiku-latest",
+}
+DEFAULT_PRICES: Mapping[str, Price] = MappingProxyType(
+    {name: Price(*pair) for name, pair in _PUBLISHED.items()}
+    | {alias: Price(*_PUBLISHED[target]) for alias, target in _ALIASES.items()}
+)
