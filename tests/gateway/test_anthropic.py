@@ -369,6 +369,7 @@ def test_mid_stream_error_event_is_interrupted_with_partial(
         ("api_error", ModelUnavailableError),
         ("rate_limit_error", ModelRateLimitedError),
         ("invalid_request_error", ModelRequestError),
+        ("some_new_error", ModelUnavailableError),
     ],
 )
 def test_error_event_before_text_is_typed(

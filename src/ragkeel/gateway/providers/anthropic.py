@@ -57,8 +57,18 @@ from ragkeel.tokens import RegexTokenCounter
 PROVIDER = "anthropic"
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 _EXCERPT = 200
-# error.type of an in-stream ``error`` event -> the class its HTTP status would have mapped to
-_RETRYABLE_EVENT_ERRORS = {"overloaded_error", "api_error", "rate_limit_error", "timeout_error"}
+# error.type values (of an in-stream ``error`` event) whose HTTP status would be a 4xx other
+# than 429; any other type (overloaded_error, api_error, unknown ones) is the server's trouble
+_REQUEST_ERROR_TYPES = frozenset(
+    {
+        "invalid_request_error",
+        "authentication_error",
+        "billing_error",
+        "permission_error",
+        "not_found_error",
+        "request_too_large",
+    }
+)
 
 
 class AnthropicChatModel:
@@ -264,9 +274,9 @@ class AnthropicChatModel:
         message = f"{self._url} sent an error event before any text: {what}"
         if kind == "rate_limit_error":
             return ModelRateLimitedError(message, model=self._name, provider=PROVIDER)
-        if kind in _RETRYABLE_EVENT_ERRORS or not isinstance(kind, str):
-            return ModelUnavailableError(message, model=self._name, provider=PROVIDER)
-        return ModelRequestError(message, model=self._name, provider=PROVIDER)
+        if kind in _REQUEST_ERROR_TYPES:
+            return ModelRequestError(message, model=self._name, provider=PROVIDER)
+        return ModelUnavailableError(message, model=self._name, provider=PROVIDER)
 
     def _interrupted(self, why: str, parts: list[str]) -> StreamInterruptedError:
         error = StreamInterruptedError(
