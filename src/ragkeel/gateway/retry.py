@@ -1,0 +1,268 @@
+"""``RetryingChatModel``: the gateway's one retry loop, around ONE deployment (fallback to other
+deployments is ``fallback.py``'s job; providers never retry on their own).
+
+Which errors: only those with ``retryable=True`` (429, 5xx, timeouts, connect errors, resets).
+A rejected request (400/401/403/404/422), an open circuit, an exceeded deadline or budget, and
+an interrupted stream are raised at once.
+
+How long between attempts: retry ``n`` (1-based) sleeps ``uniform(0, min(max_delay_s,
+base_delay_s * 2**(n-1)))`` ("full jitter": spreads a herd of clients that failed together). A
+``Retry-After`` on the error replaces that delay when it is at most ``max_retry_after_s`` and
+fits the deadline; a longer one is not waited for: the error is raised so the fallback serves
+and the breaker cools the deployment down.
+
+Deadlines: ``request.deadline`` is absolute on the gateway clock. Each attempt gets
+``min(policy.attempt_timeout_s, request.timeout_s, time left)`` as its ``timeout_s``; no attempt
+starts with less than ``min_attempt_s`` left and no backoff is slept that would leave less than
+that. Both raise ``DeadlineExceededError`` chained to the last error.
+
+Streams: retried only while nothing has been yielded; once text went out an error propagates
+unchanged (the fallback decides whether to continue elsewhere). Closing the returned iterator
+closes the inner stream, so its HTTP connection is released.
+
+Retry budget: a ``RetryBudget`` (one per deployment, shared by every request) caps retries to a
+share of requests over a sliding window, so a failing provider sees at most ~1.2x its normal
+load instead of 3x. Every retry, and every retry not taken for lack of budget, is logged in
+``request.log`` as a ``"retry"`` decision.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import deque
+from collections.abc import Generator
+from dataclasses import dataclass, replace
+
+from ragkeel.gateway.base import ChatChunk, ChatModel, ChatRequest, ChatResponse
+from ragkeel.gateway.clock import SYSTEM_CLOCK, Clock
+from ragkeel.gateway.errors import ChatModelError, DeadlineExceededError
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_retries: int = 2  # attempts = 1 + max_retries at most
+    base_delay_s: float = 0.25
+    max_delay_s: float = 8.0  # the cap of the exponential
+    max_retry_after_s: float = 10.0  # longer Retry-After: raise (fallback serves) instead of wait
+    attempt_timeout_s: float | None = None  # per attempt (also capped by request.timeout_s)
+    min_attempt_s: float = 0.05  # never start an attempt with less time left than this
+
+    def __post_init__(self) -> None:
+        if self.max_retries < 0:
+            raise ValueError(f"max_retries must not be negative, got {self.max_retries}")
+        if min(self.base_delay_s, self.max_delay_s, self.max_retry_after_s) < 0:
+            raise ValueError("retry delays must not be negative")
+        if self.attempt_timeout_s is not None and self.attempt_timeout_s <= 0:
+            raise ValueError(f"attempt_timeout_s must be positive, got {self.attempt_timeout_s}")
+        if self.min_attempt_s <= 0:
+            raise ValueError(f"min_attempt_s must be positive, got {self.min_attempt_s}")
+
+
+class RetryBudget:
+    """Allows a retry while ``retries < min_retries + ratio * requests``, both counted over the
+    last ``window_s`` seconds (Finagle's retry budget). ``min_retries`` lets a quiet service
+    retry at all; ``ratio`` bounds the extra load a failing provider gets. Thread-safe."""
+
+    def __init__(
+        self,
+        ratio: float = 0.2,
+        window_s: float = 10.0,
+        min_retries: int = 3,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        if ratio < 0 or window_s <= 0 or min_retries < 0:
+            raise ValueError("ratio and min_retries must not be negative, window_s positive")
+        self.ratio = ratio
+        self.window_s = window_s
+        self.min_retries = min_retries
+        self._clock = clock
+        self._requests: deque[float] = deque()
+        self._retries: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def record_request(self) -> None:
+        with self._lock:
+            now = self._clock.now()
+            self._prune(now)
+            self._requests.append(now)
+
+    def try_spend(self) -> bool:
+        """Take one retry from the budget; ``False`` (nothing taken) when it is exhausted."""
+        with self._lock:
+            now = self._clock.now()
+            self._prune(now)
+            if len(self._retries) >= self.min_retries + self.ratio * len(self._requests):
+                return False
+            self._retries.append(now)
+            return True
+
+    def counts(self) -> tuple[int, int]:
+        """``(requests, retries)`` in the current window."""
+        with self._lock:
+            self._prune(self._clock.now())
+            return len(self._requests), len(self._retries)
+
+    def _prune(self, now: float) -> None:
+        horizon = now - self.window_s
+        for times in (self._requests, self._retries):
+            while times and times[0] <= horizon:
+                times.popleft()
+
+
+class RetryingChatModel:
+    """``ChatModel`` that retries one deployment's retryable failures (see the module doc)."""
+
+    def __init__(
+        self,
+        inner: ChatModel,
+        policy: RetryPolicy = RetryPolicy(),
+        *,
+        budget: RetryBudget | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.inner = inner
+        self.policy = policy
+        self.budget = budget
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._rng_lock = threading.Lock()  # random.Random is not safe to share across threads
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+    def delay_bounds(self, retry_number: int) -> tuple[float, float]:
+        """The full-jitter interval retry ``retry_number`` (1-based) sleeps within."""
+        if retry_number < 1:
+            raise ValueError(f"retry numbers start at 1, got {retry_number}")
+        exponent = min(retry_number - 1, 62)  # 2**62 * base is past any cap; avoids overflow
+        return 0.0, min(self.policy.max_delay_s, self.policy.base_delay_s * 2.0**exponent)
+
+    # -- complete -------------------------------------------------------------------------
+
+    def complete(self, request: ChatRequest) -> ChatResponse:
+        if self.budget is not None:
+            self.budget.record_request()
+        retry = 0
+        last: ChatModelError | None = None
+        while True:
+            attempt = self._before_attempt(request, retry, last)
+            try:
+                return self.inner.complete(attempt)
+            except ChatModelError as exc:
+                last = exc
+            retry += 1
+
+    # -- stream ---------------------------------------------------------------------------
+
+    def stream(self, request: ChatRequest) -> Generator[ChatChunk, None, None]:
+        """Nothing is sent until the iterator is first advanced."""
+        return self._stream(request)
+
+    def _stream(self, request: ChatRequest) -> Generator[ChatChunk, None, None]:
+        if self.budget is not None:
+            self.budget.record_request()
+        retry = 0
+        last: ChatModelError | None = None
+        while True:
+            attempt = self._before_attempt(request, retry, last)
+            yielded = False
+            chunks = None
+            try:
+                chunks = self.inner.stream(attempt)
+                for chunk in chunks:
+                    yielded = True
+                    yield chunk
+                return
+            except ChatModelError as exc:
+                if yielded:
+                    raise  # text went out: not ours to retry
+                last = exc
+            finally:
+                close = getattr(chunks, "close", None)
+                if close is not None:
+                    close()  # releases the inner stream's connection (also on GeneratorExit)
+            retry += 1
+
+    # -- the policy -----------------------------------------------------------------------
+
+    def _before_attempt(
+        self, request: ChatRequest, retry: int, last: ChatModelError | None
+    ) -> ChatRequest:
+        """Decide whether attempt ``retry`` (0: the first) happens, sleep its backoff, and
+        return the request to send; raises ``last`` or ``DeadlineExceededError`` instead."""
+        if last is not None:
+            self._backoff(request, retry, last)
+        return replace(request, timeout_s=self._attempt_timeout(request, last))
+
+    def _backoff(self, request: ChatRequest, retry: int, last: ChatModelError) -> None:
+        if not last.retryable or retry > self.policy.max_retries:
+            raise last
+        delay, told = self._delay(retry, last)
+        left = self._time_left(request)
+        if left is not None and delay > left - self.policy.min_attempt_s:
+            if told:  # the provider's own Retry-After does not fit: let the fallback serve
+                self._log(
+                    request, f"{self.name}: Retry-After {delay:g} s does not fit the deadline"
+                )
+                raise last
+            raise self._deadline_error(request, left, last, f"a {delay:.3f} s backoff") from last
+        if self.budget is not None and not self.budget.try_spend():
+            self._log(request, f"{self.name}: retry budget exhausted, not retrying ({_why(last)})")
+            raise last
+        self._log(
+            request,
+            f"{self.name}: retry {retry}/{self.policy.max_retries} after {delay:.3f} s"
+            f" ({_why(last)})",
+        )
+        self._clock.sleep(delay)
+
+    def _delay(self, retry: int, last: ChatModelError) -> tuple[float, bool]:
+        """The backoff before retry ``retry`` and whether the provider asked for it: its
+        Retry-After when there is one (raising ``last`` when too long), else full jitter."""
+        retry_after = last.retry_after_s
+        if retry_after is None:
+            low, high = self.delay_bounds(retry)
+            with self._rng_lock:
+                return self._rng.uniform(low, high), False
+        if retry_after > self.policy.max_retry_after_s:
+            raise last  # too long to wait here: the fallback serves, the breaker cools down
+        return retry_after, True
+
+    def _attempt_timeout(self, request: ChatRequest, last: ChatModelError | None) -> float | None:
+        limits = [t for t in (self.policy.attempt_timeout_s, request.timeout_s) if t is not None]
+        left = self._time_left(request)
+        if left is not None:
+            if left < self.policy.min_attempt_s:
+                raise self._deadline_error(request, left, last, "another attempt") from last
+            limits.append(left)
+        return min(limits) if limits else None
+
+    def _time_left(self, request: ChatRequest) -> float | None:
+        return None if request.deadline is None else request.deadline - self._clock.now()
+
+    def _deadline_error(
+        self, request: ChatRequest, left: float, last: ChatModelError | None, what: str
+    ) -> DeadlineExceededError:
+        message = f"{self.name}: {max(left, 0.0):.3f} s left before the deadline"
+        message += f", too little for {what}"
+        if last is not None:
+            message += f" (last error: {_why(last)})"
+        self._log(request, message)
+        return DeadlineExceededError(
+            message, model=self.name, hint="raise the request deadline or lower the retries"
+        )
+
+    @staticmethod
+    def _log(request: ChatRequest, reason: str) -> None:
+        if request.log is not None:
+            request.log.decide("retry", reason)
+
+
+def _why(error: ChatModelError) -> str:
+    return error.code if error.status is None else f"{error.code}, HTTP {error.status}"
