@@ -27,7 +27,7 @@ def render_table(comparison: Comparison, *, alpha: float = SIGNIFICANT) -> Group
         for column in ("scope", "metric", "why"):
             missing.add_column(column)
         for m in comparison.missing:
-            missing.add_row(m.scope, m.metric, m.reason)
+            missing.add_row(Text(m.scope), Text(m.metric), Text(m.reason))
         parts.append(missing)
     parts.append(_ops_table(comparison))
     if comparison.changed:
@@ -41,12 +41,12 @@ def _metrics_table(comparison: Comparison, alpha: float) -> Table:
         table.add_column(column, justify="left" if column in ("scope", "metric") else "right")
     for m in comparison.metrics:
         table.add_row(
-            m.scope,
-            m.metric,
+            Text(m.scope),
+            Text(m.metric),
             f"{m.mean_a:.4f}",
             f"{m.mean_b:.4f}",
             Text(f"{m.delta:+.4f}", style=_delta_style(m, alpha)),
-            f"[{m.ci_low:+.4f}, {m.ci_high:+.4f}]",
+            Text(f"[{m.ci_low:+.4f}, {m.ci_high:+.4f}]"),
             f"{m.p_value:.4f}",
             f"{m.n}" + (f" (-{m.n_dropped})" if m.n_dropped else ""),
         )
@@ -75,8 +75,8 @@ def _changed_table(comparison: Comparison) -> Table:
         table.add_column(column, overflow="fold")
     for c in comparison.changed:
         table.add_row(
-            c.metric,
-            f"{c.dataset}/{c.id}",
+            Text(c.metric),
+            Text(f"{c.dataset}/{c.id}"),
             f"{c.score_a:.2f} -> {c.score_b:.2f}",
             _clip(c.question),
             _clip(c.answer_a),
@@ -93,6 +93,8 @@ def _num(value: float | None, *, signed: bool = False) -> str:
     return f"{value:+.4g}" if signed else f"{value:.4g}"
 
 
-def _clip(text: str) -> str:
+def _clip(text: str) -> Text:
+    """One line of at most ``_CLIP`` characters, as plain text (answers may contain "[...]",
+    which must not be read as rich markup)."""
     text = " ".join(text.split())
-    return text if len(text) <= _CLIP else text[: _CLIP - 1] + "…"
+    return Text(text if len(text) <= _CLIP else text[: _CLIP - 1] + "…")
