@@ -171,6 +171,8 @@ class RoutingSettings(_Section):
     cheap_min_top_score: float = Field(default=0.55, ge=-1, le=1)
     cheap_min_margin: float = Field(default=0.05, ge=0)
     strong_min_question_tokens: int = Field(default=40, ge=1)
+    max_question_marks: int = Field(default=1, ge=1)  # more: a multi-part question -> strong
+    multi_part_markers: tuple[str, ...] | None = None  # None: gateway.router's defaults
     default: Literal["cheap", "strong"] = "strong"
 
 
