@@ -1,6 +1,7 @@
 """Synthetic ``results.json`` documents (schema ``ragkeel.eval.results/1``) for the comparison
 and gate tests: per-case metric values are given explicitly, everything else follows the
-contract with plausible values."""
+contract with plausible values; ``aggregates`` come from the writer's own ``aggregate`` (the
+ops block can be replaced, to plant budget problems)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from ragkeel.evaluation.results import Row, aggregate
 
 Scores = Mapping[tuple[str, str], Mapping[str, float | None]]
 
@@ -39,7 +42,7 @@ def make_results(
 ) -> dict[str, Any]:
     datasets = sorted({d for d, _ in scores})
     sums = dict(checksums or {})
-    rows = []
+    rows: list[Row] = []
     for (dataset, case_id), metrics in scores.items():
         rows.append(
             {
@@ -96,7 +99,10 @@ def make_results(
             for d in datasets
         ],
         "rows": rows,
-        "aggregates": {"ops": dict(ops) if ops is not None else default_ops(len(rows))},
+        "aggregates": {
+            **aggregate(rows),
+            "ops": dict(ops if ops is not None else default_ops(len(rows))),
+        },
     }
 
 

@@ -11,9 +11,10 @@ import pytest
 from results_factory import default_ops, make_results, uniform, write
 from rich.console import Console
 
+from ragkeel.errors import DatasetError
 from ragkeel.evaluation.compare import OVERALL, compare, dataset_mismatches
 from ragkeel.evaluation.compare_table import render_table
-from ragkeel.evaluation.results_view import ResultsFileError, load_results, parse_results
+from ragkeel.evaluation.results_view import load_results, parse_results
 
 
 def two_sets(f1_sq: list[float | None], ndcg_sf: list[float]) -> dict[tuple[str, str], dict]:
@@ -136,22 +137,25 @@ def test_to_dict_is_json_and_table_renders() -> None:
 def test_results_files_are_validated(tmp_path: Path) -> None:
     good = write(tmp_path / "r.json", make_results(uniform("sq", [1.0])))
     assert load_results(good).rows[("sq", "sq-0")].metrics == {"f1": 1.0}
-    with pytest.raises(ResultsFileError, match="schema"):
+    with pytest.raises(DatasetError, match="schema"):
         parse_results({"schema_version": 1})
     (tmp_path / "bad.json").write_text("{not json")
-    with pytest.raises(ResultsFileError, match="cannot read"):
+    with pytest.raises(DatasetError, match="not valid JSON"):
         load_results(tmp_path / "bad.json")
-    with pytest.raises(ResultsFileError, match="cannot read"):
+    (tmp_path / "partial.json").write_text(json.dumps({**make_results({}), "rows": [{}]}))
+    with pytest.raises(DatasetError, match="malformed"):
+        load_results(tmp_path / "partial.json")
+    with pytest.raises(DatasetError, match="cannot read"):
         load_results(tmp_path / "absent.json")
     doc = make_results(uniform("sq", [1.0]))
     doc["rows"][0]["metrics"]["f1"] = "high"
-    with pytest.raises(ResultsFileError, match="not a number"):
+    with pytest.raises(DatasetError, match="not a number"):
         parse_results(doc)
     doc = make_results(uniform("sq", [1.0]))
     doc["rows"].append(doc["rows"][0])
-    with pytest.raises(ResultsFileError, match="duplicate row"):
+    with pytest.raises(DatasetError, match="duplicate row"):
         parse_results(doc)
     doc = make_results(uniform("sq", [1.0]))
     del doc["datasets"]
-    with pytest.raises(ResultsFileError, match="malformed"):
+    with pytest.raises(DatasetError, match="malformed"):
         parse_results(doc)

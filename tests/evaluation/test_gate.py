@@ -17,7 +17,8 @@ from ragkeel.evaluation.gate import (
     load_gate_config,
     slim_results,
 )
-from ragkeel.evaluation.results_view import EvalResults, parse_results
+from ragkeel.evaluation.results import write_results
+from ragkeel.evaluation.results_view import EvalResults, load_results, parse_results
 
 REPO = Path(__file__).resolve().parents[2]
 F1_ONLY = GateConfig.model_validate({"metrics": {"f1": {"tolerance": 0.03}}})
@@ -162,10 +163,13 @@ def test_invalid_gate_config_is_a_config_error(tmp_path: Path, text: str) -> Non
         load_gate_config(path)
 
 
-def test_slim_results_drops_bulky_text_and_keeps_what_the_gate_reads() -> None:
+def test_slim_results_cuts_bulky_text_and_keeps_what_the_gate_reads(tmp_path: Path) -> None:
     doc = make_results(uniform("sq", [1.0, 0.5]))
-    slim = slim_results(doc)
-    assert "text" not in slim["rows"][0]["retrieved"][0]
-    assert "snippet" not in slim["rows"][0]["answer"]["citations"][0]
-    assert "text" in doc["rows"][0]["retrieved"][0]  # the input is not modified
+    slim = slim_results(doc, keep_chars=10)
+    assert slim["rows"][0]["retrieved"][0]["text"] == "y" * 10
+    assert slim["rows"][0]["answer"]["citations"][0]["snippet"] == "x" * 10
+    assert doc["rows"][0]["retrieved"][0]["text"] == "y" * 300  # the input is not modified
     assert parse_results(slim).rows == parse_results(doc).rows
+    path = tmp_path / "slim.json"
+    write_results(path, slim)  # type: ignore[arg-type]
+    assert load_results(path).rows == parse_results(doc).rows  # still follows the contract

@@ -9,9 +9,8 @@ gate could not judge" (2) is never confused with "the gate found a regression" (
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, NoReturn, cast
 
 import typer
 from rich.console import Console
@@ -22,7 +21,8 @@ from ragkeel.errors import RagkeelError
 from ragkeel.evaluation.compare import compare
 from ragkeel.evaluation.compare_table import render_table
 from ragkeel.evaluation.gate import GateResult, evaluate_gate, load_gate_config, slim_results
-from ragkeel.evaluation.report import write_text_atomic
+from ragkeel.evaluation.results import EvalResults as ResultsDocument
+from ragkeel.evaluation.results import write_results
 from ragkeel.evaluation.results_view import EvalResults, load_results
 
 EXIT_REGRESSION = 1
@@ -86,10 +86,10 @@ def gate_command(
 
 
 def _update_baseline(console: Console, baseline: Path, cur: EvalResults, current: Path) -> None:
-    write_text_atomic(baseline, _json(slim_results(cur.raw)))
+    write_results(baseline, cast(ResultsDocument, slim_results(cur.raw)))
     console.print(
         f"baseline updated on purpose: {baseline} now holds {current} "
-        "(retrieved texts and citation snippets stripped); the gate was not applied. "
+        "(retrieved texts and citation snippets cut short); the gate was not applied. "
         "Commit it together with the change that explains it.",
         markup=False,
         soft_wrap=True,
@@ -123,7 +123,3 @@ def _print_result(console: Console, result: GateResult) -> None:
 def _invalid(exc: RagkeelError) -> NoReturn:
     typer.echo(f"error [{exc.code}]: {exc}", err=True)
     raise typer.Exit(EXIT_INVALID)
-
-
-def _json(document: object) -> str:
-    return json.dumps(document, indent=1, ensure_ascii=False) + "\n"

@@ -33,6 +33,7 @@ from ragkeel.evaluation.compare import OVERALL, Comparison, compare, dataset_mis
 from ragkeel.evaluation.results_view import EvalResults
 
 _EPS = 1e-12  # float slack when comparing a drop with its tolerance
+SLIM_TEXT_CHARS = 60  # retrieved text / snippet kept in a committed baseline
 
 
 class DatasetMismatchError(DatasetError):
@@ -192,16 +193,17 @@ def _ceiling_check(name: str, value: float | None, limit: float) -> GateCheck:
     return GateCheck(name, scope, "pass", f"{value:.4g} within the budget {limit:.4g}")
 
 
-def slim_results(raw: Mapping[str, Any]) -> dict[str, Any]:
+def slim_results(raw: Mapping[str, Any], *, keep_chars: int = SLIM_TEXT_CHARS) -> dict[str, Any]:
     """A copy of a results document small enough to commit as a baseline: retrieved chunk texts
-    and citation snippets are dropped; per-row metrics, answers, ids, scores, checksums and
-    aggregates are kept (everything the gate and a comparison read)."""
+    and citation snippets are cut to ``keep_chars`` characters (cut, not removed, so the copy
+    still follows the results contract); per-row metrics, answers, ids, scores, checksums and
+    aggregates are kept whole (everything the gate and a comparison read)."""
     out: dict[str, Any] = copy.deepcopy(dict(raw))
     for row in out.get("rows", []):
         for hit in row.get("retrieved") or []:
-            hit.pop("text", None)
+            hit["text"] = str(hit.get("text", ""))[:keep_chars]
         answer = row.get("answer")
         if isinstance(answer, dict):
             for citation in answer.get("citations") or []:
-                citation.pop("snippet", None)
+                citation["snippet"] = str(citation.get("snippet", ""))[:keep_chars]
     return out

@@ -1,32 +1,27 @@
-"""The reading side of the ``results.json`` contract (schema ``ragkeel.eval.results/1``) as far
-as comparisons and the gate need it: data set checksums, per-row metrics keyed by
-``(dataset, id)``, the question and answer text (to show what changed) and ``aggregates.ops``.
+"""A typed view of a ``results.json`` (schema ``ragkeel.eval.results/1``) holding what
+comparisons and the gate need: data set checksums, per-row metrics keyed by ``(dataset, id)``,
+the question and answer text (to show what changed) and ``aggregates.ops``.
 
-The file is validated enough that a wrong, truncated or foreign file gives a
-:class:`ResultsFileError` naming the problem rather than a ``KeyError`` deep inside a
-comparison. Fields this view does not use are ignored, so the writer may add fields freely.
-Metric values are numbers or ``null``; ``null`` means "not applicable" and stays ``None``.
+Files are read and validated against the full contract by
+:func:`ragkeel.evaluation.results.read_results` (one reader of the contract, next to its
+writer); :func:`parse_results` builds the view and still checks the few things it relies on
+(schema tag, numeric metrics, unique keys), so an in-memory document that is wrong gives a
+:class:`~ragkeel.errors.DatasetError` naming the problem rather than a ``KeyError`` deep inside
+a comparison. Metric ``null`` means "not applicable" and stays ``None``, never 0.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ragkeel.errors import DatasetError
-
-RESULTS_SCHEMA = "ragkeel.eval.results/1"
+from ragkeel.evaluation.results import SCHEMA as RESULTS_SCHEMA
+from ragkeel.evaluation.results import read_results
 
 RowKey = tuple[str, str]  # (dataset, id)
-
-
-class ResultsFileError(DatasetError):
-    """A file given as evaluation results is unreadable or does not follow the contract."""
-
-    code = "RESULTS_INVALID"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,22 +44,15 @@ class EvalResults:
 
 
 def load_results(path: Path) -> EvalResults:
-    """Read and check a ``results.json``; :class:`ResultsFileError` if it is not one."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ResultsFileError(
-            f"cannot read results file {path}: {exc}",
-            hint="pass a results.json written by `ragkeel eval run`",
-        ) from exc
-    return parse_results(data, source=str(path))
+    """Read, validate and view a ``results.json``; :class:`DatasetError` if it is not one."""
+    return parse_results(read_results(path), source=str(path))
 
 
 def parse_results(data: Any, *, source: str = "<memory>") -> EvalResults:
     """Build the typed view of an already-parsed results document."""
     if not isinstance(data, Mapping) or data.get("schema") != RESULTS_SCHEMA:
         found = data.get("schema") if isinstance(data, Mapping) else type(data).__name__
-        raise ResultsFileError(
+        raise DatasetError(
             f"{source}: not a results file of schema {RESULTS_SCHEMA!r} (found {found!r})",
             hint="pass a results.json written by `ragkeel eval run`",
         )
@@ -81,7 +69,7 @@ def parse_results(data: Any, *, source: str = "<memory>") -> EvalResults:
         if not isinstance(ops, Mapping):
             raise TypeError("aggregates.ops is not an object")
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise ResultsFileError(f"{source}: malformed results file: {exc!r}") from exc
+        raise DatasetError(f"{source}: malformed results file: {exc!r}") from exc
     return EvalResults(str(data.get("name", "")), source, datasets, rows, ops, data)
 
 
