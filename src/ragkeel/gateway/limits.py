@@ -1,0 +1,249 @@
+"""Admission: who may start an answer now. Both gates run before retrieval and before any
+provider call, take microseconds, and refuse with ``RateLimitedError`` (code ``RATE_LIMITED``,
+``retry_after_s`` set; the API answers 429 with ``Retry-After``).
+
+``TenantLimiter`` — per tenant (API key): requests per window and tokens per window (moving
+windows from the ``limits`` library, in memory), and cost per day (``CostAccounts``: a tenant
+with nothing left of today's budget is refused until 00:00 UTC). Tokens are known only after
+the call, so admission works on an estimate: ``admit(tenant, estimated_tokens=n)`` lets the
+request in if the tokens used in the window, plus the estimates of the tenant's requests still
+in flight, plus ``n`` fit; ``settle(ticket, used_tokens)`` then drops the estimate and counts
+the tokens actually used. (A moving window cannot take tokens back, so usage is only ever
+counted once it is known; usage past a full window is not carried over.) The check and the
+bookkeeping happen under one lock, so concurrent requests cannot all squeeze into one gap.
+
+``LoadShedder`` — a global cap of ``max_in_flight`` answers at once, with an optional small
+queue (``max_queue`` waiting at most ``queue_timeout_s``). Past that, requests are refused at
+once rather than left to wait behind work the server cannot finish in time: admitted requests
+keep their latency under overload.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+
+from limits import RateLimitItem, RateLimitItemPerSecond
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+
+from ragkeel.gateway.accounts import CostAccounts
+from ragkeel.gateway.errors import RateLimitedError
+
+MIN_RETRY_AFTER_S = 0.001
+
+
+@dataclass(frozen=True, slots=True)
+class TenantLimits:
+    """Per tenant, per ``window_s`` seconds (``None``: unlimited)."""
+
+    requests: int | None = 60
+    tokens: int | None = None
+    window_s: int = 60
+
+    def __post_init__(self) -> None:
+        for value in (self.requests, self.tokens):
+            if value is not None and value < 1:
+                raise ValueError(f"a limit must be at least 1 (or None), got {value}")
+        if self.window_s < 1:
+            raise ValueError(f"window_s must be at least 1, got {self.window_s}")
+
+    def items(self) -> tuple[RateLimitItem | None, RateLimitItem | None]:
+        def item(amount: int | None) -> RateLimitItem | None:
+            return RateLimitItemPerSecond(amount, self.window_s) if amount is not None else None
+
+        return item(self.requests), item(self.tokens)
+
+
+@dataclass(slots=True)
+class Ticket:
+    """An admitted request; ``settle`` it with the tokens it used."""
+
+    tenant: str
+    estimated_tokens: int
+    settled: bool = field(default=False, compare=False)
+
+
+class TenantLimiter:
+    def __init__(
+        self,
+        limits: TenantLimits | None = None,
+        *,
+        per_tenant: Mapping[str, TenantLimits] | None = None,
+        accounts: CostAccounts | None = None,
+    ) -> None:
+        self.limits = limits or TenantLimits()
+        self.per_tenant = dict(per_tenant or {})
+        self.accounts = accounts
+        self._window = MovingWindowRateLimiter(MemoryStorage())
+        self._lock = threading.Lock()
+        self._in_flight: dict[str, int] = {}  # tenant -> estimated tokens of admitted requests
+
+    def limits_for(self, tenant: str) -> TenantLimits:
+        return self.per_tenant.get(tenant, self.limits)
+
+    def admit(self, tenant: str, *, estimated_tokens: int = 0) -> Ticket:
+        """Count one request for ``tenant``; ``RateLimitedError`` if a limit is reached."""
+        self._check_cost(tenant)
+        limits = self.limits_for(tenant)
+        requests, tokens = limits.items()
+        with self._lock:
+            held = self._in_flight.get(tenant, 0)
+            if tokens is not None:
+                self._check_tokens(tenant, tokens, held, estimated_tokens)
+            if requests is not None and not self._window.hit(requests, tenant, "requests"):
+                raise RateLimitedError(
+                    f"tenant {tenant!r} sent more than {limits.requests} requests "
+                    f"in {limits.window_s} s",
+                    hint="slow down and retry after Retry-After seconds",
+                    retry_after_s=self._retry_after(requests, tenant, "requests"),
+                )
+            self._in_flight[tenant] = held + estimated_tokens
+        return Ticket(tenant, estimated_tokens)
+
+    def settle(self, ticket: Ticket, used_tokens: int) -> None:
+        """Drop the ticket's estimate and count ``used_tokens``; settling twice is a no-op."""
+        _, tokens = self.limits_for(ticket.tenant).items()
+        with self._lock:
+            if ticket.settled:
+                return
+            ticket.settled = True
+            left = self._in_flight.get(ticket.tenant, 0) - ticket.estimated_tokens
+            if left > 0:
+                self._in_flight[ticket.tenant] = left
+            else:
+                self._in_flight.pop(ticket.tenant, None)
+            if tokens is not None and used_tokens > 0:
+                room = self._window.get_window_stats(tokens, ticket.tenant, "tokens").remaining
+                if room > 0:
+                    self._window.hit(tokens, ticket.tenant, "tokens", cost=min(used_tokens, room))
+
+    def tokens_in_flight(self, tenant: str) -> int:
+        with self._lock:
+            return self._in_flight.get(tenant, 0)
+
+    def _check_cost(self, tenant: str) -> None:
+        accounts = self.accounts
+        if accounts is None or accounts.budget(tenant) is None or accounts.remaining(tenant) > 0:
+            return
+        raise RateLimitedError(
+            f"tenant {tenant!r} has spent its daily cost budget of ${accounts.budget(tenant):.4f}",
+            hint="the budget resets at 00:00 UTC",
+            retry_after_s=accounts.seconds_until_reset(),
+        )
+
+    def _check_tokens(self, tenant: str, item: RateLimitItem, held: int, wanted: int) -> None:
+        if wanted > item.amount:
+            raise RateLimitedError(
+                f"this request may use {wanted} tokens, more than tenant {tenant!r} may use "
+                f"in {item.get_expiry()} s ({item.amount})",
+                hint="ask for fewer answer tokens (max_tokens) or a shorter context",
+                retry_after_s=float(item.get_expiry()),
+            )
+        stats = self._window.get_window_stats(item, tenant, "tokens")
+        used = item.amount - stats.remaining
+        if used + held + wanted > item.amount:
+            raise RateLimitedError(
+                f"tenant {tenant!r} is over its limit of {item.amount} tokens in "
+                f"{item.get_expiry()} s ({used} used, {held} held by requests in flight, "
+                f"{wanted} asked)",
+                hint="slow down and retry after Retry-After seconds",
+                retry_after_s=max(stats.reset_time - time.time(), MIN_RETRY_AFTER_S)
+                if used
+                else MIN_RETRY_AFTER_S,
+            )
+
+    def _retry_after(self, item: RateLimitItem, *identifiers: str) -> float:
+        reset = self._window.get_window_stats(item, *identifiers).reset_time
+        return max(reset - time.time(), MIN_RETRY_AFTER_S)
+
+
+class Permit:
+    """One answer's place in the ``LoadShedder``; ``release`` (idempotent) when it ends."""
+
+    def __init__(self, shedder: LoadShedder) -> None:
+        self._shedder: LoadShedder | None = shedder
+
+    def release(self) -> None:
+        shedder, self._shedder = self._shedder, None
+        if shedder is not None:
+            shedder._release()
+
+    def __enter__(self) -> Permit:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.release()
+
+
+class LoadShedder:
+    def __init__(
+        self,
+        max_in_flight: int,
+        *,
+        max_queue: int = 0,
+        queue_timeout_s: float = 0.1,
+        retry_after_s: float = 1.0,
+    ) -> None:
+        if max_in_flight < 1 or max_queue < 0:
+            raise ValueError("max_in_flight must be at least 1 and max_queue not negative")
+        if not math.isfinite(queue_timeout_s) or queue_timeout_s < 0:
+            raise ValueError("queue_timeout_s must be finite and not negative")
+        self.max_in_flight = max_in_flight
+        self.max_queue = max_queue
+        self.queue_timeout_s = queue_timeout_s
+        self.retry_after_s = retry_after_s
+        self._cond = threading.Condition()
+        self.in_flight = 0
+        self.waiting = 0
+        self.rejected = 0
+
+    def try_acquire(self) -> Permit | None:
+        """A permit if a slot is free now; ``None`` if the request may wait in the queue
+        (then call ``acquire``, off the event loop); ``RateLimitedError`` if it may not."""
+        with self._cond:
+            if self.in_flight < self.max_in_flight:
+                self.in_flight += 1
+                return Permit(self)
+            if self.waiting < self.max_queue:
+                return None
+            raise self._refuse()
+
+    def acquire(self) -> Permit:
+        """A permit, waiting in the queue at most ``queue_timeout_s`` if there is room in it."""
+        with self._cond:
+            if self.in_flight >= self.max_in_flight:
+                if self.waiting >= self.max_queue:
+                    raise self._refuse()
+                self.waiting += 1
+                try:
+                    free = self._cond.wait_for(
+                        lambda: self.in_flight < self.max_in_flight, self.queue_timeout_s
+                    )
+                finally:
+                    self.waiting -= 1
+                if not free:
+                    raise self._refuse()
+            self.in_flight += 1
+            return Permit(self)
+
+    def _release(self) -> None:
+        with self._cond:
+            self.in_flight -= 1
+            self._cond.notify()
+
+    def _refuse(self) -> RateLimitedError:
+        self.rejected += 1
+        return RateLimitedError(
+            f"the server is at capacity ({self.max_in_flight} answers in flight"
+            + (f", {self.max_queue} waiting" if self.max_queue else "")
+            + ")",
+            hint="retry after Retry-After seconds",
+            retry_after_s=self.retry_after_s,
+        )
