@@ -92,6 +92,7 @@ class Row(TypedDict):
     cost: float
     trace_id: str | None
     error: ErrorRow | None
+    references: NotRequired[list[str]]  # beyond the contract: reference answers, for reports
 
 
 class DatasetInfo(TypedDict):
@@ -263,6 +264,7 @@ def write_results(path: Path, results: EvalResults) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; results are shared artefacts
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
