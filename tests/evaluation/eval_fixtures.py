@@ -91,7 +91,12 @@ def make_tree(root: Path, *, blank_query: bool = False, **overrides: Any) -> Pat
         "concurrency": 2,
         "datasets": [
             {"name": "beir", "kind": "beir", "path": "../data/beir"},
-            {"name": "curated", "kind": "testset", "path": "cases.jsonl", "corpus": ["../data/docs"]},
+            {
+                "name": "curated",
+                "kind": "testset",
+                "path": "cases.jsonl",
+                "corpus": ["../data/docs"],
+            },
         ],
         **overrides,
     }

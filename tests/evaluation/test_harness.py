@@ -64,7 +64,9 @@ def test_retrieval_metrics_pool_chunks_to_documents(config: EvalConfig, tmp_path
         assert row["metrics"]["f1"] is None  # BEIR has no reference answers
     keys = rows["keys"]  # relevance by source-file glob
     assert keys["metrics"]["recall@5"] == 1.0
-    assert keys["metrics"]["mrr@5"] == (1.0 if keys["retrieved"][0]["source"].endswith("keys.md") else 0.5)
+    assert keys["metrics"]["mrr@5"] == (
+        1.0 if keys["retrieved"][0]["source"].endswith("keys.md") else 0.5
+    )
     assert rows["bread"]["metrics"]["ndcg@5"] is None  # no relevance: not applicable
 
 
@@ -125,7 +127,9 @@ def test_a_failing_case_is_an_error_row_and_the_run_goes_on(tmp_path: Path) -> N
         traces.close()
 
 
-def test_max_cases_keeps_the_first_cases_and_says_it_cut(config: EvalConfig, tmp_path: Path) -> None:
+def test_max_cases_keeps_the_first_cases_and_says_it_cut(
+    config: EvalConfig, tmp_path: Path
+) -> None:
     limited = with_(config, limits=config.limits.model_copy(update={"max_cases": 3}))
     results = run(limited, tmp_path / "out")
     assert [r["id"] for r in results["rows"]] == ["q0", "q1", "q2"]
@@ -149,7 +153,7 @@ def test_limit_caps_cases_per_data_set(config: EvalConfig, tmp_path: Path) -> No
 
 def test_judge_without_a_model_is_a_config_error(config: EvalConfig, tmp_path: Path) -> None:
     judged = with_(config, judge=config.judge.model_copy(update={"enabled": True}))
-    with pytest.raises(ConfigError, match="judge.enabled needs a chat model"):
+    with pytest.raises(ConfigError, match=r"judge\.enabled needs a chat model"):
         run(judged, tmp_path / "out")
 
 

@@ -114,7 +114,9 @@ def test_ops_percentiles_tokens_cost_and_shares() -> None:
     assert ops["latency_ms"]["total"]["max"] == 40.0
     assert ops["latency_ms"]["retrieve"]["max"] == 20.0
     assert ops["tokens_per_query"] == {"prompt": 30.0, "completion": 2.0}
-    assert ops["cost_total"] == pytest.approx(0.01) and ops["cost_per_query"] == pytest.approx(0.002)
+    assert ops["cost_total"] == pytest.approx(0.01) and ops["cost_per_query"] == pytest.approx(
+        0.002
+    )
     assert ops["degraded_share"] == 0.2 and ops["error_share"] == 0.2 and ops["n"] == 5
 
 
@@ -190,7 +192,10 @@ def test_git_commit_inside_and_outside_a_repository(tmp_path: Path) -> None:
     subprocess.run([*git, "-C", str(tmp_path), "add", "f"], check=True)
     subprocess.run([*git, "-C", str(tmp_path), "commit", "-q", "-m", "c"], check=True)
     full = subprocess.run(
-        ["git", "-C", str(tmp_path), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ["git", "-C", str(tmp_path), "rev-parse", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.strip()
     commit = git_commit(tmp_path)
     assert commit is not None and full.startswith(commit) and len(commit) >= 7
