@@ -1,0 +1,67 @@
+"""Production traces become test cases: the way a real failure turns into a regression test.
+
+``case_from_trace`` keeps it honest: the question is the trace's; nothing the system said is
+taken as the truth unless the user says so.
+
+- ``expect``: what the *right* behaviour is. By default the behaviour the trace shows (it
+  answered: ``answer``; it refused: ``cannot_answer``), which pins a good answer as a regression
+  guard; for a failure, pass the correct one (``--expect``). A trace that ended in an error has
+  no behaviour to pin, so ``expect`` is then required.
+- ``relevant_doc_ids``: the documents of the trace's citations, only when the trace answered
+  and ``expect`` is ``answer`` (a refused or wrong answer cites nothing worth keeping).
+- ``reference_answers``: only what the user gives (``--reference``); never the trace's own
+  output, which would grade the system against itself. Not allowed with ``cannot_answer``.
+- ``tags``: ``from-trace`` plus the user's; the id defaults to ``trace-<first 16 digits>``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ragkeel.errors import DatasetError
+from ragkeel.evaluation.cases import EvalCase, Expect
+from ragkeel.observability.trace import Trace
+
+FROM_TRACE_TAG = "from-trace"
+_ID_DIGITS = 16
+
+
+def observed_expect(trace: Trace) -> Expect | None:
+    """What the trace did: ``answer``, ``cannot_answer``, or ``None`` for an error."""
+    if trace.outcome == "error":
+        return None
+    return "cannot_answer" if trace.outcome == "cannot_answer" else "answer"
+
+
+def case_from_trace(
+    trace: Trace,
+    *,
+    expect: Expect | None = None,
+    case_id: str | None = None,
+    tags: Sequence[str] = (),
+    references: Sequence[str] = (),
+) -> EvalCase:
+    observed = observed_expect(trace)
+    chosen = expect or observed
+    if chosen is None:
+        raise DatasetError(
+            f"trace {trace.id} ended in an error ({trace.error_code}); there is no behaviour "
+            "to pin",
+            hint="say what the right behaviour is with --expect answer|cannot_answer",
+        )
+    if chosen == "cannot_answer" and references:
+        raise DatasetError(
+            "a cannot_answer case has no reference answers",
+            hint="drop --reference, or use --expect answer",
+        )
+    relevant: tuple[str, ...] = ()
+    if chosen == "answer" and observed == "answer":
+        relevant = tuple(dict.fromkeys(c.document_id for c in trace.citations))
+    return EvalCase(
+        id=case_id or f"trace-{trace.id[:_ID_DIGITS]}",
+        question=trace.question,
+        reference_answers=tuple(r.strip() for r in references if r.strip()),
+        relevant_doc_ids=relevant,
+        expect=chosen,
+        tags=tuple(dict.fromkeys((FROM_TRACE_TAG, *tags))),
+    )
