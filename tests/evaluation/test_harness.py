@@ -4,6 +4,7 @@ extractive answers, the real container. No model, no mocks."""
 from __future__ import annotations
 
 import json
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ from ragkeel.evaluation.eval_config import EvalConfig, load_eval_config
 from ragkeel.evaluation.harness import RESULTS_FILE, run_eval
 from ragkeel.evaluation.qa_datasets import load_beir_cases
 from ragkeel.evaluation.results import EvalResults, read_results
+from ragkeel.gateway.base import ChatModel
+from ragkeel.gateway.providers.scripted import ScriptedChatModel
 from ragkeel.observability.trace_store import SqliteTraceStore
 
 
@@ -182,3 +185,32 @@ def test_corpus_sample_in_a_run_ingests_only_the_sample(tmp_path: Path) -> None:
     results = run(with_(config, datasets=(beir,)), tmp_path / "out")
     assert results["run"]["ingest"]["beir"]["documents_written"] == 3 + 2  # type: ignore[typeddict-item]
     assert all(r["metrics"]["hit@5"] == 1.0 for r in results["rows"])
+
+
+class ScriptedContainer(Container):
+    """The real container with the scripted chat model (the package's fake, at the model
+    boundary): judge replies alternate 0.9 / 0.4 / 0.9, so they straddle 0.5."""
+
+    replies = ('{"score": 0.9, "reason": "supported"}', '{"score": 0.4, "reason": "partly"}')
+
+    @cached_property
+    def chat_model(self) -> ChatModel | None:
+        counter = iter(range(10**6))
+        return ScriptedChatModel(lambda request: self.replies[next(counter) % 2])
+
+
+def test_judge_scores_answered_cases_and_reports_unstable_verdicts(
+    config: EvalConfig, tmp_path: Path
+) -> None:
+    judged = with_(config, judge=config.judge.model_copy(update={"enabled": True}), concurrency=1)
+    results = run_eval(judged, out_dir=tmp_path / "out", build=ScriptedContainer)
+    rows = {r["id"]: r for r in results["rows"]}
+    assert rows["bread"]["judge"] is None and rows["bread"]["metrics"]["judge"] is None
+    verdict = rows["keys"]["judge"]
+    assert verdict is not None and len(verdict["scores"]) == 3
+    assert verdict["verdict"] == "unstable" and verdict["prompt_version"] == "judge_v1"
+    assert rows["keys"]["metrics"]["judge"] == verdict["mean"]
+    assert verdict["mean"] == pytest.approx(sum(verdict["scores"]) / 3)
+    assert results["aggregates"]["overall"]["judge"]["n"] == sum(
+        1 for r in rows.values() if r["answer"] and r["answer"]["mode"] != "cannot_answer"
+    )

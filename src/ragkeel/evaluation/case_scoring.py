@@ -22,6 +22,7 @@ from pathlib import Path
 from ragkeel.errors import RagkeelError
 from ragkeel.evaluation.answer_metrics import SCORE_KEYS
 from ragkeel.evaluation.cases import EvalCase, EvalDataset
+from ragkeel.evaluation.judges import LLMJudge, answer_sources
 from ragkeel.evaluation.results import JudgeRow, Row
 from ragkeel.evaluation.retrieval_metrics import mrr_at_k, ndcg_at_k, precision_at_k, recall_at_k
 from ragkeel.gateway.base import ChatModel
@@ -30,9 +31,8 @@ from ragkeel.generation.tracing import INTERNAL_ERROR
 from ragkeel.types import SearchHit
 
 RETRIEVED_TEXT_CHARS = 300  # context kept per retrieved chunk in a row
-JUDGE_SOURCES = 4  # retrieved chunks shown to the judge when the answer cites none
 Metrics = dict[str, float | None]
-JudgeFn = Callable[[EvalCase, Answer], JudgeRow]
+JudgeFn = Callable[[EvalCase, Answer], JudgeRow | None]
 
 
 def retrieval_names(k: int) -> tuple[str, ...]:
@@ -97,29 +97,25 @@ def failed_metrics(dataset: EvalDataset, case: EvalCase, k: int) -> Metrics:
 
 
 def make_judge(model: ChatModel, repeats: int, threshold: float) -> JudgeFn:
-    """The judge as a function of (case, answer); refusals are not judged (``None`` mean)."""
-    from ragkeel.evaluation.judges import LLMJudge  # type: ignore[import-not-found]  # TODO: lands soon
-
+    """The judge as a function of (case, answer), given the sources numbered as the answer
+    cites them. A refusal is not judged (None): ``correct_abstention`` scores it."""
     judge = LLMJudge(model, repeats=repeats, threshold=threshold)
 
-    def run(case: EvalCase, answer: Answer) -> JudgeRow:
-        verdict = judge.judge(case.question, answer.text, _sources(answer), case.reference_answers)
+    def run(case: EvalCase, answer: Answer) -> JudgeRow | None:
+        if answer.mode == "cannot_answer":
+            return None
+        verdict = judge.judge(
+            case.question, answer.text, answer_sources(answer), case.reference_answers
+        )
         return {
-            "scores": [float(s) for s in verdict.scores],
-            "mean": float(verdict.mean),
-            "spread": float(verdict.spread),
+            "scores": list(verdict.scores),
+            "mean": verdict.mean,
+            "spread": verdict.spread,
             "verdict": verdict.verdict,
             "prompt_version": verdict.prompt_version,
         }
 
     return run
-
-
-def _sources(answer: Answer) -> list[str]:
-    """What the judge checks the answer against: the cited chunks, else the top hits."""
-    cited = {c.chunk_id for c in answer.citations}
-    texts = [h.chunk.text for h in answer.hits if h.chunk.id in cited]
-    return texts or [h.chunk.text for h in answer.hits[:JUDGE_SOURCES]]
 
 
 def row_from_answer(

@@ -65,7 +65,7 @@ class _Strict(BaseModel):
 class JudgeConfig(_Strict):
     enabled: bool = False
     repeats: int = Field(default=3, ge=1, le=20)  # judge calls per answer (mean and spread)
-    threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    threshold: float = Field(default=0.5, gt=0.0, le=1.0)
 
 
 class Limits(_Strict):

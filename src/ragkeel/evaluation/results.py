@@ -60,10 +60,10 @@ class RetrievedRow(TypedDict):
 
 
 class JudgeRow(TypedDict):
-    scores: list[float]
-    mean: float
-    spread: float
-    verdict: Literal["pass", "fail", "unstable"]
+    scores: list[float]  # the judge replies that parsed
+    mean: float | None  # None when no reply parsed (verdict "invalid")
+    spread: float | None
+    verdict: Literal["pass", "fail", "unstable", "invalid"]
     prompt_version: str
 
 
