@@ -165,7 +165,10 @@ def test_invalid_gate_config_is_a_config_error(tmp_path: Path, text: str) -> Non
 
 def test_slim_results_cuts_bulky_text_and_keeps_what_the_gate_reads(tmp_path: Path) -> None:
     doc = make_results(uniform("sq", [1.0, 0.5]))
-    slim = slim_results(doc, keep_chars=10)
+    hit = doc["rows"][0]["retrieved"][0]
+    doc["rows"][0]["retrieved"] += [{**hit, "rank": 2}, {**hit, "rank": 3}]
+    slim = slim_results(doc, keep_hits=2, keep_chars=10)
+    assert [h["rank"] for h in slim["rows"][0]["retrieved"]] == [1, 2]
     assert slim["rows"][0]["retrieved"][0]["text"] == "y" * 10
     assert slim["rows"][0]["answer"]["citations"][0]["snippet"] == "x" * 10
     assert doc["rows"][0]["retrieved"][0]["text"] == "y" * 300  # the input is not modified

@@ -33,7 +33,8 @@ from ragkeel.evaluation.compare import OVERALL, Comparison, compare, dataset_mis
 from ragkeel.evaluation.results_view import EvalResults
 
 _EPS = 1e-12  # float slack when comparing a drop with its tolerance
-SLIM_TEXT_CHARS = 60  # retrieved text / snippet kept in a committed baseline
+SLIM_KEEP_HITS = 1  # retrieved hits per row kept in a committed baseline (the top one)
+SLIM_TEXT_CHARS = 40  # characters of retrieved text / citation snippet kept there
 
 
 class DatasetMismatchError(DatasetError):
@@ -193,14 +194,21 @@ def _ceiling_check(name: str, value: float | None, limit: float) -> GateCheck:
     return GateCheck(name, scope, "pass", f"{value:.4g} within the budget {limit:.4g}")
 
 
-def slim_results(raw: Mapping[str, Any], *, keep_chars: int = SLIM_TEXT_CHARS) -> dict[str, Any]:
-    """A copy of a results document small enough to commit as a baseline: retrieved chunk texts
-    and citation snippets are cut to ``keep_chars`` characters (cut, not removed, so the copy
-    still follows the results contract); per-row metrics, answers, ids, scores, checksums and
-    aggregates are kept whole (everything the gate and a comparison read)."""
+def slim_results(
+    raw: Mapping[str, Any],
+    *,
+    keep_hits: int = SLIM_KEEP_HITS,
+    keep_chars: int = SLIM_TEXT_CHARS,
+) -> dict[str, Any]:
+    """A copy of a results document small enough to commit as a baseline: each row keeps its
+    top ``keep_hits`` retrieved hits, and retrieved texts and citation snippets are cut to
+    ``keep_chars`` characters (cut, not removed, so the copy still follows the results
+    contract). Per-row metrics, answers, ids, checksums and aggregates are kept whole: they are
+    everything the gate and a comparison read (retrieval metrics were scored at run time)."""
     out: dict[str, Any] = copy.deepcopy(dict(raw))
     for row in out.get("rows", []):
-        for hit in row.get("retrieved") or []:
+        row["retrieved"] = (row.get("retrieved") or [])[:keep_hits]
+        for hit in row["retrieved"]:
             hit["text"] = str(hit.get("text", ""))[:keep_chars]
         answer = row.get("answer")
         if isinstance(answer, dict):
