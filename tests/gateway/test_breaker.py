@@ -373,6 +373,18 @@ def test_a_stream_closed_early_by_the_consumer_counts_as_neither(clock: ManualCl
     assert model.snapshot().failures == 2  # not reset (no success), not increased
 
 
+def test_a_stream_stopped_at_its_last_chunk_is_a_success(clock: ManualClock) -> None:
+    model = breaker(ScriptedChatModel([DOWN, DOWN, DOWN, "back again"]), clock)
+    trip(model)
+    clock.advance(30.0)
+    stream = model.stream(request())
+    for chunk in stream:
+        if chunk.finish_reason is not None:
+            break  # a consumer that has the whole answer and does not ask for more
+    stream.close()
+    assert model.snapshot().state == "closed"
+
+
 def test_stream_admission_waits_for_the_first_next(clock: ManualClock) -> None:
     inner = ScriptedChatModel([DOWN])
     model = breaker(inner, clock)

@@ -9,7 +9,7 @@ from collections.abc import Generator
 import pytest
 
 from ragkeel.gateway.base import ChatChunk, ChatMessage, ChatRequest, ChatResponse, Usage
-from ragkeel.gateway.breaker import CircuitBreakerChatModel
+from ragkeel.gateway.breaker import BreakerPolicy, CircuitBreakerChatModel
 from ragkeel.gateway.calllog import CallLog
 from ragkeel.gateway.clock import ManualClock
 from ragkeel.gateway.errors import (
@@ -26,6 +26,7 @@ from ragkeel.gateway.errors import (
 )
 from ragkeel.gateway.fallback import CONTINUE_PROMPT, FallbackChatModel
 from ragkeel.gateway.providers.scripted import ScriptedChatModel, ScriptedFailure
+from ragkeel.gateway.retry import RetryingChatModel
 
 QUESTION = ChatMessage("user", "What is the capital of France?")
 DOWN = ScriptedFailure("unavailable")
@@ -158,6 +159,8 @@ def test_rungs_are_named_by_their_deployment() -> None:
     assert log.served_by == "azure-east"
     assert chain.name == "gpt-4o"  # the model name (for the price table) stays the first's
     assert chain.deployments == ("azure-east",)
+    retried = RetryingChatModel(CircuitBreakerChatModel(inner, deployment="azure-west"))
+    assert FallbackChatModel([retried, rung]).deployments == ("azure-west", "azure-east")
 
 
 def test_count_tokens_uses_the_first_rung() -> None:
@@ -280,6 +283,22 @@ def test_closing_a_continued_stream_cancels_the_continuation() -> None:
     assert [next(stream).text_delta for _ in range(3)] == ["one", " two", " three"]
     stream.close()
     assert secondary.cancelled == 1
+
+
+def test_the_rung_sees_its_stream_finish_even_if_the_consumer_stops_at_the_last_chunk() -> None:
+    clock = ManualClock()
+    inner = scripted("a", DOWN, "recovered")
+    rung = CircuitBreakerChatModel(inner, policy=BreakerPolicy(consecutive_failures=1), clock=clock)
+    with pytest.raises(ModelUnavailableError):
+        rung.complete(request())
+    clock.advance(30.0)
+    stream = FallbackChatModel([rung]).stream(request())
+    for chunk in stream:
+        if chunk.finish_reason is not None:
+            break  # the consumer has the whole answer and asks for nothing more
+    assert chunk.model == "a"
+    stream.close()
+    assert rung.snapshot().state == "closed"  # the probe's success was recorded
 
 
 def test_nothing_is_sent_before_the_stream_is_advanced() -> None:

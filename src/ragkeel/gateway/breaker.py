@@ -29,7 +29,7 @@ mid-probe must not keep the breaker half-open forever).
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
+from collections.abc import Generator
 
 from ragkeel.gateway.base import ChatChunk, ChatModel, ChatRequest, ChatResponse
 from ragkeel.gateway.breaker_store import (
@@ -62,7 +62,7 @@ class CircuitBreakerChatModel:
         store: BreakerStore | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        self._inner = inner
+        self.inner = inner
         self.deployment = deployment or inner.name
         self.policy = policy
         self._store: BreakerStore = store if store is not None else InMemoryBreakerStore()
@@ -70,20 +70,20 @@ class CircuitBreakerChatModel:
 
     @property
     def name(self) -> str:
-        return self._inner.name
+        return self.inner.name
 
     def count_tokens(self, text: str) -> int:
-        return self._inner.count_tokens(text)
+        return self.inner.count_tokens(text)
 
     def close(self) -> None:
-        close = getattr(self._inner, "close", None)
+        close = getattr(self.inner, "close", None)
         if callable(close):
             close()
 
     def complete(self, request: ChatRequest) -> ChatResponse:
         ticket = self._admit(request)
         try:
-            response = self._inner.complete(request)
+            response = self.inner.complete(request)
         except ChatModelError as exc:
             self._record(request, ticket, _outcome(exc), exc)
             raise
@@ -102,8 +102,10 @@ class CircuitBreakerChatModel:
         outcome: Outcome = "neutral"  # closed early by the consumer (or a bug): neither
         error: ChatModelError | None = None
         try:
-            chunks: Iterator[ChatChunk] = self._inner.stream(request)
-            yield from chunks
+            for chunk in self.inner.stream(request):
+                if chunk.finish_reason is not None:
+                    outcome = "success"  # the answer is complete even if the consumer stops here
+                yield chunk
             outcome = "success"
         except ChatModelError as exc:
             outcome, error = _outcome(exc), exc

@@ -20,7 +20,9 @@
   deadline, so the consumer always learns the answer is incomplete and what it has.
 * ``usage`` of the last chunk sums the attempts that produced text; an attempt that broke off
   has no reported usage, so it is estimated with that rung's ``count_tokens`` (prompt + partial).
-* Closing the stream early closes the running rung's stream (cancelling its generation).
+* A rung's stream is read to its end before its last chunk is passed on, so the wrappers inside
+  the rung (breaker, metering) see it finish even when the consumer stops at the last chunk.
+  Closing the stream early closes the running rung's stream (cancelling its generation).
   ``count_tokens`` uses the first rung; ``close()`` closes every rung that can be closed.
 """
 
@@ -49,6 +51,7 @@ CONTINUE_PROMPT = (
     "Your answer above was cut off. Continue it exactly where it stops, in the same style and "
     "language: do not repeat any of it, do not add a preamble, start with the next character."
 )
+_MAX_WRAPPERS = 16  # deployment_name looks this deep through ``inner`` (no cycles possible)
 _STOPS: tuple[type[ChatModelError], ...] = (
     DeadlineExceededError,
     BudgetExceededError,
@@ -57,9 +60,18 @@ _STOPS: tuple[type[ChatModelError], ...] = (
 
 
 def deployment_name(model: ChatModel) -> str:
-    """How the chain names a rung: its ``deployment`` (policy wrappers) or its model ``name``."""
-    deployment = getattr(model, "deployment", None)
-    return deployment if isinstance(deployment, str) and deployment else model.name
+    """How the chain names a rung: the ``deployment`` of the outermost wrapper that has one,
+    looking through wrappers' ``inner`` (retry has none, the breaker and metering have one),
+    else the model ``name``."""
+    current: object = model
+    for _ in range(_MAX_WRAPPERS):
+        deployment = getattr(current, "deployment", None)
+        if isinstance(deployment, str) and deployment:
+            return deployment
+        current = getattr(current, "inner", None)
+        if current is None:
+            break
+    return model.name
 
 
 @dataclass(slots=True)
@@ -152,22 +164,21 @@ class FallbackChatModel:
         model, name = self._rungs[rung], self._names[rung]
         sent = request if not progress.text else self._continuation(request, progress.text, model)
         got: list[str] = []
+        final: ChatChunk | None = None
         chunks: Iterator[ChatChunk] = model.stream(sent)
         try:
-            for chunk in chunks:
-                if chunk.finish_reason is None:
+            for chunk in chunks:  # to the end, so the rung's wrappers see it finish
+                if chunk.finish_reason is not None:
+                    final = chunk  # held back until the rung's stream is exhausted
+                elif final is None:
                     got.append(chunk.text_delta)
                     yield chunk
-                    continue
-                text = "".join(got) + chunk.text_delta
-                usage = progress.usage + (chunk.usage or _estimate(model, sent, text))
-                self._served(rung, request)
-                yield replace(chunk, usage=usage, model=name)
-                return
             # the protocol promises a last chunk with finish_reason; close the answer anyway
+            final = final or ChatChunk("", "stop")
+            text = "".join(got) + final.text_delta
+            usage = progress.usage + (final.usage or _estimate(model, sent, text))
             self._served(rung, request)
-            usage = progress.usage + _estimate(model, sent, "".join(got))
-            yield ChatChunk("", "stop", usage, model=name)
+            yield replace(final, usage=usage, model=name)
         except ChatModelError as exc:
             text = "".join(got)
             progress.text += text
