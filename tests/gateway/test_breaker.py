@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import replace
 
 import pytest
 
@@ -14,6 +15,7 @@ from ragkeel.gateway.breaker import (
     CircuitBreakerChatModel,
     InMemoryBreakerStore,
 )
+from ragkeel.gateway.breaker_store import BreakerState, BreakerStore
 from ragkeel.gateway.calllog import Attempt, CallLog
 from ragkeel.gateway.clock import ManualClock
 from ragkeel.gateway.errors import (
@@ -451,3 +453,36 @@ def test_snapshot_is_plain_data_for_readyz(clock: ManualClock) -> None:
 def test_policy_rejects_nonsense(fields: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         BreakerPolicy(**fields)  # type: ignore[arg-type]
+
+
+# -- the BreakerStore contract (every backend must pass it; a shared store joins the params) ----
+
+
+@pytest.fixture(params=[InMemoryBreakerStore], ids=["memory"])
+def any_store(request: pytest.FixtureRequest) -> BreakerStore:
+    factory: Callable[[], BreakerStore] = request.param
+    return factory()
+
+
+def test_store_starts_every_key_closed(any_store: BreakerStore) -> None:
+    assert any_store.get("never-written") == BreakerState()
+
+
+def test_store_update_stores_the_new_state_and_returns_the_result(any_store: BreakerStore) -> None:
+    result = any_store.update("a", lambda s: (replace(s, phase="open", epoch=s.epoch + 1), "done"))
+    assert result == "done"
+    assert (any_store.get("a").phase, any_store.get("a").epoch) == ("open", 1)
+    assert any_store.get("b") == BreakerState()  # keys are independent
+
+
+def test_store_updates_are_atomic_under_concurrency(any_store: BreakerStore) -> None:
+    def bump(_: int) -> None:
+        for _ in range(200):
+            any_store.update("k", lambda s: (replace(s, consecutive=s.consecutive + 1), None))
+
+    threads = [threading.Thread(target=bump, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=5.0)
+    assert any_store.get("k").consecutive == 8 * 200
