@@ -75,6 +75,15 @@ def test_metric_on_one_side_only_is_reported_missing() -> None:
     assert "only the current (B) run" in missing[("judge", OVERALL)]
     assert ("judge", "sq") in missing
     assert result.metric("judge") is None
+    nulls = {k: {**v, "judge": None} for k, v in base.items()}
+    quiet = compare(parse_results(make_results(nulls)), parse_results(make_results(nulls)))
+    assert quiet.missing == ()  # null everywhere in both runs: not applicable, nothing to say
+    asked = compare(
+        parse_results(make_results(nulls)), parse_results(make_results(nulls)), metrics=["judge"]
+    )
+    assert [(m.metric, m.scope, m.reason) for m in asked.missing] == [
+        ("judge", OVERALL, "in neither run")
+    ]
 
 
 def test_changed_cases_largest_first_with_question_and_answers() -> None:

@@ -25,6 +25,7 @@ from ragkeel.evaluation.results_view import EvalResults, ResultRow
 from ragkeel.evaluation.stats import bootstrap_ci, complete_pairs, paired_permutation_test
 
 OVERALL = "overall"
+NEITHER = "in neither run"
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,8 +119,8 @@ def compare(
             outcome = _compare_metric(a, b, name, scope, keys, confidence, n_resamples, seed)
             if isinstance(outcome, MetricComparison):
                 compared.append(outcome)
-            elif outcome is not None:
-                missing.append(outcome)
+            elif outcome is not None and (metrics is not None or outcome.reason != NEITHER):
+                missing.append(outcome)  # "in neither run" only matters when it was asked for
     return Comparison(
         name_a=a.name,
         name_b=b.name,
@@ -161,7 +162,7 @@ def _compare_metric(
 ) -> MetricComparison | MissingMetric | None:
     in_a, in_b = _has_values(a, name, scope), _has_values(b, name, scope)
     if not in_a and not in_b:
-        return None if scope != OVERALL else MissingMetric(name, scope, "in neither run")
+        return None if scope != OVERALL else MissingMetric(name, scope, NEITHER)
     if not (in_a and in_b):
         side = "baseline (A)" if in_a else "current (B)"
         return MissingMetric(name, scope, f"only the {side} run reports it")
