@@ -9,13 +9,17 @@ import typer
 from rich.console import Console
 
 from ragkeel.cli.choices import ModeChoice, as_mode
+from ragkeel.cli.eval_cases import register as register_case_commands
 from ragkeel.container import Container
 from ragkeel.evaluation.datasets import load_beir
 from ragkeel.evaluation.runner import evaluate_beir
 from ragkeel.retrieval.hybrid import MODES, Mode
 from ragkeel.settings import load_settings
 
-app = typer.Typer(help="Evaluate retrieval quality.", no_args_is_help=True)
+app = typer.Typer(
+    help="Evaluate retrieval and answer quality; manage test cases.", no_args_is_help=True
+)
+register_case_commands(app)
 
 
 @app.command("retrieval")
