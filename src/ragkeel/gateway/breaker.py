@@ -18,13 +18,14 @@ Only errors with ``counts_as_failure`` count: 429, 5xx, timeouts, resets, interr
 A rejected request (4xx), an exceeded deadline or budget says nothing about the deployment's
 health: it moves nothing, and a probe that ends with one gives its slot to the next caller.
 ``stream`` knows the outcome only when the iteration ends: an error raised mid-stream is a
-failure, a stream the consumer closes early is neither. The state is admitted and recorded
+failure, a stream the consumer closes early is neither (once the chunk with ``finish_reason``
+went out, it is a success even if the consumer never asks for more). The state is admitted and recorded
 through one atomic ``BreakerStore.update`` each (``breaker_store``), so the breaker is
 thread-safe and its state can later live in a store shared by replicas; every transition is
 logged as a ``breaker`` decision on the request that caused it.
 
-A probe holds its slot for at most ``probe_lease_s`` (a replica that dies
-mid-probe must not keep the breaker half-open forever).
+A probe holds its slot for at most ``probe_lease_s`` (a replica that dies mid-probe must not
+keep the breaker half-open forever). ``snapshot()`` is plain data for ``/readyz`` and traces.
 """
 
 from __future__ import annotations
