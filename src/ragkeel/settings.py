@@ -140,6 +140,7 @@ class RetrySettings(_Section):
     budget_ratio: float = Field(default=0.2, ge=0, le=10)  # retries <= ratio x requests ...
     budget_window_s: float = Field(default=10.0, gt=0)  # ... over this sliding window
     budget_min_retries: int = Field(default=3, ge=0)  # floor so a quiet service can retry
+    min_attempt_s: float = Field(default=0.05, gt=0)  # no attempt starts with less time left
 
 
 class BreakerSettings(_Section):
@@ -149,6 +150,13 @@ class BreakerSettings(_Section):
     window_s: float = Field(default=60.0, gt=0)
     open_s: float = Field(default=30.0, gt=0)
     max_open_s: float = Field(default=300.0, gt=0)
+    probe_lease_s: float = Field(default=120.0, gt=0)  # a probe that never reports frees its slot
+
+    @model_validator(mode="after")
+    def _open_within_max(self) -> BreakerSettings:
+        if self.max_open_s < self.open_s:
+            raise ValueError("max_open_s must be at least open_s")
+        return self
 
 
 class LimitSettings(_Section):
@@ -183,6 +191,7 @@ class GatewaySettings(_Section):
 
     deployments: list[DeploymentSettings] = Field(default_factory=list)
     fallback_to_local: bool = False
+    continue_interrupted: bool = True  # a stream broken mid-answer continues on the next rung
     request_deadline_s: float = Field(default=120.0, gt=0)  # all attempts and fallbacks
     attempt_timeout_s: float | None = Field(default=None, gt=0)  # None: each deployment's own
     retry: RetrySettings = RetrySettings()

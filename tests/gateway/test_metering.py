@@ -70,3 +70,13 @@ def test_without_a_log_nothing_is_recorded_and_answers_pass_through() -> None:
     metered = MeteredChatModel(ScriptedChatModel(["ok"]))
     assert metered.complete(_request(None)).text == "ok"
     assert metered.name == "scripted" and metered.count_tokens("a b") == 2
+
+
+def test_a_stream_closed_after_its_last_chunk_is_a_success() -> None:
+    log = CallLog()
+    stream = MeteredChatModel(ScriptedChatModel(["one two"]), price=PRICE).stream(_request(log))
+    chunks = [next(stream), next(stream)]
+    assert chunks[-1].finish_reason == "stop"
+    stream.close()
+    (attempt,) = log.attempts
+    assert attempt.outcome == "ok" and attempt.usage == chunks[-1].usage

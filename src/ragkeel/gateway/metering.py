@@ -7,7 +7,8 @@ request's cost is the sum over the attempts that actually reached a provider.
 Usage of a failed call: a provider that fails before answering bills nothing (usage 0); a stream
 interrupted after some text bills the tokens it sent, estimated with ``count_tokens`` (prompt
 plus the partial text). A stream closed early by the consumer is recorded as ``interrupted``
-with its estimated usage (the tokens generated so far were paid for).
+with its estimated usage (the tokens generated so far were paid for), unless the chunk with
+``finish_reason`` had already gone out: then the answer was complete and it is ``ok``.
 """
 
 from __future__ import annotations
@@ -62,20 +63,23 @@ class MeteredChatModel:
         started = self._clock.now()
         parts: list[str] = []
         usage: Usage | None = None
+        finished = False
         chunks: Iterator[ChatChunk] = iter(())
         try:
             chunks = self.inner.stream(request)
             for chunk in chunks:
                 parts.append(chunk.text_delta)
                 usage = chunk.usage or usage
+                finished = finished or chunk.finish_reason is not None
                 yield chunk
         except ChatModelError as exc:
             spent = self._estimate(request, "".join(parts)) if parts else Usage()
             outcome: Outcome = "interrupted" if isinstance(exc, StreamInterruptedError) else "error"
             self._record(request, started, outcome, spent, exc)
             raise
-        except GeneratorExit:
-            self._record(request, started, "interrupted", self._estimate(request, "".join(parts)))
+        except GeneratorExit:  # closed by the consumer: after the last chunk that is a success
+            spent = usage or self._estimate(request, "".join(parts))
+            self._record(request, started, "ok" if finished else "interrupted", spent)
             _close(chunks)
             raise
         self._record(request, started, "ok", usage or self._estimate(request, "".join(parts)))
