@@ -1,4 +1,5 @@
-"""``ragkeel eval retrieval --beir DIR [--split test] [--mode …] [--k …]``."""
+"""``ragkeel eval …``: retrieval on BEIR, full runs from a config (``eval run``), test cases
+(``eval add-case``), comparisons and the regression gate."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from ragkeel.cli import eval_run
 from ragkeel.cli.choices import ModeChoice, as_mode
 from ragkeel.cli.eval_cases import register as register_case_commands
 from ragkeel.container import Container
@@ -20,6 +22,7 @@ app = typer.Typer(
     help="Evaluate retrieval and answer quality; manage test cases.", no_args_is_help=True
 )
 register_case_commands(app)
+eval_run.register(app)
 
 
 @app.command("retrieval")

@@ -54,10 +54,11 @@ from ragkeel.gateway.base import ChatModel
 from ragkeel.generation.answerer import Answerer
 from ragkeel.generation.tracing import trace_from_answer, trace_from_error
 from ragkeel.ingestion.pipeline import IngestionPipeline
+from ragkeel.observability import names
 from ragkeel.observability.trace_store import TraceStore
 from ragkeel.settings import Settings
 
-ROUTE_EVAL = "eval.run"  # trace route of every answer an evaluation asks for
+ROUTE_EVAL = names.ROUTE_EVAL_RUN  # trace route of every answer an evaluation asks for
 RESULTS_FILE = "results.json"
 Progress = Callable[[str, int, int], None]  # (phase, done, total); called on the caller's thread
 

@@ -57,6 +57,7 @@ GATE_KEYWORD_THRESHOLD: Final = "ragkeel.gate.keyword_threshold"
 ROUTE_CLI_ASK: Final = "cli.ask"
 ROUTE_API_QUERY: Final = "api.query"
 ROUTE_API_CHAT: Final = "api.chat"
+ROUTE_EVAL_RUN: Final = "eval.run"
 
 # -- stages: keys of a trace's latency map (milliseconds); as spans: ``ragkeel.<stage>`` -----
 STAGE_EMBED: Final = "embed"
