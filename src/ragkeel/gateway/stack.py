@@ -1,0 +1,201 @@
+"""The one place where the gateway's policies are composed, in this order (outermost first)::
+
+    admission (api/admission.py: tenant rate limits, cost per day, load shedding)  -- before retrieval
+    RouterChatModel          cheap or strong route from the question and retrieval confidence
+    └── BudgetChatModel      per route: estimate before spending; fewer tokens, the cheaper route, or refuse;
+        │                    reserve/settle the tenant's daily account; one ledger row per call
+        └── FallbackChatModel   the route's deployments in order, then the local model; a stream
+            │                   broken mid-answer continues on the next rung
+            └── RetryingChatModel        per deployment: backoff with full jitter, Retry-After,
+                │                        deadlines, a retry budget
+                └── CircuitBreakerChatModel   per deployment: open/half-open/closed, 429 cool-down
+                    └── MeteredChatModel      one Attempt per provider call: outcome, usage, cost
+                        └── provider          OpenAI-compatible or Anthropic over httpx (no retries)
+
+Why this order: the breaker sits inside the retry loop so every attempt is counted and an open
+circuit stops retrying at once (fallback moves on); metering is innermost so only calls that
+reached a provider cost money; the budget sits above the fallback chain so its estimate covers
+whichever rung answers and its settlement sees every attempt; the router is outermost so each
+route has its own, exact, budget estimate (and the strong route can degrade to the cheap one).
+Below the gateway the answer flow degrades further: extractive answer, then "cannot answer".
+
+With no ``gateway.deployments`` the chain is the single model ``generation.provider`` names:
+``openai`` becomes one deployment through the full stack; the local model is only metered
+(no provider to protect, nothing to pay).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ragkeel.gateway.accounts import CostAccounts, CostSink
+from ragkeel.gateway.base import ChatModel
+from ragkeel.gateway.breaker import BreakerPolicy, CircuitBreakerChatModel, InMemoryBreakerStore
+from ragkeel.gateway.budget import BudgetChatModel
+from ragkeel.gateway.clock import SYSTEM_CLOCK, Clock
+from ragkeel.gateway.fallback import FallbackChatModel
+from ragkeel.gateway.metering import MeteredChatModel
+from ragkeel.gateway.pricing import PriceTable
+from ragkeel.gateway.providers.anthropic import DEFAULT_BASE_URL as ANTHROPIC_URL
+from ragkeel.gateway.providers.anthropic import AnthropicChatModel
+from ragkeel.gateway.providers.openai_compat import OpenAICompatChatModel
+from ragkeel.gateway.retry import RetryBudget, RetryingChatModel, RetryPolicy
+from ragkeel.gateway.router import DEFAULT_MULTI_PART_MARKERS, RouterChatModel, RoutingRules
+from ragkeel.settings import DeploymentSettings, GatewaySettings, Settings
+
+OPENAI_URL = "https://api.openai.com/v1"
+ProviderFactory = Callable[[DeploymentSettings], ChatModel]
+
+
+@dataclass
+class GatewayStack:
+    model: ChatModel  # what the answer flow calls
+    breakers: tuple[CircuitBreakerChatModel, ...] = ()
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def readiness(self) -> list[dict[str, Any]]:
+        """Each deployment's breaker state (``/readyz``)."""
+        return [b.snapshot().to_dict() for b in self.breakers]
+
+    def close(self) -> None:
+        for close in self.closers:
+            close()
+
+
+def provider_for(d: DeploymentSettings) -> ChatModel:
+    """The HTTP client of one deployment (its SDK-free client: the gateway is the only retry
+    loop). Its ``name`` is the deployment's name."""
+    key = d.api_key.get_secret_value() if d.api_key else None
+    if d.provider == "anthropic":
+        return AnthropicChatModel(
+            d.base_url or ANTHROPIC_URL, d.model, api_key=key, timeout_s=d.timeout_s, name=d.name
+        )
+    return OpenAICompatChatModel(
+        d.base_url or OPENAI_URL, d.model, api_key=key, timeout_s=d.timeout_s, name=d.name
+    )
+
+
+def deployments_of(settings: Settings) -> list[DeploymentSettings]:
+    """``gateway.deployments``, or the one remote model ``generation.provider`` names."""
+    if settings.gateway.deployments:
+        return list(settings.gateway.deployments)
+    gen = settings.generation
+    if gen.provider != "openai":
+        return []
+    return [
+        DeploymentSettings(
+            name=gen.openai.model,
+            provider="openai",
+            model=gen.openai.model,
+            base_url=gen.openai.base_url,
+            api_key=gen.openai.api_key,
+            timeout_s=gen.openai.timeout_s,
+        )
+    ]
+
+
+def build_gateway(
+    settings: Settings,
+    prices: PriceTable,
+    *,
+    local: Callable[[], ChatModel | None] = lambda: None,
+    accounts: CostAccounts | None = None,
+    ledger: CostSink | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+    provider: ProviderFactory = provider_for,
+) -> GatewayStack | None:
+    """The model the answer flow calls, composed as the module docstring says; None when there
+    is no model at all (``generation.provider: none``, or local with no local model)."""
+    g = settings.gateway
+    remote = deployments_of(settings)
+    if settings.generation.provider == "none" and not settings.gateway.deployments:
+        return None
+    if not remote:
+        model = local()
+        return GatewayStack(MeteredChatModel(model, clock=clock)) if model else None
+    tail: list[ChatModel] = []
+    if g.fallback_to_local and (model := local()) is not None:
+        tail.append(MeteredChatModel(model, clock=clock))
+    store = InMemoryBreakerStore()  # one per process; a shared store for several replicas later
+    breakers: dict[str, CircuitBreakerChatModel] = {}
+    rungs: dict[str, ChatModel] = {}
+    closers: list[Callable[[], None]] = []
+    for d in remote:
+        client = provider(d)
+        closers.append(getattr(client, "close", lambda: None))
+        metered = MeteredChatModel(
+            client, deployment=d.name, price=prices.price(d.model), clock=clock
+        )
+        breakers[d.name] = CircuitBreakerChatModel(
+            metered, deployment=d.name, policy=_breaker_policy(g), store=store, clock=clock
+        )
+        rungs[d.name] = RetryingChatModel(
+            breakers[d.name], _retry_policy(g), budget=_retry_budget(g, clock), clock=clock
+        )
+
+    def chain(ds: Sequence[DeploymentSettings]) -> ChatModel:
+        return FallbackChatModel(
+            [*(rungs[d.name] for d in ds), *tail], continue_interrupted=g.continue_interrupted
+        )
+
+    def budgeted(ds: Sequence[DeploymentSettings], cheaper: ChatModel | None) -> ChatModel:
+        return BudgetChatModel(
+            chain(ds),
+            prices,
+            accounts=accounts,
+            cheaper=cheaper,
+            deployments=[d.model for d in ds],
+            min_answer_tokens=g.budget.min_answer_tokens,
+            default_max_cost=g.budget.max_cost,
+            default_max_tokens=g.budget.max_tokens,
+            ledger=ledger,
+        )
+
+    cheap = [d for d in remote if d.tier == "cheap"]
+    strong = [d for d in remote if d.tier == "strong"]
+    top: ChatModel
+    if g.routing.enabled and cheap and strong:
+        top = RouterChatModel(budgeted(cheap, None), budgeted(strong, chain(cheap)), _rules(g))
+    else:
+        top = budgeted(remote, chain(cheap) if cheap and strong else None)
+    return GatewayStack(top, tuple(breakers.values()), closers)
+
+
+def _retry_policy(g: GatewaySettings) -> RetryPolicy:
+    r = g.retry
+    return RetryPolicy(
+        max_retries=r.max_retries,
+        base_delay_s=r.base_delay_s,
+        max_delay_s=r.max_delay_s,
+        max_retry_after_s=r.max_retry_after_s,
+        attempt_timeout_s=g.attempt_timeout_s,
+        min_attempt_s=r.min_attempt_s,
+    )
+
+
+def _retry_budget(g: GatewaySettings, clock: Clock) -> RetryBudget:
+    r = g.retry
+    return RetryBudget(
+        ratio=r.budget_ratio,
+        window_s=r.budget_window_s,
+        min_retries=r.budget_min_retries,
+        clock=clock,
+    )
+
+
+def _breaker_policy(g: GatewaySettings) -> BreakerPolicy:
+    return BreakerPolicy(**g.breaker.model_dump())
+
+
+def _rules(g: GatewaySettings) -> RoutingRules:
+    r = g.routing
+    return RoutingRules(
+        cheap_min_top_score=r.cheap_min_top_score,
+        cheap_min_margin=r.cheap_min_margin,
+        strong_min_question_tokens=r.strong_min_question_tokens,
+        max_question_marks=r.max_question_marks,
+        multi_part_markers=r.multi_part_markers or DEFAULT_MULTI_PART_MARKERS,
+        default=r.default,
+    )

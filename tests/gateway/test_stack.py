@@ -1,0 +1,160 @@
+"""``build_gateway``: the policies composed from settings, exercised end to end over HTTP against
+``FaultServer``s on 127.0.0.1 (no mocks: the real clients, wrappers and chain)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from ragkeel.gateway.base import ChatMessage, ChatModel, ChatRequest, RoutingHints
+from ragkeel.gateway.calllog import CallLog
+from ragkeel.gateway.errors import BudgetExceededError, ModelUnavailableError
+from ragkeel.gateway.pricing import PriceTable
+from ragkeel.gateway.providers.scripted import ScriptedChatModel
+from ragkeel.gateway.stack import GatewayStack, build_gateway
+from ragkeel.gateway.testing import FaultServer
+from ragkeel.settings import Settings, load_settings
+
+PRICES = PriceTable.with_defaults()
+
+
+@pytest.fixture
+def servers() -> Iterator[tuple[FaultServer, FaultServer]]:
+    with FaultServer(seed=1) as a, FaultServer(seed=2) as b:
+        yield a, b
+
+
+def _settings(*deployments: dict[str, Any], **gateway: Any) -> Settings:
+    retry = {"max_retries": 1, "base_delay_s": 0.001, "max_delay_s": 0.002}
+    return load_settings(
+        gateway={"deployments": list(deployments), "retry": retry, **gateway},
+        generation={"provider": "openai"},
+    )
+
+
+def _deployment(name: str, server: FaultServer, model: str, tier: str = "strong") -> dict[str, Any]:
+    return {"name": name, "model": model, "base_url": server.base_url, "tier": tier, "timeout_s": 5}
+
+
+def _request(question: str = "What is the capital of France?", **kw: Any) -> ChatRequest:
+    return ChatRequest((ChatMessage("user", question),), max_tokens=32, log=CallLog(), **kw)
+
+
+def _build(settings: Settings, **kw: Any) -> GatewayStack:
+    stack = build_gateway(settings, PRICES, **kw)
+    assert stack is not None
+    return stack
+
+
+def test_a_down_primary_falls_back_and_readyz_sees_the_breaker_open(
+    servers: tuple[FaultServer, FaultServer],
+) -> None:
+    primary, backup = servers
+    primary.set(down=True)
+    settings = _settings(
+        _deployment("primary", primary, "gpt-4o"),
+        _deployment("backup", backup, "gpt-4o-mini"),
+        breaker={"consecutive_failures": 2, "open_s": 60, "max_open_s": 60},
+    )
+    stack = _build(settings)
+    try:
+        for _ in range(3):
+            request = _request()
+            response = stack.model.complete(request)
+            assert response.text == "Paris is the capital [1]."
+            assert request.log is not None and request.log.served_by == "backup"
+            assert request.log.rung == 1
+        states = {s["deployment"]: s["state"] for s in stack.readiness()}
+        assert states == {"primary": "open", "backup": "closed"}
+        outcomes = [a.outcome for a in request.log.attempts]
+        assert outcomes == ["rejected", "ok"]  # the open breaker: no call reached the primary
+        assert request.log.cost > 0  # gpt-4o-mini's default price, metered
+    finally:
+        stack.close()
+
+
+def test_routing_sends_a_confident_single_fact_question_to_the_cheap_tier(
+    servers: tuple[FaultServer, FaultServer],
+) -> None:
+    cheap, strong = servers
+    settings = _settings(
+        _deployment("mini", cheap, "gpt-4o-mini", "cheap"),
+        _deployment("big", strong, "gpt-4o", "strong"),
+        routing={"enabled": True},
+    )
+    stack = _build(settings)
+    try:
+        easy = _request(hints=RoutingHints("What is the capital of France?", 0.8, 0.2))
+        hard = _request(hints=RoutingHints("Compare A and B; what differs?", 0.3, 0.01))
+        stack.model.complete(easy)
+        stack.model.complete(hard)
+        assert cheap.stats.requests == 1 and strong.stats.requests == 1
+        assert easy.log is not None and easy.log.served_by == "mini"
+        assert hard.log is not None and hard.log.served_by == "big"
+        reasons = [d.reason for d in easy.log.decisions if d.policy == "router"]
+        assert reasons and reasons[0].startswith("cheap:")
+    finally:
+        stack.close()
+
+
+def test_when_every_deployment_fails_the_local_model_answers(
+    servers: tuple[FaultServer, FaultServer],
+) -> None:
+    a, b = servers
+    a.set(error_rate=1.0, error="503")
+    b.set(down=True)
+    local = ScriptedChatModel(["Local answer [1]."], name="local-gguf")
+    settings = _settings(
+        _deployment("a", a, "gpt-4o"), _deployment("b", b, "gpt-4o"), fallback_to_local=True
+    )
+    stack = _build(settings, local=lambda: local)
+    try:
+        request = _request()
+        chunks = list(stack.model.stream(request))
+        assert "".join(c.text_delta for c in chunks) == "Local answer [1]."
+        assert chunks[-1].model == "local-gguf"
+        assert request.log is not None and request.log.served_by == "local-gguf"
+        assert request.log.rung == 2
+        assert a.stats.requests == 2  # one retry, then fall through
+    finally:
+        stack.close()
+
+
+def test_a_request_over_its_max_cost_is_refused_before_any_call(
+    servers: tuple[FaultServer, FaultServer],
+) -> None:
+    a, _ = servers
+    stack = _build(_settings(_deployment("a", a, "gpt-4o")))
+    try:
+        with pytest.raises(BudgetExceededError):
+            stack.model.complete(_request(max_cost=1e-9))
+        assert a.stats.requests == 0
+    finally:
+        stack.close()
+
+
+def test_without_deployments_the_generation_provider_decides() -> None:
+    none = load_settings(generation={"provider": "none"})
+    assert build_gateway(none, PRICES) is None
+    local_settings = load_settings(generation={"provider": "local"})
+    model: ChatModel = ScriptedChatModel(["hi"])
+    stack = _build(local_settings, local=lambda: model)
+    request = _request()
+    assert stack.model.complete(request).text == "hi"
+    assert request.log is not None and [a.outcome for a in request.log.attempts] == ["ok"]
+    assert stack.readiness() == []
+
+
+def test_errors_carry_through_when_nothing_is_left(
+    servers: tuple[FaultServer, FaultServer],
+) -> None:
+    a, _ = servers
+    a.set(down=True)
+    stack = _build(_settings(_deployment("a", a, "gpt-4o")))
+    try:
+        with pytest.raises(ModelUnavailableError):
+            stack.model.complete(_request())
+    finally:
+        stack.close()
