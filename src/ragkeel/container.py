@@ -8,14 +8,16 @@ from functools import cached_property
 
 from ragkeel.embeddings import build_embedder
 from ragkeel.embeddings.base import Embedder
+from ragkeel.gateway.accounts import CostAccounts
 from ragkeel.gateway.base import ChatModel
 from ragkeel.gateway.gguf_files import get_model
 from ragkeel.gateway.pricing import Price, PriceTable
 from ragkeel.gateway.providers.local import LocalChatModel
-from ragkeel.gateway.providers.openai_compat import OpenAICompatChatModel
+from ragkeel.gateway.stack import GatewayStack, build_gateway
 from ragkeel.generation.answerer import Answerer
 from ragkeel.ingestion.chunking import Chunker
 from ragkeel.ingestion.pipeline import IngestionPipeline
+from ragkeel.observability.cost_ledger import SqliteCostLedger
 from ragkeel.observability.trace_store import NullTraceStore, SqliteTraceStore, TraceStore
 from ragkeel.retrieval.hybrid import HybridRetriever
 from ragkeel.settings import Settings
@@ -72,25 +74,43 @@ class Container:
         )
 
     @cached_property
-    def chat_model(self) -> ChatModel | None:
-        """The configured chat model (loaded lazily on first use), or None for extractive-only."""
-        gen = self.settings.generation
-        if gen.provider == "none":
-            return None
-        if gen.provider == "openai":
-            remote = gen.openai
-            key = remote.api_key.get_secret_value() if remote.api_key else None
-            return OpenAICompatChatModel(
-                remote.base_url, remote.model, api_key=key, timeout_s=remote.timeout_s
-            )
-        local = gen.local
+    def local_model(self) -> ChatModel:
+        """The local GGUF model (loaded lazily on first use)."""
+        local = self.settings.generation.local
         return LocalChatModel(
             self.settings.models_dir,
             get_model(local.model),
             n_ctx=local.n_ctx,
             threads=local.threads,
-            default_timeout_s=gen.model_timeout_s,
+            default_timeout_s=self.settings.generation.model_timeout_s,
         )
+
+    @cached_property
+    def gateway(self) -> GatewayStack | None:
+        """Every model call goes through here (``gateway/stack.py`` composes the policies)."""
+        s = self.settings
+        wants_local = s.generation.provider == "local" or s.gateway.fallback_to_local
+        return build_gateway(
+            s,
+            self.prices,
+            local=lambda: self.local_model if wants_local else None,
+            accounts=self.accounts,
+            ledger=self.ledger,
+        )
+
+    @cached_property
+    def chat_model(self) -> ChatModel | None:
+        """The model the answer flow calls, or None for extractive-only."""
+        return self.gateway.model if self.gateway else None
+
+    @cached_property
+    def ledger(self) -> SqliteCostLedger:
+        return SqliteCostLedger(self.settings.cost_ledger_path)
+
+    @cached_property
+    def accounts(self) -> CostAccounts:
+        """Each tenant's spend today, against ``gateway.limits.cost_per_day``."""
+        return CostAccounts(self.settings.gateway.limits.cost_per_day, source=self.ledger)
 
     @cached_property
     def answerer(self) -> Answerer:
@@ -109,11 +129,13 @@ class Container:
             min_support=gen.min_support,
             extractive_sentences=gen.extractive_sentences,
             cost_of=self.prices.cost if gen.provider == "openai" else None,
+            deadline_s=self.settings.gateway.request_deadline_s,
         )
 
     @cached_property
     def prices(self) -> PriceTable:
-        return PriceTable.from_mapping(
+        """Published list prices of common models, replaced per model by ``generation.prices``."""
+        return PriceTable.with_defaults(
             {
                 m: Price(p.input_per_mtok, p.output_per_mtok)
                 for m, p in self.settings.generation.prices.items()
@@ -131,6 +153,10 @@ class Container:
         )
 
     def close(self) -> None:
+        if "gateway" in self.__dict__ and self.gateway is not None:
+            self.gateway.close()
+        if "ledger" in self.__dict__:
+            self.ledger.close()
         if "traces" in self.__dict__:
             self.traces.close()
         if "retriever" in self.__dict__:

@@ -94,13 +94,15 @@ def test_healthz_readyz_and_openapi(client: TestClient) -> None:
     body = r.json()
     assert body["ready"] and not body["degraded"] and body["store"]["documents"] == 3
     assert body["model"] == {"name": "scripted", "loaded": True}
+    assert body["deployments"] == []  # no remote deployment: no breaker to report
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/v1/query", "/v1/chat/completions", "/v1/search", "/v1/documents"} <= set(paths)
 
 
 def test_readyz_reports_a_missing_local_model_without_loading_it(container: Container) -> None:
-    model = container.chat_model
+    model = container.local_model
     assert isinstance(model, LocalChatModel)
+    assert container.chat_model is not None and container.chat_model.name == model.name
     with TestClient(create_app(container)) as client:
         body = client.get("/readyz").json()
     assert body["ready"] and body["degraded"] and body["degraded_reason"] == "MODEL_MISSING"

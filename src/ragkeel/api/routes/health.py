@@ -1,6 +1,7 @@
 """``GET /healthz`` (the process answers) and ``GET /readyz`` (the store opens; the chat model
-is loaded, or ``degraded`` with the reason: answers are extractive until it is). ``/readyz``
-never loads the model itself."""
+is loaded, or ``degraded`` with the reason: answers are extractive until it is; each remote
+deployment's circuit breaker, ``degraded`` with ``CIRCUIT_OPEN`` when no deployment and no
+local model can take a call). ``/readyz`` never loads the model itself."""
 
 from __future__ import annotations
 
@@ -29,12 +30,18 @@ async def readyz(state: Annotated[ApiState, Depends(get_state)]) -> JSONResponse
     """Readiness: 200 when questions can be answered (perhaps degraded), else 503."""
     store = await run_in_threadpool(_store_status, state)
     model, reason = _model_status(state)
+    gateway = state.container.gateway
+    deployments = gateway.readiness() if gateway is not None else []
+    unavailable = all(d["state"] in ("open", "cooling") for d in deployments)
+    if reason is None and deployments and unavailable and _local(state) is None:
+        reason = "CIRCUIT_OPEN"
     body = {
         "ready": store["ok"],
         "degraded": reason is not None,
         "degraded_reason": reason,
         "store": store,
         "model": model,
+        "deployments": deployments,
     }
     return JSONResponse(body, status_code=200 if store["ok"] else 503)
 
@@ -47,12 +54,27 @@ def _store_status(state: ApiState) -> dict[str, Any]:
     return {"ok": True, "documents": stats.documents, "chunks": stats.chunks}
 
 
+def _local(state: ApiState) -> LocalChatModel | None:
+    """The local GGUF model when answers use it: as the model itself (under its meter) or as
+    the gateway's last rung (``gateway.fallback_to_local``)."""
+    model: object = state.answerer.model
+    while not isinstance(model, LocalChatModel) and hasattr(model, "inner"):
+        model = model.inner
+    if isinstance(model, LocalChatModel):
+        return model
+    if state.container.settings.gateway.fallback_to_local:
+        local = state.container.local_model  # constructing it does not load it
+        return local if isinstance(local, LocalChatModel) else None
+    return None
+
+
 def _model_status(state: ApiState) -> tuple[dict[str, Any], str | None]:
-    model = state.answerer.model
-    if model is None:
+    answering = state.answerer.model
+    if answering is None:
         return {"name": None, "loaded": False}, "NO_MODEL"
-    if not isinstance(model, LocalChatModel):  # remote or scripted: nothing to load
-        return {"name": model.name, "loaded": True}, None
+    model = _local(state)
+    if model is None or model.name != answering.name:  # remote or scripted: nothing to load
+        return {"name": answering.name, "loaded": True}, None
     info: dict[str, Any] = {"name": model.name, "loaded": model.loaded}
     if model.loaded:
         return info, None
