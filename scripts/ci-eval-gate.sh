@@ -7,9 +7,10 @@
 #   exit 2  invalid input, e.g. the data sets changed: rebuild the baseline on purpose with
 #           scripts/ci-eval-gate.sh --update-baseline   (and commit evals/baselines/ci-smoke.json)
 #
-# The run is isolated from the developer's environment: no RAGKEEL_* variables, no ./ragkeel.yaml
-# (it runs from the temporary directory); everything it uses is in evals/ci-smoke.yaml. The index
-# lives in the config's own home (evals/.ragkeel-eval/ci-smoke), reused between runs.
+# The run is isolated from the developer's environment: no RAGKEEL_* variables and an empty
+# settings file instead of ./ragkeel.yaml; everything it uses is in evals/ci-smoke.yaml. It runs
+# from the repository root (so results.json records the git commit). The index lives in the
+# config's own home (.ragkeel-eval/ci-smoke), reused between runs.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -29,7 +30,9 @@ fi
 while read -r name; do unset "$name"; done < <(compgen -e | grep '^RAGKEEL_' || true)
 out="$(mktemp -d "${TMPDIR:-/tmp}/ragkeel-ci-gate.XXXXXX")"
 trap 'rm -rf "$out"' EXIT
-cd "$out"
+echo '{}' >"$out/empty-settings.yaml"
+export RAGKEEL_CONFIG="$out/empty-settings.yaml"
+cd "$repo"
 
 "$ragkeel" eval run "$config" --out "$out/run"
 "$ragkeel" eval gate --baseline "$baseline" --current "$out/run/results.json" \

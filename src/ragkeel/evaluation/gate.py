@@ -33,7 +33,7 @@ from ragkeel.evaluation.compare import OVERALL, Comparison, compare, dataset_mis
 from ragkeel.evaluation.results_view import EvalResults
 
 _EPS = 1e-12  # float slack when comparing a drop with its tolerance
-SLIM_KEEP_HITS = 1  # retrieved hits per row kept in a committed baseline (the top one)
+SLIM_KEEP_HITS = 0  # retrieved hits per row kept in a committed baseline (metrics are scored)
 SLIM_TEXT_CHARS = 40  # characters of retrieved text / citation snippet kept there
 
 
