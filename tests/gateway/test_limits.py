@@ -56,7 +56,7 @@ def test_tokens_are_admitted_on_estimates_and_counted_on_use() -> None:
         limiter.admit("a", estimated_tokens=500)  # 600 in flight + 500 > 1000
     limiter.settle(first, used_tokens=300)  # it used less than estimated
     limiter.settle(first, used_tokens=300)  # settling twice counts once
-    assert limiter.tokens_in_flight("a") == 0
+    assert limiter.tokens_in_flight("a") == 0 and limiter.tokens_used("a") == 300
     second = limiter.admit("a", estimated_tokens=700)  # 300 used + 700 = 1000 fits
     with pytest.raises(RateLimitedError, match="300 used"):
         limiter.admit("a", estimated_tokens=1)

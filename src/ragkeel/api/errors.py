@@ -15,15 +15,26 @@ ConfigError, DatasetError                      400     CONFIG_INVALID, DATASET_I
 any code ending in NOT_FOUND                   404     DOCUMENT_NOT_FOUND, TRACE_NOT_FOUND, ...
 ModelError, ModelUnavailableError              503     MODEL_MISSING, MODEL_CHECKSUM, MODEL_UNAVAILABLE
 EmbeddingError, StorageError                   503     EMBEDDING_FAILED, STORE_ERROR
+RateLimitedError                               429     RATE_LIMITED (admission: a tenant's limit, or
+                                                       the server at capacity)
+BudgetExceededError                            402     BUDGET_EXCEEDED (the request costs more than
+                                                       its max_cost / the tenant's budget allows)
 ModelTimeoutError / ChatModelError             504/502 MODEL_TIMEOUT / MODEL_ERROR
 Starlette HTTPException (404 route, 405...)    its own NOT_FOUND, METHOD_NOT_ALLOWED, ...
 anything else                                  500     INTERNAL (no stack trace in the body; logged)
 =============================================  ======  ==========================================
+
+An error that carries ``retry_after_s`` gets a ``Retry-After`` header in whole seconds, rounded
+up (at least 1). BUDGET_EXCEEDED is 402, not 429: the request *as asked* does not fit, so
+sending it again cannot succeed (change ``max_cost``, ``max_tokens`` or ``k``), and clients that
+retry 429 on their own (the OpenAI SDKs do) would only repeat it; a tenant whose *daily* budget
+is spent is refused at admission as RATE_LIMITED (429, ``Retry-After`` until 00:00 UTC).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
@@ -45,7 +56,13 @@ from ragkeel.errors import (
     StorageError,
     TooLargeError,
 )
-from ragkeel.gateway.errors import ChatModelError, ModelTimeoutError, ModelUnavailableError
+from ragkeel.gateway.errors import (
+    BudgetExceededError,
+    ChatModelError,
+    ModelTimeoutError,
+    ModelUnavailableError,
+    RateLimitedError,
+)
 
 log = logging.getLogger("ragkeel.api")
 
@@ -116,6 +133,8 @@ _STATUS_BY_TYPE: tuple[tuple[type[RagkeelError], int], ...] = (
     (FilterError, 422),
     (ConfigError, 400),
     (DatasetError, 400),
+    (RateLimitedError, 429),
+    (BudgetExceededError, 402),
     (ModelTimeoutError, 504),
     (ModelUnavailableError, 503),
     (ChatModelError, 502),
@@ -211,7 +230,23 @@ async def _ragkeel_error(request: Request, exc: Exception) -> JSONResponse:
     extra = exc.extra if isinstance(exc, ProblemError) else None
     if exc.hint:
         extra = {**(extra or {}), "hint": exc.hint}
-    return problem(status_for(exc), exc.code, exc.message, instance=request.url.path, extra=extra)
+    status = status_for(exc)
+    return problem(
+        status,
+        exc.code,
+        exc.message,
+        instance=request.url.path,
+        extra=extra,
+        headers=retry_after_header(exc),
+    )
+
+
+def retry_after_header(exc: RagkeelError) -> dict[str, str] | None:
+    """``{"Retry-After": "<whole seconds, rounded up, at least 1>"}`` when ``exc`` says when."""
+    seconds = getattr(exc, "retry_after_s", None)
+    if not isinstance(seconds, int | float) or not math.isfinite(seconds) or seconds < 0:
+        return None
+    return {"Retry-After": str(max(math.ceil(seconds), 1))}
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:

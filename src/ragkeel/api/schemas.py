@@ -27,6 +27,12 @@ class QueryRequest(_Strict):
     k: int | None = Field(default=None, ge=1, le=100, description="chunks retrieved")
     mode: GenerationModeIn | None = Field(default=None, description="default: the server's")
     stream: bool = Field(default=False, description="answer as server-sent events")
+    max_cost: float | None = Field(
+        default=None, ge=0, description="USD this answer may cost at most (default: the server's)"
+    )
+    max_tokens: int | None = Field(
+        default=None, ge=1, le=32_768, description="answer tokens at most (default: the server's)"
+    )
 
 
 class UsageOut(BaseModel):

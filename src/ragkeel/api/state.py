@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import Request
 
+from ragkeel.api.admission import Admission, Admitted, estimate_tokens
 from ragkeel.api.event_pump import EventPump
 from ragkeel.api.limits import Limits
 from ragkeel.container import Container
@@ -28,6 +29,7 @@ class ApiState:
     answerer_override: Answerer | None = None
     write_lock: threading.Lock = field(default_factory=threading.Lock)  # uploads and deletes
     model_error: RagkeelError | None = None  # why the start-up model load failed, if it did
+    admission: Admission = field(default_factory=Admission)  # rate limits, load shedding
     _pumps: set[EventPump[Any]] = field(default_factory=set)
     _pumps_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -35,14 +37,31 @@ class ApiState:
     def answerer(self) -> Answerer:
         return self.answerer_override or self.container.answerer
 
-    def answerer_for(self, k: int | None) -> Answerer:
-        """The answerer, retrieving ``k`` chunks instead of its default when ``k`` is given
-        (a shallow copy: the retriever, model, gate and template are shared)."""
-        if k is None or k == self.answerer.k:
-            return self.answerer
-        custom = copy.copy(self.answerer)
-        custom.k = k
+    def answerer_for(self, k: int | None, *, max_tokens: int | None = None) -> Answerer:
+        """The answerer, retrieving ``k`` chunks and answering in at most ``max_tokens``
+        instead of its defaults when given (a shallow copy: the retriever, model, gate and
+        template are shared)."""
+        answerer = self.answerer
+        if (k is None or k == answerer.k) and (
+            max_tokens is None or max_tokens == answerer.max_answer_tokens
+        ):
+            return answerer
+        custom = copy.copy(answerer)
+        custom.k = k if k is not None else answerer.k
+        if max_tokens is not None:
+            custom.max_answer_tokens = max_tokens
         return custom
+
+    def admit(self, request: Request, question: str, max_tokens: int | None) -> Admitted:
+        """Admission for one answer (``RateLimitedError`` when refused): estimated at the
+        answerer's full context budget plus the question plus ``max_tokens``."""
+        answerer = self.answerer
+        estimate = estimate_tokens(
+            question,
+            context_budget=answerer.context_budget,
+            max_tokens=max_tokens or answerer.max_answer_tokens,
+        )
+        return self.admission.admit(request, estimated_tokens=estimate)
 
     def track(self, pump: EventPump[Any]) -> EventPump[Any]:
         with self._pumps_lock:
@@ -73,7 +92,10 @@ class ApiState:
             log.warning("chat model not loaded: %s", exc)
 
 
-def get_state(request: Request) -> ApiState:
+async def get_state(request: Request) -> ApiState:
+    """The routes' dependency. ``async`` so FastAPI calls it on the event loop: a sync one
+    would cost a thread-pool round trip per request, and under load (answer threads holding
+    the GIL) each hop can wait milliseconds, far too slow for a 429 that must take < 5 ms."""
     state = request.app.state.ragkeel
     assert isinstance(state, ApiState)
     return state

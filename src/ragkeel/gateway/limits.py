@@ -123,8 +123,17 @@ class TenantLimiter:
                     self._window.hit(tokens, ticket.tenant, "tokens", cost=min(used_tokens, room))
 
     def tokens_in_flight(self, tenant: str) -> int:
+        """Estimated tokens of the tenant's admitted requests not settled yet."""
         with self._lock:
             return self._in_flight.get(tenant, 0)
+
+    def tokens_used(self, tenant: str) -> int:
+        """Tokens counted (settled) in the tenant's current window; 0 without a token limit."""
+        _, tokens = self.limits_for(tenant).items()
+        if tokens is None:
+            return 0
+        with self._lock:
+            return tokens.amount - self._window.get_window_stats(tokens, tenant, "tokens").remaining
 
     def _check_cost(self, tenant: str) -> None:
         accounts = self.accounts

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
+from ragkeel.api.admission import Admitted, closing
 from ragkeel.api.answers import (
     Finished,
     StreamItem,
@@ -59,16 +60,37 @@ async def chat_completions(
     except RagkeelError as exc:
         record_trace(state.container, ROUTE, error=exc)
         raise
-    question = checked_question(state, text, ROUTE)
-    pump = start_answer(
-        state, question, route=ROUTE, collection=body.collection, k=body.k, mode=body.mode
-    )
+    admitted = state.admit(request, text, _max_tokens(body))  # 429 before any work
+    try:
+        question = checked_question(state, text, ROUTE)
+        pump = start_answer(
+            state, question, route=ROUTE, collection=body.collection, k=body.k, mode=body.mode
+        )
+    except BaseException:
+        admitted.release()
+        raise
     model = served_model(state)
     if body.stream:
-        return EventStreamResponse(_chunks(pump, request, model), on_close=pump.cancel)
-    done = await collect_answer(pump, request)
+        return EventStreamResponse(
+            _chunks(pump, request, model, admitted), on_close=closing(pump.cancel, admitted)
+        )
+    try:
+        done = await collect_answer(pump, request)
+        admitted.used_tokens = done.answer.usage.total_tokens
+    finally:
+        admitted.release()
     out = completion(done.answer, done.trace_id, model=model)
     return JSONResponse(out.model_dump(mode="json"))
+
+
+def _max_tokens(body: ChatCompletionRequest) -> int | None:
+    """OpenAI's ``max_completion_tokens`` / ``max_tokens``, for the admission estimate."""
+    extra = body.model_extra or {}
+    for key in ("max_completion_tokens", "max_tokens"):
+        value = extra.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
 
 
 def served_model(state: ApiState) -> str:
@@ -77,7 +99,7 @@ def served_model(state: ApiState) -> str:
 
 
 async def _chunks(
-    pump: EventPump[StreamItem], request: Request, model: str
+    pump: EventPump[StreamItem], request: Request, model: str, admitted: Admitted
 ) -> AsyncIterator[bytes]:
     cid, created = completion_id(), now()
 
@@ -100,6 +122,7 @@ async def _chunks(
                     note = f"\n\n[the model failed ({item.code}); an extractive answer follows]\n\n"
                     yield data({"content": note})
                 elif isinstance(item, Finished):
+                    admitted.used_tokens = item.answer.usage.total_tokens
                     yield _finish(data, item)
                     yield DONE
                     return

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
+from ragkeel.api.admission import Admitted, closing
 from ragkeel.api.answers import (
     Finished,
     StreamItem,
@@ -54,21 +55,36 @@ async def query(
     body: QueryRequest, request: Request, state: Annotated[ApiState, Depends(get_state)]
 ) -> Response:
     """Answer a question from the index, with numbered citations."""
-    question = checked_question(state, body.question, ROUTE)
-    pump = start_answer(
-        state, question, route=ROUTE, collection=body.collection, k=body.k, mode=body.mode
-    )
+    admitted = state.admit(request, body.question, body.max_tokens)  # 429 before any work
+    try:
+        question = checked_question(state, body.question, ROUTE)
+        pump = start_answer(
+            state, question, route=ROUTE, collection=body.collection, k=body.k, mode=body.mode
+        )
+    except BaseException:
+        admitted.release()
+        raise
     if body.stream:
-        return EventStreamResponse(_events(pump, request), on_close=pump.cancel)
-    done = await collect_answer(pump, request)
+        return EventStreamResponse(
+            _events(pump, request, admitted), on_close=closing(pump.cancel, admitted)
+        )
+    try:
+        done = await collect_answer(pump, request)
+        admitted.used_tokens = done.answer.usage.total_tokens
+    finally:
+        admitted.release()
     out = AnswerOut.from_answer(done.answer, done.trace_id)
     return JSONResponse(out.model_dump(mode="json"))
 
 
-async def _events(pump: EventPump[StreamItem], request: Request) -> AsyncIterator[bytes]:
+async def _events(
+    pump: EventPump[StreamItem], request: Request, admitted: Admitted
+) -> AsyncIterator[bytes]:
     async with aclosing(pump.items()) as items:
         try:
             async for item in items:
+                if isinstance(item, Finished):
+                    admitted.used_tokens = item.answer.usage.total_tokens
                 yield encode(item)
                 if await request.is_disconnected():
                     return  # leaving cancels the pump: generation stops

@@ -1,0 +1,134 @@
+"""Admission at the HTTP edge, before retrieval and before any model call; a refusal is a 429
+``RATE_LIMITED`` problem with ``Retry-After`` (``errors.py``).
+
+The tenant is the API key (``Authorization: Bearer <key>``), kept only as a SHA-256 digest
+(``key-<16 hex>``: never the key itself, in memory, logs or the ledger); without a key, the
+``X-Tenant`` header (trust it only behind a gateway that sets it), else ``anonymous``.
+
+``Admission`` (on ``ApiState``) holds the two gates of ``gateway/limits.py``; either may be off:
+
+- the load shedder, a global cap on answers in flight, applied by ``LoadSheddingMiddleware``
+  to the answer routes *before routing and body parsing*: a refusal is then a few dozen
+  microseconds of Python, so it stays far under 5 ms even while the admitted answers' threads
+  compete for the GIL; the slot is held until the response has been sent (or the client left);
+- the tenant limiter (requests and tokens per minute, cost per day), asked by the routes
+  (``ApiState.admit``) once the body says how many tokens the answer may use. The estimate is an
+  upper bound (the context budget, the question and ``max_tokens``); the tokens actually used
+  are counted when the answer ends (``Admitted.used_tokens`` then ``release``), however it ends.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+
+from fastapi import Request
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ragkeel.api.errors import problem, retry_after_header
+from ragkeel.gateway.errors import RateLimitedError
+from ragkeel.gateway.limits import LoadShedder, TenantLimiter, Ticket
+
+ANONYMOUS = "anonymous"
+ANSWER_PATHS = frozenset({"/v1/query", "/v1/chat/completions"})
+TENANT_HEADER = "x-tenant"
+_CHARS_PER_TOKEN = 3  # a generous estimate for the question before it is tokenized
+
+
+def tenant_of(request: Request) -> str:
+    """Who is asking: a digest of the bearer key, else ``X-Tenant``, else ``anonymous``."""
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and key.strip():
+        return "key-" + hashlib.sha256(key.strip().encode()).hexdigest()[:16]
+    named = request.headers.get(TENANT_HEADER, "").strip()
+    return named[:128] if named else ANONYMOUS
+
+
+@dataclass(slots=True)
+class Admitted:
+    """A request let in: ``release`` when its answer has ended (idempotent)."""
+
+    tenant: str
+    ticket: Ticket | None = None
+    limiter: TenantLimiter | None = None
+    used_tokens: int = 0  # set when the answer's usage is known
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def release(self) -> None:
+        with self._lock:
+            ticket, self.ticket = self.ticket, None
+        if ticket is not None and self.limiter is not None:
+            self.limiter.settle(ticket, self.used_tokens)
+
+
+@dataclass(slots=True)
+class Admission:
+    limiter: TenantLimiter | None = None
+    shedder: LoadShedder | None = None
+
+    def admit(self, request: Request, *, estimated_tokens: int = 0) -> Admitted:
+        """The tenant's limits: let the request in or raise ``RateLimitedError``."""
+        tenant = tenant_of(request)
+        if self.limiter is None:
+            return Admitted(tenant)
+        ticket = self.limiter.admit(tenant, estimated_tokens=estimated_tokens)
+        return Admitted(tenant, ticket, self.limiter)
+
+
+class LoadSheddingMiddleware:
+    """Applies ``Admission.shedder`` (read from ``app.state.ragkeel`` per request, so it can be
+    installed unconditionally) to POSTs on ``paths``."""
+
+    def __init__(self, app: ASGIApp, paths: Collection[str] = ANSWER_PATHS) -> None:
+        self.app = app
+        self.paths = frozenset(paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        shedder = self._shedder(scope)
+        if shedder is None:
+            await self.app(scope, receive, send)
+            return
+        try:  # a free slot now, or (with a queue) wait for one off the event loop
+            permit = shedder.try_acquire()
+            if permit is None:
+                permit = await run_in_threadpool(shedder.acquire)
+        except RateLimitedError as exc:
+            extra = {"hint": exc.hint} if exc.hint else None
+            response = problem(
+                429,
+                exc.code,
+                exc.message,
+                instance=scope["path"],
+                headers=retry_after_header(exc),
+                extra=extra,
+            )
+            await response(scope, receive, send)
+            return
+        with permit:  # released when the response is sent, failed, or the client left
+            await self.app(scope, receive, send)
+
+    def _shedder(self, scope: Scope) -> LoadShedder | None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in self.paths:
+            return None
+        state = getattr(scope["app"].state, "ragkeel", None)
+        admission = getattr(state, "admission", None)
+        return admission.shedder if isinstance(admission, Admission) else None
+
+
+def estimate_tokens(question: str, *, context_budget: int, max_tokens: int) -> int:
+    """An upper bound of an answer's tokens before retrieval: the full context budget, the
+    question (at ~3 characters a token) and every answer token."""
+    return context_budget + len(question) // _CHARS_PER_TOKEN + 1 + max_tokens
+
+
+def closing(cancel: Callable[[], None], admitted: Admitted) -> Callable[[], None]:
+    """What a streamed answer does however it ends: ``cancel`` it, then leave admission."""
+
+    def close() -> None:
+        cancel()
+        admitted.release()
+
+    return close
