@@ -11,6 +11,7 @@ the regressions are made through the run's settings, as a bad change to ragkeel.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -54,18 +55,24 @@ def gated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, GateResult]:
     """Each variant run once (shared home: the corpus is ingested by the first run only) and
     gated against the committed baseline."""
     home = tmp_path_factory.mktemp("ci-gate-home")
+    empty_settings = home / "empty-settings.yaml"
+    empty_settings.write_text("{}\n")
     baseline = load_results(BASELINE)
     gate = load_gate_config(GATE)
     results: dict[str, GateResult] = {}
-    for name, overrides in VARIANTS.items():
-        config = load_eval_config(CI_CONFIG)
-        config = config.model_copy(
-            update={"home": home, "settings": _merge(config.settings, overrides)}
-        )
-        out = tmp_path_factory.mktemp(f"ci-gate-{name}")
-        run_eval(config, out_dir=out, build=Container)
-        current: EvalResults = load_results(out / RESULTS_FILE)
-        results[name] = evaluate_gate(baseline, current, gate)
+    with pytest.MonkeyPatch.context() as env:  # as scripts/ci-eval-gate.sh: only the config counts
+        for name in [n for n in os.environ if n.startswith("RAGKEEL_")]:
+            env.delenv(name)
+        env.setenv("RAGKEEL_CONFIG", str(empty_settings))
+        for name, overrides in VARIANTS.items():
+            config = load_eval_config(CI_CONFIG)
+            config = config.model_copy(
+                update={"home": home, "settings": _merge(config.settings, overrides)}
+            )
+            out = tmp_path_factory.mktemp(f"ci-gate-{name}")
+            run_eval(config, out_dir=out, build=Container)
+            current: EvalResults = load_results(out / RESULTS_FILE)
+            results[name] = evaluate_gate(baseline, current, gate)
     return results
 
 
@@ -76,8 +83,9 @@ def _failed(result: GateResult) -> set[tuple[str, str]]:
 def test_no_op_change_passes_against_the_committed_baseline(gated: dict[str, GateResult]) -> None:
     result = gated["no-op"]
     assert result.passed, [f.reason for f in result.failures]
-    # deterministic pipeline: the committed baseline is reproduced exactly
-    assert all(m.delta == 0 for m in result.comparison.metrics)
+    assert result.notes == []
+    checked = {c.name for c in result.checks if c.status == "pass"}
+    assert {"ndcg@10", "f1", "contains", "latency p95 total (ms)", "error_share"} <= checked
 
 
 def test_switching_keyword_retrieval_off_fails_on_retrieval_metrics(
