@@ -134,6 +134,24 @@ def test_the_estimate_uses_the_highest_price_in_the_chain() -> None:
     assert plan.max_cost == pytest.approx(prompt * 0.001 + 100 * 0.002)  # STRONG's prices
 
 
+def test_the_cheaper_chain_is_priced_by_its_deployments() -> None:
+    strong, metered = _metered()
+    cheap, cheap_metered = _metered(name="a-cheap-chain", price=CHEAP)
+    budget = BudgetChatModel(
+        metered,
+        _prices(),
+        counter=strong.count_tokens,
+        cheaper=cheap_metered,
+        cheaper_deployments=["cheap"],  # the chain's name is not a priced model
+        min_answer_tokens=64,
+    )
+    request = _request(max_cost=0.02)
+    budget.complete(request)
+    assert cheap.calls == 1 and strong.calls == 0
+    assert cheap.requests[0].max_tokens < 100  # priced as "cheap": 100 answer tokens do not fit
+    assert request.log is not None and 0 < request.log.cost <= 0.02
+
+
 def test_the_default_counter_is_the_models_tokenizer() -> None:
     _, metered = _metered(name="gpt-4o")
     budget = BudgetChatModel(metered, PriceTable({"gpt-4o": STRONG}))

@@ -31,7 +31,7 @@ class QueryRequest(_Strict):
         default=None, ge=0, description="USD this answer may cost at most (default: the server's)"
     )
     max_tokens: int | None = Field(
-        default=None, ge=1, le=32_768, description="answer tokens at most (default: the server's)"
+        default=None, ge=1, le=1_000_000, description="tokens at most, prompt plus answer"
     )
 
 

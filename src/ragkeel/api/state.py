@@ -37,30 +37,34 @@ class ApiState:
     def answerer(self) -> Answerer:
         return self.answerer_override or self.container.answerer
 
-    def answerer_for(self, k: int | None, *, max_tokens: int | None = None) -> Answerer:
-        """The answerer, retrieving ``k`` chunks and answering in at most ``max_tokens``
-        instead of its defaults when given (a shallow copy: the retriever, model, gate and
-        template are shared)."""
-        answerer = self.answerer
-        if (k is None or k == answerer.k) and (
-            max_tokens is None or max_tokens == answerer.max_answer_tokens
-        ):
-            return answerer
-        custom = copy.copy(answerer)
-        custom.k = k if k is not None else answerer.k
-        if max_tokens is not None:
-            custom.max_answer_tokens = max_tokens
+    def answerer_for(self, k: int | None) -> Answerer:
+        """The answerer, retrieving ``k`` chunks instead of its default when ``k`` is given
+        (a shallow copy: the retriever, model, gate and template are shared)."""
+        if k is None or k == self.answerer.k:
+            return self.answerer
+        custom = copy.copy(self.answerer)
+        custom.k = k
         return custom
 
-    def admit(self, request: Request, question: str, max_tokens: int | None) -> Admitted:
-        """Admission for one answer (``RateLimitedError`` when refused): estimated at the
-        answerer's full context budget plus the question plus ``max_tokens``."""
+    def admit(
+        self,
+        request: Request,
+        question: str,
+        *,
+        total_tokens: int | None = None,
+        answer_tokens: int | None = None,
+    ) -> Admitted:
+        """Admission for one answer (``RateLimitedError`` when refused). Its token estimate is
+        the answerer's full context budget, the question and ``answer_tokens`` (default: the
+        answerer's), capped by the request's ``total_tokens`` (prompt plus answer) if given."""
         answerer = self.answerer
         estimate = estimate_tokens(
             question,
             context_budget=answerer.context_budget,
-            max_tokens=max_tokens or answerer.max_answer_tokens,
+            max_tokens=answer_tokens or answerer.max_answer_tokens,
         )
+        if total_tokens is not None:
+            estimate = min(estimate, total_tokens)
         return self.admission.admit(request, estimated_tokens=estimate)
 
     def track(self, pump: EventPump[Any]) -> EventPump[Any]:

@@ -5,7 +5,9 @@ writes every call that reached a provider to the cost ledger.
 Before the call it estimates the request's maximum cost: the prompt tokens (counted with the
 model's tokenizer plus OpenAI's chat framing, ``tokenizers.count_message_tokens``) at the input
 price plus ``max_tokens`` at the output price, using the highest prices among ``deployments``
-(the fallback chain may answer on any of them, so this is an upper bound for one call). The
+(the price-table names of the chain's models, default ``inner.name``: the fallback chain may
+answer on any of them, so this is an upper bound for one call; ``cheaper_deployments``
+likewise for ``cheaper``). The
 allowance is the request's ``max_cost`` (else ``default_max_cost``), and also what the tenant
 has left today when ``accounts`` keeps daily budgets. Over the allowance it degrades, each step
 logged as a ``budget`` decision in ``request.log``:
@@ -71,6 +73,7 @@ class BudgetChatModel:
         accounts: CostAccounts | None = None,
         cheaper: ChatModel | None = None,
         deployments: Sequence[str] = (),
+        cheaper_deployments: Sequence[str] = (),
         min_answer_tokens: int = 64,
         default_max_cost: float | None = None,
         default_max_tokens: int | None = None,
@@ -88,8 +91,9 @@ class BudgetChatModel:
         self.ledger = ledger
         self._options = [_Option(inner, _upper_price(prices, names), counter or _lazy(names[0]))]
         if cheaper is not None:
-            price = _upper_price(prices, [cheaper.name])
-            self._options.append(_Option(cheaper, price, _lazy(cheaper.name)))
+            cheap_names = list(cheaper_deployments) or [cheaper.name]
+            price = _upper_price(prices, cheap_names)
+            self._options.append(_Option(cheaper, price, _lazy(cheap_names[0])))
 
     @property
     def name(self) -> str:

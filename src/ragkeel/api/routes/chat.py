@@ -60,7 +60,7 @@ async def chat_completions(
     except RagkeelError as exc:
         record_trace(state.container, ROUTE, error=exc)
         raise
-    admitted = state.admit(request, text, _max_tokens(body))  # 429 before any work
+    admitted = state.admit(request, text, answer_tokens=_max_tokens(body))  # 429 first
     try:
         question = checked_question(state, text, ROUTE)
         pump = start_answer(

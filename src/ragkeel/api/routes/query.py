@@ -55,7 +55,7 @@ async def query(
     body: QueryRequest, request: Request, state: Annotated[ApiState, Depends(get_state)]
 ) -> Response:
     """Answer a question from the index, with numbered citations."""
-    admitted = state.admit(request, body.question, body.max_tokens)  # 429 before any work
+    admitted = state.admit(request, body.question, total_tokens=body.max_tokens)  # 429 first
     try:
         question = checked_question(state, body.question, ROUTE)
         pump = start_answer(
