@@ -130,6 +130,7 @@ class Container:
             extractive_sentences=gen.extractive_sentences,
             cost_of=self.prices.cost if gen.provider == "openai" else None,
             deadline_s=self.settings.gateway.request_deadline_s,
+            default_max_tokens=self.settings.gateway.budget.max_tokens,
         )
 
     @cached_property

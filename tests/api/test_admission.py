@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ragkeel.api.admission import ANONYMOUS, Admission, LoadSheddingMiddleware, tenant_of
+from ragkeel.api.admission import ANONYMOUS, Admission, tenant_of
 from ragkeel.api.errors import install_error_handlers
 from ragkeel.gateway.errors import BudgetExceededError, RateLimitedError
 from ragkeel.gateway.limits import LoadShedder, TenantLimiter, TenantLimits
@@ -90,7 +90,7 @@ def test_tokens_are_settled_with_the_answers_usage(make_app: MakeApp) -> None:
     limiter = TenantLimiter(TenantLimits(requests=None, tokens=100_000))
     _admission(api.app, Admission(limiter=limiter))
     with TestClient(api.app) as client:
-        r = client.post("/v1/query", json={"question": ON_TOPIC, "max_tokens": 50})
+        r = client.post("/v1/query", json={"question": ON_TOPIC, "max_tokens": 2000})
         assert r.status_code == 200
         used = r.json()["usage"]["total_tokens"]
         assert used > 0
@@ -104,7 +104,6 @@ def test_tokens_are_settled_with_the_answers_usage(make_app: MakeApp) -> None:
 def test_the_slot_is_released_however_the_answer_ends(make_app: MakeApp) -> None:
     api = make_app()
     shedder = LoadShedder(1)
-    api.app.add_middleware(LoadSheddingMiddleware)
     _admission(api.app, Admission(shedder=shedder))
     with TestClient(api.app) as client:
         assert client.post("/v1/query", json={"question": ON_TOPIC}).status_code == 200
@@ -204,7 +203,6 @@ def test_scenario_9_overload_at_3x_capacity(make_app: MakeApp) -> None:
     admitted answers' threads retrieve (and hold the GIL). The 5 ms bound is the issue's."""
     api = make_app([GOOD], token_delay_s=0.014)
     timings: list[tuple[int, float]] = []
-    api.app.add_middleware(LoadSheddingMiddleware)
     api.app.add_middleware(_Timing, sink=timings)  # outermost: it times the shedding too
     _admission(api.app, Admission(shedder=LoadShedder(4, retry_after_s=1.0)))
     with serve(api.app) as base:
@@ -236,7 +234,6 @@ def test_scenario_9_overload_at_3x_capacity(make_app: MakeApp) -> None:
 def test_only_answer_routes_are_shed(make_app: MakeApp) -> None:
     api = make_app()
     shedder = LoadShedder(1)
-    api.app.add_middleware(LoadSheddingMiddleware)
     _admission(api.app, Admission(shedder=shedder))
     held = shedder.try_acquire()  # the server is full
     with TestClient(api.app) as client:
@@ -247,3 +244,14 @@ def test_only_answer_routes_are_shed(make_app: MakeApp) -> None:
         assert refused.json()["code"] == "RATE_LIMITED" and api.model.calls == 0
     assert held is not None
     held.release()
+
+
+def test_max_tokens_and_max_cost_reach_the_answer(make_app: MakeApp) -> None:
+    api = make_app()
+    with TestClient(api.app) as client:
+        tight = client.post("/v1/query", json={"question": ON_TOPIC, "max_tokens": 40}).json()
+        assert tight["degraded"] and tight["degraded_reason"] == "BUDGET_EXCEEDED"
+        assert tight["mode"] == "extractive" and tight["served_by"] == "extractive"
+        roomy = client.post("/v1/query", json={"question": ON_TOPIC, "max_tokens": 4000}).json()
+        assert not roomy["degraded"] and roomy["served_by"] == "scripted"
+        assert roomy["gateway"] is None or roomy["gateway"]["attempts"] == []

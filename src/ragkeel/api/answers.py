@@ -26,7 +26,7 @@ from ragkeel.generation.answer import (
     RetrievalEvent,
     TokenEvent,
 )
-from ragkeel.generation.answerer import GenerationMode
+from ragkeel.generation.answerer import NO_BUDGET, Budget, GenerationMode
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,9 +55,10 @@ def start_answer(
     collection: str | None,
     k: int | None,
     mode: GenerationMode | None,
+    budget: Budget = NO_BUDGET,
 ) -> EventPump[StreamItem]:
     """The answer's events, produced in a thread as soon as they are iterated."""
-    events = state.answerer_for(k).stream(question, collection=collection, mode=mode)
+    events = state.answerer_for(k).stream(question, collection=collection, mode=mode, budget=budget)
     source = _traced(state.container, events, question, route)
     pump: EventPump[StreamItem] = EventPump(source, name="ragkeel-answer")
     state.track(pump)

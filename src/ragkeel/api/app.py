@@ -17,12 +17,14 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 import ragkeel
+from ragkeel.api.admission import Admission, LoadSheddingMiddleware
 from ragkeel.api.errors import install_error_handlers
 from ragkeel.api.limits import BodyLimitMiddleware, Limits
 from ragkeel.api.routes import ROUTERS
 from ragkeel.api.state import ApiState
 from ragkeel.container import Container
 from ragkeel.errors import RagkeelError
+from ragkeel.gateway.limits import LoadShedder, TenantLimiter, TenantLimits
 from ragkeel.generation.answerer import Answerer
 
 log = logging.getLogger("ragkeel.api")
@@ -34,10 +36,13 @@ def create_app(
     answerer: Answerer | None = None,
     limits: Limits | None = None,
     preload_model: bool = False,
+    admission: Admission | None = None,
 ) -> FastAPI:
     """The API over ``container``, which its lifespan opens and closes (nothing is opened
-    before). ``answerer`` replaces ``container.answerer`` (tests pass one with a scripted model)."""
+    before). ``answerer`` replaces ``container.answerer`` (tests pass one with a scripted model);
+    ``admission`` replaces the rate limits and load shedding built from ``gateway.limits``."""
     state = ApiState(container, limits or Limits(), answerer)
+    state.admission = admission or admission_from_settings(container)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -60,10 +65,25 @@ def create_app(
     )
     app.state.ragkeel = state
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=state.limits.max_body_bytes)
+    app.add_middleware(LoadSheddingMiddleware)  # added last = runs first: shed before anything
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
     return app
+
+
+def admission_from_settings(container: Container) -> Admission:
+    """Per-tenant limits (only those configured) and the global in-flight cap."""
+    lim = container.settings.gateway.limits
+    limiter = None
+    if any(
+        v is not None for v in (lim.requests_per_minute, lim.tokens_per_minute, lim.cost_per_day)
+    ):
+        limiter = TenantLimiter(
+            TenantLimits(requests=lim.requests_per_minute, tokens=lim.tokens_per_minute),
+            accounts=container.accounts if lim.cost_per_day is not None else None,
+        )
+    return Admission(limiter=limiter, shedder=LoadShedder(lim.max_in_flight))
 
 
 def _open(state: ApiState) -> None:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -165,6 +165,13 @@ class AnswerOut(BaseModel):
     unsupported_sentences: list[str]
     gate: GateOut | None
     hits: list[HitOut]
+    served_by: str | None = Field(
+        description="which rung answered: a deployment's name, 'extractive' or 'cannot_answer'"
+    )
+    gateway: dict[str, Any] | None = Field(
+        description="what the gateway did: attempts (deployment, outcome, code, latency, "
+        "tokens, cost) and decisions (router, budget, retry, breaker, fallback)"
+    )
 
     @classmethod
     def from_answer(cls, a: Answer, trace_id: str | None) -> AnswerOut:
@@ -187,6 +194,8 @@ class AnswerOut(BaseModel):
             unsupported_sentences=list(a.unsupported_sentences),
             gate=GateOut.from_gate(a.gate) if a.gate else None,
             hits=[HitOut.from_hit(i, h) for i, h in enumerate(a.hits, start=1)],
+            served_by=a.served_by,
+            gateway=dict(a.gateway) if a.gateway is not None else None,
         )
 
 

@@ -86,7 +86,12 @@ class ApiState:
     def load_model(self) -> None:
         """Load the chat model now (run in a background thread at start-up); a failure is kept
         for ``/readyz`` and the answers degrade to extractive."""
-        load = getattr(self.answerer.model, "load", None)
+        model: object = self.answerer.model
+        while not hasattr(model, "load") and hasattr(model, "inner"):  # under the gateway's meter
+            model = model.inner
+        if self.container.settings.gateway.fallback_to_local:  # the local model is the last rung
+            model = self.container.local_model
+        load = getattr(model, "load", None)
         if not callable(load):
             return
         try:

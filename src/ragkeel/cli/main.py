@@ -9,7 +9,18 @@ from typing import Annotated
 
 import typer
 
-from ragkeel.cli import ask, collections, config, eval, ingest, models, search, serve, traces
+from ragkeel.cli import (
+    ask,
+    collections,
+    config,
+    costs,
+    eval,
+    ingest,
+    models,
+    search,
+    serve,
+    traces,
+)
 from ragkeel.errors import ConfigError, RagkeelError
 
 app = typer.Typer(
@@ -38,6 +49,7 @@ app.command("ask")(ask.ask_command)
 app.command("traces")(traces.traces_command)
 app.command("trace")(traces.trace_command)
 app.command("serve")(serve.serve_command)
+app.command("costs")(costs.costs_command)
 app.add_typer(config.app, name="config")
 app.add_typer(eval.app, name="eval")
 app.add_typer(collections.app, name="collections")

@@ -31,8 +31,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from jsonschema.exceptions import SchemaError, best_match  # type: ignore[import-untyped]
-from jsonschema.validators import validator_for  # type: ignore[import-untyped]
+from jsonschema.exceptions import SchemaError, best_match
+from jsonschema.validators import validator_for
 
 from ragkeel.evaluation.cases import EvalCase, Expect
 from ragkeel.generation.answer import Answer

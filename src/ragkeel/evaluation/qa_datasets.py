@@ -28,8 +28,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from jsonschema.exceptions import best_match  # type: ignore[import-untyped]
-from jsonschema.validators import Draft202012Validator  # type: ignore[import-untyped]
+from jsonschema.exceptions import best_match
+from jsonschema.validators import Draft202012Validator
 
 from ragkeel.errors import DatasetError
 from ragkeel.evaluation.cases import CorpusSpec, EvalCase, EvalDataset

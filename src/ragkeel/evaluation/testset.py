@@ -20,8 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from jsonschema.exceptions import best_match  # type: ignore[import-untyped]
-from jsonschema.validators import Draft202012Validator  # type: ignore[import-untyped]
+from jsonschema.exceptions import best_match
+from jsonschema.validators import Draft202012Validator
 
 from ragkeel.errors import DatasetError
 from ragkeel.evaluation.answer_metrics import schema_problem

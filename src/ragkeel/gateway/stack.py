@@ -140,16 +140,20 @@ def build_gateway(
             [*(rungs[d.name] for d in ds), *tail], continue_interrupted=g.continue_interrupted
         )
 
-    def budgeted(ds: Sequence[DeploymentSettings], cheaper: ChatModel | None) -> ChatModel:
+    def budgeted(
+        ds: Sequence[DeploymentSettings], cheaper: Sequence[DeploymentSettings] = ()
+    ) -> ChatModel:
+        # gateway.budget.max_tokens (prompt + answer) is applied by the answer flow, which can
+        # shrink the context; here only cost is checked (max_tokens of a call = answer tokens)
         return BudgetChatModel(
             chain(ds),
             prices,
             accounts=accounts,
-            cheaper=cheaper,
+            cheaper=chain(cheaper) if cheaper else None,
             deployments=[d.model for d in ds],
+            cheaper_deployments=[d.model for d in cheaper],
             min_answer_tokens=g.budget.min_answer_tokens,
             default_max_cost=g.budget.max_cost,
-            default_max_tokens=g.budget.max_tokens,
             ledger=ledger,
         )
 
@@ -157,9 +161,9 @@ def build_gateway(
     strong = [d for d in remote if d.tier == "strong"]
     top: ChatModel
     if g.routing.enabled and cheap and strong:
-        top = RouterChatModel(budgeted(cheap, None), budgeted(strong, chain(cheap)), _rules(g))
+        top = RouterChatModel(budgeted(cheap), budgeted(strong, cheap), _rules(g))
     else:
-        top = budgeted(remote, chain(cheap) if cheap and strong else None)
+        top = budgeted(remote, cheap if cheap and strong else ())
     return GatewayStack(top, tuple(breakers.values()), closers)
 
 

@@ -80,7 +80,7 @@ def load_encoding(encoding_name: str) -> Any:
 def _load(encoding_name: str) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        import bpe_openai  # type: ignore[import-untyped]  # imported here: see above
+        import bpe_openai  # imported here: see above
 
         return bpe_openai.get_encoding(encoding_name)
 

@@ -145,6 +145,7 @@ class Answerer:
         cost_of: Callable[[str, Usage], float] | None = None,
         deadline_s: float | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        default_max_tokens: int | None = None,
     ) -> None:
         if k < 1 or max_answer_tokens < 1 or extractive_sentences < 1:
             raise ValueError("k, max_answer_tokens and extractive_sentences must be at least 1")
@@ -165,6 +166,7 @@ class Answerer:
         self.extractive_sentences = extractive_sentences
         self.cost_of = cost_of  # (model name, usage) -> USD; None: every model is free (local)
         self.deadline_s = deadline_s  # the whole model call incl. retries and fallbacks
+        self.default_max_tokens = default_max_tokens  # prompt + answer, unless the request says
         self._time = clock
         self._count: CountTokens = model.count_tokens if model else RegexTokenCounter().count
 
@@ -207,6 +209,8 @@ class Answerer:
         for key, stage in _RETRIEVAL_STAGES.items():
             if key in result.timings_ms:
                 clock.ms[stage] = result.timings_ms[key]
+        if budget.max_tokens is None and self.default_max_tokens is not None:
+            budget = dataclasses.replace(budget, max_tokens=self.default_max_tokens)
         run = _Run(question, result, self.gate.decide(result), clock, budget)
         yield RetrievalEvent(result.hits, result.confidence, run.gate)
         if not run.gate.passed:

@@ -111,7 +111,9 @@ class Chunker:
         out: list[_Unit] = []
         for first in range(0, len(spans), step):
             window = spans[first : first + budget]
-            out.append(_Unit(offset + window[0][0], offset + window[-1][1], len(window), index, False))
+            out.append(
+                _Unit(offset + window[0][0], offset + window[-1][1], len(window), index, False)
+            )
             if first + budget >= len(spans):
                 break
         return out

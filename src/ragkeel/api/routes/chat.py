@@ -43,6 +43,7 @@ from ragkeel.api.state import ApiState, get_state
 from ragkeel.api.tracing import record_trace
 from ragkeel.errors import RagkeelError
 from ragkeel.generation.answer import ErrorEvent, TokenEvent
+from ragkeel.generation.answerer import Budget
 
 ROUTE = "/v1/chat/completions"
 router = APIRouter(tags=["openai"])
@@ -64,7 +65,13 @@ async def chat_completions(
     try:
         question = checked_question(state, text, ROUTE)
         pump = start_answer(
-            state, question, route=ROUTE, collection=body.collection, k=body.k, mode=body.mode
+            state,
+            question,
+            route=ROUTE,
+            collection=body.collection,
+            k=body.k,
+            mode=body.mode,
+            budget=Budget(admitted.tenant),
         )
     except BaseException:
         admitted.release()

@@ -39,6 +39,7 @@ from ragkeel.api.schemas import (
 from ragkeel.api.sse import EventStreamResponse, frame
 from ragkeel.api.state import ApiState, get_state
 from ragkeel.generation.answer import CitationEvent, ErrorEvent, RetrievalEvent, TokenEvent
+from ragkeel.generation.answerer import Budget
 
 ROUTE = "/v1/query"
 router = APIRouter(tags=["answers"])
@@ -58,8 +59,15 @@ async def query(
     admitted = state.admit(request, body.question, total_tokens=body.max_tokens)  # 429 first
     try:
         question = checked_question(state, body.question, ROUTE)
+        budget = Budget(admitted.tenant, body.max_cost, body.max_tokens)
         pump = start_answer(
-            state, question, route=ROUTE, collection=body.collection, k=body.k, mode=body.mode
+            state,
+            question,
+            route=ROUTE,
+            collection=body.collection,
+            k=body.k,
+            mode=body.mode,
+            budget=budget,
         )
     except BaseException:
         admitted.release()
