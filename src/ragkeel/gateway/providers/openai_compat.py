@@ -22,30 +22,24 @@
 * ``count_tokens`` is an approximation: the server's tokenizer is unknown, so
   ``RegexTokenCounter`` (words and punctuation marks) stands in for it. Close to BPE counts for
   English prose, an under-count for code and non-Latin scripts.
+
+The HTTP plumbing (client, timeouts, status and transport errors, redaction) is ``ProviderHttp``
+(``http_client.py``), shared with the Anthropic client.
 """
 
 from __future__ import annotations
 
-import json
-import time
-from collections.abc import Generator, Iterator
+from collections.abc import Generator
+from contextlib import closing
 from typing import Any
 
 import httpx
 
 from ragkeel.gateway.base import ChatChunk, ChatRequest, ChatResponse, FinishReason, Usage
-from ragkeel.gateway.errors import (
-    ChatModelError,
-    ModelRateLimitedError,
-    ModelRequestError,
-    ModelTimeoutError,
-    ModelUnavailableError,
-    StreamInterruptedError,
-)
-from ragkeel.http_headers import retry_after_seconds
+from ragkeel.gateway.errors import ChatModelError
+from ragkeel.gateway.providers.http_client import ProviderHttp
 from ragkeel.tokens import RegexTokenCounter
 
-_EXCERPT = 200
 PROVIDER = "openai_compat"
 
 
@@ -62,17 +56,22 @@ class OpenAICompatChatModel:
         transport: httpx.BaseTransport | None = None,
         name: str | None = None,
     ) -> None:
-        if timeout_s <= 0:
-            raise ValueError(f"timeout_s must be positive, got {timeout_s}")
         headers = {"Accept": "application/json"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
-        self._secret = api_key or None
-        self._client = httpx.Client(headers=headers, timeout=timeout_s, transport=transport)
-        self._url = base_url.rstrip("/") + "/chat/completions"
         self.model = model
         self.timeout_s = timeout_s
         self._name = name or model
+        self._http = ProviderHttp(
+            base_url.rstrip("/") + "/chat/completions",
+            name=self._name,
+            provider=PROVIDER,
+            headers=headers,
+            secret=api_key,
+            timeout_s=timeout_s,
+            transport=transport,
+            hint_for=_hint_for,
+        )
         self._counter = RegexTokenCounter()
 
     @property
@@ -84,7 +83,7 @@ class OpenAICompatChatModel:
         return self._counter.count(text)
 
     def close(self) -> None:
-        self._client.close()
+        self._http.close()
 
     def __enter__(self) -> OpenAICompatChatModel:
         return self
@@ -95,15 +94,8 @@ class OpenAICompatChatModel:
     # -- complete -------------------------------------------------------------------------
 
     def complete(self, request: ChatRequest) -> ChatResponse:
-        timeout = self._timeout(request)
-        try:
-            response = self._client.post(
-                self._url, json=self._payload(request, stream=False), timeout=timeout
-            )
-        except httpx.HTTPError as exc:
-            raise self._transport_error(exc, timeout) from exc
-        self._check_status(response)
-        body = self._json(response.text)
+        timeout = self._http.timeout_for(request)
+        body = self._http.post_json(self._payload(request, stream=False), timeout)
         try:
             choice = body["choices"][0]
             text = choice["message"]["content"] or ""
@@ -111,7 +103,8 @@ class OpenAICompatChatModel:
                 raise TypeError("content is not a string")
         except (KeyError, IndexError, TypeError) as exc:
             raise ChatModelError(
-                f"{self._url} returned no choices[0].message.content: {exc!r}", model=self._name
+                f"{self._http.url} returned no choices[0].message.content: {exc!r}",
+                model=self._name,
             ) from exc
         usage = _usage(body.get("usage")) or self._estimate(request, text)
         return ChatResponse(text, usage, self._name, _finish(choice.get("finish_reason")))
@@ -123,44 +116,16 @@ class OpenAICompatChatModel:
         return self._stream(request)
 
     def _stream(self, request: ChatRequest) -> Generator[ChatChunk, None, None]:
-        timeout = self._timeout(request)
-        started = time.monotonic()
-        http_request = self._client.build_request(
-            "POST", self._url, json=self._payload(request, stream=True), timeout=timeout
-        )
-        try:
-            response = self._client.send(http_request, stream=True)
-        except httpx.HTTPError as exc:
-            raise self._transport_error(exc, timeout) from exc
-        try:
-            if not 200 <= response.status_code < 300:
-                try:
-                    response.read()
-                except httpx.HTTPError as exc:
-                    raise self._transport_error(exc, timeout) from exc
-                self._check_status(response)
-            yield from self._events(request, response, started, timeout)
-        finally:
-            response.close()
-
-    def _events(
-        self, request: ChatRequest, response: httpx.Response, started: float, timeout: float
-    ) -> Iterator[ChatChunk]:
+        timeout = self._http.timeout_for(request)
+        payload = self._payload(request, stream=True)
         parts: list[str] = []
         finish: FinishReason = "stop"
         usage: Usage | None = None
-        done = False
-        try:
-            for line in response.iter_lines():
-                if time.monotonic() - started > timeout:
-                    raise self._timeout_error(timeout)
-                if not line.startswith("data:"):
-                    continue  # blank separators, comments (": keep-alive"), event/id fields
-                data = line[len("data:") :].strip()
+        with closing(self._http.stream_data(payload, timeout, parts)) as lines:
+            for data in lines:
                 if data == "[DONE]":
-                    done = True
                     break
-                event = self._json(data)
+                event = self._http.json(data)
                 usage = _usage(event.get("usage")) or usage
                 for choice in event.get("choices") or ():
                     if not isinstance(choice, dict) or choice.get("index", 0) != 0:
@@ -172,13 +137,9 @@ class OpenAICompatChatModel:
                         yield ChatChunk(content)
                     if choice.get("finish_reason"):
                         finish = _finish(choice["finish_reason"])
-        except httpx.HTTPError as exc:
-            if parts and not isinstance(exc, httpx.TimeoutException):
-                raise self._interrupted(f"{type(exc).__name__}: {exc}", parts) from exc
-            raise self._transport_error(exc, timeout) from exc
-        if not done:
-            raise self._interrupted("closed the stream before [DONE]", parts)
-        yield ChatChunk("", finish, usage or self._estimate(request, "".join(parts)))
+            else:
+                raise self._http.interrupted("closed the stream before [DONE]", parts)
+            yield ChatChunk("", finish, usage or self._estimate(request, "".join(parts)))
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -196,83 +157,9 @@ class OpenAICompatChatModel:
             payload["stream_options"] = {"include_usage": True}
         return payload
 
-    def _timeout(self, request: ChatRequest) -> float:
-        return request.timeout_s if request.timeout_s is not None else self.timeout_s
-
     def _estimate(self, request: ChatRequest, text: str) -> Usage:
         prompt = sum(self.count_tokens(m.content) for m in request.messages)
         return Usage(prompt, self.count_tokens(text))
-
-    def _json(self, text: str) -> dict[str, Any]:
-        try:
-            body = json.loads(text)
-        except ValueError as exc:
-            raise ChatModelError(
-                f"{self._url} returned invalid JSON: {self._excerpt(text)}", model=self._name
-            ) from exc
-        if not isinstance(body, dict):
-            raise ChatModelError(
-                f"{self._url} returned JSON that is not an object: {self._excerpt(text)}",
-                model=self._name,
-            )
-        return body
-
-    def _check_status(self, response: httpx.Response) -> None:
-        status = response.status_code
-        if 200 <= status < 300:
-            return
-        message = f"{self._url} returned HTTP {status}: {self._excerpt(response.text)}"
-        retry_after = retry_after_seconds(response)
-        if status == 429:
-            raise ModelRateLimitedError(
-                message,
-                model=self._name,
-                retry_after_s=retry_after,
-                status=status,
-                provider=PROVIDER,
-            )
-        if status >= 500:
-            raise ModelUnavailableError(
-                message,
-                model=self._name,
-                retry_after_s=retry_after,
-                status=status,
-                provider=PROVIDER,
-            )
-        raise ModelRequestError(
-            message, model=self._name, hint=_hint_for(status), status=status, provider=PROVIDER
-        )
-
-    def _interrupted(self, why: str, parts: list[str]) -> StreamInterruptedError:
-        return StreamInterruptedError(
-            self._redact(f"{self._url} {why} after {len(parts)} chunks"),
-            model=self._name,
-            partial="".join(parts),
-        )
-
-    def _transport_error(self, exc: httpx.HTTPError, timeout: float) -> ChatModelError:
-        if isinstance(exc, httpx.TimeoutException):
-            return self._timeout_error(timeout)
-        return ModelUnavailableError(
-            self._redact(f"{self._url} request failed: {type(exc).__name__}: {exc}"),
-            model=self._name,
-            provider=PROVIDER,
-        )
-
-    def _timeout_error(self, timeout: float) -> ModelTimeoutError:
-        return ModelTimeoutError(
-            f"{self._name} did not answer within {timeout:g} s",
-            model=self._name,
-            timeout_s=timeout,
-            provider=PROVIDER,
-        )
-
-    def _excerpt(self, text: str) -> str:
-        flat = self._redact(" ".join(text.split()))
-        return flat[:_EXCERPT] + ("..." if len(flat) > _EXCERPT else "")
-
-    def _redact(self, text: str) -> str:
-        return text.replace(self._secret, "***") if self._secret else text
 
 
 def _finish(reason: object) -> FinishReason:

@@ -1,0 +1,207 @@
+"""``ProviderHttp``: the HTTP plumbing the remote chat providers share (OpenAI-compatible and
+Anthropic). Each provider owns one (composition: the provider maps requests and responses, this
+object sends them and maps failures), so both fail the same way:
+
+* One ``httpx.Client`` (connection pool, thread-safe) per provider, with the provider's headers
+  and ``timeout_s`` as the default per-operation timeout; ``close`` closes it.
+* ``timeout_for(request)``: ``request.timeout_s`` if set, else the provider's ``timeout_s``.
+* ``post_json`` POSTs and returns the body as a JSON object; ``stream_data`` POSTs with a
+  streamed response and yields the payload of every server-sent ``data:`` line (blank
+  separators, comments and other fields are skipped), checking the clock between lines. The
+  response is closed when the generator ends or is closed (the server sees the hang-up).
+* Errors (``provider`` set; ``status`` when there is one): an httpx timeout ->
+  ``ModelTimeoutError``; any other transport failure -> ``ModelUnavailableError``, or
+  ``StreamInterruptedError`` with the partial text once a stream delivered some; 429 ->
+  ``ModelRateLimitedError`` and 5xx (Anthropic's 529 too) -> ``ModelUnavailableError``, both
+  with ``retry_after_s`` from ``Retry-After``; any other non-2xx -> ``ModelRequestError`` with the
+  provider's hint for the status; a body that is not a JSON object -> ``ChatModelError``.
+  Messages quote at most ``EXCERPT`` characters of the body (``describe`` may first pick the
+  provider's error text out of it) and never contain the API key: it is redacted if echoed.
+
+No retries here: retry, breaker and fallback are wrappers over the ``ChatModel`` protocol.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Generator
+from typing import Any
+
+import httpx
+
+from ragkeel.gateway.base import ChatRequest
+from ragkeel.gateway.errors import (
+    ChatModelError,
+    ModelRateLimitedError,
+    ModelRequestError,
+    ModelTimeoutError,
+    ModelUnavailableError,
+    StreamInterruptedError,
+)
+from ragkeel.http_headers import retry_after_seconds
+
+EXCERPT = 200  # characters of a response body quoted in an error message
+
+
+def _as_is(body: str) -> str:
+    return body
+
+
+class ProviderHttp:
+    """Sends one provider's requests to ``url`` and maps its failures onto the gateway's error
+    tree. ``name`` is the deployment name the errors carry; ``secret`` (the API key) is redacted
+    from every message; ``hint_for(status)`` is the hint of a rejected request (4xx but 429)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        name: str,
+        provider: str,
+        headers: dict[str, str],
+        secret: str | None,
+        timeout_s: float,
+        transport: httpx.BaseTransport | None,
+        hint_for: Callable[[int], str],
+        describe: Callable[[str], str] = _as_is,
+    ) -> None:
+        if timeout_s <= 0:
+            raise ValueError(f"timeout_s must be positive, got {timeout_s}")
+        self.url = url
+        self.name = name
+        self.provider = provider
+        self.timeout_s = timeout_s
+        self._secret = secret or None
+        self._hint_for = hint_for
+        self._describe = describe
+        self._client = httpx.Client(headers=headers, timeout=timeout_s, transport=transport)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def timeout_for(self, request: ChatRequest) -> float:
+        return request.timeout_s if request.timeout_s is not None else self.timeout_s
+
+    # -- sending --------------------------------------------------------------------------
+
+    def post_json(self, payload: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """POSTs ``payload``; the 2xx body as a JSON object, else the typed error."""
+        try:
+            response = self._client.post(self.url, json=payload, timeout=timeout)
+        except httpx.HTTPError as exc:
+            raise self.transport_error(exc, timeout) from exc
+        self.check_status(response)
+        return self.json(response.text)
+
+    def stream_data(
+        self, payload: dict[str, Any], timeout: float, parts: list[str]
+    ) -> Generator[str, None, None]:
+        """The ``data:`` payloads of a streamed POST, sent on the first ``next``. ``parts`` is
+        the caller's list of the text delivered so far: once it is non-empty, a broken
+        connection is a ``StreamInterruptedError`` carrying it. Close the generator (e.g. with
+        ``contextlib.closing``) to close the response when the caller stops early."""
+        started = time.monotonic()
+        http_request = self._client.build_request("POST", self.url, json=payload, timeout=timeout)
+        try:
+            response = self._client.send(http_request, stream=True)
+        except httpx.HTTPError as exc:
+            raise self.transport_error(exc, timeout) from exc
+        try:
+            if not 200 <= response.status_code < 300:
+                try:
+                    response.read()
+                except httpx.HTTPError as exc:
+                    raise self.transport_error(exc, timeout) from exc
+                self.check_status(response)
+            try:
+                for line in response.iter_lines():
+                    if time.monotonic() - started > timeout:
+                        raise self.timeout_error(timeout)
+                    if line.startswith("data:"):
+                        yield line[len("data:") :].strip()
+            except httpx.HTTPError as exc:
+                if parts and not isinstance(exc, httpx.TimeoutException):
+                    raise self.interrupted(f"{type(exc).__name__}: {exc}", parts) from exc
+                raise self.transport_error(exc, timeout) from exc
+        finally:
+            response.close()
+
+    # -- reading --------------------------------------------------------------------------
+
+    def json(self, text: str) -> dict[str, Any]:
+        """``text`` as a JSON object, else ``ChatModelError`` quoting an excerpt."""
+        try:
+            body = json.loads(text)
+        except ValueError as exc:
+            raise ChatModelError(
+                f"{self.url} returned invalid JSON: {self.excerpt(text)}", model=self.name
+            ) from exc
+        if not isinstance(body, dict):
+            raise ChatModelError(
+                f"{self.url} returned JSON that is not an object: {self.excerpt(text)}",
+                model=self.name,
+            )
+        return body
+
+    def describe(self, body: str) -> str:
+        """What an error body says (the provider's ``describe``), as a redacted excerpt."""
+        return self.excerpt(self._describe(body))
+
+    def excerpt(self, text: str) -> str:
+        flat = self.redact(" ".join(text.split()))
+        return flat[:EXCERPT] + ("..." if len(flat) > EXCERPT else "")
+
+    def redact(self, text: str) -> str:
+        return text.replace(self._secret, "***") if self._secret else text
+
+    # -- errors ---------------------------------------------------------------------------
+
+    def check_status(self, response: httpx.Response) -> None:
+        """Nothing for a 2xx; else raises the status's typed error (see the module doc)."""
+        status = response.status_code
+        if 200 <= status < 300:
+            return
+        message = f"{self.url} returned HTTP {status}: {self.describe(response.text)}"
+        if status == 429 or status >= 500:
+            kind = ModelRateLimitedError if status == 429 else ModelUnavailableError
+            raise kind(
+                message,
+                model=self.name,
+                retry_after_s=retry_after_seconds(response),
+                status=status,
+                provider=self.provider,
+            )
+        raise ModelRequestError(
+            message,
+            model=self.name,
+            hint=self._hint_for(status),
+            status=status,
+            provider=self.provider,
+        )
+
+    def interrupted(self, why: str, parts: list[str]) -> StreamInterruptedError:
+        error = StreamInterruptedError(
+            self.redact(f"{self.url} {why} after {len(parts)} chunks"),
+            model=self.name,
+            partial="".join(parts),
+        )
+        error.provider = self.provider
+        return error
+
+    def transport_error(self, exc: httpx.HTTPError, timeout: float) -> ChatModelError:
+        if isinstance(exc, httpx.TimeoutException):
+            return self.timeout_error(timeout)
+        return ModelUnavailableError(
+            self.redact(f"{self.url} request failed: {type(exc).__name__}: {exc}"),
+            model=self.name,
+            provider=self.provider,
+        )
+
+    def timeout_error(self, timeout: float) -> ModelTimeoutError:
+        return ModelTimeoutError(
+            f"{self.name} did not answer within {timeout:g} s",
+            model=self.name,
+            timeout_s=timeout,
+            provider=self.provider,
+        )
