@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ragkeel.errors import RagkeelError
+from ragkeel.observability.sqlite_file import open_wal
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +102,9 @@ class SqliteCostLedger:
         self._lock = threading.Lock()
         self._pending: list[_Row] = []
         try:
-            self._conn: sqlite3.Connection | None = _open(self.path, busy_timeout_ms)
+            self._conn: sqlite3.Connection | None = open_wal(
+                self.path, busy_timeout_ms, _SCHEMA, SCHEMA_VERSION, isolation_level="DEFERRED"
+            )
         except (sqlite3.Error, OSError) as exc:
             raise CostLedgerError(
                 f"cannot open the cost ledger at {self.path}: {exc}",
@@ -209,27 +212,3 @@ class SqliteCostLedger:
                     f"cannot read the cost ledger at {self.path}: {exc}",
                     hint="move a damaged file away and a new one is created",
                 ) from exc
-
-
-def _open(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(str(path), check_same_thread=False, timeout=busy_timeout_ms / 1000)
-    try:
-        conn.isolation_level = None
-        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise sqlite3.DatabaseError(
-                f"schema version {version} is newer than this ragkeel's ({SCHEMA_VERSION})"
-            )
-        if version == 0:
-            conn.executescript(
-                f"BEGIN IMMEDIATE;{_SCHEMA}PRAGMA user_version = {SCHEMA_VERSION};COMMIT;"
-            )
-        conn.isolation_level = "DEFERRED"  # "with conn": a transaction around the writes
-    except BaseException:
-        conn.close()
-        raise
-    return conn

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ragkeel.errors import RagkeelError
+from ragkeel.observability.sqlite_file import open_wal
 from ragkeel.observability.trace import (
     OUTCOMES,
     CitationRecord,
@@ -176,7 +177,7 @@ class SqliteTraceStore:
         self._conn: sqlite3.Connection | None = None
         self._error: str | None = None
         try:
-            self._conn = _open(self.path, busy_timeout_ms)
+            self._conn = open_wal(self.path, busy_timeout_ms, _SCHEMA, SCHEMA_VERSION, _UPGRADES)
         except (sqlite3.Error, OSError) as exc:
             self._error = f"cannot open the trace store at {self.path}: {exc}"
             logger.warning("%s; traces will be dropped", self._error)
@@ -251,35 +252,6 @@ class SqliteTraceStore:
                     hint="check observability.trace_store; move a damaged file away "
                     "and a new one is created",
                 ) from exc
-
-
-def _open(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(
-        str(path), isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
-    )
-    try:
-        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise sqlite3.DatabaseError(
-                f"schema version {version} is newer than this ragkeel's ({SCHEMA_VERSION})"
-            )
-        if version == 0:
-            conn.executescript(
-                f"BEGIN IMMEDIATE;{_SCHEMA}PRAGMA user_version = {SCHEMA_VERSION};COMMIT;"
-            )
-            version = SCHEMA_VERSION
-        for old in range(version, SCHEMA_VERSION):  # keep old traces, add columns
-            conn.executescript(
-                f"BEGIN IMMEDIATE;{_UPGRADES[old]}PRAGMA user_version = {old + 1};COMMIT;"
-            )
-    except BaseException:
-        conn.close()
-        raise
-    return conn
 
 
 def _json(value: Any) -> str:
