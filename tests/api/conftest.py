@@ -18,6 +18,10 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from corpus import COLLECTION as COLLECTION
+from corpus import OFF_TOPIC as OFF_TOPIC
+from corpus import ON_TOPIC as ON_TOPIC
+from corpus import TEST_GATE, write_corpus
 from ragkeel.api import create_app
 from ragkeel.api.limits import Limits
 from ragkeel.container import Container
@@ -25,26 +29,7 @@ from ragkeel.gateway.providers.scripted import Script, ScriptedChatModel
 from ragkeel.generation.answerer import Answerer
 from ragkeel.settings import Settings, load_settings
 
-CORPUS = {
-    "keys.md": (
-        "# API keys\n\nRotate every API key every ninety days. Rotation is done from the admin "
-        "console under Security.\n\n## Revoking keys\n\nRevoke a leaked key at once. A revoked "
-        "key stops working within one minute.\n"
-    ),
-    "outage.txt": (
-        "Upstream outage postmortem.\n\nOn 3 March the model provider failed for forty minutes. "
-        "Fallback models served answers during the outage.\n"
-    ),
-    "pricing.md": (
-        "# Pricing\n\nEach query costs tokens. The monthly budget is set per tenant and alerts "
-        "fire at eighty percent of it.\n"
-    ),
-}
-COLLECTION = "kb"
-ON_TOPIC = "How often should I rotate an API key?"
-OFF_TOPIC = "recipe for banana bread with walnuts"
 GOOD = "Rotate every API key every ninety days [1]."
-TEST_GATE = 0.2  # hashing-embedder cosines: ON_TOPIC ~0.28, OFF_TOPIC ~0.08
 STARTUP_TIMEOUT_S = 10.0
 
 
@@ -59,11 +44,7 @@ def api_settings(home: Path, **generation: Any) -> Settings:
 
 @pytest.fixture
 def corpus(tmp_path: Path) -> Path:
-    root = tmp_path / "docs"
-    root.mkdir()
-    for name, text in CORPUS.items():
-        (root / name).write_text(text, encoding="utf-8")
-    return root
+    return write_corpus(tmp_path / "docs")
 
 
 @pytest.fixture

@@ -8,34 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from ragkeel.embeddings.hashing import HashingEmbedder
+from corpus import OFF_TOPIC as OFF_TOPIC
+from corpus import ON_TOPIC as ON_TOPIC
+from corpus import TEST_GATE as TEST_GATE
+from corpus import index_corpus
 from ragkeel.generation.context import PackedContext, pack_context
-from ragkeel.ingestion.chunking import Chunker
-from ragkeel.ingestion.pipeline import IngestionPipeline
 from ragkeel.retrieval.hybrid import HybridRetriever
 from ragkeel.storage.sqlite import SqliteDocumentStore
 from ragkeel.tokens import RegexTokenCounter
 from ragkeel.types import Chunk, SearchHit
-
-CORPUS = {
-    "keys.md": (
-        "# API keys\n\nRotate every API key every ninety days. Rotation is done from the admin "
-        "console under Security.\n\n## Revoking keys\n\nRevoke a leaked key at once. A revoked "
-        "key stops working within one minute.\n"
-    ),
-    "outage.txt": (
-        "Upstream outage postmortem.\n\nOn 3 March the model provider failed for forty minutes. "
-        "Fallback models served answers during the outage.\n"
-    ),
-    "pricing.md": (
-        "# Pricing\n\nEach query costs tokens. The monthly budget is set per tenant and alerts "
-        "fire at eighty percent of it.\n"
-    ),
-}
-ON_TOPIC = "How often should I rotate an API key?"
-OFF_TOPIC = "recipe for banana bread with walnuts"
-# Hashing-embedder cosines on this corpus: ON_TOPIC ~0.28, OFF_TOPIC ~0.08.
-TEST_GATE = 0.2
 
 
 @pytest.fixture
@@ -47,17 +28,7 @@ def store(tmp_path: Path) -> Iterator[SqliteDocumentStore]:
 
 @pytest.fixture
 def retriever(tmp_path: Path, store: SqliteDocumentStore) -> Iterator[HybridRetriever]:
-    embedder = HashingEmbedder(256)
-    root = tmp_path / "docs"
-    root.mkdir()
-    for name, text in CORPUS.items():
-        (root / name).write_text(text, encoding="utf-8")
-    pipeline = IngestionPipeline(
-        store, embedder, Chunker(embedder.tokenizer, 64, 0.15), max_file_bytes=10**6
-    )
-    report = pipeline.ingest([str(root)], "kb")
-    assert report.exit_code == 0, report.to_dict()
-    r = HybridRetriever(store, store.keyword, store.vectors, embedder)
+    r = index_corpus(store, tmp_path / "docs")
     yield r
     r.close()
 

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from ragkeel.embeddings.hashing import HashingEmbedder
-from ragkeel.ingestion.chunking import Chunker
-from ragkeel.ingestion.pipeline import IngestionPipeline
+import corpus
+from corpus import KEYS_AND_OUTAGE
+from corpus import OFF_TOPIC as OFF_TOPIC
+from corpus import ON_TOPIC as ON_TOPIC
+from corpus import TEST_GATE as TEST_GATE
 from ragkeel.observability.trace import (
     CitationRecord,
     GateRecord,
@@ -23,40 +25,18 @@ from ragkeel.observability.trace import (
 from ragkeel.retrieval.hybrid import HybridRetriever
 from ragkeel.storage.sqlite import SqliteDocumentStore
 
-CORPUS = {
-    "keys.md": (
-        "# API keys\n\nRotate every API key every ninety days. Rotation is done from the admin "
-        "console under Security.\n\n## Revoking keys\n\nRevoke a leaked key at once. A revoked "
-        "key stops working within one minute.\n"
-    ),
-    "outage.txt": (
-        "Upstream outage postmortem.\n\nOn 3 March the model provider failed for forty minutes. "
-        "Fallback models served answers during the outage.\n"
-    ),
-}
-ON_TOPIC = "How often should I rotate an API key?"
-OFF_TOPIC = "recipe for banana bread with walnuts"
-TEST_GATE = 0.2  # hashing-embedder cosines here: ON_TOPIC ~0.28, OFF_TOPIC ~0.08
 PROMPT = "[system]\nAnswer from the sources.\n\n[user]\n[1] API keys\nRotate...\n\nQuestion: ?"
 
 
 def write_corpus(root: Path) -> Path:
-    root.mkdir(parents=True, exist_ok=True)
-    for name, text in CORPUS.items():
-        (root / name).write_text(text, encoding="utf-8")
-    return root
+    """The two-document corpus written into ``root``."""
+    return corpus.write_corpus(root, KEYS_AND_OUTAGE)
 
 
 @pytest.fixture
 def retriever(tmp_path: Path) -> Iterator[HybridRetriever]:
     store = SqliteDocumentStore(tmp_path / "db" / "ragkeel.db")
-    embedder = HashingEmbedder(256)
-    pipeline = IngestionPipeline(
-        store, embedder, Chunker(embedder.tokenizer, 64, 0.15), max_file_bytes=10**6
-    )
-    report = pipeline.ingest([str(write_corpus(tmp_path / "docs"))], "kb")
-    assert report.exit_code == 0, report.to_dict()
-    r = HybridRetriever(store, store.keyword, store.vectors, embedder)
+    r = corpus.index_corpus(store, tmp_path / "docs", KEYS_AND_OUTAGE)
     yield r
     r.close()
     store.close()
