@@ -1,6 +1,12 @@
 """The answer flow behind ``/v1/query`` and ``/v1/chat/completions``: ``Answerer.stream`` driven
 by an ``EventPump`` (its own thread; cancelled when the client goes away), one trace per
-request, the final ``DoneEvent`` replaced by ``Finished`` (the answer and its trace id)."""
+request, the final ``DoneEvent`` replaced by ``Finished`` (the answer and its trace id).
+
+Both routes admit the request first (a refusal is the first thing a client can get), then
+``start_admitted`` checks the question and starts the answer within the tenant's budget, and
+``collect_admitted`` (or the route's stream, on close) settles the admission with the tokens
+the answer used. An admission is released on every path: a refused question, a failed start,
+a failed or cancelled answer."""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
+from ragkeel.api.admission import Admitted
 from ragkeel.api.errors import INTERNAL, AnswerCancelledError, ProblemError
 from ragkeel.api.event_pump import EventPump
 from ragkeel.api.state import ApiState
@@ -63,6 +70,45 @@ def start_answer(
     pump: EventPump[StreamItem] = EventPump(source, name="ragkeel-answer")
     state.track(pump)
     return pump
+
+
+def start_admitted(
+    state: ApiState,
+    admitted: Admitted,
+    text: str,
+    *,
+    route: str,
+    collection: str | None,
+    k: int | None,
+    mode: GenerationMode | None,
+    max_cost: float | None = None,
+    max_tokens: int | None = None,
+) -> EventPump[StreamItem]:
+    """``checked_question`` then ``start_answer`` for an admitted request, within
+    ``Budget(admitted.tenant, max_cost, max_tokens)``; if either fails, the admission is
+    released (nothing was used) and the error propagates."""
+    try:
+        question = checked_question(state, text, route)
+        budget = Budget(admitted.tenant, max_cost, max_tokens)
+        return start_answer(
+            state, question, route=route, collection=collection, k=k, mode=mode, budget=budget
+        )
+    except BaseException:
+        admitted.release()
+        raise
+
+
+async def collect_admitted(
+    pump: EventPump[StreamItem], request: Request, admitted: Admitted
+) -> Finished:
+    """``collect_answer``, then the admission settled with the answer's tokens (released
+    whatever happens)."""
+    try:
+        done = await collect_answer(pump, request)
+        admitted.used_tokens = done.answer.usage.total_tokens
+    finally:
+        admitted.release()
+    return done
 
 
 def _traced(

@@ -21,9 +21,8 @@ from ragkeel.api.admission import Admitted, closing
 from ragkeel.api.answers import (
     Finished,
     StreamItem,
-    checked_question,
-    collect_answer,
-    start_answer,
+    collect_admitted,
+    start_admitted,
 )
 from ragkeel.api.errors import error_payload
 from ragkeel.api.event_pump import EventPump
@@ -43,7 +42,6 @@ from ragkeel.api.state import ApiState, get_state
 from ragkeel.api.tracing import record_trace
 from ragkeel.errors import RagkeelError
 from ragkeel.generation.answer import ErrorEvent, TokenEvent
-from ragkeel.generation.answerer import Budget
 
 ROUTE = "/v1/chat/completions"
 router = APIRouter(tags=["openai"])
@@ -62,30 +60,15 @@ async def chat_completions(
         record_trace(state.container, ROUTE, error=exc)
         raise
     admitted = state.admit(request, text, answer_tokens=_max_tokens(body))  # 429 first
-    try:
-        question = checked_question(state, text, ROUTE)
-        pump = start_answer(
-            state,
-            question,
-            route=ROUTE,
-            collection=body.collection,
-            k=body.k,
-            mode=body.mode,
-            budget=Budget(admitted.tenant),
-        )
-    except BaseException:
-        admitted.release()
-        raise
+    pump = start_admitted(
+        state, admitted, text, route=ROUTE, collection=body.collection, k=body.k, mode=body.mode
+    )
     model = served_model(state)
     if body.stream:
         return EventStreamResponse(
             _chunks(pump, request, model, admitted), on_close=closing(pump.cancel, admitted)
         )
-    try:
-        done = await collect_answer(pump, request)
-        admitted.used_tokens = done.answer.usage.total_tokens
-    finally:
-        admitted.release()
+    done = await collect_admitted(pump, request, admitted)
     out = completion(done.answer, done.trace_id, model=model)
     return JSONResponse(out.model_dump(mode="json"))
 

@@ -21,9 +21,8 @@ from ragkeel.api.admission import Admitted, closing
 from ragkeel.api.answers import (
     Finished,
     StreamItem,
-    checked_question,
-    collect_answer,
-    start_answer,
+    collect_admitted,
+    start_admitted,
 )
 from ragkeel.api.errors import error_payload, status_for_code
 from ragkeel.api.event_pump import EventPump
@@ -39,7 +38,6 @@ from ragkeel.api.schemas import (
 from ragkeel.api.sse import EventStreamResponse, frame
 from ragkeel.api.state import ApiState, get_state
 from ragkeel.generation.answer import CitationEvent, ErrorEvent, RetrievalEvent, TokenEvent
-from ragkeel.generation.answerer import Budget
 
 ROUTE = "/v1/query"
 router = APIRouter(tags=["answers"])
@@ -57,30 +55,22 @@ async def query(
 ) -> Response:
     """Answer a question from the index, with numbered citations."""
     admitted = state.admit(request, body.question, total_tokens=body.max_tokens)  # 429 first
-    try:
-        question = checked_question(state, body.question, ROUTE)
-        budget = Budget(admitted.tenant, body.max_cost, body.max_tokens)
-        pump = start_answer(
-            state,
-            question,
-            route=ROUTE,
-            collection=body.collection,
-            k=body.k,
-            mode=body.mode,
-            budget=budget,
-        )
-    except BaseException:
-        admitted.release()
-        raise
+    pump = start_admitted(
+        state,
+        admitted,
+        body.question,
+        route=ROUTE,
+        collection=body.collection,
+        k=body.k,
+        mode=body.mode,
+        max_cost=body.max_cost,
+        max_tokens=body.max_tokens,
+    )
     if body.stream:
         return EventStreamResponse(
             _events(pump, request, admitted), on_close=closing(pump.cancel, admitted)
         )
-    try:
-        done = await collect_answer(pump, request)
-        admitted.used_tokens = done.answer.usage.total_tokens
-    finally:
-        admitted.release()
+    done = await collect_admitted(pump, request, admitted)
     out = AnswerOut.from_answer(done.answer, done.trace_id)
     return JSONResponse(out.model_dump(mode="json"))
 
