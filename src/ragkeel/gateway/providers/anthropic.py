@@ -44,7 +44,7 @@ from typing import Any
 
 import httpx
 
-from ragkeel.gateway.base import ChatChunk, ChatRequest, ChatResponse, Usage
+from ragkeel.gateway.base import ChatChunk, ChatRequest, ChatResponse
 from ragkeel.gateway.errors import ChatModelError
 from ragkeel.gateway.providers.anthropic_events import (
     StreamState,
@@ -53,14 +53,13 @@ from ragkeel.gateway.providers.anthropic_events import (
     finish_reason,
     usage_of,
 )
-from ragkeel.gateway.providers.http_client import ProviderHttp
-from ragkeel.tokens import RegexTokenCounter
+from ragkeel.gateway.providers.http_client import HttpChatModel, ProviderHttp
 
 PROVIDER = "anthropic"
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 
 
-class AnthropicChatModel:
+class AnthropicChatModel(HttpChatModel):
     """``ChatModel`` client; one ``httpx.Client`` (connection pool) per instance, thread-safe.
     ``base_url`` is the API root without ``/v1`` (a proxy's root works too); ``model`` is
     required (``base_url`` has a default, so it is a keyword in practice)."""
@@ -81,12 +80,9 @@ class AnthropicChatModel:
         headers = {"Accept": "application/json", "anthropic-version": anthropic_version}
         if api_key:
             headers["x-api-key"] = api_key
-        self.model = model
-        self.timeout_s = timeout_s
-        self._name = name or model
-        self._http = ProviderHttp(
+        http = ProviderHttp(
             base_url.rstrip("/") + "/v1/messages",
-            name=self._name,
+            name=name or model,
             provider=PROVIDER,
             headers=headers,
             secret=api_key,
@@ -95,24 +91,7 @@ class AnthropicChatModel:
             hint_for=_hint_for,
             describe=describe_error,
         )
-        self._counter = RegexTokenCounter()
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    def count_tokens(self, text: str) -> int:
-        """Approximate (``RegexTokenCounter``): Claude's tokenizer is not public."""
-        return self._counter.count(text)
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> AnthropicChatModel:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        super().__init__(model, http)
 
     # -- complete -------------------------------------------------------------------------
 
@@ -177,10 +156,6 @@ class AnthropicChatModel:
         if stream:
             payload["stream"] = True
         return payload
-
-    def _estimate(self, request: ChatRequest, text: str) -> Usage:
-        prompt = sum(self.count_tokens(m.content) for m in request.messages)
-        return Usage(prompt, self.count_tokens(text))
 
 
 def _hint_for(status: int) -> str:

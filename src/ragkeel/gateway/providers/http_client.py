@@ -1,6 +1,8 @@
 """``ProviderHttp``: the HTTP plumbing the remote chat providers share (OpenAI-compatible and
 Anthropic). Each provider owns one (composition: the provider maps requests and responses, this
-object sends them and maps failures), so both fail the same way:
+object sends them and maps failures), so both fail the same way. ``HttpChatModel`` is the small
+base both providers extend for the rest of the ``ChatModel`` surface they share (``name``,
+``count_tokens``, ``close`` and the context manager).
 
 * One ``httpx.Client`` (connection pool, thread-safe) per provider, with the provider's headers
   and ``timeout_s`` as the default per-operation timeout; ``close`` closes it.
@@ -26,11 +28,11 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Generator
-from typing import Any
+from typing import Any, Self
 
 import httpx
 
-from ragkeel.gateway.base import ChatRequest
+from ragkeel.gateway.base import ChatRequest, Usage
 from ragkeel.gateway.errors import (
     ChatModelError,
     ModelRateLimitedError,
@@ -40,6 +42,7 @@ from ragkeel.gateway.errors import (
     StreamInterruptedError,
 )
 from ragkeel.http_headers import retry_after_seconds
+from ragkeel.tokens import RegexTokenCounter
 
 EXCERPT = 200  # characters of a response body quoted in an error message
 
@@ -205,3 +208,40 @@ class ProviderHttp:
             timeout_s=timeout,
             provider=self.provider,
         )
+
+
+class HttpChatModel:
+    """The part of a remote ``ChatModel`` that does not depend on the provider's API: the
+    deployment ``name`` (``http.name``), ``count_tokens`` and ``close`` (with the context
+    manager). ``count_tokens`` is an approximation, ``RegexTokenCounter`` (words and punctuation
+    marks): a remote server's tokenizer is not known here (Claude's is not public); close for
+    English prose, an under-count for code and non-Latin scripts."""
+
+    def __init__(self, model: str, http: ProviderHttp) -> None:
+        self.model = model
+        self.timeout_s = http.timeout_s
+        self._name = http.name
+        self._http = http
+        self._counter = RegexTokenCounter()
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def count_tokens(self, text: str) -> int:
+        """Approximate (``RegexTokenCounter``): the server's tokenizer is not known here."""
+        return self._counter.count(text)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _estimate(self, request: ChatRequest, text: str) -> Usage:
+        """Usage by ``count_tokens``, for a server that reports none."""
+        prompt = sum(self.count_tokens(m.content) for m in request.messages)
+        return Usage(prompt, self.count_tokens(text))

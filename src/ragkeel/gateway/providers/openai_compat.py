@@ -37,13 +37,12 @@ import httpx
 
 from ragkeel.gateway.base import ChatChunk, ChatRequest, ChatResponse, FinishReason, Usage
 from ragkeel.gateway.errors import ChatModelError
-from ragkeel.gateway.providers.http_client import ProviderHttp
-from ragkeel.tokens import RegexTokenCounter
+from ragkeel.gateway.providers.http_client import HttpChatModel, ProviderHttp
 
 PROVIDER = "openai_compat"
 
 
-class OpenAICompatChatModel:
+class OpenAICompatChatModel(HttpChatModel):
     """``ChatModel`` client; one ``httpx.Client`` (connection pool) per instance, thread-safe."""
 
     def __init__(
@@ -59,12 +58,9 @@ class OpenAICompatChatModel:
         headers = {"Accept": "application/json"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
-        self.model = model
-        self.timeout_s = timeout_s
-        self._name = name or model
-        self._http = ProviderHttp(
+        http = ProviderHttp(
             base_url.rstrip("/") + "/chat/completions",
-            name=self._name,
+            name=name or model,
             provider=PROVIDER,
             headers=headers,
             secret=api_key,
@@ -72,24 +68,7 @@ class OpenAICompatChatModel:
             transport=transport,
             hint_for=_hint_for,
         )
-        self._counter = RegexTokenCounter()
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    def count_tokens(self, text: str) -> int:
-        """Approximate (``RegexTokenCounter``): the server's tokenizer is not known here."""
-        return self._counter.count(text)
-
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> OpenAICompatChatModel:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        super().__init__(model, http)
 
     # -- complete -------------------------------------------------------------------------
 
@@ -156,10 +135,6 @@ class OpenAICompatChatModel:
             payload["stream"] = True
             payload["stream_options"] = {"include_usage": True}
         return payload
-
-    def _estimate(self, request: ChatRequest, text: str) -> Usage:
-        prompt = sum(self.count_tokens(m.content) for m in request.messages)
-        return Usage(prompt, self.count_tokens(text))
 
 
 def _finish(reason: object) -> FinishReason:
