@@ -19,7 +19,7 @@ variant; ``late p99`` is how far behind schedule calls started (the load generat
 The servers run in this process (threads), so client and server share the GIL: the absolute
 figures are a loaded single process on 2 cores, the *difference* is the gateway's cost.
 
-    .venv/bin/python bench/gateway_overhead.py [--seconds 20] [--rate 200] [--block-s 1]
+    .venv/bin/python bench/gateway_overhead.py [--seconds 20] [--rate 200] [--block-s 0.1]
 """
 
 from __future__ import annotations
@@ -200,7 +200,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="per variant (figure 1)")
     parser.add_argument("--rate", type=float, default=200.0, help="calls started per second")
-    parser.add_argument("--block-s", type=float, default=1.0, help="alternating block length")
+    parser.add_argument("--block-s", type=float, default=0.1, help="alternating block length")
     parser.add_argument("--warmup", type=int, default=50, help="untimed calls per variant")
     args = parser.parse_args()
     print(
