@@ -186,7 +186,9 @@ def classify(row: dict[str, Any]) -> str:
         return "complete (no cut)"
     if text.endswith(FALLBACK_REPLY) and LONG.startswith(text[: -len(FALLBACK_REPLY)]):
         return (
-            "continued on the fallback" if text != FALLBACK_REPLY else "restarted on the fallback"
+            "continued on the fallback"
+            if text != FALLBACK_REPLY
+            else "answered by the fallback alone"
         )
     if LONG.startswith(text):
         return "silently truncated success"
