@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from eval_fixtures import TESTSET, TOPICS, make_tree
 
 from ragkeel.container import Container
@@ -214,3 +215,38 @@ def test_judge_scores_answered_cases_and_reports_unstable_verdicts(
     assert results["aggregates"]["overall"]["judge"]["n"] == sum(
         1 for r in rows.values() if r["answer"] and r["answer"]["mode"] != "cannot_answer"
     )
+
+
+def test_ask_in_turns_a_data_set_into_out_of_scope_negatives(tmp_path: Path) -> None:
+    negatives = {"name": "beir-in-curated", "kind": "beir", "path": "../data/beir"}
+    path = make_tree(tmp_path)
+    raw = yaml.safe_load(path.read_text())
+    raw["datasets"].append({**negatives, "ask_in": "curated"})
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    config = load_eval_config(path)
+    results = run(
+        with_(config, limits=config.limits.model_copy(update={"max_cases": None})), tmp_path / "out"
+    )
+    rows = [r for r in results["rows"] if r["dataset"] == "beir-in-curated"]
+    assert len(rows) == len(TOPICS)
+    assert all(r["expect"] == "cannot_answer" and "out_of_scope" in r["tags"] for r in rows)
+    assert all(r["metrics"].get("ndcg@5") is None for r in rows)  # no relevance: no metric
+    for r in rows:  # asked in the curated collection: every hit is one of its two files
+        assert all(h["source"].endswith((".md",)) for h in r["retrieved"])
+    refused = sum(r["answer"]["mode"] == "cannot_answer" for r in rows)
+    abstention = results["aggregates"]["abstention"]
+    assert abstention["n_unanswerable"] == len(rows) + 1  # + the curated out-of-scope case
+    assert refused >= 1 and abstention["refused_when_unanswerable"] > 0
+    assert (
+        "beir-in-curated" not in results["run"]["ingest"]
+        or not results["run"]["ingest"]["beir-in-curated"]
+    )
+
+
+def test_ask_in_must_name_another_data_set(tmp_path: Path) -> None:
+    path = make_tree(tmp_path)
+    raw = yaml.safe_load(path.read_text())
+    raw["datasets"][0]["ask_in"] = "nowhere"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    with pytest.raises(ConfigError, match="ask_in"):
+        load_eval_config(path)

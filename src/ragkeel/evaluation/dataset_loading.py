@@ -49,11 +49,33 @@ def load_dataset(entry: DatasetConfig, work_dir: Path, *, limit: int | None = No
             entry.path, corpus_paths=entry.corpus, limit=cap, seed=seed, collection=collection
         )
     dataset = replace(dataset, name=entry.name)
+    if entry.ask_in is not None:
+        return as_negatives(dataset, COLLECTION_PREFIX + entry.ask_in, entry.ask_in)
     if entry.corpus_sample is not None:
         dataset = sample_beir_corpus(
             dataset, entry.path / "corpus.jsonl", entry.corpus_sample, entry.seed, own_dir
         )
     return dataset
+
+
+def as_negatives(dataset: EvalDataset, collection: str, target: str) -> EvalDataset:
+    """``dataset``'s questions asked in ``collection`` (another data set's index), where they
+    have no answer: each case expects "cannot answer", keeps no reference or relevance, and is
+    tagged ``out_of_scope``. Nothing of ``dataset`` is ingested."""
+    cases = tuple(
+        replace(
+            c,
+            expect="cannot_answer",
+            reference_answers=(),
+            relevant_doc_ids=(),
+            relevant_source_globs=(),
+            qrels={},
+            output_schema=None,
+            tags=(*c.tags, "out_of_scope", f"asked_in_{target}"),
+        )
+        for c in dataset.cases
+    )
+    return replace(dataset, cases=cases, corpus=CorpusSpec((), collection))
 
 
 def sample_beir_corpus(

@@ -15,8 +15,11 @@ pipeline settings, how many at once and for how long.
       - {name: xquad, kind: squad, path: xquad.en.json, limit: 50, seed: 0}
       - {name: sec, kind: csv_qa, path: qna.csv, docs: docs}
       - {name: curated, kind: testset, path: cases/curated.jsonl, corpus: [../examples]}
+      - {name: xquad-in-scifact, kind: squad, path: xquad.en.json, limit: 50, seed: 1, ask_in: scifact}
 
-Unknown keys are errors (a typo must not silently run the defaults). Relative paths (``home``,
+``ask_in`` makes a data set out-of-scope negatives: its questions are asked in the other data
+set's collection, where they have no answer, so every one of them expects "cannot answer" (the
+refusal side of the abstention figures). Unknown keys are errors (a typo must not silently run the defaults). Relative paths (``home``,
 ``path``, ``docs``, ``corpus``) are resolved against the config file's directory, so a config
 runs the same from any working directory. ``settings`` holds the same keys as ``ragkeel.yaml``
 and is passed to ``load_settings(**settings)``: it wins over ``RAGKEEL_*`` variables and
@@ -85,6 +88,9 @@ class DatasetConfig(_Strict):
     docs: Path | None = None  # csv_qa: the folder the "Source Docs" globs match in
     corpus: tuple[Path, ...] = ()  # testset: files/folders to ingest
     corpus_sample: int | None = Field(default=None, ge=0)  # beir: judged docs + N distractors
+    # out-of-scope negatives: ask these questions in another data set's collection (nothing of
+    # this set is ingested); every case then expects "cannot answer"
+    ask_in: str | None = Field(default=None, pattern=_NAME_PATTERN)
 
     @field_validator("path", "docs", mode="after")
     @classmethod
@@ -137,6 +143,12 @@ class EvalConfig(_Strict):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"data set names must be unique: {', '.join(duplicates)} repeated")
+        for d in self.datasets:
+            if d.ask_in is not None and (d.ask_in == d.name or d.ask_in not in names):
+                raise ValueError(
+                    f"data set {d.name!r}: ask_in must name another data set of this config, "
+                    f"got {d.ask_in!r}"
+                )
         return self
 
     def build_settings(self) -> Settings:

@@ -109,6 +109,7 @@ def run_eval(
     try:
         judge = _judge(config, stack)
         asked = {j.dataset.name for j in jobs}
+        asked |= {d.ask_in for d in config.datasets if d.name in asked and d.ask_in}
         ingest = {ds.name: _ingest(stack, ds, report) for ds in datasets if ds.name in asked}
         rows = _ask_all(stack, jobs, config, judge, deadline, report)
     finally:
@@ -162,7 +163,7 @@ def _judge(config: EvalConfig, stack: EvalStack) -> JudgeFn | None:
 
 
 def _ingest(stack: EvalStack, dataset: EvalDataset, report: Progress) -> dict[str, object]:
-    if dataset.corpus is None:
+    if dataset.corpus is None or not dataset.corpus.paths:  # nothing of its own (ask_in)
         return {}
     report(f"ingest {dataset.name}", 0, 1)
     done = stack.pipeline.ingest(list(dataset.corpus.paths), dataset.corpus.collection, prune=True)
