@@ -96,3 +96,10 @@ def test_gateway_deployment_names_must_be_unique() -> None:
         load_settings(
             gateway={"deployments": [{"name": "a", "model": "m"}, {"name": "a", "model": "n"}]}
         )
+
+
+def test_the_local_models_dir_defaults_to_home_and_can_point_elsewhere(tmp_path: Path) -> None:
+    assert load_settings(home=tmp_path).models_dir == tmp_path / "models"
+    shared = tmp_path / "shared-models"
+    settings = load_settings(home=tmp_path, generation={"local": {"models_dir": str(shared)}})
+    assert settings.models_dir == shared

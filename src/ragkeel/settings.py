@@ -85,6 +85,7 @@ class LocalModelSettings(_Section):
     )
     n_ctx: int = Field(default=4096, ge=512, le=32768)
     threads: int = Field(default=0, ge=0)  # 0 = llama.cpp's default (one per core)
+    models_dir: Path | None = None  # default: $RAGKEEL_HOME/models (where `make setup` puts it)
 
 
 class OpenAIChatSettings(_Section):
@@ -250,7 +251,7 @@ class Settings(BaseSettings):
 
     @property
     def models_dir(self) -> Path:
-        return self.home / "models"
+        return self.generation.local.models_dir or (self.home / "models")
 
     @property
     def cost_ledger_path(self) -> Path:
