@@ -173,7 +173,7 @@ def arm_summary(rows: list[dict[str, Any]], prices: PriceTable) -> dict[str, Any
         means[m] = sum(values) / len(values) if values else None
     return {
         "questions": len(rows),
-        "answered": answered,
+        "answered_count": answered,
         "cost_usd": cost,
         "cost_per_answered_usd": cost / answered if answered else None,
         **means,
