@@ -178,7 +178,8 @@ class BudgetSettings(_Section):
 class RoutingSettings(_Section):
     enabled: bool = False  # False: every request goes down the one chain of deployments
     cheap_min_top_score: float = Field(default=0.55, ge=-1, le=1)
-    cheap_min_margin: float = Field(default=0.05, ge=0)
+    cheap_min_margin: float = Field(default=0.05, ge=0)  # fused-score gap: fits weighted fusion;
+    # with rrf, gaps are ~0.0003 (set it near 0.0002 there, or every question goes strong)
     strong_min_question_tokens: int = Field(default=40, ge=1)
     max_question_marks: int = Field(default=1, ge=1)  # more: a multi-part question -> strong
     multi_part_markers: tuple[str, ...] | None = None  # None: gateway.router's defaults
