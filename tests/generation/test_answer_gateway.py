@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from ragkeel.gateway.base import ChatRequest
+from ragkeel.gateway.base import ChatRequest, Usage
+from ragkeel.gateway.budget import BudgetChatModel
 from ragkeel.gateway.clock import ManualClock
 from ragkeel.gateway.metering import MeteredChatModel
-from ragkeel.gateway.pricing import Price
+from ragkeel.gateway.pricing import Price, PriceTable
 from ragkeel.gateway.providers.scripted import ScriptedChatModel, ScriptedFailure
 from ragkeel.generation.answerer import Answerer, Budget
 from ragkeel.generation.tracing import trace_from_answer
@@ -98,3 +99,43 @@ def test_max_tokens_too_small_for_any_context_degrades_with_budget_exceeded(
     )
     assert answer.degraded and answer.degraded_reason == "BUDGET_EXCEEDED"
     assert answer.mode == "extractive" and model.calls == 0
+
+
+def test_over_max_cost_the_answer_retries_once_with_half_the_context(
+    retriever: HybridRetriever,
+) -> None:
+    seen: list[ChatRequest] = []
+
+    def reply(request: ChatRequest) -> str:
+        seen.append(request)
+        return REPLY
+
+    prices = PriceTable.from_mapping({"scripted": PRICE})
+    metered = MeteredChatModel(ScriptedChatModel(reply), price=PRICE)
+    budgeted = BudgetChatModel(metered, prices, min_answer_tokens=64)
+    answerer = Answerer(retriever, budgeted, gate_threshold=TEST_GATE, max_answer_tokens=64)
+    full = answerer.answer(ON_TOPIC)  # no limit: the whole context
+    assert full.mode == "generative" and len(seen) == 1
+    full_prompt = full.usage.prompt_tokens
+    # allow a bit less than the full prompt at the minimum answer: only a smaller context fits
+    allowance = PRICE.cost(Usage(full_prompt - 20, 64))
+    answer = answerer.answer(ON_TOPIC, budget=Budget(max_cost=allowance))
+    assert answer.mode == "generative" and not answer.degraded
+    assert len(seen) == 2 and answer.usage.prompt_tokens < full_prompt
+    assert 0 < answer.cost <= allowance
+    assert answer.gateway is not None
+    reasons = [d["reason"] for d in answer.gateway["decisions"] if d["policy"] == "budget"]
+    assert any("half the context" in r for r in reasons)
+
+
+def test_over_max_cost_even_with_the_smallest_context_the_answer_is_extractive(
+    retriever: HybridRetriever,
+) -> None:
+    prices = PriceTable.from_mapping({"scripted": PRICE})
+    model = ScriptedChatModel([REPLY])
+    budgeted = BudgetChatModel(model, prices, min_answer_tokens=64)
+    answer = Answerer(retriever, budgeted, gate_threshold=TEST_GATE).answer(
+        ON_TOPIC, budget=Budget(max_cost=1e-9)
+    )
+    assert answer.mode == "extractive" and answer.degraded_reason == "BUDGET_EXCEEDED"
+    assert model.calls == 0 and answer.cost == 0.0

@@ -247,10 +247,11 @@ class Answerer:
         run.model, run.template_version = model.name, self.template.version
         parts: list[str] = []
         for smaller in (False, True):  # over budget before any text: once more, half the context
-            if smaller:
-                context = pack_context(
-                    run.result.hits, model.count_tokens, max(budget // 2, MIN_CONTEXT_BUDGET // 2)
-                )
+            if smaller:  # half of what was packed (not of the budget: it may not have been full)
+                half = pack_context(run.result.hits, model.count_tokens, context.tokens // 2)
+                if not half.sources:
+                    break
+                context = half
                 run.log.decide("budget", f"retrying with half the context: {run.error}")
                 run.degraded = None
             run.prompt = self.template.render(run.question, context.render())
