@@ -55,7 +55,9 @@ def test_ask_records_a_trace_and_reports_its_id(
     report = container.pipeline.ingest([str(write_corpus(tmp_path / "docs"))], "kb")
     container.close()
     assert report.exit_code == 0
-    done = ragkeel("ask", ON_TOPIC, "--json", "--mode", "extractive", cwd=tmp_path)
+    done = ragkeel(
+        "ask", ON_TOPIC, "--json", "--mode", "extractive", "--tenant", "acme", cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr
     answer = json.loads(done.stdout)
     store = SqliteTraceStore(_isolated_home / "traces.db")
@@ -69,6 +71,8 @@ def test_ask_records_a_trace_and_reports_its_id(
     )
     assert [c.chunk_id for c in trace.retrieved] == [h["chunk_id"] for h in answer["hits"]]
     assert trace.output == answer["text"] and trace.gate is not None and trace.gate.passed
+    assert trace.tenant == "acme" and trace.gateway is not None
+    assert trace.gateway["served_by"] == "extractive"
     failed = ragkeel("ask", "   ", "--json", cwd=tmp_path)
     assert failed.returncode == 1 and "error [QUERY_INVALID]" in failed.stderr
     (error,) = store.recent(outcome="error")

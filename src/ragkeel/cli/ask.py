@@ -14,6 +14,7 @@ from rich.console import Console
 from ragkeel.container import Container
 from ragkeel.errors import RagkeelError
 from ragkeel.generation.answer import Answer, DoneEvent, ErrorEvent, TokenEvent
+from ragkeel.generation.answerer import Budget
 from ragkeel.generation.tracing import trace_from_answer, trace_from_error
 from ragkeel.observability.names import ROUTE_CLI_ASK
 from ragkeel.settings import load_settings
@@ -29,6 +30,15 @@ def ask_command(
     ] = None,
     stream: Annotated[bool, typer.Option("--stream/--no-stream")] = True,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    max_cost: Annotated[
+        float | None, typer.Option("--max-cost", min=0, help="USD this answer may cost")
+    ] = None,
+    max_tokens: Annotated[
+        int | None, typer.Option("--max-tokens", min=1, help="prompt + answer tokens at most")
+    ] = None,
+    tenant: Annotated[
+        str | None, typer.Option("--tenant", help="whose limits and ledger account")
+    ] = None,
 ) -> None:
     """Answer a question from the index, with numbered citations (offline by default)."""
     overrides: dict[str, Any] = {}
@@ -41,8 +51,9 @@ def ask_command(
     settings = load_settings(generation=overrides) if overrides else load_settings()
     container = Container(settings)
     try:
+        budget = Budget(tenant, max_cost, max_tokens)
         answer, streamed, trace_id = _traced_run(
-            container, question, collection, stream and not as_json
+            container, question, collection, stream and not as_json, budget
         )
     finally:
         container.close()
@@ -54,12 +65,12 @@ def ask_command(
 
 
 def _traced_run(
-    container: Container, question: str, collection: str | None, stream: bool
+    container: Container, question: str, collection: str | None, stream: bool, budget: Budget
 ) -> tuple[Answer, bool, str | None]:
     """``_run`` with one trace recorded, for the answer or the failure (then re-raised)."""
     start = time.perf_counter()
     try:
-        answer, streamed = _run(container, question, collection, stream)
+        answer, streamed = _run(container, question, collection, stream, budget)
     except Exception as exc:
         ms = (time.perf_counter() - start) * 1000
         failed = trace_from_error(question, exc, route=ROUTE_CLI_ASK, latency_ms=ms)
@@ -72,11 +83,11 @@ def _traced_run(
 
 
 def _run(
-    container: Container, question: str, collection: str | None, stream: bool
+    container: Container, question: str, collection: str | None, stream: bool, budget: Budget
 ) -> tuple[Answer, bool]:
     """The answer, and whether its final text was already printed token by token."""
     streamed_any = False
-    for event in container.answerer.stream(question, collection=collection):
+    for event in container.answerer.stream(question, collection=collection, budget=budget):
         if isinstance(event, TokenEvent) and stream:
             sys.stdout.write(event.text)
             sys.stdout.flush()
