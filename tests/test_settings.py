@@ -103,3 +103,10 @@ def test_the_local_models_dir_defaults_to_home_and_can_point_elsewhere(tmp_path:
     shared = tmp_path / "shared-models"
     settings = load_settings(home=tmp_path, generation={"local": {"models_dir": str(shared)}})
     assert settings.models_dir == shared
+
+
+def test_bm25_answers_need_a_keyword_gate() -> None:
+    with pytest.raises(ConfigError, match="gate_keyword_threshold"):
+        load_settings(retrieval={"mode": "bm25"})
+    settings = load_settings(retrieval={"mode": "bm25"}, generation={"gate_keyword_threshold": 3})
+    assert settings.retrieval.mode == "bm25"

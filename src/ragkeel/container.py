@@ -131,6 +131,7 @@ class Container:
             cost_of=self.prices.cost if gen.provider == "openai" else None,
             deadline_s=self.settings.gateway.request_deadline_s,
             default_max_tokens=self.settings.gateway.budget.max_tokens,
+            retrieval_mode=self.settings.retrieval.mode,
         )
 
     @cached_property

@@ -231,6 +231,16 @@ class Settings(BaseSettings):
     gateway: GatewaySettings = GatewaySettings()
     observability: ObservabilitySettings = ObservabilitySettings()
 
+    @model_validator(mode="after")
+    def _bm25_answers_need_a_keyword_gate(self) -> Settings:
+        gen = self.generation
+        if self.retrieval.mode == "bm25" and gen.gate_keyword_threshold is None:
+            raise ValueError(
+                "retrieval.mode bm25 leaves the answer gate no dense score to check: set "
+                "generation.gate_keyword_threshold (a BM25 score) too"
+            )
+        return self
+
     @classmethod
     def settings_customise_sources(
         cls,

@@ -139,3 +139,15 @@ def test_over_max_cost_even_with_the_smallest_context_the_answer_is_extractive(
     )
     assert answer.mode == "extractive" and answer.degraded_reason == "BUDGET_EXCEEDED"
     assert model.calls == 0 and answer.cost == 0.0
+
+
+def test_the_answer_flow_retrieves_in_the_configured_mode(retriever: HybridRetriever) -> None:
+    dense = Answerer(retriever, None, gate_threshold=TEST_GATE, retrieval_mode="dense")
+    hits = dense.answer(ON_TOPIC).hits
+    assert hits and all(h.keyword_rank is None and h.dense_rank is not None for h in hits)
+    bm25 = Answerer(
+        retriever, None, gate_threshold=TEST_GATE, gate_keyword_threshold=0.1, retrieval_mode="bm25"
+    )
+    answer = bm25.answer(ON_TOPIC)
+    assert answer.hits and all(h.dense_rank is None for h in answer.hits)
+    assert answer.gate is not None and answer.gate.reason == "keyword"

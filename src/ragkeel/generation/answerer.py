@@ -58,7 +58,7 @@ from ragkeel.generation.context import (
 from ragkeel.generation.extractive import DEFAULT_SENTENCES, extract_sentences, render_extractive
 from ragkeel.generation.gate import DEFAULT_DENSE_THRESHOLD, AnswerGate, GateDecision
 from ragkeel.generation.templates import DEFAULT_TEMPLATE, REFUSAL_PHRASE, load_template
-from ragkeel.retrieval.hybrid import HybridRetriever
+from ragkeel.retrieval.hybrid import HybridRetriever, Mode
 from ragkeel.storage.filters import Filter
 from ragkeel.tokens import RegexTokenCounter
 from ragkeel.types import SearchResult
@@ -146,6 +146,7 @@ class Answerer:
         deadline_s: float | None = None,
         clock: Clock = SYSTEM_CLOCK,
         default_max_tokens: int | None = None,
+        retrieval_mode: Mode = "hybrid",
     ) -> None:
         if k < 1 or max_answer_tokens < 1 or extractive_sentences < 1:
             raise ValueError("k, max_answer_tokens and extractive_sentences must be at least 1")
@@ -167,6 +168,7 @@ class Answerer:
         self.cost_of = cost_of  # (model name, usage) -> USD; None: every model is free (local)
         self.deadline_s = deadline_s  # the whole model call incl. retries and fallbacks
         self.default_max_tokens = default_max_tokens  # prompt + answer, unless the request says
+        self.retrieval_mode: Mode = retrieval_mode
         self._time = clock
         self._count: CountTokens = model.count_tokens if model else RegexTokenCounter().count
 
@@ -204,7 +206,7 @@ class Answerer:
         self, question: str, flt: Filter | None, mode: GenerationMode, budget: Budget
     ) -> Iterator[AnswerEvent]:
         clock = _Clock()
-        result = self.retriever.search(question, self.k, mode="hybrid", flt=flt)
+        result = self.retriever.search(question, self.k, mode=self.retrieval_mode, flt=flt)
         clock.lap("retrieve")
         for key, stage in _RETRIEVAL_STAGES.items():
             if key in result.timings_ms:
