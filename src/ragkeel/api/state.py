@@ -16,6 +16,7 @@ from ragkeel.api.event_pump import EventPump
 from ragkeel.api.limits import Limits
 from ragkeel.container import Container
 from ragkeel.errors import RagkeelError
+from ragkeel.gateway.providers.local import LocalChatModel
 from ragkeel.generation.answerer import Answerer
 
 log = logging.getLogger("ragkeel.api")
@@ -83,19 +84,28 @@ class ApiState:
         if stuck:
             log.warning("%d answer thread(s) did not stop within %.0f s", stuck, timeout)
 
-    def load_model(self) -> None:
-        """Load the chat model now (run in a background thread at start-up); a failure is kept
-        for ``/readyz`` and the answers degrade to extractive."""
+    def local_model(self) -> LocalChatModel | None:
+        """The local GGUF model when answers use it: as the model itself (under the gateway's
+        meter) or as the gateway's last rung (``gateway.fallback_to_local``). Constructing it
+        does not load it."""
         model: object = self.answerer.model
-        while not hasattr(model, "load") and hasattr(model, "inner"):  # under the gateway's meter
+        while not isinstance(model, LocalChatModel) and hasattr(model, "inner"):
             model = model.inner
-        if self.container.settings.gateway.fallback_to_local:  # the local model is the last rung
-            model = self.container.local_model
-        load = getattr(model, "load", None)
-        if not callable(load):
+        if isinstance(model, LocalChatModel):
+            return model
+        if self.container.settings.gateway.fallback_to_local:
+            local = self.container.local_model
+            return local if isinstance(local, LocalChatModel) else None
+        return None
+
+    def load_model(self) -> None:
+        """Load the local chat model now (run in a background thread at start-up); a failure is
+        kept for ``/readyz`` and the answers degrade to extractive."""
+        model = self.local_model()
+        if model is None:
             return
         try:
-            load()
+            model.load()
         except RagkeelError as exc:
             self.model_error = exc
             log.warning("chat model not loaded: %s", exc)

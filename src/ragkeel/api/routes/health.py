@@ -14,7 +14,6 @@ from starlette.concurrency import run_in_threadpool
 from ragkeel.api.state import ApiState, get_state
 from ragkeel.errors import RagkeelError
 from ragkeel.gateway.gguf_files import model_path
-from ragkeel.gateway.providers.local import LocalChatModel
 
 router = APIRouter(tags=["health"])
 
@@ -33,7 +32,7 @@ async def readyz(state: Annotated[ApiState, Depends(get_state)]) -> JSONResponse
     gateway = state.container.gateway
     deployments = gateway.readiness() if gateway is not None else []
     unavailable = all(d["state"] in ("open", "cooling") for d in deployments)
-    if reason is None and deployments and unavailable and _local(state) is None:
+    if reason is None and deployments and unavailable and state.local_model() is None:
         reason = "CIRCUIT_OPEN"
     body = {
         "ready": store["ok"],
@@ -54,25 +53,11 @@ def _store_status(state: ApiState) -> dict[str, Any]:
     return {"ok": True, "documents": stats.documents, "chunks": stats.chunks}
 
 
-def _local(state: ApiState) -> LocalChatModel | None:
-    """The local GGUF model when answers use it: as the model itself (under its meter) or as
-    the gateway's last rung (``gateway.fallback_to_local``)."""
-    model: object = state.answerer.model
-    while not isinstance(model, LocalChatModel) and hasattr(model, "inner"):
-        model = model.inner
-    if isinstance(model, LocalChatModel):
-        return model
-    if state.container.settings.gateway.fallback_to_local:
-        local = state.container.local_model  # constructing it does not load it
-        return local if isinstance(local, LocalChatModel) else None
-    return None
-
-
 def _model_status(state: ApiState) -> tuple[dict[str, Any], str | None]:
     answering = state.answerer.model
     if answering is None:
         return {"name": None, "loaded": False}, "NO_MODEL"
-    model = _local(state)
+    model = state.local_model()
     if model is None or model.name != answering.name:  # remote or scripted: nothing to load
         return {"name": answering.name, "loaded": True}, None
     info: dict[str, Any] = {"name": model.name, "loaded": model.loaded}
