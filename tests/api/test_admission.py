@@ -260,3 +260,15 @@ def test_max_tokens_and_max_cost_reach_the_answer(make_app: MakeApp) -> None:
         roomy = client.post("/v1/query", json={"question": ON_TOPIC, "max_tokens": 4000}).json()
         assert not roomy["degraded"] and roomy["served_by"] == "scripted"
         assert roomy["gateway"] is None or roomy["gateway"]["attempts"] == []
+
+
+def test_output_schema_is_validated_and_reaches_the_answer(make_app: MakeApp) -> None:
+    api = make_app(['{"rotation_days": 90}'])
+    schema = {"type": "object", "properties": {"rotation_days": {"type": "integer"}}}
+    with TestClient(api.app) as client:
+        bad = client.post("/v1/query", json={"question": ON_TOPIC, "output_schema": {"type": 7}})
+        assert bad.status_code == 422 and "output_schema" in bad.text
+        ok = client.post("/v1/query", json={"question": ON_TOPIC, "output_schema": schema})
+        assert ok.status_code == 200, ok.text
+        assert ok.json()["template_version"] == "answer_json_v1"
+        assert ok.json()["text"] == '{"rotation_days": 90}'

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -87,3 +88,14 @@ def test_refuses_a_copied_file_under_another_pin(tmp_path: Path) -> None:
     with pytest.raises(ModelChecksumError):
         LocalChatModel(tmp_path, small).load()
     shutil.rmtree(tmp_path)
+
+
+def test_a_json_schema_constrains_the_reply_to_valid_json(model: LocalChatModel) -> None:
+    schema = {
+        "type": "object",
+        "required": ["rotation_days"],
+        "properties": {"rotation_days": {"type": "integer"}},
+    }
+    text = model.complete(ask(SOURCES + "\nReply as JSON.", max_tokens=30, json_schema=schema)).text
+    reply = json.loads(text)  # the grammar admits nothing else
+    assert set(reply) >= {"rotation_days"} and isinstance(reply["rotation_days"], int)

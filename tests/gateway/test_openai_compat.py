@@ -412,3 +412,16 @@ def _call(model: OpenAICompatChatModel, streaming: bool, **kwargs: Any) -> None:
         list(model.stream(_request(**kwargs)))
     else:
         model.complete(_request(**kwargs))
+
+
+def test_a_json_schema_becomes_response_format(
+    server: FakeChatServer, model: OpenAICompatChatModel
+) -> None:
+    schema = {"type": "object", "required": ["city"], "properties": {"city": {"type": "string"}}}
+    model.complete(_request(json_schema=schema))
+    assert server.requests[0][2]["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "answer", "schema": schema},
+    }
+    model.complete(_request())
+    assert "response_format" not in server.requests[1][2]

@@ -3,6 +3,8 @@ log) and what it reports back (which rung answered, metered cost, the call log).
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from ragkeel.gateway.base import ChatRequest, Usage
@@ -151,3 +153,32 @@ def test_the_answer_flow_retrieves_in_the_configured_mode(retriever: HybridRetri
     answer = bm25.answer(ON_TOPIC)
     assert answer.hits and all(h.dense_rank is None for h in answer.hits)
     assert answer.gate is not None and answer.gate.reason == "keyword"
+
+
+SCHEMA = {
+    "type": "object",
+    "required": ["rotation_days"],
+    "properties": {"rotation_days": {"type": "integer"}, "note": {"type": "string"}},
+}
+
+
+def test_an_output_schema_asks_for_json_and_keeps_it_intact(retriever: HybridRetriever) -> None:
+    seen: list[ChatRequest] = []
+
+    def reply(request: ChatRequest) -> str:
+        seen.append(request)
+        return '{"rotation_days": 90, "note": "Rotate every API key every ninety days"}'
+
+    answerer = Answerer(retriever, ScriptedChatModel(reply), gate_threshold=TEST_GATE)
+    answer = answerer.answer(ON_TOPIC, output_schema=SCHEMA)
+    (request,) = seen
+    assert request.json_schema == SCHEMA
+    assert '"rotation_days"' in request.messages[-1].content  # the schema is in the prompt
+    assert answer.template_version == "answer_json_v1" and answer.mode == "generative"
+    # an unsupported sentence gets no [n] appended inside a JSON answer
+    assert json.loads(answer.text) == {
+        "rotation_days": 90,
+        "note": "Rotate every API key every ninety days",
+    }
+    plain = answerer.answer(ON_TOPIC)
+    assert plain.template_version == answerer.template.version and seen[1].json_schema is None

@@ -14,6 +14,7 @@ import time
 from collections.abc import Generator
 from contextlib import aclosing
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import Request
 
@@ -63,9 +64,12 @@ def start_answer(
     k: int | None,
     mode: GenerationMode | None,
     budget: Budget = NO_BUDGET,
+    output_schema: dict[str, Any] | None = None,
 ) -> EventPump[StreamItem]:
     """The answer's events, produced in a thread as soon as they are iterated."""
-    events = state.answerer_for(k).stream(question, collection=collection, mode=mode, budget=budget)
+    events = state.answerer_for(k).stream(
+        question, collection=collection, mode=mode, budget=budget, output_schema=output_schema
+    )
     source = _traced(state.container, events, question, route)
     pump: EventPump[StreamItem] = EventPump(source, name="ragkeel-answer")
     state.track(pump)
@@ -83,6 +87,7 @@ def start_admitted(
     mode: GenerationMode | None,
     max_cost: float | None = None,
     max_tokens: int | None = None,
+    output_schema: dict[str, Any] | None = None,
 ) -> EventPump[StreamItem]:
     """``checked_question`` then ``start_answer`` for an admitted request, within
     ``Budget(admitted.tenant, max_cost, max_tokens)``; if either fails, the admission is
@@ -91,7 +96,14 @@ def start_admitted(
         question = checked_question(state, text, route)
         budget = Budget(admitted.tenant, max_cost, max_tokens)
         return start_answer(
-            state, question, route=route, collection=collection, k=k, mode=mode, budget=budget
+            state,
+            question,
+            route=route,
+            collection=collection,
+            k=k,
+            mode=mode,
+            budget=budget,
+            output_schema=output_schema,
         )
     except BaseException:
         admitted.release()

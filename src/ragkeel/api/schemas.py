@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ragkeel.evaluation.answer_metrics import schema_problem
 from ragkeel.gateway.base import Usage
 from ragkeel.generation.answer import Answer, Citation
 from ragkeel.generation.gate import GateDecision
@@ -33,6 +34,20 @@ class QueryRequest(_Strict):
     max_tokens: int | None = Field(
         default=None, ge=1, le=1_000_000, description="tokens at most, prompt plus answer"
     )
+    output_schema: dict[str, Any] | None = Field(
+        default=None,
+        description="answer with one JSON value valid against this JSON schema "
+        "(schema-constrained decoding where the model supports it)",
+    )
+
+    @field_validator("output_schema")
+    @classmethod
+    def _a_valid_schema(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            problem = schema_problem(value)
+            if problem is not None:
+                raise ValueError(f"output_schema is not a valid JSON schema: {problem}")
+        return value
 
 
 class UsageOut(BaseModel):

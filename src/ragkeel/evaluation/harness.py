@@ -224,7 +224,9 @@ def _run_case(
     collection = dataset.corpus.collection if dataset.corpus else None
     start = time.perf_counter()
     try:
-        answer = answerer.answer(case.question, collection=collection)
+        answer = answerer.answer(
+            case.question, collection=collection, output_schema=case.output_schema
+        )
     except Exception as exc:
         ms = (time.perf_counter() - start) * 1000
         trace_id = traces.record(

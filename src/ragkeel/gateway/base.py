@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     from ragkeel.gateway.calllog import CallLog
@@ -60,6 +60,9 @@ class ChatRequest:
     max_cost: float | None = None
     hints: RoutingHints | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
+    # the reply must be one JSON value valid against this schema: providers that can constrain
+    # decoding do (llama.cpp grammar, OpenAI response_format); the others rely on the prompt
+    json_schema: Mapping[str, Any] | None = field(default=None, compare=False)
     log: CallLog | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:

@@ -14,10 +14,11 @@ the event order.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from ragkeel.errors import ModelError, QueryError, RagkeelError
 from ragkeel.gateway.base import (
@@ -57,13 +58,19 @@ from ragkeel.generation.context import (
 )
 from ragkeel.generation.extractive import DEFAULT_SENTENCES, extract_sentences, render_extractive
 from ragkeel.generation.gate import DEFAULT_DENSE_THRESHOLD, AnswerGate, GateDecision
-from ragkeel.generation.templates import DEFAULT_TEMPLATE, REFUSAL_PHRASE, load_template
+from ragkeel.generation.templates import (
+    DEFAULT_TEMPLATE,
+    REFUSAL_PHRASE,
+    PromptTemplate,
+    load_template,
+)
 from ragkeel.retrieval.hybrid import HybridRetriever, Mode
 from ragkeel.storage.filters import Filter
 from ragkeel.tokens import RegexTokenCounter
 from ragkeel.types import SearchResult
 
 GenerationMode = Literal["generative", "extractive"]
+JSON_TEMPLATE = "answer_json_v1"  # the prompt of answers asked for JSON (an output_schema)
 _REGEX_COUNT: CountTokens = RegexTokenCounter().count
 MIN_CONTEXT_BUDGET = 128
 _RETRIEVAL_STAGES = {
@@ -117,6 +124,7 @@ class _Run:
     clock: _Clock
     budget: Budget = NO_BUDGET
     log: CallLog = field(default_factory=CallLog)
+    schema: Mapping[str, Any] | None = None  # the answer must be JSON valid against it
     usage: Usage | None = None
     model: str | None = None
     template_version: str | None = None
@@ -180,8 +188,12 @@ class Answerer:
         flt: Filter | None = None,
         mode: GenerationMode | None = None,
         budget: Budget = NO_BUDGET,
+        output_schema: Mapping[str, Any] | None = None,
     ) -> Answer:
-        events = self._events(question, _scope(collection, flt), mode or self.mode, budget)
+        """The final answer. ``output_schema``: reply with one JSON value valid against it
+        (prompt ``answer_json_v1``, schema-constrained decoding where the model allows)."""
+        scope = _scope(collection, flt)
+        events = self._events(question, scope, mode or self.mode, budget, output_schema)
         for event in events:
             if isinstance(event, DoneEvent):
                 return event.answer
@@ -195,15 +207,22 @@ class Answerer:
         flt: Filter | None = None,
         mode: GenerationMode | None = None,
         budget: Budget = NO_BUDGET,
+        output_schema: Mapping[str, Any] | None = None,
     ) -> Generator[AnswerEvent, None, None]:
         """The events of answering ``question`` (see ``answer.py``); ``close()`` it to cancel."""
         try:
-            yield from self._events(question, _scope(collection, flt), mode or self.mode, budget)
+            scope = _scope(collection, flt)
+            yield from self._events(question, scope, mode or self.mode, budget, output_schema)
         except RagkeelError as exc:
             yield ErrorEvent(exc.code, str(exc), fatal=True)
 
     def _events(
-        self, question: str, flt: Filter | None, mode: GenerationMode, budget: Budget
+        self,
+        question: str,
+        flt: Filter | None,
+        mode: GenerationMode,
+        budget: Budget,
+        schema: Mapping[str, Any] | None = None,
     ) -> Iterator[AnswerEvent]:
         clock = _Clock()
         result = self.retriever.search(question, self.k, mode=self.retrieval_mode, flt=flt)
@@ -213,7 +232,7 @@ class Answerer:
                 clock.ms[stage] = result.timings_ms[key]
         if budget.max_tokens is None and self.default_max_tokens is not None:
             budget = dataclasses.replace(budget, max_tokens=self.default_max_tokens)
-        run = _Run(question, result, self.gate.decide(result), clock, budget)
+        run = _Run(question, result, self.gate.decide(result), clock, budget, schema=schema)
         yield RetrievalEvent(result.hits, result.confidence, run.gate)
         if not run.gate.passed:
             yield from self._refuse(run)
@@ -228,7 +247,8 @@ class Answerer:
 
     def _generate(self, run: _Run, model: ChatModel) -> Iterator[AnswerEvent]:
         try:  # counting with the model's tokenizer loads it: a missing model fails here
-            empty = self.template.render(run.question, "")
+            template, schema = self._template_for(run)
+            empty = template.render(run.question, "", schema)
             overhead = sum(model.count_tokens(m.content) for m in empty)
             budget = max(self.context_budget - overhead, self.context_budget // 4)
             answer_tokens = self.max_answer_tokens
@@ -246,7 +266,7 @@ class Answerer:
         if not context.sources:
             yield from self._refuse(run)
             return
-        run.model, run.template_version = model.name, self.template.version
+        run.model, run.template_version = model.name, template.version
         parts: list[str] = []
         for smaller in (False, True):  # over budget before any text: once more, half the context
             if smaller:  # half of what was packed (not of the budget: it may not have been full)
@@ -256,7 +276,7 @@ class Answerer:
                 context = half
                 run.log.decide("budget", f"retrying with half the context: {run.error}")
                 run.degraded = None
-            run.prompt = self.template.render(run.question, context.render())
+            run.prompt = template.render(run.question, context.render(), schema)
             yield from self._call(run, model, self._request(run, answer_tokens), parts)
             retry = isinstance(run.error, BudgetExceededError) and not parts and not smaller
             if not retry or len(context.sources) <= 1:
@@ -279,7 +299,8 @@ class Answerer:
         if check.refusal:
             yield from self._refuse(run, streamed=True)
             return
-        if check.unsupported:  # a right answer without its [n]: cite the source that supports it
+        if check.unsupported and run.schema is None:  # cite the source that supports it (never
+            # inside a JSON answer: appending [n] would break it)
             text, run.inferred = attribute_uncited(text, context, min_support=self.min_support)
             check = check_answer(text, context, min_support=self.min_support)
         yield from self._finish(run, text, "generative", context, check)
@@ -296,7 +317,14 @@ class Answerer:
             max_cost=run.budget.max_cost,
             hints=RoutingHints(run.question, top.top_dense_score, top.margin),
             log=run.log,
+            json_schema=run.schema,
         )
+
+    def _template_for(self, run: _Run) -> tuple[PromptTemplate, str]:
+        """The prompt and the schema text it shows: the JSON prompt when a schema is asked."""
+        if run.schema is None:
+            return self.template, ""
+        return load_template(JSON_TEMPLATE), json.dumps(run.schema, ensure_ascii=False)
 
     def _call(
         self, run: _Run, model: ChatModel, request: ChatRequest, parts: list[str]

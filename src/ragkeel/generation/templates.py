@@ -21,7 +21,7 @@ from ragkeel.generation.errors import TemplateError
 REFUSAL_PHRASE = "I cannot answer this from the provided sources."
 DEFAULT_TEMPLATE = "answer_v1"
 
-_PLACEHOLDER = re.compile(r"\{(sources|question|refusal)\}")
+_PLACEHOLDER = re.compile(r"\{(sources|question|refusal|schema)\}")
 _VERSION = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
@@ -31,8 +31,13 @@ class PromptTemplate:
     system: str
     user: str
 
-    def render(self, question: str, sources: str) -> tuple[ChatMessage, ...]:
-        values = {"sources": sources, "question": question, "refusal": REFUSAL_PHRASE}
+    def render(self, question: str, sources: str, schema: str = "") -> tuple[ChatMessage, ...]:
+        values = {
+            "sources": sources,
+            "question": question,
+            "refusal": REFUSAL_PHRASE,
+            "schema": schema,
+        }
 
         def fill(text: str) -> str:
             return _PLACEHOLDER.sub(lambda m: values[m.group(1)], text)

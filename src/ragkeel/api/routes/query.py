@@ -65,6 +65,7 @@ async def query(
         mode=body.mode,
         max_cost=body.max_cost,
         max_tokens=body.max_tokens,
+        output_schema=body.output_schema,
     )
     if body.stream:
         return EventStreamResponse(

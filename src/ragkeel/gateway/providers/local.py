@@ -108,6 +108,7 @@ class LocalChatModel:
                     temperature=request.temperature,
                     stop=list(request.stop) or None,
                     stream=True,
+                    response_format=_response_format(request),
                 )
                 completion_tokens = 0
                 finish: FinishReason = "stop"
@@ -133,3 +134,11 @@ class LocalChatModel:
                 raise
             except (ValueError, RuntimeError) as exc:  # e.g. the prompt exceeds n_ctx
                 raise ChatModelError(f"{self.name} failed: {exc}", model=self.name) from exc
+
+
+def _response_format(request: ChatRequest) -> dict[str, Any] | None:
+    """A JSON schema becomes llama.cpp's grammar-constrained JSON: the reply cannot be
+    anything but a JSON value of that shape (until ``max_tokens`` cuts it)."""
+    if request.json_schema is None:
+        return None
+    return {"type": "json_object", "schema": dict(request.json_schema)}

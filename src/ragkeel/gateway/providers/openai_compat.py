@@ -131,6 +131,11 @@ class OpenAICompatChatModel(HttpChatModel):
         }
         if request.stop:
             payload["stop"] = list(request.stop)
+        if request.json_schema is not None:  # structured output (OpenAI, vLLM, llama.cpp server)
+            payload["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "answer", "schema": dict(request.json_schema)},
+            }
         if stream:
             payload["stream"] = True
             payload["stream_options"] = {"include_usage": True}
