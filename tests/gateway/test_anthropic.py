@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -15,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from fake_http import ScriptedServer, serving
 from ragkeel.gateway.base import ChatChunk, ChatMessage, ChatRequest, Usage
 from ragkeel.gateway.errors import (
     ChatModelError,
@@ -48,38 +47,13 @@ class Reply:
     cut_after: int | None = None  # stream: drop the connection mid-chunk after N text deltas
 
 
-class FakeAnthropicServer:
+class FakeAnthropicServer(ScriptedServer[Reply]):
     def __init__(self) -> None:
-        self.script: deque[Reply] = deque()
-        self.requests: list[tuple[str, dict[str, str], Any]] = []
-        self.events_sent = 0
-        self.disconnected = threading.Event()
-        self.stopping = threading.Event()
-        self._lock = threading.Lock()
-        self.httpd = _QuietServer(("127.0.0.1", 0), _handler_for(self))
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        super().__init__(_handler_for, Reply)
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def then(self, *replies: Reply) -> FakeAnthropicServer:
-        self.script.extend(replies)
-        return self
-
-    def record(self, path: str, headers: dict[str, str], payload: Any) -> Reply:
-        with self._lock:
-            self.requests.append((path, headers, payload))
-            return self.script.popleft() if self.script else Reply()
-
-
-class _QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # clients hanging up (timeouts, closed streams) are expected
+        return self.origin + ""
 
 
 def _error_body(kind: str, message: str) -> bytes:
@@ -194,8 +168,7 @@ def _handler_for(server: FakeAnthropicServer) -> type[BaseHTTPRequestHandler]:
                     data = f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode()
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if chunked else data)
                     self.wfile.flush()
-                    with server._lock:
-                        server.events_sent += 1
+                    server.count_event()
                 if chunked:
                     self.wfile.write(b"0\r\n\r\n")
             except (BrokenPipeError, ConnectionResetError):
@@ -210,14 +183,8 @@ def _handler_for(server: FakeAnthropicServer) -> type[BaseHTTPRequestHandler]:
 @pytest.fixture
 def server() -> Iterator[FakeAnthropicServer]:
     fake = FakeAnthropicServer()
-    fake.thread.start()
-    try:
+    with serving(fake):
         yield fake
-    finally:
-        fake.stopping.set()
-        fake.httpd.shutdown()
-        fake.httpd.server_close()
-        fake.thread.join(timeout=2)
 
 
 @pytest.fixture

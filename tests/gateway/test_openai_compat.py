@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from fake_http import ScriptedServer, serving
 from ragkeel.gateway.base import ChatChunk, ChatMessage, ChatRequest, Usage
 from ragkeel.gateway.errors import (
     ChatModelError,
@@ -42,38 +41,13 @@ class Reply:
     done: bool = True  # stream: send data: [DONE]
 
 
-class FakeChatServer:
+class FakeChatServer(ScriptedServer[Reply]):
     def __init__(self) -> None:
-        self.script: deque[Reply] = deque()
-        self.requests: list[tuple[str, str | None, Any]] = []
-        self.events_sent = 0
-        self.disconnected = threading.Event()
-        self.stopping = threading.Event()
-        self._lock = threading.Lock()
-        self.httpd = _QuietServer(("127.0.0.1", 0), _handler_for(self))
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+        super().__init__(_handler_for, Reply)
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-
-    def then(self, *replies: Reply) -> FakeChatServer:
-        self.script.extend(replies)
-        return self
-
-    def record(self, path: str, auth: str | None, payload: Any) -> Reply:
-        with self._lock:
-            self.requests.append((path, auth, payload))
-            return self.script.popleft() if self.script else Reply()
-
-
-class _QuietServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        pass  # clients hanging up (timeouts, closed streams) are expected
+        return self.origin + "/v1"
 
 
 def _usage_json(reply: Reply) -> dict[str, int] | None:
@@ -151,8 +125,7 @@ def _handler_for(server: FakeChatServer) -> type[BaseHTTPRequestHandler]:
                         return
                     self.wfile.write(line)
                     self.wfile.flush()
-                    with server._lock:
-                        server.events_sent += 1
+                    server.count_event()
             except (BrokenPipeError, ConnectionResetError):
                 server.disconnected.set()
 
@@ -165,14 +138,8 @@ def _handler_for(server: FakeChatServer) -> type[BaseHTTPRequestHandler]:
 @pytest.fixture
 def server() -> Iterator[FakeChatServer]:
     fake = FakeChatServer()
-    fake.thread.start()
-    try:
+    with serving(fake):
         yield fake
-    finally:
-        fake.stopping.set()
-        fake.httpd.shutdown()
-        fake.httpd.server_close()
-        fake.thread.join(timeout=2)
 
 
 @pytest.fixture
