@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 from collections.abc import Iterator, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
@@ -242,11 +243,21 @@ async def _ragkeel_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def retry_after_header(exc: RagkeelError) -> dict[str, str] | None:
-    """``{"Retry-After": "<whole seconds, rounded up, at least 1>"}`` when ``exc`` says when."""
+    """``{"Retry-After": "<whole seconds, at least 1>"}`` when ``exc`` says when: the time it
+    gives plus a random spread (``retry_after_spread``), rounded up, so that clients refused
+    together and honouring the header do not all come back in the same second."""
     seconds = getattr(exc, "retry_after_s", None)
     if not isinstance(seconds, int | float) or not math.isfinite(seconds) or seconds < 0:
         return None
-    return {"Retry-After": str(max(math.ceil(seconds), 1))}
+    jittered = seconds + random.uniform(0.0, retry_after_spread(seconds))
+    return {"Retry-After": str(max(math.ceil(jittered), 1))}
+
+
+def retry_after_spread(seconds: float) -> float:
+    """How much later than ``seconds`` a refused client may be told to come back: half of it,
+    at least 1 s (a 1 s wait becomes 1 or 2 s) and at most 60 s (a wait until midnight UTC
+    stays within a minute of it)."""
+    return min(max(1.0, seconds / 2), 60.0)
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
