@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from ragkeel.gateway.base import ChatMessage, ChatRequest, Usage
@@ -80,3 +82,26 @@ def test_a_stream_closed_after_its_last_chunk_is_a_success() -> None:
     stream.close()
     (attempt,) = log.attempts
     assert attempt.outcome == "ok" and attempt.usage == chunks[-1].usage
+
+
+def test_closing_early_closes_the_provider_stream_before_counting_tokens() -> None:
+    # issue 9: on close the meter estimated usage with count_tokens while the provider's stream,
+    # still open, held the lock count_tokens needs (the local model): the answer thread hung for
+    # good and every later answer waited behind it
+    log = CallLog()
+    model = ScriptedChatModel(["one two three four five six"], serialised=True)
+    metered = MeteredChatModel(model, deployment="local", price=PRICE)
+    done = threading.Event()
+
+    def consume_two_then_close() -> None:
+        stream = metered.stream(_request(log))
+        next(stream), next(stream)
+        stream.close()
+        done.set()
+
+    threading.Thread(target=consume_two_then_close, daemon=True).start()
+    assert done.wait(5.0), "closing the metered stream deadlocked"
+    (attempt,) = log.attempts
+    assert attempt.outcome == "interrupted" and attempt.usage.completion_tokens == 2
+    assert model.cancelled == 1
+    assert model.count_tokens("still usable") == 2  # the provider's lock was released

@@ -9,6 +9,10 @@ interrupted after some text bills the tokens it sent, estimated with ``count_tok
 plus the partial text). A stream closed early by the consumer is recorded as ``interrupted``
 with its estimated usage (the tokens generated so far were paid for), unless the chunk with
 ``finish_reason`` had already gone out: then the answer was complete and it is ``ok``.
+
+Cleanup order: a stream closed by the consumer closes the provider's stream *before* anything
+else calls into the provider (the usage estimate counts tokens): an open provider stream may
+hold a resource that the call needs (one llama.cpp context is held for the whole stream).
 """
 
 from __future__ import annotations
@@ -78,9 +82,12 @@ class MeteredChatModel:
             self._record(request, started, outcome, spent, exc)
             raise
         except GeneratorExit:  # closed by the consumer: after the last chunk that is a success
+            # close the provider's stream FIRST: until it is closed it may hold resources the
+            # estimate needs (the local model's generation lock: counting tokens while its stream
+            # was still open deadlocked the answer thread, issue 9)
+            _close(chunks)
             spent = usage or self._estimate(request, "".join(parts))
             self._record(request, started, "ok" if finished else "interrupted", spent)
-            _close(chunks)
             raise
         self._record(request, started, "ok", usage or self._estimate(request, "".join(parts)))
 

@@ -9,6 +9,12 @@ piece (a word or a punctuation mark with its leading whitespace), honour ``max_t
 ``stop``, optionally sleep ``token_delay_s`` per piece, and raise ``ModelTimeoutError`` when the
 request's ``timeout_s`` runs out. Every request is recorded in ``requests``; streams closed
 before their end (a cancelled generation) are counted in ``cancelled``.
+
+``serialised=True`` behaves like one llama.cpp context under a careless provider: one stream at
+a time holds a (non-reentrant) lock from its first chunk until it is closed or ends, and
+``count_tokens`` takes the same lock. Any wrapper that counts tokens while a stream it opened is
+still open then deadlocks, as the local model once did (issue 9): tests of the layers above
+use it to prove they never do.
 """
 
 from __future__ import annotations
@@ -51,6 +57,7 @@ class ScriptedChatModel:
         *,
         name: str = "scripted",
         token_delay_s: float = 0.0,
+        serialised: bool = False,
     ) -> None:
         if not 0.0 <= token_delay_s <= MAX_TOKEN_DELAY_S:
             raise ValueError(f"token_delay_s must be within [0, {MAX_TOKEN_DELAY_S}]")
@@ -63,6 +70,7 @@ class ScriptedChatModel:
         self.cancelled = 0  # streams closed before their end
         self._counter = RegexTokenCounter()
         self._lock = threading.Lock()
+        self._generation = threading.Lock() if serialised else None
 
     @property
     def name(self) -> str:
@@ -73,7 +81,10 @@ class ScriptedChatModel:
         return len(self.requests)
 
     def count_tokens(self, text: str) -> int:
-        return self._counter.count(text)
+        if self._generation is None:
+            return self._counter.count(text)
+        with self._generation:
+            return self._counter.count(text)
 
     def complete(self, request: ChatRequest) -> ChatResponse:
         parts: list[str] = []
@@ -98,16 +109,21 @@ class ScriptedChatModel:
         return self._script[min(index, len(self._script) - 1)]
 
     def _play(self, request: ChatRequest, reply: Reply) -> Generator[ChatChunk, None, None]:
+        if self._generation is not None:
+            self._generation.acquire()
         try:
             yield from self._chunks(request, reply)
         except GeneratorExit:  # the consumer closed the stream early: generation is cancelled
             with self._lock:
                 self.cancelled += 1
             raise
+        finally:
+            if self._generation is not None:
+                self._generation.release()
 
     def _chunks(self, request: ChatRequest, reply: Reply) -> Iterator[ChatChunk]:
         started = time.monotonic()
-        prompt_tokens = sum(self.count_tokens(m.content) for m in request.messages)
+        prompt_tokens = sum(self._counter.count(m.content) for m in request.messages)
         text, finish = _apply_stop(
             reply.partial if isinstance(reply, ScriptedFailure) else reply, request.stop
         )
