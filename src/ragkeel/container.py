@@ -83,6 +83,7 @@ class Container:
             n_ctx=local.n_ctx,
             threads=local.threads,
             default_timeout_s=self.settings.generation.model_timeout_s,
+            max_queue=local.max_queue,
         )
 
     @cached_property

@@ -86,6 +86,9 @@ class LocalModelSettings(_Section):
     n_ctx: int = Field(default=4096, ge=512, le=32768)
     threads: int = Field(default=0, ge=0)  # 0 = llama.cpp's default (one per core)
     models_dir: Path | None = None  # default: $RAGKEEL_HOME/models (where `make setup` puts it)
+    # one answer generates at a time; this many more may wait for their turn (within the request
+    # deadline); past it the API answers 503 MODEL_BUSY with Retry-After at once
+    max_queue: int = Field(default=2, ge=0, le=1000)
 
 
 class OpenAIChatSettings(_Section):

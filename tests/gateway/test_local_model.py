@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +14,8 @@ import pytest
 
 from ragkeel.errors import ModelChecksumError, ModelError
 from ragkeel.gateway.base import ChatMessage, ChatRequest
-from ragkeel.gateway.errors import ModelTimeoutError
+from ragkeel.gateway.calllog import CallLog
+from ragkeel.gateway.errors import DeadlineExceededError, ModelBusyError, ModelTimeoutError
 from ragkeel.gateway.gguf_files import DEFAULT_MODEL, MODELS, GgufModel
 from ragkeel.gateway.providers.local import LocalChatModel
 
@@ -99,3 +102,42 @@ def test_a_json_schema_constrains_the_reply_to_valid_json(model: LocalChatModel)
     text = model.complete(ask(SOURCES + "\nReply as JSON.", max_tokens=30, json_schema=schema)).text
     reply = json.loads(text)  # the grammar admits nothing else
     assert set(reply) >= {"rotation_days"} and isinstance(reply["rotation_days"], int)
+
+
+def test_tokens_are_counted_while_a_stream_is_open(model: LocalChatModel) -> None:
+    # issue 9: count_tokens took the generation lock; a cleanup path counting tokens while its
+    # own stream was still open (same thread) hung forever. Same thread and another thread:
+    stream = model.stream(ask(SOURCES, max_tokens=20))
+    next(stream)
+    assert model.count_tokens("hello world") == 2  # would block forever before the fix
+    counted: list[int] = []
+    other = threading.Thread(target=lambda: counted.append(model.count_tokens("hello world")))
+    other.start()
+    other.join(10)
+    assert counted == [2]
+    stream.close()
+    assert model.queue.snapshot()["generating"] is False  # closing gave the slot back
+
+
+def test_a_full_queue_refuses_at_once_and_waiting_is_bounded_by_the_deadline(
+    model: LocalChatModel,
+) -> None:
+    busy = model.stream(ask(SOURCES, max_tokens=20))
+    next(busy)  # holds the generation slot
+    try:
+        model.queue.max_queue = 0  # no room to wait
+        started = time.monotonic()
+        with pytest.raises(ModelBusyError) as refused:
+            next(model.stream(ask(SOURCES, max_tokens=5)))
+        assert time.monotonic() - started < 1.0 and refused.value.retry_after_s
+        model.queue.max_queue = 2
+        waiting = ask(SOURCES, max_tokens=5, deadline=time.monotonic() + 0.3)
+        with pytest.raises(DeadlineExceededError, match="waited"):
+            next(model.stream(waiting))  # the slot is held by `busy`: waits 0.3 s, no more
+        assert model.queue.snapshot()["waiting"] == 0
+    finally:
+        model.queue.max_queue = 2
+        busy.close()
+    log = CallLog()
+    text = "".join(c.text_delta for c in model.stream(ask(SOURCES, max_tokens=5, log=log)))
+    assert text and 0 <= log.queue_ms < 1000  # the wait is reported, and it was short

@@ -42,6 +42,7 @@ class CallLog:
     decisions: list[Decision] = field(default_factory=list)
     served_by: str | None = None  # the deployment whose answer was returned
     rung: int | None = None  # its position in the fallback chain (0 = first choice)
+    queue_ms: float = 0.0  # time spent waiting for a turn on a serialised model (local)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def attempt(self, attempt: Attempt) -> None:
@@ -51,6 +52,11 @@ class CallLog:
     def decide(self, policy: str, reason: str) -> None:
         with self._lock:
             self.decisions.append(Decision(policy, reason))
+
+    def queued(self, ms: float) -> None:
+        """A model made this request wait ``ms`` for its turn (added up over attempts)."""
+        with self._lock:
+            self.queue_ms += ms
 
     @property
     def cost(self) -> float:
@@ -68,6 +74,7 @@ class CallLog:
             "served_by": self.served_by,
             "rung": self.rung,
             "cost": self.cost,
+            "queue_ms": round(self.queue_ms, 3),
             "attempts": [
                 {
                     "deployment": a.deployment,

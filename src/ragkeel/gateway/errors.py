@@ -10,6 +10,7 @@ from a missing one without knowing the provider::
         ├── ModelUnavailableError      MODEL_UNAVAILABLE   cannot be reached or loaded right now (5xx, reset)
         │   ├── ModelRateLimitedError  MODEL_RATE_LIMITED  the provider said 429 (``retry_after_s`` if sent)
         │   ├── StreamInterruptedError MODEL_STREAM_INTERRUPTED  the stream broke after some tokens
+        │   ├── ModelBusyError         MODEL_BUSY          the local model's queue is full (``retry_after_s``)
         │   └── CircuitOpenError       CIRCUIT_OPEN        the breaker refuses calls to this deployment
         ├── BudgetExceededError        BUDGET_EXCEEDED     the call would exceed max_cost / max_tokens
         └── RateLimitedError           RATE_LIMITED        admission: a tenant is over its limit
@@ -122,6 +123,25 @@ class StreamInterruptedError(ModelUnavailableError):
     def __init__(self, message: str, *, model: str | None = None, partial: str = "") -> None:
         super().__init__(message, model=model, hint="the answer so far is incomplete")
         self.partial = partial
+
+
+class ModelBusyError(ModelUnavailableError):
+    """The local model is generating and its queue (``generation.local.max_queue``) is full:
+    refused at once rather than left to wait behind work that cannot finish in time. Not the
+    model's fault (breakers ignore it); the API answers 503 with ``Retry-After``."""
+
+    code = "MODEL_BUSY"
+    retryable = False
+    counts_as_failure = False
+
+    def __init__(self, message: str, *, model: str | None = None, retry_after_s: float) -> None:
+        super().__init__(
+            message,
+            model=model,
+            retry_after_s=retry_after_s,
+            hint="retry after Retry-After seconds",
+            status=503,
+        )
 
 
 class CircuitOpenError(ModelUnavailableError):

@@ -282,6 +282,8 @@ class Answerer:
             if not retry or len(context.sources) <= 1:
                 break
         run.clock.lap("generate")
+        if run.log.queue_ms:  # waiting for a serialised model's turn (part of "generate")
+            run.clock.ms["queue"] = run.log.queue_ms
         text = "".join(parts).strip()
         if run.usage is None and run.log.attempts:  # failed: what the gateway metered
             run.usage = run.log.usage

@@ -67,6 +67,7 @@ STAGE_FUSE: Final = "fuse"
 STAGE_RETRIEVE: Final = "retrieve"  # embed + keyword + dense + fuse, as one wall-clock lap
 STAGE_PACK: Final = "pack"
 STAGE_FIRST_TOKEN: Final = "first_token"  # from the start of the request
+STAGE_QUEUE: Final = "queue"  # waiting for a turn on a serialised model (inside "generate")
 STAGE_GENERATE: Final = "generate"
 STAGE_TOTAL: Final = "total"
 STAGES: Final = (
@@ -77,6 +78,7 @@ STAGES: Final = (
     STAGE_RETRIEVE,
     STAGE_PACK,
     STAGE_FIRST_TOKEN,
+    STAGE_QUEUE,
     STAGE_GENERATE,
     STAGE_TOTAL,
 )

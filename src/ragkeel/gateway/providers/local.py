@@ -1,14 +1,24 @@
 """``LocalChatModel``: a GGUF model run in-process by llama.cpp (``llama-cpp-python``).
 
 * The model file is verified by sha256 before it is loaded (``gguf_files.verify``); nothing
-  else is ever loaded. Loading is lazy (first call) and happens once per process.
+  else is ever loaded. Loading is lazy (first call) and happens once per process, under its own
+  lock.
 * The chat template is the one stored in the GGUF (llama-cpp-python reads
   ``tokenizer.chat_template``); token counts come from the model's own ``tokenize``.
 * llama.cpp reuses the KV cache for the longest common prefix with the previous call, so the
   fixed system prompt is evaluated once, not per question.
+* One ``Llama`` context is not thread-safe: generations take turns through a
+  ``GenerationQueue`` — one generates, at most ``max_queue`` wait (more: ``ModelBusyError`` at
+  once, with ``Retry-After``), and none waits past the request's ``deadline`` (or its
+  ``timeout_s``): ``DeadlineExceededError``. The time spent waiting is reported to the request's
+  ``CallLog`` (``queue_ms``) and the generation slot is held from the first token to the close
+  of the stream.
+* ``count_tokens`` does NOT take the generation slot: tokenizing reads only the vocabulary, which
+  is immutable once loaded. (It once took the same lock as generation: a cleanup path that
+  counted tokens while its stream was still open deadlocked the answer thread, issue 9.)
 * llama.cpp has no timeout: the stream checks the clock between tokens and stops with
-  ``ModelTimeoutError``. Closing the iterator stops generation after the current token.
-* One ``Llama`` context is not thread-safe; calls are serialised by a lock.
+  ``ModelTimeoutError`` (or ``DeadlineExceededError`` at the request deadline). Closing the
+  iterator stops generation after the current token and frees the slot.
 """
 
 from __future__ import annotations
@@ -20,10 +30,85 @@ from pathlib import Path
 from typing import Any
 
 from ragkeel.gateway.base import ChatChunk, ChatRequest, ChatResponse, FinishReason, Usage
-from ragkeel.gateway.errors import ChatModelError, ModelTimeoutError, ModelUnavailableError
+from ragkeel.gateway.clock import SYSTEM_CLOCK, Clock
+from ragkeel.gateway.errors import (
+    ChatModelError,
+    DeadlineExceededError,
+    ModelBusyError,
+    ModelTimeoutError,
+    ModelUnavailableError,
+)
 from ragkeel.gateway.gguf_files import GgufModel, verify
 
 _INSTALL_HINT = "run `make setup`: it builds llama-cpp-python==0.3.36 once per machine"
+DEFAULT_MAX_QUEUE = 2
+BUSY_RETRY_AFTER_S = 5.0  # a refused caller may come back after about one short generation
+
+
+class GenerationQueue:
+    """One generation at a time, at most ``max_queue`` callers waiting for their turn (FIFO is
+    not promised: ``threading.Condition`` wakes any waiter). Thread-safe. ``snapshot`` tells
+    ``/readyz`` how long the slot has been held, so a slot that is never given back is seen."""
+
+    def __init__(self, max_queue: int = DEFAULT_MAX_QUEUE, *, clock: Clock = SYSTEM_CLOCK) -> None:
+        if max_queue < 0:
+            raise ValueError(f"max_queue must not be negative, got {max_queue}")
+        self.max_queue = max_queue
+        self._clock = clock
+        self._cond = threading.Condition()
+        self._held_since: float | None = None
+        self._waiting = 0
+        self.refused = 0
+
+    def acquire(self, model: str, *, wait_s: float | None) -> float:
+        """Take the slot, waiting at most ``wait_s`` (None: no bound); the seconds waited.
+        ``ModelBusyError`` when ``max_queue`` callers already wait, ``DeadlineExceededError``
+        when the wait runs out."""
+        with self._cond:
+            started = self._clock.now()
+            if self._held_since is not None:
+                if self._waiting >= self.max_queue:
+                    self.refused += 1
+                    raise ModelBusyError(
+                        f"{model} is busy: one answer is generating and {self._waiting} "
+                        f"wait{'s' if self._waiting == 1 else ''} (generation.local.max_queue "
+                        f"{self.max_queue})",
+                        model=model,
+                        retry_after_s=BUSY_RETRY_AFTER_S,
+                    )
+                self._waiting += 1
+                try:
+                    free = self._cond.wait_for(lambda: self._held_since is None, wait_s)
+                finally:
+                    self._waiting -= 1
+                if not free:
+                    raise DeadlineExceededError(
+                        f"waited {self._clock.now() - started:.1f} s for {model} "
+                        "(another answer was generating) and the request's deadline ran out",
+                        model=model,
+                        timeout_s=wait_s,
+                        hint="retry later, or raise gateway.request_deadline_s",
+                    )
+            self._held_since = self._clock.now()
+            return self._held_since - started
+
+    def release(self) -> None:
+        with self._cond:
+            self._held_since = None
+            self._cond.notify()
+
+    def snapshot(self) -> dict[str, Any]:
+        """``{"generating", "held_s", "waiting", "max_queue", "refused"}`` for ``/readyz``."""
+        with self._cond:
+            since = self._held_since
+            held = None if since is None else round(self._clock.now() - since, 3)
+            return {
+                "generating": since is not None,
+                "held_s": held,
+                "waiting": self._waiting,
+                "max_queue": self.max_queue,
+                "refused": self.refused,
+            }
 
 
 class LocalChatModel:
@@ -35,14 +120,18 @@ class LocalChatModel:
         n_ctx: int = 4096,
         threads: int = 0,
         default_timeout_s: float = 120.0,
+        max_queue: int = DEFAULT_MAX_QUEUE,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.models_dir = Path(models_dir)
         self.model = model
         self.n_ctx = n_ctx
         self.threads = threads
         self.default_timeout_s = default_timeout_s
+        self.queue = GenerationQueue(max_queue, clock=clock)
+        self._clock = clock
         self._llm: Any = None
-        self._lock = threading.Lock()
+        self._load_lock = threading.Lock()  # loading only; never held while generating
         self.load_seconds: float | None = None
 
     @property
@@ -55,12 +144,16 @@ class LocalChatModel:
 
     def load(self) -> None:
         """Verify and load the model now (otherwise the first call does it)."""
-        with self._lock:
-            self._ensure_loaded()
+        self._ensure_loaded()
 
     def _ensure_loaded(self) -> Any:
-        if self._llm is not None:
-            return self._llm
+        llm = self._llm
+        if llm is not None:
+            return llm
+        with self._load_lock:
+            return self._llm if self._llm is not None else self._load()
+
+    def _load(self) -> Any:
         try:
             from llama_cpp import Llama
         except ImportError as exc:
@@ -82,9 +175,9 @@ class LocalChatModel:
         return self._llm
 
     def count_tokens(self, text: str) -> int:
-        with self._lock:
-            llm = self._ensure_loaded()
-            return len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+        """The model's own token count; never waits for a generation (see the module doc)."""
+        llm = self._ensure_loaded()
+        return len(llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
     def complete(self, request: ChatRequest) -> ChatResponse:
         parts: list[str] = []
@@ -96,29 +189,52 @@ class LocalChatModel:
         return ChatResponse("".join(parts), usage, self.name, finish)  # type: ignore[arg-type]
 
     def stream(self, request: ChatRequest) -> Iterator[ChatChunk]:
+        llm = self._ensure_loaded()  # a missing model fails here, before any queueing
         timeout = request.timeout_s or self.default_timeout_s
-        with self._lock:
-            llm = self._ensure_loaded()
-            messages = [{"role": m.role, "content": m.content} for m in request.messages]
-            started = time.monotonic()
+        waited = self.queue.acquire(self.name, wait_s=self._wait_bound(request, timeout))
+        try:
+            if request.log is not None:
+                request.log.queued(waited * 1000)
+            yield from self._generate(llm, request, self._generation_bound(request, timeout))
+        finally:
+            self.queue.release()
+
+    def _wait_bound(self, request: ChatRequest, timeout: float) -> float:
+        """How long a request may wait for its turn: until its deadline, else its timeout."""
+        if request.deadline is not None:
+            return max(request.deadline - self._clock.now(), 0.0)
+        return timeout
+
+    def _generation_bound(self, request: ChatRequest, timeout: float) -> tuple[float, bool]:
+        """(seconds the generation may take, whether that is the request's deadline)."""
+        if request.deadline is not None and request.deadline - self._clock.now() < timeout:
+            return max(request.deadline - self._clock.now(), 0.0), True
+        return timeout, False
+
+    def _generate(
+        self, llm: Any, request: ChatRequest, bound: tuple[float, bool]
+    ) -> Iterator[ChatChunk]:
+        limit, is_deadline = bound
+        messages = [{"role": m.role, "content": m.content} for m in request.messages]
+        started = self._clock.now()
+        try:
+            pieces = llm.create_chat_completion(
+                messages=messages,
+                max_tokens=request.max_tokens,
+                temperature=request.temperature,
+                stop=list(request.stop) or None,
+                stream=True,
+                response_format=_response_format(request),
+            )
+            completion_tokens = 0
+            finish: FinishReason = "stop"
             try:
-                pieces = llm.create_chat_completion(
-                    messages=messages,
-                    max_tokens=request.max_tokens,
-                    temperature=request.temperature,
-                    stop=list(request.stop) or None,
-                    stream=True,
-                    response_format=_response_format(request),
-                )
-                completion_tokens = 0
-                finish: FinishReason = "stop"
                 for piece in pieces:
-                    if time.monotonic() - started > timeout:
-                        pieces.close()
-                        raise ModelTimeoutError(
-                            f"{self.name} exceeded {timeout:.0f} s",
-                            model=self.name,
-                            timeout_s=timeout,
+                    if self._clock.now() - started > limit:
+                        error = DeadlineExceededError if is_deadline else ModelTimeoutError
+                        what = "the request's deadline" if is_deadline else f"{limit:.0f} s"
+                        raise error(
+                            f"{self.name} exceeded {what}", model=self.name, timeout_s=limit
                         )
                     choice = piece["choices"][0]
                     delta = choice.get("delta", {}).get("content") or ""
@@ -127,13 +243,17 @@ class LocalChatModel:
                     if delta:
                         completion_tokens += 1
                         yield ChatChunk(delta)
-                # tokens in the context now = the templated prompt + the generated tokens
-                prompt_tokens = max(int(llm.n_tokens) - completion_tokens, 0)
-                yield ChatChunk("", finish, Usage(prompt_tokens, completion_tokens))
-            except ChatModelError:
-                raise
-            except (ValueError, RuntimeError) as exc:  # e.g. the prompt exceeds n_ctx
-                raise ChatModelError(f"{self.name} failed: {exc}", model=self.name) from exc
+            finally:  # stops llama.cpp after the token in flight
+                close = getattr(pieces, "close", None)
+                if callable(close):
+                    close()
+            # tokens in the context now = the templated prompt + the generated tokens
+            prompt_tokens = max(int(llm.n_tokens) - completion_tokens, 0)
+            yield ChatChunk("", finish, Usage(prompt_tokens, completion_tokens))
+        except ChatModelError:
+            raise
+        except (ValueError, RuntimeError) as exc:  # e.g. the prompt exceeds n_ctx
+            raise ChatModelError(f"{self.name} failed: {exc}", model=self.name) from exc
 
 
 def _response_format(request: ChatRequest) -> dict[str, Any] | None:
