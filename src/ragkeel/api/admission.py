@@ -5,7 +5,7 @@ The tenant is the API key (``Authorization: Bearer <key>``), kept only as a SHA-
 (``key-<16 hex>``: never the key itself, in memory, logs or the ledger); without a key, the
 ``X-Tenant`` header (trust it only behind a gateway that sets it), else ``anonymous``.
 
-``Admission`` (on ``ApiState``) holds the two gates of ``gateway/limits.py``; either may be off:
+``Admission`` (on ``ApiState``) holds the gates of ``gateway/limits.py``; any may be off:
 
 - the load shedder, a global cap on answers in flight, applied by ``LoadSheddingMiddleware``
   to the answer routes *before routing and body parsing*: a refusal is then a few dozen
@@ -14,7 +14,13 @@ The tenant is the API key (``Authorization: Bearer <key>``), kept only as a SHA-
 - the tenant limiter (requests and tokens per minute, cost per day), asked by the routes
   (``ApiState.admit``) once the body says how many tokens the answer may use. The estimate is an
   upper bound (the context budget, the question and ``max_tokens``); the tokens actually used
-  are counted when the answer ends (``Admitted.used_tokens`` then ``release``), however it ends.
+  are counted when the answer ends (``Admitted.used_tokens`` then ``release``), however it ends;
+- the local model's queue: when answers generate on the in-process local model (one generation
+  at a time, ``generation.local.max_queue`` waiting), a generative answer holds one of
+  ``1 + max_queue`` slots from admission to its end; past them the request is refused at once
+  with 503 ``MODEL_BUSY`` and ``Retry-After``, before retrieval, instead of queueing behind
+  answers that would eat its deadline (four concurrent questions once took 44, 81, 122 and
+  144 s against a 120 s deadline, issue 9).
 """
 
 from __future__ import annotations
@@ -29,8 +35,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ragkeel.api.errors import problem, retry_after_header
-from ragkeel.gateway.errors import RateLimitedError
-from ragkeel.gateway.limits import LoadShedder, TenantLimiter, Ticket
+from ragkeel.gateway.errors import ModelBusyError, RateLimitedError
+from ragkeel.gateway.limits import LoadShedder, Permit, TenantLimiter, Ticket
+from ragkeel.gateway.providers.local import BUSY_RETRY_AFTER_S
 
 ANONYMOUS = "anonymous"
 ANSWER_PATHS = frozenset({"/v1/query", "/v1/chat/completions"})
@@ -55,11 +62,15 @@ class Admitted:
     ticket: Ticket | None = None
     limiter: TenantLimiter | None = None
     used_tokens: int = 0  # set when the answer's usage is known
+    local_slot: Permit | None = None  # a place in the local model's queue
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def release(self) -> None:
         with self._lock:
             ticket, self.ticket = self.ticket, None
+            slot, self.local_slot = self.local_slot, None
+        if slot is not None:
+            slot.release()
         if ticket is not None and self.limiter is not None:
             self.limiter.settle(ticket, self.used_tokens)
 
@@ -68,14 +79,37 @@ class Admitted:
 class Admission:
     limiter: TenantLimiter | None = None
     shedder: LoadShedder | None = None
+    local: LoadShedder | None = None  # 1 + generation.local.max_queue slots (see above)
 
-    def admit(self, request: Request, *, estimated_tokens: int = 0) -> Admitted:
-        """The tenant's limits: let the request in or raise ``RateLimitedError``."""
+    def admit(
+        self, request: Request, *, estimated_tokens: int = 0, local: bool = False
+    ) -> Admitted:
+        """Let the request in, or raise: ``ModelBusyError`` when it would generate on the local
+        model (``local``) and its queue is full, ``RateLimitedError`` past the tenant's limits."""
         tenant = tenant_of(request)
+        slot = self._local_slot() if local else None
         if self.limiter is None:
-            return Admitted(tenant)
-        ticket = self.limiter.admit(tenant, estimated_tokens=estimated_tokens)
-        return Admitted(tenant, ticket, self.limiter)
+            return Admitted(tenant, local_slot=slot)
+        try:
+            ticket = self.limiter.admit(tenant, estimated_tokens=estimated_tokens)
+        except BaseException:
+            if slot is not None:
+                slot.release()
+            raise
+        return Admitted(tenant, ticket, self.limiter, local_slot=slot)
+
+    def _local_slot(self) -> Permit | None:
+        if self.local is None:
+            return None
+        try:
+            return self.local.try_acquire()  # no queue of its own: a permit or a refusal
+        except RateLimitedError:
+            waiting = self.local.max_in_flight - 1
+            raise ModelBusyError(
+                f"the local model is busy: one answer is generating and {waiting} "
+                f"wait{'s' if waiting == 1 else ''} (generation.local.max_queue {waiting})",
+                retry_after_s=BUSY_RETRY_AFTER_S,
+            ) from None
 
 
 class LoadSheddingMiddleware:

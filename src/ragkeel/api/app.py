@@ -93,6 +93,9 @@ def _open(state: ApiState) -> None:
     try:
         for component in ("store", "retriever", "pipeline", "traces"):
             getattr(c, component)
-        _ = state.answerer
+        local = state.local_primary()
     except RagkeelError as exc:
         log.error("ragkeel is not ready: %s", exc)
+        return
+    if local is not None and state.admission.local is None:  # answers queue for the local model
+        state.admission.local = LoadShedder(1 + local.queue.max_queue)

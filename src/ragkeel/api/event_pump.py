@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections.abc import AsyncGenerator, Generator
 from typing import Generic, Literal, TypeVar, cast
 
@@ -28,6 +29,13 @@ class EventPump(Generic[T]):
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._queue: asyncio.Queue[_Message] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.started_at: float | None = None  # time.monotonic() when the thread started
+
+    def running_s(self, now: float) -> float | None:
+        """How long the thread has been running at ``now`` (None: not started, or ended)."""
+        if self.started_at is None or self.finished:
+            return None
+        return now - self.started_at
 
     @property
     def cancelled(self) -> bool:
@@ -52,6 +60,7 @@ class EventPump(Generic[T]):
         """The generator's items; its exception is raised here. Leaving early cancels."""
         self._loop = asyncio.get_running_loop()
         self._queue = asyncio.Queue()
+        self.started_at = time.monotonic()
         self._thread.start()
         try:
             while True:

@@ -17,10 +17,12 @@ from ragkeel.api.limits import Limits
 from ragkeel.container import Container
 from ragkeel.errors import RagkeelError
 from ragkeel.gateway.providers.local import LocalChatModel
-from ragkeel.generation.answerer import Answerer
+from ragkeel.generation.answerer import Answerer, GenerationMode
 
 log = logging.getLogger("ragkeel.api")
 SHUTDOWN_WAIT_S = 5.0
+WEDGED_GRACE = 0.1  # an answer may overrun the request deadline by 10 % (at least 1 s)...
+WEDGED_MIN_GRACE_S = 1.0  # ...for retrieval and citation checks before it counts as stuck
 
 
 @dataclass(slots=True)
@@ -54,9 +56,11 @@ class ApiState:
         *,
         total_tokens: int | None = None,
         answer_tokens: int | None = None,
+        mode: GenerationMode | None = None,
     ) -> Admitted:
-        """Admission for one answer (``RateLimitedError`` when refused). Its token estimate is
-        the answerer's full context budget, the question and ``answer_tokens`` (default: the
+        """Admission for one answer (``RateLimitedError``, or ``ModelBusyError`` for a
+        generative answer when the local model's queue is full). Its token estimate is the
+        answerer's full context budget, the question and ``answer_tokens`` (default: the
         answerer's), capped by the request's ``total_tokens`` (prompt plus answer) if given."""
         answerer = self.answerer
         estimate = estimate_tokens(
@@ -66,7 +70,8 @@ class ApiState:
         )
         if total_tokens is not None:
             estimate = min(estimate, total_tokens)
-        return self.admission.admit(request, estimated_tokens=estimate)
+        generative = (mode or answerer.mode) == "generative" and answerer.model is not None
+        return self.admission.admit(request, estimated_tokens=estimate, local=generative)
 
     def track(self, pump: EventPump[Any]) -> EventPump[Any]:
         with self._pumps_lock:
@@ -84,14 +89,47 @@ class ApiState:
         if stuck:
             log.warning("%d answer thread(s) did not stop within %.0f s", stuck, timeout)
 
+    def answer_path(self) -> dict[str, Any]:
+        """Whether answers can still start and end (``/readyz``): ``wedged`` when an answer
+        thread, or the local model's generation slot, has been busy longer than the request
+        deadline allows (plus a grace). Every answer is bounded by that deadline, so anything
+        older is stuck: a lock never released, a provider call that ignores its timeout."""
+        deadline_s = self.answerer.deadline_s or self.container.settings.gateway.request_deadline_s
+        limit = deadline_s + max(WEDGED_MIN_GRACE_S, WEDGED_GRACE * deadline_s)
+        now = time.monotonic()
+        with self._pumps_lock:
+            ages = [a for p in self._pumps if (a := p.running_s(now)) is not None]
+        info: dict[str, Any] = {
+            "in_flight": len(ages),
+            "oldest_s": round(max(ages), 3) if ages else None,
+            "limit_s": round(limit, 3),
+        }
+        reasons = []
+        stuck = sum(a > limit for a in ages)
+        if stuck:
+            reasons.append(f"{stuck} answer(s) running longer than {limit:.0f} s")
+        local = self.local_model()
+        if local is not None:
+            queue = info["local_queue"] = local.queue.snapshot()
+            if queue["held_s"] is not None and queue["held_s"] > limit:
+                reasons.append(f"the local model's generation slot held for {queue['held_s']:.0f} s")
+        info["wedged"] = bool(reasons)
+        info["reason"] = "; ".join(reasons) or None
+        return info
+
+    def local_primary(self) -> LocalChatModel | None:
+        """The local GGUF model when it is the model answers are generated with (under the
+        gateway's meter), not only a fallback."""
+        model: object = self.answerer.model
+        while not isinstance(model, LocalChatModel) and hasattr(model, "inner"):
+            model = model.inner
+        return model if isinstance(model, LocalChatModel) else None
+
     def local_model(self) -> LocalChatModel | None:
         """The local GGUF model when answers use it: as the model itself (under the gateway's
         meter) or as the gateway's last rung (``gateway.fallback_to_local``). Constructing it
         does not load it."""
-        model: object = self.answerer.model
-        while not isinstance(model, LocalChatModel) and hasattr(model, "inner"):
-            model = model.inner
-        if isinstance(model, LocalChatModel):
+        if (model := self.local_primary()) is not None:
             return model
         if self.container.settings.gateway.fallback_to_local:
             local = self.container.local_model

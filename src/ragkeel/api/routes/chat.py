@@ -59,7 +59,9 @@ async def chat_completions(
     except RagkeelError as exc:
         record_trace(state.container, ROUTE, error=exc)
         raise
-    admitted = state.admit(request, text, answer_tokens=_max_tokens(body))  # 429 first
+    admitted = state.admit(  # 429 (or 503 MODEL_BUSY) first
+        request, text, answer_tokens=_max_tokens(body), mode=body.mode
+    )
     pump = start_admitted(
         state, admitted, text, route=ROUTE, collection=body.collection, k=body.k, mode=body.mode
     )

@@ -1,7 +1,13 @@
-"""``GET /healthz`` (the process answers) and ``GET /readyz`` (the store opens; the chat model
-is loaded, or ``degraded`` with the reason: answers are extractive until it is; each remote
-deployment's circuit breaker, ``degraded`` with ``CIRCUIT_OPEN`` when no deployment and no
-local model can take a call). ``/readyz`` never loads the model itself."""
+"""``GET /healthz`` (the process answers) and ``GET /readyz`` (the store opens; the answer path
+is not wedged; the chat model is loaded, or ``degraded`` with the reason: answers are extractive
+until it is; each remote deployment's circuit breaker, ``degraded`` with ``CIRCUIT_OPEN`` when
+no deployment and no local model can take a call). ``/readyz`` never loads the model itself.
+
+Wedged (503, ``ready: false``, ``degraded_reason: ANSWER_PATH_WEDGED`` and the reason in
+``answer_path``): an answer thread or the local model's generation slot has been busy longer
+than the request deadline (plus a grace). A balancer then stops sending traffic and an
+orchestrator restarts the process, instead of every new question hanging behind the stuck one
+while the probes say ready (issue 9)."""
 
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ from ragkeel.errors import RagkeelError
 from ragkeel.gateway.gguf_files import model_path
 
 router = APIRouter(tags=["health"])
+WEDGED = "ANSWER_PATH_WEDGED"
 
 
 @router.get("/healthz")
@@ -24,7 +31,10 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", responses={503: {"description": "the store cannot be opened"}})
+@router.get(
+    "/readyz",
+    responses={503: {"description": "the store cannot be opened, or the answer path is wedged"}},
+)
 async def readyz(state: Annotated[ApiState, Depends(get_state)]) -> JSONResponse:
     """Readiness: 200 when questions can be answered (perhaps degraded), else 503."""
     store = await run_in_threadpool(_store_status, state)
@@ -34,15 +44,20 @@ async def readyz(state: Annotated[ApiState, Depends(get_state)]) -> JSONResponse
     unavailable = all(d["state"] in ("open", "cooling") for d in deployments)
     if reason is None and deployments and unavailable and state.local_model() is None:
         reason = "CIRCUIT_OPEN"
+    path = state.answer_path()
+    if path["wedged"]:
+        reason = WEDGED
+    ready = store["ok"] and not path["wedged"]
     body = {
-        "ready": store["ok"],
+        "ready": ready,
         "degraded": reason is not None,
         "degraded_reason": reason,
         "store": store,
         "model": model,
+        "answer_path": path,
         "deployments": deployments,
     }
-    return JSONResponse(body, status_code=200 if store["ok"] else 503)
+    return JSONResponse(body, status_code=200 if ready else 503)
 
 
 def _store_status(state: ApiState) -> dict[str, Any]:

@@ -54,7 +54,9 @@ async def query(
     body: QueryRequest, request: Request, state: Annotated[ApiState, Depends(get_state)]
 ) -> Response:
     """Answer a question from the index, with numbered citations."""
-    admitted = state.admit(request, body.question, total_tokens=body.max_tokens)  # 429 first
+    admitted = state.admit(  # 429 (or 503 MODEL_BUSY) first
+        request, body.question, total_tokens=body.max_tokens, mode=body.mode
+    )
     pump = start_admitted(
         state,
         admitted,
