@@ -220,6 +220,14 @@ class ObservabilitySettings(_Section):
     keep_prompt_text: bool = True  # False: keep only the prompt's sha256 and size
 
 
+class ServerSettings(_Section):
+    """``ragkeel serve``."""
+
+    # on SIGTERM: refuse new answers at once, let running ones finish for this long, then end
+    # the streams still open with a terminal SHUTTING_DOWN error event and exit
+    drain_s: float = Field(default=10.0, ge=0, le=3600)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="RAGKEEL_", env_nested_delimiter="__", extra="forbid", validate_default=True
@@ -233,6 +241,7 @@ class Settings(BaseSettings):
     generation: GenerationSettings = GenerationSettings()
     gateway: GatewaySettings = GatewaySettings()
     observability: ObservabilitySettings = ObservabilitySettings()
+    server: ServerSettings = ServerSettings()
 
     @model_validator(mode="after")
     def _bm25_answers_need_a_keyword_gate(self) -> Settings:

@@ -34,7 +34,7 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ragkeel.api.errors import problem, retry_after_header
+from ragkeel.api.errors import ShuttingDownError, problem, retry_after_header
 from ragkeel.gateway.errors import ModelBusyError, RateLimitedError
 from ragkeel.gateway.limits import LoadShedder, Permit, TenantLimiter, Ticket
 from ragkeel.gateway.providers.local import BUSY_RETRY_AFTER_S
@@ -121,6 +121,18 @@ class LoadSheddingMiddleware:
         self.paths = frozenset(paths)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._draining(scope):  # shutting down: no new answer starts
+            exc = ShuttingDownError()
+            response = problem(
+                exc.status,
+                exc.code,
+                exc.message,
+                instance=scope["path"],
+                headers=retry_after_header(exc),
+                extra={"hint": exc.hint},
+            )
+            await response(scope, receive, send)
+            return
         shedder = self._shedder(scope)
         if shedder is None:
             await self.app(scope, receive, send)
@@ -144,8 +156,17 @@ class LoadSheddingMiddleware:
         with permit:  # released when the response is sent, failed, or the client left
             await self.app(scope, receive, send)
 
+    def _answer_route(self, scope: Scope) -> bool:
+        return (
+            scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in self.paths
+        )
+
+    def _draining(self, scope: Scope) -> bool:
+        state = getattr(scope["app"].state, "ragkeel", None) if scope["type"] == "http" else None
+        return bool(getattr(state, "draining", False)) and self._answer_route(scope)
+
     def _shedder(self, scope: Scope) -> LoadShedder | None:
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] not in self.paths:
+        if not self._answer_route(scope):
             return None
         state = getattr(scope["app"].state, "ragkeel", None)
         admission = getattr(state, "admission", None)

@@ -115,6 +115,19 @@ class AnswerCancelledError(ApiError):
     status = 499  # nginx's "client closed request"
 
 
+class ShuttingDownError(ApiError):
+    """The server is stopping: a new answer is refused, and an answer still running when the
+    drain period ends is ended with this error (a terminal event on a stream, never a cut
+    connection). Another replica, or this one after its restart, can take the retry."""
+
+    code = "SHUTTING_DOWN"
+    status = 503
+
+    def __init__(self, message: str = "the server is shutting down") -> None:
+        super().__init__(message, hint="retry: another instance (or this one, restarted) answers")
+        self.retry_after_s = 1.0
+
+
 class ProblemError(ApiError):
     """A failure known only by its code (a fatal answer-stream event, a failed upload), with
     optional extra members for the problem body."""

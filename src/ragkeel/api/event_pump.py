@@ -46,9 +46,14 @@ class EventPump(Generic[T]):
         """The thread ran and has ended (the generator is closed)."""
         return self._thread.ident is not None and not self._thread.is_alive()
 
-    def cancel(self) -> None:
-        """Stop after the item being produced now; safe from any thread, idempotent."""
+    def cancel(self, error: BaseException | None = None) -> None:
+        """Stop after the item being produced now; safe from any thread, idempotent. With
+        ``error``, the consumer gets it at once (after the items already handed over), even
+        while the thread is stuck in a call that never returns: the thread is then abandoned
+        (it is a daemon, and closes the generator whenever the call does return)."""
         self._stop.set()
+        if error is not None:
+            self._post(("error", error))
 
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the thread to finish (the generator closed); True when it has."""

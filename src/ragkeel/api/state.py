@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import Request
 
 from ragkeel.api.admission import Admission, Admitted, estimate_tokens
+from ragkeel.api.errors import ShuttingDownError
 from ragkeel.api.event_pump import EventPump
 from ragkeel.api.limits import Limits
 from ragkeel.container import Container
@@ -33,6 +34,7 @@ class ApiState:
     write_lock: threading.Lock = field(default_factory=threading.Lock)  # uploads and deletes
     model_error: RagkeelError | None = None  # why the start-up model load failed, if it did
     admission: Admission = field(default_factory=Admission)  # rate limits, load shedding
+    draining: bool = False  # SIGTERM: no new answers (503 SHUTTING_DOWN), running ones end
     _pumps: set[EventPump[Any]] = field(default_factory=set)
     _pumps_lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -78,12 +80,37 @@ class ApiState:
             self._pumps = {p for p in self._pumps if not p.finished} | {pump}
         return pump
 
+    def drain(self, drain_s: float) -> threading.Timer:
+        """Begin a graceful shutdown: refuse new answers now; answers still running after
+        ``drain_s`` are ended with ``ShuttingDownError`` (their clients get a terminal error
+        event or a 503, even when a provider call never returns). Safe from a signal handler."""
+        self.draining = True
+        log.warning("draining: no new answers; running ones get %.1f s to finish", drain_s)
+        timer = threading.Timer(drain_s, self.end_answers, kwargs={"error": ShuttingDownError()})
+        timer.daemon = True
+        timer.start()
+        return timer
+
+    def end_answers(self, error: BaseException) -> int:
+        """End every answer still running with ``error`` now; how many there were."""
+        with self._pumps_lock:
+            pumps = [p for p in self._pumps if not p.finished]
+        for pump in pumps:
+            pump.cancel(error)
+        if pumps:
+            log.warning("ended %d answer(s) still running: %s", len(pumps), error)
+        return len(pumps)
+
     def cancel_all(self, timeout: float = SHUTDOWN_WAIT_S) -> None:
-        """Cancel every answer still running and wait (bounded) for their threads."""
+        """Cancel every answer still running and wait (bounded; 1 s after a drain, which gave
+        them their time already) for their threads. A thread stuck in a provider call that
+        never returns is left behind: it is a daemon and cannot hold the process."""
         with self._pumps_lock:
             pumps, self._pumps = self._pumps, set()
         for pump in pumps:
-            pump.cancel()
+            pump.cancel(ShuttingDownError())
+        if self.draining:
+            timeout = min(timeout, 1.0)
         deadline = time.monotonic() + timeout
         stuck = sum(not p.join(max(deadline - time.monotonic(), 0.0)) for p in pumps)
         if stuck:

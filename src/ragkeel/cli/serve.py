@@ -1,15 +1,42 @@
-"""``ragkeel serve [--host 127.0.0.1] [--port 8000]``: the HTTP API under uvicorn until Ctrl-C."""
+"""``ragkeel serve [--host 127.0.0.1] [--port 8000]``: the HTTP API under uvicorn until Ctrl-C
+or SIGTERM.
+
+Shutdown (SIGTERM or Ctrl-C): uvicorn stops listening; new answers on open connections are
+refused at once (503 ``SHUTTING_DOWN``); running answers get ``server.drain_s`` to finish; any
+still running then is ended with a terminal ``SHUTTING_DOWN`` error event (or a 503), even when
+its provider call never returns; the process exits a few seconds later at most
+(``FLUSH_S``: the terminal events go out, the store closes)."""
 
 from __future__ import annotations
 
+import math
+import signal
+from types import FrameType
 from typing import Annotated
 
 import typer
 import uvicorn
 
 from ragkeel.api import create_app
+from ragkeel.api.state import ApiState
 from ragkeel.container import Container
 from ragkeel.settings import load_settings
+
+FLUSH_S = 3.0  # after the drain: time for the terminal events to be sent before tasks are cut
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server, which on the first SIGTERM/SIGINT also starts the API's drain."""
+
+    def __init__(self, config: uvicorn.Config, state: ApiState, drain_s: float) -> None:
+        super().__init__(config)
+        self._state = state
+        self._drain_s = drain_s
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if not self.should_exit and sig in (signal.SIGTERM, signal.SIGINT):
+            self._state.drain(self._drain_s)
+        super().handle_exit(sig, frame)
 
 
 def serve_command(
@@ -20,6 +47,7 @@ def serve_command(
     /v1/documents, /healthz, /readyz, /docs."""
     container = Container(load_settings())
     app = create_app(container, preload_model=True)
+    drain_s = container.settings.server.drain_s
     base = f"http://{host}:{port}"
     typer.echo(
         f"ragkeel API on {base} (OpenAPI: {base}/docs)\n"
@@ -29,4 +57,11 @@ def serve_command(
         'model="ragkeel", messages=[{"role": "user", "content": "..."}])',
         err=True,
     )
-    uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=10)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        timeout_graceful_shutdown=math.ceil(drain_s + FLUSH_S),
+    )
+    DrainingServer(config, app.state.ragkeel, drain_s).run()
