@@ -9,6 +9,9 @@ extractive one, marked ``degraded`` with the failure's code. A refusal phrase fr
 becomes ``mode="cannot_answer"``. Errors that cannot be degraded (an empty question, the store)
 propagate from ``answer`` and end ``stream`` with a fatal ``ErrorEvent``. See ``answer.py`` for
 the event order.
+
+An extractive answer never touches the chat model: its context is packed with the regex token
+counter, so ``mode="extractive"`` works with no model installed (and never loads or locks one).
 """
 
 from __future__ import annotations
@@ -178,7 +181,6 @@ class Answerer:
         self.default_max_tokens = default_max_tokens  # prompt + answer, unless the request says
         self.retrieval_mode: Mode = retrieval_mode
         self._time = clock
-        self._count: CountTokens = model.count_tokens if model else RegexTokenCounter().count
 
     def answer(
         self,
@@ -236,8 +238,9 @@ class Answerer:
         yield RetrievalEvent(result.hits, result.confidence, run.gate)
         if not run.gate.passed:
             yield from self._refuse(run)
-        elif mode == "extractive" or self.model is None:
-            context = pack_context(result.hits, self._count, self.context_budget)
+        elif mode == "extractive" or self.model is None:  # no model call, so no model tokenizer:
+            # counting with it would load a local model (or fail when it is missing)
+            context = pack_context(result.hits, _REGEX_COUNT, self.context_budget)
             clock.lap("pack")
             if mode != "extractive":
                 run.degraded = ("NO_MODEL", "no chat model is configured; answered extractively")
