@@ -11,6 +11,8 @@ error                                          status  code
 TooLargeError, RequestTooLargeError            413     TOO_LARGE, REQUEST_TOO_LARGE
 QueryError, FilterError, IngestError           422     QUERY_INVALID, FILTER_INVALID, (per kind)
 QuestionTooLongError, request validation       422     QUESTION_TOO_LONG, VALIDATION_ERROR
+OutputSchemaUnsupportedError                   422     OUTPUT_SCHEMA_UNSUPPORTED (JSON asked of an
+                                                       extractive answer)
 ConfigError, DatasetError                      400     CONFIG_INVALID, DATASET_INVALID
 any code ending in NOT_FOUND                   404     DOCUMENT_NOT_FOUND, TRACE_NOT_FOUND, ...
 ModelError, ModelUnavailableError              503     MODEL_MISSING, MODEL_CHECKSUM, MODEL_UNAVAILABLE
@@ -100,6 +102,13 @@ class RequestTooLargeError(ApiError):
 class UnsupportedMediaTypeError(ApiError):
     code = "UNSUPPORTED_MEDIA_TYPE"
     status = 415
+
+
+class OutputSchemaUnsupportedError(ApiError):
+    """An ``output_schema`` asked of an extractive answer (quoted sentences are never JSON)."""
+
+    code = "OUTPUT_SCHEMA_UNSUPPORTED"
+    status = 422
 
 
 class InvalidUploadError(ApiError):

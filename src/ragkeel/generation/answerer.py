@@ -5,7 +5,10 @@ the token budget → render the versioned prompt → stream the model → valida
 
 Degradation: with no model, or when the model raises a gateway error (timeout, unavailable,
 error) or a model-file error before or during streaming, or returns nothing, the answer is the
-extractive one, marked ``degraded`` with the failure's code. A refusal phrase from the model
+extractive one, marked ``degraded`` with the failure's code. An answer asked for JSON (an
+``output_schema``) that ends up extractive — the mode asked, or a fallback — is always marked
+``degraded`` (``OUTPUT_SCHEMA_UNSUPPORTED``, or the failure's code with the broken format said in
+``degraded_detail``): quoted sentences are not JSON. A refusal phrase from the model
 becomes ``mode="cannot_answer"``. Errors that cannot be degraded (an empty question, the store)
 propagate from ``answer`` and end ``stream`` with a fatal ``ErrorEvent``. See ``answer.py`` for
 the event order.
@@ -74,6 +77,10 @@ from ragkeel.types import SearchResult
 
 GenerationMode = Literal["generative", "extractive"]
 JSON_TEMPLATE = "answer_json_v1"  # the prompt of answers asked for JSON (an output_schema)
+SCHEMA_UNSUPPORTED = "OUTPUT_SCHEMA_UNSUPPORTED"  # degraded: an output_schema, an extractive answer
+SCHEMA_UNSUPPORTED_DETAIL = (
+    "the extractive answer quotes sentences: it is not JSON for output_schema"
+)
 _REGEX_COUNT: CountTokens = RegexTokenCounter().count
 MIN_CONTEXT_BUDGET = 128
 _RETRIEVAL_STAGES = {
@@ -374,6 +381,11 @@ class Answerer:
         if not sentences:
             yield from self._refuse(run)
             return
+        if run.schema is not None:  # quoted sentences are not JSON: the format contract is broken
+            if run.degraded is None:
+                run.degraded = (SCHEMA_UNSUPPORTED, SCHEMA_UNSUPPORTED_DETAIL)
+            else:
+                run.degraded = (run.degraded[0], f"{run.degraded[1]}; {SCHEMA_UNSUPPORTED_DETAIL}")
         for i, sentence in enumerate(sentences):
             run.clock.first_token()
             yield TokenEvent((" " if i else "") + render_extractive((sentence,)))
