@@ -27,7 +27,7 @@ def test_problem_json_for_bad_input(client: TestClient) -> None:
     assert "question: Field required" in body["detail"]
     assert body["type"] == "urn:ragkeel:problem:validation-error"
     r = client.post("/v1/query", content=b"{not json", headers={"content-type": "application/json"})
-    assert r.status_code == 422 and r.json()["code"] == "VALIDATION_ERROR"
+    assert r.status_code == 400 and r.json()["code"] == "JSON_INVALID"  # syntax, not content
     r = client.post("/v1/query", json={"question": ON_TOPIC, "k": 0, "surprise": 1})
     assert {e["loc"][-1] for e in r.json()["errors"]} == {"k", "surprise"}
     r = client.post("/v1/query", json={"question": "   "})

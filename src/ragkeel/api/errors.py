@@ -9,6 +9,11 @@
 error                                          status  code
 =============================================  ======  ==========================================
 TooLargeError, RequestTooLargeError            413     TOO_LARGE, REQUEST_TOO_LARGE
+a body that cannot be read                     400     JSON_INVALID (not JSON), JSON_TOO_DEEP
+                                                       (nested too deeply), BODY_NOT_UTF8,
+                                                       MULTIPART_INVALID (a broken form)
+a body that is not JSON on a JSON route        415     UNSUPPORTED_MEDIA_TYPE (text/plain, a form,
+                                                       no Content-Type)
 QueryError, FilterError, IngestError           422     QUERY_INVALID, FILTER_INVALID, (per kind)
 QuestionTooLongError, request validation       422     QUESTION_TOO_LONG, VALIDATION_ERROR
 OutputSchemaUnsupportedError                   422     OUTPUT_SCHEMA_UNSUPPORTED (JSON asked of an
@@ -46,6 +51,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 
 from ragkeel.errors import (
     ConfigError,
@@ -102,6 +108,26 @@ class RequestTooLargeError(ApiError):
 class UnsupportedMediaTypeError(ApiError):
     code = "UNSUPPORTED_MEDIA_TYPE"
     status = 415
+
+
+class JsonInvalidError(ApiError):
+    code = "JSON_INVALID"
+    status = 400
+
+
+class JsonTooDeepError(ApiError):
+    code = "JSON_TOO_DEEP"
+    status = 400
+
+
+class BodyNotUtf8Error(ApiError):
+    code = "BODY_NOT_UTF8"
+    status = 400
+
+
+class MultipartInvalidError(ApiError):
+    code = "MULTIPART_INVALID"
+    status = 400
 
 
 class OutputSchemaUnsupportedError(ApiError):
@@ -271,6 +297,9 @@ def retry_after_spread(seconds: float) -> float:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
+    unreadable = _unreadable_body(exc) if exc.status_code == 400 else None
+    if unreadable is not None:
+        return await _ragkeel_error(request, unreadable)
     code = _CODE_BY_STATUS.get(exc.status_code, f"HTTP_{exc.status_code}")
     return problem(
         exc.status_code,
@@ -281,8 +310,83 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _unreadable_body(exc: HTTPException) -> ApiError | None:
+    """What the 400 that FastAPI ("There was an error parsing the body") or Starlette (a broken
+    multipart form) raised while reading a body really was, from the error behind it."""
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, RecursionError):  # json.loads of very deep nesting
+        return JsonTooDeepError(
+            "the JSON body nests objects and arrays too deeply to be read",
+            hint="send a flatter body",
+        )
+    if isinstance(cause, UnicodeDecodeError):
+        return _not_utf8(cause)
+    if isinstance(cause, MultiPartException):
+        return MultipartInvalidError(
+            f"the multipart/form-data body cannot be read: {cause.message}",
+            hint='send a well-formed form with the files in the "files" field',
+        )
+    if exc.detail == _FASTAPI_BODY_ERROR:
+        return JsonInvalidError(f"the body cannot be read as JSON ({type(cause).__name__})")
+    return None
+
+
+_FASTAPI_BODY_ERROR = "There was an error parsing the body"
+
+
+def _not_utf8(error: UnicodeDecodeError) -> BodyNotUtf8Error:
+    byte = error.object[error.start : error.start + 1].hex()
+    return BodyNotUtf8Error(
+        f"the body is not valid UTF-8: byte 0x{byte} at offset {error.start}",
+        hint="send JSON encoded as UTF-8",
+    )
+
+
+def _unreadable_json(exc: RequestValidationError) -> ApiError | None:
+    """The problem of a JSON body that cannot be read (FastAPI's and pydantic's ``json_invalid``,
+    ``check_json_depth``'s ``json_too_deep``), or a body that is not JSON at all (415)."""
+    for err in exc.errors():
+        kind = err.get("type")
+        if kind == "json_too_deep":
+            return JsonTooDeepError(str(err.get("msg")), hint="send a flatter body")
+        if kind != "json_invalid":
+            continue
+        reason = str((err.get("ctx") or {}).get("error", "")) or "invalid JSON"
+        if "recursion limit" in reason:  # pydantic's parser of model_validate_json
+            return JsonTooDeepError(
+                f"the JSON body nests too deeply to be read: {reason}", hint="send a flatter body"
+            )
+        if "unicode" in reason.lower():
+            return BodyNotUtf8Error(
+                f"the body is not valid UTF-8: {reason}", hint="send JSON encoded as UTF-8"
+            )
+        return JsonInvalidError(
+            f"the body is not valid JSON: {reason}{_position(err, exc.body)}",
+            hint="send one JSON object",
+        )
+    if isinstance(exc.body, bytes | bytearray):  # FastAPI reads a body as JSON only if it says so
+        return UnsupportedMediaTypeError(
+            "the body must be JSON (Content-Type: application/json)",
+            hint="send the body as JSON with Content-Type: application/json",
+        )
+    return None
+
+
+def _position(err: Mapping[str, Any], doc: object) -> str:
+    """`` at line L, column C`` of FastAPI's decode error (``loc`` = ("body", offset))."""
+    loc = tuple(err.get("loc", ()))
+    if len(loc) != 2 or not isinstance(loc[1], int) or not isinstance(doc, str):
+        return ""
+    offset = loc[1]
+    line, column = doc.count("\n", 0, offset) + 1, offset - doc.rfind("\n", 0, offset)
+    return f" at line {line}, column {column}"
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    unreadable = _unreadable_json(exc)
+    if unreadable is not None:
+        return await _ragkeel_error(request, unreadable)
     errors = [
         {"loc": [str(p) for p in err.get("loc", ())], "msg": str(err.get("msg", "invalid"))}
         for err in exc.errors()

@@ -1,13 +1,18 @@
 """Request and response bodies of the ragkeel routes (the OpenAI-compatible ones are in
-``openai_schemas.py``). Responses are built from the domain values by ``from_*`` constructors."""
+``openai_schemas.py``). Responses are built from the domain values by ``from_*`` constructors.
+
+Request bodies take finite numbers only (``allow_inf_nan=False``; inside free-form JSON such as
+``output_schema`` too) and nest at most ``limits.MAX_JSON_DEPTH`` levels."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
+from ragkeel.api.limits import check_json_depth, non_finite_at
 from ragkeel.evaluation.answer_metrics import schema_problem
 from ragkeel.gateway.base import Usage
 from ragkeel.generation.answer import Answer, Citation
@@ -19,7 +24,7 @@ SearchModeIn = Literal["bm25", "dense", "hybrid"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class QueryRequest(_Strict):
@@ -40,10 +45,22 @@ class QueryRequest(_Strict):
         "(schema-constrained decoding where the model supports it)",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _not_too_deep(cls, data: Any) -> Any:
+        return check_json_depth(data)
+
     @field_validator("output_schema")
     @classmethod
     def _a_valid_schema(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         if value is not None:
+            where = non_finite_at(value)
+            if where is not None:
+                raise PydanticCustomError(
+                    "finite_number",
+                    "Input should be a finite number (at {where})",
+                    {"where": where},
+                )
             problem = schema_problem(value)
             if problem is not None:
                 raise ValueError(f"output_schema is not a valid JSON schema: {problem}")
