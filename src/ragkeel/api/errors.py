@@ -31,6 +31,12 @@ Starlette HTTPException (404 route, 405...)    its own NOT_FOUND, METHOD_NOT_ALL
 anything else                                  500     INTERNAL (no stack trace in the body; logged)
 =============================================  ======  ==========================================
 
+What clients read of a failure *behind* the service (a model provider, a model file, the store,
+the embedder) is a fixed sentence per code (``client_message``): those errors' messages name
+internal URLs, hosts and paths. The full message stays in the trace and the log. Other messages
+(the client's own errors, budgets) are sent as they are, with URLs and IP addresses redacted.
+This covers problem details, ``degraded_detail`` and the error events of answer streams.
+
 An error that carries ``retry_after_s`` gets a ``Retry-After`` header in whole seconds, rounded
 up (at least 1). BUDGET_EXCEEDED is 402, not 429: the request *as asked* does not fit, so
 sending it again cannot succeed (change ``max_cost``, ``max_tokens`` or ``k``), and clients that
@@ -43,6 +49,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
@@ -237,10 +244,40 @@ def problem(
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
 
 
+_CLIENT_MESSAGES = {  # failures behind the service: their messages are for operators only
+    "MODEL_ERROR": "the model answered with an error",
+    "MODEL_REQUEST_REJECTED": "the model provider rejected the request",
+    "MODEL_TIMEOUT": "the model did not answer in time",
+    "DEADLINE_EXCEEDED": "the request's deadline ran out before the model answered",
+    "MODEL_UNAVAILABLE": "the model could not be reached",
+    "MODEL_RATE_LIMITED": "the model provider is limiting its request rate",
+    "MODEL_STREAM_INTERRUPTED": "the model's answer broke off",
+    "CIRCUIT_OPEN": "the model is not called for now after repeated failures",
+    "MODEL_MISSING": "the local model is not installed",
+    "MODEL_CHECKSUM": "the local model file does not match its checksum",
+    "EMBEDDING_FAILED": "the embedding model failed",
+    "STORE_ERROR": "the document store failed",
+    INTERNAL: "internal error",
+}
+_SEE_TRACE = "; the trace has the details"
+_URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://\S+")
+_IP = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?\b|\[[0-9a-fA-F:]+\](?::\d+)?")
+
+
+def client_message(code: str, message: str) -> str:
+    """What a client may read of an error ``code`` with ``message``: a fixed sentence for a
+    failure behind the service, else ``message`` with URLs and IP addresses redacted."""
+    fixed = _CLIENT_MESSAGES.get(code)
+    if fixed is not None:
+        return fixed + _SEE_TRACE
+    return _IP.sub("[address]", _URL.sub("[url]", message))
+
+
 def error_payload(exc: BaseException) -> dict[str, Any]:
     """``{code, message, status}`` of an error raised mid-stream (the status line is sent)."""
     if isinstance(exc, RagkeelError):
-        return {"code": exc.code, "message": str(exc), "status": status_for(exc)}
+        message = client_message(exc.code, str(exc))
+        return {"code": exc.code, "message": message, "status": status_for(exc)}
     log.error("unexpected error in a stream", exc_info=exc)
     return {"code": INTERNAL, "message": "internal error; see the server log", "status": 500}
 
@@ -270,7 +307,7 @@ async def _ragkeel_error(request: Request, exc: Exception) -> JSONResponse:
     return problem(
         status,
         exc.code,
-        exc.message,
+        client_message(exc.code, exc.message),
         instance=request.url.path,
         extra=extra,
         headers=retry_after_header(exc),

@@ -12,10 +12,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from ragkeel.api.errors import client_message
 from ragkeel.api.limits import check_json_depth, non_finite_at
 from ragkeel.evaluation.answer_metrics import schema_problem
 from ragkeel.gateway.base import Usage
 from ragkeel.generation.answer import Answer, Citation
+from ragkeel.generation.answerer import SCHEMA_UNSUPPORTED_DETAIL
 from ragkeel.generation.gate import GateDecision
 from ragkeel.types import Confidence, MetaValue, SearchHit, SearchResult
 
@@ -215,7 +217,7 @@ class AnswerOut(BaseModel):
             grounded=a.grounded,
             degraded=a.degraded,
             degraded_reason=a.degraded_reason,
-            degraded_detail=a.degraded_detail,
+            degraded_detail=_client_detail(a),
             usage=UsageOut.from_usage(a.usage),
             cost=a.cost,
             latency_ms=dict(a.latency_ms),
@@ -229,6 +231,19 @@ class AnswerOut(BaseModel):
             served_by=a.served_by,
             gateway=dict(a.gateway) if a.gateway is not None else None,
         )
+
+
+def _client_detail(a: Answer) -> str | None:
+    """``degraded_detail`` as clients may read it (``client_message``; the trace keeps it
+    whole), still saying when the JSON asked for was not given."""
+    if a.degraded_reason is None or a.degraded_detail is None:
+        return a.degraded_detail
+    detail = client_message(a.degraded_reason, a.degraded_detail)
+    if a.degraded_detail.endswith(SCHEMA_UNSUPPORTED_DETAIL) and not detail.endswith(
+        SCHEMA_UNSUPPORTED_DETAIL
+    ):
+        detail = f"{detail}; {SCHEMA_UNSUPPORTED_DETAIL}"
+    return detail
 
 
 class RetrievalOut(BaseModel):

@@ -24,7 +24,12 @@ from ragkeel.api.answers import (
     collect_admitted,
     start_admitted,
 )
-from ragkeel.api.errors import OutputSchemaUnsupportedError, error_payload, status_for_code
+from ragkeel.api.errors import (
+    OutputSchemaUnsupportedError,
+    client_message,
+    error_payload,
+    status_for_code,
+)
 from ragkeel.api.event_pump import EventPump
 from ragkeel.api.schemas import (
     AnswerOut,
@@ -118,7 +123,10 @@ def encode(item: StreamItem) -> bytes:
     if isinstance(item, CitationEvent):
         return frame(CitationOut.from_citation(item.citation).model_dump(), event="citation")
     if isinstance(item, ErrorEvent):
-        payload: dict[str, Any] = {"code": item.code, "message": item.message}
+        payload: dict[str, Any] = {
+            "code": item.code,
+            "message": client_message(item.code, item.message),  # the trace has it whole
+        }
         if item.fatal:
             payload["status"] = status_for_code(item.code)
         return frame({**payload, "fatal": item.fatal}, event="error")
