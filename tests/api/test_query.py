@@ -3,13 +3,27 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from ragkeel.gateway.providers.scripted import ScriptedFailure
+from corpus import TEST_GATE
+from ragkeel.api import create_app
+from ragkeel.container import Container
+from ragkeel.gateway.providers.scripted import ScriptedChatModel, ScriptedFailure
+from ragkeel.generation.answerer import Answerer
 from ragkeel.generation.templates import REFUSAL_PHRASE
 
-from .conftest import COLLECTION, GOOD, OFF_TOPIC, ON_TOPIC, Api, MakeApp, sse_events
+from .conftest import (
+    COLLECTION,
+    GOOD,
+    OFF_TOPIC,
+    ON_TOPIC,
+    Api,
+    MakeApp,
+    api_settings,
+    sse_events,
+)
 
 
 def test_query_returns_the_cited_answer(client: TestClient, api: Api) -> None:
@@ -82,3 +96,67 @@ def test_stream_model_failure_degrades_with_a_non_fatal_error(make_app: MakeApp)
     done = events[-1][1]
     assert done["degraded"] and done["degraded_reason"] == "MODEL_TIMEOUT"
     assert done["mode"] == "extractive"
+
+
+def test_extractive_answers_need_no_model_file(tmp_path: Path, corpus: Path) -> None:
+    """A server whose local model is not installed (the default provider, an empty models
+    directory) still answers ``mode: extractive``: quoting sentences needs no chat model, not
+    even its tokenizer. Generative questions degrade to extractive, marked MODEL_MISSING."""
+    container = Container(api_settings(tmp_path / "home"))
+    assert container.pipeline.ingest([str(corpus)], COLLECTION).exit_code == 0
+    assert not any(container.settings.models_dir.glob("*.gguf"))
+    with TestClient(create_app(container)) as client:
+        r = client.post("/v1/query", json={"question": ON_TOPIC, "mode": "extractive"})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["mode"] == "extractive" and body["citations"] and body["grounded"]
+        assert not body["degraded"] and "ninety days" in body["text"]
+        r = client.post(
+            "/v1/query", json={"question": ON_TOPIC, "mode": "extractive", "stream": True}
+        )
+        kinds = [kind for kind, _ in sse_events(r.text)]
+        assert r.status_code == 200 and "error" not in kinds and kinds[-1] == "done"
+        body = client.post("/v1/query", json={"question": ON_TOPIC}).json()
+        assert body["mode"] == "extractive" and body["degraded"]
+        assert body["degraded_reason"] == "MODEL_MISSING"
+
+
+SCHEMA = {"type": "object", "properties": {"rotation_days": {"type": "integer"}}}
+
+
+def test_output_schema_with_an_extractive_answer_is_refused(make_app: MakeApp) -> None:
+    """Quoted sentences are never JSON: JSON asked of an extractive answer is refused with a
+    stable code, never answered as prose marked fine (nor is the model called)."""
+    api = make_app(['{"rotation_days": 90}'])
+    with TestClient(api.app) as client:
+        r = client.post(
+            "/v1/query", json={"question": ON_TOPIC, "mode": "extractive", "output_schema": SCHEMA}
+        )
+        assert r.status_code == 422 and r.json()["code"] == "OUTPUT_SCHEMA_UNSUPPORTED"
+        assert "extractive" in r.json()["detail"] and "hint" in r.json()
+        assert api.model.calls == 0
+
+
+def test_output_schema_on_a_server_answering_extractively_is_refused(container: Container) -> None:
+    model = ScriptedChatModel(['{"rotation_days": 90}'])
+    extractive = Answerer(  # a server whose default mode is extractive
+        container.retriever, model, gate_threshold=TEST_GATE, mode="extractive"
+    )
+    with TestClient(create_app(container, answerer=extractive)) as client:
+        r = client.post("/v1/query", json={"question": ON_TOPIC, "output_schema": SCHEMA})
+        assert r.status_code == 422 and r.json()["code"] == "OUTPUT_SCHEMA_UNSUPPORTED"
+        asked = {"question": ON_TOPIC, "output_schema": SCHEMA, "mode": "generative"}
+        r = client.post("/v1/query", json=asked)
+        assert r.status_code == 200 and r.json()["text"] == '{"rotation_days": 90}'
+
+
+def test_output_schema_answered_extractively_after_a_model_failure_is_degraded(
+    make_app: MakeApp,
+) -> None:
+    api = make_app([ScriptedFailure("timeout")])
+    with TestClient(api.app) as client:
+        r = client.post("/v1/query", json={"question": ON_TOPIC, "output_schema": SCHEMA})
+    body = r.json()
+    assert r.status_code == 200 and body["mode"] == "extractive"
+    assert body["degraded"] and body["degraded_reason"] == "MODEL_TIMEOUT"
+    assert "not JSON" in body["degraded_detail"]

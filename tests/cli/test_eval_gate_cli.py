@@ -121,6 +121,48 @@ def test_gate_on_different_data_is_invalid_input(tmp_path: Path) -> None:
     assert "error [DATASET_MISMATCH]" in out and "sha256" in out
 
 
+def retrieval_only(path: Path, ndcg: list[float], **kwargs: object) -> Path:
+    """A run of a retrieval-only config (BEIR qrels, extractive answers, no reference answers):
+    every metric of the committed gate config is computed, but f1 and contains apply to none."""
+    answer = {"correct_abstention": 1.0, "grounded_share": 1.0, "citation_validity": 1.0}
+    scores = {
+        ("scifact", f"q{i}"): {"ndcg@10": v, "recall@10": v, "f1": None, "contains": None, **answer}
+        for i, v in enumerate(ndcg)
+    }
+    return factory.write(path, factory.make_results(scores, **kwargs))
+
+
+def test_gate_on_retrieval_only_runs_reports_not_applicable_metrics(tmp_path: Path) -> None:
+    base = retrieval_only(tmp_path / "base.json", [0.6, 0.4] * 40)
+    cur = retrieval_only(tmp_path / "cur.json", [0.6, 0.4] * 40, answer_prefix="rerun")
+    code, out = invoke(
+        "gate", "--baseline", str(base), "--current", str(cur), "--config", str(GATE_YAML)
+    )
+    assert code == 0, out
+    assert "gate passed" in out and "metric missing" not in out
+    assert "not applicable (no case of either run has a value): f1, contains" in out
+    worse = retrieval_only(tmp_path / "worse.json", [0.3, 0.2] * 40)
+    code, out = invoke(
+        "gate", "--baseline", str(base), "--current", str(worse), "--config", str(GATE_YAML)
+    )
+    assert code == 1 and "- ndcg@10 [overall]: significant drop" in out
+
+
+def test_gate_on_runs_that_compute_different_metrics_is_invalid_input(tmp_path: Path) -> None:
+    keys = [("sq", f"q{i}") for i in range(10)]
+    base = factory.write(  # an evaluation without answers: no f1 computed at all
+        tmp_path / "base.json", factory.make_results({k: {"ndcg@10": 0.5} for k in keys})
+    )
+    cur = factory.write(
+        tmp_path / "cur.json", factory.make_results({k: {"ndcg@10": 0.5, "f1": 1.0} for k in keys})
+    )
+    code, out = invoke(
+        "gate", "--baseline", str(base), "--current", str(cur), "--config", str(f1_gate(tmp_path))
+    )
+    assert code == 2, out
+    assert "error [METRIC_MISMATCH]" in out and "f1 [overall]: only the current (B) run" in out
+
+
 @pytest.mark.parametrize("bad", ["missing.yaml", "typo.yaml"])
 def test_gate_with_a_bad_config_is_invalid_input(tmp_path: Path, bad: str) -> None:
     (tmp_path / "typo.yaml").write_text("alpah: 0.05\n")

@@ -13,6 +13,7 @@ from ragkeel.errors import ConfigError
 from ragkeel.evaluation.gate import (
     DatasetMismatchError,
     GateConfig,
+    MetricMismatchError,
     evaluate_gate,
     load_gate_config,
     slim_results,
@@ -98,19 +99,68 @@ def test_budget_for_an_unreported_stage_fails() -> None:
     ]
 
 
-def test_missing_metric_is_a_failure_not_a_pass() -> None:
+def _rows(n: int, **metrics: float | None) -> dict[tuple[str, str], dict[str, float | None]]:
+    return {("beir", f"q{i}"): dict(metrics) for i in range(n)}
+
+
+def test_metric_in_neither_run_is_not_applicable_not_a_failure() -> None:
+    """Two runs of one retrieval-only config (BEIR qrels, no reference answers): f1 and
+    contains are null on every row of both runs. That is "not applicable", reported as such."""
+    config = GateConfig.model_validate(
+        {"metrics": {m: {"tolerance": 0.03} for m in ("ndcg@10", "f1", "contains")}}
+    )
+    doc = parse_results(make_results(_rows(20, **{"ndcg@10": 0.5, "f1": None, "contains": None})))
+    result = evaluate_gate(doc, doc, config)
+    assert result.passed and result.failures == [], [f.reason for f in result.failures]
+    status = {(c.name, c.scope): c.status for c in result.checks}
+    assert status == {
+        ("ndcg@10", "overall"): "pass",
+        ("f1", "overall"): "n/a",
+        ("contains", "overall"): "n/a",
+        ("ndcg@10", "beir"): "pass",
+        ("f1", "beir"): "n/a",
+        ("contains", "beir"): "n/a",
+    }
+    assert {c.name for c in result.not_applicable} == {"f1", "contains"}
+
+
+def test_metric_neither_run_computes_is_invalid_input() -> None:
+    """A name no row of either run carries (a typo, another k) is not "not applicable"."""
+    config = GateConfig.model_validate({"metrics": {"ndgc@10": {"tolerance": 0.02}}})
+    doc = parse_results(make_results(_rows(5, **{"ndcg@10": 0.5})))
+    with pytest.raises(MetricMismatchError, match="ndgc@10: neither run computes it") as caught:
+        evaluate_gate(doc, doc, config)
+    assert caught.value.code == "METRIC_MISMATCH"
+
+
+def test_metric_only_one_run_computes_is_a_data_difference() -> None:
     config = GateConfig.model_validate(
         {"metrics": {"f1": {"tolerance": 0.0}, "judge": {"tolerance": 0.1}}}
     )
-    neither = evaluate_gate(run([1.0]), run([1.0]), config)
-    assert [(f.metric, f.scope, f.reason) for f in neither.failures] == [
-        ("judge", "overall", "metric missing: in neither run")
-    ]
     base = run([1.0, 1.0])
     cur = parse_results(make_results({k: {"f1": 1.0, "judge": 0.8} for k in base.rows}))
-    one_side = evaluate_gate(base, cur, config)
-    assert {f.scope for f in one_side.failures} == {"overall", "sq"}
-    assert all("only the current (B) run" in f.reason for f in one_side.failures)
+    with pytest.raises(MetricMismatchError, match=r"judge \[overall\]: only the current \(B\)"):
+        evaluate_gate(base, cur, config)
+    with pytest.raises(MetricMismatchError, match="only the baseline"):
+        evaluate_gate(cur, base, config)
+    lenient = F1_ONLY.model_copy(update={"require_same_datasets": False})
+    other = parse_results(make_results(uniform("sq", [None, None]), checksums={"sq": "0" * 64}))
+    with pytest.raises(MetricMismatchError, match="different data"):
+        evaluate_gate(base, other, lenient)
+
+
+def test_metric_the_current_run_no_longer_has_on_the_same_data_fails() -> None:
+    """Same data, same metrics computed, but no case of the current run has a value (every
+    answer refused: grounded_share applies to answers only): a regression, not a data change."""
+    config = GateConfig.model_validate({"metrics": {"grounded_share": {"tolerance": 0.05}}})
+    base = parse_results(make_results(_rows(10, grounded_share=0.9)))
+    cur = parse_results(make_results(_rows(10, grounded_share=None)))
+    result = evaluate_gate(base, cur, config)
+    assert not result.passed
+    assert {(f.scope, f.reason) for f in result.failures} == {
+        ("overall", "metric missing: only the baseline (A) run reports it"),
+        ("beir", "metric missing: only the baseline (A) run reports it"),
+    }
 
 
 def test_metric_not_applicable_to_a_data_set_is_not_a_failure() -> None:

@@ -9,8 +9,15 @@
 error                                          status  code
 =============================================  ======  ==========================================
 TooLargeError, RequestTooLargeError            413     TOO_LARGE, REQUEST_TOO_LARGE
+a body that cannot be read                     400     JSON_INVALID (not JSON), JSON_TOO_DEEP
+                                                       (nested too deeply), BODY_NOT_UTF8,
+                                                       MULTIPART_INVALID (a broken form)
+a body that is not JSON on a JSON route        415     UNSUPPORTED_MEDIA_TYPE (text/plain, a form,
+                                                       no Content-Type)
 QueryError, FilterError, IngestError           422     QUERY_INVALID, FILTER_INVALID, (per kind)
 QuestionTooLongError, request validation       422     QUESTION_TOO_LONG, VALIDATION_ERROR
+OutputSchemaUnsupportedError                   422     OUTPUT_SCHEMA_UNSUPPORTED (JSON asked of an
+                                                       extractive answer)
 ConfigError, DatasetError                      400     CONFIG_INVALID, DATASET_INVALID
 any code ending in NOT_FOUND                   404     DOCUMENT_NOT_FOUND, TRACE_NOT_FOUND, ...
 ModelError, ModelUnavailableError              503     MODEL_MISSING, MODEL_CHECKSUM, MODEL_UNAVAILABLE
@@ -24,6 +31,12 @@ Starlette HTTPException (404 route, 405...)    its own NOT_FOUND, METHOD_NOT_ALL
 anything else                                  500     INTERNAL (no stack trace in the body; logged)
 =============================================  ======  ==========================================
 
+What clients read of a failure *behind* the service (a model provider, a model file, the store,
+the embedder) is a fixed sentence per code (``client_message``): those errors' messages name
+internal URLs, hosts and paths. The full message stays in the trace and the log. Other messages
+(the client's own errors, budgets) are sent as they are, with URLs and IP addresses redacted.
+This covers problem details, ``degraded_detail`` and the error events of answer streams.
+
 An error that carries ``retry_after_s`` gets a ``Retry-After`` header in whole seconds, rounded
 up (at least 1). BUDGET_EXCEEDED is 402, not 429: the request *as asked* does not fit, so
 sending it again cannot succeed (change ``max_cost``, ``max_tokens`` or ``k``), and clients that
@@ -36,6 +49,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
@@ -44,6 +58,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException
 
 from ragkeel.errors import (
     ConfigError,
@@ -100,6 +115,33 @@ class RequestTooLargeError(ApiError):
 class UnsupportedMediaTypeError(ApiError):
     code = "UNSUPPORTED_MEDIA_TYPE"
     status = 415
+
+
+class JsonInvalidError(ApiError):
+    code = "JSON_INVALID"
+    status = 400
+
+
+class JsonTooDeepError(ApiError):
+    code = "JSON_TOO_DEEP"
+    status = 400
+
+
+class BodyNotUtf8Error(ApiError):
+    code = "BODY_NOT_UTF8"
+    status = 400
+
+
+class MultipartInvalidError(ApiError):
+    code = "MULTIPART_INVALID"
+    status = 400
+
+
+class OutputSchemaUnsupportedError(ApiError):
+    """An ``output_schema`` asked of an extractive answer (quoted sentences are never JSON)."""
+
+    code = "OUTPUT_SCHEMA_UNSUPPORTED"
+    status = 422
 
 
 class InvalidUploadError(ApiError):
@@ -215,10 +257,40 @@ def problem(
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_JSON)
 
 
+_CLIENT_MESSAGES = {  # failures behind the service: their messages are for operators only
+    "MODEL_ERROR": "the model answered with an error",
+    "MODEL_REQUEST_REJECTED": "the model provider rejected the request",
+    "MODEL_TIMEOUT": "the model did not answer in time",
+    "DEADLINE_EXCEEDED": "the request's deadline ran out before the model answered",
+    "MODEL_UNAVAILABLE": "the model could not be reached",
+    "MODEL_RATE_LIMITED": "the model provider is limiting its request rate",
+    "MODEL_STREAM_INTERRUPTED": "the model's answer broke off",
+    "CIRCUIT_OPEN": "the model is not called for now after repeated failures",
+    "MODEL_MISSING": "the local model is not installed",
+    "MODEL_CHECKSUM": "the local model file does not match its checksum",
+    "EMBEDDING_FAILED": "the embedding model failed",
+    "STORE_ERROR": "the document store failed",
+    INTERNAL: "internal error",
+}
+_SEE_TRACE = "; the trace has the details"
+_URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://\S+")
+_IP = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?\b|\[[0-9a-fA-F:]+\](?::\d+)?")
+
+
+def client_message(code: str, message: str) -> str:
+    """What a client may read of an error ``code`` with ``message``: a fixed sentence for a
+    failure behind the service, else ``message`` with URLs and IP addresses redacted."""
+    fixed = _CLIENT_MESSAGES.get(code)
+    if fixed is not None:
+        return fixed + _SEE_TRACE
+    return _IP.sub("[address]", _URL.sub("[url]", message))
+
+
 def error_payload(exc: BaseException) -> dict[str, Any]:
     """``{code, message, status}`` of an error raised mid-stream (the status line is sent)."""
     if isinstance(exc, RagkeelError):
-        return {"code": exc.code, "message": str(exc), "status": status_for(exc)}
+        message = client_message(exc.code, str(exc))
+        return {"code": exc.code, "message": message, "status": status_for(exc)}
     log.error("unexpected error in a stream", exc_info=exc)
     return {"code": INTERNAL, "message": "internal error; see the server log", "status": 500}
 
@@ -248,7 +320,7 @@ async def _ragkeel_error(request: Request, exc: Exception) -> JSONResponse:
     return problem(
         status,
         exc.code,
-        exc.message,
+        client_message(exc.code, exc.message),
         instance=request.url.path,
         extra=extra,
         headers=retry_after_header(exc),
@@ -275,6 +347,9 @@ def retry_after_spread(seconds: float) -> float:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
+    unreadable = _unreadable_body(exc) if exc.status_code == 400 else None
+    if unreadable is not None:
+        return await _ragkeel_error(request, unreadable)
     code = _CODE_BY_STATUS.get(exc.status_code, f"HTTP_{exc.status_code}")
     return problem(
         exc.status_code,
@@ -285,8 +360,83 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _unreadable_body(exc: HTTPException) -> ApiError | None:
+    """What the 400 that FastAPI ("There was an error parsing the body") or Starlette (a broken
+    multipart form) raised while reading a body really was, from the error behind it."""
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(cause, RecursionError):  # json.loads of very deep nesting
+        return JsonTooDeepError(
+            "the JSON body nests objects and arrays too deeply to be read",
+            hint="send a flatter body",
+        )
+    if isinstance(cause, UnicodeDecodeError):
+        return _not_utf8(cause)
+    if isinstance(cause, MultiPartException):
+        return MultipartInvalidError(
+            f"the multipart/form-data body cannot be read: {cause.message}",
+            hint='send a well-formed form with the files in the "files" field',
+        )
+    if exc.detail == _FASTAPI_BODY_ERROR:
+        return JsonInvalidError(f"the body cannot be read as JSON ({type(cause).__name__})")
+    return None
+
+
+_FASTAPI_BODY_ERROR = "There was an error parsing the body"
+
+
+def _not_utf8(error: UnicodeDecodeError) -> BodyNotUtf8Error:
+    byte = error.object[error.start : error.start + 1].hex()
+    return BodyNotUtf8Error(
+        f"the body is not valid UTF-8: byte 0x{byte} at offset {error.start}",
+        hint="send JSON encoded as UTF-8",
+    )
+
+
+def _unreadable_json(exc: RequestValidationError) -> ApiError | None:
+    """The problem of a JSON body that cannot be read (FastAPI's and pydantic's ``json_invalid``,
+    ``check_json_depth``'s ``json_too_deep``), or a body that is not JSON at all (415)."""
+    for err in exc.errors():
+        kind = err.get("type")
+        if kind == "json_too_deep":
+            return JsonTooDeepError(str(err.get("msg")), hint="send a flatter body")
+        if kind != "json_invalid":
+            continue
+        reason = str((err.get("ctx") or {}).get("error", "")) or "invalid JSON"
+        if "recursion limit" in reason:  # pydantic's parser of model_validate_json
+            return JsonTooDeepError(
+                f"the JSON body nests too deeply to be read: {reason}", hint="send a flatter body"
+            )
+        if "unicode" in reason.lower():
+            return BodyNotUtf8Error(
+                f"the body is not valid UTF-8: {reason}", hint="send JSON encoded as UTF-8"
+            )
+        return JsonInvalidError(
+            f"the body is not valid JSON: {reason}{_position(err, exc.body)}",
+            hint="send one JSON object",
+        )
+    if isinstance(exc.body, bytes | bytearray):  # FastAPI reads a body as JSON only if it says so
+        return UnsupportedMediaTypeError(
+            "the body must be JSON (Content-Type: application/json)",
+            hint="send the body as JSON with Content-Type: application/json",
+        )
+    return None
+
+
+def _position(err: Mapping[str, Any], doc: object) -> str:
+    """`` at line L, column C`` of FastAPI's decode error (``loc`` = ("body", offset))."""
+    loc = tuple(err.get("loc", ()))
+    if len(loc) != 2 or not isinstance(loc[1], int) or not isinstance(doc, str):
+        return ""
+    offset = loc[1]
+    line, column = doc.count("\n", 0, offset) + 1, offset - doc.rfind("\n", 0, offset)
+    return f" at line {line}, column {column}"
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    unreadable = _unreadable_json(exc)
+    if unreadable is not None:
+        return await _ragkeel_error(request, unreadable)
     errors = [
         {"loc": [str(p) for p in err.get("loc", ())], "msg": str(err.get("msg", "invalid"))}
         for err in exc.errors()

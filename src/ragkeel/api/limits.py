@@ -1,15 +1,25 @@
-"""Request limits: the largest request body (uploads included) and the longest question.
+"""Request limits: the largest request body (uploads included), the longest question, and what
+a JSON body may hold.
 
 ``BodyLimitMiddleware`` answers 413 ``REQUEST_TOO_LARGE`` before reading a body whose
 ``Content-Length`` is over the limit, and stops a body sent without one (chunked) as soon as
 it grows past the limit (raising a 413 ``HTTPException`` from ``receive``: FastAPI's body parsing
 passes those through, and ``errors.py`` renders it with the same code).
+
+A JSON request body nests at most ``MAX_JSON_DEPTH`` objects and arrays (``json_too_deep``, 400
+``JSON_TOO_DEEP``: checked without recursion before anything recursive reads it) and holds only
+finite numbers: Python's ``json`` reads ``Infinity``, ``NaN`` and ``1e309`` (which overflows to
+infinity), none of which is a number JSON or the answer flow can use (``non_finite_at``).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
+from pydantic_core import PydanticCustomError
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -19,6 +29,8 @@ from ragkeel.errors import QueryError
 
 MAX_BODY_BYTES = 25 * 1024 * 1024  # uploads: a few documents per request
 MAX_QUESTION_CHARS = 4_000  # well past any real question, far below the context budget
+MAX_JSON_DEPTH = 64  # objects and arrays: a JSON schema of ~30 nested levels fits
+JSON_TOO_DEEP = "json_too_deep"  # the validation error type (errors.py: 400 JSON_TOO_DEEP)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +50,46 @@ class Limits:
                 hint="shorten it",
             )
         return stripped
+
+
+def check_json_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> Any:
+    """``value`` (a parsed JSON body) as is; a ``json_too_deep`` validation error when objects
+    and arrays nest deeper than ``limit``. Iterative: a deep body cannot exhaust the stack."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = _children(item)
+        if children is None:
+            continue
+        if depth > limit:
+            raise PydanticCustomError(
+                JSON_TOO_DEEP,
+                "the JSON body nests objects and arrays more than {limit} levels deep",
+                {"limit": limit},
+            )
+        stack.extend((child, depth + 1) for _, child in children)
+    return value
+
+
+def non_finite_at(value: Any) -> str | None:
+    """Where ``value`` (parsed JSON) holds a non-finite number, as a dotted path ("" for the
+    value itself); ``None`` when every number is finite."""
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return path
+        for key, child in _children(item) or ():
+            stack.append((child, f"{path}.{key}" if path else str(key)))
+    return None
+
+
+def _children(item: Any) -> list[tuple[object, Any]] | None:
+    if isinstance(item, Mapping):
+        return list(item.items())
+    if isinstance(item, list | tuple):
+        return list(enumerate(item))
+    return None
 
 
 def _too_large(limit: int) -> RequestTooLargeError:

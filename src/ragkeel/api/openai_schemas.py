@@ -8,15 +8,34 @@ import uuid
 from pathlib import PurePath
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
+from ragkeel.api.limits import check_json_depth, non_finite_at
 from ragkeel.api.schemas import CitationOut, GenerationModeIn, UsageOut
 from ragkeel.errors import QueryError
 from ragkeel.generation.answer import Answer
 
 
+def _finite(model: BaseModel) -> None:
+    """A validation error naming where the model's free-form parts (extra members, content parts)
+    hold a non-finite number: ``Infinity``, ``NaN`` or an overflowing ``1e309``."""
+    extra = dict(model.model_extra or {})
+    content = getattr(model, "content", None)
+    where = non_finite_at({**extra, "content": content} if content is not None else extra)
+    if where is not None:
+        raise PydanticCustomError(
+            "finite_number", "{where}: Input should be a finite number", {"where": where}
+        )
+
+
 class ChatMessageIn(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _finite_numbers(self) -> ChatMessageIn:
+        _finite(self)
+        return self
 
     role: str
     content: str | list[dict[str, Any]] | None = None
@@ -33,9 +52,10 @@ class ChatMessageIn(BaseModel):
 
 class ChatCompletionRequest(BaseModel):
     """OpenAI's request; sampling options (temperature, max_tokens...) are accepted and
-    ignored. ``collection``, ``k`` and ``mode`` are ragkeel extensions (``extra_body``)."""
+    ignored (but must be finite numbers, like every number of the body). ``collection``, ``k``
+    and ``mode`` are ragkeel extensions (``extra_body``)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
     model: str | None = None
     messages: list[ChatMessageIn] = Field(min_length=1)
@@ -43,6 +63,16 @@ class ChatCompletionRequest(BaseModel):
     collection: str | None = None
     k: int | None = Field(default=None, ge=1, le=100)
     mode: GenerationModeIn | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _not_too_deep(cls, data: Any) -> Any:
+        return check_json_depth(data)
+
+    @model_validator(mode="after")
+    def _finite_numbers(self) -> ChatCompletionRequest:
+        _finite(self)  # the sampling options (temperature, top_p...) are accepted as extras
+        return self
 
     def question(self) -> str:
         """The last user message: the question (earlier turns are not used)."""

@@ -1,16 +1,23 @@
 """Request and response bodies of the ragkeel routes (the OpenAI-compatible ones are in
-``openai_schemas.py``). Responses are built from the domain values by ``from_*`` constructors."""
+``openai_schemas.py``). Responses are built from the domain values by ``from_*`` constructors.
+
+Request bodies take finite numbers only (``allow_inf_nan=False``; inside free-form JSON such as
+``output_schema`` too) and nest at most ``limits.MAX_JSON_DEPTH`` levels."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
+from ragkeel.api.errors import client_message
+from ragkeel.api.limits import check_json_depth, non_finite_at
 from ragkeel.evaluation.answer_metrics import schema_problem
 from ragkeel.gateway.base import Usage
 from ragkeel.generation.answer import Answer, Citation
+from ragkeel.generation.answerer import SCHEMA_UNSUPPORTED_DETAIL
 from ragkeel.generation.gate import GateDecision
 from ragkeel.types import Confidence, MetaValue, SearchHit, SearchResult
 
@@ -19,7 +26,7 @@ SearchModeIn = Literal["bm25", "dense", "hybrid"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class QueryRequest(_Strict):
@@ -40,10 +47,22 @@ class QueryRequest(_Strict):
         "(schema-constrained decoding where the model supports it)",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _not_too_deep(cls, data: Any) -> Any:
+        return check_json_depth(data)
+
     @field_validator("output_schema")
     @classmethod
     def _a_valid_schema(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         if value is not None:
+            where = non_finite_at(value)
+            if where is not None:
+                raise PydanticCustomError(
+                    "finite_number",
+                    "Input should be a finite number (at {where})",
+                    {"where": where},
+                )
             problem = schema_problem(value)
             if problem is not None:
                 raise ValueError(f"output_schema is not a valid JSON schema: {problem}")
@@ -198,7 +217,7 @@ class AnswerOut(BaseModel):
             grounded=a.grounded,
             degraded=a.degraded,
             degraded_reason=a.degraded_reason,
-            degraded_detail=a.degraded_detail,
+            degraded_detail=_client_detail(a),
             usage=UsageOut.from_usage(a.usage),
             cost=a.cost,
             latency_ms=dict(a.latency_ms),
@@ -212,6 +231,19 @@ class AnswerOut(BaseModel):
             served_by=a.served_by,
             gateway=dict(a.gateway) if a.gateway is not None else None,
         )
+
+
+def _client_detail(a: Answer) -> str | None:
+    """``degraded_detail`` as clients may read it (``client_message``; the trace keeps it
+    whole), still saying when the JSON asked for was not given."""
+    if a.degraded_reason is None or a.degraded_detail is None:
+        return a.degraded_detail
+    detail = client_message(a.degraded_reason, a.degraded_detail)
+    if a.degraded_detail.endswith(SCHEMA_UNSUPPORTED_DETAIL) and not detail.endswith(
+        SCHEMA_UNSUPPORTED_DETAIL
+    ):
+        detail = f"{detail}; {SCHEMA_UNSUPPORTED_DETAIL}"
+    return detail
 
 
 class RetrievalOut(BaseModel):

@@ -1,8 +1,10 @@
 """``ragkeel eval compare A.json B.json [--json]`` and
 ``ragkeel eval gate --baseline B.json --current C.json [--config gate.yaml] [--update-baseline]``.
 
-Exit status of ``gate``: 0 the current run passes, 1 a regression (every reason is printed),
-2 invalid input (unreadable results or config, or runs over different data). ``compare`` exits
+Exit status of ``gate``: 0 the current run passes (metrics that apply to no case of either run
+are listed as not applicable), 1 a regression (every reason is printed), 2 invalid input
+(unreadable results or config, runs over different data, or runs that do not compute the metrics
+compared: ``METRIC_MISMATCH``). ``compare`` exits
 0, or 2 on invalid input. Invalid input is handled here rather than by ``cli.main`` so that "the
 gate could not judge" (2) is never confused with "the gate found a regression" (1).
 """
@@ -18,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ragkeel.errors import RagkeelError
-from ragkeel.evaluation.compare import compare
+from ragkeel.evaluation.compare import OVERALL, compare
 from ragkeel.evaluation.compare_table import render_table
 from ragkeel.evaluation.gate import GateResult, evaluate_gate, load_gate_config, slim_results
 from ragkeel.evaluation.results import EvalResults as ResultsDocument
@@ -111,6 +113,15 @@ def _print_result(console: Console, result: GateResult) -> None:
             markup=False,
             soft_wrap=True,
         )
+    if result.not_applicable:
+        names = dict.fromkeys(c.name for c in result.not_applicable if c.scope == OVERALL)
+        if names:
+            console.print(
+                f"not applicable (no case of either run has a value): {', '.join(names)}",
+                style="dim",
+                markup=False,
+                soft_wrap=True,
+            )
     if result.passed:
         console.print("gate passed", style="bold green")
         return

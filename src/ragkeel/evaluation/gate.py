@@ -5,8 +5,18 @@ is significant (paired sign-flip test, two-sided, ``p < alpha``). Both are neede
 alone flags noise on small sets, significance alone flags tiny real changes nobody cares about.
 A drop beyond tolerance that is not significant passes with a *note* (e.g. a large swing on a
 handful of cases), so a reviewer still sees it. Metrics are checked overall and, with
-``per_dataset``, per data set (a regression on one set can hide in the overall mean). A metric
-the config names that either run lacks is a failure, never a silent pass.
+``per_dataset``, per data set (a regression on one set can hide in the overall mean).
+
+A metric the config names but no case of either run has a value for (``f1`` of a retrieval-only
+data set without reference answers) is *not applicable*: reported as ``n/a``, it does not fail.
+A metric the runs do not both report is never a silent pass:
+
+- only one run reports it, on the same data and with the metric computed by both (every row
+  carries it; e.g. the current run refused every answer, so ``grounded_share`` has no value):
+  a failure, the behaviour changed;
+- only one run computes it at all, or the runs are over different data (only reachable with
+  ``require_same_datasets: false``), or *neither* run computes it (a typo in the config, another
+  ``k``): the runs cannot be compared on it, :class:`MetricMismatchError` (invalid input).
 
 Budgets are absolute ceilings on the *current* run only: p95 latency of a stage, cost per query,
 degraded share, error share. Latency is deliberately not compared with the baseline: it depends
@@ -29,7 +39,14 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ragkeel.errors import ConfigError, DatasetError
-from ragkeel.evaluation.compare import OVERALL, Comparison, compare, dataset_mismatches, ops_value
+from ragkeel.evaluation.compare import (
+    NEITHER,
+    OVERALL,
+    Comparison,
+    compare,
+    dataset_mismatches,
+    ops_value,
+)
 from ragkeel.evaluation.results_view import EvalResults
 
 _EPS = 1e-12  # float slack when comparing a drop with its tolerance
@@ -41,6 +58,13 @@ class DatasetMismatchError(DatasetError):
     """Baseline and current runs were not evaluated on the same data."""
 
     code = "DATASET_MISMATCH"
+
+
+class MetricMismatchError(DatasetError):
+    """The runs do not compute the metrics the gate compares: evaluated differently, or on
+    different data, or the config names a metric neither run has."""
+
+    code = "METRIC_MISMATCH"
 
 
 class _Strict(BaseModel):
@@ -113,6 +137,10 @@ class GateResult:
     def notes(self) -> list[GateCheck]:
         return [c for c in self.checks if c.status == "note"]
 
+    @property
+    def not_applicable(self) -> list[GateCheck]:
+        return [c for c in self.checks if c.status == "n/a"]
+
 
 def evaluate_gate(
     baseline: EvalResults,
@@ -137,6 +165,7 @@ def evaluate_gate(
     scopes = [OVERALL]
     if config.per_dataset:
         scopes += sorted(set(baseline.datasets) & set(current.datasets))
+    _check_comparable(baseline, current, list(config.metrics), scopes, bool(mismatches))
     checks = [
         _metric_check(comparison, name, scope, rule.tolerance, config.alpha)
         for scope in scopes
@@ -147,6 +176,49 @@ def evaluate_gate(
     return GateResult(not failures, failures, checks, comparison)
 
 
+def _check_comparable(
+    a: EvalResults, b: EvalResults, names: list[str], scopes: list[str], other_data: bool
+) -> None:
+    """:class:`MetricMismatchError` listing every metric the runs cannot be compared on (see
+    the module docstring); nothing when the runs compute the same metrics on the same data."""
+    problems: list[str] = []
+    for name in names:
+        computed = (_computes(a, name), _computes(b, name))
+        if computed == (False, False):
+            problems.append(f"{name}: neither run computes it (check the name and the k)")
+            continue
+        for scope in scopes:
+            reported = (_reports(a, name, scope), _reports(b, name, scope))
+            if reported[0] == reported[1]:
+                continue
+            side, other = ("baseline (A)", 1) if reported[0] else ("current (B)", 0)
+            if other_data:
+                why = "the runs are over different data"
+            elif not computed[other]:
+                why = "the other run does not compute it: the runs were evaluated differently"
+            else:
+                continue  # same data, same metrics: a behaviour change, judged as a failure
+            problems.append(f"{name} [{scope}]: only the {side} run reports it ({why})")
+    if problems:
+        raise MetricMismatchError(
+            "the runs cannot be compared on: " + "; ".join(problems),
+            hint="gate two runs of the same evaluation config, or update the baseline on "
+            "purpose with --update-baseline",
+        )
+
+
+def _computes(run: EvalResults, name: str) -> bool:
+    return any(name in row.metrics for row in run.rows.values())
+
+
+def _reports(run: EvalResults, name: str, scope: str) -> bool:
+    return any(
+        row.metrics.get(name) is not None
+        for key, row in run.rows.items()
+        if scope in (OVERALL, key[0])
+    )
+
+
 def _metric_check(
     comparison: Comparison, name: str, scope: str, tolerance: float, alpha: float
 ) -> GateCheck:
@@ -155,8 +227,9 @@ def _metric_check(
         missing = next(
             (m for m in comparison.missing if m.metric == name and m.scope == scope), None
         )
-        if missing is None:
-            return GateCheck(name, scope, "n/a", "not applicable to this data set in either run")
+        if missing is None or missing.reason == NEITHER:
+            where = "to this data set" if scope != OVERALL else "to any case"
+            return GateCheck(name, scope, "n/a", f"not applicable {where} in either run")
         return GateCheck(name, scope, "fail", f"metric missing: {missing.reason}")
     drop = -result.delta
     summary = (

@@ -5,10 +5,16 @@ the token budget → render the versioned prompt → stream the model → valida
 
 Degradation: with no model, or when the model raises a gateway error (timeout, unavailable,
 error) or a model-file error before or during streaming, or returns nothing, the answer is the
-extractive one, marked ``degraded`` with the failure's code. A refusal phrase from the model
+extractive one, marked ``degraded`` with the failure's code. An answer asked for JSON (an
+``output_schema``) that ends up extractive — the mode asked, or a fallback — is always marked
+``degraded`` (``OUTPUT_SCHEMA_UNSUPPORTED``, or the failure's code with the broken format said in
+``degraded_detail``): quoted sentences are not JSON. A refusal phrase from the model
 becomes ``mode="cannot_answer"``. Errors that cannot be degraded (an empty question, the store)
 propagate from ``answer`` and end ``stream`` with a fatal ``ErrorEvent``. See ``answer.py`` for
 the event order.
+
+An extractive answer never touches the chat model: its context is packed with the regex token
+counter, so ``mode="extractive"`` works with no model installed (and never loads or locks one).
 """
 
 from __future__ import annotations
@@ -71,6 +77,10 @@ from ragkeel.types import SearchResult
 
 GenerationMode = Literal["generative", "extractive"]
 JSON_TEMPLATE = "answer_json_v1"  # the prompt of answers asked for JSON (an output_schema)
+SCHEMA_UNSUPPORTED = "OUTPUT_SCHEMA_UNSUPPORTED"  # degraded: an output_schema, an extractive answer
+SCHEMA_UNSUPPORTED_DETAIL = (
+    "the extractive answer quotes sentences: it is not JSON for output_schema"
+)
 _REGEX_COUNT: CountTokens = RegexTokenCounter().count
 MIN_CONTEXT_BUDGET = 128
 _RETRIEVAL_STAGES = {
@@ -178,7 +188,6 @@ class Answerer:
         self.default_max_tokens = default_max_tokens  # prompt + answer, unless the request says
         self.retrieval_mode: Mode = retrieval_mode
         self._time = clock
-        self._count: CountTokens = model.count_tokens if model else RegexTokenCounter().count
 
     def answer(
         self,
@@ -236,8 +245,9 @@ class Answerer:
         yield RetrievalEvent(result.hits, result.confidence, run.gate)
         if not run.gate.passed:
             yield from self._refuse(run)
-        elif mode == "extractive" or self.model is None:
-            context = pack_context(result.hits, self._count, self.context_budget)
+        elif mode == "extractive" or self.model is None:  # no model call, so no model tokenizer:
+            # counting with it would load a local model (or fail when it is missing)
+            context = pack_context(result.hits, _REGEX_COUNT, self.context_budget)
             clock.lap("pack")
             if mode != "extractive":
                 run.degraded = ("NO_MODEL", "no chat model is configured; answered extractively")
@@ -371,6 +381,11 @@ class Answerer:
         if not sentences:
             yield from self._refuse(run)
             return
+        if run.schema is not None:  # quoted sentences are not JSON: the format contract is broken
+            if run.degraded is None:
+                run.degraded = (SCHEMA_UNSUPPORTED, SCHEMA_UNSUPPORTED_DETAIL)
+            else:
+                run.degraded = (run.degraded[0], f"{run.degraded[1]}; {SCHEMA_UNSUPPORTED_DETAIL}")
         for i, sentence in enumerate(sentences):
             run.clock.first_token()
             yield TokenEvent((" " if i else "") + render_extractive((sentence,)))

@@ -24,7 +24,7 @@ from ragkeel.api.answers import (
     collect_admitted,
     start_admitted,
 )
-from ragkeel.api.errors import error_payload
+from ragkeel.api.errors import client_message, error_payload
 from ragkeel.api.event_pump import EventPump
 from ragkeel.api.openai_schemas import (
     ChatCompletionOut,
@@ -142,4 +142,5 @@ def _finish(data: Callable[..., bytes], done: Finished) -> bytes:
 
 
 def _error(code: str, message: str) -> dict[str, Any]:
-    return {"message": message, "type": "ragkeel_error", "code": code}
+    """An OpenAI-style error; the message as clients may read it (the trace has it whole)."""
+    return {"message": client_message(code, message), "type": "ragkeel_error", "code": code}

@@ -24,7 +24,12 @@ from ragkeel.api.answers import (
     collect_admitted,
     start_admitted,
 )
-from ragkeel.api.errors import error_payload, status_for_code
+from ragkeel.api.errors import (
+    OutputSchemaUnsupportedError,
+    client_message,
+    error_payload,
+    status_for_code,
+)
 from ragkeel.api.event_pump import EventPump
 from ragkeel.api.schemas import (
     AnswerOut,
@@ -54,6 +59,7 @@ async def query(
     body: QueryRequest, request: Request, state: Annotated[ApiState, Depends(get_state)]
 ) -> Response:
     """Answer a question from the index, with numbered citations."""
+    _check_format(body, state)
     admitted = state.admit(  # 429 (or 503 MODEL_BUSY) first
         request, body.question, total_tokens=body.max_tokens, mode=body.mode
     )
@@ -76,6 +82,17 @@ async def query(
     done = await collect_admitted(pump, request, admitted)
     out = AnswerOut.from_answer(done.answer, done.trace_id)
     return JSONResponse(out.model_dump(mode="json"))
+
+
+def _check_format(body: QueryRequest, state: ApiState) -> None:
+    """An ``output_schema`` needs a generative answer: asked of an extractive one (the request's
+    mode, or the server's default) it could never be honoured, so it is refused up front."""
+    if body.output_schema is not None and (body.mode or state.answerer.mode) == "extractive":
+        raise OutputSchemaUnsupportedError(
+            "output_schema asks for JSON, but an extractive answer quotes sentences from the "
+            "sources and is never JSON",
+            hint='ask with "mode": "generative", or drop output_schema',
+        )
 
 
 async def _events(
@@ -106,7 +123,10 @@ def encode(item: StreamItem) -> bytes:
     if isinstance(item, CitationEvent):
         return frame(CitationOut.from_citation(item.citation).model_dump(), event="citation")
     if isinstance(item, ErrorEvent):
-        payload: dict[str, Any] = {"code": item.code, "message": item.message}
+        payload: dict[str, Any] = {
+            "code": item.code,
+            "message": client_message(item.code, item.message),  # the trace has it whole
+        }
         if item.fatal:
             payload["status"] = status_for_code(item.code)
         return frame({**payload, "fatal": item.fatal}, event="error")
