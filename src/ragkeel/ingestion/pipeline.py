@@ -2,7 +2,8 @@
 across documents) → one transaction per document → prune what the source no longer has.
 
 A failure is isolated to its file (or record) and recorded with its stable error code; a
-document is written whole or not at all.
+document is written whole or not at all. Each file is parsed within ``ParseLimits`` (inflated
+size of ZIP formats, PDF pages, parse time: ``parsers/base.py``).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import numpy as np
 from ragkeel.embeddings.base import Embedder
 from ragkeel.errors import IngestError, ParseError, RagkeelError
 from ragkeel.ingestion.chunking import Chunker
-from ragkeel.ingestion.parsers import SUPPORTED_SUFFIXES, parse_source
+from ragkeel.ingestion.parsers import SUPPORTED_SUFFIXES, ParseLimits, parse_source
 from ragkeel.ingestion.report import FileResult, IngestReport
 from ragkeel.ingestion.sources import expand_sources
 from ragkeel.storage.base import DocumentStore
@@ -45,11 +46,13 @@ class IngestionPipeline:
         *,
         max_file_bytes: int,
         embed_batch_chunks: int = 64,
+        limits: ParseLimits | None = None,
     ) -> None:
         self.store = store
         self.embedder = embedder
         self.chunker = chunker
         self.max_file_bytes = max_file_bytes
+        self.limits = limits or ParseLimits()
         self.embed_batch_chunks = embed_batch_chunks
         self.signature = (
             f"chunker={CHUNKER_VERSION};tokens={chunker.max_tokens};overlap={chunker.overlap};"
@@ -106,7 +109,7 @@ class IngestionPipeline:
     ) -> Iterator[_Pending]:
         """Parse one file and yield its new or changed documents, chunked, ready to embed."""
         try:
-            outcome = parse_source(path, max_bytes=self.max_file_bytes)
+            outcome = parse_source(path, max_bytes=self.max_file_bytes, limits=self.limits)
         except IngestError as exc:
             _fail(result, exc)
             return
