@@ -3,7 +3,9 @@ across documents) → one transaction per document → prune what the source no 
 
 A failure is isolated to its file (or record) and recorded with its stable error code; a
 document is written whole or not at all. Each file is parsed within ``ParseLimits`` (inflated
-size of ZIP formats, PDF pages, parse time: ``parsers/base.py``).
+size of ZIP formats, PDF pages, parse time: ``parsers/base.py``); symlinks leaving the given
+roots are skipped unless ``follow_symlinks`` (``sources.py``). Skipped files are in the report
+with status ``skipped`` and the reason's code (``UNSUPPORTED_TYPE``, ``SYMLINK_OUTSIDE_ROOT``).
 """
 
 from __future__ import annotations
@@ -66,20 +68,16 @@ class IngestionPipeline:
         *,
         prune: bool = False,
         progress: ProgressFn | None = None,
+        follow_symlinks: bool = False,
     ) -> IngestReport:
         started = time.perf_counter()
         report = IngestReport(collection=collection)
-        scan = expand_sources(list(arguments), SUPPORTED_SUFFIXES)
+        scan = expand_sources(list(arguments), SUPPORTED_SUFFIXES, follow_symlinks=follow_symlinks)
         for name, error in scan.errors:
             report.files.append(_failed(name, error))
-        for path in scan.skipped:
+        for path, reason in scan.skipped:
             report.files.append(
-                FileResult(
-                    str(path),
-                    "skipped",
-                    error_code="UNSUPPORTED_TYPE",
-                    error_message=f"{path.name}: file type not supported, skipped",
-                )
+                FileResult(str(path), "skipped", error_code=reason.code, error_message=str(reason))
             )
         notify = progress or (lambda *_: None)
         notify("start", None, report)
