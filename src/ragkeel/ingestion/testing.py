@@ -8,7 +8,8 @@ ingestion path).
   so nothing is ever inflated or compressed at full size to build it. ``members`` > 1 adds
   more such members (unreferenced), to reach a larger file without ZIP64.
 - ``docx_lying_header``: the same body, with local and central headers declaring
-  ``declared_bytes``: a reader that trusted the header would allocate little and inflate much.
+  ``declared_bytes`` (optionally with the CRC of that many first bytes): a reader that trusted
+  the header would allocate little and inflate much.
 - ``pdf_pages``: a PDF of ``pages`` blank pages (a grey box each, no text), ~250 bytes a page;
   ``declared_pages`` writes another number in the page tree's /Count.
 - ``nested_json`` / ``nested_html``: ``depth`` levels of nesting.
@@ -108,11 +109,19 @@ def docx_bomb(inflated_bytes: int = 1024 * MIB, *, members: int = 1) -> bytes:
     return zip_archive(_docx_frame(body, extra))
 
 
-def docx_lying_header(inflated_bytes: int = 1024 * MIB, declared_bytes: int = 20_000) -> bytes:
+def docx_lying_header(
+    inflated_bytes: int = 1024 * MIB, declared_bytes: int = 20_000, *, prefix_crc: bool = False
+) -> bytes:
     """A DOCX whose document inflates to ``inflated_bytes`` but whose headers declare
-    ``declared_bytes`` (and a compression ratio that looks ordinary)."""
+    ``declared_bytes`` (and a compression ratio that looks ordinary). ``prefix_crc``: the
+    declared CRC is that of the first ``declared_bytes`` bytes, so a reader that stops at the
+    declared size finds nothing wrong."""
     body = _spaces_member("word/document.xml", inflated_bytes)
-    lying = ZipMember(body.name, body.data, body.crc, declared_bytes)
+    crc = body.crc
+    if prefix_crc:
+        prefix = (_BODY_HEAD + _FILL * declared_bytes)[:declared_bytes]
+        crc = zlib.crc32(prefix)
+    lying = ZipMember(body.name, body.data, crc, declared_bytes)
     return zip_archive(_docx_frame(lying, []))
 
 

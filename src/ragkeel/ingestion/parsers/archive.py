@@ -1,22 +1,29 @@
 """ZIP-based formats (DOCX today; XLSX, PPTX, ODT or EPUB would come through here too): the
-archive is checked against ``ParseLimits`` before the format library reads any member.
+archive is checked against ``ParseLimits`` before the format library reads any member, and the
+library then reads a verified copy, never the archive it was sent.
 
-``check_zip(data, source, kind=..., hint=...)``, in order, each step before the next reads more:
+``checked_zip(data, source, kind=..., hint=...) -> bytes``, in order, each step before the next
+reads more:
 
 1. the end-of-central-directory record: at most ``max_archive_members`` entries, and a central
    directory no larger than those entries can need (so ``zipfile`` never builds a huge list);
 2. the central directory (``ZipFile.infolist()``, sizes as *declared*): at most
-   ``max_archive_members`` members, declared inflated sizes adding up to at most
-   ``max_inflated_bytes``, and no member declaring more than 1 MiB that inflates more than
-   ``max_compression_ratio`` times its compressed size (a "zip bomb");
+   ``max_archive_members`` members, no two with the same name, declared inflated sizes adding
+   up to at most ``max_inflated_bytes``, and no member declaring more than 1 MiB that inflates
+   more than ``max_compression_ratio`` times its compressed size (a "zip bomb");
 3. every member streamed once in 64 KiB reads, with a hard cap at its declared size and at the
-   archive's remaining budget, and its CRC checked: a header that lies about a size is a
-   ``PARSE_ERROR`` here, so the library that reads the members afterwards (and is bounded by
-   the same declared sizes) cannot inflate more than step 2 allowed.
+   archive's remaining budget, its CRC checked, and copied *stored* (uncompressed) into a new
+   archive, which is what is returned.
 
-Over a bound: ``TooLargeError`` (``TOO_LARGE``) naming the bound and its setting; not a ZIP or
-a damaged member: ``ParseError``. Time: ``Source.check_time`` between members and reads. Memory:
-the archive's bytes (already bounded by ``max_file_bytes``) plus one read buffer.
+Why the copy: a header may lie about a member's size. ``zipfile`` stops *returning* data at the
+declared size, but ``ZipFile.read()`` (what python-docx calls) first inflates the whole deflate
+stream in one call, so a member declaring 20 kB (with the CRC of its first 20 kB) can still
+take gigabytes. Members copied stored can only be read as what step 3 verified.
+
+Over a bound: ``TooLargeError`` (``TOO_LARGE``) naming the bound and its setting; not a ZIP, a
+damaged member, or a size that does not match: ``ParseError``. Time: ``Source.check_time``
+between members and reads. Memory: the file's bytes (bounded by ``max_file_bytes``), the
+verified copy (bounded by ``max_inflated_bytes``), and one read buffer.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ import zlib
 from ragkeel.errors import ParseError, TooLargeError
 from ragkeel.ingestion.parsers.base import Source, human_size
 
-__all__ = ["RATIO_GRACE_BYTES", "check_zip"]
+__all__ = ["RATIO_GRACE_BYTES", "checked_zip"]
 
 RATIO_GRACE_BYTES = 1024 * 1024  # smaller members may compress very well (repetitive XML)
 _READ_BYTES = 64 * 1024
@@ -41,8 +48,9 @@ _ZIP64_EOCD = struct.Struct("<4sQ2H2L4Q")
 _MAX_COMMENT = 0xFFFF
 
 
-def check_zip(data: bytes, source: Source, *, kind: str, hint: str) -> None:
-    """Refuse ``data`` (the whole file) unless it is a ZIP archive within ``source.limits``."""
+def checked_zip(data: bytes, source: Source, *, kind: str, hint: str) -> bytes:
+    """A verified, stored copy of the ZIP archive ``data`` (the whole file); refuses it unless
+    it is within ``source.limits``."""
     limits = source.limits
     entries, directory_bytes = _directory_extent(data, source.name, kind, hint)
     if entries > limits.max_archive_members:
@@ -59,8 +67,8 @@ def check_zip(data: bytes, source: Source, *, kind: str, hint: str) -> None:
         raise _invalid(source.name, kind, hint, exc) from exc
     with archive:
         members = archive.infolist()
-        _check_directory(members, source)
-        _stream_members(archive, members, source, kind, hint)
+        _check_directory(members, source, kind, hint)
+        return _verified_copy(archive, members, source, kind, hint)
 
 
 def _directory_extent(data: bytes, name: str, kind: str, hint: str) -> tuple[int, int]:
@@ -82,10 +90,15 @@ def _directory_extent(data: bytes, name: str, kind: str, hint: str) -> tuple[int
     return int(fields[7]), int(fields[8])
 
 
-def _check_directory(members: list[zipfile.ZipInfo], source: Source) -> None:
+def _check_directory(members: list[zipfile.ZipInfo], source: Source, kind: str, hint: str) -> None:
     limits = source.limits
     if len(members) > limits.max_archive_members:
         raise _too_many(source.name, len(members), limits.max_archive_members)
+    if len({info.filename for info in members}) < len(members):
+        raise ParseError(
+            f"{source.name}: not a valid {kind} file (two ZIP members have the same name)",
+            hint=hint,
+        )
     declared = sum(info.file_size for info in members)
     if declared > limits.max_inflated_bytes:
         raise TooLargeError(
@@ -106,28 +119,41 @@ def _check_directory(members: list[zipfile.ZipInfo], source: Source) -> None:
             )
 
 
-def _stream_members(
+def _verified_copy(
     archive: zipfile.ZipFile, members: list[zipfile.ZipInfo], source: Source, kind: str, hint: str
-) -> None:
+) -> bytes:
     budget = source.limits.max_inflated_bytes
-    for number, info in enumerate(members, start=1):
-        source.check_time(f"ZIP member {number} of {len(members)}")
-        if info.is_dir():
-            continue
-        cap = min(info.file_size, budget)
-        got = 0
-        try:
-            with archive.open(info) as member:
-                while chunk := member.read(min(_READ_BYTES, cap - got + 1)):
-                    got += len(chunk)
-                    if got > cap:
-                        raise _lying(source.name, info, kind, hint)
-                    source.check_time(f"ZIP member {number} of {len(members)}")
-        except (zipfile.BadZipFile, EOFError, zlib.error, NotImplementedError, RuntimeError) as exc:
-            raise _invalid(source.name, kind, hint, exc, member=info.filename) from exc
-        if got != info.file_size:
-            raise _lying(source.name, info, kind, hint)
-        budget -= got
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as copy:
+        for number, info in enumerate(members, start=1):
+            where = f"ZIP member {number} of {len(members)}"
+            source.check_time(where)
+            if info.is_dir():
+                continue
+            cap = min(info.file_size, budget)
+            target = zipfile.ZipInfo(info.filename, date_time=info.date_time)
+            target.file_size = info.file_size  # lets zipfile choose ZIP64 up front if needed
+            got = 0
+            try:
+                with archive.open(info) as member, copy.open(target, "w") as out:
+                    while chunk := member.read(min(_READ_BYTES, cap - got + 1)):
+                        got += len(chunk)
+                        if got > cap:
+                            raise _lying(source.name, info, kind, hint)
+                        out.write(chunk)
+                        source.check_time(where)
+            except (
+                zipfile.BadZipFile,
+                EOFError,
+                zlib.error,
+                NotImplementedError,
+                RuntimeError,
+            ) as exc:
+                raise _invalid(source.name, kind, hint, exc, member=info.filename) from exc
+            if got != info.file_size:
+                raise _lying(source.name, info, kind, hint)
+            budget -= got
+    return buffer.getvalue()
 
 
 def _lying(name: str, info: zipfile.ZipInfo, kind: str, hint: str) -> ParseError:

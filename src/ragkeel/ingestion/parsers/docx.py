@@ -6,9 +6,10 @@ with ``cell | cell`` rows (a horizontally merged cell is written once). Content 
 controls, text boxes, headers and footers is not read. Title: the core "title" property, else
 the first Title/Heading 1 paragraph, else the file stem. Legacy ``.doc`` files are not supported.
 
-Before python-docx reads any part, ``archive.check_zip`` checks the ZIP container against the
-``ParseLimits`` (member count, declared inflated size, compression ratio, sizes that lie): a
-decompression bomb is ``TOO_LARGE`` in milliseconds, with memory bounded by the file's size.
+Before python-docx reads any part, ``archive.checked_zip`` checks the ZIP container against the
+``ParseLimits`` (member count, declared inflated size, compression ratio, sizes that lie) and
+python-docx reads its verified copy: a decompression bomb is ``TOO_LARGE`` in milliseconds,
+with memory bounded by the file's size.
 The parse deadline is checked between body items.
 """
 
@@ -23,7 +24,7 @@ from docx.table import Table
 from docx.text.paragraph import Paragraph
 
 from ragkeel.errors import ParseError
-from ragkeel.ingestion.parsers.archive import check_zip
+from ragkeel.ingestion.parsers.archive import checked_zip
 from ragkeel.ingestion.parsers.base import (
     HeadingTrail,
     ParseOutcome,
@@ -42,10 +43,9 @@ _HINT = "open and re-save it in Word/LibreOffice as .docx (legacy .doc is not su
 
 
 def parse(source: Source) -> ParseOutcome:
-    data = source.read_bytes()
-    check_zip(data, source, kind=_KIND, hint=_HINT)
+    package = checked_zip(source.read_bytes(), source, kind=_KIND, hint=_HINT)
     try:
-        document = docx.Document(io.BytesIO(data))
+        document = docx.Document(io.BytesIO(package))
     except Exception as exc:
         raise ParseError(
             f"{source.name}: not a valid {_KIND} file ({type(exc).__name__}: {exc})", hint=_HINT
