@@ -16,6 +16,7 @@ from ragkeel.gateway.providers.local import LocalChatModel
 from ragkeel.gateway.stack import GatewayStack, build_gateway
 from ragkeel.generation.answerer import Answerer
 from ragkeel.ingestion.chunking import Chunker
+from ragkeel.ingestion.parsers import ParseLimits
 from ragkeel.ingestion.pipeline import IngestionPipeline
 from ragkeel.observability.cost_ledger import SqliteCostLedger
 from ragkeel.observability.trace_store import NullTraceStore, SqliteTraceStore, TraceStore
@@ -56,6 +57,7 @@ class Container:
             self.chunker,
             max_file_bytes=ing.max_file_bytes,
             embed_batch_chunks=ing.embed_batch_chunks,
+            limits=ParseLimits.from_settings(ing),
         )
 
     @cached_property

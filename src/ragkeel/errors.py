@@ -9,9 +9,11 @@
     │   ├── ParseError                PARSE_ERROR
     │   ├── DecodeError               DECODE_ERROR
     │   ├── EmptyDocumentError        EMPTY
-    │   ├── TooLargeError             TOO_LARGE
+    │   ├── TooLargeError             TOO_LARGE       over a size bound (bytes, inflated bytes, pages...)
+    │   │   └── ParseTimeoutError     PARSE_TIMEOUT   parsing ran past ingestion.max_parse_seconds
     │   ├── EncryptedError            ENCRYPTED
-    │   └── ReadError                 READ_ERROR      the file exists but cannot be read (permissions, I/O)
+    │   ├── ReadError                 READ_ERROR      the file exists but cannot be read (permissions, I/O)
+    │   └── OutsideRootError          SYMLINK_OUTSIDE_ROOT  a symlink leaving the ingested roots (skipped)
     ├── ModelError                    MODEL_MISSING / MODEL_CHECKSUM
     ├── EmbeddingError                EMBEDDING_FAILED  an embedder (usually remote) failed
     ├── StorageError                  STORE_ERROR
@@ -77,12 +79,25 @@ class TooLargeError(IngestError):
     code = "TOO_LARGE"
 
 
+class ParseTimeoutError(TooLargeError):
+    """Parsing one file took longer than its bound: too much work, like a file too large."""
+
+    code = "PARSE_TIMEOUT"
+
+
 class EncryptedError(IngestError):
     code = "ENCRYPTED"
 
 
 class ReadError(IngestError):
     code = "READ_ERROR"
+
+
+class OutsideRootError(IngestError):
+    """A symlink found while expanding ingest arguments leads outside them; it is skipped
+    (reported, not failed) unless symlinks are followed on purpose."""
+
+    code = "SYMLINK_OUTSIDE_ROOT"
 
 
 class ModelError(RagkeelError):

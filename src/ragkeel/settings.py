@@ -59,6 +59,12 @@ class IngestionSettings(_Section):
     embed_batch_chunks: int = Field(
         default=64, ge=1
     )  # chunks buffered across documents per embed call
+    # bounds on the work one file may cause (issue 9, hostile files; parsers/base.ParseLimits)
+    max_inflated_bytes: int = Field(default=256 * 1024 * 1024, ge=1)  # ZIP formats: all members
+    max_compression_ratio: float = Field(default=500.0, gt=1.0)  # ZIP member over 1 MiB inflated
+    max_archive_members: int = Field(default=10_000, ge=1)  # ZIP formats: central directory
+    max_pdf_pages: int = Field(default=2_000, ge=1)  # checked before any page is read
+    max_parse_seconds: float = Field(default=120.0, gt=0)  # per file, between pages/blocks
 
 
 class RetrievalSettings(_Section):

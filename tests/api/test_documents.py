@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
 
+import ragkeel
 from ragkeel.api.limits import Limits
 
 from .conftest import Api, MakeApp
@@ -120,3 +124,80 @@ def test_body_limit(make_app: MakeApp) -> None:
         )
         assert r.status_code == 413 and r.json()["code"] == "REQUEST_TOO_LARGE"
         assert client.post("/v1/documents", json={"text": "small enough"}).status_code == 200
+
+
+def test_duplicate_names_are_refused_before_anything_is_kept(client: TestClient, api: Api) -> None:
+    r = client.post(
+        "/v1/documents",
+        files=[("files", ("a.md", NOTES)), ("files", ("b.md", FAQ)), ("files", ("a.md", FAQ))],
+    )
+    assert r.status_code == 422 and r.json()["code"] == "INVALID_UPLOAD"
+    uploads = api.container.settings.home / "uploads"
+    assert not [p for p in uploads.rglob("*") if p.is_file()]  # a.md used to stay, orphaned
+
+
+_CRASHING_UPLOAD = """
+import io, os, sys
+from ragkeel.api.uploads import UploadArea, ingest_files
+from ragkeel.container import Container
+from ragkeel.settings import load_settings
+
+class DyingClient(io.RawIOBase):
+    # the upload's bytes: the server process dies (SIGKILL, OOM...) while they are copied
+    def __init__(self):
+        self.reads = 0
+    def readable(self):
+        return True
+    def readinto(self, buffer):
+        self.reads += 1
+        if self.reads > 1:
+            os._exit(9)
+        buffer[:5] = b"# Hal"
+        return 5
+
+c = Container(load_settings())
+area = UploadArea(c.settings.home / "uploads")
+good = [("good.md", io.BytesIO(sys.argv[1].encode()))]
+ingest_files(area, c.pipeline, c.store, "up", good)
+print("good stored", flush=True)
+ingest_files(area, c.pipeline, c.store, "up", [
+    ("renamed-not-stored.md", io.BytesIO(sys.argv[1].encode())),
+    ("half-written.md", DyingClient()),
+])
+"""
+
+
+def test_uploads_a_crash_left_without_documents_are_removed_at_start_up(
+    make_app: MakeApp, tmp_path: Path
+) -> None:
+    api = make_app()
+    home = api.container.settings.home
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(ragkeel.__file__).resolve().parents[1]),
+        "RAGKEEL_HOME": str(home),
+        "RAGKEEL_EMBEDDING__PROVIDER": "hashing",
+        "RAGKEEL_EMBEDDING__HASHING_DIMENSION": "256",
+        "RAGKEEL_EMBEDDING__CACHE": "false",
+        "RAGKEEL_INGESTION__CHUNK_TOKENS": "64",
+    }
+    crashed = subprocess.run(
+        [sys.executable, "-c", _CRASHING_UPLOAD, NOTES.decode()],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert crashed.returncode == 9 and "good stored" in crashed.stdout, crashed.stderr
+    uploads = home / "uploads"
+    left = sorted(p.name for p in uploads.rglob("*") if p.is_file())
+    assert "good.md" in left and "renamed-not-stored.md" in left
+    assert any(name.startswith(".upload-") for name in left)  # the half-written temporary file
+
+    with TestClient(api.app) as client:  # start-up
+        assert sorted(p.name for p in uploads.rglob("*") if p.is_file()) == ["good.md"]
+        listed = client.get("/v1/documents", params={"collection": "up"}).json()
+        assert [d["filename"] for d in listed["documents"]] == ["good.md"]
+        again = _upload(client, ("renamed-not-stored.md", NOTES))
+        assert again["status"] == 200 and again["files"][0]["status"] == "ingested"

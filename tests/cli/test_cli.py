@@ -89,3 +89,22 @@ def test_empty_query_is_a_clear_error(docs: Path) -> None:
     ragkeel("ingest", str(docs))
     done = ragkeel("search", "   ")
     assert done.returncode == 1 and "QUERY_INVALID" in done.stderr
+
+
+def test_ingest_skips_symlinks_out_of_the_directory_unless_asked(
+    docs: Path, tmp_path: Path
+) -> None:
+    secret = tmp_path / "elsewhere" / "secret.txt"
+    secret.parent.mkdir()
+    secret.write_text("The production database password is hunter2.\n")
+    (docs / "leak.txt").symlink_to(secret)
+    done = ragkeel("ingest", str(docs), "--collection", "kb")
+    assert done.returncode == 0, done.stderr  # skipped, not failed
+    assert "skipped [SYMLINK_OUTSIDE_ROOT]" in done.stdout and "leak.txt: a symlink" in done.stdout
+    found = ragkeel("search", "database password", "--collection", "kb", "--json")
+    assert all("secret" not in h["chunk"]["source"] for h in json.loads(found.stdout)["hits"])
+    followed = ragkeel("ingest", str(docs), "--collection", "kb", "--follow-symlinks", "--json")
+    assert followed.returncode == 0, followed.stderr
+    assert json.loads(followed.stdout)["documents_written"] == 1  # only the link's target is new
+    found = ragkeel("search", "database password", "--collection", "kb", "--json")
+    assert json.loads(found.stdout)["hits"][0]["chunk"]["source"] == str(secret.resolve())

@@ -22,6 +22,7 @@ from ragkeel.api.errors import install_error_handlers
 from ragkeel.api.limits import BodyLimitMiddleware, Limits
 from ragkeel.api.routes import ROUTERS
 from ragkeel.api.state import ApiState
+from ragkeel.api.uploads import UploadArea
 from ragkeel.container import Container
 from ragkeel.errors import RagkeelError
 from ragkeel.gateway.limits import LoadShedder, TenantLimiter, TenantLimits
@@ -87,12 +88,16 @@ def admission_from_settings(container: Container) -> Admission:
 
 
 def _open(state: ApiState) -> None:
-    """Open the shared components now rather than racing to on the first requests. A store
-    that cannot be opened is logged, not fatal: ``/readyz`` reports it."""
+    """Open the shared components now rather than racing to on the first requests, and delete
+    the uploads a crash left without a document (``uploads.py``). A store that cannot be opened
+    is logged, not fatal: ``/readyz`` reports it."""
     c = state.container
     try:
         for component in ("store", "retriever", "pipeline", "traces"):
             getattr(c, component)
+        removed = UploadArea(c.settings.home / "uploads").remove_orphans(c.store)
+        if removed:
+            log.warning("removed %d upload(s) left without a document by a crash", len(removed))
         local = state.local_primary()
     except RagkeelError as exc:
         log.error("ragkeel is not ready: %s", exc)

@@ -6,6 +6,14 @@ for as long as a document comes from it: the pipeline uses the file's path as th
 file of the same name again replaces it (or finds it unchanged); ``ragkeel ingest --prune``
 keeps it (the path still exists); deleting its last document deletes the file. A JSON text
 document becomes a one-record ``.jsonl`` file there (its ``id`` is the document id).
+
+Orphans. A file is written under a temporary ``.upload-*`` name and renamed into place, then
+ingested; the files no document comes from are deleted as soon as the run ends (also when it
+fails). A crash can still leave a temporary file (mid-write) or a kept file without a document
+(between the rename and the document's commit): ``remove_orphans``, which the app runs at
+start-up before it takes requests (``api/app.py``), deletes every file of the area that no stored
+document of any collection comes from. One server per ``RAGKEEL_HOME`` is assumed (SQLite has
+one writer); files modified after the sweep began are left alone.
 """
 
 from __future__ import annotations
@@ -13,10 +21,12 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
 import re
 import shutil
 import tempfile
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
@@ -26,8 +36,10 @@ from ragkeel.api.schemas import FileReportOut, IngestOut, TextDocumentIn
 from ragkeel.ingestion.pipeline import IngestionPipeline
 from ragkeel.storage.sqlite import SqliteDocumentStore
 
+log = logging.getLogger("ragkeel.api")
 _UNSAFE = re.compile(r"[^\w.\-() ]+", re.UNICODE)
 _TEXT_DIR = "text"
+_TEMP_PREFIX = ".upload-"
 MAX_NAME = 120
 
 
@@ -52,7 +64,7 @@ class UploadArea:
     def save(self, path: Path, data: BinaryIO) -> None:
         """Write atomically (a reader never sees half a file)."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".upload-", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as out:
                 shutil.copyfileobj(data, out, 1024 * 1024)
@@ -69,6 +81,31 @@ class UploadArea:
         for path in paths:
             if self.owns(str(path)) and not used.get(str(path)):
                 path.unlink(missing_ok=True)
+
+    def remove_orphans(self, store: SqliteDocumentStore) -> list[Path]:
+        """Delete the files (and temporary files) of the area that no document of any
+        collection comes from, as a crash mid-upload leaves them; returns what was deleted."""
+        if not self.root.is_dir():
+            return []
+        started = time.time()
+        used = {
+            source
+            for collection in store.collections()
+            for source in store.documents_by_source(collection)
+        }
+        removed = []
+        for path in sorted(self.root.rglob("*")):
+            if path.is_symlink() or not path.is_file() or str(path) in used:
+                continue
+            try:
+                if path.stat().st_mtime >= started:
+                    continue  # written since the sweep began: not ours to judge
+                path.unlink()
+            except OSError as exc:  # gone meanwhile, or not ours to delete: leave it
+                log.warning("could not remove orphaned upload %s: %s", path, exc)
+                continue
+            removed.append(path)
+        return removed
 
 
 def safe_filename(name: str) -> str:
@@ -101,14 +138,19 @@ def ingest_files(
 ) -> IngestOut:
     """Keep each ``(filename, data)`` in the upload area and ingest them in one run."""
     targets: dict[Path, str] = {}
-    for filename, data in files:
+    for filename, _ in files:  # every name is checked before any file is kept
         path = area.file_path(collection, filename)
         if path in targets:
             raise InvalidUploadError(
                 f"two uploaded files are both named {path.name!r}", hint="upload them separately"
             )
-        area.save(path, data)
         targets[path] = filename
+    try:
+        for path, (_, data) in zip(targets, files, strict=True):
+            area.save(path, data)
+    except BaseException:
+        area.discard_unused(store, collection, targets)
+        raise
     return _ingest(area, pipeline, store, collection, targets)
 
 
@@ -139,7 +181,10 @@ def _ingest(
     collection: str,
     targets: dict[Path, str],
 ) -> IngestOut:
-    report = pipeline.ingest([str(p) for p in targets], collection)
+    try:
+        report = pipeline.ingest([str(p) for p in targets], collection)
+    finally:
+        area.discard_unused(store, collection, targets)
     by_source = store.documents_by_source(collection)
     names = {str(p): name for p, name in targets.items()}
     files = [
@@ -157,7 +202,6 @@ def _ingest(
         )
         for f in report.files
     ]
-    area.discard_unused(store, collection, targets)
     return IngestOut(
         collection=collection,
         files=files,

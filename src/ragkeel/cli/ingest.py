@@ -1,6 +1,9 @@
-"""``ragkeel ingest PATH... [--collection NAME] [--prune] [--json]``.
+"""``ragkeel ingest PATH... [--collection NAME] [--prune] [--follow-symlinks] [--json]``.
 
-Exit status: 0 every file succeeded, 3 some files failed, 1 nothing could be ingested.
+Symlinks that lead out of the given directories are skipped (and listed) unless
+``--follow-symlinks``; a path named on the command line is used as given, even a symlink
+(``ingestion/sources.py``). Exit status: 0 every file succeeded (skipped files are not
+failures), 3 some files failed, 1 nothing could be ingested.
 """
 
 from __future__ import annotations
@@ -33,6 +36,13 @@ def ingest_command(
     prune: Annotated[
         bool, typer.Option("--prune", help="remove documents whose source is gone")
     ] = False,
+    follow_symlinks: Annotated[
+        bool,
+        typer.Option(
+            "--follow-symlinks",
+            help="follow symlinks that lead outside the given directories (skipped otherwise)",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable report")] = False,
 ) -> None:
     """Parse, chunk, embed and index documents (idempotent and incremental)."""
@@ -41,9 +51,11 @@ def ingest_command(
     show_progress = not as_json and console.is_terminal
     try:
         if show_progress:
-            report = _with_progress(container, paths, collection, prune, console)
+            report = _with_progress(container, paths, collection, prune, follow_symlinks, console)
         else:
-            report = container.pipeline.ingest(paths, collection, prune=prune)
+            report = container.pipeline.ingest(
+                paths, collection, prune=prune, follow_symlinks=follow_symlinks
+            )
     finally:
         container.close()
     if as_json:
@@ -54,7 +66,12 @@ def ingest_command(
 
 
 def _with_progress(
-    container: Container, paths: list[str], collection: str, prune: bool, console: Console
+    container: Container,
+    paths: list[str],
+    collection: str,
+    prune: bool,
+    follow_symlinks: bool,
+    console: Console,
 ) -> IngestReport:
     progress = Progress(
         TextColumn("[bold]ingest"),
@@ -84,16 +101,24 @@ def _with_progress(
             )
 
     with progress:
-        return container.pipeline.ingest(paths, collection, prune=prune, progress=on_event)
+        return container.pipeline.ingest(
+            paths, collection, prune=prune, progress=on_event, follow_symlinks=follow_symlinks
+        )
 
 
 def _print_summary(report: IngestReport, console: Console) -> None:
     problems = [f for f in report.files if f.status in ("failed", "partial")]
     skipped = [f for f in report.files if f.status == "skipped"]
-    if skipped:
-        names = ", ".join(f.path.rsplit("/", 1)[-1] for f in skipped[:5])
-        more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
-        console.print(f"skipped {len(skipped)} file(s) of unsupported type: {names}{more}")
+    unsupported = [f for f in skipped if f.error_code == "UNSUPPORTED_TYPE"]
+    if unsupported:
+        names = ", ".join(f.path.rsplit("/", 1)[-1] for f in unsupported[:5])
+        more = f" and {len(unsupported) - 5} more" if len(unsupported) > 5 else ""
+        console.print(f"skipped {len(unsupported)} file(s) of unsupported type: {names}{more}")
+    for f in skipped:
+        if f.error_code != "UNSUPPORTED_TYPE":
+            console.print(
+                f"skipped [{f.error_code}] {f.error_message}", markup=False, soft_wrap=True
+            )
     if problems:
         table = Table("file", "status", "code", "message", title="problems", title_justify="left")
         for f in problems:

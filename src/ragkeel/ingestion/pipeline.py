@@ -2,7 +2,10 @@
 across documents) → one transaction per document → prune what the source no longer has.
 
 A failure is isolated to its file (or record) and recorded with its stable error code; a
-document is written whole or not at all.
+document is written whole or not at all. Each file is parsed within ``ParseLimits`` (inflated
+size of ZIP formats, PDF pages, parse time: ``parsers/base.py``); symlinks leaving the given
+roots are skipped unless ``follow_symlinks`` (``sources.py``). Skipped files are in the report
+with status ``skipped`` and the reason's code (``UNSUPPORTED_TYPE``, ``SYMLINK_OUTSIDE_ROOT``).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import numpy as np
 from ragkeel.embeddings.base import Embedder
 from ragkeel.errors import IngestError, ParseError, RagkeelError
 from ragkeel.ingestion.chunking import Chunker
-from ragkeel.ingestion.parsers import SUPPORTED_SUFFIXES, parse_source
+from ragkeel.ingestion.parsers import SUPPORTED_SUFFIXES, ParseLimits, parse_source
 from ragkeel.ingestion.report import FileResult, IngestReport
 from ragkeel.ingestion.sources import expand_sources
 from ragkeel.storage.base import DocumentStore
@@ -45,11 +48,13 @@ class IngestionPipeline:
         *,
         max_file_bytes: int,
         embed_batch_chunks: int = 64,
+        limits: ParseLimits | None = None,
     ) -> None:
         self.store = store
         self.embedder = embedder
         self.chunker = chunker
         self.max_file_bytes = max_file_bytes
+        self.limits = limits or ParseLimits()
         self.embed_batch_chunks = embed_batch_chunks
         self.signature = (
             f"chunker={CHUNKER_VERSION};tokens={chunker.max_tokens};overlap={chunker.overlap};"
@@ -63,20 +68,16 @@ class IngestionPipeline:
         *,
         prune: bool = False,
         progress: ProgressFn | None = None,
+        follow_symlinks: bool = False,
     ) -> IngestReport:
         started = time.perf_counter()
         report = IngestReport(collection=collection)
-        scan = expand_sources(list(arguments), SUPPORTED_SUFFIXES)
+        scan = expand_sources(list(arguments), SUPPORTED_SUFFIXES, follow_symlinks=follow_symlinks)
         for name, error in scan.errors:
             report.files.append(_failed(name, error))
-        for path in scan.skipped:
+        for path, reason in scan.skipped:
             report.files.append(
-                FileResult(
-                    str(path),
-                    "skipped",
-                    error_code="UNSUPPORTED_TYPE",
-                    error_message=f"{path.name}: file type not supported, skipped",
-                )
+                FileResult(str(path), "skipped", error_code=reason.code, error_message=str(reason))
             )
         notify = progress or (lambda *_: None)
         notify("start", None, report)
@@ -106,7 +107,7 @@ class IngestionPipeline:
     ) -> Iterator[_Pending]:
         """Parse one file and yield its new or changed documents, chunked, ready to embed."""
         try:
-            outcome = parse_source(path, max_bytes=self.max_file_bytes)
+            outcome = parse_source(path, max_bytes=self.max_file_bytes, limits=self.limits)
         except IngestError as exc:
             _fail(result, exc)
             return

@@ -2,18 +2,22 @@
 
 Entry points::
 
-    parse_source(path, *, max_bytes) -> ParseOutcome   # documents + per-record errors (JSONL)
+    parse_source(path, *, max_bytes, limits=ParseLimits()) -> ParseOutcome  # documents +
+                                                        # per-record errors (JSONL)
     parse_file(path, *, max_bytes) -> list[ParsedDocument]  # the same, record errors ignored
 
 Checks, in order: the suffix is supported (``UnsupportedTypeError``); ``stat()`` succeeds and the
 path is a regular file (``ReadError``); the size is at most ``max_bytes`` (``TooLargeError``,
 decided before a single byte is read); the file is not empty (``EmptyDocumentError``). Then
-the format parser runs. Every failure is an ``IngestError`` with a stable ``code``::
+the format parser runs, within ``limits`` (``base.ParseLimits``: inflated size and ratio of
+ZIP-based formats, PDF pages, and a parse deadline of ``max_parse_seconds`` from here).
+Every failure is an ``IngestError`` with a stable ``code``::
 
-    UNSUPPORTED_TYPE  unknown suffix                 TOO_LARGE   over max_bytes
+    UNSUPPORTED_TYPE  unknown suffix                 TOO_LARGE   over max_bytes or a ParseLimits
     READ_ERROR        missing, unreadable, not a file ENCRYPTED  password-protected PDF
     DECODE_ERROR      binary or undecodable text     EMPTY       no text at all (or a scanned PDF)
     PARSE_ERROR       malformed content; any unexpected library error is mapped here (``from exc``)
+    PARSE_TIMEOUT     parsing ran past max_parse_seconds (checked between pages/blocks/records)
 
 Every block's text has been through ``cleaning.clean_text``. ``Block.heading_path`` of a heading
 block includes that heading. Parsers are imported on first use, so importing this package is cheap.
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import importlib
 import stat
+import time
 from pathlib import Path
 
 from ragkeel.errors import (
@@ -32,10 +37,10 @@ from ragkeel.errors import (
     ReadError,
     UnsupportedTypeError,
 )
-from ragkeel.ingestion.parsers.base import ParseOutcome, Parser, Source, too_large
+from ragkeel.ingestion.parsers.base import ParseLimits, ParseOutcome, Parser, Source, too_large
 from ragkeel.types import ParsedDocument
 
-__all__ = ["SUPPORTED_SUFFIXES", "ParseOutcome", "parse_file", "parse_source"]
+__all__ = ["SUPPORTED_SUFFIXES", "ParseLimits", "ParseOutcome", "parse_file", "parse_source"]
 
 # suffix -> (module in this package, function); imported lazily (pdfplumber is slow to import)
 _REGISTRY: dict[str, tuple[str, str]] = {
@@ -53,9 +58,12 @@ _REGISTRY: dict[str, tuple[str, str]] = {
 SUPPORTED_SUFFIXES: frozenset[str] = frozenset(_REGISTRY)
 
 
-def parse_source(path: Path | str, *, max_bytes: int) -> ParseOutcome:
+def parse_source(
+    path: Path | str, *, max_bytes: int, limits: ParseLimits | None = None
+) -> ParseOutcome:
     """Parse one file into documents; a whole-file failure raises an ``IngestError``."""
     path = Path(path)
+    limits = limits or ParseLimits()
     parser = _parser_for(path)
     size = _checked_size(path)
     if size > max_bytes:
@@ -63,7 +71,8 @@ def parse_source(path: Path | str, *, max_bytes: int) -> ParseOutcome:
     if size == 0:
         raise EmptyDocumentError(f"{path.name}: the file is empty", hint="remove it or add content")
     try:
-        return parser(Source(path=path, max_bytes=max_bytes))
+        deadline = time.monotonic() + limits.max_parse_seconds
+        return parser(Source(path=path, max_bytes=max_bytes, limits=limits, deadline=deadline))
     except (IngestError, MemoryError):
         raise
     except OSError as exc:

@@ -1,30 +1,45 @@
-"""What every format parser shares: the input (``Source``), the output (``ParseOutcome``),
-the heading trail, and ``build_document`` (cleans every block and rejects empty documents)."""
+"""What every format parser shares: the input (``Source``, with its ``ParseLimits`` and parse
+deadline), the output (``ParseOutcome``), the heading trail, and ``build_document`` (cleans every
+block and rejects empty documents).
+
+``ParseLimits`` bounds the work one file may cause beyond its size on disk: inflated bytes,
+compression ratio and member count of a ZIP-based file (``archive.py``), pages of a PDF, and
+parse time. Parsers call ``Source.check_time`` between units of work (pages, body items, rows,
+records); a single library call (one PDF page's layout, one HTML parse) cannot be interrupted
+and may overrun the deadline by its own duration.
+"""
 
 from __future__ import annotations
 
+import math
+import os
 import re
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ragkeel.errors import EmptyDocumentError, IngestError, TooLargeError
+from ragkeel.errors import EmptyDocumentError, IngestError, ParseTimeoutError, TooLargeError
 from ragkeel.ingestion.cleaning import clean_text
+from ragkeel.settings import IngestionSettings
 from ragkeel.types import Block, Metadata, ParsedDocument
 
 __all__ = [
     "HeadingTrail",
+    "ParseLimits",
     "ParseOutcome",
     "Parser",
     "Source",
     "build_document",
     "first_line_title",
+    "human_size",
     "split_paragraphs",
     "too_large",
 ]
 
 TITLE_MAX_CHARS = 120
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
+_DEFAULTS = IngestionSettings()
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,23 +51,63 @@ class ParseOutcome:
 
 
 @dataclass(frozen=True, slots=True)
+class ParseLimits:
+    """Bounds on the work one file may cause (the ``ingestion.*`` settings of the same names,
+    whose defaults these are)."""
+
+    max_inflated_bytes: int = _DEFAULTS.max_inflated_bytes
+    max_compression_ratio: float = _DEFAULTS.max_compression_ratio
+    max_archive_members: int = _DEFAULTS.max_archive_members
+    max_pdf_pages: int = _DEFAULTS.max_pdf_pages
+    max_parse_seconds: float = _DEFAULTS.max_parse_seconds
+
+    @classmethod
+    def from_settings(cls, ingestion: IngestionSettings) -> ParseLimits:
+        return cls(
+            max_inflated_bytes=ingestion.max_inflated_bytes,
+            max_compression_ratio=ingestion.max_compression_ratio,
+            max_archive_members=ingestion.max_archive_members,
+            max_pdf_pages=ingestion.max_pdf_pages,
+            max_parse_seconds=ingestion.max_parse_seconds,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class Source:
-    """A regular file already checked against ``max_bytes`` by ``stat()``; reads stay bounded."""
+    """A regular file already checked against ``max_bytes`` by ``stat()``; reads stay bounded.
+    ``deadline`` is a ``time.monotonic()`` value after which ``check_time`` refuses the file."""
 
     path: Path
     max_bytes: int
+    limits: ParseLimits = ParseLimits()
+    deadline: float = math.inf
 
     @property
     def name(self) -> str:
         return self.path.name
 
     def read_bytes(self) -> bytes:
-        """Read at most ``max_bytes`` (the file may have grown since it was checked)."""
+        """Read at most ``max_bytes`` (the file may have grown since it was checked). The first
+        read asks for the size ``fstat`` reports (``read(n)`` allocates ``n`` bytes up front)."""
         with self.path.open("rb") as handle:
-            data = handle.read(self.max_bytes + 1)
+            expected = min(os.fstat(handle.fileno()).st_size, self.max_bytes)
+            data = handle.read(expected + 1)
+            if len(data) > expected:  # it grew meanwhile: read on, up to the bound
+                data += handle.read(self.max_bytes + 1 - len(data))
         if len(data) > self.max_bytes:
             raise too_large(self.name, len(data), self.max_bytes)
         return data
+
+    def check_time(self, where: str) -> None:
+        """Refuse the file (``ParseTimeoutError``) once its parse deadline has passed; ``where``
+        says how far parsing got (e.g. "page 812 of 1500")."""
+        if time.monotonic() > self.deadline:
+            seconds = self.limits.max_parse_seconds
+            raise ParseTimeoutError(
+                f"{self.name}: parsing took longer than {seconds:g} s (stopped at {where})",
+                hint="split the file, or raise ingestion.max_parse_seconds "
+                "(RAGKEEL_INGESTION__MAX_PARSE_SECONDS)",
+            )
 
 
 Parser = Callable[[Source], ParseOutcome]
@@ -60,7 +115,7 @@ Parser = Callable[[Source], ParseOutcome]
 
 def too_large(name: str, size: int, limit: int) -> TooLargeError:
     return TooLargeError(
-        f"{name} is {_human(size)}, above the {_human(limit)} limit for one file",
+        f"{name} is {human_size(size)}, above the {human_size(limit)} limit for one file",
         hint="split the file, or raise ingestion.max_file_bytes (RAGKEEL_INGESTION__MAX_FILE_BYTES)",
     )
 
@@ -134,7 +189,8 @@ def shorten(text: str, limit: int = TITLE_MAX_CHARS) -> str:
     return (cut if len(cut) >= limit // 2 else text[:limit]).rstrip() + "…"
 
 
-def _human(size: int) -> str:
+def human_size(size: int) -> str:
+    """``1.5 MB``-style sizes (binary units) for messages."""
     value = float(size)
     for unit in ("bytes", "KB", "MB", "GB"):
         if value < 1024 or unit == "GB":

@@ -5,6 +5,12 @@ paragraphs are grouped into one ``list`` block per run of items; tables become `
 with ``cell | cell`` rows (a horizontally merged cell is written once). Content inside content
 controls, text boxes, headers and footers is not read. Title: the core "title" property, else
 the first Title/Heading 1 paragraph, else the file stem. Legacy ``.doc`` files are not supported.
+
+Before python-docx reads any part, ``archive.checked_zip`` checks the ZIP container against the
+``ParseLimits`` (member count, declared inflated size, compression ratio, sizes that lie) and
+python-docx reads its verified copy: a decompression bomb is ``TOO_LARGE`` in milliseconds,
+with memory bounded by the file's size.
+The parse deadline is checked between body items.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from docx.table import Table
 from docx.text.paragraph import Paragraph
 
 from ragkeel.errors import ParseError
+from ragkeel.ingestion.parsers.archive import checked_zip
 from ragkeel.ingestion.parsers.base import (
     HeadingTrail,
     ParseOutcome,
@@ -31,19 +38,21 @@ __all__ = ["parse"]
 
 _HEADING_STYLE = re.compile(r"^heading\s*([1-9])$", re.IGNORECASE)
 _SPACES = re.compile(r"\s+")
+_KIND = "Word .docx"
+_HINT = "open and re-save it in Word/LibreOffice as .docx (legacy .doc is not supported)"
 
 
 def parse(source: Source) -> ParseOutcome:
-    data = source.read_bytes()
+    package = checked_zip(source.read_bytes(), source, kind=_KIND, hint=_HINT)
     try:
-        document = docx.Document(io.BytesIO(data))
+        document = docx.Document(io.BytesIO(package))
     except Exception as exc:
         raise ParseError(
-            f"{source.name}: not a valid Word .docx file ({type(exc).__name__}: {exc})",
-            hint="open and re-save it in Word/LibreOffice as .docx (legacy .doc is not supported)",
+            f"{source.name}: not a valid {_KIND} file ({type(exc).__name__}: {exc})", hint=_HINT
         ) from exc
     reader = _BodyReader()
-    for item in document.iter_inner_content():
+    for number, item in enumerate(document.iter_inner_content(), start=1):
+        source.check_time(f"body item {number}")
         if isinstance(item, Table):
             reader.table(item)
         else:

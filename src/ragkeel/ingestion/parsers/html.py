@@ -20,6 +20,7 @@ import warnings
 from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning, XMLParsedAsHTMLWarning
 from bs4.element import Comment, NavigableString, PageElement, Tag
 
+from ragkeel.errors import ParseError
 from ragkeel.ingestion.parsers.base import (
     HeadingTrail,
     ParseOutcome,
@@ -56,9 +57,16 @@ def parse(source: Source) -> ParseOutcome:
         soup = BeautifulSoup(text, "lxml")
     title_tag = soup.find("title")
     page_title = _inline_text(title_tag) if isinstance(title_tag, Tag) else ""
+    source.check_time("the HTML parse")
     _remove_boilerplate(soup)
-    walker = _Walker()
-    walker.walk(_content_root(soup))
+    walker = _Walker(source)
+    try:
+        walker.walk(_content_root(soup))
+    except RecursionError as exc:
+        raise ParseError(
+            f"{source.name}: HTML elements nested too deeply to read",
+            hint="the page is malformed or hostile; simplify or re-export it",
+        ) from exc
     walker.flush()
     h1 = next((b.text for b in walker.blocks if b.kind == "heading" and b.level == 1), "")
     title = shorten(page_title or h1 or source.path.stem)
@@ -119,10 +127,12 @@ def _content_root(soup: BeautifulSoup) -> Tag:
 class _Walker:
     """Depth-first walk that buffers inline text and emits a block at each block boundary."""
 
-    def __init__(self) -> None:
+    def __init__(self, source: Source) -> None:
+        self.source = source
         self.blocks: list[Block] = []
         self.trail = HeadingTrail()
         self.buffer: list[str] = []
+        self.elements = 0
 
     def walk(self, node: PageElement) -> None:
         if isinstance(node, NavigableString):
@@ -131,6 +141,8 @@ class _Walker:
             return
         if not isinstance(node, Tag):
             return
+        self.elements += 1
+        self.source.check_time(f"element {self.elements}")
         name = node.name.lower()
         if name in _HEADINGS:
             self.flush()

@@ -46,12 +46,23 @@ def parse_json(source: Source) -> ParseOutcome:
             f"{source.name}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
             hint="fix the syntax there (a validator such as `python -m json.tool` shows it)",
         ) from exc
-    blocks = [
-        Block(text="\n".join(lines), heading_path=(key,) if key else ())
-        for key, lines in _top_level_groups(value)
-    ]
+    except RecursionError as exc:
+        raise _too_deep(source.name) from exc
+    blocks = []
+    try:
+        for number, (key, lines) in enumerate(_top_level_groups(value), start=1):
+            source.check_time(f"top-level item {number}")
+            blocks.append(Block(text="\n".join(lines), heading_path=(key,) if key else ()))
+    except RecursionError as exc:
+        raise _too_deep(source.name) from exc
     title = _title_field(value) or source.path.stem
     return ParseOutcome([build_document(source.name, shorten(title), blocks)])
+
+
+def _too_deep(name: str) -> ParseError:
+    return ParseError(
+        f"{name}: JSON nested too deeply to read", hint="flatten the structure and ingest again"
+    )
 
 
 def _top_level_groups(value: Any) -> Iterator[tuple[str, list[str]]]:
@@ -86,6 +97,7 @@ def parse_jsonl(source: Source) -> ParseOutcome:
     with source.path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             label = f"{source.name}:{number}"
+            source.check_time(f"line {number}")
             if not raw.strip():
                 continue
             try:

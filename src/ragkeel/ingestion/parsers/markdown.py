@@ -11,6 +11,7 @@ the file stem.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from ragkeel.ingestion.parsers.base import (
     HeadingTrail,
@@ -43,13 +44,19 @@ _INLINE = (
 
 def parse(source: Source) -> ParseOutcome:
     text = decode_bytes(source.read_bytes(), source.name)
-    return ParseOutcome([parse_markdown(text, name=source.name, stem=source.path.stem)])
+    document = parse_markdown(
+        text, name=source.name, stem=source.path.stem, check_time=source.check_time
+    )
+    return ParseOutcome([document])
 
 
-def parse_markdown(text: str, *, name: str, stem: str) -> ParsedDocument:
+def parse_markdown(
+    text: str, *, name: str, stem: str, check_time: Callable[[str], None] | None = None
+) -> ParsedDocument:
+    """``check_time(where)`` is called before each line (``Source.check_time``: the deadline)."""
     lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
     metadata, start = _front_matter(lines)
-    reader = _Reader(lines, start)
+    reader = _Reader(lines, start, check_time or (lambda _where: None))
     reader.run()
     h1 = next((b.text for b in reader.blocks if b.kind == "heading" and b.level == 1), None)
     title = h1 or str(metadata.get("title", "")) or stem
@@ -57,7 +64,8 @@ def parse_markdown(text: str, *, name: str, stem: str) -> ParsedDocument:
 
 
 class _Reader:
-    def __init__(self, lines: list[str], start: int) -> None:
+    def __init__(self, lines: list[str], start: int, check_time: Callable[[str], None]) -> None:
+        self.check_time = check_time
         self.lines = lines
         self.i = start
         self.blocks: list[Block] = []
@@ -66,6 +74,7 @@ class _Reader:
 
     def run(self) -> None:
         while self.i < len(self.lines):
+            self.check_time(f"line {self.i + 1}")
             self._step(self.lines[self.i])
         self._flush()
 

@@ -5,6 +5,12 @@ table boxes is split into lines and then paragraphs; tables and paragraphs are o
 top coordinate. A one-row "table" (a ruled total line, a boxed paragraph) joins the text flow. ``Block.page`` is 1-based. Lines repeated at the top/bottom of most pages are
 dropped (see ``pdf_layout.remove_repeated_lines``).
 
+Bounds (``ParseLimits``): the page count the page tree declares is checked against
+``max_pdf_pages`` before any page is read, and pages are then read one at a time, stopping at
+``max_pdf_pages`` + 1 in case the declared count lies (``TooLargeError``, "10000 pages, above the
+2000-page limit"); the parse deadline is checked before each page (``ParseTimeoutError``, with
+the page reached).
+
 Errors: a PDF that needs a password is ``EncryptedError``. An encrypted PDF whose user password
 is empty (owner-password / permissions only) opens in every viewer without a prompt, so it is
 ingested like any other PDF. Truncated or malformed files are ``ParseError``; a PDF without any
@@ -23,8 +29,17 @@ from typing import Any
 
 import pdfplumber
 from pdfminer.pdfdocument import PDFEncryptionError
+from pdfminer.pdfpage import PDFPage
+from pdfminer.pdftypes import resolve1
+from pdfplumber.page import Page
 
-from ragkeel.errors import EmptyDocumentError, EncryptedError, IngestError, ParseError
+from ragkeel.errors import (
+    EmptyDocumentError,
+    EncryptedError,
+    IngestError,
+    ParseError,
+    TooLargeError,
+)
 from ragkeel.ingestion.parsers.base import ParseOutcome, Source, build_document, shorten
 from ragkeel.ingestion.parsers.pdf_layout import (
     Line,
@@ -55,14 +70,22 @@ def parse(source: Source) -> ParseOutcome:
             pdf = pdfplumber.open(io.BytesIO(data))
         except Exception as exc:
             raise _open_error(exc, data, source.name) from exc
-        with pdf:
-            page_count = len(pdf.pages)
-            title_hint = _metadata_title(pdf.metadata)
-            pages = [_read_page(page, number, source.name) for number, page in _pages(pdf)]
+        # Not ``with pdf``: PDF.close() builds every page object (pdfplumber 0.11) just to
+        # close it, which is the cost the page bound avoids; each page is closed after use and
+        # the stream is a BytesIO of ours.
+        declared = _declared_page_count(pdf)
+        if declared is not None and declared > source.limits.max_pdf_pages:
+            raise _too_many_pages(source, declared)
+        title_hint = _metadata_title(pdf.metadata)
+        pages = [
+            _read_page(page, number, source.name) for number, page in _pages(pdf, source, declared)
+        ]
+    page_count = len(pages)
     blocks = _blocks(pages)
     if not blocks:
         raise EmptyDocumentError(
-            f"{source.name}: the PDF has no extractable text (probably a scanned image)",
+            f"{source.name}: the PDF has no extractable text on any of its {page_count} pages "
+            "(probably a scanned image)",
             hint="OCR is not supported; run the file through an OCR tool first",
         )
     first_text = next((b.text for b in blocks if b.kind == "paragraph"), "")
@@ -81,12 +104,40 @@ def _quiet_library_warnings() -> Iterator[None]:
         yield
 
 
-def _pages(pdf: Any) -> Iterator[tuple[int, Any]]:
-    for number, page in enumerate(pdf.pages, start=1):
+def _declared_page_count(pdf: Any) -> int | None:
+    """The /Count of the root page tree (no page is parsed), or None when it is unusable."""
+    try:
+        count = resolve1(resolve1(pdf.doc.catalog.get("Pages")).get("Count"))
+    except Exception:  # a damaged catalog: the page walk below still bounds the count
+        return None
+    return count if isinstance(count, int) and count >= 0 else None
+
+
+def _pages(pdf: Any, source: Source, declared: int | None) -> Iterator[tuple[int, Any]]:
+    """The pages one at a time (``pdf.pages`` would build every page object first), at most
+    ``max_pdf_pages``, with the parse deadline checked before each."""
+    limit = source.limits.max_pdf_pages
+    of = f" of {declared}" if declared else ""
+    doctop = 0.0
+    for number, page_obj in enumerate(PDFPage.create_pages(pdf.doc), start=1):
+        if number > limit:
+            raise _too_many_pages(source, None)
+        source.check_time(f"page {number}{of}")
+        page = Page(pdf, page_obj, page_number=number, initial_doctop=doctop)
+        doctop += float(page.height)
         try:
             yield number, page
         finally:
             page.close()  # free the page's cached layout objects as we go
+
+
+def _too_many_pages(source: Source, declared: int | None) -> TooLargeError:
+    limit = source.limits.max_pdf_pages
+    count = f"{declared} pages" if declared is not None else f"more than {limit} pages"
+    return TooLargeError(
+        f"{source.name}: the PDF has {count}, above the {limit}-page limit for one file",
+        hint="split the PDF, or raise ingestion.max_pdf_pages (RAGKEEL_INGESTION__MAX_PDF_PAGES)",
+    )
 
 
 class _PageContent:

@@ -28,7 +28,11 @@ def parse(source: Source) -> ParseOutcome:
     reader = csv.reader(io.StringIO(text, newline=""), dialect=_sniff(text))
     try:
         header = _header(next(reader, []))
-        rows = [row for row in reader if any(cell.strip() for cell in row)]
+        rows = []
+        for row in reader:
+            source.check_time(f"line {reader.line_num}")
+            if any(cell.strip() for cell in row):
+                rows.append(row)
     except csv.Error as exc:
         raise ParseError(
             f"{source.name}: malformed CSV near line {reader.line_num}: {exc}",
