@@ -138,7 +138,9 @@ class DeploymentSettings(_Section):
     model: str = Field(min_length=1)  # the provider's model name (also the price table key)
     base_url: str | None = None  # default: api.openai.com/v1 or api.anthropic.com
     api_key: SecretStr | None = None
-    timeout_s: float = Field(default=30.0, gt=0)  # one attempt (the retry policy may lower it)
+    timeout_s: float = Field(default=30.0, gt=0)  # bounds every attempt on this deployment
+    # (also below generation.model_timeout_s: the smallest of the two, attempt_timeout_s and the
+    # deadline left applies)
     tier: Literal["cheap", "strong"] = "strong"  # which route uses it (gateway.routing)
 
 
@@ -147,6 +149,8 @@ class RetrySettings(_Section):
     base_delay_s: float = Field(default=0.25, ge=0)
     max_delay_s: float = Field(default=8.0, ge=0)
     max_retry_after_s: float = Field(default=10.0, ge=0)  # longer: fall back instead of waiting
+    fallback_patience_s: float = Field(default=1.0, ge=0)  # with a rung left: Retry-After slept
+    # in total per request and deployment; longer -> the next rung at once (gateway/retry.py)
     budget_ratio: float = Field(default=0.2, ge=0, le=10)  # retries <= ratio x requests ...
     budget_window_s: float = Field(default=10.0, gt=0)  # ... over this sliding window
     budget_min_retries: int = Field(default=3, ge=0)  # floor so a quiet service can retry
@@ -204,7 +208,7 @@ class GatewaySettings(_Section):
     fallback_to_local: bool = False
     continue_interrupted: bool = True  # a stream broken mid-answer continues on the next rung
     request_deadline_s: float = Field(default=120.0, gt=0)  # all attempts and fallbacks
-    attempt_timeout_s: float | None = Field(default=None, gt=0)  # None: each deployment's own
+    attempt_timeout_s: float | None = Field(default=None, gt=0)  # caps every deployment's own
     retry: RetrySettings = RetrySettings()
     breaker: BreakerSettings = BreakerSettings()
     limits: LimitSettings = LimitSettings()

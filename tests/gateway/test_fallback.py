@@ -5,6 +5,7 @@ explicit interruption error, and close propagation."""
 from __future__ import annotations
 
 from collections.abc import Generator
+from dataclasses import replace
 
 import pytest
 
@@ -306,3 +307,22 @@ def test_nothing_is_sent_before_the_stream_is_advanced() -> None:
     stream = FallbackChatModel([primary]).stream(request())
     assert primary.calls == 0
     assert text_of(list(stream)) == "x"
+
+
+# -- next_rung: where the request goes if a rung fails -----------------------------------------
+
+
+def test_every_rung_but_the_last_is_told_which_rung_comes_next() -> None:
+    a, b, c = scripted("a", DOWN), scripted("b", DOWN), scripted("c", "Paris.")
+    chain = FallbackChatModel([a, b, c])
+    assert chain.complete(request()).text == "Paris."
+    assert "".join(x.text_delta for x in chain.stream(request())) == "Paris."
+    assert [r.next_rung for r in a.requests] == ["b", "b"]
+    assert [r.next_rung for r in b.requests] == ["c", "c"]
+    assert [r.next_rung for r in c.requests] == [None, None]
+
+
+def test_the_last_rung_keeps_the_next_rung_of_an_outer_chain() -> None:
+    inner = scripted("inner", "Paris.")
+    FallbackChatModel([inner]).complete(replace(request(), next_rung="outer"))
+    assert inner.requests[0].next_rung == "outer"

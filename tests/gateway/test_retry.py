@@ -306,6 +306,75 @@ def test_an_exhausted_budget_stops_retrying_and_says_so() -> None:
     assert inner.calls == 7  # the window moved on: retries again
 
 
+# -- with another rung to go to (request.next_rung) ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [ScriptedFailure("timeout"), ModelTimeoutError("read timeout")],
+    ids=["scripted-timeout", "timeout"],
+)
+def test_a_timeout_moves_on_when_the_request_has_a_next_rung(
+    failure: Reply | ChatModelError,
+) -> None:
+    model, inner, clock = _retrying([failure, ANSWER])
+    request = _request(next_rung="fallback")
+    with pytest.raises(ModelTimeoutError):
+        model.complete(request)
+    assert (inner.calls, clock.sleeps) == (1, [])
+    assert request.log is not None and [d.reason for d in request.log.decisions] == [
+        "primary: MODEL_TIMEOUT, not retried: fallback next"
+    ]
+
+
+def test_a_timed_out_stream_moves_on_when_the_request_has_a_next_rung() -> None:
+    model, inner, clock = _retrying([ScriptedFailure("timeout"), "a b c"])
+    with pytest.raises(ModelTimeoutError):
+        list(model.stream(_request(next_rung="fallback")))
+    assert (inner.calls, clock.sleeps) == (1, [])
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        UNAVAILABLE,
+        ModelUnavailableError("HTTP 503", status=503),
+        ModelRateLimitedError("HTTP 429", status=429),
+        ModelUnavailableError("connection refused"),
+    ],
+    ids=["scripted-unavailable", "503", "429", "refused"],
+)
+def test_fast_failures_are_still_retried_with_a_next_rung(failure: Reply | ChatModelError) -> None:
+    model, inner, clock = _retrying([failure, failure, ANSWER])
+    assert model.complete(_request(next_rung="fallback")).text == ANSWER
+    assert (inner.calls, len(clock.sleeps)) == (3, 2)
+
+
+def test_with_a_next_rung_retry_after_is_slept_up_to_the_patience_in_total() -> None:
+    limited = ModelRateLimitedError("HTTP 429", status=429, retry_after_s=0.4)
+    policy = RetryPolicy(max_retries=5, fallback_patience_s=1.0)
+    model, inner, clock = _retrying([limited], policy)
+    request = _request(next_rung="fallback")
+    with pytest.raises(ModelRateLimitedError):
+        model.complete(request)
+    assert clock.sleeps == [0.4, 0.4]  # a third 0.4 s would pass the 1 s patience
+    assert inner.calls == 3
+    assert request.log is not None and request.log.decisions[-1].reason == (
+        "primary: Retry-After 0.4 s is longer than the 0.2 s left to wait here"
+        " (MODEL_RATE_LIMITED, HTTP 429)"
+    )
+    # the last rung: max_retry_after_s (10 s) per retry, as before
+    model, inner, clock = _retrying([limited], policy)
+    with pytest.raises(ModelRateLimitedError):
+        model.complete(_request())
+    assert clock.sleeps == [0.4] * 5
+
+
+def test_the_fallback_patience_must_not_be_negative() -> None:
+    with pytest.raises(ValueError, match="must not be negative"):
+        RetryPolicy(fallback_patience_s=-1.0)
+
+
 # -- streams ---------------------------------------------------------------------------------
 
 

@@ -47,7 +47,10 @@ class ChatRequest:
     Gateway fields (ignored by providers, read by the policies): ``deadline`` is the absolute
     time on the gateway's clock by which the whole request (all retries and fallbacks) must end;
     ``tenant`` keys rate limits, budgets and the cost ledger; ``max_cost`` (USD) caps what this
-    request may spend; ``hints`` feed the router; ``log`` collects attempts and decisions.
+    request may spend; ``hints`` feed the router; ``log`` collects attempts and decisions;
+    ``next_rung`` (set by the fallback chain on every rung but the last) names the deployment
+    the request goes to if this one fails, so the retry loop can move a timeout or a long
+    ``Retry-After`` on to it instead of waiting here.
     """
 
     messages: tuple[ChatMessage, ...]
@@ -64,6 +67,7 @@ class ChatRequest:
     # decoding do (llama.cpp grammar, OpenAI response_format); the others rely on the prompt
     json_schema: Mapping[str, Any] | None = field(default=None, compare=False)
     log: CallLog | None = field(default=None, compare=False, repr=False)
+    next_rung: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if not self.messages:

@@ -6,6 +6,10 @@
 * When every rung fails, the last rung's error is raised; each rung's error carries the previous
   rung's as its ``__context__``, so the trace shows the whole chain. (The answer flow then
   degrades to the extractive answer and "cannot answer"; that is not this module's job.)
+* Every rung but the last gets the request with ``next_rung`` set to the next rung's name (the
+  last rung keeps the caller's, for a chain inside a chain): the retry loop of a rung with
+  somewhere to go does not spend another attempt timeout on a deployment that did not answer
+  (see ``retry.py``).
 * The answering rung is named in ``request.log.served_by`` / ``.rung`` (0-based), in
   ``ChatResponse.model`` and in the last ``ChatChunk.model``; a rung is named by its
   ``deployment`` attribute when it has one (the policy wrappers do), else by its ``name``. Every
@@ -123,12 +127,18 @@ class FallbackChatModel:
 
     def _complete_from(self, rung: int, request: ChatRequest) -> ChatResponse:
         try:
-            response = self._rungs[rung].complete(request)
+            response = self._rungs[rung].complete(self._for_rung(rung, request))
         except ChatModelError as exc:
             self._fall_through(rung, request, exc)
             return self._complete_from(rung + 1, request)  # inside except: chains the errors
         self._served(rung, request)
         return replace(response, model=self._names[rung])
+
+    def _for_rung(self, rung: int, request: ChatRequest) -> ChatRequest:
+        """``request`` as rung ``rung`` gets it: naming the rung that comes after it."""
+        if rung + 1 < len(self._rungs):
+            return replace(request, next_rung=self._names[rung + 1])
+        return request
 
     def _fall_through(self, rung: int, request: ChatRequest, exc: ChatModelError) -> None:
         """Log why ``rung`` failed; re-raise ``exc`` when it ends the request or no rung is left."""
@@ -163,6 +173,7 @@ class FallbackChatModel:
     ) -> Generator[ChatChunk, None, None]:
         model, name = self._rungs[rung], self._names[rung]
         sent = request if not progress.text else self._continuation(request, progress.text, model)
+        sent = self._for_rung(rung, sent)
         got: list[str] = []
         final: ChatChunk | None = None
         chunks: Iterator[ChatChunk] = model.stream(sent)

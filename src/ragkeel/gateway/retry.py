@@ -7,9 +7,24 @@ an interrupted stream are raised at once.
 
 How long between attempts: retry ``n`` (1-based) sleeps ``uniform(0, min(max_delay_s,
 base_delay_s * 2**(n-1)))`` ("full jitter": spreads a herd of clients that failed together). A
-``Retry-After`` on the error replaces that delay when it is at most ``max_retry_after_s`` and
+``Retry-After`` on the error replaces that delay when it is within the request's patience and
 fits the deadline; a longer one is not waited for: the error is raised so the fallback serves
-and the breaker cools the deployment down.
+and the breaker cools the deployment down. The patience is ``max_retry_after_s`` per retry when
+this is the last (or only) rung; when the fallback chain has another rung for the request
+(``request.next_rung``), it is ``fallback_patience_s`` (1 s by default) *in total*: the seconds
+this request may still sleep on ``Retry-After`` at this deployment before the next rung is
+quicker. A provider that asks for 10 s while a healthy fallback exists is not waited for.
+
+Moving on instead of retrying: with a ``next_rung``, a timeout (``ModelTimeoutError``: no
+answer, or no complete answer, within the attempt's timeout; a connect timeout too) is raised
+at once instead of retried. Retrying it would cost another whole attempt timeout on a deployment
+that just failed to answer in one, while the next rung may answer at once; the breaker still
+counts the failure, so a black-holed deployment is soon skipped without a call. On the last
+rung, timeouts are retried as any retryable error. The other retryable errors (5xx and 429
+without ``Retry-After``, connection refused or reset) keep their retries even with a rung left:
+they fail fast, so a retry costs only its backoff (at most 0.25 s, then 0.5 s by default), and a
+blip (a restart, one overloaded replica) does not send the request to another, maybe pricier,
+deployment. Each move-on is a ``"retry"`` decision in ``request.log``.
 
 Deadlines: ``request.deadline`` is absolute on the gateway clock. Each attempt gets
 ``min(policy.attempt_timeout_s, request.timeout_s, time left)`` as its ``timeout_s``; no attempt
@@ -36,7 +51,7 @@ from dataclasses import dataclass, replace
 
 from ragkeel.gateway.base import ChatChunk, ChatModel, ChatRequest, ChatResponse
 from ragkeel.gateway.clock import SYSTEM_CLOCK, Clock
-from ragkeel.gateway.errors import ChatModelError, DeadlineExceededError
+from ragkeel.gateway.errors import ChatModelError, DeadlineExceededError, ModelTimeoutError
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,13 +60,15 @@ class RetryPolicy:
     base_delay_s: float = 0.25
     max_delay_s: float = 8.0  # the cap of the exponential
     max_retry_after_s: float = 10.0  # longer Retry-After: raise (fallback serves) instead of wait
+    fallback_patience_s: float = 1.0  # with a next rung: total Retry-After slept here, at most
     attempt_timeout_s: float | None = None  # per attempt (also capped by request.timeout_s)
     min_attempt_s: float = 0.05  # never start an attempt with less time left than this
 
     def __post_init__(self) -> None:
         if self.max_retries < 0:
             raise ValueError(f"max_retries must not be negative, got {self.max_retries}")
-        if min(self.base_delay_s, self.max_delay_s, self.max_retry_after_s) < 0:
+        delays = (self.base_delay_s, self.max_delay_s, self.max_retry_after_s)
+        if min(*delays, self.fallback_patience_s) < 0:
             raise ValueError("retry delays must not be negative")
         if self.attempt_timeout_s is not None and self.attempt_timeout_s <= 0:
             raise ValueError(f"attempt_timeout_s must be positive, got {self.attempt_timeout_s}")
@@ -110,6 +127,19 @@ class RetryBudget:
                 times.popleft()
 
 
+@dataclass(slots=True)
+class _Tries:
+    """One request's way through the retry loop."""
+
+    retry: int = 0  # the number of the next retry (0: the first attempt is next)
+    last: ChatModelError | None = None  # the last attempt's error
+    waited_s: float = 0.0  # slept on the provider's Retry-After so far
+
+    def failed(self, error: ChatModelError) -> None:
+        self.last = error
+        self.retry += 1
+
+
 class RetryingChatModel:
     """``ChatModel`` that retries one deployment's retryable failures (see the module doc)."""
 
@@ -148,15 +178,13 @@ class RetryingChatModel:
     def complete(self, request: ChatRequest) -> ChatResponse:
         if self.budget is not None:
             self.budget.record_request()
-        retry = 0
-        last: ChatModelError | None = None
+        tries = _Tries()
         while True:
-            attempt = self._before_attempt(request, retry, last)
+            attempt = self._before_attempt(request, tries)
             try:
                 return self.inner.complete(attempt)
             except ChatModelError as exc:
-                last = exc
-            retry += 1
+                tries.failed(exc)
 
     # -- stream ---------------------------------------------------------------------------
 
@@ -167,10 +195,9 @@ class RetryingChatModel:
     def _stream(self, request: ChatRequest) -> Generator[ChatChunk, None, None]:
         if self.budget is not None:
             self.budget.record_request()
-        retry = 0
-        last: ChatModelError | None = None
+        tries = _Tries()
         while True:
-            attempt = self._before_attempt(request, retry, last)
+            attempt = self._before_attempt(request, tries)
             yielded = False
             chunks = None
             try:
@@ -182,28 +209,30 @@ class RetryingChatModel:
             except ChatModelError as exc:
                 if yielded:
                     raise  # text went out: not ours to retry
-                last = exc
+                tries.failed(exc)
             finally:
                 close = getattr(chunks, "close", None)
                 if close is not None:
                     close()  # releases the inner stream's connection (also on GeneratorExit)
-            retry += 1
 
     # -- the policy -----------------------------------------------------------------------
 
-    def _before_attempt(
-        self, request: ChatRequest, retry: int, last: ChatModelError | None
-    ) -> ChatRequest:
-        """Decide whether attempt ``retry`` (0: the first) happens, sleep its backoff, and
-        return the request to send; raises ``last`` or ``DeadlineExceededError`` instead."""
-        if last is not None:
-            self._backoff(request, retry, last)
-        return replace(request, timeout_s=self._attempt_timeout(request, last))
+    def _before_attempt(self, request: ChatRequest, tries: _Tries) -> ChatRequest:
+        """Decide whether the next attempt happens, sleep its backoff, and return the request
+        to send; raises the last error or ``DeadlineExceededError`` instead."""
+        if tries.last is not None:
+            self._backoff(request, tries, tries.last)
+        return replace(request, timeout_s=self._attempt_timeout(request, tries.last))
 
-    def _backoff(self, request: ChatRequest, retry: int, last: ChatModelError) -> None:
+    def _backoff(self, request: ChatRequest, tries: _Tries, last: ChatModelError) -> None:
+        retry = tries.retry
         if not last.retryable or retry > self.policy.max_retries:
             raise last
-        delay, told = self._delay(retry, last)
+        if request.next_rung is not None and isinstance(last, ModelTimeoutError):
+            # another attempt timeout here would be wasted: the next rung may answer at once
+            self._log(request, f"{self.name}: {_why(last)}, not retried: {request.next_rung} next")
+            raise last
+        delay, told = self._delay(request, tries, last)
         left = self._time_left(request)
         if left is not None and delay > left - self.policy.min_attempt_s:
             if told:  # the provider's own Retry-After does not fit: let the fallback serve
@@ -220,18 +249,32 @@ class RetryingChatModel:
             f"{self.name}: retry {retry}/{self.policy.max_retries} after {delay:.3f} s"
             f" ({_why(last)})",
         )
+        if told:
+            tries.waited_s += delay
         self._clock.sleep(delay)
 
-    def _delay(self, retry: int, last: ChatModelError) -> tuple[float, bool]:
-        """The backoff before retry ``retry`` and whether the provider asked for it: its
-        Retry-After when there is one (raising ``last`` when too long), else full jitter."""
+    def _delay(
+        self, request: ChatRequest, tries: _Tries, last: ChatModelError
+    ) -> tuple[float, bool]:
+        """The backoff before the next retry and whether the provider asked for it: its
+        Retry-After when there is one (raising ``last`` when past the patience, see the module
+        doc), else full jitter."""
         retry_after = last.retry_after_s
         if retry_after is None:
-            low, high = self.delay_bounds(retry)
+            low, high = self.delay_bounds(tries.retry)
             with self._rng_lock:
                 return self._rng.uniform(low, high), False
-        if retry_after > self.policy.max_retry_after_s:
-            raise last  # too long to wait here: the fallback serves, the breaker cools down
+        patience = self.policy.max_retry_after_s
+        if request.next_rung is not None:
+            patience = min(patience, self.policy.fallback_patience_s - tries.waited_s)
+        if retry_after > patience:  # too long to wait here: the fallback serves, and the
+            # breaker cools the deployment down
+            self._log(
+                request,
+                f"{self.name}: Retry-After {retry_after:g} s is longer than the"
+                f" {max(patience, 0.0):g} s left to wait here ({_why(last)})",
+            )
+            raise last
         return retry_after, True
 
     def _attempt_timeout(self, request: ChatRequest, last: ChatModelError | None) -> float | None:

@@ -19,6 +19,11 @@ whichever rung answers and its settlement sees every attempt; the router is oute
 route has its own, exact, budget estimate (and the strong route can degrade to the cheap one).
 Below the gateway the answer flow degrades further: extractive answer, then "cannot answer".
 
+Timeouts: an attempt on a deployment lasts at most the smallest of its ``timeout_s``,
+``gateway.attempt_timeout_s``, the request's ``timeout_s`` (``generation.model_timeout_s``) and
+the deadline left. A timed-out attempt moves on to the next rung instead of being retried when
+there is one, and a ``Retry-After`` past ``retry.fallback_patience_s`` does too (``retry.py``).
+
 With no ``gateway.deployments`` the chain is the single model ``generation.provider`` names:
 ``openai`` becomes one deployment through the full stack; the local model is only metered
 (no provider to protect, nothing to pay).
@@ -132,7 +137,7 @@ def build_gateway(
             metered, deployment=d.name, policy=_breaker_policy(g), store=store, clock=clock
         )
         rungs[d.name] = RetryingChatModel(
-            breakers[d.name], _retry_policy(g), budget=_retry_budget(g, clock), clock=clock
+            breakers[d.name], _retry_policy(g, d), budget=_retry_budget(g, clock), clock=clock
         )
 
     def chain(ds: Sequence[DeploymentSettings]) -> ChatModel:
@@ -167,14 +172,19 @@ def build_gateway(
     return GatewayStack(top, tuple(breakers.values()), closers)
 
 
-def _retry_policy(g: GatewaySettings) -> RetryPolicy:
+def _retry_policy(g: GatewaySettings, d: DeploymentSettings) -> RetryPolicy:
+    """The deployment's retry policy. Its attempts are bounded by its own ``timeout_s`` as well
+    as ``gateway.attempt_timeout_s``: the answer flow sets ``request.timeout_s`` to
+    ``generation.model_timeout_s``, which would otherwise override the provider's default."""
     r = g.retry
+    limits = [t for t in (g.attempt_timeout_s, d.timeout_s) if t is not None]
     return RetryPolicy(
         max_retries=r.max_retries,
         base_delay_s=r.base_delay_s,
         max_delay_s=r.max_delay_s,
         max_retry_after_s=r.max_retry_after_s,
-        attempt_timeout_s=g.attempt_timeout_s,
+        fallback_patience_s=r.fallback_patience_s,
+        attempt_timeout_s=min(limits),
         min_attempt_s=r.min_attempt_s,
     )
 
