@@ -38,6 +38,7 @@ def test_openai_client_create_and_stream(api: Api) -> None:
     extras = (completion.model_extra or {})["ragkeel"]
     assert extras["mode"] == "generative" and extras["grounded"] and not extras["degraded"]
     assert extras["trace_id"] and extras["citations"][0]["number"] == 1
+    assert extras["served_by"] == "scripted" and "gateway" in extras  # as /v1/query says
 
     assert all(c.object == "chat.completion.chunk" for c in chunks)
     assert chunks[0].choices[0].delta.role == "assistant"
@@ -46,6 +47,7 @@ def test_openai_client_create_and_stream(api: Api) -> None:
     last = chunks[-1]
     assert last.choices[0].finish_reason == "stop" and last.usage is not None
     assert (last.model_extra or {})["ragkeel"]["trace_id"]
+    assert (last.model_extra or {})["ragkeel"]["served_by"] == "scripted"
     assert len({c.id for c in chunks}) == 1
     assert api.model.calls == 2
     (question,) = {r.messages[-1].content.rsplit("Question: ", 1)[1] for r in api.model.requests}

@@ -1,10 +1,12 @@
 """The API over a real gateway: remote deployments are ``FaultServer``s on 127.0.0.1. A down
 primary is skipped by the breaker (``/readyz`` shows it open), the backup answers, and the
 answer says which rung served it; with every deployment down the answer is extractive and
-``/readyz`` says ``CIRCUIT_OPEN``."""
+``/readyz`` says ``CIRCUIT_OPEN``. ``/v1/chat/completions`` says which rung served it too, and a
+black-holed primary costs one attempt of its own ``timeout_s`` before the backup answers."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,9 +31,11 @@ def servers() -> Iterator[tuple[FaultServer, FaultServer]]:
         yield a, b
 
 
-def _container(home: Path, corpus: Path, *urls: str) -> Container:
+def _container(
+    home: Path, corpus: Path, *urls: str, timeout_s: float = 5, **gateway: Any
+) -> Container:
     deployments: list[dict[str, Any]] = [
-        {"name": f"d{i}", "model": "gpt-4o-mini", "base_url": url, "timeout_s": 5}
+        {"name": f"d{i}", "model": "gpt-4o-mini", "base_url": url, "timeout_s": timeout_s}
         for i, url in enumerate(urls)
     ]
     settings = load_settings(
@@ -43,6 +47,7 @@ def _container(home: Path, corpus: Path, *urls: str) -> Container:
             "deployments": deployments,
             "retry": {"max_retries": 1, "base_delay_s": 0.001, "max_delay_s": 0.002},
             "breaker": {"consecutive_failures": 2, "open_s": 60, "max_open_s": 60},
+            **gateway,
         },
     )
     container = Container(settings)
@@ -93,3 +98,56 @@ def test_everything_down_answers_extractively_and_readyz_says_circuit_open(
         assert answer["served_by"] == "extractive" and answer["citations"]
         ready = client.get("/readyz").json()
         assert ready["degraded"] and ready["degraded_reason"] == "CIRCUIT_OPEN"
+
+
+def test_chat_completions_say_which_rung_served_and_what_the_gateway_did(
+    tmp_path: Path, corpus: Path, servers: tuple[FaultServer, FaultServer]
+) -> None:
+    primary, backup = servers
+    primary.set(down=True)
+    container = _container(tmp_path / "home", corpus, primary.base_url, backup.base_url)
+    body = {"messages": [{"role": "user", "content": ON_TOPIC}], "collection": COLLECTION}
+    with TestClient(create_app(container)) as client:
+        r = client.post("/v1/chat/completions", json=body)
+        assert r.status_code == 200, r.text
+        extras = r.json()["ragkeel"]
+        assert extras["served_by"] == "d1"
+        gateway = extras["gateway"]
+        assert gateway["served_by"] == "d1" and gateway["rung"] == 1
+        assert [a["deployment"] for a in gateway["attempts"]][-1] == "d1"
+        assert any(d["policy"] == "fallback" for d in gateway["decisions"])
+
+        r = client.post("/v1/chat/completions", json={**body, "stream": True})
+        assert r.status_code == 200 and r.text.endswith("data: [DONE]\n\n")
+        events = [json.loads(b[len("data: ") :]) for b in r.text.strip().split("\n\n")[:-1]]
+        last = events[-1]
+        assert last["choices"][0]["finish_reason"] == "stop"
+        assert last["ragkeel"]["served_by"] == "d1"
+        assert last["ragkeel"]["gateway"]["served_by"] == "d1"
+        assert all("ragkeel" not in e for e in events[:-1])
+
+
+def test_a_black_holed_primary_costs_one_attempt_of_its_own_timeout(
+    tmp_path: Path, corpus: Path, servers: tuple[FaultServer, FaultServer]
+) -> None:
+    """The primary accepts connections and never answers; its ``timeout_s`` is 0.5 s and
+    ``generation.model_timeout_s`` is the default 60 s. Before the fix, the attempt waited for
+    the whole request deadline (here 8 s) and the answer was extractive; now one 0.5 s attempt
+    times out, it is not retried, and the backup answers."""
+    primary, backup = servers
+    primary.set(error_rate=1.0, error="hang")
+    container = _container(
+        tmp_path / "home",
+        corpus,
+        primary.base_url,
+        backup.base_url,
+        timeout_s=0.5,
+        request_deadline_s=8,
+    )
+    with TestClient(create_app(container)) as client:
+        answer = _ask(client)
+    assert answer["mode"] == "generative" and answer["served_by"] == "d1"
+    primary_attempts = [a for a in answer["gateway"]["attempts"] if a["deployment"] == "d0"]
+    assert [a["code"] for a in primary_attempts] == ["MODEL_TIMEOUT"]
+    assert primary_attempts[0]["latency_ms"] < 4_000
+    assert primary.stats.requests == 1

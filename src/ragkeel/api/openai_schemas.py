@@ -93,6 +93,8 @@ class RagkeelExtras(BaseModel):
     template_version: str | None
     cost: float
     latency_ms: dict[str, float]
+    served_by: str | None  # as in /v1/query: the deployment, "extractive" or "cannot_answer"
+    gateway: dict[str, Any] | None  # as in /v1/query: the gateway's attempts and decisions
 
     @classmethod
     def from_answer(cls, a: Answer, trace_id: str | None) -> RagkeelExtras:
@@ -107,6 +109,8 @@ class RagkeelExtras(BaseModel):
             template_version=a.template_version,
             cost=a.cost,
             latency_ms=dict(a.latency_ms),
+            served_by=a.served_by,
+            gateway=dict(a.gateway) if a.gateway is not None else None,
         )
 
 
