@@ -22,14 +22,16 @@ that just failed to answer in one, while the next rung may answer at once; the b
 counts the failure, so a black-holed deployment is soon skipped without a call. On the last
 rung, timeouts are retried as any retryable error. The other retryable errors (5xx and 429
 without ``Retry-After``, connection refused or reset) keep their retries even with a rung left:
-they fail fast, so a retry costs only its backoff (at most 0.25 s, then 0.5 s by default), and a
-blip (a restart, one overloaded replica) does not send the request to another, maybe pricier,
-deployment. Each move-on is a ``"retry"`` decision in ``request.log``.
+they usually fail fast, so a retry costs only its backoff (at most 0.25 s, then 0.5 s by
+default), and a blip (a restart, one overloaded replica) does not send the request to another,
+maybe pricier, deployment. Each move-on is a ``"retry"`` decision in ``request.log``.
 
 Deadlines: ``request.deadline`` is absolute on the gateway clock. Each attempt gets
-``min(policy.attempt_timeout_s, request.timeout_s, time left)`` as its ``timeout_s``; no attempt
-starts with less than ``min_attempt_s`` left and no backoff is slept that would leave less than
-that. Both raise ``DeadlineExceededError`` chained to the last error.
+``min(policy.attempt_timeout_s, request.timeout_s, time left)`` as its ``timeout_s``
+(``stack.py`` sets ``attempt_timeout_s`` to the deployment's ``timeout_s``, or to
+``gateway.attempt_timeout_s`` if smaller); no attempt starts with less than ``min_attempt_s``
+left and no backoff is slept that would leave less than that. Both raise
+``DeadlineExceededError`` chained to the last error.
 
 Streams: retried only while nothing has been yielded; once text went out an error propagates
 unchanged (the fallback decides whether to continue elsewhere). Closing the returned iterator
