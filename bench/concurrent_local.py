@@ -3,7 +3,7 @@ HTTP status, wall time, whether it was refused (and its Retry-After), degraded (
 the time it spent queued for the model. Default settings (request deadline 120 s, 256 answer
 tokens, ``generation.local.max_queue`` 2), the examples/ collection, one server process.
 
-    .venv/bin/python bench/concurrent_local.py [--src DIR] [--label after] [--n 4]
+    .venv/bin/python bench/concurrent_local.py [--src DIR] [--label after] [--n 4] [--deadline S]
 
 ``--src`` runs another checkout's code (its ``src/``) against the same data and model, e.g. the
 commit before issue 9 from a ``git worktree``, for the before/after table. Every configuration
@@ -42,7 +42,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def run(src: Path, n: int) -> list[dict[str, Any]]:
+def run(src: Path, n: int, deadline_s: float | None = None) -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="ragkeel-bench-") as tmp:
         env = {
             **os.environ,
@@ -50,6 +50,8 @@ def run(src: Path, n: int) -> list[dict[str, Any]]:
             "RAGKEEL_HOME": tmp,
             "RAGKEEL_GENERATION__LOCAL__MODELS_DIR": str(REPO / ".ragkeel" / "models"),
         }
+        if deadline_s is not None:
+            env["RAGKEEL_GATEWAY__REQUEST_DEADLINE_S"] = str(deadline_s)
         ragkeel = [sys.executable, "-m", "ragkeel"]
         subprocess.run(
             [*ragkeel, "ingest", str(REPO / "examples"), "--collection", "examples"],
@@ -123,9 +125,11 @@ def main() -> None:
     parser.add_argument("--src", type=Path, default=REPO / "src")
     parser.add_argument("--label", default="this checkout")
     parser.add_argument("--n", type=int, default=4)
+    parser.add_argument("--deadline", type=float, help="gateway.request_deadline_s (default 120)")
     args = parser.parse_args()
-    rows = run(args.src.resolve(), args.n)
-    print(f"# {args.label} — {today()}, commit {commit()}, {machine()}")
+    rows = run(args.src.resolve(), args.n, args.deadline)
+    deadline = f"deadline {args.deadline or 120:g} s"
+    print(f"# {args.label}, {deadline} — {today()}, commit {commit()}, {machine()}")
     print("| request | status | wall s | queued s | generate s | outcome |")
     print("|---|---|---|---|---|---|")
     for r in rows:

@@ -131,9 +131,11 @@ def test_a_full_queue_refuses_at_once_and_waiting_is_bounded_by_the_deadline(
             next(model.stream(ask(SOURCES, max_tokens=5)))
         assert time.monotonic() - started < 1.0 and refused.value.retry_after_s
         model.queue.max_queue = 2
-        waiting = ask(SOURCES, max_tokens=5, deadline=time.monotonic() + 0.3)
+        log = CallLog()
+        waiting = ask(SOURCES, max_tokens=5, deadline=time.monotonic() + 0.3, log=log)
         with pytest.raises(DeadlineExceededError, match="waited"):
             next(model.stream(waiting))  # the slot is held by `busy`: waits 0.3 s, no more
+        assert 250 <= log.queue_ms < 5000  # a wait that ran out is a queue stage too
         assert model.queue.snapshot()["waiting"] == 0
     finally:
         model.queue.max_queue = 2

@@ -191,10 +191,13 @@ class LocalChatModel:
     def stream(self, request: ChatRequest) -> Iterator[ChatChunk]:
         llm = self._ensure_loaded()  # a missing model fails here, before any queueing
         timeout = request.timeout_s or self.default_timeout_s
-        waited = self.queue.acquire(self.name, wait_s=self._wait_bound(request, timeout))
+        queued = self._clock.now()
         try:
+            self.queue.acquire(self.name, wait_s=self._wait_bound(request, timeout))
+        finally:  # a wait that ran out of deadline is reported too
             if request.log is not None:
-                request.log.queued(waited * 1000)
+                request.log.queued((self._clock.now() - queued) * 1000)
+        try:
             yield from self._generate(llm, request, self._generation_bound(request, timeout))
         finally:
             self.queue.release()
