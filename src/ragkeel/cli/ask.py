@@ -16,6 +16,7 @@ from ragkeel.errors import RagkeelError
 from ragkeel.generation.answer import Answer, DoneEvent, ErrorEvent, TokenEvent
 from ragkeel.generation.answerer import Budget
 from ragkeel.generation.tracing import trace_from_answer, trace_from_error
+from ragkeel.observability import names
 from ragkeel.observability.names import ROUTE_CLI_ASK
 from ragkeel.settings import load_settings
 
@@ -126,7 +127,8 @@ def _print_footer(answer: Answer, *, streamed: bool, trace_id: str | None) -> No
         flags.append(f"degraded ({answer.degraded_reason})")
     console.print(
         f"{' · '.join(flags)} · model {answer.model or '-'} · "
-        f"first token {lat.get('first_token', 0):.0f} ms · total {lat.get('total', 0):.0f} ms · "
+        f"first token {lat.get(names.STAGE_FIRST_TOKEN, 0):.0f} ms · "
+        f"total {lat.get(names.STAGE_TOTAL, 0):.0f} ms · "
         f"tokens {answer.usage.prompt_tokens}+{answer.usage.completion_tokens} · "
         f"cost ${answer.cost:.4f}" + (f" · trace {trace_id}" if trace_id else ""),
         markup=False,

@@ -28,6 +28,7 @@ from ragkeel.evaluation.retrieval_metrics import mrr_at_k, ndcg_at_k, precision_
 from ragkeel.gateway.base import ChatModel
 from ragkeel.generation.answer import Answer
 from ragkeel.generation.tracing import INTERNAL_ERROR
+from ragkeel.observability import names
 from ragkeel.types import SearchHit
 
 RETRIEVED_TEXT_CHARS = 300  # context kept per retrieved chunk in a row
@@ -177,7 +178,7 @@ def row_from_error(
     row = _base_row(dataset, case, metrics, trace_id)
     code = error.code if isinstance(error, RagkeelError) else INTERNAL_ERROR
     row["error"] = {"code": code, "message": str(error) or type(error).__name__}
-    row["latency_ms"] = {"total": round(latency_ms, 3)}
+    row["latency_ms"] = {names.STAGE_TOTAL: round(latency_ms, 3)}
     return row
 
 

@@ -48,6 +48,7 @@ from ragkeel.evaluation.compare import (
     ops_value,
 )
 from ragkeel.evaluation.results_view import EvalResults
+from ragkeel.observability import names
 
 _EPS = 1e-12  # float slack when comparing a drop with its tolerance
 SLIM_KEEP_HITS = 0  # retrieved hits per row kept in a committed baseline (metrics are scored)
@@ -76,7 +77,7 @@ class MetricRule(_Strict):
 
 
 class LatencyBudget(_Strict):
-    stage: str = "total"
+    stage: str = names.STAGE_TOTAL
     max: float = Field(gt=0, description="ceiling on the current run's p95, in ms")
 
 

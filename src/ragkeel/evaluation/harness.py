@@ -240,6 +240,6 @@ def _run_case(
         metrics = {**retrieval_scores(dataset, case, answer.hits, k), **score_answer(case, answer)}
         verdict = judge(case, answer) if judge is not None else None
     except (RagkeelError, ValueError) as exc:  # scoring failed: the row says so, the run goes on
-        ms = float(answer.latency_ms.get("total", 0.0))
+        ms = float(answer.latency_ms.get(names.STAGE_TOTAL, 0.0))
         return row_from_error(dataset, case, exc, failed_metrics(dataset, case, k), ms, trace_id)
     return row_from_answer(dataset, case, answer, metrics, verdict, trace_id)

@@ -29,6 +29,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from matplotlib.figure import Figure
 
 from ragkeel.evaluation.results import EvalResults, MetricMean, Row
+from ragkeel.observability import names
 
 REPORT_FILE = "report.html"
 WORST_PER_DATASET = 5
@@ -38,7 +39,7 @@ _HEADLINE = ("ndcg@{k}", "recall@{k}", "mrr@{k}", "hit@{k}", "em", "f1", "contai
              "format_ok", "judge")  # fmt: skip
 _DISTRIBUTIONS = ("ndcg@{k}", "recall@{k}", "f1", "grounded_share", "citation_validity", "judge")
 _PRIMARY = ("judge", "f1", "ndcg@{k}", "grounded_share", "correct_abstention")
-_STAGES = ("total", "retrieve", "pack", "generate", "first_token")
+_STAGES = (names.STAGE_TOTAL, *names.OPS_STAGES[:-1])  # total first
 
 _ENV = Environment(
     loader=PackageLoader("ragkeel.evaluation", "templates"),

@@ -28,9 +28,10 @@ from pydantic import TypeAdapter, ValidationError
 from typing_extensions import TypedDict
 
 from ragkeel.errors import DatasetError
+from ragkeel.observability import names
 
 SCHEMA = "ragkeel.eval.results/1"
-OPS_STAGES = ("retrieve", "pack", "generate", "first_token", "total")  # latency percentiles
+OPS_STAGES = names.OPS_STAGES  # latency percentiles
 
 
 class CitationRow(TypedDict):

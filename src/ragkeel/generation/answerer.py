@@ -70,6 +70,7 @@ from ragkeel.generation.templates import (
     PromptTemplate,
     load_template,
 )
+from ragkeel.observability import names
 from ragkeel.retrieval.hybrid import HybridRetriever, Mode
 from ragkeel.storage.filters import Filter
 from ragkeel.tokens import RegexTokenCounter
@@ -83,12 +84,7 @@ SCHEMA_UNSUPPORTED_DETAIL = (
 )
 _REGEX_COUNT: CountTokens = RegexTokenCounter().count
 MIN_CONTEXT_BUDGET = 128
-_RETRIEVAL_STAGES = {
-    "embed_ms": "embed",
-    "keyword_ms": "keyword",
-    "dense_ms": "dense",
-    "fusion_ms": "fuse",
-}
+_RETRIEVAL_STAGES = (names.STAGE_EMBED, names.STAGE_KEYWORD, names.STAGE_DENSE, names.STAGE_FUSE)
 
 
 @dataclass(slots=True)
@@ -103,10 +99,10 @@ class _Clock:
         self.last = now
 
     def first_token(self) -> None:
-        self.ms.setdefault("first_token", (time.perf_counter() - self.start) * 1000)
+        self.ms.setdefault(names.STAGE_FIRST_TOKEN, (time.perf_counter() - self.start) * 1000)
 
     def done(self) -> dict[str, float]:
-        self.ms["total"] = (time.perf_counter() - self.start) * 1000
+        self.ms[names.STAGE_TOTAL] = (time.perf_counter() - self.start) * 1000
         return {k: round(v, 3) for k, v in self.ms.items()}
 
 
@@ -235,9 +231,9 @@ class Answerer:
     ) -> Iterator[AnswerEvent]:
         clock = _Clock()
         result = self.retriever.search(question, self.k, mode=self.retrieval_mode, flt=flt)
-        clock.lap("retrieve")
-        for key, stage in _RETRIEVAL_STAGES.items():
-            if key in result.timings_ms:
+        clock.lap(names.STAGE_RETRIEVE)
+        for stage in _RETRIEVAL_STAGES:
+            if (key := names.SEARCH_TIMINGS[stage]) in result.timings_ms:
                 clock.ms[stage] = result.timings_ms[key]
         if budget.max_tokens is None and self.default_max_tokens is not None:
             budget = dataclasses.replace(budget, max_tokens=self.default_max_tokens)
@@ -248,7 +244,7 @@ class Answerer:
         elif mode == "extractive" or self.model is None:  # no model call, so no model tokenizer:
             # counting with it would load a local model (or fail when it is missing)
             context = pack_context(result.hits, _REGEX_COUNT, self.context_budget)
-            clock.lap("pack")
+            clock.lap(names.STAGE_PACK)
             if mode != "extractive":
                 run.degraded = ("NO_MODEL", "no chat model is configured; answered extractively")
             yield from self._extractive(run, context)
@@ -268,11 +264,11 @@ class Answerer:
         except (ChatModelError, ModelError) as exc:
             run.degraded = (exc.code, str(exc))
             context = pack_context(run.result.hits, _REGEX_COUNT, self.context_budget)
-            run.clock.lap("pack")
+            run.clock.lap(names.STAGE_PACK)
             yield ErrorEvent(*run.degraded, fatal=False)
             yield from self._extractive(run, context)
             return
-        run.clock.lap("pack")
+        run.clock.lap(names.STAGE_PACK)
         if not context.sources:
             yield from self._refuse(run)
             return
@@ -291,9 +287,9 @@ class Answerer:
             retry = isinstance(run.error, BudgetExceededError) and not parts and not smaller
             if not retry or len(context.sources) <= 1:
                 break
-        run.clock.lap("generate")
+        run.clock.lap(names.STAGE_GENERATE)
         if run.log.queue_ms:  # waiting for a serialised model's turn (part of "generate")
-            run.clock.ms["queue"] = run.log.queue_ms
+            run.clock.ms[names.STAGE_QUEUE] = run.log.queue_ms
         text = "".join(parts).strip()
         if run.usage is None and run.log.attempts:  # failed: what the gateway metered
             run.usage = run.log.usage

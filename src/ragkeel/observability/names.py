@@ -70,6 +70,17 @@ STAGE_FIRST_TOKEN: Final = "first_token"  # from the start of the request
 STAGE_QUEUE: Final = "queue"  # waiting for a turn on a serialised model (inside "generate")
 STAGE_GENERATE: Final = "generate"
 STAGE_TOTAL: Final = "total"
+# ``SearchResult.timings_ms`` (and ``/v1/search``'s ``timings_ms``) keys, per stage: the search
+# API's field names, kept as they were published
+SEARCH_TIMINGS: Final = {
+    STAGE_EMBED: "embed_ms",
+    STAGE_KEYWORD: "keyword_ms",
+    STAGE_DENSE: "dense_ms",
+    STAGE_FUSE: "fusion_ms",
+    STAGE_TOTAL: "total_ms",
+}
+# the stages an evaluation report gives percentiles of
+OPS_STAGES: Final = (STAGE_RETRIEVE, STAGE_PACK, STAGE_GENERATE, STAGE_FIRST_TOKEN, STAGE_TOTAL)
 STAGES: Final = (
     STAGE_EMBED,
     STAGE_KEYWORD,

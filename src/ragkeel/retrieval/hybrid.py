@@ -8,6 +8,7 @@ from typing import Literal
 
 from ragkeel.embeddings.base import Embedder
 from ragkeel.errors import QueryError
+from ragkeel.observability import names
 from ragkeel.retrieval.confidence import confidence_of
 from ragkeel.retrieval.fusion import Fuser, get_fuser, ranked
 from ragkeel.storage.base import DocumentStore, KeywordIndex, VectorIndex
@@ -16,6 +17,7 @@ from ragkeel.types import ScoredChunk, SearchHit, SearchResult
 
 Mode = Literal["bm25", "dense", "hybrid"]
 MODES: tuple[Mode, ...] = ("bm25", "dense", "hybrid")
+_KEY = names.SEARCH_TIMINGS  # stage -> SearchResult.timings_ms key
 
 
 class HybridRetriever:
@@ -64,7 +66,7 @@ class HybridRetriever:
         else:
             t0 = time.perf_counter()
             order = ranked(self.fuser([kw_hits, dense_hits], self.weights))
-            timings["fusion_ms"] = (time.perf_counter() - t0) * 1000
+            timings[_KEY[names.STAGE_FUSE]] = (time.perf_counter() - t0) * 1000
         top = order[:k]
         chunks = self.store.get_chunks([cid for cid, _ in top])
         kw = {h.chunk_id: h for h in kw_hits}
@@ -81,7 +83,7 @@ class HybridRetriever:
             for cid, score in top
             if cid in chunks
         )
-        timings["total_ms"] = (time.perf_counter() - started) * 1000
+        timings[_KEY[names.STAGE_TOTAL]] = (time.perf_counter() - started) * 1000
         return SearchResult(query, mode, hits, confidence_of(hits, kw_hits, dense_hits), timings)
 
     def _keyword(
@@ -89,7 +91,7 @@ class HybridRetriever:
     ) -> list[ScoredChunk]:
         t0 = time.perf_counter()
         hits = self.keyword.search(query, n, flt)
-        timings["keyword_ms"] = (time.perf_counter() - t0) * 1000
+        timings[_KEY[names.STAGE_KEYWORD]] = (time.perf_counter() - t0) * 1000
         return hits
 
     def _dense(
@@ -99,8 +101,8 @@ class HybridRetriever:
         vector = self.embedder.embed_query(query)
         t1 = time.perf_counter()
         hits = self.vectors.search(vector, n, flt)
-        timings["embed_ms"] = (t1 - t0) * 1000
-        timings["dense_ms"] = (time.perf_counter() - t1) * 1000
+        timings[_KEY[names.STAGE_EMBED]] = (t1 - t0) * 1000
+        timings[_KEY[names.STAGE_DENSE]] = (time.perf_counter() - t1) * 1000
         return hits
 
     def close(self) -> None:
