@@ -25,12 +25,11 @@ from typing import Any
 
 from common import REPO, commit, machine, pct, today
 from ragkeel.gateway.base import ChatMessage, Usage
-from ragkeel.generation.answer import Answer, Citation
-from ragkeel.generation.gate import GateDecision
+from ragkeel.generation.answer import Answer
 from ragkeel.generation.tracing import trace_from_answer
 from ragkeel.observability.names import ROUTE_CLI_ASK
 from ragkeel.observability.trace_store import SqliteTraceStore
-from ragkeel.types import Chunk, SearchHit
+from ragkeel.types import Chunk, Citation, GateDecision, SearchHit
 
 WARMUP = 50
 SENTENCE = "Rotate every API key every ninety days from the admin console under Security. "

@@ -116,3 +116,30 @@ class SearchResult:
     hits: tuple[SearchHit, ...]
     confidence: Confidence
     timings_ms: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class GateDecision:
+    """Whether the answer gate let a question through to the model, and on what evidence. One
+    record for the answer flow, the API (``GateOut``) and the trace."""
+
+    passed: bool
+    reason: str  # "dense", "keyword" (which signal let it through), "low_confidence", "no_hits"
+    top_dense: float | None
+    top_keyword: float | None
+    dense_threshold: float
+    keyword_threshold: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """A numbered source an answer cites. One record for the answer flow, the API
+    (``CitationOut``) and the trace."""
+
+    number: int
+    document_id: str
+    chunk_id: str
+    source: str
+    title: str
+    page: int | None
+    snippet: str

@@ -27,8 +27,9 @@ from ragkeel.evaluation.answer_metrics import (
     token_f1,
 )
 from ragkeel.evaluation.cases import EvalCase
-from ragkeel.generation.answer import Answer, Citation
+from ragkeel.generation.answer import Answer
 from ragkeel.generation.templates import REFUSAL_PHRASE
+from ragkeel.types import Citation
 
 
 @pytest.mark.parametrize(

@@ -15,8 +15,6 @@ from corpus import OFF_TOPIC as OFF_TOPIC
 from corpus import ON_TOPIC as ON_TOPIC
 from corpus import TEST_GATE as TEST_GATE
 from ragkeel.observability.trace import (
-    CitationRecord,
-    GateRecord,
     Outcome,
     PromptRecord,
     RetrievedChunk,
@@ -24,6 +22,7 @@ from ragkeel.observability.trace import (
 )
 from ragkeel.retrieval.hybrid import HybridRetriever
 from ragkeel.storage.sqlite import SqliteDocumentStore
+from ragkeel.types import Citation, GateDecision
 
 PROMPT = "[system]\nAnswer from the sources.\n\n[user]\n[1] API keys\nRotate...\n\nQuestion: ?"
 
@@ -60,11 +59,19 @@ def full_trace(outcome: Outcome = "answered", **changes: object) -> Trace:
             RetrievedChunk("c1", "d1", 0.91, 1, 7.5, 2, 0.41),
             RetrievedChunk("c2", "d2", 0.33, None, None, 1, 0.44),
         ),
-        gate=GateRecord(True, "dense", 0.44, 7.5, 0.3, None),
+        gate=GateDecision(True, "dense", 0.44, 7.5, 0.3, None),
         prompt=PromptRecord.of(PROMPT, tokens=30, keep_text=True),
         output="Rotate every API key every ninety days [1].",
         citations=(
-            CitationRecord(1, "c1", "d1", "/docs/keys.md", "API keys", None, "Rotate every..."),
+            Citation(
+                number=1,
+                chunk_id="c1",
+                document_id="d1",
+                source="/docs/keys.md",
+                title="API keys",
+                page=None,
+                snippet="Rotate every...",
+            ),
         ),
     )
     return dataclasses.replace(trace, **changes)  # type: ignore[arg-type]

@@ -99,7 +99,7 @@ class RagkeelExtras(BaseModel):
     @classmethod
     def from_answer(cls, a: Answer, trace_id: str | None) -> RagkeelExtras:
         return cls(
-            citations=[CitationOut.from_citation(c) for c in a.citations],
+            citations=[CitationOut.model_validate(c) for c in a.citations],
             mode=a.mode,
             grounded=a.grounded,
             degraded=a.degraded,
@@ -161,7 +161,7 @@ def completion(answer: Answer, trace_id: str | None, *, model: str) -> ChatCompl
         created=now(),
         model=model,
         choices=[ChoiceOut(message=AssistantMessage(content=answer.text + sources_footer(answer)))],
-        usage=UsageOut.from_usage(answer.usage),
+        usage=UsageOut.model_validate(answer.usage),
         ragkeel=RagkeelExtras.from_answer(answer, trace_id),
     )
 

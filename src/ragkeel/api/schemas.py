@@ -15,11 +15,9 @@ from pydantic_core import PydanticCustomError
 from ragkeel.api.errors import client_message
 from ragkeel.api.limits import check_json_depth, non_finite_at
 from ragkeel.evaluation.answer_metrics import schema_problem
-from ragkeel.gateway.base import Usage
-from ragkeel.generation.answer import Answer, Citation
+from ragkeel.generation.answer import Answer
 from ragkeel.generation.answerer import SCHEMA_UNSUPPORTED_DETAIL
-from ragkeel.generation.gate import GateDecision
-from ragkeel.types import Confidence, MetaValue, SearchHit, SearchResult
+from ragkeel.types import MetaValue, SearchHit, SearchResult
 
 GenerationModeIn = Literal["generative", "extractive"]
 SearchModeIn = Literal["bm25", "dense", "hybrid"]
@@ -70,20 +68,15 @@ class QueryRequest(_Strict):
 
 
 class UsageOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)  # built from the record itself
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
 
-    @classmethod
-    def from_usage(cls, usage: Usage) -> UsageOut:
-        return cls(
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-            total_tokens=usage.total_tokens,
-        )
 
 
 class CitationOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)  # built from the record itself
     number: int
     document_id: str
     chunk_id: str
@@ -92,17 +85,6 @@ class CitationOut(BaseModel):
     page: int | None
     snippet: str
 
-    @classmethod
-    def from_citation(cls, c: Citation) -> CitationOut:
-        return cls(
-            number=c.number,
-            document_id=c.document_id,
-            chunk_id=c.chunk_id,
-            source=c.source,
-            title=c.title,
-            page=c.page,
-            snippet=c.snippet,
-        )
 
 
 class HitOut(BaseModel):
@@ -143,24 +125,17 @@ class HitOut(BaseModel):
 
 
 class ConfidenceOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)  # built from the record itself
     top_score: float
     margin: float
     top_dense_score: float | None
     top_keyword_score: float | None
     agreement: bool
 
-    @classmethod
-    def from_confidence(cls, c: Confidence) -> ConfidenceOut:
-        return cls(
-            top_score=c.top_score,
-            margin=c.margin,
-            top_dense_score=c.top_dense_score,
-            top_keyword_score=c.top_keyword_score,
-            agreement=c.agreement,
-        )
 
 
 class GateOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)  # built from the record itself
     passed: bool
     reason: str
     top_dense: float | None
@@ -168,16 +143,6 @@ class GateOut(BaseModel):
     dense_threshold: float
     keyword_threshold: float | None
 
-    @classmethod
-    def from_gate(cls, g: GateDecision) -> GateOut:
-        return cls(
-            passed=g.passed,
-            reason=g.reason,
-            top_dense=g.top_dense,
-            top_keyword=g.top_keyword,
-            dense_threshold=g.dense_threshold,
-            keyword_threshold=g.keyword_threshold,
-        )
 
 
 class AnswerOut(BaseModel):
@@ -212,13 +177,13 @@ class AnswerOut(BaseModel):
         return cls(
             question=a.question,
             text=a.text,
-            citations=[CitationOut.from_citation(c) for c in a.citations],
+            citations=[CitationOut.model_validate(c) for c in a.citations],
             mode=a.mode,
             grounded=a.grounded,
             degraded=a.degraded,
             degraded_reason=a.degraded_reason,
             degraded_detail=_client_detail(a),
-            usage=UsageOut.from_usage(a.usage),
+            usage=UsageOut.model_validate(a.usage),
             cost=a.cost,
             latency_ms=dict(a.latency_ms),
             trace_id=trace_id,
@@ -226,7 +191,7 @@ class AnswerOut(BaseModel):
             template_version=a.template_version,
             invalid_citations=list(a.invalid_citations),
             unsupported_sentences=list(a.unsupported_sentences),
-            gate=GateOut.from_gate(a.gate) if a.gate else None,
+            gate=GateOut.model_validate(a.gate) if a.gate else None,
             hits=[HitOut.from_hit(i, h) for i, h in enumerate(a.hits, start=1)],
             served_by=a.served_by,
             gateway=dict(a.gateway) if a.gateway is not None else None,
@@ -267,7 +232,7 @@ class SearchOut(BaseModel):
             query=r.query,
             mode=r.mode,
             hits=[HitOut.from_hit(i, h) for i, h in enumerate(r.hits, start=1)],
-            confidence=ConfidenceOut.from_confidence(r.confidence),
+            confidence=ConfidenceOut.model_validate(r.confidence),
             timings_ms={k: round(v, 3) for k, v in r.timings_ms.items()},
         )
 

@@ -18,21 +18,9 @@ from typing import Any, Literal
 from ragkeel.gateway.base import ChatMessage, Usage
 from ragkeel.generation.citations import CitationCheck, best_snippet
 from ragkeel.generation.context import PackedContext
-from ragkeel.generation.gate import GateDecision
-from ragkeel.types import Confidence, SearchHit
+from ragkeel.types import Citation, Confidence, GateDecision, SearchHit
 
 AnswerMode = Literal["generative", "extractive", "cannot_answer"]
-
-
-@dataclass(frozen=True, slots=True)
-class Citation:
-    number: int
-    document_id: str
-    chunk_id: str
-    source: str
-    title: str
-    page: int | None
-    snippet: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,7 +42,6 @@ from ragkeel.generation.answer import (
     Answer,
     AnswerEvent,
     AnswerMode,
-    Citation,
     CitationEvent,
     DoneEvent,
     ErrorEvent,
@@ -63,7 +62,7 @@ from ragkeel.generation.context import (
     pack_context,
 )
 from ragkeel.generation.extractive import DEFAULT_SENTENCES, extract_sentences, render_extractive
-from ragkeel.generation.gate import DEFAULT_DENSE_THRESHOLD, AnswerGate, GateDecision
+from ragkeel.generation.gate import DEFAULT_DENSE_THRESHOLD, AnswerGate
 from ragkeel.generation.templates import (
     DEFAULT_TEMPLATE,
     REFUSAL_PHRASE,
@@ -74,7 +73,7 @@ from ragkeel.observability import names
 from ragkeel.retrieval.hybrid import HybridRetriever, Mode
 from ragkeel.storage.filters import Filter
 from ragkeel.tokens import RegexTokenCounter
-from ragkeel.types import SearchResult
+from ragkeel.types import Citation, GateDecision, SearchResult
 
 GenerationMode = Literal["generative", "extractive"]
 JSON_TEMPLATE = "answer_json_v1"  # the prompt of answers asked for JSON (an output_schema)

@@ -23,19 +23,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ragkeel.types import SearchResult
+from ragkeel.types import GateDecision, SearchResult
 
 DEFAULT_DENSE_THRESHOLD = 0.34  # chosen from bench/gate_sweep.py: see docs/benchmarks.md
-
-
-@dataclass(frozen=True, slots=True)
-class GateDecision:
-    passed: bool
-    reason: str  # "dense", "keyword" (which signal let it through), "low_confidence", "no_hits"
-    top_dense: float | None
-    top_keyword: float | None
-    dense_threshold: float
-    keyword_threshold: float | None
 
 
 @dataclass(frozen=True, slots=True)

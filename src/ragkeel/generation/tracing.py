@@ -12,8 +12,6 @@ from ragkeel.gateway.base import ChatMessage
 from ragkeel.generation.answer import Answer
 from ragkeel.observability import names
 from ragkeel.observability.trace import (
-    CitationRecord,
-    GateRecord,
     Outcome,
     PromptRecord,
     RetrievedChunk,
@@ -31,7 +29,6 @@ def outcome_of(answer: Answer) -> Outcome:
 
 
 def trace_from_answer(answer: Answer, *, route: str, keep_prompt_text: bool) -> Trace:
-    gate = answer.gate
     return Trace(
         route=route,
         question=answer.question,
@@ -44,44 +41,11 @@ def trace_from_answer(answer: Answer, *, route: str, keep_prompt_text: bool) -> 
         output_tokens=answer.usage.completion_tokens,
         cost=answer.cost,
         latency_ms=dict(answer.latency_ms),
-        retrieved=tuple(
-            RetrievedChunk(
-                chunk_id=h.chunk.id,
-                document_id=h.chunk.document_id,
-                score=h.score,
-                keyword_rank=h.keyword_rank,
-                keyword_score=h.keyword_score,
-                dense_rank=h.dense_rank,
-                dense_score=h.dense_score,
-            )
-            for h in answer.hits
-        ),
-        gate=(
-            GateRecord(
-                passed=gate.passed,
-                reason=gate.reason,
-                top_dense=gate.top_dense,
-                top_keyword=gate.top_keyword,
-                dense_threshold=gate.dense_threshold,
-                keyword_threshold=gate.keyword_threshold,
-            )
-            if gate is not None
-            else None
-        ),
+        retrieved=tuple(RetrievedChunk.of(h) for h in answer.hits),
+        gate=answer.gate,
         prompt=_prompt(answer, keep_prompt_text),
         output=answer.text,
-        citations=tuple(
-            CitationRecord(
-                number=c.number,
-                chunk_id=c.chunk_id,
-                document_id=c.document_id,
-                source=c.source,
-                title=c.title,
-                page=c.page,
-                snippet=c.snippet,
-            )
-            for c in answer.citations
-        ),
+        citations=answer.citations,
         degraded_reason=answer.degraded_reason,
         degraded_detail=answer.degraded_detail,
         tenant=answer.tenant,

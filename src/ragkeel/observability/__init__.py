@@ -7,8 +7,6 @@ generation layer turns its ``Answer`` into a ``Trace`` (``generation/tracing.py`
 
 from ragkeel.observability.trace import (
     OUTCOMES,
-    CitationRecord,
-    GateRecord,
     Outcome,
     PromptRecord,
     RetrievedChunk,
@@ -26,8 +24,6 @@ from ragkeel.observability.trace_store import (
 
 __all__ = [
     "OUTCOMES",
-    "CitationRecord",
-    "GateRecord",
     "NullTraceStore",
     "Outcome",
     "PromptRecord",

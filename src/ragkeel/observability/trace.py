@@ -1,4 +1,6 @@
-"""``Trace``: what one request did, as plain data (no dependency on the generation layer).
+"""``Trace``: what one request did, as plain data (no dependency on the generation layer: the
+gate decision and the citations are the core records of ``types.py``, shared with the answer
+flow and the API).
 
 One trace per ``ask``, ``/v1/query`` or ``/v1/chat/completions``: the question, what retrieval
 returned (ranks and scores per retriever), the gate decision, the prompt (or only its hash and
@@ -21,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from ragkeel.observability import names
+from ragkeel.types import Citation, GateDecision, SearchHit
 
 Outcome = Literal["answered", "cannot_answer", "degraded", "error"]
 OUTCOMES: tuple[Outcome, ...] = ("answered", "cannot_answer", "degraded", "error")
@@ -34,7 +37,9 @@ def new_trace_id() -> str:
 
 @dataclass(frozen=True, slots=True)
 class RetrievedChunk:
-    """One retrieval hit, in fused rank order; a retriever that missed it has ``None``s."""
+    """One retrieval hit as the trace keeps it (a projection of ``SearchHit``: the chunk's ids
+    and each retriever's rank and score, not its text), in fused rank order; a retriever that
+    missed it has ``None``s."""
 
     chunk_id: str
     document_id: str
@@ -44,15 +49,17 @@ class RetrievedChunk:
     dense_rank: int | None = None
     dense_score: float | None = None
 
-
-@dataclass(frozen=True, slots=True)
-class GateRecord:
-    passed: bool
-    reason: str  # "dense", "keyword", "low_confidence", "no_hits"
-    top_dense: float | None = None
-    top_keyword: float | None = None
-    dense_threshold: float | None = None
-    keyword_threshold: float | None = None
+    @classmethod
+    def of(cls, hit: SearchHit) -> RetrievedChunk:
+        return cls(
+            hit.chunk.id,
+            hit.chunk.document_id,
+            hit.score,
+            hit.keyword_rank,
+            hit.keyword_score,
+            hit.dense_rank,
+            hit.dense_score,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,17 +81,6 @@ class PromptRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class CitationRecord:
-    number: int
-    chunk_id: str
-    document_id: str
-    source: str
-    title: str = ""
-    page: int | None = None
-    snippet: str = ""
-
-
-@dataclass(frozen=True, slots=True)
 class Trace:
     route: str  # names.ROUTE_CLI_ASK, ROUTE_API_QUERY, ROUTE_API_CHAT
     question: str
@@ -102,10 +98,10 @@ class Trace:
     cost: float = 0.0
     latency_ms: Mapping[str, float] = field(default_factory=dict)  # keys: names.STAGES
     retrieved: tuple[RetrievedChunk, ...] = ()
-    gate: GateRecord | None = None
+    gate: GateDecision | None = None
     prompt: PromptRecord | None = None
     output: str = ""
-    citations: tuple[CitationRecord, ...] = ()
+    citations: tuple[Citation, ...] = ()
     degraded_reason: str | None = None  # stable code: NO_MODEL, MODEL_TIMEOUT, MODEL_EMPTY...
     degraded_detail: str | None = None  # the failure's message
     tenant: str | None = None
@@ -196,5 +192,5 @@ def _get(mapping: Mapping[str, Any] | None, key: str) -> Any:
     return mapping.get(key) if mapping is not None else None
 
 
-def _plain(record: RetrievedChunk | GateRecord | PromptRecord | CitationRecord | None) -> Any:
+def _plain(record: RetrievedChunk | GateDecision | PromptRecord | Citation | None) -> Any:
     return None if record is None else asdict(record)

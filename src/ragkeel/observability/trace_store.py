@@ -29,13 +29,12 @@ from ragkeel.errors import RagkeelError
 from ragkeel.observability.sqlite_file import open_wal
 from ragkeel.observability.trace import (
     OUTCOMES,
-    CitationRecord,
-    GateRecord,
     Outcome,
     PromptRecord,
     RetrievedChunk,
     Trace,
 )
+from ragkeel.types import Citation, GateDecision
 
 logger = logging.getLogger(__name__)
 
@@ -61,13 +60,13 @@ CREATE TABLE IF NOT EXISTS traces (
     total_ms         REAL,
     latency_ms       TEXT NOT NULL,     -- JSON {stage: ms}
     retrieved        TEXT NOT NULL,     -- JSON [RetrievedChunk]
-    gate             TEXT,              -- JSON GateRecord
+    gate             TEXT,              -- JSON GateDecision
     prompt_sha256    TEXT,
     prompt_chars     INTEGER,
     prompt_tokens    INTEGER,
     prompt_text      TEXT,              -- NULL when keep_prompt_text is off
     output           TEXT NOT NULL,
-    citations        TEXT NOT NULL,     -- JSON [CitationRecord]
+    citations        TEXT NOT NULL,     -- JSON [Citation]
     degraded_reason  TEXT,
     degraded_detail  TEXT,
     tenant           TEXT,
@@ -292,7 +291,7 @@ def _row(t: Trace) -> tuple[Any, ...]:
     )
 
 
-def _fields(record: RetrievedChunk | GateRecord | CitationRecord) -> dict[str, Any]:
+def _fields(record: RetrievedChunk | GateDecision | Citation) -> dict[str, Any]:
     return {name: getattr(record, name) for name in record.__dataclass_fields__}
 
 
@@ -321,10 +320,10 @@ def _trace(row: tuple[Any, ...]) -> Trace:
         cost=r["cost"],
         latency_ms=json.loads(r["latency_ms"]),
         retrieved=tuple(RetrievedChunk(**c) for c in json.loads(r["retrieved"])),
-        gate=GateRecord(**gate) if gate is not None else None,
+        gate=GateDecision(**gate) if gate is not None else None,
         prompt=prompt,
         output=r["output"],
-        citations=tuple(CitationRecord(**c) for c in json.loads(r["citations"])),
+        citations=tuple(Citation(**c) for c in json.loads(r["citations"])),
         degraded_reason=r["degraded_reason"],
         degraded_detail=r["degraded_detail"],
         tenant=r["tenant"],

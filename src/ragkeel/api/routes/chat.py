@@ -134,7 +134,7 @@ def _finish(data: Callable[..., bytes], done: Finished) -> bytes:
             data(
                 {},
                 "stop",
-                usage=UsageOut.from_usage(answer.usage).model_dump(),
+                usage=UsageOut.model_validate(answer.usage).model_dump(),
                 ragkeel=RagkeelExtras.from_answer(answer, done.trace_id).model_dump(mode="json"),
             ),
         ]

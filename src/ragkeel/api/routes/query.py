@@ -116,12 +116,12 @@ def encode(item: StreamItem) -> bytes:
     if isinstance(item, RetrievalEvent):
         out = RetrievalOut(
             hits=[HitOut.from_hit(i, h) for i, h in enumerate(item.hits, start=1)],
-            confidence=ConfidenceOut.from_confidence(item.confidence),
-            gate=GateOut.from_gate(item.gate),
+            confidence=ConfidenceOut.model_validate(item.confidence),
+            gate=GateOut.model_validate(item.gate),
         )
         return frame(out.model_dump(mode="json"), event="retrieval")
     if isinstance(item, CitationEvent):
-        return frame(CitationOut.from_citation(item.citation).model_dump(), event="citation")
+        return frame(CitationOut.model_validate(item.citation).model_dump(), event="citation")
     if isinstance(item, ErrorEvent):
         payload: dict[str, Any] = {
             "code": item.code,
