@@ -1,4 +1,4 @@
-"""Confidence signals for the answer gate (next issue): is there something worth answering from?"""
+"""Confidence signals for the answer gate: is there something worth answering from?"""
 
 from __future__ import annotations
 
