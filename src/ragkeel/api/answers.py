@@ -140,8 +140,8 @@ def _traced(
             if isinstance(event, DoneEvent):
                 yield Finished(event.answer, record_trace(container, route, answer=event.answer))
                 return
-            if isinstance(event, ErrorEvent) and event.fatal:
-                failed(ProblemError(event.code, event.message))
+            if isinstance(event, ErrorEvent) and event.error is not None:  # fatal
+                failed(event.error)
             yield event
     except GeneratorExit:  # cancelled: the client went away, or the server is stopping
         failed(AnswerCancelledError("the answer was cancelled before it was complete"))
@@ -160,8 +160,8 @@ async def collect_answer(pump: EventPump[StreamItem], request: Request) -> Finis
         async for item in items:
             if isinstance(item, Finished):
                 return item
-            if isinstance(item, ErrorEvent) and item.fatal:
-                raise ProblemError(item.code, item.message)
+            if isinstance(item, ErrorEvent) and item.error is not None:  # fatal
+                raise item.error
             if await request.is_disconnected():
                 raise AnswerCancelledError("the client closed the connection")
-    raise ProblemError(INTERNAL, "the answer flow ended without an answer")
+    raise ProblemError(INTERNAL, "the answer flow ended without an answer", status=500)

@@ -50,7 +50,7 @@ import logging
 import math
 import random
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -171,13 +171,15 @@ class ShuttingDownError(ApiError):
 
 
 class ProblemError(ApiError):
-    """A failure known only by its code (a fatal answer-stream event, a failed upload), with
-    optional extra members for the problem body."""
+    """A problem the edge composes itself (a failed upload's first error, with the report), with
+    the status its cause's class has (``status_for``) and optional extra members for the body."""
 
-    def __init__(self, code: str, message: str, *, extra: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self, code: str, message: str, *, status: int, extra: Mapping[str, Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.code = code
-        self.status = status_for_code(code)
+        self.status = status
         self.extra = dict(extra or {})
 
 
@@ -207,32 +209,14 @@ _CODE_BY_STATUS = {
 }
 
 
-def status_for(exc: RagkeelError) -> int:
-    if isinstance(exc, ApiError):
-        return exc.status
-    if exc.code.endswith("NOT_FOUND"):
+def status_for(error: RagkeelError | type[RagkeelError]) -> int:
+    """The HTTP status of an error, from its class (most specific entry of the table first)."""
+    cls = error if isinstance(error, type) else type(error)
+    if isinstance(error, ApiError) or (isinstance(error, type) and issubclass(error, ApiError)):
+        return error.status
+    if cls.code.endswith("NOT_FOUND"):
         return 404
-    return next((status for cls, status in _STATUS_BY_TYPE if isinstance(exc, cls)), 500)
-
-
-def status_for_code(code: str) -> int:
-    """The status of the error class whose ``code`` is ``code`` (500 when none is)."""
-    if code.endswith("NOT_FOUND"):
-        return 404
-    for cls in _subclasses(RagkeelError):
-        if cls.code == code and not issubclass(cls, ProblemError):
-            return cls.status if issubclass(cls, ApiError) else _status_of_type(cls)
-    return 500
-
-
-def _status_of_type(cls: type[RagkeelError]) -> int:
     return next((status for base, status in _STATUS_BY_TYPE if issubclass(cls, base)), 500)
-
-
-def _subclasses(cls: type[RagkeelError]) -> Iterator[type[RagkeelError]]:
-    for sub in cls.__subclasses__():
-        yield sub
-        yield from _subclasses(sub)
 
 
 def problem(

@@ -9,14 +9,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from ragkeel.api.errors import client_message
 from ragkeel.api.limits import check_json_depth, non_finite_at
+from ragkeel.errors import RagkeelError
 from ragkeel.evaluation.answer_metrics import schema_problem
 from ragkeel.generation.answer import Answer
 from ragkeel.generation.answerer import SCHEMA_UNSUPPORTED_DETAIL
+from ragkeel.ingestion.report import FileResult
 from ragkeel.types import MetaValue, SearchHit, SearchResult
 
 GenerationModeIn = Literal["generative", "extractive"]
@@ -258,6 +260,28 @@ class FileReportOut(BaseModel):
     error_code: str | None
     error_message: str | None
     record_errors: list[dict[str, str]]
+    _error: type[RagkeelError] | None = PrivateAttr(default=None)  # its class: the HTTP status
+
+    @classmethod
+    def of(cls, f: FileResult, *, filename: str, document_ids: list[str]) -> FileReportOut:
+        out = cls(
+            filename=filename,
+            source=f.path,
+            status=f.status,
+            document_ids=document_ids,
+            documents=f.documents,
+            unchanged=f.unchanged,
+            chunks=f.chunks,
+            error_code=f.error_code,
+            error_message=f.error_message,
+            record_errors=f.record_errors,
+        )
+        out._error = f.error
+        return out
+
+    @property
+    def error(self) -> type[RagkeelError] | None:
+        return self._error
 
 
 class IngestOut(BaseModel):

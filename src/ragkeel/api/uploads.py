@@ -188,17 +188,10 @@ def _ingest(
     by_source = store.documents_by_source(collection)
     names = {str(p): name for p, name in targets.items()}
     files = [
-        FileReportOut(
+        FileReportOut.of(
+            f,
             filename=names.get(f.path, Path(f.path).name),
-            source=f.path,
-            status=f.status,
             document_ids=sorted(by_source.get(f.path, ())),
-            documents=f.documents,
-            unchanged=f.unchanged,
-            chunks=f.chunks,
-            error_code=f.error_code,
-            error_message=f.error_message,
-            record_errors=f.record_errors,
         )
         for f in report.files
     ]

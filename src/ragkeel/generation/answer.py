@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ragkeel.errors import RagkeelError
 from ragkeel.gateway.base import ChatMessage, Usage
 from ragkeel.generation.citations import CitationCheck, best_snippet
 from ragkeel.generation.context import PackedContext
@@ -103,10 +104,25 @@ class DoneEvent:
 
 @dataclass(frozen=True, slots=True)
 class ErrorEvent:
+    """A step that failed. ``fatal=False``: the answer goes on, degraded (``code`` names why:
+    a model error's code, or ``MODEL_EMPTY``, ``NO_MODEL``...). ``fatal=True``: the stream ends
+    here, and ``error`` is the exception itself, so the edge maps its class (not its code) to a
+    status."""
+
     code: str
     message: str
-    fatal: bool  # False: the answer goes on, degraded; True: the stream ends here
+    fatal: bool
+    error: RagkeelError | None = field(default=None, compare=False)
     kind: Literal["error"] = field(default="error", init=False)
+
+    def __post_init__(self) -> None:
+        if self.fatal and self.error is None:
+            raise ValueError("a fatal ErrorEvent carries its exception")
+
+    @classmethod
+    def ending(cls, error: RagkeelError) -> ErrorEvent:
+        """The fatal event of ``error``."""
+        return cls(error.code, str(error), fatal=True, error=error)
 
 
 AnswerEvent = RetrievalEvent | TokenEvent | CitationEvent | DoneEvent | ErrorEvent

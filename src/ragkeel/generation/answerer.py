@@ -218,7 +218,7 @@ class Answerer:
             scope = _scope(collection, flt)
             yield from self._events(question, scope, mode or self.mode, budget, output_schema)
         except RagkeelError as exc:
-            yield ErrorEvent(exc.code, str(exc), fatal=True)
+            yield ErrorEvent.ending(exc)
 
     def _events(
         self,

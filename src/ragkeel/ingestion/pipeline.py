@@ -76,9 +76,9 @@ class IngestionPipeline:
         for name, error in scan.errors:
             report.files.append(_failed(name, error))
         for path, reason in scan.skipped:
-            report.files.append(
-                FileResult(str(path), "skipped", error_code=reason.code, error_message=str(reason))
-            )
+            skipped = FileResult(str(path), "skipped")
+            skipped.failed_with(reason)
+            report.files.append(skipped)
         notify = progress or (lambda *_: None)
         notify("start", None, report)
         pending: list[_Pending] = []
@@ -234,9 +234,10 @@ def _chunk_id(collection: str, doc_id: str, content_hash: str, ordinal: int) -> 
 
 def _fail(result: FileResult, error: RagkeelError) -> None:
     result.status = "failed" if not result.documents else "partial"
-    result.error_code = error.code
-    result.error_message = str(error)
+    result.failed_with(error)
 
 
 def _failed(name: str, error: IngestError) -> FileResult:
-    return FileResult(name, "failed", error_code=error.code, error_message=str(error))
+    result = FileResult(name, "failed")
+    result.failed_with(error)
+    return result

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from ragkeel.errors import RagkeelError
+
 FileStatus = Literal["ingested", "unchanged", "partial", "failed", "skipped", "pruned"]
 
 
@@ -18,6 +20,11 @@ class FileResult:
     error_code: str | None = None
     error_message: str | None = None
     record_errors: list[dict[str, str]] = field(default_factory=list)
+    error: type[RagkeelError] | None = field(default=None, repr=False)  # the failure's class
+
+    def failed_with(self, error: RagkeelError) -> None:
+        """Record ``error`` (its class, code and message) as this file's failure."""
+        self.error, self.error_code, self.error_message = type(error), error.code, str(error)
 
 
 @dataclass(slots=True)
@@ -49,5 +56,7 @@ class IngestReport:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        for file in data["files"]:
+            del file["error"]  # a class: what it means is in error_code
         data["exit_code"] = self.exit_code
         return data

@@ -20,6 +20,7 @@ from ragkeel.api.errors import (
     NotFoundError,
     ProblemError,
     UnsupportedMediaTypeError,
+    status_for,
 )
 from ragkeel.api.schemas import (
     DeletedOut,
@@ -125,6 +126,7 @@ def _reported(report: IngestOut) -> JSONResponse:
         raise ProblemError(
             first.error_code or "INGEST_ERROR",
             first.error_message or "nothing could be ingested",
+            status=status_for(first.error) if first.error else 422,
             extra={"report": body},
         )
     return JSONResponse(body)

@@ -28,7 +28,7 @@ from ragkeel.api.errors import (
     OutputSchemaUnsupportedError,
     client_message,
     error_payload,
-    status_for_code,
+    status_for,
 )
 from ragkeel.api.event_pump import EventPump
 from ragkeel.api.schemas import (
@@ -128,7 +128,7 @@ def encode(item: StreamItem) -> bytes:
             "message": client_message(item.code, item.message),  # the trace has it whole
         }
         if item.fatal:
-            payload["status"] = status_for_code(item.code)
+            payload["status"] = status_for(item.error) if item.error else 500
         return frame({**payload, "fatal": item.fatal}, event="error")
     assert isinstance(item, Finished)
     answer = AnswerOut.from_answer(item.answer, item.trace_id)
