@@ -224,3 +224,11 @@ def test_closing_the_answer_stream_cancels_generation(retriever: HybridRetriever
     assert next(events).kind == "token"
     events.close()
     assert model.calls == 1 and model.cancelled == 1
+
+
+def test_k_is_per_question_not_set_on_the_shared_answerer(retriever: HybridRetriever) -> None:
+    flow = answerer(retriever, ScriptedChatModel([GOOD]), k=3)
+    assert len(flow.answer(ON_TOPIC, k=1).hits) == 1
+    assert len(flow.answer(ON_TOPIC).hits) == 3 and flow.k == 3
+    events = list(flow.stream(ON_TOPIC, k=0))
+    assert isinstance(events[-1], ErrorEvent) and events[-1].code == "QUERY_INVALID"

@@ -67,8 +67,13 @@ def start_answer(
     output_schema: dict[str, Any] | None = None,
 ) -> EventPump[StreamItem]:
     """The answer's events, produced in a thread as soon as they are iterated."""
-    events = state.answerer_for(k).stream(
-        question, collection=collection, mode=mode, budget=budget, output_schema=output_schema
+    events = state.answerer.stream(
+        question,
+        collection=collection,
+        mode=mode,
+        budget=budget,
+        output_schema=output_schema,
+        k=k,
     )
     source = _traced(state.container, events, question, route)
     pump: EventPump[StreamItem] = EventPump(source, name="ragkeel-answer")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import logging
 import threading
 import time
@@ -41,15 +40,6 @@ class ApiState:
     @property
     def answerer(self) -> Answerer:
         return self.answerer_override or self.container.answerer
-
-    def answerer_for(self, k: int | None) -> Answerer:
-        """The answerer, retrieving ``k`` chunks instead of its default when ``k`` is given
-        (a shallow copy: the retriever, model, gate and template are shared)."""
-        if k is None or k == self.answerer.k:
-            return self.answerer
-        custom = copy.copy(self.answerer)
-        custom.k = k
-        return custom
 
     def admit(
         self,

@@ -193,11 +193,13 @@ class Answerer:
         mode: GenerationMode | None = None,
         budget: Budget = NO_BUDGET,
         output_schema: Mapping[str, Any] | None = None,
+        k: int | None = None,
     ) -> Answer:
         """The final answer. ``output_schema``: reply with one JSON value valid against it
-        (prompt ``answer_json_v1``, schema-constrained decoding where the model allows)."""
+        (prompt ``answer_json_v1``, schema-constrained decoding where the model allows);
+        ``k``: chunks to retrieve for this question (default: the answerer's)."""
         scope = _scope(collection, flt)
-        events = self._events(question, scope, mode or self.mode, budget, output_schema)
+        events = self._events(question, scope, mode or self.mode, budget, output_schema, k)
         for event in events:
             if isinstance(event, DoneEvent):
                 return event.answer
@@ -212,11 +214,16 @@ class Answerer:
         mode: GenerationMode | None = None,
         budget: Budget = NO_BUDGET,
         output_schema: Mapping[str, Any] | None = None,
+        k: int | None = None,
     ) -> Generator[AnswerEvent, None, None]:
-        """The events of answering ``question`` (see ``answer.py``); ``close()`` it to cancel."""
+        """The events of answering ``question`` (see ``answer.py``); ``close()`` it to cancel.
+        Everything that may change per question is an argument here (nothing is set on the
+        shared answerer)."""
         try:
             scope = _scope(collection, flt)
-            yield from self._events(question, scope, mode or self.mode, budget, output_schema)
+            if k is not None and k < 1:
+                raise QueryError(f"k must be at least 1, got {k}", hint="ask for 1 or more chunks")
+            yield from self._events(question, scope, mode or self.mode, budget, output_schema, k)
         except RagkeelError as exc:
             yield ErrorEvent.ending(exc)
 
@@ -227,9 +234,10 @@ class Answerer:
         mode: GenerationMode,
         budget: Budget,
         schema: Mapping[str, Any] | None = None,
+        k: int | None = None,
     ) -> Iterator[AnswerEvent]:
         clock = _Clock()
-        result = self.retriever.search(question, self.k, mode=self.retrieval_mode, flt=flt)
+        result = self.retriever.search(question, k or self.k, mode=self.retrieval_mode, flt=flt)
         clock.lap(names.STAGE_RETRIEVE)
         for stage in _RETRIEVAL_STAGES:
             if (key := names.SEARCH_TIMINGS[stage]) in result.timings_ms:
