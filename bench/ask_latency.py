@@ -18,7 +18,7 @@ from pathlib import Path
 
 from common import DATASETS, REPO, commit, machine, pct, today
 from ragkeel.container import Container
-from ragkeel.evaluation.datasets import load_beir
+from ragkeel.evaluation.datasets.beir import load_beir
 from ragkeel.gateway.gguf_files import MODELS
 from ragkeel.settings import load_settings
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from common import DATASETS, REPO, commit, machine, pct, today
 from ragkeel.container import Container
-from ragkeel.evaluation.datasets import load_beir
+from ragkeel.evaluation.datasets.beir import load_beir
 from ragkeel.settings import load_settings
 from ragkeel.storage.filters import Filter
 

@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 
 from common import DATASETS, commit, machine, pct, today
-from ragkeel.evaluation.datasets import load_beir
-from ragkeel.evaluation.retrieval_metrics import evaluate
+from ragkeel.evaluation.datasets.beir import load_beir
+from ragkeel.evaluation.metrics.retrieval import evaluate
 from ragkeel.storage.analyzer import analyze
 from ragkeel.storage.filters import Filter
 from ragkeel.storage.sqlite import SqliteDocumentStore

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from common import DATASETS, REPO, commit, machine, pct, peak_rss_mib, today
 from ragkeel.container import Container
-from ragkeel.evaluation.datasets import BeirDataset, load_beir
-from ragkeel.evaluation.runner import collection_name, evaluate_beir, index_corpus
+from ragkeel.evaluation.datasets.beir import BeirDataset, load_beir
+from ragkeel.evaluation.run.retrieval import collection_name, evaluate_beir, index_corpus
 from ragkeel.settings import load_settings
 from ragkeel.storage.filters import Filter
 

@@ -11,12 +11,12 @@ Method (the cheapest honest one; the 1.5B model takes ~10 s an answer on 2 cores
 
 1. Workload: a seeded sample of XQuAD-en (``--n-xquad``) and SciFact test claims
    (``--n-scifact``) plus the answerable cases of a seeded sample of the curated set, loaded with
-   ``ragkeel.evaluation.dataset_loading.load_dataset`` and ingested into their ``eval-<name>``
+   ``ragkeel.evaluation.run.loading.load_dataset`` and ingested into their ``eval-<name>``
    collections of ``--home`` (ONNX MiniLM; the SciFact vectors come from the embedding cache of
    ``bench/out/scifact-fresh`` when the home has none yet).
 2. Always-strong: every question is answered ONCE by the 1.5B model through the normal answer
    flow (``Container.answerer``, gate and citation checks on), scored with
-   ``ragkeel.evaluation.answer_metrics.score_answer``.
+   ``ragkeel.evaluation.metrics.answers.score_answer``.
 3. Each question's route is the pure ``route(hints, rules)`` with default ``RoutingRules`` on
    the retrieval confidence that answer recorded (top dense cosine from its gate decision,
    margin = top minus second fused score of its hits: exactly ``RoutingHints`` as the answerer
@@ -27,7 +27,7 @@ Method (the cheapest honest one; the 1.5B model takes ~10 s an answer on 2 cores
 
 Quality per arm: contains / token F1 (XQuAD, over its gold spans), grounded share, citation
 validity, answered share; strong vs routing-on compared per question with
-``ragkeel.evaluation.stats.paired_permutation_test`` (per-query scores, 10,000 sign flips).
+``ragkeel.evaluation.metrics.stats.paired_permutation_test`` (per-query scores, 10,000 sign flips).
 
     .venv/bin/python bench/routing_cost.py [--n-xquad 12] [--n-scifact 8] [--n-curated 12]
         [--seed 3] [--home bench/out/routing-home]
@@ -48,11 +48,11 @@ from typing import Any
 
 from common import DATASETS, REPO, commit, machine, today
 from ragkeel.container import Container
-from ragkeel.evaluation.answer_metrics import score_answer
 from ragkeel.evaluation.cases import EvalDataset
-from ragkeel.evaluation.dataset_loading import load_dataset
-from ragkeel.evaluation.eval_config import DatasetConfig
-from ragkeel.evaluation.stats import paired_permutation_test
+from ragkeel.evaluation.metrics.answers import score_answer
+from ragkeel.evaluation.metrics.stats import paired_permutation_test
+from ragkeel.evaluation.run.config import DatasetConfig
+from ragkeel.evaluation.run.loading import load_dataset
 from ragkeel.gateway.base import RoutingHints, Usage
 from ragkeel.gateway.pricing import PriceTable
 from ragkeel.gateway.router import RoutingRules, route

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from common import DATASETS, REPO
 from ragkeel.container import Container
-from ragkeel.evaluation.datasets import BeirDataset, load_beir
-from ragkeel.evaluation.retrieval_metrics import evaluate
-from ragkeel.evaluation.runner import collection_name
+from ragkeel.evaluation.datasets.beir import BeirDataset, load_beir
+from ragkeel.evaluation.metrics.retrieval import evaluate
+from ragkeel.evaluation.run.retrieval import collection_name
 from ragkeel.retrieval.fusion import dbsf, ranked, rrf, weighted
 from ragkeel.settings import load_settings
 from ragkeel.storage.filters import Filter

@@ -20,7 +20,7 @@
     ├── FilterError                   FILTER_INVALID
     ├── QueryError                    QUERY_INVALID
     └── DatasetError                  DATASET_INVALID  an evaluation data set is missing or malformed
-        └── DatasetMismatchError      DATASET_MISMATCH two runs compared on different data (evaluation/gate.py)
+        └── DatasetMismatchError      DATASET_MISMATCH two runs compared on different data (evaluation/reports/gate.py)
 
 Messages say what went wrong *and* what to do. Errors are never swallowed: the ingestion
 pipeline records per-file errors in its report (and the CLI exit status), it does not drop them.

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ragkeel.evaluation.trec import read_trec_run
+from ragkeel.evaluation.reports.trec import read_trec_run
 
 TOPICS = [
     "volcano eruption lava",

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from ragkeel.cli.eval_run import register
 from ragkeel.errors import ConfigError
-from ragkeel.evaluation.results import read_results
+from ragkeel.evaluation.reports.results import read_results
 
 HERE = Path(__file__).resolve().parent
 

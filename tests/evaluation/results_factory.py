@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ragkeel.evaluation.results import Row, aggregate
+from ragkeel.evaluation.reports.results import Row, aggregate
 
 Scores = Mapping[tuple[str, str], Mapping[str, float | None]]
 

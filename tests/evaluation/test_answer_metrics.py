@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from answer_fixtures import OFF_TOPIC, ON_TOPIC, answer_index, ask
 
-from ragkeel.evaluation.answer_metrics import (
+from ragkeel.evaluation.cases import EvalCase
+from ragkeel.evaluation.metrics.answers import (
     SCORE_KEYS,
     abstention_summary,
     citation_validity,
@@ -26,7 +27,6 @@ from ragkeel.evaluation.answer_metrics import (
     score_answer,
     token_f1,
 )
-from ragkeel.evaluation.cases import EvalCase
 from ragkeel.generation.answer import Answer
 from ragkeel.generation.templates import REFUSAL_PHRASE
 from ragkeel.types import Citation

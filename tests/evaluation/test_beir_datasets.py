@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from ragkeel.errors import DatasetError
-from ragkeel.evaluation.datasets import BeirDocument, load_beir
+from ragkeel.evaluation.datasets.beir import BeirDocument, load_beir
 
 _DEFAULT = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "scifact"  # repo/../shared
 SCIFACT = Path(os.environ.get("RAGKEEL_SCIFACT_DIR", str(_DEFAULT)))

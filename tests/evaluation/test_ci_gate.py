@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 
 from ragkeel.container import Container
-from ragkeel.evaluation.eval_config import load_eval_config
-from ragkeel.evaluation.gate import GateResult, evaluate_gate, load_gate_config
-from ragkeel.evaluation.harness import RESULTS_FILE, run_eval
-from ragkeel.evaluation.results_view import EvalResults, load_results
+from ragkeel.evaluation.reports.gate import GateResult, evaluate_gate, load_gate_config
+from ragkeel.evaluation.reports.results_view import EvalResults, load_results
+from ragkeel.evaluation.run.config import load_eval_config
+from ragkeel.evaluation.run.harness import RESULTS_FILE, run_eval
 
 REPO = Path(__file__).resolve().parents[2]
 CI_CONFIG = REPO / "evals" / "ci-smoke.yaml"

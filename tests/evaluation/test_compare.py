@@ -12,9 +12,9 @@ from results_factory import default_ops, make_results, uniform, write
 from rich.console import Console
 
 from ragkeel.errors import DatasetError
-from ragkeel.evaluation.compare import OVERALL, compare, dataset_mismatches
-from ragkeel.evaluation.compare_table import render_table
-from ragkeel.evaluation.results_view import load_results, parse_results
+from ragkeel.evaluation.reports.compare import OVERALL, compare, dataset_mismatches
+from ragkeel.evaluation.reports.compare_table import render_table
+from ragkeel.evaluation.reports.results_view import load_results, parse_results
 
 
 def two_sets(f1_sq: list[float | None], ndcg_sf: list[float]) -> dict[tuple[str, str], dict]:

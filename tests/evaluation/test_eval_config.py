@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from ragkeel.errors import ConfigError
-from ragkeel.evaluation.eval_config import config_snapshot, load_eval_config, parse_eval_config
+from ragkeel.evaluation.run.config import config_snapshot, load_eval_config, parse_eval_config
 
 MINIMAL = {"name": "t", "datasets": [{"name": "a", "kind": "beir", "path": "data/beir"}]}
 

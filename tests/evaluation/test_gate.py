@@ -10,7 +10,7 @@ import pytest
 from results_factory import default_ops, make_results, uniform
 
 from ragkeel.errors import ConfigError
-from ragkeel.evaluation.gate import (
+from ragkeel.evaluation.reports.gate import (
     DatasetMismatchError,
     GateConfig,
     MetricMismatchError,
@@ -18,8 +18,8 @@ from ragkeel.evaluation.gate import (
     load_gate_config,
     slim_results,
 )
-from ragkeel.evaluation.results import write_results
-from ragkeel.evaluation.results_view import EvalResults, load_results, parse_results
+from ragkeel.evaluation.reports.results import write_results
+from ragkeel.evaluation.reports.results_view import EvalResults, load_results, parse_results
 
 REPO = Path(__file__).resolve().parents[2]
 F1_ONLY = GateConfig.model_validate({"metrics": {"f1": {"tolerance": 0.03}}})

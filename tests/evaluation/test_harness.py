@@ -14,11 +14,11 @@ from eval_fixtures import TESTSET, TOPICS, make_tree
 
 from ragkeel.container import Container
 from ragkeel.errors import ConfigError
-from ragkeel.evaluation.dataset_loading import sample_beir_corpus
-from ragkeel.evaluation.eval_config import EvalConfig, load_eval_config
-from ragkeel.evaluation.harness import RESULTS_FILE, run_eval
-from ragkeel.evaluation.qa_datasets import load_beir_cases
-from ragkeel.evaluation.results import EvalResults, read_results
+from ragkeel.evaluation.datasets.loaders import load_beir_cases
+from ragkeel.evaluation.reports.results import EvalResults, read_results
+from ragkeel.evaluation.run.config import EvalConfig, load_eval_config
+from ragkeel.evaluation.run.harness import RESULTS_FILE, run_eval
+from ragkeel.evaluation.run.loading import sample_beir_corpus
 from ragkeel.gateway.base import ChatModel
 from ragkeel.gateway.providers.scripted import ScriptedChatModel
 from ragkeel.observability.trace_store import SqliteTraceStore

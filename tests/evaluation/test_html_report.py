@@ -8,10 +8,10 @@ import re
 from pathlib import Path
 
 from ragkeel.container import Container
-from ragkeel.evaluation.eval_config import load_eval_config
-from ragkeel.evaluation.harness import run_eval
-from ragkeel.evaluation.html_report import primary_metric, render_report, write_report
-from ragkeel.evaluation.results import SCHEMA, EvalResults, Row, aggregate
+from ragkeel.evaluation.reports.html import primary_metric, render_report, write_report
+from ragkeel.evaluation.reports.results import SCHEMA, EvalResults, Row, aggregate
+from ragkeel.evaluation.run.config import load_eval_config
+from ragkeel.evaluation.run.harness import run_eval
 
 from eval_fixtures import make_tree  # isort: skip
 

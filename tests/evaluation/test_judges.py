@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from answer_fixtures import ON_TOPIC, answer_index, ask
 
-from ragkeel.evaluation.judges import (
+from ragkeel.evaluation.metrics.judges import (
     LLMJudge,
     answer_sources,
     load_judge_prompt,

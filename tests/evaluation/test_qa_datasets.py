@@ -11,8 +11,8 @@ import pytest
 
 from ragkeel.errors import DatasetError
 from ragkeel.evaluation.cases import EvalCase
-from ragkeel.evaluation.dataset_files import files_sha256, sample_cases, slugify
-from ragkeel.evaluation.qa_datasets import (
+from ragkeel.evaluation.datasets.files import files_sha256, sample_cases, slugify
+from ragkeel.evaluation.datasets.loaders import (
     case_to_json,
     load_beir_cases,
     load_csv_qa,

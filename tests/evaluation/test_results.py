@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from ragkeel.errors import DatasetError
-from ragkeel.evaluation.results import (
+from ragkeel.evaluation.reports.results import (
     SCHEMA,
     EvalResults,
     Row,

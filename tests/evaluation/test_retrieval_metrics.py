@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ragkeel.errors import ConfigError, DatasetError
-from ragkeel.evaluation.retrieval_metrics import (
+from ragkeel.evaluation.metrics.retrieval import (
     DEFAULT_METRICS,
     Qrels,
     Run,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ragkeel.errors import DatasetError
-from ragkeel.evaluation.report import (
+from ragkeel.evaluation.reports.retrieval_report import (
     RetrievalReport,
     latency_percentiles,
     write_text_atomic,

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from ragkeel.evaluation.stats import bootstrap_ci, paired_permutation_test
+from ragkeel.evaluation.metrics.stats import bootstrap_ci, paired_permutation_test
 
 
 def test_all_equal_improvements_on_three_queries_is_two_of_eight() -> None:

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 from ragkeel.cli.eval_cases import register
 from ragkeel.errors import DatasetError
-from ragkeel.evaluation.testset import load_testset, write_case
-from ragkeel.evaluation.trace_cases import case_from_trace
+from ragkeel.evaluation.datasets.testset import load_testset, write_case
+from ragkeel.evaluation.datasets.trace_cases import case_from_trace
 from ragkeel.generation.tracing import trace_from_answer
 from ragkeel.observability import names
 from ragkeel.observability.trace import Trace

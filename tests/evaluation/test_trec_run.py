@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ragkeel.errors import DatasetError
-from ragkeel.evaluation.retrieval_metrics import Run
-from ragkeel.evaluation.trec import read_trec_run, write_trec_run
+from ragkeel.evaluation.metrics.retrieval import Run
+from ragkeel.evaluation.reports.trec import read_trec_run, write_trec_run
 
 
 def test_lines_are_in_trec_order_with_one_based_ranks(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from pydantic_core import PydanticCustomError
 from ragkeel.api.errors import client_message
 from ragkeel.api.limits import check_json_depth, non_finite_at
 from ragkeel.errors import RagkeelError
-from ragkeel.evaluation.answer_metrics import schema_problem
+from ragkeel.evaluation.metrics.answers import schema_problem
 from ragkeel.generation.answer import Answer
 from ragkeel.generation.answerer import SCHEMA_UNSUPPORTED_DETAIL
 from ragkeel.ingestion.report import FileResult

@@ -13,8 +13,8 @@ from ragkeel.cli import eval_gate, eval_run
 from ragkeel.cli.choices import ModeChoice, as_mode
 from ragkeel.cli.eval_cases import register as register_case_commands
 from ragkeel.container import Container
-from ragkeel.evaluation.datasets import load_beir
-from ragkeel.evaluation.runner import evaluate_beir
+from ragkeel.evaluation.datasets.beir import load_beir
+from ragkeel.evaluation.run.retrieval import evaluate_beir
 from ragkeel.retrieval.hybrid import MODES, Mode
 from ragkeel.settings import load_settings
 

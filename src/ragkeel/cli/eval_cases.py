@@ -1,7 +1,8 @@
 """``ragkeel eval add-case --from-trace ID [--expect answer|cannot_answer] [--reference TEXT]...
 [--tag T]... [--id ID] [--to evals/cases/regressions.jsonl]``: turn a recorded trace into one
-line of a test set (``evaluation/trace_cases.py``, ``evaluation/testset.py``). A case whose id the
-file already has is refused, so adding the same trace twice does not duplicate it."""
+line of a test set (``evaluation/datasets/trace_cases.py``, ``evaluation/datasets/testset.py``).
+A case whose id the file already has is refused, so adding the same trace twice does not
+duplicate it."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ import typer
 
 from ragkeel.container import Container
 from ragkeel.evaluation.cases import Expect
-from ragkeel.evaluation.testset import write_case
-from ragkeel.evaluation.trace_cases import case_from_trace, observed_expect
+from ragkeel.evaluation.datasets.testset import write_case
+from ragkeel.evaluation.datasets.trace_cases import case_from_trace, observed_expect
 from ragkeel.observability.trace_store import TraceNotFoundError
 from ragkeel.settings import load_settings
 

@@ -20,12 +20,17 @@ from rich.table import Table
 from rich.text import Text
 
 from ragkeel.errors import RagkeelError
-from ragkeel.evaluation.compare import OVERALL, compare
-from ragkeel.evaluation.compare_table import render_table
-from ragkeel.evaluation.gate import GateResult, evaluate_gate, load_gate_config, slim_results
-from ragkeel.evaluation.results import EvalResults as ResultsDocument
-from ragkeel.evaluation.results import write_results
-from ragkeel.evaluation.results_view import EvalResults, load_results
+from ragkeel.evaluation.reports.compare import OVERALL, compare
+from ragkeel.evaluation.reports.compare_table import render_table
+from ragkeel.evaluation.reports.gate import (
+    GateResult,
+    evaluate_gate,
+    load_gate_config,
+    slim_results,
+)
+from ragkeel.evaluation.reports.results import EvalResults as ResultsDocument
+from ragkeel.evaluation.reports.results import write_results
+from ragkeel.evaluation.reports.results_view import EvalResults, load_results
 
 EXIT_REGRESSION = 1
 EXIT_INVALID = 2

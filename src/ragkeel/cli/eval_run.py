@@ -25,10 +25,10 @@ from rich.progress import (
 from rich.table import Table
 
 from ragkeel.container import Container
-from ragkeel.evaluation.eval_config import load_eval_config
-from ragkeel.evaluation.harness import RESULTS_FILE, run_eval
-from ragkeel.evaluation.html_report import REPORT_FILE, write_report
-from ragkeel.evaluation.results import EvalResults
+from ragkeel.evaluation.reports.html import REPORT_FILE, write_report
+from ragkeel.evaluation.reports.results import EvalResults
+from ragkeel.evaluation.run.config import load_eval_config
+from ragkeel.evaluation.run.harness import RESULTS_FILE, run_eval
 
 RESULTS_DIR = "results"  # default output: <home of the run>/results/
 

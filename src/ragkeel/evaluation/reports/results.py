@@ -6,7 +6,7 @@ rows by :func:`aggregate`. Every metric is "higher is better" in [0, 1]; ``None`
 ``null``) means *not applicable* (a SQuAD question has no ``format_ok``, a case without
 relevance has no ``ndcg@10``) and is left out of every mean, never counted as 0. A case that
 failed to run has an ``error`` and scores 0 on the metrics that apply to it (see
-``harness.failed_metrics``), so a crash cannot raise a mean.
+``run/scoring.failed_metrics``), so a crash cannot raise a mean.
 
 Beyond the contract, ``run`` says how the run went (cases planned and run, whether a limit cut
 it, ingest summaries); readers ignore keys they do not know. The file is written atomically.

@@ -18,9 +18,14 @@ from pathlib import Path
 
 from ragkeel.errors import DatasetError
 from ragkeel.evaluation.cases import CorpusSpec, EvalDataset
-from ragkeel.evaluation.dataset_files import malformed, write_if_changed
-from ragkeel.evaluation.eval_config import DatasetConfig
-from ragkeel.evaluation.qa_datasets import load_beir_cases, load_csv_qa, load_squad, load_testset
+from ragkeel.evaluation.datasets.files import malformed, write_if_changed
+from ragkeel.evaluation.datasets.loaders import (
+    load_beir_cases,
+    load_csv_qa,
+    load_squad,
+    load_testset,
+)
+from ragkeel.evaluation.run.config import DatasetConfig
 
 COLLECTION_PREFIX = "eval-"
 

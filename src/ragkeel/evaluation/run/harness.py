@@ -30,25 +30,25 @@ from pathlib import Path
 from typing import Protocol
 
 from ragkeel.errors import ConfigError, RagkeelError
-from ragkeel.evaluation.answer_metrics import score_answer
-from ragkeel.evaluation.case_scoring import (
-    JudgeFn,
-    failed_metrics,
-    make_judge,
-    retrieval_scores,
-    row_from_answer,
-    row_from_error,
-)
 from ragkeel.evaluation.cases import EvalCase, EvalDataset
-from ragkeel.evaluation.dataset_loading import load_dataset
-from ragkeel.evaluation.eval_config import EvalConfig, config_snapshot
-from ragkeel.evaluation.results import (
+from ragkeel.evaluation.metrics.answers import score_answer
+from ragkeel.evaluation.reports.results import (
     EvalResults,
     Row,
     aggregate,
     dataset_info,
     git_commit,
     write_results,
+)
+from ragkeel.evaluation.run.config import EvalConfig, config_snapshot
+from ragkeel.evaluation.run.loading import load_dataset
+from ragkeel.evaluation.run.scoring import (
+    JudgeFn,
+    failed_metrics,
+    make_judge,
+    retrieval_scores,
+    row_from_answer,
+    row_from_error,
 )
 from ragkeel.gateway.base import ChatModel
 from ragkeel.generation.answerer import Answerer

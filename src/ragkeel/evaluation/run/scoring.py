@@ -3,11 +3,11 @@ answer metrics, the judge verdict, and the answer, context, latency, tokens and 
 them.
 
 Retrieval metrics (``ndcg@K``, ``recall@K``, ``mrr@K``, ``p@K``, ``hit@K``) use the trec_eval
-functions of :mod:`retrieval_metrics` on the hits pooled to documents: a document scores its
-best chunk. Relevance is the case's graded ``qrels`` (BEIR), else its ``relevant_doc_ids`` (grade
-1 each), else, for sets that name source files (csv_qa), the corpus files whose *name* matches
-one of ``relevant_source_globs`` — then hits pool to file names. A case with no relevant
-document has no retrieval metrics (None). A case that failed to run scores 0 on every metric
+functions of :mod:`~ragkeel.evaluation.metrics.retrieval` on the hits pooled to documents: a
+document scores its best chunk. Relevance is the case's graded ``qrels`` (BEIR), else its
+``relevant_doc_ids`` (grade 1 each), else, for sets that name source files (csv_qa), the corpus
+files whose *name* matches one of ``relevant_source_globs`` — then hits pool to file names. A
+case with no relevant document has no retrieval metrics (None). A case that failed to run scores 0 on every metric
 that applies to it (:func:`failed_metrics`), so a crash never raises a mean.
 """
 
@@ -20,11 +20,11 @@ from functools import lru_cache
 from pathlib import Path
 
 from ragkeel.errors import RagkeelError
-from ragkeel.evaluation.answer_metrics import SCORE_KEYS
 from ragkeel.evaluation.cases import EvalCase, EvalDataset
-from ragkeel.evaluation.judges import LLMJudge, answer_sources
-from ragkeel.evaluation.results import JudgeRow, Row
-from ragkeel.evaluation.retrieval_metrics import mrr_at_k, ndcg_at_k, precision_at_k, recall_at_k
+from ragkeel.evaluation.metrics.answers import SCORE_KEYS
+from ragkeel.evaluation.metrics.judges import LLMJudge, answer_sources
+from ragkeel.evaluation.metrics.retrieval import mrr_at_k, ndcg_at_k, precision_at_k, recall_at_k
+from ragkeel.evaluation.reports.results import JudgeRow, Row
 from ragkeel.gateway.base import ChatModel
 from ragkeel.generation.answer import Answer
 from ragkeel.generation.tracing import INTERNAL_ERROR

@@ -178,7 +178,7 @@ def parse_eval_config(data: Any, *, base: Path, source: str = "<eval config>") -
             problems.append(f"{key}: {err['msg']}")
         raise ConfigError(
             f"{source}: invalid eval config: " + "; ".join(problems),
-            hint="see ragkeel/evaluation/eval_config.py for the keys",
+            hint="see ragkeel/evaluation/run/config.py for the keys",
         ) from exc
     if config.home is None:
         home = base.resolve() / DEFAULT_HOME_DIR / config.name

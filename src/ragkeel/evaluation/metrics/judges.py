@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 import yaml
 
-from ragkeel.evaluation.answer_metrics import parse_json_reply
+from ragkeel.evaluation.metrics.answers import parse_json_reply
 from ragkeel.gateway.base import ChatMessage, ChatModel, ChatRequest
 from ragkeel.generation.answer import Answer
 from ragkeel.generation.context import pack_context
@@ -76,12 +76,12 @@ def load_judge_prompt(version: str = DEFAULT_JUDGE_PROMPT) -> JudgePrompt:
     """The prompt ``prompts/<version>.yaml``; ``TemplateError`` if missing or malformed."""
     if not _VERSION.match(version):
         raise TemplateError(f"invalid judge prompt version {version!r}")
-    resource = resources.files("ragkeel.evaluation").joinpath("prompts", f"{version}.yaml")
+    resource = resources.files("ragkeel.evaluation.metrics").joinpath("prompts", f"{version}.yaml")
     try:
         data = yaml.safe_load(resource.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise TemplateError(
-            f"no judge prompt {version!r}", hint="see evaluation/prompts/"
+            f"no judge prompt {version!r}", hint="see evaluation/metrics/prompts/"
         ) from None
     except (OSError, yaml.YAMLError) as exc:
         raise TemplateError(f"judge prompt {version!r} is unreadable: {exc}") from exc

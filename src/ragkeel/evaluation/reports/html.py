@@ -28,7 +28,7 @@ matplotlib.use("Agg")  # never a GUI backend, also when pyplot is imported elsew
 from jinja2 import Environment, PackageLoader, select_autoescape
 from matplotlib.figure import Figure
 
-from ragkeel.evaluation.results import EvalResults, MetricMean, Row
+from ragkeel.evaluation.reports.results import EvalResults, MetricMean, Row
 from ragkeel.observability import names
 
 REPORT_FILE = "report.html"
@@ -42,7 +42,7 @@ _PRIMARY = ("judge", "f1", "ndcg@{k}", "grounded_share", "correct_abstention")
 _STAGES = (names.STAGE_TOTAL, *names.OPS_STAGES[:-1])  # total first
 
 _ENV = Environment(
-    loader=PackageLoader("ragkeel.evaluation", "templates"),
+    loader=PackageLoader("ragkeel.evaluation.reports", "templates"),
     autoescape=select_autoescape(default=True, default_for_string=True),
     trim_blocks=True,
     lstrip_blocks=True,

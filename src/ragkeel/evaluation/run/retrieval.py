@@ -1,7 +1,7 @@
 """Retrieval evaluation on a BEIR data set: index the corpus into its own collection (a re-run
 skips unchanged documents, so the index is reused), run every query of the split through the
 ``HybridRetriever``, pool chunk hits to documents (a document scores its best chunk), score
-with ``retrieval_metrics``, and write a TREC run file plus a JSON report."""
+with ``metrics.retrieval``, and write a TREC run file plus a JSON report."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ragkeel.evaluation.datasets import BeirDataset
-from ragkeel.evaluation.report import RetrievalReport, latency_percentiles
-from ragkeel.evaluation.retrieval_metrics import DEFAULT_METRICS, evaluate
-from ragkeel.evaluation.trec import write_trec_run
+from ragkeel.evaluation.datasets.beir import BeirDataset
+from ragkeel.evaluation.metrics.retrieval import DEFAULT_METRICS, evaluate
+from ragkeel.evaluation.reports.retrieval_report import RetrievalReport, latency_percentiles
+from ragkeel.evaluation.reports.trec import write_trec_run
 from ragkeel.ingestion.pipeline import IngestionPipeline
 from ragkeel.ingestion.report import IngestReport
 from ragkeel.retrieval.hybrid import HybridRetriever, Mode

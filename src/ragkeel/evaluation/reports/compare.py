@@ -10,8 +10,8 @@ side (null on both means "not applicable", e.g. retrieval metrics of a case with
 metric present on one side only is listed in ``missing`` (it never silently "passes").
 Rows present on one side only are listed in ``only_in_a`` / ``only_in_b``.
 
-Files are read with :func:`ragkeel.evaluation.results_view.load_results`; tables for people come
-from :mod:`ragkeel.evaluation.compare_table`.
+Files are read with :func:`ragkeel.evaluation.reports.results_view.load_results`; tables for
+people come from :mod:`ragkeel.evaluation.reports.compare_table`.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from ragkeel.evaluation.results_view import EvalResults, ResultRow
-from ragkeel.evaluation.stats import bootstrap_ci, complete_pairs, paired_permutation_test
+from ragkeel.evaluation.metrics.stats import bootstrap_ci, complete_pairs, paired_permutation_test
+from ragkeel.evaluation.reports.results_view import EvalResults, ResultRow
 
 OVERALL = "overall"
 NEITHER = "in neither run"

@@ -3,7 +3,7 @@ comparisons and the gate need: data set checksums, per-row metrics keyed by ``(d
 the question and answer text (to show what changed) and ``aggregates.ops``.
 
 Files are read and validated against the full contract by
-:func:`ragkeel.evaluation.results.read_results` (one reader of the contract, next to its
+:func:`ragkeel.evaluation.reports.results.read_results` (one reader of the contract, next to its
 writer); :func:`parse_results` builds the view and still checks the few things it relies on
 (schema tag, numeric metrics, unique keys), so an in-memory document that is wrong gives a
 :class:`~ragkeel.errors.DatasetError` naming the problem rather than a ``KeyError`` deep inside
@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from ragkeel.errors import DatasetError
-from ragkeel.evaluation.results import SCHEMA as RESULTS_SCHEMA
-from ragkeel.evaluation.results import read_results
+from ragkeel.evaluation.reports.results import SCHEMA as RESULTS_SCHEMA
+from ragkeel.evaluation.reports.results import read_results
 
 RowKey = tuple[str, str]  # (dataset, id)
 

@@ -39,7 +39,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ragkeel.errors import ConfigError, DatasetError
-from ragkeel.evaluation.compare import (
+from ragkeel.evaluation.reports.compare import (
     NEITHER,
     OVERALL,
     Comparison,
@@ -47,7 +47,7 @@ from ragkeel.evaluation.compare import (
     dataset_mismatches,
     ops_value,
 )
-from ragkeel.evaluation.results_view import EvalResults
+from ragkeel.evaluation.reports.results_view import EvalResults
 from ragkeel.observability import names
 
 _EPS = 1e-12  # float slack when comparing a drop with its tolerance

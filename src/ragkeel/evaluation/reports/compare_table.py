@@ -1,4 +1,4 @@
-"""A :class:`~ragkeel.evaluation.compare.Comparison` as rich tables for the terminal: metric
+"""A :class:`~ragkeel.evaluation.reports.compare.Comparison` as rich tables for the terminal: metric
 deltas (significant changes coloured), metrics missing on one side, operations side by side,
 and the cases that changed most with both answers. Pure presentation: no numbers are computed
 here that ``Comparison.to_dict`` does not also carry."""
@@ -9,7 +9,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from ragkeel.evaluation.compare import Comparison, MetricComparison
+from ragkeel.evaluation.reports.compare import Comparison, MetricComparison
 
 SIGNIFICANT = 0.05  # colouring only; the gate has its own alpha
 _CLIP = 70

@@ -24,15 +24,15 @@ from jsonschema.exceptions import best_match
 from jsonschema.validators import Draft202012Validator
 
 from ragkeel.errors import DatasetError
-from ragkeel.evaluation.answer_metrics import schema_problem
 from ragkeel.evaluation.cases import CorpusSpec, EvalCase, EvalDataset
-from ragkeel.evaluation.dataset_files import (
+from ragkeel.evaluation.datasets.files import (
     files_sha256,
     malformed,
     require_file,
     sample_cases,
     slugify,
 )
+from ragkeel.evaluation.metrics.answers import schema_problem
 
 TAG_PATTERN = r"^[a-z0-9][a-z0-9_.-]*$"
 _TEXT = {"type": "string", "pattern": r"\S"}

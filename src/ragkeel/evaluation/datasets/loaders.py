@@ -1,6 +1,7 @@
-"""Data set loaders: every format becomes an ``EvalDataset`` of ``EvalCase``s (``cases.py``).
+"""Data set loaders: every format becomes an ``EvalDataset`` of ``EvalCase``s
+(``evaluation/cases.py``).
 
-- ``load_beir_cases``: a BEIR folder (``datasets.load_beir``); one case per query of the split,
+- ``load_beir_cases``: a BEIR folder (``beir.load_beir``); one case per query of the split,
   ``relevant_doc_ids`` the judged documents with a grade above 0, ``qrels`` all judgements; the
   corpus is the folder's ``corpus.jsonl``; no reference answers (retrieval metrics only).
 - ``load_squad``: SQuAD v1.1-style JSON (XQuAD); one case per question, every answer text a
@@ -14,7 +15,7 @@
   the two type columns (slugged); the corpus is ``docs_dir``.
 - ``load_testset`` / ``write_case`` / ``case_to_json``: ragkeel's own JSONL (``testset.py``).
 
-``limit`` takes a seeded, stable sample (``dataset_files.sample_cases``); ``sha256`` is the
+``limit`` takes a seeded, stable sample (``files.sample_cases``); ``sha256`` is the
 checksum of the source file(s). Malformed input is a ``DatasetError`` naming the file and the
 line (or the JSON path), never skipped.
 """
@@ -33,7 +34,8 @@ from jsonschema.validators import Draft202012Validator
 
 from ragkeel.errors import DatasetError
 from ragkeel.evaluation.cases import CorpusSpec, EvalCase, EvalDataset
-from ragkeel.evaluation.dataset_files import (
+from ragkeel.evaluation.datasets.beir import load_beir
+from ragkeel.evaluation.datasets.files import (
     files_sha256,
     malformed,
     require_file,
@@ -41,8 +43,7 @@ from ragkeel.evaluation.dataset_files import (
     slugify,
     write_if_changed,
 )
-from ragkeel.evaluation.datasets import load_beir
-from ragkeel.evaluation.testset import case_to_json, load_testset, write_case
+from ragkeel.evaluation.datasets.testset import case_to_json, load_testset, write_case
 
 __all__ = [
     "CSV_COLUMNS",

@@ -2,7 +2,7 @@
 
 Lines are written query by query (query ids sorted), each query's documents in trec_eval order
 (float32 score descending, ties by document id descending; see
-:func:`~ragkeel.evaluation.retrieval_metrics.trec_ranking`), with 1-based ranks. Scores are
+:func:`~ragkeel.evaluation.metrics.retrieval.trec_ranking`), with 1-based ranks. Scores are
 written with ``repr`` so reading the file back gives the exact same floats. When reading, the
 rank column is ignored, as trec_eval ignores it: only the scores define the order.
 """
@@ -13,8 +13,8 @@ import math
 from pathlib import Path
 
 from ragkeel.errors import DatasetError
-from ragkeel.evaluation.report import write_text_atomic
-from ragkeel.evaluation.retrieval_metrics import Run, trec_ranking
+from ragkeel.evaluation.metrics.retrieval import Run, trec_ranking
+from ragkeel.evaluation.reports.retrieval_report import write_text_atomic
 
 
 def write_trec_run(path: Path, run: Run, tag: str) -> None:

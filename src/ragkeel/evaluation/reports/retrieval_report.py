@@ -26,7 +26,7 @@ SCHEMA_VERSION = 1
 class RetrievalReport:
     """The outcome of evaluating one retrieval mode on one data set split.
 
-    ``metrics`` holds the means from :func:`ragkeel.evaluation.retrieval_metrics.evaluate`;
+    ``metrics`` holds the means from :func:`ragkeel.evaluation.metrics.retrieval.evaluate`;
     ``settings`` is a JSON-compatible snapshot of the configuration that produced them (values
     that are not JSON types are written with ``str()``, so secret types stay masked).
     """
