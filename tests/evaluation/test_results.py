@@ -101,6 +101,14 @@ def test_abstention_figures() -> None:
     assert ab["n_refused"] == 2 and ab["cannot_answer_precision"] == 0.5
 
 
+def test_a_retrieval_only_row_is_not_in_the_abstention_figures() -> None:
+    searched = row("s", {"ndcg@10": 1.0, "f1": None})
+    searched["answer"] = None  # searched, not answered (eval retrieval): no answer, no error
+    ab = aggregate([*ROWS, searched])["abstention"]
+    assert ab == aggregate(ROWS)["abstention"]
+    assert aggregate([searched])["abstention"]["n_answerable"] == 0
+
+
 def test_abstention_without_denominators_is_null() -> None:
     ab = aggregate([row("a", {})])["abstention"]
     assert ab["refused_when_unanswerable"] is None and ab["cannot_answer_precision"] is None

@@ -38,7 +38,8 @@ def retrieval(
     out: Annotated[Path | None, typer.Option("--out", help="report directory")] = None,
 ) -> None:
     """Index the BEIR corpus (reused when unchanged), run the split's queries, print metrics,
-    write a TREC run file and a JSON report per mode."""
+    write a TREC run file, a JSON report and a results file (as `eval run` writes, for `eval
+    compare` and `eval gate`) per mode."""
     settings = load_settings()
     dataset = load_beir(beir, split)
     out_dir = out or settings.home / "eval"
@@ -70,6 +71,9 @@ def retrieval(
                 f"latency without query embedding: p50 {outcome.latency_no_embed_p50_ms:.1f} ms,"
                 f" p95 {outcome.latency_no_embed_p95_ms:.1f} ms"
             )
-            console.print(f"run: {outcome.run_path}\nreport: {outcome.report_path}\n")
+            console.print(
+                f"run: {outcome.run_path}\nreport: {outcome.report_path}\n"
+                f"results: {outcome.results_path}\n"
+            )
     finally:
         container.close()

@@ -3,7 +3,9 @@
 
 - ``load_beir_cases``: a BEIR folder (``beir.load_beir``); one case per query of the split,
   ``relevant_doc_ids`` the judged documents with a grade above 0, ``qrels`` all judgements; the
-  corpus is the folder's ``corpus.jsonl``; no reference answers (retrieval metrics only).
+  corpus is the folder's ``corpus.jsonl``; no reference answers (retrieval metrics only). The
+  data set is named ``beir_dataset_name`` and checksummed ``beir_sha256`` (corpus, queries and
+  the split's qrels), as the BEIR retrieval run (``run/retrieval.py``) names and checks it too.
 - ``load_squad``: SQuAD v1.1-style JSON (XQuAD); one case per question, every answer text a
   reference, ``relevant_doc_ids`` its paragraph's id ``<slug(title)>-<paragraph index>``. The
   paragraphs become a BEIR-style ``corpus.jsonl`` (``_id``, ``title``, ``text``) under
@@ -34,7 +36,7 @@ from jsonschema.validators import Draft202012Validator
 
 from ragkeel.errors import DatasetError
 from ragkeel.evaluation.cases import CorpusSpec, EvalCase, EvalDataset
-from ragkeel.evaluation.datasets.beir import load_beir
+from ragkeel.evaluation.datasets.beir import BeirDataset, load_beir
 from ragkeel.evaluation.datasets.files import (
     files_sha256,
     malformed,
@@ -111,14 +113,26 @@ def load_beir_cases(
         )
         for qid, text in beir.queries.items()
     ]
-    sources = [beir.corpus_path, directory / "queries.jsonl", directory / "qrels" / f"{split}.tsv"]
     return EvalDataset(
-        name=f"{beir.name}-{split}",
+        name=beir_dataset_name(beir),
         kind="beir",
         source=directory,
-        sha256=files_sha256(sources),
+        sha256=beir_sha256(beir),
         cases=sample_cases(cases, limit, seed),
         corpus=CorpusSpec((str(beir.corpus_path),), collection or slugify(beir.name)),
+    )
+
+
+def beir_dataset_name(beir: BeirDataset) -> str:
+    """The data set name of a BEIR split: ``<name>-<split>`` (an eval config renames it)."""
+    return f"{beir.name}-{beir.split}"
+
+
+def beir_sha256(beir: BeirDataset) -> str:
+    """The checksum of a BEIR split: its corpus, queries and the split's qrels."""
+    directory = beir.corpus_path.parent
+    return files_sha256(
+        [beir.corpus_path, directory / "queries.jsonl", directory / "qrels" / f"{beir.split}.tsv"]
     )
 
 

@@ -1,5 +1,5 @@
-"""``results.json`` (schema ``ragkeel.eval.results/1``): what ``eval run`` writes and ``eval
-compare`` / ``eval gate`` read.
+"""``results.json`` (schema ``ragkeel.eval.results/1``): what ``eval run`` and ``eval retrieval``
+write and ``eval compare`` / ``eval gate`` read.
 
 One row per case that ran, keyed by (``dataset``, ``id``), then ``aggregates`` computed from the
 rows by :func:`aggregate`. Every metric is "higher is better" in [0, 1]; ``None`` (JSON
@@ -7,6 +7,10 @@ rows by :func:`aggregate`. Every metric is "higher is better" in [0, 1]; ``None`
 relevance has no ``ndcg@10``) and is left out of every mean, never counted as 0. A case that
 failed to run has an ``error`` and scores 0 on the metrics that apply to it (see
 ``run/scoring.failed_metrics``), so a crash cannot raise a mean.
+
+A *retrieval-only* row (``eval retrieval --beir``: the question was searched, not answered) has
+no ``answer`` and no ``error``, retrieval metrics only, no tokens and no cost; it is left out of
+the abstention figures (it neither answered nor refused).
 
 Beyond the contract, ``run`` says how the run went (cases planned and run, whether a limit cut
 it, ingest summaries); readers ignore keys they do not know. The file is written atomically.
@@ -86,7 +90,7 @@ class Row(TypedDict):
     expect: Literal["answer", "cannot_answer"]
     metrics: dict[str, float | None]
     judge: JudgeRow | None
-    answer: AnswerRow | None  # None when the case failed before it had an answer
+    answer: AnswerRow | None  # None: failed before it had an answer, or retrieval-only
     retrieved: list[RetrievedRow]
     latency_ms: dict[str, float]
     tokens: TokensRow
@@ -181,9 +185,10 @@ def metric_means(rows: Iterable[Row]) -> dict[str, MetricMean]:
 
 def abstention(rows: Sequence[Row]) -> Abstention:
     """Answered when answerable, refused when unanswerable, and how often a refusal was right.
-    A failed case counts as neither answered nor refused."""
-    answerable = [r for r in rows if r["expect"] == "answer"]
-    unanswerable = [r for r in rows if r["expect"] == "cannot_answer"]
+    A failed case counts as neither answered nor refused; a retrieval-only row is not counted."""
+    asked = [r for r in rows if not _retrieval_only(r)]
+    answerable = [r for r in asked if r["expect"] == "answer"]
+    unanswerable = [r for r in asked if r["expect"] == "cannot_answer"]
     refused = [r for r in rows if _refused(r)]
     answered = sum(1 for r in answerable if r["answer"] is not None and not _refused(r))
     return {
@@ -240,6 +245,10 @@ def aggregate(rows: Sequence[Row]) -> Aggregates:
         "abstention": abstention(rows),
         "ops": ops(rows),
     }
+
+
+def _retrieval_only(row: Row) -> bool:
+    return row["answer"] is None and row["error"] is None
 
 
 def _refused(row: Row) -> bool:

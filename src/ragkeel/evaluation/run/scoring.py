@@ -7,8 +7,9 @@ functions of :mod:`~ragkeel.evaluation.metrics.retrieval` on the hits pooled to 
 document scores its best chunk. Relevance is the case's graded ``qrels`` (BEIR), else its
 ``relevant_doc_ids`` (grade 1 each), else, for sets that name source files (csv_qa), the corpus
 files whose *name* matches one of ``relevant_source_globs`` — then hits pool to file names. A
-case with no relevant document has no retrieval metrics (None). A case that failed to run scores 0 on every metric
-that applies to it (:func:`failed_metrics`), so a crash never raises a mean.
+case with no relevant document has no retrieval metrics (None). A case that failed to run
+scores 0 on every metric that applies to it (:func:`failed_metrics`), so a crash never raises a
+mean.
 """
 
 from __future__ import annotations
@@ -44,15 +45,22 @@ def retrieval_scores(
     dataset: EvalDataset, case: EvalCase, hits: Sequence[SearchHit], k: int
 ) -> Metrics:
     """The retrieval metrics at ``k`` of ``hits`` for ``case`` (see the module docstring)."""
-    names = retrieval_names(k)
     by_file = not case.qrels and not case.relevant_doc_ids and bool(case.relevant_source_globs)
     relevance = _file_relevance(dataset, case) if by_file else _doc_relevance(case)
-    if not any(grade >= 1 for grade in relevance.values()):
-        return dict.fromkeys(names)
     run: dict[str, float] = {}
     for hit in hits:  # in rank order: the first chunk of a document is its best
         key = Path(hit.chunk.source).name if by_file else hit.chunk.document_id
         run.setdefault(key, hit.score)
+    return scores_at_k(relevance, run, k)
+
+
+def scores_at_k(relevance: Mapping[str, int], run: Mapping[str, float], k: int) -> Metrics:
+    """The row metrics ``ndcg@k``, ``recall@k``, ``mrr@k``, ``p@k``, ``hit@k`` of one query's
+    document ``run`` (id -> score) against its graded ``relevance``; all None when nothing is
+    relevant. The BEIR retrieval run scores its queries with this too."""
+    names = retrieval_names(k)
+    if not any(grade >= 1 for grade in relevance.values()):
+        return dict.fromkeys(names)
     mrr = mrr_at_k(relevance, run, k)
     values = (
         ndcg_at_k(relevance, run, k),
