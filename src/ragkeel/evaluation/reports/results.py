@@ -32,6 +32,7 @@ from pydantic import TypeAdapter, ValidationError
 from typing_extensions import TypedDict
 
 from ragkeel.errors import DatasetError
+from ragkeel.ingestion.report import IngestReport
 from ragkeel.observability import names
 
 SCHEMA = "ragkeel.eval.results/1"
@@ -310,6 +311,18 @@ def read_results(path: Path) -> EvalResults:
 
 def dataset_info(name: str, kind: str, source: Path, sha256: str, n_cases: int) -> DatasetInfo:
     return {"name": name, "kind": kind, "source": str(source), "sha256": sha256, "n_cases": n_cases}
+
+
+def ingest_summary(done: IngestReport) -> dict[str, Any]:
+    """What ``run.ingest`` records of one data set's ingest."""
+    return {
+        "collection": done.collection,
+        "documents_written": done.documents_written,
+        "documents_unchanged": done.documents_unchanged,
+        "documents_deleted": done.documents_deleted,
+        "failed_files": [f.path for f in done.failed],
+        "elapsed_s": round(done.elapsed_seconds, 3),
+    }
 
 
 def git_commit(cwd: Path | None = None) -> str | None:

@@ -38,6 +38,7 @@ from ragkeel.evaluation.reports.results import (
     aggregate,
     dataset_info,
     git_commit,
+    ingest_summary,
     write_results,
 )
 from ragkeel.evaluation.run.config import EvalConfig, config_snapshot
@@ -168,14 +169,7 @@ def _ingest(stack: EvalStack, dataset: EvalDataset, report: Progress) -> dict[st
     report(f"ingest {dataset.name}", 0, 1)
     done = stack.pipeline.ingest(list(dataset.corpus.paths), dataset.corpus.collection, prune=True)
     report(f"ingest {dataset.name}", 1, 1)
-    return {
-        "collection": done.collection,
-        "documents_written": done.documents_written,
-        "documents_unchanged": done.documents_unchanged,
-        "documents_deleted": done.documents_deleted,
-        "failed_files": [f.path for f in done.failed],
-        "elapsed_s": round(done.elapsed_seconds, 3),
-    }
+    return ingest_summary(done)
 
 
 def _ask_all(

@@ -38,6 +38,7 @@ from ragkeel.evaluation.reports.results import (
     aggregate,
     dataset_info,
     git_commit,
+    ingest_summary,
     write_results,
 )
 from ragkeel.evaluation.reports.retrieval_report import RetrievalReport, latency_percentiles
@@ -195,16 +196,7 @@ def _results(
     """The run as ``results.json`` (see the module docstring)."""
     set_name = beir_dataset_name(dataset)
     rows = [_row(set_name, qid, dataset, q, k) for qid, q in queries.items()]
-    ingested: dict[str, dict[str, object]] = {}
-    if ingest is not None:
-        ingested[set_name] = {
-            "collection": ingest.collection,
-            "documents_written": ingest.documents_written,
-            "documents_unchanged": ingest.documents_unchanged,
-            "documents_deleted": ingest.documents_deleted,
-            "failed_files": [f.path for f in ingest.failed],
-            "elapsed_s": round(ingest.elapsed_seconds, 3),
-        }
+    ingested = {set_name: ingest_summary(ingest)} if ingest is not None else {}
     return {
         "schema": SCHEMA,
         "name": name,
