@@ -19,7 +19,7 @@ from pathlib import Path
 from common import DATASETS, REPO, commit, machine, pct, today
 from ragkeel.container import Container
 from ragkeel.evaluation.datasets.beir import load_beir
-from ragkeel.gateway.gguf_files import MODELS
+from ragkeel.models.gguf import MODELS
 from ragkeel.settings import load_settings
 
 CONFIGS = [

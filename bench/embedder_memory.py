@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 from common import DATASETS
-from ragkeel.embeddings.models import resolve_model_files
 from ragkeel.embeddings.onnx import OnnxEmbedder
+from ragkeel.models.embedder_files import resolve_model_files
 
 
 def rss_mib() -> float:

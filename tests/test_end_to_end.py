@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ragkeel.gateway.gguf_files import DEFAULT_MODEL, MODELS
+from ragkeel.models.gguf import DEFAULT_MODEL, MODELS
 from ragkeel.observability.trace_store import SqliteTraceStore
 
 REPO = Path(__file__).resolve().parents[1]

@@ -10,7 +10,6 @@ from ragkeel.embeddings import build_embedder
 from ragkeel.embeddings.base import Embedder
 from ragkeel.gateway.accounts import CostAccounts
 from ragkeel.gateway.base import ChatModel
-from ragkeel.gateway.gguf_files import get_model
 from ragkeel.gateway.pricing import Price, PriceTable
 from ragkeel.gateway.providers.local import LocalChatModel
 from ragkeel.gateway.stack import GatewayStack, build_gateway
@@ -18,6 +17,7 @@ from ragkeel.generation.answerer import Answerer
 from ragkeel.ingestion.chunking import Chunker
 from ragkeel.ingestion.parsers import ParseLimits
 from ragkeel.ingestion.pipeline import IngestionPipeline
+from ragkeel.models.gguf import get_model
 from ragkeel.observability.cost_ledger import SqliteCostLedger
 from ragkeel.observability.trace_store import NullTraceStore, SqliteTraceStore, TraceStore
 from ragkeel.retrieval.hybrid import HybridRetriever

@@ -29,10 +29,10 @@ import pytest
 
 from ragkeel.api import create_app
 from ragkeel.container import Container
-from ragkeel.gateway.gguf_files import DEFAULT_MODEL, MODELS
 from ragkeel.gateway.metering import MeteredChatModel
 from ragkeel.gateway.providers.scripted import ScriptedChatModel, split_pieces
 from ragkeel.generation.answerer import Answerer
+from ragkeel.models.gguf import DEFAULT_MODEL, MODELS
 
 from .conftest import COLLECTION, GOOD, ON_TOPIC, TEST_GATE, api_settings, serve, wait_for
 

@@ -18,8 +18,8 @@ import numpy.typing as npt
 import pytest
 from tokenizers import Tokenizer
 
-from ragkeel.embeddings import models
 from ragkeel.embeddings.onnx import OnnxEmbedder
+from ragkeel.models import embedder_files
 
 pytestmark = pytest.mark.model
 
@@ -28,7 +28,9 @@ HEADS, LAYERS, EPS = 12, 6, 1e-12
 
 
 def load_weights() -> dict[str, Array]:
-    path = models.package_file(models.TOKENIZER_PACKAGE, "model.zip", models.TOKENIZER_PIP)
+    path = embedder_files.package_file(
+        embedder_files.TOKENIZER_PACKAGE, "model.zip", embedder_files.TOKENIZER_PIP
+    )
     with zipfile.ZipFile(path) as archive:
         raw = archive.read("model.safetensors")
     (size,) = struct.unpack("<Q", raw[:8])
@@ -82,7 +84,9 @@ def test_onnx_int8_matches_float32_reference(onnx_embedder: OnnxEmbedder, models
         "Retrieval-augmented generation grounds answers in retrieved documents.",
     ]
     weights = load_weights()
-    tokenizer = Tokenizer.from_file(str(models_dir / models.MODEL_SUBDIR / "tokenizer.json"))
+    tokenizer = Tokenizer.from_file(
+        str(models_dir / embedder_files.MODEL_SUBDIR / "tokenizer.json")
+    )
     tokenizer.no_padding()
     reference = np.stack([reference_embedding(weights, tokenizer.encode(t).ids) for t in texts])
     ours = onnx_embedder.embed_documents(texts)

@@ -16,8 +16,8 @@ from ragkeel.errors import ModelChecksumError, ModelError
 from ragkeel.gateway.base import ChatMessage, ChatRequest
 from ragkeel.gateway.calllog import CallLog
 from ragkeel.gateway.errors import DeadlineExceededError, ModelBusyError, ModelTimeoutError
-from ragkeel.gateway.gguf_files import DEFAULT_MODEL, MODELS, GgufModel
 from ragkeel.gateway.providers.local import LocalChatModel
+from ragkeel.models.gguf import DEFAULT_MODEL, MODELS, GgufModel
 
 REPO_MODELS = Path(__file__).resolve().parents[2] / ".ragkeel" / "models"
 MODEL = MODELS[DEFAULT_MODEL]

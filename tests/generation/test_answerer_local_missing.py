@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from ragkeel.embeddings.hashing import HashingEmbedder
-from ragkeel.gateway.gguf_files import MODELS
 from ragkeel.gateway.providers.local import LocalChatModel
 from ragkeel.generation.answerer import Answerer
 from ragkeel.ingestion.chunking import Chunker
 from ragkeel.ingestion.pipeline import IngestionPipeline
+from ragkeel.models.gguf import MODELS
 from ragkeel.retrieval.hybrid import HybridRetriever
 from ragkeel.storage.sqlite import SqliteDocumentStore
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from ragkeel.gateway.gguf_files import (
+from ragkeel.models.gguf import (
     DEFAULT_MODEL,
     MODELS,
     assemble,

@@ -18,8 +18,8 @@ import onnxruntime as ort
 from tokenizers import Encoding, Tokenizer
 
 from ragkeel.embeddings.base import Matrix, Vector, l2_normalise
-from ragkeel.embeddings.models import resolve_model_files
 from ragkeel.errors import EmbeddingError, ModelError
+from ragkeel.models.embedder_files import resolve_model_files
 
 MODEL_NAME = "all-MiniLM-L6-v2-int8"
 DIMENSION = 384

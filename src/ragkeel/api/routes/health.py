@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ragkeel.api.state import ApiState, get_state
 from ragkeel.errors import RagkeelError
-from ragkeel.gateway.gguf_files import model_path
+from ragkeel.models.gguf import model_path
 
 router = APIRouter(tags=["health"])
 WEDGED = "ANSWER_PATH_WEDGED"

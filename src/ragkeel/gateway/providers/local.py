@@ -1,7 +1,7 @@
 """``LocalChatModel``: a GGUF model run in-process by llama.cpp (``llama-cpp-python``).
 
-* The model file is verified by sha256 before it is loaded (``gguf_files.verify``); nothing
-  else is ever loaded. Loading is lazy (first call) and happens once per process, under its own
+* The model file is verified by sha256 before it is loaded (``ragkeel.models.gguf.verify``);
+  nothing else is ever loaded. Loading is lazy (first call) and happens once per process, under its own
   lock.
 * The chat template is the one stored in the GGUF (llama-cpp-python reads
   ``tokenizer.chat_template``); token counts come from the model's own ``tokenize``.
@@ -38,7 +38,7 @@ from ragkeel.gateway.errors import (
     ModelTimeoutError,
     ModelUnavailableError,
 )
-from ragkeel.gateway.gguf_files import GgufModel, verify
+from ragkeel.models.gguf import GgufModel, verify
 
 _INSTALL_HINT = "run `make setup`: it builds llama-cpp-python==0.3.36 once per machine"
 DEFAULT_MAX_QUEUE = 2

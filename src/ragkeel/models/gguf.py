@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ragkeel.errors import ModelChecksumError, ModelError
-from ragkeel.integrity import StampFile, make_dirs, verify_sha256
+from ragkeel.models.integrity import StampFile, make_dirs, verify_sha256
 
 _HINT = "run `make setup` (or `ragkeel models install`) to assemble the pinned model"
 

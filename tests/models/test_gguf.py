@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ragkeel.errors import ModelChecksumError, ModelError
-from ragkeel.gateway.gguf_files import MODELS, GgufModel, assemble, verify
+from ragkeel.models.gguf import MODELS, GgufModel, assemble, verify
 
 PARTS = [b"GGUF" + bytes(range(256)) * 40, b"middle" * 1000, b"tail-bytes"]
 BLOB = b"".join(PARTS)

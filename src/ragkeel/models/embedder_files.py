@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ragkeel.errors import ModelChecksumError, ModelError
-from ragkeel.integrity import StampFile, atomic_write, make_dirs, verify_sha256
+from ragkeel.models.integrity import StampFile, atomic_write, make_dirs, verify_sha256
 
 logger = logging.getLogger(__name__)
 
