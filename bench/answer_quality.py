@@ -6,8 +6,8 @@ questions, score the answers against the gold spans.
         [--max-seconds 900]
 
 The paragraphs are written as a BEIR-style <home>/corpus/corpus.jsonl and ingested into
-collection "xquad" of a fresh RAGKEEL_HOME (ONNX embedder; the model file is symlinked from
-.ragkeel/models, not copied). The same questions are asked in each mode. One untimed warm-up question
+collection "xquad" of a fresh RAGKEEL_HOME (ONNX embedder; the model file is read from the
+user-level models directory, where `make setup` installs it). The same questions are asked in each mode. One untimed warm-up question
 per mode loads the embedder and the model first. The answer gate is set to 0.0 so it never refuses here: this measures the answer step, not the gate (see gate_sweep.py).
 
 Scores: exact match and token F1 with SQuAD normalisation (lowercase, punctuation and the
@@ -31,10 +31,11 @@ from pathlib import Path
 
 from common import DATASETS, REPO, commit, machine, pct, today
 from ragkeel.container import Container
+from ragkeel.models.cache import default_models_dir
 from ragkeel.settings import load_settings
 
 XQUAD = DATASETS / "xquad-en" / "xquad.en.json"
-MODELS = REPO / ".ragkeel" / "models"
+MODELS = default_models_dir()  # every home sees it: nothing to link
 COLLECTION = "xquad"
 _CITE = re.compile(r"\[\d+(?:\s*[,;]\s*\d+)*\]")
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -76,10 +77,6 @@ def load_xquad() -> tuple[list[dict], list[dict]]:
 
 
 def index(home: Path, model: str, docs: list[dict]) -> dict:
-    (home / "models").mkdir(parents=True, exist_ok=True)
-    link = home / "models" / f"{model}.gguf"
-    if (MODELS / link.name).exists() and not link.exists():
-        link.symlink_to(MODELS / link.name)
     container = Container(load_settings(home=home))
     # A stable path, not a temp dir: re-ingesting the same corpus.jsonl from a *different* path
     # with prune=True reported 240 documents unchanged and left the store with 0 documents.

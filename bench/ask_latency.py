@@ -4,7 +4,7 @@ each local model and for extractive mode, on the same seeded SciFact test querie
     .venv/bin/python bench/ask_latency.py [--home bench/out/scifact-fresh] [--n 15]
 
 Needs the SciFact index built by bench/retrieval_scifact.py (same --home) and the model files in
-.ragkeel/models (`ragkeel models install [--model …]`); they are symlinked into --home/models.
+the user-level models directory (`ragkeel models install [--model …]`), which every home sees.
 The gate is set to 0.0 so every question reaches the answer step. One untimed warm-up question
 per configuration loads the model. Prompt tokens are reported too (the context budget is 1,000).
 """
@@ -19,6 +19,7 @@ from pathlib import Path
 from common import DATASETS, REPO, commit, machine, pct, today
 from ragkeel.container import Container
 from ragkeel.evaluation.datasets.beir import load_beir
+from ragkeel.models.cache import default_models_dir
 from ragkeel.models.gguf import MODELS
 from ragkeel.settings import load_settings
 
@@ -35,14 +36,6 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=15)
     ap.add_argument("--seed", type=int, default=5)
     args = ap.parse_args()
-    (args.home / "models").mkdir(parents=True, exist_ok=True)
-    for model in MODELS.values():
-        src, dst = (
-            REPO / ".ragkeel" / "models" / model.filename,
-            args.home / "models" / model.filename,
-        )
-        if src.exists() and not dst.exists():
-            dst.symlink_to(src)
     dataset = load_beir(DATASETS / "scifact", "test")
     qids = random.Random(args.seed).sample(sorted(dataset.qrels), args.n + 1)
     out: dict[str, object] = {
@@ -52,7 +45,7 @@ def main() -> None:
         "n": args.n,
     }
     for model, mode in CONFIGS:
-        if not (args.home / "models" / MODELS[model].filename).exists():
+        if not (default_models_dir() / MODELS[model].filename).exists():
             out[f"{model}/{mode}"] = "skipped: model not installed"
             continue
         settings = load_settings(

@@ -7,7 +7,8 @@ tokens, ``generation.local.max_queue`` 2), the examples/ collection, one server 
 
 ``--src`` runs another checkout's code (its ``src/``) against the same data and model, e.g. the
 commit before issue 9 from a ``git worktree``, for the before/after table. Every configuration
-gets a fresh home; the model files are read from ``.ragkeel/models`` (``make setup``).
+gets a fresh home; the model files are read from the user-level models directory
+(``ragkeel.models.cache.default_models_dir()``, where ``make setup`` installs them).
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ from typing import Any
 import httpx
 
 from common import REPO, commit, machine, today
+from ragkeel.models.cache import default_models_dir
+
+MODELS_DIR = default_models_dir()
 
 QUESTIONS = [
     "How do I rotate an API key?",
@@ -48,8 +52,10 @@ def run(src: Path, n: int, deadline_s: float | None = None) -> list[dict[str, An
             **os.environ,
             "PYTHONPATH": str(src),
             "RAGKEEL_HOME": tmp,
-            "RAGKEEL_GENERATION__LOCAL__MODELS_DIR": str(REPO / ".ragkeel" / "models"),
+            "RAGKEEL_MODELS__DIR": str(MODELS_DIR),
         }
+        if src.resolve() != (REPO / "src").resolve():  # code before issue 10 knows only this name
+            env["RAGKEEL_GENERATION__LOCAL__MODELS_DIR"] = str(MODELS_DIR)
         if deadline_s is not None:
             env["RAGKEEL_GATEWAY__REQUEST_DEADLINE_S"] = str(deadline_s)
         ragkeel = [sys.executable, "-m", "ragkeel"]

@@ -58,7 +58,6 @@ from ragkeel.gateway.pricing import PriceTable
 from ragkeel.gateway.router import RoutingRules, route
 from ragkeel.settings import load_settings
 
-MODELS = REPO / ".ragkeel" / "models"
 STRONG, CHEAP = "qwen2.5-coder-1.5b-instruct-q4_k_m", "qwen2.5-coder-0.5b-instruct-q4_k_m"
 PRICED_AS = {STRONG: "gpt-4o", CHEAP: "gpt-4o-mini"}
 METRICS = ("contains", "f1", "grounded_share", "citation_validity", "answered")
@@ -66,12 +65,8 @@ SCIFACT_CACHE = REPO / "bench" / "out" / "scifact-fresh" / "cache" / "embeddings
 
 
 def prepare_home(home: Path) -> None:
-    """Model files symlinked (not copied); the SciFact embedding cache reused once."""
-    (home / "models").mkdir(parents=True, exist_ok=True)
-    for name in (f"{STRONG}.gguf", f"{CHEAP}.gguf", "all-minilm-l6-v2"):
-        link = home / "models" / name
-        if not link.exists():
-            link.symlink_to(MODELS / name)
+    """The SciFact embedding cache reused once (the model files are in the user-level models
+    directory, which every home sees)."""
     cache = home / "cache" / "embeddings.db"
     if not cache.exists() and SCIFACT_CACHE.exists():
         cache.parent.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,7 @@
 """Suite-wide guards: no test can reach the network (loopback is allowed), every test has a
-private RAGKEEL_HOME, and no ragkeel.yaml of the developer's leaks in."""
+private RAGKEEL_HOME and an empty private models directory (so no test loads the user's
+installed chat model unless it asks for ``default_models_dir()``), and no ragkeel.yaml of the
+developer's leaks in."""
 
 from __future__ import annotations
 
@@ -41,6 +43,7 @@ def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     home = tmp_path / "ragkeel-home"
     monkeypatch.setenv("RAGKEEL_HOME", str(home))
+    monkeypatch.setenv("RAGKEEL_MODELS__DIR", str(tmp_path / "ragkeel-models"))
     monkeypatch.delenv("RAGKEEL_CONFIG", raising=False)
     monkeypatch.chdir(tmp_path)
     yield home

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from ragkeel.models.cache import default_models_dir
 from ragkeel.models.gguf import DEFAULT_MODEL, MODELS
 from ragkeel.observability.trace_store import SqliteTraceStore
 
 REPO = Path(__file__).resolve().parents[1]
-GGUF = REPO / ".ragkeel" / "models" / MODELS[DEFAULT_MODEL].filename
+GGUF = default_models_dir() / MODELS[DEFAULT_MODEL].filename  # where `make setup` installs it
 pytestmark = pytest.mark.model
 
 
@@ -24,11 +25,9 @@ def test_ingest_ask_cited_answer_and_trace(tmp_path: Path) -> None:
         if os.environ.get("CI"):
             pytest.fail(f"{GGUF} missing: make setup must assemble the model")
         pytest.skip("local model not installed: run `make setup`")
-    home = tmp_path / "home"
-    (home / "models").mkdir(parents=True)
-    (home / "models" / GGUF.name).symlink_to(GGUF)
+    home = tmp_path / "home"  # a fresh home: the model is found in the user-level models dir
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if k != "RAGKEEL_MODELS__DIR"},
         "RAGKEEL_HOME": str(home),
         "RAGKEEL_EMBEDDING__PROVIDER": "hashing",
         "RAGKEEL_GENERATION__GATE_THRESHOLD": "0.1",
@@ -71,3 +70,4 @@ def test_ingest_ask_cited_answer_and_trace(tmp_path: Path) -> None:
         assert trace.outcome in ("answered", "degraded") and trace.model == DEFAULT_MODEL
     finally:
         store.close()
+    assert not (home / "models").exists()  # models live in the user-level dir, not per home

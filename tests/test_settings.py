@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from ragkeel.errors import ConfigError
+from ragkeel.models.cache import default_models_dir
 from ragkeel.settings import load_settings
 
 
@@ -98,11 +99,42 @@ def test_gateway_deployment_names_must_be_unique() -> None:
         )
 
 
-def test_the_local_models_dir_defaults_to_home_and_can_point_elsewhere(tmp_path: Path) -> None:
-    assert load_settings(home=tmp_path).models_dir == tmp_path / "models"
+def test_models_live_in_one_user_level_dir_not_under_the_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("RAGKEEL_MODELS__DIR")  # set by the suite's conftest
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    user_cache = tmp_path / "user" / ".cache" / "ragkeel" / "models"
+    assert load_settings(home=tmp_path / "a").models_dir == user_cache
+    assert load_settings(home=tmp_path / "b").models_dir == user_cache  # every home sees it
+    assert default_models_dir() == user_cache
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert load_settings().models_dir == tmp_path / "xdg" / "ragkeel" / "models"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/cache")  # not absolute: ignored (XDG rule)
+    assert load_settings().models_dir == user_cache
+    assert load_settings().masked()["models"]["dir"] == str(user_cache)
+
+
+def test_the_models_dir_is_settable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     shared = tmp_path / "shared-models"
-    settings = load_settings(home=tmp_path, generation={"local": {"models_dir": str(shared)}})
-    assert settings.models_dir == shared
+    assert load_settings(models={"dir": str(shared)}).models_dir == shared
+    monkeypatch.setenv("RAGKEEL_MODELS__DIR", str(shared / "env"))
+    assert load_settings().models_dir == shared / "env"
+    (tmp_path / "ragkeel.yaml").write_text(f"models: {{dir: {shared / 'yaml'}}}\n")
+    monkeypatch.delenv("RAGKEEL_MODELS__DIR")
+    assert load_settings().models_dir == shared / "yaml"
+    monkeypatch.setenv("HOME", str(tmp_path / "user"))
+    assert load_settings(models={"dir": "~/models"}).models_dir == tmp_path / "user" / "models"
+
+
+def test_the_old_local_models_dir_still_wins_with_a_deprecation_warning(tmp_path: Path) -> None:
+    old, new = tmp_path / "old-models", tmp_path / "new-models"
+    with pytest.warns(DeprecationWarning, match=r"generation\.local\.models_dir .* models\.dir"):
+        settings = load_settings(
+            models={"dir": str(new)}, generation={"local": {"models_dir": str(old)}}
+        )
+    assert settings.models_dir == old
 
 
 def test_bm25_answers_need_a_keyword_gate() -> None:

@@ -9,14 +9,24 @@ validation failure into a ``ConfigError`` that names the key and the bad value.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from ragkeel.errors import ConfigError
+from ragkeel.models.cache import default_models_dir
 
 DEFAULT_CONFIG_FILE = "ragkeel.yaml"
 
@@ -91,10 +101,34 @@ class LocalModelSettings(_Section):
     )
     n_ctx: int = Field(default=4096, ge=512, le=32768)
     threads: int = Field(default=0, ge=0)  # 0 = llama.cpp's default (one per core)
-    models_dir: Path | None = None  # default: $RAGKEEL_HOME/models (where `make setup` puts it)
+    models_dir: Path | None = None  # deprecated: use models.dir (this still wins when set)
     # one answer generates at a time; this many more may wait for their turn (within the request
     # deadline); past it the API answers 503 MODEL_BUSY with Retry-After at once
     max_queue: int = Field(default=2, ge=0, le=1000)
+
+    @field_validator("models_dir", mode="after")
+    @classmethod
+    def _models_dir_is_deprecated(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            warnings.warn(
+                "generation.local.models_dir is deprecated: set models.dir "
+                "(RAGKEEL_MODELS__DIR) instead; models are shared by every RAGKEEL_HOME",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+        return value
+
+
+class ModelsSettings(_Section):
+    """Where the pinned model files live: one user-level directory shared by every home
+    (``ragkeel.models.cache``; ``make setup`` installs there)."""
+
+    dir: Path | None = None  # default: $XDG_CACHE_HOME/ragkeel/models or ~/.cache/ragkeel/models
+
+    @field_validator("dir", mode="after")
+    @classmethod
+    def _expand_user(cls, value: Path | None) -> Path | None:
+        return value.expanduser() if value is not None else None
 
 
 class OpenAIChatSettings(_Section):
@@ -252,6 +286,7 @@ class Settings(BaseSettings):
     gateway: GatewaySettings = GatewaySettings()
     observability: ObservabilitySettings = ObservabilitySettings()
     server: ServerSettings = ServerSettings()
+    models: ModelsSettings = ModelsSettings()
 
     @model_validator(mode="after")
     def _bm25_answers_need_a_keyword_gate(self) -> Settings:
@@ -284,7 +319,9 @@ class Settings(BaseSettings):
 
     @property
     def models_dir(self) -> Path:
-        return self.generation.local.models_dir or (self.home / "models")
+        """The models directory: the deprecated ``generation.local.models_dir`` if set, else
+        ``models.dir``, else the user-level default (``ragkeel.models.cache``)."""
+        return self.generation.local.models_dir or self.models.dir or default_models_dir()
 
     @property
     def cost_ledger_path(self) -> Path:
@@ -295,6 +332,7 @@ class Settings(BaseSettings):
         data: dict[str, Any] = self.model_dump(mode="json")
         data["storage"]["path"] = str(self.database_path)
         data["observability"]["trace_store"] = str(self.trace_store_path)
+        data["models"]["dir"] = str(self.models_dir)
         return data
 
 

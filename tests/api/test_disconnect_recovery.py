@@ -32,12 +32,12 @@ from ragkeel.container import Container
 from ragkeel.gateway.metering import MeteredChatModel
 from ragkeel.gateway.providers.scripted import ScriptedChatModel, split_pieces
 from ragkeel.generation.answerer import Answerer
+from ragkeel.models.cache import default_models_dir
 from ragkeel.models.gguf import DEFAULT_MODEL, MODELS
 
 from .conftest import COLLECTION, GOOD, ON_TOPIC, TEST_GATE, api_settings, serve, wait_for
 
-REPO_MODELS = Path(__file__).resolve().parents[2] / ".ragkeel" / "models"
-LOCAL_INSTALLED = (REPO_MODELS / MODELS[DEFAULT_MODEL].filename).exists()
+LOCAL_INSTALLED = (default_models_dir() / MODELS[DEFAULT_MODEL].filename).exists()
 LONG = " ".join(["Rotate every API key every ninety days [1]."] * 12)  # ~120 pieces
 FOLLOW_UPS = 100
 EXTRACTIVE = 2  # the kind of follow-up that needs no model
@@ -176,13 +176,16 @@ def test_a_disconnected_non_streaming_answer_does_not_wedge_either(
 @pytest.mark.skipif(
     not LOCAL_INSTALLED and not os.environ.get("CI"), reason="local model not installed"
 )
-def test_disconnects_never_wedge_the_answer_path_local_model(tmp_path: Path, corpus: Path) -> None:
+def test_disconnects_never_wedge_the_answer_path_local_model(
+    tmp_path: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("RAGKEEL_MODELS__DIR")  # the user-level models dir, where the model is
     settings = api_settings(
         tmp_path / "home",
         provider="local",
         max_answer_tokens=12,  # short answers: "the last token" is the 12th
         context_budget=200,
-        local={"models_dir": REPO_MODELS, "n_ctx": 2048},
+        local={"n_ctx": 2048},
     )
     container = Container(settings)
     try:
@@ -232,8 +235,9 @@ def test_readyz_reports_a_wedged_answer_path_and_recovers(container: Container) 
     not LOCAL_INSTALLED and not os.environ.get("CI"), reason="local model not installed"
 )
 def test_a_full_local_queue_is_refused_at_once_with_retry_after(
-    tmp_path: Path, corpus: Path
+    tmp_path: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("RAGKEEL_MODELS__DIR")  # the user-level models dir, where the model is
     # issue 9: four concurrent questions took 44, 81, 122 and 144 s against a 120 s deadline
     # and none was refused. Now one generates, max_queue wait, the rest get 503 at once.
     settings = api_settings(
@@ -241,7 +245,7 @@ def test_a_full_local_queue_is_refused_at_once_with_retry_after(
         provider="local",
         max_answer_tokens=24,
         context_budget=200,
-        local={"models_dir": REPO_MODELS, "n_ctx": 2048, "max_queue": 1},
+        local={"n_ctx": 2048, "max_queue": 1},
     )
     container = Container(settings)
     try:

@@ -58,10 +58,14 @@ def test_remote_is_built_without_a_request(tmp_path: Path) -> None:
 
 @pytest.mark.model
 def test_onnx_default_uses_models_dir(tmp_path: Path) -> None:
-    embedder = build_embedder(Settings(home=tmp_path, embedding={"threads": 1}))
+    models = tmp_path / "models"
+    settings = Settings(home=tmp_path / "home", models={"dir": models}, embedding={"threads": 1})
+    embedder = build_embedder(settings)
     assert isinstance(embedder, CachingEmbedder)
     assert embedder.name == "all-MiniLM-L6-v2-int8"
-    assert (tmp_path / "models" / "all-minilm-l6-v2" / "tokenizer.json").is_file()
+    # the tokenizer is extracted into the models dir, shared by every home, not under the home
+    assert (models / "all-minilm-l6-v2" / "tokenizer.json").is_file()
+    assert not (settings.home / "models").exists()
     assert embedder.embed_query("hello").shape == (384,)
     embedder.cache.close()
 

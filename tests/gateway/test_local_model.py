@@ -17,11 +17,12 @@ from ragkeel.gateway.base import ChatMessage, ChatRequest
 from ragkeel.gateway.calllog import CallLog
 from ragkeel.gateway.errors import DeadlineExceededError, ModelBusyError, ModelTimeoutError
 from ragkeel.gateway.providers.local import LocalChatModel
+from ragkeel.models.cache import default_models_dir
 from ragkeel.models.gguf import DEFAULT_MODEL, MODELS, GgufModel
 
-REPO_MODELS = Path(__file__).resolve().parents[2] / ".ragkeel" / "models"
+MODELS_DIR = default_models_dir()  # where `make setup` installs the model
 MODEL = MODELS[DEFAULT_MODEL]
-installed = (REPO_MODELS / MODEL.filename).exists()
+installed = (MODELS_DIR / MODEL.filename).exists()
 pytestmark = pytest.mark.model
 
 if not installed and not os.environ.get("CI"):
@@ -30,7 +31,7 @@ if not installed and not os.environ.get("CI"):
 
 @pytest.fixture(scope="module")
 def model() -> Iterator[LocalChatModel]:
-    m = LocalChatModel(REPO_MODELS, MODEL, n_ctx=2048)
+    m = LocalChatModel(MODELS_DIR, MODEL, n_ctx=2048)
     m.load()
     yield m
 
@@ -87,7 +88,7 @@ def test_refuses_a_missing_or_tampered_file(tmp_path: Path) -> None:
 
 def test_refuses_a_copied_file_under_another_pin(tmp_path: Path) -> None:
     small = MODELS["qwen2.5-coder-0.5b-instruct-q4_k_m"]
-    (tmp_path / small.filename).symlink_to(REPO_MODELS / MODEL.filename)
+    (tmp_path / small.filename).symlink_to(MODELS_DIR / MODEL.filename)
     with pytest.raises(ModelChecksumError):
         LocalChatModel(tmp_path, small).load()
     shutil.rmtree(tmp_path)

