@@ -100,9 +100,7 @@ def atomic_write(target: Path, data: bytes) -> None:
         os.replace(tmp, target)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise ModelError(
-            f"cannot write {target}: {exc}", hint=_WRITABLE_HINT
-        ) from exc
+        raise ModelError(f"cannot write {target}: {exc}", hint=_WRITABLE_HINT) from exc
 
 
 def make_dirs(path: Path) -> None:
