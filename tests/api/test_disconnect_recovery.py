@@ -15,6 +15,7 @@ after the last token (while the citations are checked)."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import statistics
@@ -37,7 +38,9 @@ from ragkeel.models.gguf import DEFAULT_MODEL, MODELS
 
 from .conftest import COLLECTION, GOOD, ON_TOPIC, TEST_GATE, api_settings, serve, wait_for
 
-LOCAL_INSTALLED = (default_models_dir() / MODELS[DEFAULT_MODEL].filename).exists()
+LOCAL_INSTALLED = (default_models_dir() / MODELS[DEFAULT_MODEL].filename).exists() and (
+    importlib.util.find_spec("llama_cpp") is not None
+)
 LONG = " ".join(["Rotate every API key every ninety days [1]."] * 12)  # ~120 pieces
 FOLLOW_UPS = 100
 EXTRACTIVE = 2  # the kind of follow-up that needs no model
@@ -174,7 +177,8 @@ def test_a_disconnected_non_streaming_answer_does_not_wedge_either(
 
 @pytest.mark.model
 @pytest.mark.skipif(
-    not LOCAL_INSTALLED and not os.environ.get("CI"), reason="local model not installed"
+    not LOCAL_INSTALLED and not os.environ.get("CI"),
+    reason="local model or llama-cpp-python not installed (`make setup`)",
 )
 def test_disconnects_never_wedge_the_answer_path_local_model(
     tmp_path: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch
@@ -232,7 +236,8 @@ def test_readyz_reports_a_wedged_answer_path_and_recovers(container: Container) 
 
 @pytest.mark.model
 @pytest.mark.skipif(
-    not LOCAL_INSTALLED and not os.environ.get("CI"), reason="local model not installed"
+    not LOCAL_INSTALLED and not os.environ.get("CI"),
+    reason="local model or llama-cpp-python not installed (`make setup`)",
 )
 def test_a_full_local_queue_is_refused_at_once_with_retry_after(
     tmp_path: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
@@ -23,10 +24,13 @@ from ragkeel.models.gguf import DEFAULT_MODEL, MODELS, GgufModel
 MODELS_DIR = default_models_dir()  # where `make setup` installs the model
 MODEL = MODELS[DEFAULT_MODEL]
 installed = (MODELS_DIR / MODEL.filename).exists()
+llama_cpp = importlib.util.find_spec("llama_cpp") is not None
 pytestmark = pytest.mark.model
 
 if not installed and not os.environ.get("CI"):
     pytest.skip("local model not installed: run `make setup`", allow_module_level=True)
+if not llama_cpp and not os.environ.get("CI"):
+    pytest.skip("llama-cpp-python not installed: run `make setup`", allow_module_level=True)
 
 
 @pytest.fixture(scope="module")
