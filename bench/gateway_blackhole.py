@@ -48,7 +48,7 @@ import httpx
 import yaml
 
 from common import REPO, commit, machine, pct, today
-from ragkeel.gateway.testing import FaultServer
+from ragkeel.testing import FaultServer
 
 REPLY = "Rotate every API key every ninety days [1]."
 QUESTION = "How often should I rotate an API key?"

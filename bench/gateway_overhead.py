@@ -38,8 +38,8 @@ from ragkeel.gateway.calllog import CallLog
 from ragkeel.gateway.pricing import PriceTable
 from ragkeel.gateway.providers.openai_compat import OpenAICompatChatModel
 from ragkeel.gateway.stack import GatewayStack, build_gateway
-from ragkeel.gateway.testing import FaultServer
 from ragkeel.settings import load_settings
+from ragkeel.testing import FaultServer
 
 QUESTION = "What is the capital of France?"
 WORKERS = 16

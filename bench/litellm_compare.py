@@ -48,7 +48,7 @@ from typing import Any
 
 from common import REPO, commit, machine, pct, today
 from ragkeel.gateway.errors import ChatModelError
-from ragkeel.gateway.testing import FaultServer, FaultSettings
+from ragkeel.testing import FaultServer, FaultSettings
 
 LITELLM_PY = REPO / "bench" / "out" / "litellm-venv" / "bin" / "python"
 LONG = (

@@ -17,9 +17,9 @@ from fastapi.testclient import TestClient
 from ragkeel.api.app import create_app
 from ragkeel.api.errors import client_message
 from ragkeel.container import Container
-from ragkeel.gateway.testing import FaultServer
 from ragkeel.observability.trace_store import SqliteTraceStore
 from ragkeel.settings import load_settings
+from ragkeel.testing import FaultServer
 
 from .conftest import COLLECTION, ON_TOPIC, TEST_GATE, sse_events
 

@@ -24,7 +24,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ragkeel.container import Container
-from ragkeel.gateway.testing import FaultServer, FaultSettings
+from ragkeel.testing import FaultServer, FaultSettings
 
 from .conftest import COLLECTION, ON_TOPIC, TEST_GATE, MakeApp, api_settings
 

@@ -30,7 +30,7 @@ from ragkeel.gateway.errors import (
 )
 from ragkeel.gateway.providers.openai_compat import OpenAICompatChatModel
 from ragkeel.gateway.providers.scripted import ScriptedChatModel, ScriptedFailure
-from ragkeel.gateway.testing import FaultServer
+from ragkeel.testing import FaultServer
 
 DOWN = ScriptedFailure("unavailable")
 POLICY = BreakerPolicy(consecutive_failures=3, min_calls=1_000, open_s=30.0, max_open_s=100.0)

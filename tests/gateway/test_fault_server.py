@@ -19,7 +19,7 @@ from ragkeel.gateway.errors import (
     StreamInterruptedError,
 )
 from ragkeel.gateway.providers.openai_compat import OpenAICompatChatModel
-from ragkeel.gateway.testing import FaultServer, FaultSettings
+from ragkeel.testing import FaultServer, FaultSettings
 
 REQUEST = ChatRequest((ChatMessage("user", "What is the capital of France?"),))
 REPLY = "Paris is the capital [1]."

@@ -24,8 +24,8 @@ from ragkeel.gateway.clock import SYSTEM_CLOCK, Clock, ManualClock
 from ragkeel.gateway.errors import ModelRateLimitedError, ModelTimeoutError
 from ragkeel.gateway.pricing import PriceTable
 from ragkeel.gateway.stack import GatewayStack, build_gateway
-from ragkeel.gateway.testing import FaultServer
 from ragkeel.settings import load_settings
+from ragkeel.testing import FaultServer
 
 PRICES = PriceTable.with_defaults()
 ANSWER = "Paris is the capital [1]."

@@ -25,7 +25,7 @@ from ragkeel.gateway.fallback import FallbackChatModel
 from ragkeel.gateway.metering import MeteredChatModel
 from ragkeel.gateway.providers.openai_compat import OpenAICompatChatModel
 from ragkeel.gateway.retry import RetryingChatModel, RetryPolicy
-from ragkeel.gateway.testing import FaultServer
+from ragkeel.testing import FaultServer
 
 THREADS = 8
 ANSWER = "Paris is the capital of France and its largest city [1]."

@@ -23,7 +23,7 @@ from ragkeel.gateway.errors import (
 )
 from ragkeel.gateway.providers.openai_compat import OpenAICompatChatModel
 from ragkeel.gateway.retry import RetryingChatModel, RetryPolicy
-from ragkeel.gateway.testing import FaultServer, FaultSettings
+from ragkeel.testing import FaultServer, FaultSettings
 
 MESSAGES = (ChatMessage("user", "What is the capital of France?"),)
 

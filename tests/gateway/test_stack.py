@@ -14,8 +14,8 @@ from ragkeel.gateway.errors import BudgetExceededError, ModelUnavailableError
 from ragkeel.gateway.pricing import PriceTable
 from ragkeel.gateway.providers.scripted import ScriptedChatModel
 from ragkeel.gateway.stack import GatewayStack, build_gateway
-from ragkeel.gateway.testing import FaultServer
 from ragkeel.settings import Settings, load_settings
+from ragkeel.testing import FaultServer
 
 PRICES = PriceTable.with_defaults()
 

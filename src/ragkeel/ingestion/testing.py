@@ -1,5 +1,5 @@
 """Hostile files, built in memory in milliseconds, for the tests and ``bench/hostile_files.py``
-(like ``gateway/testing``, shipped so that both use the same files; nothing here is on the
+(like ``ragkeel.testing``, shipped so that both use the same files; nothing here is on the
 ingestion path).
 
 - ``docx_bomb``: a well-formed DOCX whose ``word/document.xml`` inflates to ``inflated_bytes``

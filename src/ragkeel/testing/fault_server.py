@@ -35,8 +35,8 @@ from collections import Counter
 from dataclasses import replace
 from typing import Any
 
-from ragkeel.gateway.testing.faults import FaultSettings, FaultStats
-from ragkeel.gateway.testing.handler import FaultHTTPServer
+from ragkeel.testing.faults import FaultSettings, FaultStats
+from ragkeel.testing.handler import FaultHTTPServer
 
 _JOIN_S = 0.5  # stop(): the most it waits for handler threads to finish
 

@@ -1,5 +1,8 @@
 """The HTTP side of ``FaultServer``: the threading server that tracks sockets and threads, and
-the request handler that plays one request's fault (see ``fault_server`` for the contract)."""
+the request handler that plays one request's fault (see ``fault_server`` for the contract).
+
+The handler knows its owner only as ``FaultOwner``, the bookkeeping calls it makes, so this
+module does not import ``fault_server`` (which imports this one to serve)."""
 
 from __future__ import annotations
 
@@ -11,16 +14,38 @@ import struct
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ragkeel.gateway.providers.scripted import split_pieces
-from ragkeel.gateway.testing.faults import HTTP_ERRORS, FaultSettings
-
-if TYPE_CHECKING:
-    from ragkeel.gateway.testing.fault_server import FaultServer
+from ragkeel.testing.faults import HTTP_ERRORS, FaultSettings
 
 _POLL_S = 0.02  # how often a waiting handler checks for stop()
 MODEL = "fault-model"
+
+
+class FaultOwner(Protocol):
+    """What the HTTP side needs from the server that owns it (``FaultServer`` is one): the
+    current settings, the stop signal and the counters it keeps."""
+
+    @property
+    def settings(self) -> FaultSettings: ...
+
+    @property
+    def stopping(self) -> threading.Event: ...
+
+    def begin(self) -> tuple[FaultSettings, str | None]: ...
+
+    def end(self, outcome: str) -> None: ...
+
+    def stream_started(self) -> None: ...
+
+    def refused(self) -> None: ...
+
+    def opened(self, sock: socket.socket, thread: threading.Thread) -> None: ...
+
+    def closed(self, sock: socket.socket) -> None: ...
+
+    def thread_done(self, thread: threading.Thread) -> None: ...
 
 
 class FaultHTTPServer(ThreadingHTTPServer):
@@ -29,7 +54,7 @@ class FaultHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
 
-    def __init__(self, owner: FaultServer) -> None:
+    def __init__(self, owner: FaultOwner) -> None:
         super().__init__(("127.0.0.1", 0), FaultHandler)
         self.owner = owner
 

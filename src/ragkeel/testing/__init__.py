@@ -1,0 +1,18 @@
+"""Test tooling that ships in the package (like pydantic-ai's ``TestModel`` and Haystack's
+``DocumentStoreBaseTests``). Production code never imports it (an import-linter contract in
+``pyproject.toml`` forbids it).
+
+* ``FaultServer`` (``fault_server``, ``faults``, ``handler``): an OpenAI-compatible chat server
+  on 127.0.0.1 with faults a test switches while it runs (latency, error rate and kind, resets,
+  hangs, hard down, mid-stream disconnect); used by the gateway's scenario tests and ``bench/``.
+  Needs nothing beyond the package's own dependencies.
+* ``contracts``: the shared contract suites, one per Protocol (document store, keyword index,
+  vector index, embedder, chat model). Each is a class of pytest tests against the Protocol
+  only; a backend passes by subclassing it as ``Test...`` with one fixture that builds the
+  backend (see ``tests/contracts/``). These import pytest: they need the ``dev`` extra.
+"""
+
+from ragkeel.testing.fault_server import FaultServer
+from ragkeel.testing.faults import ERROR_KINDS, ErrorKind, FaultSettings, FaultStats
+
+__all__ = ["ERROR_KINDS", "ErrorKind", "FaultServer", "FaultSettings", "FaultStats"]
