@@ -4,8 +4,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Generator, Iterator
-from dataclasses import replace
+from collections.abc import Generator, Iterator
 
 import pytest
 
@@ -15,7 +14,7 @@ from ragkeel.gateway.breaker import (
     CircuitBreakerChatModel,
     InMemoryBreakerStore,
 )
-from ragkeel.gateway.breaker_store import BreakerState, BreakerStore
+from ragkeel.gateway.breaker_store import BreakerStore
 from ragkeel.gateway.calllog import Attempt, CallLog
 from ragkeel.gateway.clock import ManualClock
 from ragkeel.gateway.errors import (
@@ -31,6 +30,7 @@ from ragkeel.gateway.errors import (
 from ragkeel.gateway.providers.openai_compat import OpenAICompatChatModel
 from ragkeel.gateway.providers.scripted import ScriptedChatModel, ScriptedFailure
 from ragkeel.testing import FaultServer
+from ragkeel.testing.contracts.breaker_store import BreakerStoreContract
 
 DOWN = ScriptedFailure("unavailable")
 POLICY = BreakerPolicy(consecutive_failures=3, min_calls=1_000, open_s=30.0, max_open_s=100.0)
@@ -455,34 +455,10 @@ def test_policy_rejects_nonsense(fields: dict[str, float]) -> None:
         BreakerPolicy(**fields)  # type: ignore[arg-type]
 
 
-# -- the BreakerStore contract (every backend must pass it; a shared store joins the params) ----
+# -- the BreakerStore contract (ragkeel.testing.contracts.breaker_store) over every store ---------
 
 
-@pytest.fixture(params=[InMemoryBreakerStore], ids=["memory"])
-def any_store(request: pytest.FixtureRequest) -> BreakerStore:
-    factory: Callable[[], BreakerStore] = request.param
-    return factory()
-
-
-def test_store_starts_every_key_closed(any_store: BreakerStore) -> None:
-    assert any_store.get("never-written") == BreakerState()
-
-
-def test_store_update_stores_the_new_state_and_returns_the_result(any_store: BreakerStore) -> None:
-    result = any_store.update("a", lambda s: (replace(s, phase="open", epoch=s.epoch + 1), "done"))
-    assert result == "done"
-    assert (any_store.get("a").phase, any_store.get("a").epoch) == ("open", 1)
-    assert any_store.get("b") == BreakerState()  # keys are independent
-
-
-def test_store_updates_are_atomic_under_concurrency(any_store: BreakerStore) -> None:
-    def bump(_: int) -> None:
-        for _ in range(200):
-            any_store.update("k", lambda s: (replace(s, consecutive=s.consecutive + 1), None))
-
-    threads = [threading.Thread(target=bump, args=(i,)) for i in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=5.0)
-    assert any_store.get("k").consecutive == 8 * 200
+class TestInMemoryBreakerStore(BreakerStoreContract):
+    @pytest.fixture
+    def store(self) -> BreakerStore:
+        return InMemoryBreakerStore()
