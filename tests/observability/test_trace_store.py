@@ -7,7 +7,6 @@ import hashlib
 import json
 import logging
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,9 +19,9 @@ from ragkeel.observability.trace_store import (
     SCHEMA_VERSION,
     NullTraceStore,
     SqliteTraceStore,
-    TraceIdAmbiguousError,
     TraceStoreError,
 )
+from ragkeel.testing.contracts.trace_store import GATEWAY, TraceStoreContract, TraceStoreOpener
 
 from .conftest import PROMPT, full_trace
 
@@ -34,30 +33,12 @@ def store(tmp_path: Path) -> Iterator[SqliteTraceStore]:
     s.close()
 
 
-def test_round_trip_keeps_every_field(store: SqliteTraceStore) -> None:
-    trace = full_trace(degraded_reason="MODEL_TIMEOUT", degraded_detail="too slow")
-    assert store.record(trace) == trace.id
-    assert store.get(trace.id) == trace
-    bare = Trace(route="api.query", question="q", outcome="error", error_code="QUERY_INVALID")
-    store.record(bare)
-    assert store.get(bare.id) == bare
-    assert store.get("0" * 32) is None
-    assert store.dropped == 0
+class TestSqliteTraceStore(TraceStoreContract):
+    """The trace-store contract (``ragkeel.testing.contracts.trace_store``) over SQLite."""
 
-
-def test_get_takes_a_unique_prefix(store: SqliteTraceStore) -> None:
-    a, b = (
-        full_trace(id="0123456789abcdef" + "0" * 16),
-        full_trace(id="0123456789abcdff" + "0" * 16),
-    )
-    store.record(a)
-    store.record(b)
-    assert store.get(a.id[:16]) == a and store.get(b.id[:15].upper()) == b
-    with pytest.raises(TraceIdAmbiguousError) as info:
-        store.get(a.id[:8])
-    assert info.value.code == "TRACE_ID_AMBIGUOUS"
-    assert store.get(a.id[:7]) is None  # too short to be a prefix: exact match only
-    assert store.get("fedcba9876543210") is None
+    @pytest.fixture
+    def open_store(self, tmp_path: Path) -> TraceStoreOpener:
+        return lambda: SqliteTraceStore(tmp_path / "obs" / "traces.db")
 
 
 def test_wal_mode_and_schema_version(store: SqliteTraceStore) -> None:
@@ -66,20 +47,6 @@ def test_wal_mode_and_schema_version(store: SqliteTraceStore) -> None:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert conn.execute("SELECT count(*) FROM traces").fetchone()[0] == 1
-
-
-def test_recent_is_newest_first_with_limit_and_outcome_filter(store: SqliteTraceStore) -> None:
-    outcomes = ["answered", "error", "cannot_answer", "degraded", "answered", "error"]
-    ids = [store.record(full_trace(o)) for o in outcomes]  # type: ignore[arg-type]
-    assert [t.id for t in store.recent()] == ids[::-1]
-    assert [t.id for t in store.recent(limit=2)] == ids[:-3:-1]
-    assert [t.id for t in store.recent(outcome="error")] == [ids[5], ids[1]]
-    assert [t.id for t in store.recent(1, outcome="answered")] == [ids[4]]
-    assert store.recent(outcome="degraded")[0].outcome == "degraded"
-    with pytest.raises(ValueError, match="outcome must be one of"):
-        store.recent(outcome="bogus")  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="limit"):
-        store.recent(0)
 
 
 def test_ids_are_unique_and_sort_by_millisecond() -> None:
@@ -160,22 +127,6 @@ def test_a_newer_schema_is_not_written_to(tmp_path: Path) -> None:
         store.recent()
 
 
-def test_concurrent_writers_threads_and_a_second_connection(store: SqliteTraceStore) -> None:
-    other = SqliteTraceStore(store.path)
-
-    def write(target: SqliteTraceStore) -> None:
-        for _ in range(50):
-            target.record(full_trace())
-
-    threads = [threading.Thread(target=write, args=(s,)) for s in (store, store, other, other)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(store.recent(1000)) == 200 and store.dropped == other.dropped == 0
-    other.close()
-
-
 def test_null_store_records_nothing() -> None:
     null = NullTraceStore()
     assert null.record(full_trace()) is None
@@ -204,28 +155,6 @@ def test_to_dict_is_json(store: SqliteTraceStore) -> None:
     assert data["retrieved"][0]["keyword_rank"] == 1 and data["prompt"]["text"] == PROMPT
     assert data["gate"]["reason"] == "dense" and data["error"] is None
     assert data["attributes"]["gen_ai.usage.input_tokens"] == 120
-
-
-GATEWAY = {
-    "served_by": "backup",
-    "rung": 1,
-    "cost": 0.0012,
-    "attempts": [
-        {"deployment": "primary", "outcome": "error", "code": "MODEL_UNAVAILABLE", "status": 503},
-        {"deployment": "backup", "outcome": "ok", "code": None, "status": None},
-    ],
-    "decisions": [{"policy": "fallback", "reason": "primary failed (MODEL_UNAVAILABLE)"}],
-}
-
-
-def test_tenant_and_gateway_round_trip(store: SqliteTraceStore) -> None:
-    trace = full_trace(tenant="acme", gateway=GATEWAY)
-    store.record(trace)
-    got = store.get(trace.id)
-    assert got == trace and got is not None
-    assert got.attributes()[names.GATEWAY_SERVED_BY] == "backup"
-    assert got.attributes()[names.GATEWAY_ATTEMPTS] == 2
-    assert got.to_dict()["gateway"]["decisions"][0]["policy"] == "fallback"
 
 
 def test_a_v1_store_is_upgraded_in_place_keeping_its_traces(tmp_path: Path) -> None:

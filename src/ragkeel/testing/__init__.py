@@ -7,12 +7,13 @@
   hangs, hard down, mid-stream disconnect); used by the gateway's scenario tests and ``bench/``.
   Needs nothing beyond the package's own dependencies.
 * ``contracts``: the shared contract suites, one per Protocol — ``store`` (document store,
-  keyword index, vector index), ``embedder``, ``chat_model``, ``breaker_store``. Each is a class
-  of pytest tests against the Protocol only; a backend passes by subclassing it as ``Test...``
-  with one fixture that builds the backend. They run from ``tests/storage/test_contract.py``,
-  ``tests/embeddings/test_embedder_contract.py``, ``tests/gateway/test_chat_model_contract.py``
-  and ``tests/gateway/test_breaker.py`` over every backend that exists. These import pytest:
-  they need the ``dev`` extra.
+  keyword index, vector index), ``embedder``, ``chat_model``, ``breaker_store``,
+  ``trace_store``. Each is a class of pytest tests against the Protocol only; a backend passes
+  by subclassing it as ``Test...`` with one fixture that builds the backend. They run from
+  ``tests/storage/test_contract.py``, ``tests/embeddings/test_embedder_contract.py``,
+  ``tests/gateway/test_chat_model_contract.py``, ``tests/gateway/test_breaker.py`` and
+  ``tests/observability/test_trace_store.py`` over every backend that exists. These import
+  pytest: they need the ``dev`` extra.
 """
 
 from ragkeel.testing.fault_server import FaultServer
