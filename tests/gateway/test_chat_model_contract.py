@@ -11,7 +11,6 @@ import importlib.util
 import os
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -19,11 +18,12 @@ from fake_anthropic import FakeAnthropicServer, Reply
 from fake_http import serving
 from ragkeel.gateway.base import ChatModel
 from ragkeel.gateway.errors import ModelTimeoutError
-from ragkeel.gateway.gguf_files import DEFAULT_MODEL, MODELS
 from ragkeel.gateway.providers.anthropic import AnthropicChatModel
 from ragkeel.gateway.providers.local import LocalChatModel
 from ragkeel.gateway.providers.openai_compat import OpenAICompatChatModel
 from ragkeel.gateway.providers.scripted import ScriptedChatModel, ScriptedFailure
+from ragkeel.models.cache import default_models_dir
+from ragkeel.models.gguf import DEFAULT_MODEL, MODELS
 from ragkeel.testing import FaultServer, FaultSettings
 from ragkeel.testing.contracts.chat_model import (
     LONG_ASK,
@@ -179,13 +179,13 @@ class TestAnthropicChatModel(ChatModelContract):
 
 # -- local GGUF model, where installed ------------------------------------------------------
 
-REPO_MODELS = Path(__file__).resolve().parents[2] / ".ragkeel" / "models"
+MODELS_DIR = default_models_dir()  # where `make setup` installs the model
 LOCAL = MODELS[DEFAULT_MODEL]
 LOCAL_MISSING = (
     "llama-cpp-python not installed"
     if importlib.util.find_spec("llama_cpp") is None
     else None
-    if (REPO_MODELS / LOCAL.filename).exists()
+    if (MODELS_DIR / LOCAL.filename).exists()
     else "local model not installed"
 )
 
@@ -207,7 +207,7 @@ class LocalBackend:
 def local_model() -> LocalChatModel:
     if LOCAL_MISSING and not os.environ.get("CI"):
         pytest.skip(f"{LOCAL_MISSING}: run `make setup`")
-    model = LocalChatModel(REPO_MODELS, LOCAL, n_ctx=2048)
+    model = LocalChatModel(MODELS_DIR, LOCAL, n_ctx=2048)
     model.load()
     return model
 
