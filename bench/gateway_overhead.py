@@ -34,7 +34,7 @@ from typing import Any
 
 from common import commit, machine, pct, today
 from ragkeel.gateway.base import ChatMessage, ChatModel, ChatRequest
-from ragkeel.gateway.calllog import CallLog
+from ragkeel.gateway.calllog import CallLog, recording
 from ragkeel.gateway.pricing import PriceTable
 from ragkeel.gateway.providers.openai_compat import OpenAICompatChatModel
 from ragkeel.gateway.stack import GatewayStack, build_gateway
@@ -46,15 +46,21 @@ WORKERS = 16
 Call = Callable[[], object]
 
 
-def ask(log: bool = True) -> ChatRequest:
-    """The request of every figure; a ``CallLog`` as the answer flow attaches one."""
+def ask() -> ChatRequest:
+    """The request of every figure."""
     return ChatRequest(
         (ChatMessage("user", QUESTION),),
         max_tokens=64,
         timeout_s=5.0,
         deadline=time.monotonic() + 120.0,
-        log=CallLog() if log else None,
     )
+
+
+def recorded_complete(model: ChatModel, request: ChatRequest) -> CallLog:
+    """``model.complete(request)`` recording into a ``CallLog``, as the answer flow does."""
+    with recording(CallLog()) as log:
+        model.complete(request)
+    return log
 
 
 def build_stack(
@@ -91,7 +97,7 @@ def bare_client(url: str, model: str) -> OpenAICompatChatModel:
 
 
 def calling(model: ChatModel) -> Call:
-    return lambda: model.complete(ask())
+    return lambda: recorded_complete(model, ask())
 
 
 def open_loop(

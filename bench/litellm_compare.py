@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from common import REPO, commit, machine, pct, today
+from ragkeel.gateway.calllog import CallLog, recording
 from ragkeel.gateway.errors import ChatModelError
 from ragkeel.testing import FaultServer, FaultSettings
 
@@ -223,7 +224,7 @@ def serve() -> None:
 
 
 def handle(cmd: dict[str, Any], state: dict[str, Any]) -> Any:
-    from gateway_overhead import ask, bare_client, build_stack
+    from gateway_overhead import ask, bare_client, build_stack, recorded_complete
 
     if cmd["op"] == "router":
         if "stack" in state:
@@ -235,8 +236,8 @@ def handle(cmd: dict[str, Any], state: dict[str, Any]) -> Any:
     model = state["stack"].model
     if cmd["op"] == "overhead":
         calls = {
-            "direct": lambda: state["bare"].complete(ask(log=False)),
-            "router": lambda: model.complete(ask()),
+            "direct": lambda: state["bare"].complete(ask()),
+            "router": lambda: recorded_complete(model, ask()),
         }
         times: dict[str, list[float]] = {"direct": [], "router": []}
         for i in range(int(cmd["n"])):
@@ -251,13 +252,13 @@ def handle(cmd: dict[str, Any], state: dict[str, Any]) -> Any:
     def one(_: int) -> dict[str, Any]:
         request, start = ask(), time.perf_counter()
         try:
-            model.complete(request)
+            log = recorded_complete(model, request)
         except ChatModelError as exc:
             return {"ok": False, "ms": (time.perf_counter() - start) * 1000, "error": exc.code}
         return {
             "ok": True,
             "ms": (time.perf_counter() - start) * 1000,
-            "served": request.log.served_by,
+            "served": log.served_by,
         }
 
     if cmd["op"] == "complete":
@@ -275,10 +276,11 @@ def stream_one(model: Any) -> dict[str, Any]:
     finish: list[str] = []
     error = None
     try:
-        for chunk in model.stream(ask()):
-            text.append(chunk.text_delta)
-            if chunk.finish_reason:
-                finish.append(chunk.finish_reason)
+        with recording(CallLog()):  # as the answer flow records
+            for chunk in model.stream(ask()):
+                text.append(chunk.text_delta)
+                if chunk.finish_reason:
+                    finish.append(chunk.finish_reason)
     except ChatModelError as exc:
         error = f"{exc.code}: {str(exc)[:160]}"
     return {"text": "".join(text), "error": error, "finish_reasons": finish}

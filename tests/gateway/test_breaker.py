@@ -15,7 +15,7 @@ from ragkeel.gateway.breaker import (
     InMemoryBreakerStore,
 )
 from ragkeel.gateway.breaker_store import BreakerStore
-from ragkeel.gateway.calllog import Attempt, CallLog
+from ragkeel.gateway.calllog import Attempt, CallLog, recording
 from ragkeel.gateway.clock import ManualClock
 from ragkeel.gateway.errors import (
     BudgetExceededError,
@@ -36,8 +36,8 @@ DOWN = ScriptedFailure("unavailable")
 POLICY = BreakerPolicy(consecutive_failures=3, min_calls=1_000, open_s=30.0, max_open_s=100.0)
 
 
-def request(log: CallLog | None = None) -> ChatRequest:
-    return ChatRequest((ChatMessage("user", "What is the capital of France?"),), log=log)
+def request() -> ChatRequest:
+    return ChatRequest((ChatMessage("user", "What is the capital of France?"),))
 
 
 class FailingModel:
@@ -74,8 +74,8 @@ def breaker(
 
 
 def fail(model: CircuitBreakerChatModel, log: CallLog | None = None) -> ChatModelError:
-    with pytest.raises(ChatModelError) as info:
-        model.complete(request(log))
+    with pytest.raises(ChatModelError) as info, recording(log or CallLog()):
+        model.complete(request())
     return info.value
 
 
@@ -175,8 +175,8 @@ def test_after_the_open_period_one_probe_closes_on_success(clock: ManualClock) -
     assert isinstance(fail(model), CircuitOpenError)
     clock.advance(0.2)
     assert model.snapshot().state == "half_open"
-    log = CallLog()
-    assert model.complete(request(log)).text == "back"
+    with recording(CallLog()) as log:
+        assert model.complete(request()).text == "back"
     assert [d.reason for d in log.decisions] == [
         "primary half-open (open period over): one probe let through",
         "primary closed after a successful probe",

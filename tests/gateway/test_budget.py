@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 from ragkeel.gateway.accounts import CostAccounts
 from ragkeel.gateway.base import ChatMessage, ChatRequest
 from ragkeel.gateway.budget import BudgetChatModel
-from ragkeel.gateway.calllog import CallLog
+from ragkeel.gateway.calllog import CallLog, recording
 from ragkeel.gateway.errors import BudgetExceededError
 from ragkeel.gateway.metering import MeteredChatModel
 from ragkeel.gateway.pricing import Price, PriceTable
@@ -45,25 +46,32 @@ def _prices() -> PriceTable:
 
 def _request(max_tokens: int = 100, **kw: object) -> ChatRequest:
     messages = (ChatMessage("user", "How often should I rotate an API key?"),)
-    return ChatRequest(messages, max_tokens=max_tokens, log=CallLog(), **kw)  # type: ignore[arg-type]
+    return ChatRequest(messages, max_tokens=max_tokens, **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture(autouse=True)
+def log() -> Iterator[CallLog]:
+    """Every call in these tests is recorded, as the answer flow records it."""
+    with recording(CallLog()) as log:
+        yield log
 
 
 def _prompt_tokens(model: ScriptedChatModel, request: ChatRequest) -> int:
     return count_message_tokens(request.messages, model.count_tokens)
 
 
-def test_a_request_that_fits_is_passed_unchanged_and_costed() -> None:
+def test_a_request_that_fits_is_passed_unchanged_and_costed(log: CallLog) -> None:
     model, metered = _metered()
     budget = BudgetChatModel(metered, _prices(), counter=model.count_tokens)
     request = _request(max_cost=1.0)
     response = budget.complete(request)
     assert response.text == REPLY
     assert model.requests[0].max_tokens == 100
-    assert request.log is not None and request.log.decisions == []
-    assert request.log.cost == pytest.approx(STRONG.cost(response.usage))
+    assert log.decisions == []
+    assert log.cost == pytest.approx(STRONG.cost(response.usage))
 
 
-def test_over_max_cost_lowers_max_tokens_to_fit() -> None:
+def test_over_max_cost_lowers_max_tokens_to_fit(log: CallLog) -> None:
     model, metered = _metered()
     budget = BudgetChatModel(metered, _prices(), counter=model.count_tokens, min_answer_tokens=5)
     probe = _request()
@@ -73,12 +81,11 @@ def test_over_max_cost_lowers_max_tokens_to_fit() -> None:
     budget.complete(request)
     sent = model.requests[0]
     assert sent.max_tokens == 40
-    assert request.log is not None
-    (decision,) = request.log.decisions
+    (decision,) = log.decisions
     assert decision.policy == "budget" and "max_tokens 100 -> 40" in decision.reason
 
 
-def test_too_little_room_switches_to_the_cheaper_model() -> None:
+def test_too_little_room_switches_to_the_cheaper_model(log: CallLog) -> None:
     strong, metered = _metered()
     cheap, cheap_metered = _metered(name="cheap", price=CHEAP)
     budget = BudgetChatModel(
@@ -87,13 +94,12 @@ def test_too_little_room_switches_to_the_cheaper_model() -> None:
     request = _request(max_cost=0.02)  # strong: ~15 prompt tokens = 0.015, < 64 answer tokens fit
     response = budget.complete(request)
     assert strong.calls == 0 and cheap.calls == 1 and response.model == "cheap"
-    assert request.log is not None
-    reasons = [d.reason for d in request.log.decisions]
+    reasons = [d.reason for d in log.decisions]
     assert any("answering with cheap" in r for r in reasons), reasons
-    assert request.log.cost <= 0.02
+    assert log.cost <= 0.02
 
 
-def test_refusal_says_what_it_would_cost_and_what_is_allowed() -> None:
+def test_refusal_says_what_it_would_cost_and_what_is_allowed(log: CallLog) -> None:
     model, metered = _metered()
     budget = BudgetChatModel(metered, _prices(), counter=model.count_tokens)
     request = _request(max_cost=0.001)
@@ -104,7 +110,7 @@ def test_refusal_says_what_it_would_cost_and_what_is_allowed() -> None:
     prompt = _prompt_tokens(model, request)
     assert f"${prompt * 0.001 + 100 * 0.002:.6f}" in message and "max_cost $0.001000" in message
     assert info.value.code == "BUDGET_EXCEEDED" and info.value.retry_after_s is None
-    assert request.log is not None and request.log.decisions[-1].reason.startswith("refused")
+    assert log.decisions[-1].reason.startswith("refused")
 
 
 def test_defaults_apply_when_the_request_sets_none() -> None:
@@ -134,7 +140,7 @@ def test_the_estimate_uses_the_highest_price_in_the_chain() -> None:
     assert plan.max_cost == pytest.approx(prompt * 0.001 + 100 * 0.002)  # STRONG's prices
 
 
-def test_the_cheaper_chain_is_priced_by_its_deployments() -> None:
+def test_the_cheaper_chain_is_priced_by_its_deployments(log: CallLog) -> None:
     strong, metered = _metered()
     cheap, cheap_metered = _metered(name="a-cheap-chain", price=CHEAP)
     budget = BudgetChatModel(
@@ -149,7 +155,7 @@ def test_the_cheaper_chain_is_priced_by_its_deployments() -> None:
     budget.complete(request)
     assert cheap.calls == 1 and strong.calls == 0
     assert cheap.requests[0].max_tokens < 100  # priced as "cheap": 100 answer tokens do not fit
-    assert request.log is not None and 0 < request.log.cost <= 0.02
+    assert 0 < log.cost <= 0.02
 
 
 def test_the_default_counter_is_the_models_tokenizer() -> None:
@@ -182,7 +188,7 @@ def test_reservations_are_settled_on_success_failure_and_cancel() -> None:
     assert accounts.open_reservations() == 0 and accounts.reserved("t") == 0.0
 
 
-def test_streams_settle_the_actual_cost_and_write_the_ledger(tmp_path: Path) -> None:
+def test_streams_settle_the_actual_cost_and_write_the_ledger(tmp_path: Path, log: CallLog) -> None:
     accounts = _accounts(10.0)
     ledger = SqliteCostLedger(tmp_path / "costs.db")
     model, metered = _metered()
@@ -192,10 +198,9 @@ def test_streams_settle_the_actual_cost_and_write_the_ledger(tmp_path: Path) -> 
     request = _request(tenant="t", metadata={"request_id": "req-1"})
     text = "".join(c.text_delta for c in budget.stream(request))
     assert text == REPLY
-    assert request.log is not None
-    assert accounts.spent("t") == pytest.approx(request.log.cost)
+    assert accounts.spent("t") == pytest.approx(log.cost)
     (row,) = ledger.totals("tenant")
-    assert row.key == "t" and row.calls == 1 and row.cost == pytest.approx(request.log.cost)
+    assert row.key == "t" and row.calls == 1 and row.cost == pytest.approx(log.cost)
     assert row.completion_tokens == 5
     ledger.close()
 
@@ -278,17 +283,17 @@ def test_scenario_10_budget_exactness_under_100_concurrent_requests(tmp_path: Pa
             (ChatMessage("user", f"question number {i}"),),
             max_tokens=20,
             tenant="t",
-            log=CallLog(),
             metadata={"request_id": f"r{i}"},
         )
         barrier.wait()
+        log = CallLog()
         try:
-            budget.complete(request)
+            with recording(log):  # a pool thread does not inherit the test's context
+                budget.complete(request)
         except BudgetExceededError as exc:
-            assert request.log is not None and request.log.cost == 0.0
+            assert log.cost == 0.0
             return exc
-        assert request.log is not None
-        return request.log.cost
+        return log.cost
 
     with ThreadPoolExecutor(max_workers=100) as pool:
         results = list(pool.map(one, range(100), timeout=30))

@@ -11,7 +11,7 @@ import pytest
 
 from ragkeel.gateway.base import ChatChunk, ChatMessage, ChatRequest, ChatResponse, Usage
 from ragkeel.gateway.breaker import BreakerPolicy, CircuitBreakerChatModel
-from ragkeel.gateway.calllog import CallLog
+from ragkeel.gateway.calllog import CallLog, recording
 from ragkeel.gateway.clock import ManualClock
 from ragkeel.gateway.errors import (
     BudgetExceededError,
@@ -33,8 +33,8 @@ QUESTION = ChatMessage("user", "What is the capital of France?")
 DOWN = ScriptedFailure("unavailable")
 
 
-def request(log: CallLog | None = None, max_tokens: int = 256) -> ChatRequest:
-    return ChatRequest((QUESTION,), max_tokens=max_tokens, log=log)
+def request(max_tokens: int = 256) -> ChatRequest:
+    return ChatRequest((QUESTION,), max_tokens=max_tokens)
 
 
 def scripted(name: str, *replies: str | ScriptedFailure) -> ScriptedChatModel:
@@ -81,8 +81,8 @@ def text_of(chunks: list[ChatChunk]) -> str:
 
 def test_the_first_rung_that_answers_wins_in_order() -> None:
     rungs = [scripted("a", DOWN), scripted("b", DOWN), scripted("c", "from c"), scripted("d")]
-    log = CallLog()
-    response = FallbackChatModel(rungs).complete(request(log))
+    with recording(CallLog()) as log:
+        response = FallbackChatModel(rungs).complete(request())
     assert (response.text, response.model) == ("from c", "c")
     assert [m.calls for m in rungs] == [1, 1, 1, 0]
     assert (log.served_by, log.rung) == ("c", 2)
@@ -94,9 +94,9 @@ def test_the_first_rung_that_answers_wins_in_order() -> None:
 
 
 def test_a_healthy_first_rung_is_rung_0() -> None:
-    log = CallLog()
     chain = FallbackChatModel([scripted("a", "first"), scripted("b", "second")])
-    assert chain.complete(request(log)).text == "first"
+    with recording(CallLog()) as log:
+        assert chain.complete(request()).text == "first"
     assert (log.served_by, log.rung) == ("a", 0)
 
 
@@ -130,8 +130,8 @@ def test_provider_failures_fall_through(error: ChatModelError) -> None:
 def test_no_time_money_or_admission_left_ends_the_request(error: ChatModelError) -> None:
     second = scripted("b", "from b")
     log = CallLog()
-    with pytest.raises(type(error)) as info:
-        FallbackChatModel([BreaksWith("a", error), second]).complete(request(log))
+    with recording(log), pytest.raises(type(error)) as info:
+        FallbackChatModel([BreaksWith("a", error), second]).complete(request())
     assert info.value is error
     assert second.calls == 0
     assert log.served_by is None
@@ -143,8 +143,8 @@ def test_when_all_fail_the_last_error_is_raised_with_the_chain() -> None:
     last = ModelTimeoutError("b is slow", model="b")
     log = CallLog()
     chain = FallbackChatModel([BreaksWith("a", first), BreaksWith("b", last)])
-    with pytest.raises(ModelTimeoutError) as info:
-        chain.complete(request(log))
+    with recording(log), pytest.raises(ModelTimeoutError) as info:
+        chain.complete(request())
     assert info.value is last
     assert info.value.__context__ is first
     assert log.decisions[-1].reason == "b failed (MODEL_TIMEOUT); no rung left"
@@ -155,8 +155,8 @@ def test_rungs_are_named_by_their_deployment() -> None:
     inner = scripted("gpt-4o", "hello")
     rung = CircuitBreakerChatModel(inner, deployment="azure-east", clock=clock)
     chain = FallbackChatModel([rung])
-    log = CallLog()
-    assert chain.complete(request(log)).model == "azure-east"
+    with recording(CallLog()) as log:
+        assert chain.complete(request()).model == "azure-east"
     assert log.served_by == "azure-east"
     assert chain.name == "gpt-4o"  # the model name (for the price table) stays the first's
     assert chain.deployments == ("azure-east",)
@@ -188,9 +188,9 @@ def test_close_closes_every_rung() -> None:
 
 
 def test_a_stream_that_fails_before_any_text_falls_through() -> None:
-    log = CallLog()
     chain = FallbackChatModel([scripted("a", DOWN), scripted("b", "Paris.")])
-    chunks = list(chain.stream(request(log)))
+    with recording(CallLog()) as log:
+        chunks = list(chain.stream(request()))
     assert text_of(chunks) == "Paris."
     assert chunks[-1].model == "b"
     assert all(c.model is None for c in chunks[:-1])
@@ -201,8 +201,8 @@ def test_a_stream_that_fails_before_any_text_falls_through() -> None:
 def test_an_interrupted_stream_continues_on_the_next_rung() -> None:
     primary = scripted("primary", cut(2))  # "Paris", " is", then the connection breaks
     secondary = scripted("secondary", " the capital.")
-    log = CallLog()
-    chunks = list(FallbackChatModel([primary, secondary]).stream(request(log, max_tokens=50)))
+    with recording(CallLog()) as log:
+        chunks = list(FallbackChatModel([primary, secondary]).stream(request(max_tokens=50)))
     assert text_of(chunks) == "Paris is the capital."
     continued = secondary.requests[0]
     assert continued.messages == (
@@ -223,8 +223,8 @@ def test_an_interrupted_stream_continues_on_the_next_rung() -> None:
 def test_without_a_next_rung_the_consumer_gets_the_partial_in_an_explicit_error() -> None:
     received: list[str] = []
     log = CallLog()
-    with pytest.raises(StreamInterruptedError) as info:
-        for chunk in FallbackChatModel([scripted("only", cut(3))]).stream(request(log)):
+    with recording(log), pytest.raises(StreamInterruptedError) as info:
+        for chunk in FallbackChatModel([scripted("only", cut(3))]).stream(request()):
             received.append(chunk.text_delta)
     assert "".join(received) == info.value.partial == "Paris is the"
     assert isinstance(info.value.__cause__, ModelUnavailableError)

@@ -15,7 +15,7 @@ import pytest
 
 from ragkeel.errors import ModelChecksumError, ModelError
 from ragkeel.gateway.base import ChatMessage, ChatRequest
-from ragkeel.gateway.calllog import CallLog
+from ragkeel.gateway.calllog import CallLog, recording
 from ragkeel.gateway.errors import DeadlineExceededError, ModelBusyError, ModelTimeoutError
 from ragkeel.gateway.providers.local import LocalChatModel
 from ragkeel.models.cache import default_models_dir
@@ -137,14 +137,14 @@ def test_a_full_queue_refuses_at_once_and_waiting_is_bounded_by_the_deadline(
         assert time.monotonic() - started < 5.0 and refused.value.retry_after_s
         model.queue.max_queue = 2
         log = CallLog()
-        waiting = ask(SOURCES, max_tokens=5, deadline=time.monotonic() + 0.3, log=log)
-        with pytest.raises(DeadlineExceededError, match="waited"):
+        waiting = ask(SOURCES, max_tokens=5, deadline=time.monotonic() + 0.3)
+        with recording(log), pytest.raises(DeadlineExceededError, match="waited"):
             next(model.stream(waiting))  # the slot is held by `busy`: waits 0.3 s, no more
         assert 250 <= log.queue_ms < 5000  # a wait that ran out is a queue stage too
         assert model.queue.snapshot()["waiting"] == 0
     finally:
         model.queue.max_queue = 2
         busy.close()
-    log = CallLog()
-    text = "".join(c.text_delta for c in model.stream(ask(SOURCES, max_tokens=5, log=log)))
+    with recording(CallLog()) as log:
+        text = "".join(c.text_delta for c in model.stream(ask(SOURCES, max_tokens=5)))
     assert text and 0 <= log.queue_ms < 5000  # reported, and short (no one held the slot)

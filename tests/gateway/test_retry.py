@@ -5,13 +5,13 @@ budget, and streams."""
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import pytest
 
 from ragkeel.gateway.base import ChatMessage, ChatRequest
-from ragkeel.gateway.calllog import CallLog
+from ragkeel.gateway.calllog import CallLog, recording
 from ragkeel.gateway.clock import ManualClock
 from ragkeel.gateway.errors import (
     BudgetExceededError,
@@ -66,7 +66,14 @@ def _retrying(
 
 
 def _request(**fields: object) -> ChatRequest:
-    return ChatRequest(MESSAGES, log=CallLog(), **fields)  # type: ignore[arg-type]
+    return ChatRequest(MESSAGES, **fields)  # type: ignore[arg-type]
+
+
+@pytest.fixture(autouse=True)
+def log() -> Iterator[CallLog]:
+    """Every call in these tests is recorded, as the answer flow records it."""
+    with recording(CallLog()) as log:
+        yield log
 
 
 # -- which errors, how often ---------------------------------------------------------------
@@ -112,7 +119,7 @@ def test_gives_up_after_max_retries_with_the_last_error() -> None:
     ],
     ids=["400", "401", "403", "404", "422", "circuit", "deadline", "budget", "interrupted", "bad"],
 )
-def test_non_retryable_errors_are_raised_at_once(error: ChatModelError) -> None:
+def test_non_retryable_errors_are_raised_at_once(error: ChatModelError, log: CallLog) -> None:
     model, inner, clock = _retrying([error, ANSWER])
     request = _request()
     with pytest.raises(ChatModelError) as info:
@@ -120,15 +127,15 @@ def test_non_retryable_errors_are_raised_at_once(error: ChatModelError) -> None:
     assert info.value is error
     assert inner.calls == 1
     assert clock.sleeps == []
-    assert request.log is not None and request.log.decisions == []
+    assert log.decisions == []
 
 
-def test_success_needs_no_retry_and_logs_nothing() -> None:
+def test_success_needs_no_retry_and_logs_nothing(log: CallLog) -> None:
     model, inner, clock = _retrying([ANSWER])
     request = _request()
     assert model.complete(request).text == ANSWER
     assert (inner.calls, clock.sleeps) == (1, [])
-    assert request.log is not None and request.log.decisions == []
+    assert log.decisions == []
     assert model.name == "primary"
     assert model.count_tokens("a b c") == inner.count_tokens("a b c") == 3
 
@@ -167,14 +174,13 @@ def test_delays_are_full_jitter_inside_their_bounds() -> None:
         assert min(delays) < 0.1 * high and max(delays) > 0.9 * high
 
 
-def test_retries_are_logged_with_delay_and_reason() -> None:
+def test_retries_are_logged_with_delay_and_reason(log: CallLog) -> None:
     error = ModelUnavailableError("HTTP 503", status=503)
     model, _, clock = _retrying([error, ScriptedFailure("timeout"), ANSWER])
     request = _request()
     model.complete(request)
-    assert request.log is not None
-    assert [d.policy for d in request.log.decisions] == ["retry", "retry"]
-    first, second = (d.reason for d in request.log.decisions)
+    assert [d.policy for d in log.decisions] == ["retry", "retry"]
+    first, second = (d.reason for d in log.decisions)
     assert (
         first == f"primary: retry 1/2 after {clock.sleeps[0]:.3f} s (MODEL_UNAVAILABLE, HTTP 503)"
     )
@@ -184,15 +190,14 @@ def test_retries_are_logged_with_delay_and_reason() -> None:
 # -- Retry-After ---------------------------------------------------------------------------
 
 
-def test_retry_after_replaces_the_jittered_delay_exactly() -> None:
+def test_retry_after_replaces_the_jittered_delay_exactly(log: CallLog) -> None:
     limited = ModelRateLimitedError("HTTP 429", status=429, retry_after_s=7.0)
     model, inner, clock = _retrying([limited, ANSWER])
     request = _request()
     assert model.complete(request).text == ANSWER
     assert clock.sleeps == [7.0]
     assert inner.calls == 2
-    assert request.log is not None
-    assert request.log.decisions[0].reason == (
+    assert log.decisions[0].reason == (
         "primary: retry 1/2 after 7.000 s (MODEL_RATE_LIMITED, HTTP 429)"
     )
 
@@ -255,7 +260,7 @@ def test_an_expired_deadline_sends_nothing() -> None:
     assert inner.calls == 0
 
 
-def test_a_backoff_ending_past_the_deadline_is_not_slept() -> None:
+def test_a_backoff_ending_past_the_deadline_is_not_slept(log: CallLog) -> None:
     seed = 3
     assert random.Random(seed).uniform(0.0, 10.0) > 0.5  # the draw below would overrun
     policy = RetryPolicy(base_delay_s=10.0, max_delay_s=10.0)
@@ -265,7 +270,7 @@ def test_a_backoff_ending_past_the_deadline_is_not_slept() -> None:
         model.complete(request)
     assert (inner.calls, clock.sleeps) == (1, [])
     assert isinstance(info.value.__cause__, ModelUnavailableError)
-    assert request.log is not None and "backoff" in request.log.decisions[-1].reason
+    assert "backoff" in log.decisions[-1].reason
 
 
 # -- budget ----------------------------------------------------------------------------------
@@ -284,7 +289,7 @@ def test_budget_allows_a_share_of_requests_plus_a_floor() -> None:
     assert budget.try_spend()
 
 
-def test_an_exhausted_budget_stops_retrying_and_says_so() -> None:
+def test_an_exhausted_budget_stops_retrying_and_says_so(log: CallLog) -> None:
     clock = ManualClock()
     budget = RetryBudget(ratio=0.0, window_s=10.0, min_retries=2, clock=clock)
     inner = ScriptedChatModel([UNAVAILABLE], name="primary")
@@ -296,8 +301,7 @@ def test_an_exhausted_budget_stops_retrying_and_says_so() -> None:
     with pytest.raises(ModelUnavailableError):
         model.complete(request)
     assert inner.calls == 4  # no retry left
-    assert request.log is not None
-    assert request.log.decisions[-1].reason == (
+    assert log.decisions[-1].reason == (
         "primary: retry budget exhausted, not retrying (MODEL_UNAVAILABLE)"
     )
     clock.advance(10.0)
@@ -315,14 +319,14 @@ def test_an_exhausted_budget_stops_retrying_and_says_so() -> None:
     ids=["scripted-timeout", "timeout"],
 )
 def test_a_timeout_moves_on_when_the_request_has_a_next_rung(
-    failure: Reply | ChatModelError,
+    failure: Reply | ChatModelError, log: CallLog
 ) -> None:
     model, inner, clock = _retrying([failure, ANSWER])
     request = _request(next_rung="fallback")
     with pytest.raises(ModelTimeoutError):
         model.complete(request)
     assert (inner.calls, clock.sleeps) == (1, [])
-    assert request.log is not None and [d.reason for d in request.log.decisions] == [
+    assert [d.reason for d in log.decisions] == [
         "primary: MODEL_TIMEOUT, not retried: fallback next"
     ]
 
@@ -350,7 +354,7 @@ def test_fast_failures_are_still_retried_with_a_next_rung(failure: Reply | ChatM
     assert (inner.calls, len(clock.sleeps)) == (3, 2)
 
 
-def test_with_a_next_rung_retry_after_is_slept_up_to_the_patience_in_total() -> None:
+def test_with_a_next_rung_retry_after_is_slept_up_to_the_patience_in_total(log: CallLog) -> None:
     limited = ModelRateLimitedError("HTTP 429", status=429, retry_after_s=0.4)
     policy = RetryPolicy(max_retries=5, fallback_patience_s=1.0)
     model, inner, clock = _retrying([limited], policy)
@@ -359,7 +363,7 @@ def test_with_a_next_rung_retry_after_is_slept_up_to_the_patience_in_total() -> 
         model.complete(request)
     assert clock.sleeps == [0.4, 0.4]  # a third 0.4 s would pass the 1 s patience
     assert inner.calls == 3
-    assert request.log is not None and request.log.decisions[-1].reason == (
+    assert log.decisions[-1].reason == (
         "primary: Retry-After 0.4 s is longer than the 0.2 s left to wait here"
         " (MODEL_RATE_LIMITED, HTTP 429)"
     )

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from ragkeel.gateway.base import ChatChunk, ChatMessage, ChatRequest, ChatResponse, RoutingHints
-from ragkeel.gateway.calllog import CallLog, Decision
+from ragkeel.gateway.calllog import CallLog, Decision, recording
 from ragkeel.gateway.errors import ModelUnavailableError
 from ragkeel.gateway.providers.scripted import ScriptedChatModel, ScriptedFailure
 from ragkeel.gateway.router import RouteFeatures, RouterChatModel, RoutingRules, route
@@ -150,20 +150,22 @@ def strong() -> ScriptedChatModel:
     return ScriptedChatModel(["strong answer."], name="strong-model")
 
 
-def _request(hints: RoutingHints | None, log: CallLog | None) -> ChatRequest:
+def _request(hints: RoutingHints | None) -> ChatRequest:
     question = hints.question if hints else "?"
-    return ChatRequest((ChatMessage("user", question),), hints=hints, log=log)
+    return ChatRequest((ChatMessage("user", question),), hints=hints)
 
 
 def test_router_sends_and_logs(cheap: ScriptedChatModel, strong: ScriptedChatModel) -> None:
     router = RouterChatModel(cheap, strong, RULES)
     assert router.name == "router(cheap-model|strong-model)"
     log = CallLog()
-    response = router.complete(_request(_hints(), log))
+    with recording(log):
+        response = router.complete(_request(_hints()))
     assert (response.text, response.model) == ("cheap answer.", "cheap-model")
     assert (cheap.calls, strong.calls) == (1, 0)
-    low = _request(_hints(top=0.2), log)
-    assert router.complete(low).model == "strong-model"
+    low = _request(_hints(top=0.2))
+    with recording(log):
+        assert router.complete(low).model == "strong-model"
     assert (cheap.calls, strong.calls) == (1, 1)
     assert strong.requests[0] is low  # the request is passed on untouched
     assert log.decisions == [
@@ -175,12 +177,13 @@ def test_router_sends_and_logs(cheap: ScriptedChatModel, strong: ScriptedChatMod
 def test_router_stream(cheap: ScriptedChatModel, strong: ScriptedChatModel) -> None:
     router = RouterChatModel(cheap, strong, RULES, name="routed")
     log = CallLog()
-    chunks = list(router.stream(_request(None, log)))
+    with recording(log):
+        chunks = list(router.stream(_request(None)))
     assert "".join(c.text_delta for c in chunks) == "strong answer."
     assert chunks[-1].finish_reason == "stop"
     assert log.decisions == [Decision("router", "strong (default): no routing hints")]
     assert router.name == "routed"
-    cheap_text = "".join(c.text_delta for c in router.stream(_request(_hints(), None)))
+    cheap_text = "".join(c.text_delta for c in router.stream(_request(_hints())))
     assert cheap_text == "cheap answer."  # without a log the router still routes
 
 
@@ -188,7 +191,7 @@ def test_router_passes_errors_through(strong: ScriptedChatModel) -> None:
     failing = ScriptedChatModel([ScriptedFailure("unavailable")], name="cheap-model")
     router = RouterChatModel(failing, strong, RULES)
     with pytest.raises(ModelUnavailableError):
-        router.complete(_request(_hints(), None))
+        router.complete(_request(_hints()))
     assert strong.calls == 0  # no fallback here: that is the fallback policy's job
 
 

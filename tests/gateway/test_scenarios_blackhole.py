@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from ragkeel.gateway.base import ChatMessage, ChatRequest
-from ragkeel.gateway.calllog import CallLog
+from ragkeel.gateway.calllog import CallLog, recording
 from ragkeel.gateway.clock import SYSTEM_CLOCK, Clock, ManualClock
 from ragkeel.gateway.errors import ModelRateLimitedError, ModelTimeoutError
 from ragkeel.gateway.pricing import PriceTable
@@ -67,7 +67,6 @@ def _request(clock: Clock = SYSTEM_CLOCK, deadline_s: float = 30.0) -> ChatReque
         max_tokens=32,
         timeout_s=MODEL_TIMEOUT_S,
         deadline=clock.now() + deadline_s,
-        log=CallLog(),
     )
 
 
@@ -86,22 +85,22 @@ def test_a_timed_out_attempt_moves_on_to_the_fallback_instead_of_retrying(
     stack = _stack(primary, fallback, attempt_timeout_s=ATTEMPT_S)  # 2 retries, breaker at 5
     try:
         started = time.monotonic()
-        first = _request()
-        assert stack.model.complete(first).text == ANSWER
+        with recording(CallLog()) as first:
+            assert stack.model.complete(_request()).text == ANSWER
         first_s = time.monotonic() - started
         # one attempt timeout, not three plus backoffs (>= 1.5 s before the fix)
         assert first_s < 3 * ATTEMPT_S, f"the first request took {first_s:.2f} s"
-        assert _primary_attempts(first.log) == [("error", "MODEL_TIMEOUT")]
-        assert first.log is not None and first.log.served_by == "fallback"
+        assert _primary_attempts(first) == [("error", "MODEL_TIMEOUT")]
+        assert first.served_by == "fallback"
         assert "primary: MODEL_TIMEOUT, not retried: fallback next" in [
-            d.reason for d in first.log.decisions if d.policy == "retry"
+            d.reason for d in first.decisions if d.policy == "retry"
         ]
 
         logs = []
         for _ in range(6):  # sequential, like the one client
-            request = _request()
-            assert stack.model.complete(request).text == ANSWER
-            logs.append(request.log)
+            with recording(CallLog()) as log:
+                assert stack.model.complete(_request()).text == ANSWER
+            logs.append(log)
         # one timed-out call per request until the breaker opens (5 consecutive failures),
         # then no call at all
         assert [_primary_attempts(log) for log in logs] == [
@@ -122,11 +121,11 @@ def test_a_timed_out_stream_moves_on_to_the_fallback_before_any_text(
     primary, fallback = servers
     stack = _stack(primary, fallback, attempt_timeout_s=ATTEMPT_S)
     try:
-        request = _request()
-        chunks = list(stack.model.stream(request))
+        with recording(CallLog()) as log:
+            chunks = list(stack.model.stream(_request()))
         assert "".join(c.text_delta for c in chunks) == ANSWER
         assert chunks[-1].model == "fallback"
-        assert _primary_attempts(request.log) == [("error", "MODEL_TIMEOUT")]
+        assert _primary_attempts(log) == [("error", "MODEL_TIMEOUT")]
         assert primary.stats.requests == 1
     finally:
         stack.close()
@@ -139,10 +138,10 @@ def test_a_timeout_on_the_last_rung_is_still_retried(
     retry = {"max_retries": 2, "base_delay_s": 0.01, "max_delay_s": 0.02}
     stack = _stack(primary, attempt_timeout_s=0.2, retry=retry)  # no fallback
     try:
-        request = _request()
-        with pytest.raises(ModelTimeoutError):
-            stack.model.complete(request)
-        assert _primary_attempts(request.log) == [("error", "MODEL_TIMEOUT")] * 3
+        log = CallLog()
+        with recording(log), pytest.raises(ModelTimeoutError):
+            stack.model.complete(_request())
+        assert _primary_attempts(log) == [("error", "MODEL_TIMEOUT")] * 3
         assert primary.stats.requests == 3
     finally:
         stack.close()
@@ -160,10 +159,10 @@ def test_a_deployments_timeout_bounds_its_attempts_under_a_longer_request_timeou
     primary, fallback = servers
     stack = _stack(primary, fallback, timeout_s=0.5)
     try:
-        request = _request(deadline_s=6.0)
-        assert stack.model.complete(request).text == ANSWER
-        assert request.log is not None and request.log.served_by == "fallback"
-        (timed_out,) = [a for a in request.log.attempts if a.deployment == "primary"]
+        with recording(CallLog()) as log:
+            assert stack.model.complete(_request(deadline_s=6.0)).text == ANSWER
+        assert log.served_by == "fallback"
+        (timed_out,) = [a for a in log.attempts if a.deployment == "primary"]
         assert timed_out.code == "MODEL_TIMEOUT"
         assert timed_out.latency_ms < 3_000, timed_out
     finally:
@@ -183,18 +182,18 @@ def test_a_long_retry_after_goes_to_the_fallback_at_once(
     clock = ManualClock()  # sleeps are recorded, not slept
     stack = _stack(primary, fallback, clock=clock)
     try:
-        request = _request(clock)
-        assert stack.model.complete(request).text == ANSWER
-        assert request.log is not None and request.log.served_by == "fallback"
+        with recording(CallLog()) as log:
+            assert stack.model.complete(_request(clock)).text == ANSWER
+        assert log.served_by == "fallback"
         assert clock.sleeps == []
         assert primary.stats.requests == 1
-        reasons = [d.reason for d in request.log.decisions]
+        reasons = [d.reason for d in log.decisions]
         assert any("Retry-After 5 s is longer than the 1 s left to wait here" in r for r in reasons)
         assert "primary cooling down for 5 s (Retry-After)" in reasons
 
-        later = _request(clock)  # the primary asked for 5 s: not called meanwhile
-        assert stack.model.complete(later).text == ANSWER
-        assert _primary_attempts(later.log) == [("rejected", "CIRCUIT_OPEN")]
+        with recording(CallLog()) as later:  # the primary asked for 5 s: not called meanwhile
+            assert stack.model.complete(_request(clock)).text == ANSWER
+        assert _primary_attempts(later) == [("rejected", "CIRCUIT_OPEN")]
         assert primary.stats.requests == 1
     finally:
         stack.close()
@@ -209,9 +208,9 @@ def test_the_fallback_patience_counts_every_retry_after_of_the_request(
     clock = ManualClock()
     stack = _stack(primary, fallback, clock=clock)
     try:
-        request = _request(clock)
-        assert stack.model.complete(request).text == ANSWER
-        assert request.log is not None and request.log.served_by == "fallback"
+        with recording(CallLog()) as log:
+            assert stack.model.complete(_request(clock)).text == ANSWER
+        assert log.served_by == "fallback"
         assert clock.sleeps == [0.6]
         assert primary.stats.requests == 2
     finally:

@@ -12,13 +12,14 @@ import re
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import pytest
 
-from ragkeel.gateway.base import ChatChunk, ChatMessage, ChatRequest
+from ragkeel.gateway.base import ChatChunk, ChatMessage, ChatModel, ChatRequest, ChatResponse
 from ragkeel.gateway.breaker import BreakerPolicy, CircuitBreakerChatModel
-from ragkeel.gateway.calllog import CallLog
+from ragkeel.gateway.calllog import CallLog, recording
 from ragkeel.gateway.clock import ManualClock
 from ragkeel.gateway.errors import ChatModelError, StreamInterruptedError
 from ragkeel.gateway.fallback import FallbackChatModel
@@ -32,8 +33,14 @@ ANSWER = "Paris is the capital of France and its largest city [1]."
 RETRY_LOG = re.compile(r": retry (\d+)/\d+ after ([0-9.]+) s")
 
 
-def ask(log: CallLog | None = None) -> ChatRequest:
-    return ChatRequest((ChatMessage("user", "What is the capital of France?"),), log=log)
+def ask() -> ChatRequest:
+    return ChatRequest((ChatMessage("user", "What is the capital of France?"),))
+
+
+def complete(model: ChatModel, log: CallLog | None = None) -> ChatResponse:
+    """``model.complete(ask())``, recorded into ``log`` when one is given."""
+    with recording(log) if log is not None else nullcontext():
+        return model.complete(ask())
 
 
 @dataclass
@@ -114,7 +121,7 @@ def scenario_1(deploy: Callable[..., Deployment], clock: ManualClock, requests: 
 
     def one(i: int) -> bool:
         try:
-            return model.complete(ask(logs[i])).text == ANSWER
+            return complete(model, logs[i]).text == ANSWER
         except ChatModelError:
             return False
 
@@ -176,7 +183,7 @@ def test_scenario_3_hard_down_opens_the_breaker_and_only_probes_reach_it(
     model = chain(primary, fallback)
 
     first = CallLog()
-    assert model.complete(ask(first)).text == ANSWER  # 3 attempts fail, the breaker opens
+    assert complete(model, first).text == ANSWER  # 3 attempts fail, the breaker opens
     assert primary_reached(primary) == 3
     assert primary.breaker.snapshot().state == "open"
     assert "primary opened for 30 s after 3 consecutive failures" in [
@@ -188,7 +195,7 @@ def test_scenario_3_hard_down_opens_the_breaker_and_only_probes_reach_it(
         sleeps = len(clock.sleeps)
         for _ in range(20):  # while open: no call, no backoff, the fallback answers
             log = CallLog()
-            assert model.complete(ask(log)).text == ANSWER
+            assert complete(model, log).text == ANSWER
             assert log.served_by == "fallback"
             rejected = [a for a in log.attempts if a.deployment == "primary"]
             assert [(a.outcome, a.code, a.latency_ms) for a in rejected] == [
@@ -198,7 +205,7 @@ def test_scenario_3_hard_down_opens_the_breaker_and_only_probes_reach_it(
         reached = primary_reached(primary)
         clock.advance(period)
         for _ in range(5):  # one probe per open period, the rest rejected
-            assert model.complete(ask()).text == ANSWER
+            assert complete(model).text == ANSWER
         assert primary_reached(primary) == reached + 1
         assert primary.breaker.snapshot().open_for_s == min(period * 2, 300.0)
 
@@ -216,17 +223,17 @@ def test_scenario_4_half_open_one_probe_success_closes_failure_reopens_longer(
 
     primary.server.set(error_rate=1.0, error="503")
     for _ in range(3):
-        model.complete(ask())
+        complete(model)
     assert primary.breaker.snapshot().state == "open"
 
     # failed probes re-open for longer: 30 -> 60 -> 100 (capped) -> 100
     for expected in (60.0, 100.0, 100.0):
         before = primary.server.stats.requests
         clock.advance(primary.breaker.snapshot().open_for_s - 0.001)
-        model.complete(ask())
+        complete(model)
         assert primary.server.stats.requests == before  # not yet
         clock.advance(0.001)
-        model.complete(ask())
+        complete(model)
         assert primary.server.stats.requests == before + 1  # the probe
         assert primary.breaker.snapshot().open_for_s == expected
 
@@ -239,7 +246,7 @@ def test_scenario_4_half_open_one_probe_success_closes_failure_reopens_longer(
     def one(_: int) -> bool:
         log = CallLog()
         start.wait(timeout=2.0)
-        return model.complete(ask(log)).text == ANSWER and log.served_by == "primary"
+        return complete(model, log).text == ANSWER and log.served_by == "primary"
 
     assert run_concurrently(one, THREADS) == 1
     assert primary.server.stats.requests == 1
@@ -247,7 +254,7 @@ def test_scenario_4_half_open_one_probe_success_closes_failure_reopens_longer(
     assert (snap.state, snap.open_for_s, snap.reopen_count) == ("closed", 0.0, 0)
     primary.server.set(base_latency_s=0.0)
     log = CallLog()
-    model.complete(ask(log))
+    complete(model, log)
     assert log.served_by == "primary"  # closed: the primary serves again
 
 
@@ -265,7 +272,7 @@ def test_scenario_5_retry_after_cools_the_deployment_down_while_others_serve(
     a.server.set(error_rate=1.0, error="429", retry_after_s=7)
 
     log = CallLog()
-    assert model.complete(ask(log)).text == ANSWER
+    assert complete(model, log).text == ANSWER
     assert log.served_by == "b"
     assert "a cooling down for 7 s (Retry-After)" in [d.reason for d in log.decisions]
     assert a.server.stats.requests == 1
@@ -274,14 +281,14 @@ def test_scenario_5_retry_after_cools_the_deployment_down_while_others_serve(
     for _ in range(14):
         clock.advance(0.49)  # up to 6.86 s after the 429
         log = CallLog()
-        assert model.complete(ask(log)).text == ANSWER
+        assert complete(model, log).text == ANSWER
         assert log.served_by == "b"
     assert a.server.stats.requests == 1
     assert a.breaker.snapshot().state == "cooling"
 
     clock.advance(0.14)  # 7.0 s
     log = CallLog()
-    assert model.complete(ask(log)).text == ANSWER
+    assert complete(model, log).text == ANSWER
     assert log.served_by == "a"
     assert a.server.stats.requests == 2
 
@@ -297,7 +304,8 @@ CONTINUATION = " and it is still the most visited paid monument in the world [2]
 
 
 def stream_text(model: FallbackChatModel, log: CallLog) -> tuple[str, list[ChatChunk]]:
-    chunks = list(model.stream(ask(log)))
+    with recording(log):
+        chunks = list(model.stream(ask()))
     return "".join(c.text_delta for c in chunks), chunks
 
 
@@ -335,8 +343,8 @@ def test_scenario_8_without_a_next_deployment_the_consumer_gets_an_explicit_erro
     primary = deploy("primary")
     primary.server.set(reply=LONG_ANSWER, disconnect_after=0.3)
     received: list[ChatChunk] = []
-    with pytest.raises(StreamInterruptedError) as info:
-        for chunk in chain(primary).stream(ask(CallLog())):
+    with recording(CallLog()), pytest.raises(StreamInterruptedError) as info:
+        for chunk in chain(primary).stream(ask()):
             received.append(chunk)
     text = "".join(c.text_delta for c in received)
     assert text and info.value.partial == text and LONG_ANSWER.startswith(text)

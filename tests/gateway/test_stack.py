@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from ragkeel.gateway.base import ChatMessage, ChatModel, ChatRequest, RoutingHints
-from ragkeel.gateway.calllog import CallLog
+from ragkeel.gateway.calllog import CallLog, recording
 from ragkeel.gateway.errors import BudgetExceededError, ModelUnavailableError
 from ragkeel.gateway.pricing import PriceTable
 from ragkeel.gateway.providers.scripted import ScriptedChatModel
@@ -39,7 +39,7 @@ def _deployment(name: str, server: FaultServer, model: str, tier: str = "strong"
 
 
 def _request(question: str = "What is the capital of France?", **kw: Any) -> ChatRequest:
-    return ChatRequest((ChatMessage("user", question),), max_tokens=32, log=CallLog(), **kw)
+    return ChatRequest((ChatMessage("user", question),), max_tokens=32, **kw)
 
 
 def _build(settings: Settings, **kw: Any) -> GatewayStack:
@@ -61,16 +61,16 @@ def test_a_down_primary_falls_back_and_readyz_sees_the_breaker_open(
     stack = _build(settings)
     try:
         for _ in range(3):
-            request = _request()
-            response = stack.model.complete(request)
+            with recording(CallLog()) as log:
+                response = stack.model.complete(_request())
             assert response.text == "Paris is the capital [1]."
-            assert request.log is not None and request.log.served_by == "backup"
-            assert request.log.rung == 1
+            assert log.served_by == "backup"
+            assert log.rung == 1
         states = {s["deployment"]: s["state"] for s in stack.readiness()}
         assert states == {"primary": "open", "backup": "closed"}
-        outcomes = [a.outcome for a in request.log.attempts]
+        outcomes = [a.outcome for a in log.attempts]
         assert outcomes == ["rejected", "ok"]  # the open breaker: no call reached the primary
-        assert request.log.cost > 0  # gpt-4o-mini's default price, metered
+        assert log.cost > 0  # gpt-4o-mini's default price, metered
     finally:
         stack.close()
 
@@ -88,12 +88,14 @@ def test_routing_sends_a_confident_single_fact_question_to_the_cheap_tier(
     try:
         easy = _request(hints=RoutingHints("What is the capital of France?", 0.8, 0.2))
         hard = _request(hints=RoutingHints("Compare A and B; what differs?", 0.3, 0.01))
-        stack.model.complete(easy)
-        stack.model.complete(hard)
+        with recording(CallLog()) as easy_log:
+            stack.model.complete(easy)
+        with recording(CallLog()) as hard_log:
+            stack.model.complete(hard)
         assert cheap.stats.requests == 1 and strong.stats.requests == 1
-        assert easy.log is not None and easy.log.served_by == "mini"
-        assert hard.log is not None and hard.log.served_by == "big"
-        reasons = [d.reason for d in easy.log.decisions if d.policy == "router"]
+        assert easy_log.served_by == "mini"
+        assert hard_log.served_by == "big"
+        reasons = [d.reason for d in easy_log.decisions if d.policy == "router"]
         assert reasons and reasons[0].startswith("cheap:")
     finally:
         stack.close()
@@ -111,12 +113,12 @@ def test_when_every_deployment_fails_the_local_model_answers(
     )
     stack = _build(settings, local=lambda: local)
     try:
-        request = _request()
-        chunks = list(stack.model.stream(request))
+        with recording(CallLog()) as log:
+            chunks = list(stack.model.stream(_request()))
         assert "".join(c.text_delta for c in chunks) == "Local answer [1]."
         assert chunks[-1].model == "local-gguf"
-        assert request.log is not None and request.log.served_by == "local-gguf"
-        assert request.log.rung == 2
+        assert log.served_by == "local-gguf"
+        assert log.rung == 2
         assert a.stats.requests == 2  # one retry, then fall through
     finally:
         stack.close()
@@ -141,9 +143,9 @@ def test_without_deployments_the_generation_provider_decides() -> None:
     local_settings = load_settings(generation={"provider": "local"})
     model: ChatModel = ScriptedChatModel(["hi"])
     stack = _build(local_settings, local=lambda: model)
-    request = _request()
-    assert stack.model.complete(request).text == "hi"
-    assert request.log is not None and [a.outcome for a in request.log.attempts] == ["ok"]
+    with recording(CallLog()) as log:
+        assert stack.model.complete(_request()).text == "hi"
+    assert [a.outcome for a in log.attempts] == ["ok"]
     assert stack.readiness() == []
 
 

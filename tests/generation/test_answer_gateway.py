@@ -9,10 +9,12 @@ import pytest
 
 from ragkeel.gateway.base import ChatRequest, Usage
 from ragkeel.gateway.budget import BudgetChatModel
+from ragkeel.gateway.calllog import CallLog, current_log
 from ragkeel.gateway.clock import ManualClock
 from ragkeel.gateway.metering import MeteredChatModel
 from ragkeel.gateway.pricing import Price, PriceTable
 from ragkeel.gateway.providers.scripted import ScriptedChatModel, ScriptedFailure
+from ragkeel.generation.answer import DoneEvent, TokenEvent
 from ragkeel.generation.answerer import Answerer, Budget
 from ragkeel.generation.tracing import trace_from_answer
 from ragkeel.retrieval.hybrid import HybridRetriever
@@ -28,9 +30,11 @@ def test_the_request_carries_deadline_tenant_budget_and_hints(
 ) -> None:
     clock = ManualClock(start=500.0)
     seen: list[ChatRequest] = []
+    logs: list[CallLog | None] = []
 
     def reply(request: ChatRequest) -> str:
         seen.append(request)
+        logs.append(current_log())  # the call is recorded into the answer's call log
         return REPLY
 
     answerer = Answerer(
@@ -42,7 +46,7 @@ def test_the_request_carries_deadline_tenant_budget_and_hints(
     assert request.tenant == "acme" and request.max_cost == 0.01
     assert request.hints is not None and request.hints.question == ON_TOPIC
     assert request.hints.top_score == pytest.approx(answer.gate.top_dense if answer.gate else 0)
-    assert request.log is not None
+    assert logs[0] is not None
     assert answer.mode == "generative" and answer.served_by == "scripted"
     assert answer.tenant == "acme"
 
@@ -182,3 +186,26 @@ def test_an_output_schema_asks_for_json_and_keeps_it_intact(retriever: HybridRet
     }
     plain = answerer.answer(ON_TOPIC)
     assert plain.template_version == answerer.template.version and seen[1].json_schema is None
+
+
+def test_interleaved_answer_streams_each_record_into_their_own_call_log(
+    retriever: HybridRetriever,
+) -> None:
+    """The call log is context-local: two answers advanced in turns on one thread (as a server
+    may) must not see each other's attempts, nor leave a log current behind them."""
+
+    def answerer(deployment: str) -> Answerer:
+        model = MeteredChatModel(ScriptedChatModel([REPLY]), deployment=deployment, price=PRICE)
+        return Answerer(retriever, model, gate_threshold=TEST_GATE)
+
+    first = answerer("first").stream(ON_TOPIC)
+    while not isinstance(next(first), TokenEvent):  # the first answer is mid-stream
+        pass
+    assert current_log() is None
+    second = [e for e in answerer("second").stream(ON_TOPIC) if isinstance(e, DoneEvent)]
+    rest = [e for e in first if isinstance(e, DoneEvent)]
+    for (done,), deployment in ((rest, "first"), (second, "second")):
+        assert done.answer.gateway is not None
+        (attempt,) = done.answer.gateway["attempts"]
+        assert attempt["deployment"] == deployment and attempt["outcome"] == "ok"
+    assert current_log() is None

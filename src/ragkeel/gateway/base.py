@@ -4,18 +4,22 @@ A provider (local GGUF, OpenAI-compatible HTTP, the scripted fake) implements ``
 ``stream``; policies (retry, breaker, fallback...) are wrappers implementing the same protocol.
 Failures are raised as ``ragkeel.gateway.errors.ChatModelError`` subclasses, never returned.
 
-``stream`` yields ``ChatChunk``s whose ``text_delta``s concatenate to the full answer; the last
-chunk has ``finish_reason`` set and carries the call's ``usage``.
+``stream`` returns a ``ChatStream``: an iterator of ``ChatChunk``s whose ``text_delta``s
+concatenate to the full answer (the last chunk has ``finish_reason`` set and carries the call's
+``usage``) that can be closed by type: ``close()`` cancels generation and releases what the
+stream holds (a connection, the local model's generation slot). A generator is one; a wrapper
+closes its inner stream first, before anything else calls into that model.
+
+What the gateway did for a request (attempts, decisions, usage) is not on the request: the
+policies append it to the call log being recorded in the current context
+(``ragkeel.gateway.calllog.recording``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
-
-if TYPE_CHECKING:
-    from ragkeel.gateway.calllog import CallLog
+from typing import Any, Literal, Protocol
 
 Role = Literal["system", "user", "assistant"]
 FinishReason = Literal[
@@ -47,8 +51,7 @@ class ChatRequest:
     Gateway fields (ignored by providers, read by the policies): ``deadline`` is the absolute
     time on the gateway's clock by which the whole request (all retries and fallbacks) must end;
     ``tenant`` keys rate limits, budgets and the cost ledger; ``max_cost`` (USD) caps what this
-    request may spend; ``hints`` feed the router; ``log`` collects attempts and decisions;
-    ``next_rung`` (set by the fallback chain on every rung but the last) names the deployment
+    request may spend; ``hints`` feed the router; ``next_rung`` (set by the fallback chain on every rung but the last) names the deployment
     the request goes to if this one fails, so the retry loop can move a timeout or a long
     ``Retry-After`` on to it instead of waiting here.
     """
@@ -66,7 +69,6 @@ class ChatRequest:
     # the reply must be one JSON value valid against this schema: providers that can constrain
     # decoding do (llama.cpp grammar, OpenAI response_format); the others rely on the prompt
     json_schema: Mapping[str, Any] | None = field(default=None, compare=False)
-    log: CallLog | None = field(default=None, compare=False, repr=False)
     next_rung: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -112,6 +114,18 @@ class ChatChunk:
     model: str | None = None  # last chunk, from policies: the deployment that finished the answer
 
 
+class ChatStream(Protocol):
+    """What ``ChatModel.stream`` returns: the chunks, and ``close()`` to stop early."""
+
+    def __iter__(self) -> Iterator[ChatChunk]: ...
+
+    def __next__(self) -> ChatChunk: ...
+
+    def close(self) -> None:
+        """Cancel generation and release what the stream holds; idempotent."""
+        ...
+
+
 class ChatModel(Protocol):
     @property
     def name(self) -> str:
@@ -122,9 +136,9 @@ class ChatModel(Protocol):
         """The whole answer at once; raises a ``ChatModelError`` subclass on failure."""
         ...
 
-    def stream(self, request: ChatRequest) -> Iterator[ChatChunk]:
+    def stream(self, request: ChatRequest) -> ChatStream:
         """The answer as it is generated; may raise a ``ChatModelError`` before or between
-        chunks. Closing the iterator early cancels generation."""
+        chunks. Closing the stream early cancels generation."""
         ...
 
     def count_tokens(self, text: str) -> int:

@@ -10,7 +10,7 @@ States, per deployment (the ``deployment`` key, default the inner model's name):
 
 While open, and while a probe runs, calls are refused at once with ``CircuitOpenError`` (not
 retryable, so the retry wrapper gives up and the fallback chain moves on) and logged in
-``request.log`` as a ``rejected`` attempt with code ``CIRCUIT_OPEN``; nothing reaches the inner
+the call log (``calllog.current_log()``) as a ``rejected`` attempt with code ``CIRCUIT_OPEN``; nothing reaches the inner
 model. Independently of the phase, a ``ModelRateLimitedError`` with ``retry_after_s`` puts the
 deployment in a cool-down: no call until ``now + retry_after_s``.
 
@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Generator
 
-from ragkeel.gateway.base import ChatChunk, ChatModel, ChatRequest, ChatResponse
+from ragkeel.gateway.base import ChatChunk, ChatModel, ChatRequest, ChatResponse, ChatStream
 from ragkeel.gateway.breaker_store import (
     BreakerPolicy,
     BreakerSnapshot,
@@ -44,7 +44,7 @@ from ragkeel.gateway.breaker_store import (
     record,
     snapshot,
 )
-from ragkeel.gateway.calllog import Attempt
+from ragkeel.gateway.calllog import Attempt, CallLog, current_log
 from ragkeel.gateway.clock import SYSTEM_CLOCK, Clock
 from ragkeel.gateway.errors import ChatModelError, CircuitOpenError, ModelRateLimitedError
 
@@ -82,16 +82,17 @@ class CircuitBreakerChatModel:
             close()
 
     def complete(self, request: ChatRequest) -> ChatResponse:
-        ticket = self._admit(request)
+        log = current_log()
+        ticket = self._admit(log)
         try:
             response = self.inner.complete(request)
         except ChatModelError as exc:
-            self._record(request, ticket, _outcome(exc), exc)
+            self._record(log, ticket, _outcome(exc), exc)
             raise
         except BaseException:
-            self._record(request, ticket, "neutral", None)
+            self._record(log, ticket, "neutral", None)
             raise
-        self._record(request, ticket, "success", None)
+        self._record(log, ticket, "success", None)
         return response
 
     def stream(self, request: ChatRequest) -> Generator[ChatChunk, None, None]:
@@ -99,11 +100,14 @@ class CircuitBreakerChatModel:
         return self._stream(request)
 
     def _stream(self, request: ChatRequest) -> Generator[ChatChunk, None, None]:
-        ticket = self._admit(request)
+        log = current_log()
+        ticket = self._admit(log)
         outcome: Outcome = "neutral"  # closed early by the consumer (or a bug): neither
         error: ChatModelError | None = None
+        chunks: ChatStream | None = None
         try:
-            for chunk in self.inner.stream(request):
+            chunks = self.inner.stream(request)
+            for chunk in chunks:
                 if chunk.finish_reason is not None:
                     outcome = "success"  # the answer is complete even if the consumer stops here
                 yield chunk
@@ -112,7 +116,9 @@ class CircuitBreakerChatModel:
             outcome, error = _outcome(exc), exc
             raise
         finally:
-            self._record(request, ticket, outcome, error)
+            if chunks is not None:
+                chunks.close()  # the inner stream first (a consumer that left early)
+            self._record(log, ticket, outcome, error)
 
     def snapshot(self) -> BreakerSnapshot:
         state = self._store.get(self.deployment)
@@ -120,17 +126,17 @@ class CircuitBreakerChatModel:
 
     # -- admission and recording ----------------------------------------------------------
 
-    def _admit(self, request: ChatRequest) -> Ticket:
+    def _admit(self, log: CallLog | None) -> Ticket:
         now = self._clock.now()
         verdict = self._store.update(
             self.deployment, lambda state: admit(state, now, self.policy, self.deployment)
         )
         if verdict.ticket is not None:
-            if verdict.reason and request.log is not None:
-                request.log.decide("breaker", verdict.reason)
+            if verdict.reason and log is not None:
+                log.decide("breaker", verdict.reason)
             return verdict.ticket
-        if request.log is not None:
-            request.log.attempt(Attempt(self.deployment, "rejected", 0.0, code="CIRCUIT_OPEN"))
+        if log is not None:
+            log.attempt(Attempt(self.deployment, "rejected", 0.0, code="CIRCUIT_OPEN"))
         raise CircuitOpenError(
             f"{self.deployment} is not called: {verdict.reason}",
             model=self.deployment,
@@ -138,7 +144,7 @@ class CircuitBreakerChatModel:
         )
 
     def _record(
-        self, request: ChatRequest, ticket: Ticket, outcome: Outcome, error: ChatModelError | None
+        self, log: CallLog | None, ticket: Ticket, outcome: Outcome, error: ChatModelError | None
     ) -> None:
         now = self._clock.now()
         retry_after = error.retry_after_s if isinstance(error, ModelRateLimitedError) else None
@@ -148,9 +154,9 @@ class CircuitBreakerChatModel:
                 state, ticket, outcome, now, retry_after, self.policy, self.deployment
             ),
         )
-        if request.log is not None:
+        if log is not None:
             for reason in reasons:
-                request.log.decide("breaker", reason)
+                log.decide("breaker", reason)
 
 
 def _outcome(error: ChatModelError) -> Outcome:

@@ -10,7 +10,7 @@ answer on any of them, so this is an upper bound for one call; ``cheaper_deploym
 likewise for ``cheaper``). The
 allowance is the request's ``max_cost`` (else ``default_max_cost``), and also what the tenant
 has left today when ``accounts`` keeps daily budgets. Over the allowance it degrades, each step
-logged as a ``budget`` decision in ``request.log``:
+logged as a ``budget`` decision in the call log:
 
 1. lower ``max_tokens`` to what fits, if at least ``min_answer_tokens`` still do;
 2. else answer with ``cheaper`` (its own price and tokenizer; ``max_tokens`` lowered if needed);
@@ -18,8 +18,8 @@ logged as a ``budget`` decision in ``request.log``:
 
 ``default_max_tokens`` caps ``max_tokens`` before all that. The estimate is then reserved in
 ``accounts`` (atomically; a reservation that no longer fits is refused) and, after the call,
-settled with the actual cost: the costs the metered deployments logged in ``request.log``
-during this call (or, for an unmetered inner model, its reported usage at its price), whether
+settled with the actual cost: the costs the metered deployments logged in the call log during
+this call (the one being recorded, ``calllog.current_log()``, else one of its own) (or, for an unmetered inner model, its reported usage at its price), whether
 the call succeeded, failed or its stream was closed early. A reservation is never leaked.
 
 The estimate bounds one call. Retries that fail before answering cost nothing, but a stream
@@ -32,12 +32,19 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 
 from ragkeel.gateway.accounts import CostAccounts, CostSink, Reservation
-from ragkeel.gateway.base import ChatChunk, ChatModel, ChatRequest, ChatResponse, Usage
-from ragkeel.gateway.calllog import Attempt, CallLog
+from ragkeel.gateway.base import (
+    ChatChunk,
+    ChatModel,
+    ChatRequest,
+    ChatResponse,
+    ChatStream,
+    Usage,
+)
+from ragkeel.gateway.calllog import Attempt, CallLog, current_log, recorded, recording
 from ragkeel.gateway.errors import BudgetExceededError
 from ragkeel.gateway.pricing import Price, PriceTable
 from ragkeel.gateway.tokenizers import CountTokens, count_message_tokens, token_counter_for
@@ -103,37 +110,44 @@ class BudgetChatModel:
         return self.inner.count_tokens(text)
 
     def complete(self, request: ChatRequest) -> ChatResponse:
-        plan = self.plan(_with_log(request))
-        reservation, start = self._reserve(plan), _mark(plan.request)
-        response: ChatResponse | None = None
-        try:
-            response = plan.model.complete(plan.request)
-            return response
-        finally:
-            used = (response.model, response.usage) if response else None
-            self._settle(plan, reservation, start, used)
+        log = current_log() or CallLog()  # the budget reads the attempts' costs from a log
+        with recording(log):
+            plan = self.plan(request)
+            reservation, start = self._reserve(plan), len(log.attempts)
+            response: ChatResponse | None = None
+            try:
+                response = plan.model.complete(plan.request)
+                return response
+            finally:
+                used = (response.model, response.usage) if response else None
+                self._settle(plan, log, reservation, start, used)
 
     def stream(self, request: ChatRequest) -> Generator[ChatChunk, None, None]:
         """Plans, reserves and settles lazily, as the stream is consumed: a stream never
         iterated reserves nothing (a budget refusal is raised by its first ``next``)."""
-        return self._stream(_with_log(request))
+        return self._stream(request)
 
     def _stream(self, request: ChatRequest) -> Generator[ChatChunk, None, None]:
-        plan = self.plan(request)
-        reservation, start = self._reserve(plan), _mark(plan.request)
+        current = current_log()
+        log = current or CallLog()  # the budget reads the attempts' costs from a log
+        with recording(log):
+            plan = self.plan(request)
+            reservation, start = self._reserve(plan), len(log.attempts)
         used: tuple[str, Usage] | None = None
-        chunks: Iterator[ChatChunk] = iter(())
+        chunks: ChatStream | None = None
         try:
-            chunks = plan.model.stream(plan.request)
+            with recording(log):
+                chunks = plan.model.stream(plan.request)
+            if current is None:  # our own log: record into it wherever the stream is advanced
+                chunks = recorded(chunks, log)
             for chunk in chunks:
                 if chunk.usage is not None:
                     used = (chunk.model or plan.model.name, chunk.usage)
                 yield chunk
         finally:
-            close = getattr(chunks, "close", None)
-            if callable(close):
-                close()  # a consumer that left early stops generation before we settle
-            self._settle(plan, reservation, start, used)
+            if chunks is not None:
+                chunks.close()  # a consumer that left early stops generation before we settle
+            self._settle(plan, log, reservation, start, used)
 
     def plan(self, request: ChatRequest) -> Plan:
         """The model and request to call within the allowance, or ``BudgetExceededError``."""
@@ -213,13 +227,12 @@ class BudgetChatModel:
     def _settle(
         self,
         plan: Plan,
+        log: CallLog,
         reservation: Reservation | None,
         start: int,
         used: tuple[str, Usage] | None,
     ) -> None:
         """Book the actual cost of this call and write its ledger rows."""
-        log = plan.request.log
-        assert log is not None
         calls = [a for a in log.attempts[start:] if a.outcome != "rejected"]
         if not calls and used is not None:  # an unmetered inner model: price its usage
             model, usage = used
@@ -293,16 +306,6 @@ def _lazy(model_name: str) -> CountTokens:
     return count
 
 
-def _with_log(request: ChatRequest) -> ChatRequest:
-    """The request with a ``CallLog`` (the budget reads the attempts' costs from it)."""
-    return request if request.log is not None else dataclasses.replace(request, log=CallLog())
-
-
-def _mark(request: ChatRequest) -> int:
-    assert request.log is not None
-    return len(request.log.attempts)
-
-
 def _decide(request: ChatRequest, reason: str) -> None:
-    if request.log is not None:
-        request.log.decide("budget", reason)
+    if (log := current_log()) is not None:
+        log.decide("budget", reason)

@@ -1,20 +1,34 @@
 """``CallLog``: what the gateway did for one request, for the response, the trace and the ledger.
 
-Every policy appends to the request's log (``ChatRequest.log``) instead of returning side
-information: each attempt at a deployment (outcome, error code, status, latency, usage and
-cost; written by ``MeteredChatModel``, the innermost wrapper) and each decision with its reason (router: "cheap: confident
-single-fact question"; budget: "max_tokens 256 -> 120 to fit max_cost"; fallback: "rung 2 local
-answered"). Retries log a decision each (with the backoff slept). One request is handled by one thread at a time, but a lock keeps concurrent
-appends (a hedged or parallel policy) safe.
+Every policy appends to the call log being recorded instead of returning side information: each
+attempt at a deployment (outcome, error code, status, latency, usage and cost; written by
+``MeteredChatModel``, the innermost wrapper) and each decision with its reason (router: "cheap:
+confident single-fact question"; budget: "max_tokens 256 -> 120 to fit max_cost"; fallback:
+"rung 2 local answered"). Retries log a decision each (with the backoff slept). One request is
+handled by one thread at a time, but a lock keeps concurrent appends (a hedged or parallel
+policy) safe.
+
+The log is context-local, not a field of the (frozen) ``ChatRequest``: the caller records with
+``with recording(log): model.complete(request)``, and the policies append to ``current_log()``
+(``None``: nobody records, nothing is logged). A stream runs its code at each ``next`` and at
+``close``, in the context of whoever advances it: advance and close it inside the ``with``
+block, or wrap it in ``recorded(stream, log)``, which records each step into ``log`` wherever it
+is advanced (the answer flow does; a generator must not keep a ``with recording`` open across a
+``yield``). A policy that records when its stream ends (metering, breaker, budget) keeps the
+log that was current when the stream started, so a stream closed late still records into it.
+Work handed to another thread must carry the context (``contextvars.copy_context().run``).
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Literal
 
-from ragkeel.gateway.base import Usage
+from ragkeel.gateway.base import ChatChunk, ChatStream, Usage
 
 Outcome = Literal["ok", "error", "rejected", "interrupted"]
 
@@ -90,3 +104,44 @@ class CallLog:
             ],
             "decisions": [{"policy": d.policy, "reason": d.reason} for d in self.decisions],
         }
+
+
+_CURRENT: ContextVar[CallLog | None] = ContextVar("ragkeel_call_log", default=None)
+
+
+def current_log() -> CallLog | None:
+    """The call log being recorded in this context, or ``None``."""
+    return _CURRENT.get()
+
+
+@contextmanager
+def recording(log: CallLog) -> Iterator[CallLog]:
+    """Record what the gateway does inside the block into ``log``."""
+    token = _CURRENT.set(log)
+    try:
+        yield log
+    finally:
+        _CURRENT.reset(token)
+
+
+def recorded(chunks: ChatStream, log: CallLog) -> ChatStream:
+    """``chunks`` with every step, and its close, run while recording into ``log``."""
+    return _Recorded(chunks, log)
+
+
+class _Recorded:
+    __slots__ = ("_chunks", "_log")
+
+    def __init__(self, chunks: ChatStream, log: CallLog) -> None:
+        self._chunks, self._log = chunks, log
+
+    def __iter__(self) -> Iterator[ChatChunk]:
+        return self
+
+    def __next__(self) -> ChatChunk:
+        with recording(self._log):
+            return next(self._chunks)
+
+    def close(self) -> None:
+        with recording(self._log):
+            self._chunks.close()

@@ -10,7 +10,7 @@
   last rung keeps the caller's, for a chain inside a chain): the retry loop of a rung with
   somewhere to go does not spend another attempt timeout on a deployment that did not answer
   (see ``retry.py``).
-* The answering rung is named in ``request.log.served_by`` / ``.rung`` (0-based), in
+* The answering rung is named in the call log's ``served_by`` / ``rung`` (0-based), in
   ``ChatResponse.model`` and in the last ``ChatChunk.model``; a rung is named by its
   ``deployment`` attribute when it has one (the policy wrappers do), else by its ``name``. Every
   fall-through is a ``fallback`` decision in the log, with the error code as the reason.
@@ -32,7 +32,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field, replace
 
 from ragkeel.gateway.base import (
@@ -43,6 +43,7 @@ from ragkeel.gateway.base import (
     ChatResponse,
     Usage,
 )
+from ragkeel.gateway.calllog import current_log
 from ragkeel.gateway.errors import (
     BudgetExceededError,
     ChatModelError,
@@ -131,7 +132,7 @@ class FallbackChatModel:
         except ChatModelError as exc:
             self._fall_through(rung, request, exc)
             return self._complete_from(rung + 1, request)  # inside except: chains the errors
-        self._served(rung, request)
+        self._served(rung)
         return replace(response, model=self._names[rung])
 
     def _for_rung(self, rung: int, request: ChatRequest) -> ChatRequest:
@@ -144,23 +145,23 @@ class FallbackChatModel:
         """Log why ``rung`` failed; re-raise ``exc`` when it ends the request or no rung is left."""
         name, code = self._names[rung], exc.code
         if isinstance(exc, _STOPS):
-            self._decide(request, f"{name} failed ({code}); no fallback: it ends the request")
+            self._decide(f"{name} failed ({code}); no fallback: it ends the request")
             raise exc
         if rung + 1 >= len(self._rungs):
-            self._decide(request, f"{name} failed ({code}); no rung left")
+            self._decide(f"{name} failed ({code}); no rung left")
             raise exc
-        self._decide(request, f"{name} failed ({code}); falling back to {self._names[rung + 1]}")
+        self._decide(f"{name} failed ({code}); falling back to {self._names[rung + 1]}")
 
-    def _served(self, rung: int, request: ChatRequest) -> None:
-        if request.log is not None:
-            request.log.served_by = self._names[rung]
-            request.log.rung = rung
-        self._decide(request, f"rung {rung} {self._names[rung]} answered")
+    def _served(self, rung: int) -> None:
+        if (log := current_log()) is not None:
+            log.served_by = self._names[rung]
+            log.rung = rung
+        self._decide(f"rung {rung} {self._names[rung]} answered")
 
     @staticmethod
-    def _decide(request: ChatRequest, reason: str) -> None:
-        if request.log is not None:
-            request.log.decide("fallback", reason)
+    def _decide(reason: str) -> None:
+        if (log := current_log()) is not None:
+            log.decide("fallback", reason)
 
     # -- stream ---------------------------------------------------------------------------
 
@@ -176,7 +177,7 @@ class FallbackChatModel:
         sent = self._for_rung(rung, sent)
         got: list[str] = []
         final: ChatChunk | None = None
-        chunks: Iterator[ChatChunk] = model.stream(sent)
+        chunks = model.stream(sent)
         try:
             for chunk in chunks:  # to the end, so the rung's wrappers see it finish
                 if chunk.finish_reason is not None:
@@ -188,7 +189,7 @@ class FallbackChatModel:
             final = final or ChatChunk("", "stop")
             text = "".join(got) + final.text_delta
             usage = progress.usage + (final.usage or _estimate(model, sent, text))
-            self._served(rung, request)
+            self._served(rung)
             yield replace(final, usage=usage, model=name)
         except ChatModelError as exc:
             text = "".join(got)
@@ -198,7 +199,7 @@ class FallbackChatModel:
             self._after_stream_error(rung, request, exc, progress, len(text))
             yield from self._stream_from(rung + 1, request, progress)  # chains the errors
         finally:
-            _close(chunks)
+            chunks.close()
 
     def _after_stream_error(
         self,
@@ -216,12 +217,12 @@ class FallbackChatModel:
         what = f"{name} interrupted after {chars} chars" if chars else f"{name} failed"
         left = rung + 1 < len(self._rungs)
         if self.continue_interrupted and left and not isinstance(exc, _STOPS):
-            self._decide(request, f"{what} ({exc.code}); continued on {self._names[rung + 1]}")
+            self._decide(f"{what} ({exc.code}); continued on {self._names[rung + 1]}")
             return
         why = "continuation is off" if left else "no rung left"
         if isinstance(exc, _STOPS):
             why = "it ends the request"
-        self._decide(request, f"{what} ({exc.code}); answer incomplete: {why}")
+        self._decide(f"{what} ({exc.code}); answer incomplete: {why}")
         raise StreamInterruptedError(
             f"the answer broke off after {len(progress.text)} chars ({name}: {exc.code}); {why}",
             model=name,
@@ -242,9 +243,3 @@ class FallbackChatModel:
 def _estimate(model: ChatModel, request: ChatRequest, text: str) -> Usage:
     prompt = sum(model.count_tokens(m.content) for m in request.messages)
     return Usage(prompt, model.count_tokens(text))
-
-
-def _close(chunks: Iterator[ChatChunk]) -> None:
-    close = getattr(chunks, "close", None)
-    if callable(close):
-        close()

@@ -1,5 +1,5 @@
 """``MeteredChatModel``: the innermost policy around one deployment. It records every call made
-to the provider in the request's ``CallLog`` as an ``Attempt``: the outcome, the error's code and
+to the provider in the ``CallLog`` being recorded (``calllog.current_log()``) as an ``Attempt``: the outcome, the error's code and
 HTTP status, the latency, the usage and its cost from the price table. Everything above it
 (retry, breaker, fallback, budget, the ledger) reads spend and history from that one log, so a
 request's cost is the sum over the attempts that actually reached a provider.
@@ -17,10 +17,10 @@ hold a resource that the call needs (one llama.cpp context is held for the whole
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
+from collections.abc import Generator
 
-from ragkeel.gateway.base import ChatChunk, ChatModel, ChatRequest, ChatResponse, Usage
-from ragkeel.gateway.calllog import Attempt, Outcome
+from ragkeel.gateway.base import ChatChunk, ChatModel, ChatRequest, ChatResponse, ChatStream, Usage
+from ragkeel.gateway.calllog import Attempt, CallLog, Outcome, current_log
 from ragkeel.gateway.clock import SYSTEM_CLOCK, Clock
 from ragkeel.gateway.errors import ChatModelError, StreamInterruptedError
 from ragkeel.gateway.pricing import Price
@@ -51,24 +51,24 @@ class MeteredChatModel:
         return self.price.cost(usage) if self.price else 0.0
 
     def complete(self, request: ChatRequest) -> ChatResponse:
-        started = self._clock.now()
+        log, started = current_log(), self._clock.now()
         try:
             response = self.inner.complete(request)
         except ChatModelError as exc:
-            self._record(request, started, "error", Usage(), exc)
+            self._record(log, started, "error", Usage(), exc)
             raise
-        self._record(request, started, "ok", response.usage)
+        self._record(log, started, "ok", response.usage)
         return response
 
     def stream(self, request: ChatRequest) -> Generator[ChatChunk, None, None]:
         return self._stream(request)
 
     def _stream(self, request: ChatRequest) -> Generator[ChatChunk, None, None]:
-        started = self._clock.now()
+        log, started = current_log(), self._clock.now()
         parts: list[str] = []
         usage: Usage | None = None
         finished = False
-        chunks: Iterator[ChatChunk] = iter(())
+        chunks: ChatStream | None = None
         try:
             chunks = self.inner.stream(request)
             for chunk in chunks:
@@ -79,17 +79,18 @@ class MeteredChatModel:
         except ChatModelError as exc:
             spent = self._estimate(request, "".join(parts)) if parts else Usage()
             outcome: Outcome = "interrupted" if isinstance(exc, StreamInterruptedError) else "error"
-            self._record(request, started, outcome, spent, exc)
+            self._record(log, started, outcome, spent, exc)
             raise
         except GeneratorExit:  # closed by the consumer: after the last chunk that is a success
             # close the provider's stream FIRST: until it is closed it may hold resources the
             # estimate needs (the local model's generation lock: counting tokens while its stream
             # was still open deadlocked the answer thread, issue 9)
-            _close(chunks)
+            if chunks is not None:
+                chunks.close()
             spent = usage or self._estimate(request, "".join(parts))
-            self._record(request, started, "ok" if finished else "interrupted", spent)
+            self._record(log, started, "ok" if finished else "interrupted", spent)
             raise
-        self._record(request, started, "ok", usage or self._estimate(request, "".join(parts)))
+        self._record(log, started, "ok", usage or self._estimate(request, "".join(parts)))
 
     def _estimate(self, request: ChatRequest, text: str) -> Usage:
         prompt = sum(self.inner.count_tokens(m.content) for m in request.messages)
@@ -97,15 +98,15 @@ class MeteredChatModel:
 
     def _record(
         self,
-        request: ChatRequest,
+        log: CallLog | None,
         started: float,
         outcome: Outcome,
         usage: Usage,
         error: ChatModelError | None = None,
     ) -> None:
-        if request.log is None:
+        if log is None:
             return
-        request.log.attempt(
+        log.attempt(
             Attempt(
                 deployment=self.deployment,
                 outcome=outcome,
@@ -116,9 +117,3 @@ class MeteredChatModel:
                 cost=self.cost(usage),
             )
         )
-
-
-def _close(chunks: Iterator[ChatChunk]) -> None:
-    close = getattr(chunks, "close", None)
-    if callable(close):
-        close()

@@ -24,7 +24,7 @@ rung, timeouts are retried as any retryable error. The other retryable errors (5
 without ``Retry-After``, connection refused or reset) keep their retries even with a rung left:
 they usually fail fast, so a retry costs only its backoff (at most 0.25 s, then 0.5 s by
 default), and a blip (a restart, one overloaded replica) does not send the request to another,
-maybe pricier, deployment. Each move-on is a ``"retry"`` decision in ``request.log``.
+maybe pricier, deployment. Each move-on is a ``"retry"`` decision in the call log.
 
 Deadlines: ``request.deadline`` is absolute on the gateway clock. Each attempt gets
 ``min(policy.attempt_timeout_s, request.timeout_s, time left)`` as its ``timeout_s``
@@ -40,7 +40,7 @@ closes the inner stream, so its HTTP connection is released.
 Retry budget: a ``RetryBudget`` (one per deployment, shared by every request) caps retries to a
 share of requests over a sliding window, so a failing provider sees at most ~1.2x its normal
 load instead of 3x. Every retry, and every retry not taken for lack of budget, is logged in
-``request.log`` as a ``"retry"`` decision.
+the call log as a ``"retry"`` decision.
 """
 
 from __future__ import annotations
@@ -51,7 +51,8 @@ from collections import deque
 from collections.abc import Generator
 from dataclasses import dataclass, replace
 
-from ragkeel.gateway.base import ChatChunk, ChatModel, ChatRequest, ChatResponse
+from ragkeel.gateway.base import ChatChunk, ChatModel, ChatRequest, ChatResponse, ChatStream
+from ragkeel.gateway.calllog import current_log
 from ragkeel.gateway.clock import SYSTEM_CLOCK, Clock
 from ragkeel.gateway.errors import ChatModelError, DeadlineExceededError, ModelTimeoutError
 
@@ -201,7 +202,7 @@ class RetryingChatModel:
         while True:
             attempt = self._before_attempt(request, tries)
             yielded = False
-            chunks = None
+            chunks: ChatStream | None = None
             try:
                 chunks = self.inner.stream(attempt)
                 for chunk in chunks:
@@ -213,9 +214,8 @@ class RetryingChatModel:
                     raise  # text went out: not ours to retry
                 tries.failed(exc)
             finally:
-                close = getattr(chunks, "close", None)
-                if close is not None:
-                    close()  # releases the inner stream's connection (also on GeneratorExit)
+                if chunks is not None:
+                    chunks.close()  # releases the inner stream's connection (also on GeneratorExit)
 
     # -- the policy -----------------------------------------------------------------------
 
@@ -232,22 +232,19 @@ class RetryingChatModel:
             raise last
         if request.next_rung is not None and isinstance(last, ModelTimeoutError):
             # another attempt timeout here would be wasted: the next rung may answer at once
-            self._log(request, f"{self.name}: {_why(last)}, not retried: {request.next_rung} next")
+            self._log(f"{self.name}: {_why(last)}, not retried: {request.next_rung} next")
             raise last
         delay, told = self._delay(request, tries, last)
         left = self._time_left(request)
         if left is not None and delay > left - self.policy.min_attempt_s:
             if told:  # the provider's own Retry-After does not fit: let the fallback serve
-                self._log(
-                    request, f"{self.name}: Retry-After {delay:g} s does not fit the deadline"
-                )
+                self._log(f"{self.name}: Retry-After {delay:g} s does not fit the deadline")
                 raise last
             raise self._deadline_error(request, left, last, f"a {delay:.3f} s backoff") from last
         if self.budget is not None and not self.budget.try_spend():
-            self._log(request, f"{self.name}: retry budget exhausted, not retrying ({_why(last)})")
+            self._log(f"{self.name}: retry budget exhausted, not retrying ({_why(last)})")
             raise last
         self._log(
-            request,
             f"{self.name}: retry {retry}/{self.policy.max_retries} after {delay:.3f} s"
             f" ({_why(last)})",
         )
@@ -272,7 +269,6 @@ class RetryingChatModel:
         if retry_after > patience:  # too long to wait here: the fallback serves, and the
             # breaker cools the deployment down
             self._log(
-                request,
                 f"{self.name}: Retry-After {retry_after:g} s is longer than the"
                 f" {max(patience, 0.0):g} s left to wait here ({_why(last)})",
             )
@@ -298,15 +294,15 @@ class RetryingChatModel:
         message += f", too little for {what}"
         if last is not None:
             message += f" (last error: {_why(last)})"
-        self._log(request, message)
+        self._log(message)
         return DeadlineExceededError(
             message, model=self.name, hint="raise the request deadline or lower the retries"
         )
 
     @staticmethod
-    def _log(request: ChatRequest, reason: str) -> None:
-        if request.log is not None:
-            request.log.decide("retry", reason)
+    def _log(reason: str) -> None:
+        if (log := current_log()) is not None:
+            log.decide("retry", reason)
 
 
 def _why(error: ChatModelError) -> str:

@@ -4,7 +4,7 @@ like and how confident retrieval was (``ChatRequest.hints``).
 The decision is a pure function, ``route(hints, rules) -> RouteDecision``, so the evaluation
 harness and the benchmarks can replay it over a workload without calling a model;
 ``RouterChatModel`` is the ``ChatModel`` wrapper that applies it and writes the decision and its
-reason to ``request.log`` (policy ``"router"``).
+reason to the call log (policy ``"router"``).
 
 The rules, in order:
 
@@ -31,11 +31,11 @@ through unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import Literal
 
-from ragkeel.gateway.base import ChatChunk, ChatModel, ChatRequest, ChatResponse, RoutingHints
+from ragkeel.gateway.base import ChatModel, ChatRequest, ChatResponse, ChatStream, RoutingHints
+from ragkeel.gateway.calllog import current_log
 from ragkeel.tokens import RegexTokenCounter
 
 Choice = Literal["cheap", "strong"]
@@ -167,7 +167,7 @@ def _default(rules: RoutingRules, why: str, features: RouteFeatures) -> RouteDec
 
 class RouterChatModel:
     """``ChatModel`` that sends each request to ``cheap`` or ``strong`` as ``route`` decides and
-    logs the decision (``request.log.decide("router", reason)``). ``count_tokens`` is the strong
+    logs the decision (``current_log().decide("router", reason)``). ``count_tokens`` is the strong
     model's: budgets estimated with it are on the safe side of the two."""
 
     def __init__(
@@ -191,15 +191,15 @@ class RouterChatModel:
         return self.strong.count_tokens(text)
 
     def choose(self, request: ChatRequest) -> ChatModel:
-        """Decide, log the decision on the request, and return the chosen model."""
+        """Decide, log the decision in the call log, and return the chosen model."""
         decision = route(request.hints, self.rules)
-        if request.log is not None:
-            request.log.decide("router", decision.reason)
+        if (log := current_log()) is not None:
+            log.decide("router", decision.reason)
         return self.cheap if decision.choice == "cheap" else self.strong
 
     def complete(self, request: ChatRequest) -> ChatResponse:
         return self.choose(request).complete(request)
 
-    def stream(self, request: ChatRequest) -> Iterator[ChatChunk]:
+    def stream(self, request: ChatRequest) -> ChatStream:
         """Decides now; the chosen model's stream does the rest."""
         return self.choose(request).stream(request)

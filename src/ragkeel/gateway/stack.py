@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from ragkeel.gateway.accounts import CostAccounts, CostSink
 from ragkeel.gateway.base import ChatModel
@@ -51,7 +51,15 @@ from ragkeel.gateway.router import DEFAULT_MULTI_PART_MARKERS, RouterChatModel, 
 from ragkeel.settings import DeploymentSettings, GatewaySettings, Settings
 
 OPENAI_URL = "https://api.openai.com/v1"
-ProviderFactory = Callable[[DeploymentSettings], ChatModel]
+
+
+class ProviderClient(ChatModel, Protocol):
+    """A deployment's client: a ``ChatModel`` holding a connection pool until ``close()``."""
+
+    def close(self) -> None: ...
+
+
+ProviderFactory = Callable[[DeploymentSettings], ProviderClient]
 
 
 @dataclass
@@ -69,7 +77,7 @@ class GatewayStack:
             close()
 
 
-def provider_for(d: DeploymentSettings) -> ChatModel:
+def provider_for(d: DeploymentSettings) -> ProviderClient:
     """The HTTP client of one deployment (its SDK-free client: the gateway is the only retry
     loop). Its ``name`` is the deployment's name."""
     key = d.api_key.get_secret_value() if d.api_key else None
@@ -129,7 +137,7 @@ def build_gateway(
     closers: list[Callable[[], None]] = []
     for d in remote:
         client = provider(d)
-        closers.append(getattr(client, "close", lambda: None))
+        closers.append(client.close)
         metered = MeteredChatModel(
             client, deployment=d.name, price=prices.price(d.model), clock=clock
         )

@@ -28,14 +28,14 @@ from typing import Any, Literal
 
 from ragkeel.errors import ModelError, QueryError, RagkeelError
 from ragkeel.gateway.base import (
-    ChatChunk,
     ChatMessage,
     ChatModel,
     ChatRequest,
+    ChatStream,
     RoutingHints,
     Usage,
 )
-from ragkeel.gateway.calllog import CallLog
+from ragkeel.gateway.calllog import CallLog, recorded, recording
 from ragkeel.gateway.clock import SYSTEM_CLOCK, Clock
 from ragkeel.gateway.errors import BudgetExceededError, ChatModelError
 from ragkeel.generation.answer import (
@@ -331,7 +331,6 @@ class Answerer:
             tenant=run.budget.tenant,
             max_cost=run.budget.max_cost,
             hints=RoutingHints(run.question, top.top_dense_score, top.margin),
-            log=run.log,
             json_schema=run.schema,
         )
 
@@ -344,10 +343,11 @@ class Answerer:
     def _call(
         self, run: _Run, model: ChatModel, request: ChatRequest, parts: list[str]
     ) -> Iterator[AnswerEvent]:
-        chunks: Iterator[ChatChunk] | None = None
+        chunks: ChatStream | None = None
         run.error = None
-        try:
-            chunks = model.stream(request)  # a provider may fail here already (e.g. loading)
+        try:  # the gateway records what it does into run.log, wherever this flow is advanced
+            with recording(run.log):  # a provider may fail here already (e.g. loading)
+                chunks = recorded(model.stream(request), run.log)
             for chunk in chunks:
                 if chunk.text_delta:
                     run.clock.first_token()
@@ -358,9 +358,8 @@ class Answerer:
         except (ChatModelError, ModelError) as exc:
             run.degraded, run.error = (exc.code, str(exc)), exc
         finally:  # stop generation now if our consumer went away (e.g. a client disconnect)
-            close = getattr(chunks, "close", None)
-            if callable(close):
-                close()
+            if chunks is not None:
+                chunks.close()
 
     def _fit_tokens(self, run: _Run, overhead: int, budget: int) -> tuple[int, int]:
         """(context budget, answer tokens) so that prompt + completion <= budget.max_tokens."""

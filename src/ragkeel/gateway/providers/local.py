@@ -10,8 +10,8 @@
 * One ``Llama`` context is not thread-safe: generations take turns through a
   ``GenerationQueue`` — one generates, at most ``max_queue`` wait (more: ``ModelBusyError`` at
   once, with ``Retry-After``), and none waits past the request's ``deadline`` (or its
-  ``timeout_s``): ``DeadlineExceededError``. The time spent waiting is reported to the request's
-  ``CallLog`` (``queue_ms``) and the generation slot is held from the first token to the close
+  ``timeout_s``): ``DeadlineExceededError``. The time spent waiting is reported to the call
+  log being recorded (``calllog.current_log()``, ``queue_ms``) and the generation slot is held from the first token to the close
   of the stream.
 * ``count_tokens`` does NOT take the generation slot: tokenizing reads only the vocabulary, which
   is immutable once loaded. (It once took the same lock as generation: a cleanup path that
@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
 from ragkeel.gateway.base import ChatChunk, ChatRequest, ChatResponse, FinishReason, Usage
+from ragkeel.gateway.calllog import current_log
 from ragkeel.gateway.clock import SYSTEM_CLOCK, Clock
 from ragkeel.gateway.errors import (
     ChatModelError,
@@ -188,15 +189,15 @@ class LocalChatModel:
                 finish, usage = chunk.finish_reason, chunk.usage or usage
         return ChatResponse("".join(parts), usage, self.name, finish)  # type: ignore[arg-type]
 
-    def stream(self, request: ChatRequest) -> Iterator[ChatChunk]:
+    def stream(self, request: ChatRequest) -> Generator[ChatChunk, None, None]:
         llm = self._ensure_loaded()  # a missing model fails here, before any queueing
         timeout = request.timeout_s or self.default_timeout_s
         queued = self._clock.now()
         try:
             self.queue.acquire(self.name, wait_s=self._wait_bound(request, timeout))
         finally:  # a wait that ran out of deadline is reported too
-            if request.log is not None:
-                request.log.queued((self._clock.now() - queued) * 1000)
+            if (log := current_log()) is not None:
+                log.queued((self._clock.now() - queued) * 1000)
         try:
             yield from self._generate(llm, request, self._generation_bound(request, timeout))
         finally:
@@ -216,7 +217,7 @@ class LocalChatModel:
 
     def _generate(
         self, llm: Any, request: ChatRequest, bound: tuple[float, bool]
-    ) -> Iterator[ChatChunk]:
+    ) -> Generator[ChatChunk, None, None]:
         limit, is_deadline = bound
         messages = [{"role": m.role, "content": m.content} for m in request.messages]
         started = self._clock.now()
@@ -246,10 +247,8 @@ class LocalChatModel:
                     if delta:
                         completion_tokens += 1
                         yield ChatChunk(delta)
-            finally:  # stops llama.cpp after the token in flight
-                close = getattr(pieces, "close", None)
-                if callable(close):
-                    close()
+            finally:  # stops llama.cpp after the token in flight (its stream is a generator)
+                pieces.close()
             # tokens in the context now = the templated prompt + the generated tokens
             prompt_tokens = max(int(llm.n_tokens) - completion_tokens, 0)
             yield ChatChunk("", finish, Usage(prompt_tokens, completion_tokens))
