@@ -18,9 +18,11 @@ logged as a ``budget`` decision in the call log:
 
 ``default_max_tokens`` caps ``max_tokens`` before all that. The estimate is then reserved in
 ``accounts`` (atomically; a reservation that no longer fits is refused) and, after the call,
-settled with the actual cost: the costs the metered deployments logged in the call log during
-this call (the one being recorded, ``calllog.current_log()``, else one of its own) (or, for an unmetered inner model, its reported usage at its price), whether
-the call succeeded, failed or its stream was closed early. A reservation is never leaked.
+settled with the actual cost: the costs the metered deployments logged during this call in the
+call log being recorded (``calllog.current_log()``; when nobody records, the budget records
+into a log of its own), or, for an unmetered inner model, its reported usage at its price;
+whether the call succeeded, failed or its stream was closed early. A reservation is never
+leaked.
 
 The estimate bounds one call. Retries that fail before answering cost nothing, but a stream
 interrupted and continued on the next deployment pays for both parts: such a request can cost
@@ -173,20 +175,18 @@ class BudgetChatModel:
         cap = self.default_max_tokens
         if cap is None or request.max_tokens <= cap:
             return request
-        _decide(request, f"max_tokens {request.max_tokens} -> {cap} (the default cap)")
+        _decide(f"max_tokens {request.max_tokens} -> {cap} (the default cap)")
         return dataclasses.replace(request, max_tokens=cap)
 
     def _explain(self, request: ChatRequest, plan: Plan, option: int) -> None:
         if option > 0:
             unbounded = self._unbounded(request)
             _decide(
-                request,
                 f"{unbounded.model.name} would cost up to ${unbounded.max_cost:.6f}, over the "
                 f"allowance; answering with {plan.model.name} (up to ${plan.max_cost:.6f})",
             )
         if plan.request.max_tokens < request.max_tokens:
             _decide(
-                request,
                 f"max_tokens {request.max_tokens} -> {plan.request.max_tokens} to fit the "
                 f"allowance (up to ${plan.max_cost:.6f})",
             )
@@ -206,7 +206,7 @@ class BudgetChatModel:
             + (" on the cheaper model" if len(self._options) > 1 else "")
             + f" do not fit the allowance: {' and '.join(limits)}"
         )
-        _decide(request, f"refused: {message}")
+        _decide(f"refused: {message}")
         daily = max_cost is None or left < max_cost
         return BudgetExceededError(
             message,
@@ -221,7 +221,7 @@ class BudgetChatModel:
         try:
             return self.accounts.reserve(plan.request.tenant or ANONYMOUS, plan.max_cost)
         except BudgetExceededError as exc:  # another request took the rest meanwhile
-            _decide(plan.request, f"refused: {exc.message}")
+            _decide(f"refused: {exc.message}")
             raise
 
     def _settle(
@@ -306,6 +306,6 @@ def _lazy(model_name: str) -> CountTokens:
     return count
 
 
-def _decide(request: ChatRequest, reason: str) -> None:
+def _decide(reason: str) -> None:
     if (log := current_log()) is not None:
         log.decide("budget", reason)

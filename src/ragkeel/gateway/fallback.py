@@ -130,7 +130,7 @@ class FallbackChatModel:
         try:
             response = self._rungs[rung].complete(self._for_rung(rung, request))
         except ChatModelError as exc:
-            self._fall_through(rung, request, exc)
+            self._fall_through(rung, exc)
             return self._complete_from(rung + 1, request)  # inside except: chains the errors
         self._served(rung)
         return replace(response, model=self._names[rung])
@@ -141,7 +141,7 @@ class FallbackChatModel:
             return replace(request, next_rung=self._names[rung + 1])
         return request
 
-    def _fall_through(self, rung: int, request: ChatRequest, exc: ChatModelError) -> None:
+    def _fall_through(self, rung: int, exc: ChatModelError) -> None:
         """Log why ``rung`` failed; re-raise ``exc`` when it ends the request or no rung is left."""
         name, code = self._names[rung], exc.code
         if isinstance(exc, _STOPS):
@@ -196,7 +196,7 @@ class FallbackChatModel:
             progress.text += text
             if text:
                 progress.usage = progress.usage + _estimate(model, sent, text)
-            self._after_stream_error(rung, request, exc, progress, len(text))
+            self._after_stream_error(rung, exc, progress, len(text))
             yield from self._stream_from(rung + 1, request, progress)  # chains the errors
         finally:
             chunks.close()
@@ -204,14 +204,13 @@ class FallbackChatModel:
     def _after_stream_error(
         self,
         rung: int,
-        request: ChatRequest,
         exc: ChatModelError,
         progress: _Progress,
         chars: int,
     ) -> None:
         """Return to go on with rung + 1; raise to end the stream."""
         if not progress.text:
-            self._fall_through(rung, request, exc)
+            self._fall_through(rung, exc)
             return
         name = self._names[rung]
         what = f"{name} interrupted after {chars} chars" if chars else f"{name} failed"
