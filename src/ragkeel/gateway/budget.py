@@ -112,17 +112,22 @@ class BudgetChatModel:
         return self.inner.count_tokens(text)
 
     def complete(self, request: ChatRequest) -> ChatResponse:
-        log = current_log() or CallLog()  # the budget reads the attempts' costs from a log
-        with recording(log):
-            plan = self.plan(request)
-            reservation, start = self._reserve(plan), len(log.attempts)
-            response: ChatResponse | None = None
-            try:
-                response = plan.model.complete(plan.request)
-                return response
-            finally:
-                used = (response.model, response.usage) if response else None
-                self._settle(plan, log, reservation, start, used)
+        log = current_log()
+        if log is None:  # the budget reads the attempts' costs from a log: one of its own
+            with recording(CallLog()) as own:
+                return self._complete(request, own)
+        return self._complete(request, log)
+
+    def _complete(self, request: ChatRequest, log: CallLog) -> ChatResponse:
+        plan = self.plan(request)
+        reservation, start = self._reserve(plan), len(log.attempts)
+        response: ChatResponse | None = None
+        try:
+            response = plan.model.complete(plan.request)
+            return response
+        finally:
+            used = (response.model, response.usage) if response else None
+            self._settle(plan, log, reservation, start, used)
 
     def stream(self, request: ChatRequest) -> Generator[ChatChunk, None, None]:
         """Plans, reserves and settles lazily, as the stream is consumed: a stream never
@@ -130,18 +135,17 @@ class BudgetChatModel:
         return self._stream(request)
 
     def _stream(self, request: ChatRequest) -> Generator[ChatChunk, None, None]:
-        current = current_log()
-        log = current or CallLog()  # the budget reads the attempts' costs from a log
-        with recording(log):
-            plan = self.plan(request)
-            reservation, start = self._reserve(plan), len(log.attempts)
+        log = current_log()
+        if log is None:  # the budget reads the attempts' costs from a log: one of its own,
+            # recorded into at every step, wherever this stream is advanced
+            yield from recorded(self._stream(request), CallLog())
+            return
+        plan = self.plan(request)
+        reservation, start = self._reserve(plan), len(log.attempts)
         used: tuple[str, Usage] | None = None
         chunks: ChatStream | None = None
         try:
-            with recording(log):
-                chunks = plan.model.stream(plan.request)
-            if current is None:  # our own log: record into it wherever the stream is advanced
-                chunks = recorded(chunks, log)
+            chunks = plan.model.stream(plan.request)
             for chunk in chunks:
                 if chunk.usage is not None:
                     used = (chunk.model or plan.model.name, chunk.usage)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Literal
@@ -114,14 +114,25 @@ def current_log() -> CallLog | None:
     return _CURRENT.get()
 
 
-@contextmanager
-def recording(log: CallLog) -> Iterator[CallLog]:
+def recording(log: CallLog) -> AbstractContextManager[CallLog]:
     """Record what the gateway does inside the block into ``log``."""
-    token = _CURRENT.set(log)
-    try:
-        yield log
-    finally:
-        _CURRENT.reset(token)
+    return _Recording(log)
+
+
+class _Recording(AbstractContextManager[CallLog]):
+    """``recording``'s block (a class, not a generator: it is entered once per model call)."""
+
+    __slots__ = ("_log", "_token")
+
+    def __init__(self, log: CallLog) -> None:
+        self._log = log
+
+    def __enter__(self) -> CallLog:
+        self._token = _CURRENT.set(self._log)
+        return self._log
+
+    def __exit__(self, *exc: object) -> None:
+        _CURRENT.reset(self._token)
 
 
 def recorded(chunks: ChatStream, log: CallLog) -> ChatStream:
@@ -138,9 +149,12 @@ class _Recorded:
     def __iter__(self) -> Iterator[ChatChunk]:
         return self
 
-    def __next__(self) -> ChatChunk:
-        with recording(self._log):
+    def __next__(self) -> ChatChunk:  # once per chunk: the ContextVar directly, no generator
+        token = _CURRENT.set(self._log)
+        try:
             return next(self._chunks)
+        finally:
+            _CURRENT.reset(token)
 
     def close(self) -> None:
         with recording(self._log):
