@@ -76,11 +76,6 @@ class CircuitBreakerChatModel:
     def count_tokens(self, text: str) -> int:
         return self.inner.count_tokens(text)
 
-    def close(self) -> None:
-        close = getattr(self.inner, "close", None)
-        if callable(close):
-            close()
-
     def complete(self, request: ChatRequest) -> ChatResponse:
         log = current_log()
         ticket = self._admit(log)
