@@ -8,7 +8,7 @@ from collections.abc import Generator, Iterator
 
 import pytest
 
-from ragkeel.gateway.base import ChatChunk, ChatMessage, ChatRequest, ChatResponse
+from ragkeel.gateway.base import ChatChunk, ChatMessage, ChatRequest, ChatResponse, ChatStream
 from ragkeel.gateway.breaker import (
     BreakerPolicy,
     CircuitBreakerChatModel,
@@ -57,7 +57,7 @@ class FailingModel:
         self.calls += 1
         raise self.error
 
-    def stream(self, request: ChatRequest) -> Iterator[ChatChunk]:
+    def stream(self, request: ChatRequest) -> ChatStream:
         self.calls += 1
         raise self.error
 

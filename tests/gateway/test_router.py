@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from ragkeel.gateway.base import ChatChunk, ChatMessage, ChatRequest, ChatResponse, RoutingHints
+from ragkeel.gateway.base import ChatMessage, ChatRequest, ChatResponse, ChatStream, RoutingHints
 from ragkeel.gateway.calllog import CallLog, Decision, recording
 from ragkeel.gateway.errors import ModelUnavailableError
 from ragkeel.gateway.providers.scripted import ScriptedChatModel, ScriptedFailure
@@ -208,7 +206,7 @@ class _CharCountingModel:
     def complete(self, request: ChatRequest) -> ChatResponse:
         return self._inner.complete(request)
 
-    def stream(self, request: ChatRequest) -> Iterator[ChatChunk]:
+    def stream(self, request: ChatRequest) -> ChatStream:
         return self._inner.stream(request)
 
     def count_tokens(self, text: str) -> int:
