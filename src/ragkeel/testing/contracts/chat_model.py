@@ -37,12 +37,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Literal, Protocol, TypeVar, get_args
 
 import pytest
 
-from ragkeel.gateway.base import ChatChunk, ChatMessage, ChatModel, ChatRequest
+from ragkeel.gateway.base import ChatChunk, ChatMessage, ChatModel, ChatRequest, ChatStream
 from ragkeel.gateway.errors import (
     ChatModelError,
     ModelRateLimitedError,
@@ -92,12 +92,10 @@ def ask(text: str = SOURCES, **kwargs: object) -> ChatRequest:
     )
 
 
-def close_stream(stream: Iterator[ChatChunk]) -> None:
-    """Close a stream the consumer leaves early. (``ChatModel.stream``'s return type is becoming
-    closable by type, issue 10; until then a generator's ``close``.)"""
-    close = getattr(stream, "close", None)
-    if close is not None:
-        close()
+def close_stream(stream: ChatStream) -> None:
+    """Close a stream the consumer leaves early (``ChatModel.stream`` returns a ``ChatStream``,
+    closable by type)."""
+    stream.close()
 
 
 def eventually(check: Callable[[], bool], within_s: float = 2.0) -> bool:
