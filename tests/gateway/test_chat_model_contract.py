@@ -17,7 +17,6 @@ import pytest
 from fake_anthropic import FakeAnthropicServer, Reply
 from fake_http import serving
 from ragkeel.gateway.base import ChatModel
-from ragkeel.gateway.errors import ModelTimeoutError
 from ragkeel.gateway.providers.anthropic import AnthropicChatModel
 from ragkeel.gateway.providers.local import LocalChatModel
 from ragkeel.gateway.providers.openai_compat import OpenAICompatChatModel
@@ -26,16 +25,11 @@ from ragkeel.models.cache import default_models_dir
 from ragkeel.models.gguf import DEFAULT_MODEL, MODELS
 from ragkeel.testing import FaultServer, FaultSettings
 from ragkeel.testing.contracts.chat_model import (
-    LONG_ASK,
     RETRY_AFTER_S,
     SLOW_S,
-    TIMEOUT_S,
     ChatBackend,
     ChatModelContract,
     Fault,
-    ask,
-    bounded,
-    call,
 )
 
 REPLY = (
@@ -217,15 +211,3 @@ class TestLocalChatModel(ChatModelContract):
     @pytest.fixture
     def backend(self, local_model: LocalChatModel) -> ChatBackend:
         return LocalBackend(local_model)
-
-    @pytest.mark.parametrize("streaming", [False, True], ids=["complete", "stream"])
-    def test_slow_answer_times_out(self, backend: ChatBackend, streaming: bool) -> None:
-        # Weaker than the contract: llama.cpp evaluates the prompt without looking at the clock
-        # (the timeout is checked between generated tokens), so timeout_s does not bound prompt
-        # evaluation: 3-13 s for a 0.2 s timeout on a loaded 2-core machine (issue 10). The
-        # 400-token essay must still be cut short with ModelTimeoutError.
-        model = backend.model("slow")
-        request = ask(LONG_ASK, max_tokens=400, timeout_s=TIMEOUT_S)
-        with pytest.raises(ModelTimeoutError) as caught:
-            bounded(lambda: call(model, request, streaming))
-        assert caught.value.model == model.name

@@ -148,3 +148,15 @@ def test_a_full_queue_refuses_at_once_and_waiting_is_bounded_by_the_deadline(
     with recording(CallLog()) as log:
         text = "".join(c.text_delta for c in model.stream(ask(SOURCES, max_tokens=5)))
     assert text and 0 <= log.queue_ms < 5000  # reported, and short (no one held the slot)
+
+
+def test_a_timeout_stops_a_long_prompt_while_it_is_read(model: LocalChatModel) -> None:
+    # found by the chat-model contract: the clock was checked only between generated tokens, so
+    # reading a long prompt (decodes of 512 tokens) ran 3-13 s past a 0.2 s timeout
+    long_prompt = "Rivers carry water to the sea. " * 220 + SOURCES  # ~1,600 tokens
+    started = time.monotonic()
+    with pytest.raises(ModelTimeoutError, match="exceeded"):
+        list(model.stream(ask(long_prompt, max_tokens=5, timeout_s=0.2)))
+    # one ggml graph node may finish after the limit; a whole 512-token decode may not
+    assert time.monotonic() - started < 2.5
+    assert "90" in model.complete(ask(SOURCES, max_tokens=30)).text  # still usable afterwards

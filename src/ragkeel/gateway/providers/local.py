@@ -16,7 +16,8 @@
 * ``count_tokens`` does NOT take the generation slot: tokenizing reads only the vocabulary, which
   is immutable once loaded. (It once took the same lock as generation: a cleanup path that
   counted tokens while its stream was still open deadlocked the answer thread, issue 9.)
-* llama.cpp has no timeout: the stream checks the clock between tokens and stops with
+* llama.cpp has no timeout: the stream checks the clock between tokens, and an abort callback
+  stops a decode in progress (a long prompt is read in decodes of 512 tokens), with
   ``ModelTimeoutError`` (or ``DeadlineExceededError`` at the request deadline). Closing the
   iterator stops generation after the current token and frees the slot.
 """
@@ -132,6 +133,8 @@ class LocalChatModel:
         self.queue = GenerationQueue(max_queue, clock=clock)
         self._clock = clock
         self._llm: Any = None
+        self._abort_at: float | None = None  # llama.cpp aborts a decode past this clock time
+        self._abort_callback: Any = None  # the ctypes callback (kept alive while the model is)
         self._load_lock = threading.Lock()  # loading only; never held while generating
         self.load_seconds: float | None = None
 
@@ -172,8 +175,22 @@ class LocalChatModel:
             )
         except Exception as exc:  # llama.cpp raises ValueError/RuntimeError on a bad file
             raise ModelUnavailableError(f"cannot load {path}: {exc}", model=self.name) from exc
+        self._watch_decodes(self._llm)
         self.load_seconds = time.perf_counter() - started
         return self._llm
+
+    def _watch_decodes(self, llm: Any) -> None:
+        """Let a generation's time limit stop llama.cpp *inside* a decode too: reading a long
+        prompt is one decode per 512 tokens and took 3-13 s against a 0.2 s timeout before
+        (found by the chat-model contract suite). ggml polls the callback while it computes."""
+        import llama_cpp
+
+        def should_abort(_data: Any) -> bool:
+            at = self._abort_at
+            return at is not None and self._clock.now() > at
+
+        self._abort_callback = llama_cpp.ggml_abort_callback(should_abort)
+        llama_cpp.llama_set_abort_callback(llm._ctx.ctx, self._abort_callback, None)
 
     def count_tokens(self, text: str) -> int:
         """The model's own token count; never waits for a generation (see the module doc)."""
@@ -221,6 +238,7 @@ class LocalChatModel:
         limit, is_deadline = bound
         messages = [{"role": m.role, "content": m.content} for m in request.messages]
         started = self._clock.now()
+        self._abort_at = started + limit
         try:
             pieces = llm.create_chat_completion(
                 messages=messages,
@@ -235,11 +253,7 @@ class LocalChatModel:
             try:
                 for piece in pieces:
                     if self._clock.now() - started > limit:
-                        error = DeadlineExceededError if is_deadline else ModelTimeoutError
-                        what = "the request's deadline" if is_deadline else f"{limit:.0f} s"
-                        raise error(
-                            f"{self.name} exceeded {what}", model=self.name, timeout_s=limit
-                        )
+                        raise self._timed_out(limit, is_deadline)
                     choice = piece["choices"][0]
                     delta = choice.get("delta", {}).get("content") or ""
                     if choice.get("finish_reason") == "length":
@@ -255,7 +269,16 @@ class LocalChatModel:
         except ChatModelError:
             raise
         except (ValueError, RuntimeError) as exc:  # e.g. the prompt exceeds n_ctx
+            if self._clock.now() - started > limit:  # the decode was aborted at the limit
+                raise self._timed_out(limit, is_deadline) from exc
             raise ChatModelError(f"{self.name} failed: {exc}", model=self.name) from exc
+        finally:
+            self._abort_at = None
+
+    def _timed_out(self, limit: float, is_deadline: bool) -> ModelTimeoutError:
+        error = DeadlineExceededError if is_deadline else ModelTimeoutError
+        what = "the request's deadline" if is_deadline else f"{limit:.1f} s"
+        return error(f"{self.name} exceeded {what}", model=self.name, timeout_s=limit)
 
 
 def _response_format(request: ChatRequest) -> dict[str, Any] | None:
