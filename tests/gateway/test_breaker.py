@@ -8,6 +8,7 @@ from collections.abc import Generator, Iterator
 
 import pytest
 
+from ragkeel.clock import ManualClock
 from ragkeel.gateway.base import ChatChunk, ChatMessage, ChatRequest, ChatResponse, ChatStream
 from ragkeel.gateway.breaker import (
     BreakerPolicy,
@@ -16,7 +17,6 @@ from ragkeel.gateway.breaker import (
 )
 from ragkeel.gateway.breaker_store import BreakerStore
 from ragkeel.gateway.calllog import Attempt, CallLog, recording
-from ragkeel.gateway.clock import ManualClock
 from ragkeel.gateway.errors import (
     BudgetExceededError,
     ChatModelError,

@@ -9,10 +9,10 @@ from dataclasses import replace
 
 import pytest
 
+from ragkeel.clock import ManualClock
 from ragkeel.gateway.base import ChatChunk, ChatMessage, ChatRequest, ChatResponse, Usage
 from ragkeel.gateway.breaker import BreakerPolicy, CircuitBreakerChatModel
 from ragkeel.gateway.calllog import CallLog, recording
-from ragkeel.gateway.clock import ManualClock
 from ragkeel.gateway.errors import (
     BudgetExceededError,
     ChatModelError,

@@ -7,9 +7,9 @@ import threading
 
 import pytest
 
+from ragkeel.clock import ManualClock
 from ragkeel.gateway.base import ChatMessage, ChatRequest, Usage
 from ragkeel.gateway.calllog import CallLog, recording
-from ragkeel.gateway.clock import ManualClock
 from ragkeel.gateway.errors import ModelUnavailableError
 from ragkeel.gateway.metering import MeteredChatModel
 from ragkeel.gateway.pricing import Price

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from ragkeel.clock import ManualClock
 from ragkeel.gateway.base import ChatMessage, ChatRequest
 from ragkeel.gateway.calllog import CallLog, recording
-from ragkeel.gateway.clock import ManualClock
 from ragkeel.gateway.errors import (
     BudgetExceededError,
     ChatModelError,

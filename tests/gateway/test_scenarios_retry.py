@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import pytest
 
+from ragkeel.clock import SYSTEM_CLOCK, ManualClock
 from ragkeel.gateway.base import ChatMessage, ChatRequest
 from ragkeel.gateway.breaker import BreakerPolicy, CircuitBreakerChatModel
-from ragkeel.gateway.clock import SYSTEM_CLOCK, ManualClock
 from ragkeel.gateway.errors import (
     ChatModelError,
     DeadlineExceededError,

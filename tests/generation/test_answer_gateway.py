@@ -7,10 +7,10 @@ import json
 
 import pytest
 
+from ragkeel.clock import ManualClock
 from ragkeel.gateway.base import ChatRequest, Usage
 from ragkeel.gateway.budget import BudgetChatModel
 from ragkeel.gateway.calllog import CallLog, current_log
-from ragkeel.gateway.clock import ManualClock
 from ragkeel.gateway.metering import MeteredChatModel
 from ragkeel.gateway.pricing import Price, PriceTable
 from ragkeel.gateway.providers.scripted import ScriptedChatModel, ScriptedFailure

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Generator
 
+from ragkeel.clock import SYSTEM_CLOCK, Clock
 from ragkeel.gateway.base import ChatChunk, ChatModel, ChatRequest, ChatResponse, ChatStream
 from ragkeel.gateway.breaker_store import (
     BreakerPolicy,
@@ -45,7 +46,6 @@ from ragkeel.gateway.breaker_store import (
     snapshot,
 )
 from ragkeel.gateway.calllog import Attempt, CallLog, current_log
-from ragkeel.gateway.clock import SYSTEM_CLOCK, Clock
 from ragkeel.gateway.errors import ChatModelError, CircuitOpenError, ModelRateLimitedError
 
 __all__ = ["BreakerPolicy", "BreakerSnapshot", "CircuitBreakerChatModel", "InMemoryBreakerStore"]

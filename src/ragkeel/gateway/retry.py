@@ -51,9 +51,9 @@ from collections import deque
 from collections.abc import Generator
 from dataclasses import dataclass, replace
 
+from ragkeel.clock import SYSTEM_CLOCK, Clock
 from ragkeel.gateway.base import ChatChunk, ChatModel, ChatRequest, ChatResponse, ChatStream
 from ragkeel.gateway.calllog import current_log
-from ragkeel.gateway.clock import SYSTEM_CLOCK, Clock
 from ragkeel.gateway.errors import ChatModelError, DeadlineExceededError, ModelTimeoutError
 
 

@@ -35,11 +35,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ragkeel.clock import SYSTEM_CLOCK, Clock
 from ragkeel.gateway.accounts import CostAccounts, CostSink
 from ragkeel.gateway.base import ChatModel
 from ragkeel.gateway.breaker import BreakerPolicy, CircuitBreakerChatModel, InMemoryBreakerStore
 from ragkeel.gateway.budget import BudgetChatModel
-from ragkeel.gateway.clock import SYSTEM_CLOCK, Clock
 from ragkeel.gateway.fallback import FallbackChatModel
 from ragkeel.gateway.metering import MeteredChatModel
 from ragkeel.gateway.pricing import PriceTable

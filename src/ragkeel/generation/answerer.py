@@ -26,6 +26,7 @@ from collections.abc import Callable, Generator, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ragkeel.clock import SYSTEM_CLOCK, Clock
 from ragkeel.errors import ModelError, QueryError, RagkeelError
 from ragkeel.gateway.base import (
     ChatMessage,
@@ -36,7 +37,6 @@ from ragkeel.gateway.base import (
     Usage,
 )
 from ragkeel.gateway.calllog import CallLog, recorded, recording
-from ragkeel.gateway.clock import SYSTEM_CLOCK, Clock
 from ragkeel.gateway.errors import BudgetExceededError, ChatModelError
 from ragkeel.generation.answer import (
     Answer,

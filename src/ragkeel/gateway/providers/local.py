@@ -30,9 +30,9 @@ from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
+from ragkeel.clock import SYSTEM_CLOCK, Clock
 from ragkeel.gateway.base import ChatChunk, ChatRequest, ChatResponse, FinishReason, Usage
 from ragkeel.gateway.calllog import current_log
-from ragkeel.gateway.clock import SYSTEM_CLOCK, Clock
 from ragkeel.gateway.errors import (
     ChatModelError,
     DeadlineExceededError,

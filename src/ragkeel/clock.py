@@ -1,5 +1,6 @@
-"""Time for the gateway's policies, behind a two-method protocol so breaker, cool-down and
-backoff tests run on a clock the test controls instead of sleeping.
+"""Monotonic time behind a two-method protocol, for the gateway's policies (breaker, cool-down,
+backoff, metering, the local model's queue) and the answer flow's deadline, so their tests run on
+a clock the test controls instead of sleeping. In the core layer: anything may use it.
 
 ``SystemClock`` is ``time.monotonic`` / ``time.sleep``. ``ManualClock`` only moves when told to:
 ``advance(s)``, or ``sleep(s)`` (which advances instead of blocking, so a retry loop with
