@@ -23,7 +23,7 @@ from corpus import OFF_TOPIC as OFF_TOPIC
 from corpus import ON_TOPIC as ON_TOPIC
 from corpus import TEST_GATE, write_corpus
 from ragkeel.api import create_app
-from ragkeel.api.limits import Limits
+from ragkeel.api.request_limits import Limits
 from ragkeel.container import Container
 from ragkeel.gateway.providers.scripted import Script, ScriptedChatModel
 from ragkeel.generation.answerer import Answerer

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 import ragkeel
-from ragkeel.api.limits import Limits
+from ragkeel.api.request_limits import Limits
 
 from .conftest import Api, MakeApp
 

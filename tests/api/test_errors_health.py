@@ -7,7 +7,7 @@ import json
 from fastapi.testclient import TestClient
 
 from ragkeel.api import create_app
-from ragkeel.api.limits import Limits
+from ragkeel.api.request_limits import Limits
 from ragkeel.container import Container
 from ragkeel.errors import StorageError
 from ragkeel.gateway.base import ChatRequest

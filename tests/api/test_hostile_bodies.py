@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from ragkeel.api.limits import MAX_JSON_DEPTH
+from ragkeel.api.request_limits import MAX_JSON_DEPTH
 
 from .conftest import COLLECTION, ON_TOPIC
 

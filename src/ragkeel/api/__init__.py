@@ -4,7 +4,7 @@ Layout: ``app.py`` (factory + lifespan), ``routes/`` (one module per resource), 
 and ``openai_schemas.py`` (bodies), ``errors.py`` (the only error → HTTP mapping,
 problem+json), ``sse.py`` (event framing), ``event_pump.py`` (a sync generator in a thread,
 cancelled on disconnect), ``answers.py`` (the answer flow + traces), ``uploads.py``,
-``limits.py``, ``state.py``, ``tracing.py``.
+``request_limits.py`` (body and question limits), ``state.py``, ``tracing.py``.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from ragkeel.api.limits import check_json_depth, non_finite_at
+from ragkeel.api.request_limits import check_json_depth, non_finite_at
 from ragkeel.api.schemas import CitationOut, GenerationModeIn, UsageOut
 from ragkeel.errors import QueryError
 from ragkeel.generation.answer import Answer

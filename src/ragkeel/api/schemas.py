@@ -2,7 +2,7 @@
 ``openai_schemas.py``). Responses are built from the domain values by ``from_*`` constructors.
 
 Request bodies take finite numbers only (``allow_inf_nan=False``; inside free-form JSON such as
-``output_schema`` too) and nest at most ``limits.MAX_JSON_DEPTH`` levels."""
+``output_schema`` too) and nest at most ``request_limits.MAX_JSON_DEPTH`` levels."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 from pydantic_core import PydanticCustomError
 
 from ragkeel.api.errors import client_message
-from ragkeel.api.limits import check_json_depth, non_finite_at
+from ragkeel.api.request_limits import check_json_depth, non_finite_at
 from ragkeel.errors import RagkeelError
 from ragkeel.evaluation.metrics.answers import schema_problem
 from ragkeel.generation.answer import Answer

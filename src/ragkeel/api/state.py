@@ -13,7 +13,7 @@ from fastapi import Request
 from ragkeel.api.admission import Admission, Admitted, estimate_tokens
 from ragkeel.api.errors import ShuttingDownError
 from ragkeel.api.event_pump import EventPump
-from ragkeel.api.limits import Limits
+from ragkeel.api.request_limits import Limits
 from ragkeel.container import Container
 from ragkeel.errors import RagkeelError
 from ragkeel.gateway.providers.local import LocalChatModel
