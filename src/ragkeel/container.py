@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from functools import cached_property
 
+from ragkeel.admission.gates import Admission
+from ragkeel.admission.load_shedder import LoadShedder
+from ragkeel.admission.tenant_limits import TenantLimiter, TenantLimits
 from ragkeel.embeddings import build_embedder
 from ragkeel.embeddings.base import Embedder
 from ragkeel.gateway.accounts import CostAccounts
@@ -114,6 +117,28 @@ class Container:
     def accounts(self) -> CostAccounts:
         """Each tenant's spend today, against ``gateway.limits.cost_per_day``."""
         return CostAccounts(self.settings.gateway.limits.cost_per_day, source=self.ledger)
+
+    @cached_property
+    def admission(self) -> Admission:
+        """The gates an answer passes before it starts (``admission/gates.py``): the tenant
+        limits that ``gateway.limits`` configures (none configured: no limiter), the global cap
+        of answers in flight, and the local model's ``1 + generation.local.max_queue`` slots
+        (taken only by answers that generate on the local model)."""
+        lim = self.settings.gateway.limits
+        limiter = None
+        if any(
+            v is not None
+            for v in (lim.requests_per_minute, lim.tokens_per_minute, lim.cost_per_day)
+        ):
+            limiter = TenantLimiter(
+                TenantLimits(requests=lim.requests_per_minute, tokens=lim.tokens_per_minute),
+                accounts=self.accounts if lim.cost_per_day is not None else None,
+            )
+        return Admission(
+            limiter=limiter,
+            shedder=LoadShedder(lim.max_in_flight),
+            local=LoadShedder(1 + self.settings.generation.local.max_queue),
+        )
 
     @cached_property
     def answerer(self) -> Answerer:

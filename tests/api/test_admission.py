@@ -14,10 +14,12 @@ from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ragkeel.api.admission import ANONYMOUS, Admission, tenant_of
+from ragkeel.admission.gates import ANONYMOUS, Admission
+from ragkeel.admission.load_shedder import LoadShedder
+from ragkeel.admission.tenant_limits import TenantLimiter, TenantLimits
+from ragkeel.api.admission import tenant_of
 from ragkeel.api.errors import install_error_handlers
 from ragkeel.gateway.errors import BudgetExceededError, RateLimitedError
-from ragkeel.gateway.limits import LoadShedder, TenantLimiter, TenantLimits
 
 from .conftest import GOOD, ON_TOPIC, MakeApp, serve, wait_for
 

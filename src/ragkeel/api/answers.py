@@ -18,7 +18,7 @@ from typing import Any
 
 from fastapi import Request
 
-from ragkeel.api.admission import Admitted
+from ragkeel.admission.gates import Admitted
 from ragkeel.api.errors import INTERNAL, AnswerCancelledError, ProblemError
 from ragkeel.api.event_pump import EventPump
 from ragkeel.api.state import ApiState

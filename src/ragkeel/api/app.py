@@ -17,7 +17,8 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 
 import ragkeel
-from ragkeel.api.admission import Admission, LoadSheddingMiddleware
+from ragkeel.admission.gates import Admission
+from ragkeel.api.admission import LoadSheddingMiddleware
 from ragkeel.api.errors import install_error_handlers
 from ragkeel.api.request_limits import BodyLimitMiddleware, Limits
 from ragkeel.api.routes import ROUTERS
@@ -25,7 +26,6 @@ from ragkeel.api.state import ApiState
 from ragkeel.api.uploads import UploadArea
 from ragkeel.container import Container
 from ragkeel.errors import RagkeelError
-from ragkeel.gateway.limits import LoadShedder, TenantLimiter, TenantLimits
 from ragkeel.generation.answerer import Answerer
 
 log = logging.getLogger("ragkeel.api")
@@ -41,9 +41,10 @@ def create_app(
 ) -> FastAPI:
     """The API over ``container``, which its lifespan opens and closes (nothing is opened
     before). ``answerer`` replaces ``container.answerer`` (tests pass one with a scripted model);
-    ``admission`` replaces the rate limits and load shedding built from ``gateway.limits``."""
+    ``admission`` replaces ``container.admission`` (rate limits, load shedding, the local
+    model's queue)."""
     state = ApiState(container, limits or Limits(), answerer)
-    state.admission = admission or admission_from_settings(container)
+    state.admission = admission or container.admission
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -73,20 +74,6 @@ def create_app(
     return app
 
 
-def admission_from_settings(container: Container) -> Admission:
-    """Per-tenant limits (only those configured) and the global in-flight cap."""
-    lim = container.settings.gateway.limits
-    limiter = None
-    if any(
-        v is not None for v in (lim.requests_per_minute, lim.tokens_per_minute, lim.cost_per_day)
-    ):
-        limiter = TenantLimiter(
-            TenantLimits(requests=lim.requests_per_minute, tokens=lim.tokens_per_minute),
-            accounts=container.accounts if lim.cost_per_day is not None else None,
-        )
-    return Admission(limiter=limiter, shedder=LoadShedder(lim.max_in_flight))
-
-
 def _open(state: ApiState) -> None:
     """Open the shared components now rather than racing to on the first requests, and delete
     the uploads a crash left without a document (``uploads.py``). A store that cannot be opened
@@ -98,9 +85,6 @@ def _open(state: ApiState) -> None:
         removed = UploadArea(c.settings.home / "uploads").remove_orphans(c.store)
         if removed:
             log.warning("removed %d upload(s) left without a document by a crash", len(removed))
-        local = state.local_primary()
+        _ = state.answerer.model  # the model (and the gateway under it) now, not on a question
     except RagkeelError as exc:
         log.error("ragkeel is not ready: %s", exc)
-        return
-    if local is not None and state.admission.local is None:  # answers queue for the local model
-        state.admission.local = LoadShedder(1 + local.queue.max_queue)

@@ -10,7 +10,8 @@ from typing import Any
 
 from fastapi import Request
 
-from ragkeel.api.admission import Admission, Admitted, estimate_tokens
+from ragkeel.admission.gates import Admission, Admitted, estimate_tokens
+from ragkeel.api.admission import tenant_of
 from ragkeel.api.errors import ShuttingDownError
 from ragkeel.api.event_pump import EventPump
 from ragkeel.api.request_limits import Limits
@@ -63,7 +64,8 @@ class ApiState:
         if total_tokens is not None:
             estimate = min(estimate, total_tokens)
         generative = (mode or answerer.mode) == "generative" and answerer.model is not None
-        return self.admission.admit(request, estimated_tokens=estimate, local=generative)
+        local = generative and self.local_primary() is not None  # takes a local model slot
+        return self.admission.admit(tenant_of(request), estimated_tokens=estimate, local=local)
 
     def track(self, pump: EventPump[Any]) -> EventPump[Any]:
         with self._pumps_lock:

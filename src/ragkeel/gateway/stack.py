@@ -1,6 +1,6 @@
 """The one place where the gateway's policies are composed, in this order (outermost first)::
 
-    admission (api/admission.py: tenant rate limits, cost per day, load shedding)  -- before retrieval
+    admission (ragkeel/admission/: tenant rate limits, cost per day, load shedding)  -- before retrieval
     RouterChatModel          cheap or strong route from the question and retrieval confidence
     └── BudgetChatModel      per route: estimate before spending; fewer tokens, the cheaper route, or refuse;
         │                    reserve/settle the tenant's daily account; one ledger row per call

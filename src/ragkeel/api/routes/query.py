@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 
-from ragkeel.api.admission import Admitted, closing
+from ragkeel.admission.gates import Admitted, closing
 from ragkeel.api.answers import (
     Finished,
     StreamItem,

@@ -1,31 +1,24 @@
-"""Admission: who may start an answer now. Both gates run before retrieval and before any
-provider call, take microseconds, and refuse with ``RateLimitedError`` (code ``RATE_LIMITED``,
-``retry_after_s`` set; the API answers 429 with ``Retry-After``).
-
-``TenantLimiter`` — per tenant (API key): requests per window and tokens per window (moving
+"""``TenantLimiter``: per tenant (API key), requests per window and tokens per window (moving
 windows from the ``limits`` library, in memory), and cost per day (``CostAccounts``: a tenant
-with nothing left of today's budget is refused until 00:00 UTC). Tokens are known only after
-the call, so admission works on an estimate: ``admit(tenant, estimated_tokens=n)`` lets the
-request in if the tokens used in the window, plus the estimates of the tenant's requests still
-in flight, plus ``n`` fit; ``settle(ticket, used_tokens)`` then drops the estimate and counts
-the tokens actually used. (A moving window cannot take tokens back, so usage is only ever
-counted once it is known; usage past a full window is not carried over.) The check and the
-bookkeeping happen under one lock, so concurrent requests cannot all squeeze into one gap.
+with nothing left of today's budget is refused until 00:00 UTC). It runs before retrieval and
+before any provider call, takes microseconds, and refuses with ``RateLimitedError`` (code
+``RATE_LIMITED``, ``retry_after_s`` set; the API answers 429 with ``Retry-After``).
 
-``LoadShedder`` — a global cap of ``max_in_flight`` answers at once, with an optional small
-queue (``max_queue`` waiting at most ``queue_timeout_s``). Past that, requests are refused at
-once rather than left to wait behind work the server cannot finish in time: admitted requests
-keep their latency under overload.
+Tokens are known only after the call, so admission works on an estimate: ``admit(tenant,
+estimated_tokens=n)`` lets the request in if the tokens used in the window, plus the estimates
+of the tenant's requests still in flight, plus ``n`` fit; ``settle(ticket, used_tokens)`` then
+drops the estimate and counts the tokens actually used. (A moving window cannot take tokens
+back, so usage is only ever counted once it is known; usage past a full window is not carried
+over.) The check and the bookkeeping happen under one lock, so concurrent requests cannot all
+squeeze into one gap.
 """
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
 
 from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.storage import MemoryStorage
@@ -169,90 +162,3 @@ class TenantLimiter:
     def _retry_after(self, item: RateLimitItem, *identifiers: str) -> float:
         reset = self._window.get_window_stats(item, *identifiers).reset_time
         return max(reset - time.time(), MIN_RETRY_AFTER_S)
-
-
-class Permit:
-    """One answer's place in the ``LoadShedder``; ``release`` (idempotent) when it ends."""
-
-    def __init__(self, shedder: LoadShedder) -> None:
-        self._shedder: LoadShedder | None = shedder
-
-    def release(self) -> None:
-        shedder, self._shedder = self._shedder, None
-        if shedder is not None:
-            shedder._release()
-
-    def __enter__(self) -> Permit:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.release()
-
-
-class LoadShedder:
-    def __init__(
-        self,
-        max_in_flight: int,
-        *,
-        max_queue: int = 0,
-        queue_timeout_s: float = 0.1,
-        retry_after_s: float = 1.0,
-    ) -> None:
-        if max_in_flight < 1 or max_queue < 0:
-            raise ValueError("max_in_flight must be at least 1 and max_queue not negative")
-        if not math.isfinite(queue_timeout_s) or queue_timeout_s < 0:
-            raise ValueError("queue_timeout_s must be finite and not negative")
-        self.max_in_flight = max_in_flight
-        self.max_queue = max_queue
-        self.queue_timeout_s = queue_timeout_s
-        self.retry_after_s = retry_after_s
-        self._cond = threading.Condition()
-        self.in_flight = 0
-        self.waiting = 0
-        self.rejected = 0
-
-    def try_acquire(self) -> Permit | None:
-        """A permit if a slot is free now; ``None`` if the request may wait in the queue
-        (then call ``acquire``, off the event loop); ``RateLimitedError`` if it may not."""
-        with self._cond:
-            if self.in_flight < self.max_in_flight:
-                self.in_flight += 1
-                return Permit(self)
-            if self.waiting < self.max_queue:
-                return None
-            raise self._refuse()
-
-    def acquire(self) -> Permit:
-        """A permit, waiting in the queue at most ``queue_timeout_s`` if there is room in it."""
-        with self._cond:
-            if self.in_flight >= self.max_in_flight:
-                if self.waiting >= self.max_queue:
-                    raise self._refuse()
-                self.waiting += 1
-                try:
-                    free = self._cond.wait_for(
-                        lambda: self.in_flight < self.max_in_flight, self.queue_timeout_s
-                    )
-                finally:
-                    self.waiting -= 1
-                if not free:
-                    raise self._refuse()
-            self.in_flight += 1
-            return Permit(self)
-
-    def _release(self) -> None:
-        with self._cond:
-            self.in_flight -= 1
-            self._cond.notify()
-
-    def _refuse(self) -> RateLimitedError:
-        self.rejected += 1
-        return RateLimitedError(
-            f"the server is at capacity ({self.max_in_flight} answers in flight"
-            + (f", {self.max_queue} waiting" if self.max_queue else "")
-            + ")",
-            hint="retry after Retry-After seconds",
-            retry_after_s=self.retry_after_s,
-        )
