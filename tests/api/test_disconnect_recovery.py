@@ -22,6 +22,7 @@ import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -175,30 +176,38 @@ def test_a_disconnected_non_streaming_answer_does_not_wedge_either(
             assert _ask(http, i)[1]["degraded"] is False
 
 
-@pytest.mark.model
-@pytest.mark.skipif(
-    not LOCAL_INSTALLED and not os.environ.get("CI"),
-    reason="local model or llama-cpp-python not installed (`make setup`)",
-)
-def test_disconnects_never_wedge_the_answer_path_local_model(
-    tmp_path: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("RAGKEEL_MODELS__DIR")  # the user-level models dir, where the model is
-    settings = api_settings(
-        tmp_path / "home",
-        provider="local",
-        max_answer_tokens=12,  # short answers: "the last token" is the 12th
-        context_budget=200,
-        local={"n_ctx": 2048},
-    )
+@contextmanager
+def local_server(home: Path, corpus: Path, **generation: Any) -> Iterator[str]:
+    """``ragkeel serve``'s app on the real local model (loaded at start-up, as serve does) over
+    the test corpus; yields the base URL. Needs the user-level models directory."""
+    settings = api_settings(home, provider="local", context_budget=200, **generation)
     container = Container(settings)
     try:
         assert container.pipeline.ingest([str(corpus)], COLLECTION).exit_code == 0
         with serve(create_app(container, preload_model=True)) as base:
-            # every 5th group of four is generative: ~10 local generations, 90 extractive
-            _check_recovery(base, last_token=12, generative_every=5)
+            yield base
     finally:
         container.close()
+
+
+local_model = pytest.mark.skipif(
+    not LOCAL_INSTALLED and not os.environ.get("CI"),
+    reason="local model or llama-cpp-python not installed (`make setup`)",
+)
+
+
+@pytest.mark.model
+@local_model
+def test_disconnects_never_wedge_the_answer_path_local_model(
+    tmp_path: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("RAGKEEL_MODELS__DIR")  # the user-level models dir, where the model is
+    # short answers: "the last token" is the 12th
+    with local_server(
+        tmp_path / "home", corpus, max_answer_tokens=12, local={"n_ctx": 2048}
+    ) as base:
+        # every 5th group of four is generative: ~15 local generations, 85 extractive
+        _check_recovery(base, last_token=12, generative_every=5)
 
 
 def test_readyz_reports_a_wedged_answer_path_and_recovers(container: Container) -> None:
@@ -235,52 +244,40 @@ def test_readyz_reports_a_wedged_answer_path_and_recovers(container: Container) 
 
 
 @pytest.mark.model
-@pytest.mark.skipif(
-    not LOCAL_INSTALLED and not os.environ.get("CI"),
-    reason="local model or llama-cpp-python not installed (`make setup`)",
-)
+@local_model
 def test_a_full_local_queue_is_refused_at_once_with_retry_after(
     tmp_path: Path, corpus: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("RAGKEEL_MODELS__DIR")  # the user-level models dir, where the model is
     # issue 9: four concurrent questions took 44, 81, 122 and 144 s against a 120 s deadline
     # and none was refused. Now one generates, max_queue wait, the rest get 503 at once.
-    settings = api_settings(
-        tmp_path / "home",
-        provider="local",
-        max_answer_tokens=24,
-        context_budget=200,
-        local={"n_ctx": 2048, "max_queue": 1},
-    )
-    container = Container(settings)
-    try:
-        assert container.pipeline.ingest([str(corpus)], COLLECTION).exit_code == 0
-        with serve(create_app(container, preload_model=True)) as base, httpx.Client(
-            base_url=base, timeout=120
-        ) as http:
-            assert wait_for(lambda: http.get("/readyz").json()["model"]["loaded"], 60)
-            results: list[tuple[int, float, httpx.Response]] = []
+    home = tmp_path / "home"
+    local = {"n_ctx": 2048, "max_queue": 1}
+    with local_server(home, corpus, max_answer_tokens=24, local=local) as base, httpx.Client(
+        base_url=base, timeout=120
+    ) as http:
+        assert wait_for(lambda: http.get("/readyz").json()["model"]["loaded"], 60)
+        results: list[tuple[int, float, httpx.Response]] = []
 
-            def ask(i: int) -> None:
-                started = time.perf_counter()
-                r = http.post("/v1/query", json={"question": ON_TOPIC})
-                results.append((i, time.perf_counter() - started, r))
+        def ask(i: int) -> None:
+            started = time.perf_counter()
+            r = http.post("/v1/query", json={"question": ON_TOPIC})
+            results.append((i, time.perf_counter() - started, r))
 
-            threads = [threading.Thread(target=ask, args=(i,)) for i in range(4)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(120)
-            answered = [r for _, _, r in results if r.status_code == 200]
-            refused = [(s, r) for _, s, r in results if r.status_code == 503]
-            assert len(answered) == 2 and len(refused) == 2, [r.text for _, _, r in results]
-            for seconds, r in refused:
-                assert r.json()["code"] == "MODEL_BUSY" and int(r.headers["Retry-After"]) >= 1
-                assert seconds < 5.0  # at once, not after waiting behind the others
-            assert all(not r.json()["degraded"] for r in answered)
-            queued = [r.json()["latency_ms"].get("queue", 0.0) for r in answered]
-            assert max(queued) > 0  # the second answer waited for the first: a stage of its own
-            # a slot is freed when an answer ends: the next question is admitted again
-            assert http.post("/v1/query", json={"question": ON_TOPIC}).status_code == 200
-    finally:
-        container.close()
+        threads = [threading.Thread(target=ask, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        answered = [r for _, _, r in results if r.status_code == 200]
+        refused = [(s, r) for _, s, r in results if r.status_code == 503]
+        assert len(answered) == 2 and len(refused) == 2, [r.text for _, _, r in results]
+        for seconds, r in refused:
+            assert r.json()["code"] == "MODEL_BUSY" and int(r.headers["Retry-After"]) >= 1
+            assert seconds < 5.0  # at once, not after waiting behind the others
+        assert all(not r.json()["degraded"] for r in answered)
+        queued = [r.json()["latency_ms"].get("queue", 0.0) for r in answered]
+        assert max(queued) > 0  # the second answer waited for the first: a stage of its own
+        # a slot is freed when an answer ends: the next question is admitted again
+        assert http.post("/v1/query", json={"question": ON_TOPIC}).status_code == 200
+
