@@ -47,14 +47,13 @@ def cut(after: int, text: str = "Paris is the capital of France.") -> ScriptedFa
 
 class BreaksWith:
     """A provider that streams ``pieces`` and then raises ``error`` (the scripted fake only
-    raises unavailable/timeout/generic errors), and counts ``close()`` calls."""
+    raises unavailable/timeout/generic errors)."""
 
     def __init__(self, name: str, error: ChatModelError, pieces: tuple[str, ...] = ()) -> None:
         self.name = name
         self.error = error
         self.pieces = pieces
         self.calls = 0
-        self.closed = 0
 
     def count_tokens(self, text: str) -> int:
         return len(text.split())
@@ -67,9 +66,6 @@ class BreaksWith:
         self.calls += 1
         yield from (ChatChunk(piece) for piece in self.pieces)
         raise self.error
-
-    def close(self) -> None:
-        self.closed += 1
 
 
 def text_of(chunks: list[ChatChunk]) -> str:
@@ -176,12 +172,6 @@ def test_count_tokens_uses_the_first_rung() -> None:
 def test_an_empty_chain_is_rejected() -> None:
     with pytest.raises(ValueError):
         FallbackChatModel([])
-
-
-def test_close_closes_every_rung() -> None:
-    rungs = [BreaksWith("a", ChatModelError("x")), BreaksWith("b", ChatModelError("y"))]
-    FallbackChatModel([rungs[0], scripted("s"), rungs[1]]).close()
-    assert [r.closed for r in rungs] == [1, 1]
 
 
 # -- stream --------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """Errors a chat model call can raise. Every provider maps its failures onto this tree, so the
-answer flow and the policies (retry, breaker, fallback, limits, budget) can tell a slow model
+answer flow, the policies (retry, breaker, fallback, budget) and admission can tell a slow model
 from a missing one without knowing the provider::
 
     RagkeelError

@@ -27,7 +27,8 @@
 * A rung's stream is read to its end before its last chunk is passed on, so the wrappers inside
   the rung (breaker, metering) see it finish even when the consumer stops at the last chunk.
   Closing the stream early closes the running rung's stream (cancelling its generation).
-  ``count_tokens`` uses the first rung; ``close()`` closes every rung that can be closed.
+  ``count_tokens`` uses the first rung. The chain owns no connection: the stack closes the
+  provider clients it made (``GatewayStack.close``).
 """
 
 from __future__ import annotations
@@ -114,12 +115,6 @@ class FallbackChatModel:
 
     def count_tokens(self, text: str) -> int:
         return self._rungs[0].count_tokens(text)
-
-    def close(self) -> None:
-        for model in self._rungs:
-            close = getattr(model, "close", None)
-            if callable(close):
-                close()
 
     # -- complete -------------------------------------------------------------------------
 
