@@ -142,7 +142,8 @@ def _metric_names(a: EvalResults, b: EvalResults) -> list[str]:
     return list(seen)
 
 
-def _has_values(run: EvalResults, name: str, scope: str) -> bool:
+def has_values(run: EvalResults, name: str, scope: str) -> bool:
+    """Whether any row of ``run`` in ``scope`` (OVERALL or a data set) has a value of ``name``."""
     return any(
         row.metrics.get(name) is not None
         for key, row in run.rows.items()
@@ -160,7 +161,7 @@ def _compare_metric(
     n_resamples: int,
     seed: int,
 ) -> MetricComparison | MissingMetric | None:
-    in_a, in_b = _has_values(a, name, scope), _has_values(b, name, scope)
+    in_a, in_b = has_values(a, name, scope), has_values(b, name, scope)
     if not in_a and not in_b:
         return None if scope != OVERALL else MissingMetric(name, scope, NEITHER)
     if not (in_a and in_b):

@@ -45,6 +45,7 @@ from ragkeel.evaluation.reports.compare import (
     Comparison,
     compare,
     dataset_mismatches,
+    has_values,
     ops_value,
 )
 from ragkeel.evaluation.reports.results_view import EvalResults
@@ -189,7 +190,7 @@ def _check_comparable(
             problems.append(f"{name}: neither run computes it (check the name and the k)")
             continue
         for scope in scopes:
-            reported = (_reports(a, name, scope), _reports(b, name, scope))
+            reported = (has_values(a, name, scope), has_values(b, name, scope))
             if reported[0] == reported[1]:
                 continue
             side, other = ("baseline (A)", 1) if reported[0] else ("current (B)", 0)
@@ -210,14 +211,6 @@ def _check_comparable(
 
 def _computes(run: EvalResults, name: str) -> bool:
     return any(name in row.metrics for row in run.rows.values())
-
-
-def _reports(run: EvalResults, name: str, scope: str) -> bool:
-    return any(
-        row.metrics.get(name) is not None
-        for key, row in run.rows.items()
-        if scope in (OVERALL, key[0])
-    )
 
 
 def _metric_check(
