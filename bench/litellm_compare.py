@@ -47,8 +47,8 @@ from pathlib import Path
 from typing import Any
 
 from common import REPO, commit, machine, pct, today
+from ragkeel.errors import ChatModelError
 from ragkeel.gateway.calllog import CallLog, recording
-from ragkeel.gateway.errors import ChatModelError
 from ragkeel.testing import FaultServer, FaultSettings
 
 LITELLM_PY = REPO / "bench" / "out" / "litellm-venv" / "bin" / "python"

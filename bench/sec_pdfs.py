@@ -49,7 +49,9 @@ def main() -> None:
         mode="bm25",
         flt=Filter(collection="sec"),
     )
-    rows = [line for h in result.hits for line in h.chunk.text.splitlines() if "Total net sales" in line]
+    rows = [
+        line for h in result.hits for line in h.chunk.text.splitlines() if "Total net sales" in line
+    ]
     out = {
         "machine": machine(),
         "date": today(),

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 from functools import cached_property
 
+from ragkeel.admission.accounts import CostAccounts
 from ragkeel.admission.gates import Admission
 from ragkeel.admission.load_shedder import LoadShedder
 from ragkeel.admission.tenant_limits import TenantLimiter, TenantLimits
 from ragkeel.embeddings import build_embedder
 from ragkeel.embeddings.base import Embedder
-from ragkeel.gateway.accounts import CostAccounts
 from ragkeel.gateway.base import ChatModel
 from ragkeel.gateway.pricing import Price, PriceTable
 from ragkeel.gateway.providers.local import LocalChatModel

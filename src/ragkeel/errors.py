@@ -1,9 +1,17 @@
-"""The ragkeel error tree. Every error a user can see carries a stable ``code``.
+"""The ragkeel error tree: every error raised on purpose, in one place. Each carries a stable
+``code``; the HTTP edge (``ragkeel.api.problems``) maps classes to statuses, nothing else does.
 
-::
+Sections::
 
     RagkeelError                      code            meaning
+    │ ── settings, input and data ──
     ├── ConfigError                   CONFIG_INVALID  a setting has a bad value (names key and value)
+    ├── FilterError                   FILTER_INVALID
+    ├── QueryError                    QUERY_INVALID
+    ├── DatasetError                  DATASET_INVALID  an evaluation data set is missing or malformed
+    │   ├── DatasetMismatchError      DATASET_MISMATCH two runs compared on different data
+    │   └── MetricMismatchError       METRIC_MISMATCH  the runs lack a metric the gate compares
+    │ ── ingestion ──
     ├── IngestError                   (per subclass)  one file/record could not be ingested
     │   ├── UnsupportedTypeError      UNSUPPORTED_TYPE
     │   ├── ParseError                PARSE_ERROR
@@ -14,19 +22,59 @@
     │   ├── EncryptedError            ENCRYPTED
     │   ├── ReadError                 READ_ERROR      the file exists but cannot be read (permissions, I/O)
     │   └── OutsideRootError          SYMLINK_OUTSIDE_ROOT  a symlink leaving the ingested roots (skipped)
-    ├── ModelError                    MODEL_MISSING / MODEL_CHECKSUM
+    │ ── infrastructure: model files, embedders, stores ──
+    ├── ModelError                    MODEL_MISSING
+    │   └── ModelChecksumError        MODEL_CHECKSUM
     ├── EmbeddingError                EMBEDDING_FAILED  an embedder (usually remote) failed
     ├── StorageError                  STORE_ERROR
-    ├── FilterError                   FILTER_INVALID
-    ├── QueryError                    QUERY_INVALID
-    └── DatasetError                  DATASET_INVALID  an evaluation data set is missing or malformed
-        └── DatasetMismatchError      DATASET_MISMATCH two runs compared on different data (evaluation/reports/gate.py)
+    ├── TraceNotFoundError            TRACE_NOT_FOUND
+    ├── TraceIdAmbiguousError         TRACE_ID_AMBIGUOUS
+    ├── TraceStoreError               TRACE_STORE_ERROR
+    ├── CostLedgerError               COST_LEDGER_ERROR
+    │ ── chat model calls (every provider maps its failures here) ──
+    ├── ChatModelError                MODEL_ERROR         the model answered with an error or garbage
+    │   ├── ModelRequestError         MODEL_REQUEST_REJECTED  4xx other than 429: the request itself is wrong
+    │   ├── ModelTimeoutError         MODEL_TIMEOUT       no (complete) answer within the attempt's timeout
+    │   │   └── DeadlineExceededError DEADLINE_EXCEEDED   the request's overall deadline ran out
+    │   ├── ModelUnavailableError     MODEL_UNAVAILABLE   cannot be reached or loaded right now (5xx, reset)
+    │   │   ├── ModelRateLimitedError MODEL_RATE_LIMITED  the provider said 429 (``retry_after_s`` if sent)
+    │   │   ├── StreamInterruptedError MODEL_STREAM_INTERRUPTED  the stream broke after some tokens
+    │   │   ├── ModelBusyError        MODEL_BUSY          the local model's queue is full (``retry_after_s``)
+    │   │   └── CircuitOpenError      CIRCUIT_OPEN        the breaker refuses calls to this deployment
+    │   ├── BudgetExceededError       BUDGET_EXCEEDED     the call would exceed max_cost / max_tokens
+    │   └── RateLimitedError          RATE_LIMITED        admission: a tenant is over its limit
+    │ ── answers ──
+    ├── TemplateError                 TEMPLATE_INVALID    a prompt template is missing or malformed
+    │ ── requests at the HTTP edge (``status`` is the HTTP status) ──
+    └── ApiError
+        ├── NotFoundError             NOT_FOUND (or a more specific *_NOT_FOUND code)
+        ├── QuestionTooLongError      QUESTION_TOO_LONG
+        ├── RequestTooLargeError      REQUEST_TOO_LARGE
+        ├── UnsupportedMediaTypeError UNSUPPORTED_MEDIA_TYPE
+        ├── JsonInvalidError          JSON_INVALID
+        ├── JsonTooDeepError          JSON_TOO_DEEP
+        ├── BodyNotUtf8Error          BODY_NOT_UTF8
+        ├── MultipartInvalidError     MULTIPART_INVALID
+        ├── OutputSchemaUnsupportedError OUTPUT_SCHEMA_UNSUPPORTED
+        ├── InvalidUploadError        INVALID_UPLOAD
+        ├── AnswerCancelledError      CANCELLED
+        ├── ShuttingDownError         SHUTTING_DOWN
+        └── ProblemError              (its cause's code)
+
+Chat model errors carry the ``model`` (deployment name), and where known the provider's HTTP
+``status``, the ``provider`` and ``retry_after_s``. ``retryable`` says whether sending the *same
+request to the same deployment* again may succeed: timeouts, 429, 5xx and resets are; a rejected
+request, an open circuit (go elsewhere), an exceeded deadline or budget are not. Model failures
+are not raised out of the answer flow: the answerer degrades to an extractive answer instead.
 
 Messages say what went wrong *and* what to do. Errors are never swallowed: the ingestion
 pipeline records per-file errors in its report (and the CLI exit status), it does not drop them.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 
 class RagkeelError(Exception):
@@ -126,3 +174,290 @@ class QueryError(RagkeelError):
 
 class DatasetError(RagkeelError):
     code = "DATASET_INVALID"
+
+
+class DatasetMismatchError(DatasetError):
+    """Baseline and current runs were not evaluated on the same data."""
+
+    code = "DATASET_MISMATCH"
+
+
+class MetricMismatchError(DatasetError):
+    """The runs do not compute the metrics the gate compares: evaluated differently, or on
+    different data, or the config names a metric neither run has."""
+
+    code = "METRIC_MISMATCH"
+
+
+class TraceNotFoundError(RagkeelError):
+    code = "TRACE_NOT_FOUND"
+
+
+class TraceIdAmbiguousError(RagkeelError):
+    code = "TRACE_ID_AMBIGUOUS"
+
+
+class TraceStoreError(RagkeelError):
+    code = "TRACE_STORE_ERROR"
+
+
+class CostLedgerError(RagkeelError):
+    code = "COST_LEDGER_ERROR"
+
+
+# --- chat model calls -----------------------------------------------------------------------
+
+
+class ChatModelError(RagkeelError):
+    """A chat model call failed. ``model`` names the model (for the trace and the message)."""
+
+    code = "MODEL_ERROR"
+    retryable = False
+    counts_as_failure = True  # does the circuit breaker count it? (client errors do not)
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str | None = None,
+        hint: str | None = None,
+        status: int | None = None,
+        provider: str | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.model = model
+        self.status = status
+        self.provider = provider
+        self.retry_after_s = retry_after_s
+
+
+class ModelRequestError(ChatModelError):
+    """The provider rejected the request (400/401/403/404/413/422...): never retried, and it
+    says nothing about the provider's health, so breakers ignore it."""
+
+    code = "MODEL_REQUEST_REJECTED"
+    retryable = False
+    counts_as_failure = False
+
+
+class ModelTimeoutError(ChatModelError):
+    code = "MODEL_TIMEOUT"
+    retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str | None = None,
+        timeout_s: float | None = None,
+        hint: str | None = "raise the model timeout or lower max_tokens / the context budget",
+        provider: str | None = None,
+    ) -> None:
+        super().__init__(message, model=model, hint=hint, provider=provider)
+        self.timeout_s = timeout_s
+
+
+class DeadlineExceededError(ModelTimeoutError):
+    """The request's overall deadline ran out (or too little of it is left to start an attempt)."""
+
+    code = "DEADLINE_EXCEEDED"
+    retryable = False
+    counts_as_failure = False  # the deadline is the caller's, not the provider's fault
+
+
+class ModelUnavailableError(ChatModelError):
+    code = "MODEL_UNAVAILABLE"
+    retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str | None = None,
+        retry_after_s: float | None = None,
+        hint: str | None = "check that the model server is running or the model file is installed",
+        status: int | None = None,
+        provider: str | None = None,
+    ) -> None:
+        super().__init__(
+            message,
+            model=model,
+            hint=hint,
+            status=status,
+            provider=provider,
+            retry_after_s=retry_after_s,
+        )
+
+
+class ModelRateLimitedError(ModelUnavailableError):
+    """HTTP 429 from the provider; ``retry_after_s`` when it sent ``Retry-After``."""
+
+    code = "MODEL_RATE_LIMITED"
+
+
+class StreamInterruptedError(ModelUnavailableError):
+    """The stream broke after ``partial`` was delivered: never a silent truncation."""
+
+    code = "MODEL_STREAM_INTERRUPTED"
+    retryable = False  # the caller already has tokens: fallback decides (continue or error)
+
+    def __init__(self, message: str, *, model: str | None = None, partial: str = "") -> None:
+        super().__init__(message, model=model, hint="the answer so far is incomplete")
+        self.partial = partial
+
+
+class ModelBusyError(ModelUnavailableError):
+    """The local model is generating and its queue (``generation.local.max_queue``) is full:
+    refused at once rather than left to wait behind work that cannot finish in time. Not the
+    model's fault (breakers ignore it); the API answers 503 with ``Retry-After``."""
+
+    code = "MODEL_BUSY"
+    retryable = False
+    counts_as_failure = False
+    # a refused caller may come back after about one short generation
+    DEFAULT_RETRY_AFTER_S = 5.0
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str | None = None,
+        retry_after_s: float = DEFAULT_RETRY_AFTER_S,
+    ) -> None:
+        super().__init__(
+            message,
+            model=model,
+            retry_after_s=retry_after_s,
+            hint="retry after Retry-After seconds",
+            status=503,
+        )
+
+
+class CircuitOpenError(ModelUnavailableError):
+    """The breaker (or a Retry-After cool-down) refuses calls to this deployment until
+    ``retry_after_s`` from now; fallback moves on to the next deployment."""
+
+    code = "CIRCUIT_OPEN"
+    retryable = False
+    counts_as_failure = False
+
+
+class BudgetExceededError(ChatModelError):
+    code = "BUDGET_EXCEEDED"
+    retryable = False
+    counts_as_failure = False
+
+
+class RateLimitedError(ChatModelError):
+    """Admission refused: the tenant is over a limit; try again after ``retry_after_s``."""
+
+    code = "RATE_LIMITED"
+    retryable = False
+    counts_as_failure = False
+
+
+# --- answers --------------------------------------------------------------------------------
+
+
+class TemplateError(RagkeelError):
+    code = "TEMPLATE_INVALID"
+
+
+# --- requests at the HTTP edge --------------------------------------------------------------
+
+
+class ApiError(RagkeelError):
+    """An error only the HTTP edge raises; ``status`` is its HTTP status."""
+
+    status = 400
+
+
+class NotFoundError(ApiError):
+    code = "NOT_FOUND"
+    status = 404
+
+    def __init__(self, message: str, *, code: str = "NOT_FOUND", hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.code = code
+
+
+class QuestionTooLongError(ApiError):
+    code = "QUESTION_TOO_LONG"
+    status = 422
+
+
+class RequestTooLargeError(ApiError):
+    code = "REQUEST_TOO_LARGE"
+    status = 413
+
+
+class UnsupportedMediaTypeError(ApiError):
+    code = "UNSUPPORTED_MEDIA_TYPE"
+    status = 415
+
+
+class JsonInvalidError(ApiError):
+    code = "JSON_INVALID"
+    status = 400
+
+
+class JsonTooDeepError(ApiError):
+    code = "JSON_TOO_DEEP"
+    status = 400
+
+
+class BodyNotUtf8Error(ApiError):
+    code = "BODY_NOT_UTF8"
+    status = 400
+
+
+class MultipartInvalidError(ApiError):
+    code = "MULTIPART_INVALID"
+    status = 400
+
+
+class OutputSchemaUnsupportedError(ApiError):
+    """An ``output_schema`` asked of an extractive answer (quoted sentences are never JSON)."""
+
+    code = "OUTPUT_SCHEMA_UNSUPPORTED"
+    status = 422
+
+
+class InvalidUploadError(ApiError):
+    code = "INVALID_UPLOAD"
+    status = 422
+
+
+class AnswerCancelledError(ApiError):
+    """The answer stopped early: the client closed the connection (or the server is stopping).
+    Nobody reads the response; the status is for the trace and the access log."""
+
+    code = "CANCELLED"
+    status = 499  # nginx's "client closed request"
+
+
+class ShuttingDownError(ApiError):
+    """The server is stopping: a new answer is refused, and an answer still running when the
+    drain period ends is ended with this error (a terminal event on a stream, never a cut
+    connection). Another replica, or this one after its restart, can take the retry."""
+
+    code = "SHUTTING_DOWN"
+    status = 503
+
+    def __init__(self, message: str = "the server is shutting down") -> None:
+        super().__init__(message, hint="retry: another instance (or this one, restarted) answers")
+        self.retry_after_s = 1.0
+
+
+class ProblemError(ApiError):
+    """A problem the edge composes itself (a failed upload's first error, with the report), with
+    the status its cause's class has (``status_for``) and optional extra members for the body."""
+
+    def __init__(
+        self, code: str, message: str, *, status: int, extra: Mapping[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+        self.extra = dict(extra or {})

@@ -143,3 +143,21 @@ class Citation:
     title: str
     page: int | None
     snippet: str
+
+
+DEFAULT_TENANT = "default"  # the tenant of every document and request while auth is off
+
+
+@dataclass(frozen=True, slots=True)
+class AccessScope:
+    """Whose data a request may see (issue 11): the caller's ``tenant`` and the ACL
+    ``principals`` (user and group names) its key grants. A document is visible when it
+    belongs to the tenant and is public within it or names one of the principals.
+    ``all_principals`` skips the per-document ACL inside the tenant (an operator on the CLI,
+    an admin key); it never crosses tenants. Built at the edge from the caller's identity,
+    passed down to every search, listing, trace and cost read; the store enforces it inside
+    the keyword and the dense search."""
+
+    tenant: str = DEFAULT_TENANT
+    principals: frozenset[str] = frozenset()
+    all_principals: bool = False

@@ -19,8 +19,7 @@ from ragkeel.admission.gates import (
 from ragkeel.admission.load_shedder import LoadShedder
 from ragkeel.admission.tenant_limits import TenantLimiter, TenantLimits
 from ragkeel.container import Container
-from ragkeel.gateway.errors import ModelBusyError, RateLimitedError
-from ragkeel.gateway.providers.local import BUSY_RETRY_AFTER_S
+from ragkeel.errors import ModelBusyError, RateLimitedError
 from ragkeel.settings import load_settings
 
 
@@ -39,7 +38,7 @@ def test_local_slots_refuse_with_model_busy_and_free_on_release() -> None:
     first, second = admission.admit("a", local=True), admission.admit("b", local=True)
     with pytest.raises(ModelBusyError, match="1 waits") as busy:
         admission.admit("c", local=True)
-    assert busy.value.retry_after_s == BUSY_RETRY_AFTER_S
+    assert busy.value.retry_after_s == ModelBusyError.DEFAULT_RETRY_AFTER_S
     assert admission.admit("c").local_slot is None  # an extractive answer needs no slot
     first.release()
     first.release()  # idempotent: frees one slot, not two

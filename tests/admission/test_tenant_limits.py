@@ -8,10 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from ragkeel.admission.accounts import CostAccounts
 from ragkeel.admission.load_shedder import LoadShedder
 from ragkeel.admission.tenant_limits import TenantLimiter, TenantLimits
-from ragkeel.gateway.accounts import CostAccounts
-from ragkeel.gateway.errors import RateLimitedError
+from ragkeel.errors import RateLimitedError
 
 NOON = 1_767_268_800.0  # 2026-01-01 12:00 UTC
 REJECTION_BUDGET_S = 0.005  # issue 5: "429 with Retry-After in under 5 ms"

@@ -18,8 +18,8 @@ from ragkeel.admission.gates import ANONYMOUS, Admission
 from ragkeel.admission.load_shedder import LoadShedder
 from ragkeel.admission.tenant_limits import TenantLimiter, TenantLimits
 from ragkeel.api.admission import tenant_of
-from ragkeel.api.errors import install_error_handlers
-from ragkeel.gateway.errors import BudgetExceededError, RateLimitedError
+from ragkeel.api.problems import install_error_handlers
+from ragkeel.errors import BudgetExceededError, RateLimitedError
 
 from .conftest import GOOD, ON_TOPIC, MakeApp, serve, wait_for
 

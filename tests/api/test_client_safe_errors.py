@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ragkeel.api.app import create_app
-from ragkeel.api.errors import client_message
+from ragkeel.api.problems import client_message
 from ragkeel.container import Container
 from ragkeel.observability.trace_store import SqliteTraceStore
 from ragkeel.settings import load_settings

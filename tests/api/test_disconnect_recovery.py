@@ -224,9 +224,10 @@ def test_readyz_reports_a_wedged_answer_path_and_recovers(container: Container) 
         gate_threshold=TEST_GATE,
         deadline_s=0.5,  # so anything running past 1.5 s (deadline + 1 s grace) is stuck
     )
-    with serve(create_app(container, answerer=answerer)) as base, httpx.Client(
-        base_url=base, timeout=30
-    ) as http:
+    with (
+        serve(create_app(container, answerer=answerer)) as base,
+        httpx.Client(base_url=base, timeout=30) as http,
+    ):
         asking = threading.Thread(
             target=lambda: http.post("/v1/query", json={"question": ON_TOPIC}), daemon=True
         )
@@ -253,9 +254,10 @@ def test_a_full_local_queue_is_refused_at_once_with_retry_after(
     # and none was refused. Now one generates, max_queue wait, the rest get 503 at once.
     home = tmp_path / "home"
     local = {"n_ctx": 2048, "max_queue": 1}
-    with local_server(home, corpus, max_answer_tokens=24, local=local) as base, httpx.Client(
-        base_url=base, timeout=120
-    ) as http:
+    with (
+        local_server(home, corpus, max_answer_tokens=24, local=local) as base,
+        httpx.Client(base_url=base, timeout=120) as http,
+    ):
         assert wait_for(lambda: http.get("/readyz").json()["model"]["loaded"], 60)
         results: list[tuple[int, float, httpx.Response]] = []
 
@@ -280,4 +282,3 @@ def test_a_full_local_queue_is_refused_at_once_with_retry_after(
         assert max(queued) > 0  # the second answer waited for the first: a stage of its own
         # a slot is freed when an answer ends: the next question is admitted again
         assert http.post("/v1/query", json={"question": ON_TOPIC}).status_code == 200
-

@@ -115,9 +115,10 @@ def _sse_events(text: str) -> list[tuple[str | None, dict[str, Any] | str]]:
 
 
 def test_sigterm_with_hung_provider_calls_ends_every_answer_explicitly(home: Path) -> None:
-    with FaultServer(FaultSettings(error_rate=1.0, error="hang")) as provider, ragkeel_serve(
-        home, provider
-    ) as (base, proc):
+    with (
+        FaultServer(FaultSettings(error_rate=1.0, error="hang")) as provider,
+        ragkeel_serve(home, provider) as (base, proc),
+    ):
         got: dict[str, httpx.Response] = {}
 
         def ask(name: str, path: str, body: dict[str, Any]) -> None:
@@ -137,8 +138,9 @@ def test_sigterm_with_hung_provider_calls_ends_every_answer_explicitly(home: Pat
         for t in askers:
             t.start()
         # and one client that gives up while its provider call hangs
-        with httpx.Client(base_url=base, timeout=0.5) as impatient, pytest.raises(
-            httpx.ReadTimeout
+        with (
+            httpx.Client(base_url=base, timeout=0.5) as impatient,
+            pytest.raises(httpx.ReadTimeout),
         ):
             impatient.post("/v1/query", json={"question": ON_TOPIC})
         deadline = time.monotonic() + 10

@@ -9,11 +9,9 @@ from pathlib import Path
 import pytest
 from results_factory import default_ops, make_results, uniform
 
-from ragkeel.errors import ConfigError
+from ragkeel.errors import ConfigError, DatasetMismatchError, MetricMismatchError
 from ragkeel.evaluation.reports.gate import (
-    DatasetMismatchError,
     GateConfig,
-    MetricMismatchError,
     evaluate_gate,
     load_gate_config,
     slim_results,

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from answer_fixtures import ON_TOPIC, answer_index, ask
 
+from ragkeel.errors import ModelUnavailableError, TemplateError
 from ragkeel.evaluation.metrics.judges import (
     LLMJudge,
     answer_sources,
@@ -17,9 +18,7 @@ from ragkeel.evaluation.metrics.judges import (
     parse_judge_reply,
     verdict_of,
 )
-from ragkeel.gateway.errors import ModelUnavailableError
 from ragkeel.gateway.providers.scripted import ScriptedChatModel, ScriptedFailure
-from ragkeel.generation.errors import TemplateError
 
 SOURCES = ["API keys\nRotate every API key every ninety days.", "Outage\nIt lasted 95 minutes."]
 

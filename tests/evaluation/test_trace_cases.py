@@ -13,13 +13,13 @@ from answer_fixtures import OFF_TOPIC, ON_TOPIC, answer_index, ask
 from typer.testing import CliRunner
 
 from ragkeel.cli.eval_cases import register
-from ragkeel.errors import DatasetError
+from ragkeel.errors import DatasetError, TraceNotFoundError
 from ragkeel.evaluation.datasets.testset import load_testset, write_case
 from ragkeel.evaluation.datasets.trace_cases import case_from_trace
 from ragkeel.generation.tracing import trace_from_answer
 from ragkeel.observability import names
 from ragkeel.observability.trace import Trace
-from ragkeel.observability.trace_store import SqliteTraceStore, TraceNotFoundError
+from ragkeel.observability.trace_store import SqliteTraceStore
 from ragkeel.settings import load_settings
 
 ANSWER = "Rotate every API key every ninety days [1]."

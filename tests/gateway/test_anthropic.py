@@ -12,8 +12,7 @@ import pytest
 
 from fake_anthropic import ANSWER, FakeAnthropicServer, Reply, _error_body, _stream_events
 from fake_http import serving
-from ragkeel.gateway.base import ChatChunk, ChatMessage, ChatRequest, Usage
-from ragkeel.gateway.errors import (
+from ragkeel.errors import (
     ChatModelError,
     ModelRateLimitedError,
     ModelRequestError,
@@ -21,6 +20,7 @@ from ragkeel.gateway.errors import (
     ModelUnavailableError,
     StreamInterruptedError,
 )
+from ragkeel.gateway.base import ChatChunk, ChatMessage, ChatRequest, Usage
 from ragkeel.gateway.providers.anthropic import AnthropicChatModel
 
 KEY = "sk-ant-test-SECRET-0123456789"

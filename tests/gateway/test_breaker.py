@@ -9,15 +9,7 @@ from collections.abc import Generator, Iterator
 import pytest
 
 from ragkeel.clock import ManualClock
-from ragkeel.gateway.base import ChatChunk, ChatMessage, ChatRequest, ChatResponse, ChatStream
-from ragkeel.gateway.breaker import (
-    BreakerPolicy,
-    CircuitBreakerChatModel,
-    InMemoryBreakerStore,
-)
-from ragkeel.gateway.breaker_store import BreakerStore
-from ragkeel.gateway.calllog import Attempt, CallLog, recording
-from ragkeel.gateway.errors import (
+from ragkeel.errors import (
     BudgetExceededError,
     ChatModelError,
     CircuitOpenError,
@@ -27,6 +19,14 @@ from ragkeel.gateway.errors import (
     ModelUnavailableError,
     StreamInterruptedError,
 )
+from ragkeel.gateway.base import ChatChunk, ChatMessage, ChatRequest, ChatResponse, ChatStream
+from ragkeel.gateway.breaker import (
+    BreakerPolicy,
+    CircuitBreakerChatModel,
+    InMemoryBreakerStore,
+)
+from ragkeel.gateway.breaker_store import BreakerStore
+from ragkeel.gateway.calllog import Attempt, CallLog, recording
 from ragkeel.gateway.providers.openai_compat import OpenAICompatChatModel
 from ragkeel.gateway.providers.scripted import ScriptedChatModel, ScriptedFailure
 from ragkeel.testing import FaultServer

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from ragkeel.gateway.accounts import CostAccounts
+from ragkeel.admission.accounts import CostAccounts
+from ragkeel.errors import BudgetExceededError
 from ragkeel.gateway.base import ChatMessage, ChatRequest
 from ragkeel.gateway.budget import BudgetChatModel
 from ragkeel.gateway.calllog import CallLog, recording
-from ragkeel.gateway.errors import BudgetExceededError
 from ragkeel.gateway.metering import MeteredChatModel
 from ragkeel.gateway.pricing import Price, PriceTable
 from ragkeel.gateway.providers.scripted import ScriptedChatModel, ScriptedFailure

@@ -10,10 +10,7 @@ from dataclasses import replace
 import pytest
 
 from ragkeel.clock import ManualClock
-from ragkeel.gateway.base import ChatChunk, ChatMessage, ChatRequest, ChatResponse, Usage
-from ragkeel.gateway.breaker import BreakerPolicy, CircuitBreakerChatModel
-from ragkeel.gateway.calllog import CallLog, recording
-from ragkeel.gateway.errors import (
+from ragkeel.errors import (
     BudgetExceededError,
     ChatModelError,
     CircuitOpenError,
@@ -25,6 +22,9 @@ from ragkeel.gateway.errors import (
     RateLimitedError,
     StreamInterruptedError,
 )
+from ragkeel.gateway.base import ChatChunk, ChatMessage, ChatRequest, ChatResponse, Usage
+from ragkeel.gateway.breaker import BreakerPolicy, CircuitBreakerChatModel
+from ragkeel.gateway.calllog import CallLog, recording
 from ragkeel.gateway.fallback import CONTINUE_PROMPT, FallbackChatModel
 from ragkeel.gateway.providers.scripted import ScriptedChatModel, ScriptedFailure
 from ragkeel.gateway.retry import RetryingChatModel

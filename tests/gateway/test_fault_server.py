@@ -9,8 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ragkeel.gateway.base import ChatMessage, ChatRequest, Usage
-from ragkeel.gateway.errors import (
+from ragkeel.errors import (
     ChatModelError,
     ModelRateLimitedError,
     ModelRequestError,
@@ -18,6 +17,7 @@ from ragkeel.gateway.errors import (
     ModelUnavailableError,
     StreamInterruptedError,
 )
+from ragkeel.gateway.base import ChatMessage, ChatRequest, Usage
 from ragkeel.gateway.providers.openai_compat import OpenAICompatChatModel
 from ragkeel.testing import FaultServer, FaultSettings
 

@@ -13,10 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from ragkeel.errors import ModelChecksumError, ModelError
+from ragkeel.errors import (
+    DeadlineExceededError,
+    ModelBusyError,
+    ModelChecksumError,
+    ModelError,
+    ModelTimeoutError,
+)
 from ragkeel.gateway.base import ChatMessage, ChatRequest
 from ragkeel.gateway.calllog import CallLog, recording
-from ragkeel.gateway.errors import DeadlineExceededError, ModelBusyError, ModelTimeoutError
 from ragkeel.gateway.providers.local import LocalChatModel
 from ragkeel.models.cache import default_models_dir
 from ragkeel.models.gguf import DEFAULT_MODEL, MODELS, GgufModel

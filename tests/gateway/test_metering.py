@@ -8,9 +8,9 @@ import threading
 import pytest
 
 from ragkeel.clock import ManualClock
+from ragkeel.errors import ModelUnavailableError
 from ragkeel.gateway.base import ChatMessage, ChatRequest, Usage
 from ragkeel.gateway.calllog import CallLog, recording
-from ragkeel.gateway.errors import ModelUnavailableError
 from ragkeel.gateway.metering import MeteredChatModel
 from ragkeel.gateway.pricing import Price
 from ragkeel.gateway.providers.scripted import ScriptedChatModel, ScriptedFailure

@@ -13,13 +13,13 @@ import httpx
 import pytest
 
 from fake_http import ScriptedServer, serving
-from ragkeel.gateway.base import ChatChunk, ChatMessage, ChatRequest, Usage
-from ragkeel.gateway.errors import (
+from ragkeel.errors import (
     ChatModelError,
     ModelRequestError,
     ModelTimeoutError,
     ModelUnavailableError,
 )
+from ragkeel.gateway.base import ChatChunk, ChatMessage, ChatRequest, Usage
 from ragkeel.gateway.providers.openai_compat import OpenAICompatChatModel
 
 KEY = "sk-test-SECRET-0123456789"

@@ -11,9 +11,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from ragkeel.clock import ManualClock
-from ragkeel.gateway.base import ChatMessage, ChatRequest
-from ragkeel.gateway.calllog import CallLog, recording
-from ragkeel.gateway.errors import (
+from ragkeel.errors import (
     BudgetExceededError,
     ChatModelError,
     CircuitOpenError,
@@ -24,6 +22,8 @@ from ragkeel.gateway.errors import (
     ModelUnavailableError,
     StreamInterruptedError,
 )
+from ragkeel.gateway.base import ChatMessage, ChatRequest
+from ragkeel.gateway.calllog import CallLog, recording
 from ragkeel.gateway.providers.scripted import Reply, ScriptedChatModel, ScriptedFailure
 from ragkeel.gateway.retry import RetryBudget, RetryingChatModel, RetryPolicy
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from ragkeel.errors import ModelUnavailableError
 from ragkeel.gateway.base import ChatMessage, ChatRequest, ChatResponse, ChatStream, RoutingHints
 from ragkeel.gateway.calllog import CallLog, Decision, recording
-from ragkeel.gateway.errors import ModelUnavailableError
 from ragkeel.gateway.providers.scripted import ScriptedChatModel, ScriptedFailure
 from ragkeel.gateway.router import RouteFeatures, RouterChatModel, RoutingRules, route
 

@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from ragkeel.clock import SYSTEM_CLOCK, Clock, ManualClock
+from ragkeel.errors import ModelRateLimitedError, ModelTimeoutError
 from ragkeel.gateway.base import ChatMessage, ChatRequest
 from ragkeel.gateway.calllog import CallLog, recording
-from ragkeel.gateway.errors import ModelRateLimitedError, ModelTimeoutError
 from ragkeel.gateway.pricing import PriceTable
 from ragkeel.gateway.stack import GatewayStack, build_gateway
 from ragkeel.settings import load_settings

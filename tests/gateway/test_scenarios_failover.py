@@ -18,10 +18,10 @@ from dataclasses import dataclass
 import pytest
 
 from ragkeel.clock import ManualClock
+from ragkeel.errors import ChatModelError, StreamInterruptedError
 from ragkeel.gateway.base import ChatChunk, ChatMessage, ChatModel, ChatRequest, ChatResponse
 from ragkeel.gateway.breaker import BreakerPolicy, CircuitBreakerChatModel
 from ragkeel.gateway.calllog import CallLog, recording
-from ragkeel.gateway.errors import ChatModelError, StreamInterruptedError
 from ragkeel.gateway.fallback import FallbackChatModel
 from ragkeel.gateway.metering import MeteredChatModel
 from ragkeel.gateway.providers.openai_compat import OpenAICompatChatModel

@@ -12,15 +12,15 @@ from dataclasses import dataclass
 import pytest
 
 from ragkeel.clock import SYSTEM_CLOCK, ManualClock
-from ragkeel.gateway.base import ChatMessage, ChatRequest
-from ragkeel.gateway.breaker import BreakerPolicy, CircuitBreakerChatModel
-from ragkeel.gateway.errors import (
+from ragkeel.errors import (
     ChatModelError,
     DeadlineExceededError,
     ModelRequestError,
     ModelTimeoutError,
     ModelUnavailableError,
 )
+from ragkeel.gateway.base import ChatMessage, ChatRequest
+from ragkeel.gateway.breaker import BreakerPolicy, CircuitBreakerChatModel
 from ragkeel.gateway.providers.openai_compat import OpenAICompatChatModel
 from ragkeel.gateway.retry import RetryingChatModel, RetryPolicy
 from ragkeel.testing import FaultServer, FaultSettings

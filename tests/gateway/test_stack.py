@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from ragkeel.errors import BudgetExceededError, ModelUnavailableError
 from ragkeel.gateway.base import ChatMessage, ChatModel, ChatRequest, RoutingHints
 from ragkeel.gateway.calllog import CallLog, recording
-from ragkeel.gateway.errors import BudgetExceededError, ModelUnavailableError
 from ragkeel.gateway.pricing import PriceTable
 from ragkeel.gateway.providers.scripted import ScriptedChatModel
 from ragkeel.gateway.stack import GatewayStack, build_gateway

@@ -37,4 +37,8 @@ def test_no_hits_always_refuses() -> None:
 def test_default_threshold_matches_the_settings_default() -> None:
     from ragkeel.settings import GenerationSettings
 
-    assert AnswerGate().dense_threshold == DEFAULT_DENSE_THRESHOLD == GenerationSettings().gate_threshold
+    assert (
+        AnswerGate().dense_threshold
+        == DEFAULT_DENSE_THRESHOLD
+        == GenerationSettings().gate_threshold
+    )

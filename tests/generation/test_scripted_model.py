@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from ragkeel.errors import ChatModelError, ModelTimeoutError, ModelUnavailableError
 from ragkeel.gateway.base import ChatMessage, ChatModel, ChatRequest
-from ragkeel.gateway.errors import (
-    ChatModelError,
-    ModelTimeoutError,
-    ModelUnavailableError,
-)
 from ragkeel.gateway.providers.scripted import ScriptedChatModel, ScriptedFailure, split_pieces
 
 REQUEST = ChatRequest((ChatMessage("system", "Be brief."), ChatMessage("user", "Hi there?")))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ragkeel.generation.errors import TemplateError
+from ragkeel.errors import TemplateError
 from ragkeel.generation.templates import (
     DEFAULT_TEMPLATE,
     REFUSAL_PHRASE,

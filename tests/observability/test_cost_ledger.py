@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ragkeel.observability.cost_ledger import CostLedgerError, SqliteCostLedger
+from ragkeel.errors import CostLedgerError
+from ragkeel.observability.cost_ledger import SqliteCostLedger
 
 DAY1 = 1_767_225_600.0  # 2026-01-01 00:00 UTC
 DAY2 = DAY1 + 86_400

@@ -13,14 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from ragkeel.errors import TraceStoreError
 from ragkeel.observability import names
 from ragkeel.observability.trace import PromptRecord, Trace, new_trace_id
-from ragkeel.observability.trace_store import (
-    SCHEMA_VERSION,
-    NullTraceStore,
-    SqliteTraceStore,
-    TraceStoreError,
-)
+from ragkeel.observability.trace_store import SCHEMA_VERSION, NullTraceStore, SqliteTraceStore
 from ragkeel.testing.contracts.trace_store import GATEWAY, TraceStoreContract, TraceStoreOpener
 
 from .conftest import PROMPT, full_trace

@@ -15,11 +15,8 @@ from typer.testing import CliRunner
 
 from ragkeel.cli.traces import trace_command, traces_command
 from ragkeel.container import Container
-from ragkeel.observability.trace_store import (
-    NullTraceStore,
-    SqliteTraceStore,
-    TraceNotFoundError,
-)
+from ragkeel.errors import TraceNotFoundError
+from ragkeel.observability.trace_store import NullTraceStore, SqliteTraceStore
 from ragkeel.settings import load_settings
 
 from .conftest import ON_TOPIC, full_trace, write_corpus

@@ -6,15 +6,11 @@ request and sheds load in an ASGI middleware; ``Container.admission`` builds the
 Layout: ``gates.py`` (``Admission``: the gates together; ``Admitted``; the tenant from header
 values; the token estimate), ``tenant_limits.py`` (``TenantLimiter``: requests, tokens and cost
 per tenant), ``load_shedder.py`` (``LoadShedder``: answers in flight; also the local model's
-slots).
+slots), ``accounts.py`` (``CostAccounts``: each tenant's reserved and spent cost per UTC day).
 
-Where it sits: in the domain layer, beside ``ingestion`` and ``retrieval``, above ``gateway``.
-It raises the gateway's errors (``RateLimitedError``, ``ModelBusyError``: their class gives the
-HTTP status), asks the local model how long a busy queue should wait (``BUSY_RETRY_AFTER_S``)
-and reads each tenant's daily spend from ``gateway/accounts.py``. ``CostAccounts`` stays in the
-gateway for now: the gateway's ``BudgetChatModel`` reserves and settles every model call against
-it (the per-call budget policy), while admission only asks whether anything is left today, so
-moving it here would make ``gateway`` import ``admission`` and ``admission`` import ``gateway``.
-Once the gateway's error classes join the one core error tree (``ragkeel/errors.py``), the
-accounts can move here and ``admission`` can sit below ``gateway`` with nothing pointing up.
+Where it sits: below the gateway, above only the core (errors, clock). The gateway's
+``BudgetChatModel`` reserves and settles every model call against ``CostAccounts``; the tenant
+limiter only asks whether anything is left today. Admission raises errors of the core tree
+(``RateLimitedError``, ``ModelBusyError``: their class gives the HTTP status) and imports nothing
+of the gateway.
 """

@@ -38,8 +38,7 @@ from dataclasses import dataclass, field
 
 from ragkeel.admission.load_shedder import LoadShedder, Permit
 from ragkeel.admission.tenant_limits import TenantLimiter, Ticket
-from ragkeel.gateway.errors import ModelBusyError, RateLimitedError
-from ragkeel.gateway.providers.local import BUSY_RETRY_AFTER_S
+from ragkeel.errors import ModelBusyError, RateLimitedError
 
 ANONYMOUS = "anonymous"
 MAX_TENANT_NAME = 128
@@ -108,7 +107,6 @@ class Admission:
             raise ModelBusyError(
                 f"the local model is busy: one answer is generating and {waiting} "
                 f"wait{'s' if waiting == 1 else ''} (generation.local.max_queue {waiting})",
-                retry_after_s=BUSY_RETRY_AFTER_S,
             ) from None
 
 

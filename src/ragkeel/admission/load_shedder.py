@@ -11,7 +11,7 @@ import math
 import threading
 from types import TracebackType
 
-from ragkeel.gateway.errors import RateLimitedError
+from ragkeel.errors import RateLimitedError
 
 
 class Permit:

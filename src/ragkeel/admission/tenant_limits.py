@@ -24,8 +24,8 @@ from limits import RateLimitItem, RateLimitItemPerSecond
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 
-from ragkeel.gateway.accounts import CostAccounts
-from ragkeel.gateway.errors import RateLimitedError
+from ragkeel.admission.accounts import CostAccounts
+from ragkeel.errors import RateLimitedError
 
 MIN_RETRY_AFTER_S = 0.001
 

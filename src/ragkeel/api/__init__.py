@@ -1,7 +1,7 @@
 """The HTTP API (FastAPI): ``create_app(container)``; ``ragkeel serve`` runs it with uvicorn.
 
 Layout: ``app.py`` (factory + lifespan), ``routes/`` (one module per resource), ``schemas.py``
-and ``openai_schemas.py`` (bodies), ``errors.py`` (the only error → HTTP mapping,
+and ``openai_schemas.py`` (bodies), ``problems.py`` (the only error → HTTP mapping,
 problem+json), ``sse.py`` (event framing), ``event_pump.py`` (a sync generator in a thread,
 cancelled on disconnect), ``answers.py`` (the answer flow + traces), ``uploads.py``,
 ``request_limits.py`` (body and question limits), ``state.py``, ``tracing.py``.

@@ -1,6 +1,6 @@
 """The HTTP side of admission (``ragkeel.admission``: the gates themselves, built by
 ``Container.admission``); a refusal is a 429 ``RATE_LIMITED`` (or 503 ``MODEL_BUSY``) problem
-with ``Retry-After`` (``errors.py``).
+with ``Retry-After`` (``problems.py``).
 
 - ``tenant_of(request)``: the tenant from ``Authorization: Bearer <key>`` (as a digest), else
   the ``X-Tenant`` header, else ``anonymous`` (``admission/gates.py``: ``tenant_from_headers``);
@@ -20,8 +20,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ragkeel.admission.gates import Admission, tenant_from_headers
 from ragkeel.admission.load_shedder import LoadShedder
-from ragkeel.api.errors import ShuttingDownError, problem, retry_after_header
-from ragkeel.gateway.errors import RateLimitedError
+from ragkeel.api.problems import problem, retry_after_header
+from ragkeel.errors import RateLimitedError, ShuttingDownError
 
 ANSWER_PATHS = frozenset({"/v1/query", "/v1/chat/completions"})
 TENANT_HEADER = "x-tenant"
@@ -79,9 +79,7 @@ class LoadSheddingMiddleware:
             await self.app(scope, receive, send)
 
     def _answer_route(self, scope: Scope) -> bool:
-        return (
-            scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in self.paths
-        )
+        return scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in self.paths
 
     def _draining(self, scope: Scope) -> bool:
         state = getattr(scope["app"].state, "ragkeel", None) if scope["type"] == "http" else None

@@ -19,12 +19,12 @@ from typing import Any
 from fastapi import Request
 
 from ragkeel.admission.gates import Admitted
-from ragkeel.api.errors import INTERNAL, AnswerCancelledError, ProblemError
 from ragkeel.api.event_pump import EventPump
+from ragkeel.api.problems import INTERNAL
 from ragkeel.api.state import ApiState
 from ragkeel.api.tracing import record_trace
 from ragkeel.container import Container
-from ragkeel.errors import RagkeelError
+from ragkeel.errors import AnswerCancelledError, ProblemError, RagkeelError
 from ragkeel.generation.answer import (
     Answer,
     AnswerEvent,

@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 import ragkeel
 from ragkeel.admission.gates import Admission
 from ragkeel.api.admission import LoadSheddingMiddleware
-from ragkeel.api.errors import install_error_handlers
+from ragkeel.api.problems import install_error_handlers
 from ragkeel.api.request_limits import BodyLimitMiddleware, Limits
 from ragkeel.api.routes import ROUTERS
 from ragkeel.api.state import ApiState

@@ -4,7 +4,7 @@ a JSON body may hold.
 ``BodyLimitMiddleware`` answers 413 ``REQUEST_TOO_LARGE`` before reading a body whose
 ``Content-Length`` is over the limit, and stops a body sent without one (chunked) as soon as
 it grows past the limit (raising a 413 ``HTTPException`` from ``receive``: FastAPI's body parsing
-passes those through, and ``errors.py`` renders it with the same code).
+passes those through, and ``problems.py`` renders it with the same code).
 
 A JSON request body nests at most ``MAX_JSON_DEPTH`` objects and arrays (``json_too_deep``, 400
 ``JSON_TOO_DEEP``: checked without recursion before anything recursive reads it) and holds only
@@ -24,13 +24,13 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ragkeel.api.errors import QuestionTooLongError, RequestTooLargeError, problem
-from ragkeel.errors import QueryError
+from ragkeel.api.problems import problem
+from ragkeel.errors import QueryError, QuestionTooLongError, RequestTooLargeError
 
 MAX_BODY_BYTES = 25 * 1024 * 1024  # uploads: a few documents per request
 MAX_QUESTION_CHARS = 4_000  # well past any real question, far below the context budget
 MAX_JSON_DEPTH = 64  # objects and arrays: a JSON schema of ~30 nested levels fits
-JSON_TOO_DEEP = "json_too_deep"  # the validation error type (errors.py: 400 JSON_TOO_DEEP)
+JSON_TOO_DEEP = "json_too_deep"  # the validation error type (problems.py: 400 JSON_TOO_DEEP)
 
 
 @dataclass(frozen=True, slots=True)

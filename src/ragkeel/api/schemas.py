@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from ragkeel.api.errors import client_message
+from ragkeel.api.problems import client_message
 from ragkeel.api.request_limits import check_json_depth, non_finite_at
 from ragkeel.errors import RagkeelError
 from ragkeel.evaluation.metrics.answers import schema_problem
@@ -76,7 +76,6 @@ class UsageOut(BaseModel):
     total_tokens: int
 
 
-
 class CitationOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)  # built from the record itself
     number: int
@@ -86,7 +85,6 @@ class CitationOut(BaseModel):
     title: str
     page: int | None
     snippet: str
-
 
 
 class HitOut(BaseModel):
@@ -135,7 +133,6 @@ class ConfidenceOut(BaseModel):
     agreement: bool
 
 
-
 class GateOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)  # built from the record itself
     passed: bool
@@ -144,7 +141,6 @@ class GateOut(BaseModel):
     top_keyword: float | None
     dense_threshold: float
     keyword_threshold: float | None
-
 
 
 class AnswerOut(BaseModel):

@@ -12,11 +12,10 @@ from fastapi import Request
 
 from ragkeel.admission.gates import Admission, Admitted, estimate_tokens
 from ragkeel.api.admission import tenant_of
-from ragkeel.api.errors import ShuttingDownError
 from ragkeel.api.event_pump import EventPump
 from ragkeel.api.request_limits import Limits
 from ragkeel.container import Container
-from ragkeel.errors import RagkeelError
+from ragkeel.errors import RagkeelError, ShuttingDownError
 from ragkeel.gateway.providers.local import LocalChatModel
 from ragkeel.generation.answerer import Answerer, GenerationMode
 
@@ -131,7 +130,9 @@ class ApiState:
         if local is not None:
             queue = info["local_queue"] = local.queue.snapshot()
             if queue["held_s"] is not None and queue["held_s"] > limit:
-                reasons.append(f"the local model's generation slot held for {queue['held_s']:.0f} s")
+                reasons.append(
+                    f"the local model's generation slot held for {queue['held_s']:.0f} s"
+                )
         info["wedged"] = bool(reasons)
         info["reason"] = "; ".join(reasons) or None
         return info

@@ -31,8 +31,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from ragkeel.api.errors import InvalidUploadError
 from ragkeel.api.schemas import FileReportOut, IngestOut, TextDocumentIn
+from ragkeel.errors import InvalidUploadError
 from ragkeel.ingestion.pipeline import IngestionPipeline
 from ragkeel.storage.sqlite import SqliteDocumentStore
 

@@ -13,10 +13,10 @@ from typing import Annotated
 import typer
 
 from ragkeel.container import Container
+from ragkeel.errors import TraceNotFoundError
 from ragkeel.evaluation.cases import Expect
 from ragkeel.evaluation.datasets.testset import write_case
 from ragkeel.evaluation.datasets.trace_cases import case_from_trace, observed_expect
-from ragkeel.observability.trace_store import TraceNotFoundError
 from ragkeel.settings import load_settings
 
 DEFAULT_CASES_FILE = Path("evals/cases/regressions.jsonl")

@@ -16,9 +16,9 @@ from rich.console import Console
 from rich.table import Table
 
 from ragkeel.container import Container
+from ragkeel.errors import TraceNotFoundError
 from ragkeel.observability import names
 from ragkeel.observability.trace import Outcome, Trace
-from ragkeel.observability.trace_store import TraceNotFoundError
 from ragkeel.settings import load_settings
 
 _EXCERPT = 60

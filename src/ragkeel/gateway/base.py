@@ -2,7 +2,7 @@
 
 A provider (local GGUF, OpenAI-compatible HTTP, the scripted fake) implements ``complete`` and
 ``stream``; policies (retry, breaker, fallback...) are wrappers implementing the same protocol.
-Failures are raised as ``ragkeel.gateway.errors.ChatModelError`` subclasses, never returned.
+Failures are raised as ``ragkeel.errors.ChatModelError`` subclasses, never returned.
 
 ``stream`` returns a ``ChatStream``: an iterator of ``ChatChunk``s whose ``text_delta``s
 concatenate to the full answer (the last chunk has ``finish_reason`` set and carries the call's

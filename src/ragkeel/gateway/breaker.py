@@ -33,6 +33,7 @@ from __future__ import annotations
 from collections.abc import Generator
 
 from ragkeel.clock import SYSTEM_CLOCK, Clock
+from ragkeel.errors import ChatModelError, CircuitOpenError, ModelRateLimitedError
 from ragkeel.gateway.base import ChatChunk, ChatModel, ChatRequest, ChatResponse, ChatStream
 from ragkeel.gateway.breaker_store import (
     BreakerPolicy,
@@ -46,7 +47,6 @@ from ragkeel.gateway.breaker_store import (
     snapshot,
 )
 from ragkeel.gateway.calllog import Attempt, CallLog, current_log
-from ragkeel.gateway.errors import ChatModelError, CircuitOpenError, ModelRateLimitedError
 
 __all__ = ["BreakerPolicy", "BreakerSnapshot", "CircuitBreakerChatModel", "InMemoryBreakerStore"]
 

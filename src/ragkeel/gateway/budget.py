@@ -37,7 +37,8 @@ import math
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 
-from ragkeel.gateway.accounts import CostAccounts, CostSink, Reservation
+from ragkeel.admission.accounts import CostAccounts, CostSink, Reservation
+from ragkeel.errors import BudgetExceededError
 from ragkeel.gateway.base import (
     ChatChunk,
     ChatModel,
@@ -47,7 +48,6 @@ from ragkeel.gateway.base import (
     Usage,
 )
 from ragkeel.gateway.calllog import Attempt, CallLog, current_log, recorded, recording
-from ragkeel.gateway.errors import BudgetExceededError
 from ragkeel.gateway.pricing import Price, PriceTable
 from ragkeel.gateway.tokenizers import CountTokens, count_message_tokens, token_counter_for
 

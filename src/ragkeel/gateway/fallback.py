@@ -36,6 +36,13 @@ from __future__ import annotations
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field, replace
 
+from ragkeel.errors import (
+    BudgetExceededError,
+    ChatModelError,
+    DeadlineExceededError,
+    RateLimitedError,
+    StreamInterruptedError,
+)
 from ragkeel.gateway.base import (
     ChatChunk,
     ChatMessage,
@@ -45,13 +52,6 @@ from ragkeel.gateway.base import (
     Usage,
 )
 from ragkeel.gateway.calllog import current_log
-from ragkeel.gateway.errors import (
-    BudgetExceededError,
-    ChatModelError,
-    DeadlineExceededError,
-    RateLimitedError,
-    StreamInterruptedError,
-)
 
 CONTINUE_PROMPT = (
     "Your answer above was cut off. Continue it exactly where it stops, in the same style and "

@@ -20,9 +20,9 @@ from __future__ import annotations
 from collections.abc import Generator
 
 from ragkeel.clock import SYSTEM_CLOCK, Clock
+from ragkeel.errors import ChatModelError, StreamInterruptedError
 from ragkeel.gateway.base import ChatChunk, ChatModel, ChatRequest, ChatResponse, ChatStream, Usage
 from ragkeel.gateway.calllog import Attempt, CallLog, Outcome, current_log
-from ragkeel.gateway.errors import ChatModelError, StreamInterruptedError
 from ragkeel.gateway.pricing import Price
 
 

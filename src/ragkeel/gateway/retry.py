@@ -52,9 +52,9 @@ from collections.abc import Generator
 from dataclasses import dataclass, replace
 
 from ragkeel.clock import SYSTEM_CLOCK, Clock
+from ragkeel.errors import ChatModelError, DeadlineExceededError, ModelTimeoutError
 from ragkeel.gateway.base import ChatChunk, ChatModel, ChatRequest, ChatResponse, ChatStream
 from ragkeel.gateway.calllog import current_log
-from ragkeel.gateway.errors import ChatModelError, DeadlineExceededError, ModelTimeoutError
 
 
 @dataclass(frozen=True, slots=True)

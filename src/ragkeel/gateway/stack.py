@@ -35,8 +35,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ragkeel.admission.accounts import CostAccounts, CostSink
 from ragkeel.clock import SYSTEM_CLOCK, Clock
-from ragkeel.gateway.accounts import CostAccounts, CostSink
 from ragkeel.gateway.base import ChatModel
 from ragkeel.gateway.breaker import BreakerPolicy, CircuitBreakerChatModel, InMemoryBreakerStore
 from ragkeel.gateway.budget import BudgetChatModel

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ragkeel.clock import SYSTEM_CLOCK, Clock
-from ragkeel.errors import ModelError, QueryError, RagkeelError
+from ragkeel.errors import BudgetExceededError, ChatModelError, ModelError, QueryError, RagkeelError
 from ragkeel.gateway.base import (
     ChatMessage,
     ChatModel,
@@ -37,7 +37,6 @@ from ragkeel.gateway.base import (
     Usage,
 )
 from ragkeel.gateway.calllog import CallLog, recorded, recording
-from ragkeel.gateway.errors import BudgetExceededError, ChatModelError
 from ragkeel.generation.answer import (
     Answer,
     AnswerEvent,

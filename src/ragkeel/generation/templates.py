@@ -15,8 +15,8 @@ from importlib import resources
 
 import yaml
 
+from ragkeel.errors import TemplateError
 from ragkeel.gateway.base import ChatMessage
-from ragkeel.generation.errors import TemplateError
 
 REFUSAL_PHRASE = "I cannot answer this from the provided sources."
 DEFAULT_TEMPLATE = "answer_v1"

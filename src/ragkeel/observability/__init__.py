@@ -5,6 +5,7 @@ Layer: infra. It imports only the core (types, errors, settings, tokens, integri
 generation layer turns its ``Answer`` into a ``Trace`` (``generation/tracing.py``).
 """
 
+from ragkeel.errors import TraceIdAmbiguousError, TraceNotFoundError, TraceStoreError
 from ragkeel.observability.trace import (
     OUTCOMES,
     Outcome,
@@ -13,14 +14,7 @@ from ragkeel.observability.trace import (
     Trace,
     new_trace_id,
 )
-from ragkeel.observability.trace_store import (
-    NullTraceStore,
-    SqliteTraceStore,
-    TraceIdAmbiguousError,
-    TraceNotFoundError,
-    TraceStore,
-    TraceStoreError,
-)
+from ragkeel.observability.trace_store import NullTraceStore, SqliteTraceStore, TraceStore
 
 __all__ = [
     "OUTCOMES",

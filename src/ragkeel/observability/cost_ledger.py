@@ -25,7 +25,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from ragkeel.errors import RagkeelError
+from ragkeel.errors import CostLedgerError
 from ragkeel.observability.sqlite_file import open_wal
 
 logger = logging.getLogger(__name__)
@@ -64,10 +64,6 @@ _COLUMNS = (
 )
 _INSERT = f"INSERT INTO calls ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
 _Row = tuple[Any, ...]
-
-
-class CostLedgerError(RagkeelError):
-    code = "COST_LEDGER_ERROR"
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ import threading
 from pathlib import Path
 from typing import Any, Protocol
 
-from ragkeel.errors import RagkeelError
+from ragkeel.errors import TraceIdAmbiguousError, TraceStoreError
 from ragkeel.observability.sqlite_file import open_wal
 from ragkeel.observability.trace import (
     OUTCOMES,
@@ -109,18 +109,6 @@ _UPGRADES = {  # from version -> statements bringing it to version + 1
 }
 _INSERT = f"INSERT INTO traces ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM traces"
-
-
-class TraceNotFoundError(RagkeelError):
-    code = "TRACE_NOT_FOUND"
-
-
-class TraceIdAmbiguousError(RagkeelError):
-    code = "TRACE_ID_AMBIGUOUS"
-
-
-class TraceStoreError(RagkeelError):
-    code = "TRACE_STORE_ERROR"
 
 
 class TraceStore(Protocol):

@@ -24,7 +24,6 @@ from ragkeel.api.answers import (
     collect_admitted,
     start_admitted,
 )
-from ragkeel.api.errors import client_message, error_payload
 from ragkeel.api.event_pump import EventPump
 from ragkeel.api.openai_schemas import (
     ChatCompletionOut,
@@ -36,6 +35,7 @@ from ragkeel.api.openai_schemas import (
     now,
     sources_footer,
 )
+from ragkeel.api.problems import client_message, error_payload
 from ragkeel.api.schemas import UsageOut
 from ragkeel.api.sse import DONE, EventStreamResponse, frame
 from ragkeel.api.state import ApiState, get_state

@@ -15,13 +15,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from ragkeel.api.errors import (
-    InvalidUploadError,
-    NotFoundError,
-    ProblemError,
-    UnsupportedMediaTypeError,
-    status_for,
-)
+from ragkeel.api.problems import status_for
 from ragkeel.api.schemas import (
     DeletedOut,
     DocumentListOut,
@@ -31,6 +25,12 @@ from ragkeel.api.schemas import (
 )
 from ragkeel.api.state import ApiState, get_state
 from ragkeel.api.uploads import UploadArea, ingest_files, ingest_text
+from ragkeel.errors import (
+    InvalidUploadError,
+    NotFoundError,
+    ProblemError,
+    UnsupportedMediaTypeError,
+)
 
 router = APIRouter(tags=["documents"])
 DEFAULT_COLLECTION = "default"

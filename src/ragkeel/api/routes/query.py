@@ -24,13 +24,8 @@ from ragkeel.api.answers import (
     collect_admitted,
     start_admitted,
 )
-from ragkeel.api.errors import (
-    OutputSchemaUnsupportedError,
-    client_message,
-    error_payload,
-    status_for,
-)
 from ragkeel.api.event_pump import EventPump
+from ragkeel.api.problems import client_message, error_payload, status_for
 from ragkeel.api.schemas import (
     AnswerOut,
     CitationOut,
@@ -42,6 +37,7 @@ from ragkeel.api.schemas import (
 )
 from ragkeel.api.sse import EventStreamResponse, frame
 from ragkeel.api.state import ApiState, get_state
+from ragkeel.errors import OutputSchemaUnsupportedError
 from ragkeel.generation.answer import CitationEvent, ErrorEvent, RetrievalEvent, TokenEvent
 
 ROUTE = "/v1/query"

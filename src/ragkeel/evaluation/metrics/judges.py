@@ -32,11 +32,11 @@ from typing import Any, Literal
 
 import yaml
 
+from ragkeel.errors import TemplateError
 from ragkeel.evaluation.metrics.answers import parse_json_reply
 from ragkeel.gateway.base import ChatMessage, ChatModel, ChatRequest
 from ragkeel.generation.answer import Answer
 from ragkeel.generation.context import pack_context
-from ragkeel.generation.errors import TemplateError
 from ragkeel.tokens import RegexTokenCounter
 
 DEFAULT_JUDGE_PROMPT = "judge_v1"

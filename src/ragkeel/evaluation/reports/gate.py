@@ -38,7 +38,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ragkeel.errors import ConfigError, DatasetError
+from ragkeel.errors import ConfigError, DatasetMismatchError, MetricMismatchError
 from ragkeel.evaluation.reports.compare import (
     NEITHER,
     OVERALL,
@@ -54,19 +54,6 @@ from ragkeel.observability import names
 _EPS = 1e-12  # float slack when comparing a drop with its tolerance
 SLIM_KEEP_HITS = 0  # retrieved hits per row kept in a committed baseline (metrics are scored)
 SLIM_TEXT_CHARS = 40  # characters of retrieved text / citation snippet kept there
-
-
-class DatasetMismatchError(DatasetError):
-    """Baseline and current runs were not evaluated on the same data."""
-
-    code = "DATASET_MISMATCH"
-
-
-class MetricMismatchError(DatasetError):
-    """The runs do not compute the metrics the gate compares: evaluated differently, or on
-    different data, or the config names a metric neither run has."""
-
-    code = "METRIC_MISMATCH"
 
 
 class _Strict(BaseModel):

@@ -44,8 +44,8 @@ from typing import Any
 
 import httpx
 
+from ragkeel.errors import ChatModelError
 from ragkeel.gateway.base import ChatChunk, ChatRequest, ChatResponse
-from ragkeel.gateway.errors import ChatModelError
 from ragkeel.gateway.providers.anthropic_events import (
     StreamState,
     describe_error,

@@ -20,13 +20,13 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from ragkeel.gateway.base import FinishReason, Usage
-from ragkeel.gateway.errors import (
+from ragkeel.errors import (
     ChatModelError,
     ModelRateLimitedError,
     ModelRequestError,
     ModelUnavailableError,
 )
+from ragkeel.gateway.base import FinishReason, Usage
 from ragkeel.gateway.providers.http_client import ProviderHttp
 
 # error.type values (of an in-stream ``error`` event) whose HTTP status would be a 4xx other

@@ -32,8 +32,7 @@ from typing import Any, Self
 
 import httpx
 
-from ragkeel.gateway.base import ChatRequest, Usage
-from ragkeel.gateway.errors import (
+from ragkeel.errors import (
     ChatModelError,
     ModelRateLimitedError,
     ModelRequestError,
@@ -41,6 +40,7 @@ from ragkeel.gateway.errors import (
     ModelUnavailableError,
     StreamInterruptedError,
 )
+from ragkeel.gateway.base import ChatRequest, Usage
 from ragkeel.http_headers import retry_after_seconds
 from ragkeel.tokens import RegexTokenCounter
 

@@ -31,20 +31,19 @@ from pathlib import Path
 from typing import Any
 
 from ragkeel.clock import SYSTEM_CLOCK, Clock
-from ragkeel.gateway.base import ChatChunk, ChatRequest, ChatResponse, FinishReason, Usage
-from ragkeel.gateway.calllog import current_log
-from ragkeel.gateway.errors import (
+from ragkeel.errors import (
     ChatModelError,
     DeadlineExceededError,
     ModelBusyError,
     ModelTimeoutError,
     ModelUnavailableError,
 )
+from ragkeel.gateway.base import ChatChunk, ChatRequest, ChatResponse, FinishReason, Usage
+from ragkeel.gateway.calllog import current_log
 from ragkeel.models.gguf import GgufModel, verify
 
 _INSTALL_HINT = "run `make setup`: it builds llama-cpp-python==0.3.36 once per machine"
 DEFAULT_MAX_QUEUE = 2
-BUSY_RETRY_AFTER_S = 5.0  # a refused caller may come back after about one short generation
 
 
 class GenerationQueue:
@@ -76,7 +75,6 @@ class GenerationQueue:
                         f"wait{'s' if self._waiting == 1 else ''} (generation.local.max_queue "
                         f"{self.max_queue})",
                         model=model,
-                        retry_after_s=BUSY_RETRY_AFTER_S,
                     )
                 self._waiting += 1
                 try:

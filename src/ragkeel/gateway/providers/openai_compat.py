@@ -35,8 +35,8 @@ from typing import Any
 
 import httpx
 
+from ragkeel.errors import ChatModelError
 from ragkeel.gateway.base import ChatChunk, ChatRequest, ChatResponse, FinishReason, Usage
-from ragkeel.gateway.errors import ChatModelError
 from ragkeel.gateway.providers.http_client import HttpChatModel, ProviderHttp
 
 PROVIDER = "openai_compat"

@@ -26,8 +26,8 @@ from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from ragkeel.errors import ChatModelError, ModelTimeoutError, ModelUnavailableError
 from ragkeel.gateway.base import ChatChunk, ChatRequest, ChatResponse, FinishReason, Usage
-from ragkeel.gateway.errors import ChatModelError, ModelTimeoutError, ModelUnavailableError
 from ragkeel.tokens import RegexTokenCounter
 
 MAX_TOKEN_DELAY_S = 0.5  # a fake that sleeps longer than this per token is a slow test

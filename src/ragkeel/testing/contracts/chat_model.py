@@ -11,7 +11,7 @@ fallback...) and the answer flow rely on exactly this, whatever the provider.
 * Closing a stream after its first chunk stops the call: within 1 s the backend holds no
   connection or generation slot (a backend's healthy answer must take longer than that, so a
   stream that was not stopped shows), and the same model answers the next request.
-* Failures are raised as the gateway's error tree (``gateway/errors.py``), from ``complete`` and
+* Failures are raised as the error tree's chat model section (``ragkeel/errors.py``), from ``complete`` and
   from ``stream`` alike, each naming the model:
   ``unavailable`` (5xx) → ``ModelUnavailableError``; ``rate_limited`` (429 with
   ``Retry-After: 2``) → ``ModelRateLimitedError`` with ``retry_after_s`` 2; ``rejected``
@@ -42,14 +42,14 @@ from typing import Literal, Protocol, TypeVar, get_args
 
 import pytest
 
-from ragkeel.gateway.base import ChatChunk, ChatMessage, ChatModel, ChatRequest, ChatStream
-from ragkeel.gateway.errors import (
+from ragkeel.errors import (
     ChatModelError,
     ModelRateLimitedError,
     ModelRequestError,
     ModelTimeoutError,
     ModelUnavailableError,
 )
+from ragkeel.gateway.base import ChatChunk, ChatMessage, ChatModel, ChatRequest, ChatStream
 
 Fault = Literal["unavailable", "rate_limited", "rejected", "slow", "interrupted"]
 FAULTS: tuple[Fault, ...] = get_args(Fault)

@@ -25,9 +25,10 @@ from typing import Any
 
 import pytest
 
+from ragkeel.errors import TraceIdAmbiguousError
 from ragkeel.observability import names
 from ragkeel.observability.trace import Outcome, PromptRecord, RetrievedChunk, Trace
-from ragkeel.observability.trace_store import TraceIdAmbiguousError, TraceStore
+from ragkeel.observability.trace_store import TraceStore
 from ragkeel.types import Citation, GateDecision
 
 PROMPT = "[system]\nAnswer from the sources.\n\n[user]\n[1] API keys\nRotate...\n\nQuestion: ?"

@@ -61,23 +61,28 @@ from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 
 from ragkeel.errors import (
+    ApiError,
+    BodyNotUtf8Error,
+    BudgetExceededError,
+    ChatModelError,
     ConfigError,
     DatasetError,
     EmbeddingError,
     FilterError,
     IngestError,
+    JsonInvalidError,
+    JsonTooDeepError,
     ModelError,
-    QueryError,
-    RagkeelError,
-    StorageError,
-    TooLargeError,
-)
-from ragkeel.gateway.errors import (
-    BudgetExceededError,
-    ChatModelError,
     ModelTimeoutError,
     ModelUnavailableError,
+    MultipartInvalidError,
+    ProblemError,
+    QueryError,
+    RagkeelError,
     RateLimitedError,
+    StorageError,
+    TooLargeError,
+    UnsupportedMediaTypeError,
 )
 
 log = logging.getLogger("ragkeel.api")
@@ -85,102 +90,6 @@ log = logging.getLogger("ragkeel.api")
 PROBLEM_JSON = "application/problem+json"
 INTERNAL = "INTERNAL"
 VALIDATION_ERROR = "VALIDATION_ERROR"
-
-
-class ApiError(RagkeelError):
-    """An error only the HTTP edge raises; ``status`` is its HTTP status."""
-
-    status = 400
-
-
-class NotFoundError(ApiError):
-    code = "NOT_FOUND"
-    status = 404
-
-    def __init__(self, message: str, *, code: str = "NOT_FOUND", hint: str | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.code = code
-
-
-class QuestionTooLongError(ApiError):
-    code = "QUESTION_TOO_LONG"
-    status = 422
-
-
-class RequestTooLargeError(ApiError):
-    code = "REQUEST_TOO_LARGE"
-    status = 413
-
-
-class UnsupportedMediaTypeError(ApiError):
-    code = "UNSUPPORTED_MEDIA_TYPE"
-    status = 415
-
-
-class JsonInvalidError(ApiError):
-    code = "JSON_INVALID"
-    status = 400
-
-
-class JsonTooDeepError(ApiError):
-    code = "JSON_TOO_DEEP"
-    status = 400
-
-
-class BodyNotUtf8Error(ApiError):
-    code = "BODY_NOT_UTF8"
-    status = 400
-
-
-class MultipartInvalidError(ApiError):
-    code = "MULTIPART_INVALID"
-    status = 400
-
-
-class OutputSchemaUnsupportedError(ApiError):
-    """An ``output_schema`` asked of an extractive answer (quoted sentences are never JSON)."""
-
-    code = "OUTPUT_SCHEMA_UNSUPPORTED"
-    status = 422
-
-
-class InvalidUploadError(ApiError):
-    code = "INVALID_UPLOAD"
-    status = 422
-
-
-class AnswerCancelledError(ApiError):
-    """The answer stopped early: the client closed the connection (or the server is stopping).
-    Nobody reads the response; the status is for the trace and the access log."""
-
-    code = "CANCELLED"
-    status = 499  # nginx's "client closed request"
-
-
-class ShuttingDownError(ApiError):
-    """The server is stopping: a new answer is refused, and an answer still running when the
-    drain period ends is ended with this error (a terminal event on a stream, never a cut
-    connection). Another replica, or this one after its restart, can take the retry."""
-
-    code = "SHUTTING_DOWN"
-    status = 503
-
-    def __init__(self, message: str = "the server is shutting down") -> None:
-        super().__init__(message, hint="retry: another instance (or this one, restarted) answers")
-        self.retry_after_s = 1.0
-
-
-class ProblemError(ApiError):
-    """A problem the edge composes itself (a failed upload's first error, with the report), with
-    the status its cause's class has (``status_for``) and optional extra members for the body."""
-
-    def __init__(
-        self, code: str, message: str, *, status: int, extra: Mapping[str, Any] | None = None
-    ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.status = status
-        self.extra = dict(extra or {})
 
 
 # most specific first: the first matching class decides

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
-from ragkeel.gateway.errors import BudgetExceededError
+from ragkeel.errors import BudgetExceededError
 
 _Key = tuple[str, date]
 
