@@ -1,7 +1,10 @@
-"""RemoteEmbedder against a real HTTP server on 127.0.0.1 (see conftest.FakeEmbeddingServer)."""
+"""RemoteEmbedder against a real HTTP server on 127.0.0.1 (see conftest.FakeEmbeddingServer);
+the retry waits on a ``ManualClock`` where a test checks them (the schedule is the gateway's,
+``ragkeel.http_retry``)."""
 
 from __future__ import annotations
 
+import random
 import socket
 import time
 
@@ -9,8 +12,13 @@ import numpy as np
 import pytest
 from pydantic import SecretStr
 
+from ragkeel.clock import ManualClock
 from ragkeel.embeddings.remote import RemoteEmbedder
 from ragkeel.errors import EmbeddingError
+from ragkeel.gateway.base import ChatMessage, ChatRequest
+from ragkeel.gateway.providers.scripted import ScriptedChatModel, ScriptedFailure
+from ragkeel.gateway.retry import RetryingChatModel, RetryPolicy
+from ragkeel.http_retry import Backoff
 from ragkeel.settings import RemoteEmbeddingSettings
 
 from .conftest import FakeEmbeddingServer, Reply
@@ -87,6 +95,70 @@ def test_retry_after_is_capped(fake_server: FakeEmbeddingServer) -> None:
         embedder.embed_query("busy")
     assert time.monotonic() - started < 1.0
     assert fake_server.count == 2
+
+
+def test_retry_after_is_slept_exactly_on_the_injected_clock(
+    fake_server: FakeEmbeddingServer,
+) -> None:
+    fake_server.then(
+        Reply(status=429, headers={"Retry-After": "2.5"}),
+        Reply(status=503, headers={"Retry-After": "0.75"}),
+        Reply(status=502),  # no Retry-After: the jittered backoff, within its bounds
+    )
+    clock = ManualClock()
+    with client(fake_server, clock=clock, backoff_s=4.0, max_backoff_s=100.0) as embedder:
+        embedder.embed_query("busy")
+    assert fake_server.count == 4
+    assert clock.sleeps[:2] == [2.5, 0.75]
+    assert 0.0 <= clock.sleeps[2] <= Backoff(4.0, 100.0).bounds(3)[1] == 16.0
+
+
+def test_a_long_retry_after_is_waited_up_to_the_cap(fake_server: FakeEmbeddingServer) -> None:
+    fake_server.then(Reply(status=429, headers={"Retry-After": "120"}))
+    clock = ManualClock()
+    with client(fake_server, clock=clock, max_retry_after_s=30.0) as embedder:
+        embedder.embed_query("busy")
+    assert (fake_server.count, clock.sleeps) == (2, [30.0])
+
+
+def test_backoff_is_the_shared_full_jitter_draw_for_draw(
+    fake_server: FakeEmbeddingServer,
+) -> None:
+    for seed in range(3):
+        fake_server.then(*[Reply(status=500)] * 3)
+        clock = ManualClock()
+        with client(
+            fake_server, clock=clock, rng=random.Random(seed), backoff_s=0.5, max_backoff_s=1.5
+        ) as embedder:
+            embedder.embed_query("flaky")
+        shared = Backoff(0.5, 1.5, random.Random(seed))
+        assert clock.sleeps == [shared.delay(n) for n in (1, 2, 3)]
+        # the gateway's retry loop, on the same schedule and seed, waits exactly as long
+        gateway_clock = ManualClock()
+        failing = ScriptedChatModel([ScriptedFailure("unavailable")] * 3 + ["ok"])
+        gateway = RetryingChatModel(
+            failing,
+            RetryPolicy(max_retries=3, base_delay_s=0.5, max_delay_s=1.5),
+            clock=gateway_clock,
+            rng=random.Random(seed),
+        )
+        assert gateway.complete(ChatRequest((ChatMessage("user", "hi"),))).text == "ok"
+        assert gateway_clock.sleeps == clock.sleeps
+    assert fake_server.count == 3 * 4
+
+
+def test_full_jitter_spreads_over_the_whole_interval(fake_server: FakeEmbeddingServer) -> None:
+    sleeps: list[float] = []
+    for seed in range(40):
+        fake_server.then(Reply(status=503))
+        clock = ManualClock()
+        with client(
+            fake_server, clock=clock, rng=random.Random(seed), backoff_s=1.0, max_backoff_s=1.0
+        ) as embedder:
+            embedder.embed_query("flaky")
+        sleeps.extend(clock.sleeps)
+    assert len(sleeps) == 40 and all(0.0 <= s <= 1.0 for s in sleeps)
+    assert min(sleeps) < 0.25 and max(sleeps) > 0.75  # not "half + jitter"
 
 
 def test_401_fails_at_once_without_leaking_the_key(fake_server: FakeEmbeddingServer) -> None:

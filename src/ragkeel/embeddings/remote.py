@@ -6,10 +6,14 @@ count, dimension and finiteness, and L2-normalised.
 
 Retries (at most ``max_retries`` after the first attempt): connect errors, timeouts and other
 transport failures, HTTP 429 and 5xx. The wait is ``Retry-After`` (seconds, capped at
-``max_retry_after_s``) when the server sends one, otherwise exponential backoff
-``backoff_s * 2**n`` capped at ``max_backoff_s`` with jitter (between half and all of it).
-Any other non-2xx status, or a malformed body, is an ``EmbeddingError`` at once. The API key is
-never put in a message or a log line (and is redacted if the server echoes it).
+``max_retry_after_s``: with no other embedder to fall back on, a long one is waited for up to
+the cap rather than given up on) when the server sends one, otherwise the chat providers' full
+jitter, ``uniform(0, min(max_backoff_s, backoff_s * 2**(n-1)))`` before retry ``n``. The status
+kinds, the ``Retry-After`` parser, the backoff schedule and the redacted body excerpts are
+``ragkeel.http_retry``'s, the same as the gateway's; the waits go through the injectable
+``clock`` (``ragkeel.clock``) and the jitter draws through ``rng``. Any other non-2xx status, or
+a malformed body, is an ``EmbeddingError`` at once. The API key is never put in a message or a
+log line (and is redacted if the server echoes it).
 
 The ``tokenizer`` is ``RegexTokenCounter``: the server's tokenizer is unknown, so word and
 punctuation counts stand in for it (close to WordPiece counts for English prose).
@@ -19,23 +23,22 @@ from __future__ import annotations
 
 import logging
 import random
-import time
 from collections.abc import Sequence
 from typing import Any
 
 import httpx
 import numpy as np
 
+from ragkeel.clock import SYSTEM_CLOCK, Clock
 from ragkeel.embeddings.base import Matrix, Vector, l2_normalise
 from ragkeel.errors import EmbeddingError
-from ragkeel.http_headers import retry_after_seconds
+from ragkeel.http_retry import Backoff, excerpt, is_retryable_status, redact, retry_after_seconds
 from ragkeel.settings import RemoteEmbeddingSettings
 from ragkeel.tokens import RegexTokenCounter
 
 logger = logging.getLogger(__name__)
 
 _TRANSIENT = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
-_EXCERPT = 200
 
 
 class _Retryable(Exception):
@@ -62,6 +65,8 @@ class RemoteEmbedder:
         backoff_s: float = 0.5,
         max_backoff_s: float = 8.0,
         max_retry_after_s: float = 30.0,
+        clock: Clock = SYSTEM_CLOCK,
+        rng: random.Random | None = None,
     ) -> None:
         if batch_size < 1 or max_retries < 0 or timeout_s <= 0:
             raise ValueError("need batch_size >= 1, max_retries >= 0 and timeout_s > 0")
@@ -75,8 +80,8 @@ class RemoteEmbedder:
         self._dimension = dimension
         self._max_retries = max_retries
         self._batch_size = batch_size
-        self._backoff_s = backoff_s
-        self._max_backoff_s = max_backoff_s
+        self._backoff = Backoff(backoff_s, max_backoff_s, rng)
+        self._clock = clock
         self._max_retry_after_s = max_retry_after_s
         self._counter = RegexTokenCounter()
         self.calls = 0
@@ -159,7 +164,7 @@ class RemoteEmbedder:
                     "embedding request failed (%s); retry %d/%d in %.2fs",
                     failure.reason, attempt, self._max_retries, delay,
                 )  # fmt: skip
-                time.sleep(delay)
+                self._clock.sleep(delay)
         raise AssertionError("unreachable")
 
     def _attempt(self, payload: dict[str, Any], expected: int) -> Matrix:
@@ -170,7 +175,7 @@ class RemoteEmbedder:
         except httpx.HTTPError as exc:
             raise EmbeddingError(self._redact(f"{self._url} request failed: {exc}")) from exc
         status = response.status_code
-        if status == 429 or status >= 500:
+        if is_retryable_status(status):
             raise _Retryable(
                 f"HTTP {status}: {self._excerpt(response)}", retry_after_seconds(response)
             )
@@ -217,18 +222,17 @@ class RemoteEmbedder:
                 hint="set embedding.remote.dimension to the model's dimension",
             )
 
-    def _delay(self, attempt: int, retry_after: float | None) -> float:
+    def _delay(self, retry: int, retry_after: float | None) -> float:
+        """The wait before retry ``retry`` (1-based): see the module doc."""
         if retry_after is not None:
             return min(retry_after, self._max_retry_after_s)
-        ceiling = min(self._max_backoff_s, self._backoff_s * 2 ** (attempt - 1))
-        return random.uniform(ceiling / 2, ceiling)
+        return self._backoff.delay(retry)
 
     def _excerpt(self, response: httpx.Response) -> str:
-        text = self._redact(" ".join(response.text.split()))
-        return text[:_EXCERPT] + ("..." if len(text) > _EXCERPT else "")
+        return excerpt(response.text, self._secret)
 
     def _redact(self, text: str) -> str:
-        return text.replace(self._secret, "***") if self._secret else text
+        return redact(text, self._secret)
 
 
 def _hint_for(status: int) -> str:

@@ -6,7 +6,8 @@ A rejected request (400/401/403/404/422), an open circuit, an exceeded deadline 
 an interrupted stream are raised at once.
 
 How long between attempts: retry ``n`` (1-based) sleeps ``uniform(0, min(max_delay_s,
-base_delay_s * 2**(n-1)))`` ("full jitter": spreads a herd of clients that failed together). A
+base_delay_s * 2**(n-1)))`` ("full jitter": spreads a herd of clients that failed together; the
+schedule is ``ragkeel.http_retry.Backoff``, shared with the remote embedder). A
 ``Retry-After`` on the error replaces that delay when it is within the request's patience and
 fits the deadline; a longer one is not waited for: the error is raised so the fallback serves
 and the breaker cools the deployment down. The patience is ``max_retry_after_s`` per retry when
@@ -55,6 +56,7 @@ from ragkeel.clock import SYSTEM_CLOCK, Clock
 from ragkeel.errors import ChatModelError, DeadlineExceededError, ModelTimeoutError
 from ragkeel.gateway.base import ChatChunk, ChatModel, ChatRequest, ChatResponse, ChatStream
 from ragkeel.gateway.calllog import current_log
+from ragkeel.http_retry import Backoff
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,8 +161,7 @@ class RetryingChatModel:
         self.policy = policy
         self.budget = budget
         self._clock = clock
-        self._rng = rng or random.Random()
-        self._rng_lock = threading.Lock()  # random.Random is not safe to share across threads
+        self._schedule = Backoff(policy.base_delay_s, policy.max_delay_s, rng)
 
     @property
     def name(self) -> str:
@@ -171,10 +172,7 @@ class RetryingChatModel:
 
     def delay_bounds(self, retry_number: int) -> tuple[float, float]:
         """The full-jitter interval retry ``retry_number`` (1-based) sleeps within."""
-        if retry_number < 1:
-            raise ValueError(f"retry numbers start at 1, got {retry_number}")
-        exponent = min(retry_number - 1, 62)  # 2**62 * base is past any cap; avoids overflow
-        return 0.0, min(self.policy.max_delay_s, self.policy.base_delay_s * 2.0**exponent)
+        return self._schedule.bounds(retry_number)
 
     # -- complete -------------------------------------------------------------------------
 
@@ -260,9 +258,7 @@ class RetryingChatModel:
         doc), else full jitter."""
         retry_after = last.retry_after_s
         if retry_after is None:
-            low, high = self.delay_bounds(tries.retry)
-            with self._rng_lock:
-                return self._rng.uniform(low, high), False
+            return self._schedule.delay(tries.retry), False
         patience = self.policy.max_retry_after_s
         if request.next_rung is not None:
             patience = min(patience, self.policy.fallback_patience_s - tries.waited_s)

@@ -19,6 +19,8 @@ base both providers extend for the rest of the ``ChatModel`` surface they share 
   provider's hint for the status; a body that is not a JSON object -> ``ChatModelError``.
   Messages quote at most ``EXCERPT`` characters of the body (``describe`` may first pick the
   provider's error text out of it) and never contain the API key: it is redacted if echoed.
+  The status kinds, ``Retry-After`` parsing and the excerpt rules are ``ragkeel.http_retry``'s,
+  shared with the remote embedder.
 
 No retries here: retry, breaker and fallback are wrappers over the ``ChatModel`` protocol.
 """
@@ -41,10 +43,8 @@ from ragkeel.errors import (
     StreamInterruptedError,
 )
 from ragkeel.gateway.base import ChatRequest, Usage
-from ragkeel.http_headers import retry_after_seconds
+from ragkeel.http_retry import excerpt, is_retryable_status, redact, retry_after_seconds
 from ragkeel.tokens import RegexTokenCounter
-
-EXCERPT = 200  # characters of a response body quoted in an error message
 
 
 def _as_is(body: str) -> str:
@@ -152,11 +152,10 @@ class ProviderHttp:
         return self.excerpt(self._describe(body))
 
     def excerpt(self, text: str) -> str:
-        flat = self.redact(" ".join(text.split()))
-        return flat[:EXCERPT] + ("..." if len(flat) > EXCERPT else "")
+        return excerpt(text, self._secret)
 
     def redact(self, text: str) -> str:
-        return text.replace(self._secret, "***") if self._secret else text
+        return redact(text, self._secret)
 
     # -- errors ---------------------------------------------------------------------------
 
@@ -166,7 +165,7 @@ class ProviderHttp:
         if 200 <= status < 300:
             return
         message = f"{self.url} returned HTTP {status}: {self.describe(response.text)}"
-        if status == 429 or status >= 500:
+        if is_retryable_status(status):
             kind = ModelRateLimitedError if status == 429 else ModelUnavailableError
             raise kind(
                 message,
