@@ -1,4 +1,5 @@
-"""The storage contract (``ragkeel.testing.contracts.store``) over every backend: SQLite today.
+"""The storage contracts (``ragkeel.testing.contracts``: ``store``, ``keyword_index``,
+``vector_index``) over every backend: SQLite today.
 
 Add a backend by adding one ``open_store`` fixture to ``BACKENDS`` below.
 """
@@ -12,15 +13,15 @@ import numpy as np
 import pytest
 
 from ragkeel.storage.sqlite import SqliteDocumentStore
+from ragkeel.testing.contracts.keyword_index import KeywordIndexContract
 from ragkeel.testing.contracts.store import (
     DocumentStoreContract,
     IndexedStore,
-    KeywordIndexContract,
     StoreOpener,
-    VectorIndexContract,
     make_doc,
     put,
 )
+from ragkeel.testing.contracts.vector_index import VectorIndexContract
 
 BACKENDS = ["sqlite"]
 

@@ -1,7 +1,9 @@
 """Storage protocols. The SQLite backend implements all three over one database so that a
 document, its chunks, its keyword postings and its vectors change in one transaction.
 
-A backend is done when it passes ``tests/storage/test_contract.py``.
+A backend is done when it passes the contract suites ``ragkeel.testing.contracts.store``,
+``keyword_index`` and ``vector_index``, run over every backend by
+``tests/storage/test_contract.py``.
 """
 
 from __future__ import annotations

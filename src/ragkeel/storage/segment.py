@@ -28,6 +28,7 @@ from typing import TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from ragkeel.errors import StorageError
 from ragkeel.storage.postings import Postings
 
 F32 = npt.NDArray[np.float32]
@@ -275,8 +276,17 @@ class Segment:
         return self._norm
 
     def dense(self, query: F32, k: int, mask: Mask | None) -> Hits:
+        """Top-``k`` (position, cosine); a query of another dimension than the rows' is a
+        ``StorageError`` (a segment without vectors has nothing to compare)."""
         if self.live == 0 or self.dim == 0:
             return []
+        if query.shape != (self.dim,):
+            raise StorageError(
+                f"a query vector of shape {query.shape} against stored vectors of"
+                f" {self.dim} dimensions",
+                hint="embed the query with the embedding model the collection was indexed"
+                " with (`ragkeel collections list` shows it)",
+            )
         scores = np.asarray(self.base.vectors @ query, dtype=np.float32)
         if self._delta.size:
             tail = self._delta.vectors[: self._delta.size] @ query

@@ -6,8 +6,8 @@
   on 127.0.0.1 with faults a test switches while it runs (latency, error rate and kind, resets,
   hangs, hard down, mid-stream disconnect); used by the gateway's scenario tests and ``bench/``.
   Needs nothing beyond the package's own dependencies.
-* ``contracts``: the shared contract suites, one per Protocol — ``store`` (document store,
-  keyword index, vector index), ``embedder``, ``chat_model``, ``breaker_store``,
+* ``contracts``: the shared contract suites, one per Protocol — ``store`` (document store),
+  ``keyword_index``, ``vector_index``, ``embedder``, ``chat_model``, ``breaker_store``,
   ``trace_store``. Each is a class of pytest tests against the Protocol only; a backend passes
   by subclassing it as ``Test...`` with one fixture that builds the backend. They run from
   ``tests/storage/test_contract.py``, ``tests/embeddings/test_embedder_contract.py``,

@@ -3,14 +3,19 @@
 
 Three suites, each a class of pytest tests typed to the Protocols in ``storage/base.py``:
 
-* ``DocumentStoreContract`` — documents and chunks round-trip; an upsert replaces a document
-  atomically (a failed one keeps the previous version); deletes, relocation, listing by source,
-  stats; a second handle on the same storage sees committed writes.
-* ``KeywordIndexContract`` — BM25-style search: ranks from 1, scores positive and descending,
-  ``k`` respected, filters applied inside the query (not after ranking), no ghost hits from
-  replaced or deleted documents, results that follow writes.
-* ``VectorIndexContract`` — cosine search over L2-normalised vectors, with the same filter and
-  no-ghost rules.
+* ``DocumentStoreContract`` (here) — documents and chunks round-trip; an upsert replaces a
+  document atomically (a failed one keeps the previous version); deletes, relocation, listing by
+  source, stats; a second handle on the same storage sees committed writes.
+* ``KeywordIndexContract`` (``keyword_index.py``) — BM25 search: the order BM25 gives on a tiny
+  hand-computed corpus, ranks and scores, ``k``, ties, an empty index, filters applied inside
+  the search, no ghost hits from replaced or deleted documents.
+* ``VectorIndexContract`` (``vector_index.py``) — cosine search over L2-normalised vectors:
+  exact scores and order on hand-made vectors, ``k``, ties, an empty index, a query of the
+  wrong dimension, and the same filter and no-ghost rules.
+
+The two index Protocols only search; their documents are written through the store, which is
+why every suite runs on an ``IndexedStore``: a ``DocumentStore`` whose ``keyword`` and
+``vectors`` are its two indexes, with an integrity check and ``drop_collection``.
 
 A backend subclasses each suite as ``Test...`` and overrides one fixture, ``open_store``: a
 function that opens a *new handle* on one fresh, empty storage each time it is called (the
@@ -21,9 +26,8 @@ second-handle test calls it twice; the suites close every handle they open)::
         def open_store(self, tmp_path: Path) -> StoreOpener:
             return lambda: SqliteDocumentStore(tmp_path / "store.db")
 
-The store under test is an ``IndexedStore``: a ``DocumentStore`` whose ``keyword`` and
-``vectors`` are its two indexes, with an integrity check and ``drop_collection``. Needs pytest
-(the ``dev`` extra).
+This module also holds what the three suites share (``IndexedStore``, ``StoreContract`` with
+its fixtures, ``make_doc``, ``put``, ``unit``, ``ids``). Needs pytest (the ``dev`` extra).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from ragkeel.errors import FilterError, StorageError
+from ragkeel.errors import StorageError
 from ragkeel.storage.base import DocumentStore, KeywordIndex, VectorIndex
 from ragkeel.storage.filters import Filter
 from ragkeel.types import Chunk, Document, ScoredChunk
@@ -227,132 +231,3 @@ class DocumentStoreContract(StoreContract):
         finally:
             writer.close()
             reader.close()
-
-
-class KeywordIndexContract(StoreContract):
-    def test_finds_the_matching_chunk_with_rank_and_score(self, store: IndexedStore) -> None:
-        doc, chunks = make_doc("d1", ["rotating api keys safely", "billing and invoices"])
-        put(store, doc, chunks)
-        kw = store.keyword.search("how to rotate keys", 5, Filter(collection="c"))
-        assert ids(kw) == [chunks[0].id]
-        assert kw[0].rank == 1 and kw[0].score > 0
-        assert store.keyword.search("zzzunknownword", 5) == []
-
-    def test_ranks_scores_and_k(self, store: IndexedStore) -> None:
-        for i, text in enumerate(["cat cat cat dog", "cat dog", "cat bird fish", "fish only"]):
-            put(store, *make_doc(f"d{i}", [text]))
-        hits = store.keyword.search("cat", 2)
-        assert len(hits) == 2
-        assert [h.rank for h in hits] == [1, 2]
-        assert hits[0].score >= hits[1].score > 0
-        everything = store.keyword.search("cat", 10)
-        assert len(everything) == 3 and ids(everything)[:2] == ids(hits)
-        scores = [h.score for h in everything]
-        assert scores == sorted(scores, reverse=True)
-
-    def test_replaced_document_leaves_no_ghost_hits(self, store: IndexedStore) -> None:
-        doc, old = make_doc("d1", ["zebra migration patterns"], version="v1")
-        put(store, doc, old, axis=3)
-        assert ids(store.keyword.search("zebra", 5)) == [old[0].id]
-        doc2, new = make_doc("d1", ["penguin colonies"], version="v2")
-        put(store, doc2, new, axis=5)
-        assert store.keyword.search("zebra", 5) == []
-        assert ids(store.keyword.search("penguin", 5)) == [new[0].id]
-        assert store.check_integrity() == []
-
-    def test_deleted_document_leaves_no_hits(self, store: IndexedStore) -> None:
-        for name in ("a", "b"):
-            put(store, *make_doc(name, [f"shared words {name}"]))
-        assert store.delete_documents("c", ["a", "missing"]) == 1
-        assert all("-a-" not in h for h in ids(store.keyword.search("shared words", 10)))
-
-    def test_filters_apply_inside_the_query(self, store: IndexedStore) -> None:
-        # 30 matching chunks in "other" would crowd out k=3 if filtering happened after ranking
-        for i in range(30):
-            put(store, *make_doc(f"o{i}", ["needle needle needle"], collection="other"))
-        doc, chunks = make_doc("x", ["needle once"], metadata={"team": "ops", "public": True})
-        put(store, doc, chunks)
-        doc2, chunks2 = make_doc(
-            "y", ["needle twice needle"], metadata={"team": "dev", "public": False}
-        )
-        put(store, doc2, chunks2)
-        assert ids(
-            store.keyword.search("needle", 3, Filter(collection="c", metadata={"team": "ops"}))
-        ) == [chunks[0].id]
-        both = store.keyword.search(
-            "needle", 5, Filter(collection="c", metadata={"team": ["ops", "dev"]})
-        )
-        assert set(ids(both)) == {chunks[0].id, chunks2[0].id}
-        assert ids(store.keyword.search("needle", 5, Filter(document_ids=("y",)))) == [
-            chunks2[0].id
-        ]
-        assert ids(
-            store.keyword.search("needle", 5, Filter(collection="c", sources=("/src/x.txt",)))
-        ) == [chunks[0].id]
-        assert (
-            store.keyword.search("needle", 5, Filter(collection="c", metadata={"team": "none"}))
-            == []
-        )
-        with pytest.raises(FilterError):
-            Filter(metadata={"bad key; drop table": 1})
-
-    def test_filter_results_follow_writes(self, store: IndexedStore) -> None:
-        doc, chunks = make_doc("m1", ["shared needle text"], metadata={"team": "ops"})
-        put(store, doc, chunks)
-        flt = Filter(collection="c", metadata={"team": "ops"})
-        assert ids(store.keyword.search("needle", 5, flt)) == [chunks[0].id]
-        assert ids(store.keyword.search("needle", 5, flt)) == [chunks[0].id]  # repeated filter
-        doc2, chunks2 = make_doc(
-            "m1", ["shared needle text"], metadata={"team": "dev"}, version="v2"
-        )
-        put(store, doc2, chunks2)
-        assert store.keyword.search("needle", 5, flt) == []
-        assert ids(
-            store.keyword.search("needle", 5, Filter(collection="c", metadata={"team": "dev"}))
-        ) == [chunks2[0].id]
-
-
-class VectorIndexContract(StoreContract):
-    def test_nearest_vector_first_with_cosine_score(self, store: IndexedStore) -> None:
-        doc, chunks = make_doc("d1", ["rotating api keys safely", "billing and invoices"])
-        put(store, doc, chunks)
-        dense = store.vectors.search(unit(1), 2, Filter(collection="c"))
-        assert ids(dense)[0] == chunks[1].id and dense[0].score == pytest.approx(1.0)
-        assert [h.rank for h in dense] == list(range(1, len(dense) + 1))
-
-    def test_ranks_scores_and_k(self, store: IndexedStore) -> None:
-        put(store, *make_doc("d1", ["a", "b", "c", "d"]), axis=0)
-        vector = np.array([0.9, 0.4, 0.1, 0, 0, 0, 0, 0], np.float32)
-        vector /= np.linalg.norm(vector)
-        hits = store.vectors.search(vector, 3)
-        assert ids(hits) == ["c-d1-v1-0", "c-d1-v1-1", "c-d1-v1-2"]
-        assert [h.rank for h in hits] == [1, 2, 3]
-        assert [h.score for h in hits] == pytest.approx([float(x) for x in vector[:3]], abs=1e-5)
-
-    def test_replaced_document_leaves_no_ghost_hits(self, store: IndexedStore) -> None:
-        doc, old = make_doc("d1", ["zebra migration patterns"], version="v1")
-        put(store, doc, old, axis=3)
-        doc2, new = make_doc("d1", ["penguin colonies"], version="v2")
-        put(store, doc2, new, axis=5)
-        assert old[0].id not in ids(store.vectors.search(unit(3), 5))
-        assert ids(store.vectors.search(unit(5), 1)) == [new[0].id]
-
-    def test_deleted_document_leaves_no_hits(self, store: IndexedStore) -> None:
-        for name in ("a", "b"):
-            put(store, *make_doc(name, [f"shared words {name}"]))
-        assert store.delete_documents("c", ["a", "missing"]) == 1
-        assert all("-a-" not in h for h in ids(store.vectors.search(unit(0), 10)))
-
-    def test_filters_apply_inside_the_query(self, store: IndexedStore) -> None:
-        for i in range(30):  # 30 exact matches elsewhere would crowd out k=1 if filtered late
-            put(store, *make_doc(f"o{i}", ["other"], collection="other"))
-        doc, chunks = make_doc("x", ["needle once"], metadata={"team": "ops", "public": True})
-        put(store, doc, chunks)
-        put(store, *make_doc("y", ["needle twice"], metadata={"team": "dev", "public": False}))
-        assert ids(store.vectors.search(unit(0), 3, Filter(metadata={"public": True}))) == [
-            chunks[0].id
-        ]
-        assert ids(
-            store.vectors.search(unit(0), 1, Filter(collection="c", document_ids=("x",)))
-        ) == [chunks[0].id]
-        assert store.vectors.search(unit(0), 5, Filter(collection="nowhere")) == []
