@@ -87,23 +87,6 @@ def index_corpus(dataset: BeirDataset, pipeline: IngestionPipeline) -> IngestRep
     return pipeline.ingest([str(dataset.corpus_path)], collection_name(dataset), prune=True)
 
 
-def run_queries(
-    dataset: BeirDataset,
-    retriever: HybridRetriever,
-    mode: Mode,
-    *,
-    depth: int = RUN_DEPTH,
-    on_query: Callable[[int], None] | None = None,
-) -> tuple[dict[str, dict[str, float]], list[float], list[float]]:
-    """Returns the run, total latencies and latencies without query embedding (ms)."""
-    queries = _search_all(dataset, retriever, mode, depth=depth, on_query=on_query)
-    return (
-        {qid: q.docs for qid, q in queries.items()},
-        [q.latency_ms[names.STAGE_TOTAL] for q in queries.values()],
-        [q.no_embed_ms for q in queries.values()],
-    )
-
-
 def _search_all(
     dataset: BeirDataset,
     retriever: HybridRetriever,
