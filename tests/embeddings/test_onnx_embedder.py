@@ -68,11 +68,6 @@ def test_token_counter_counts_and_offsets(onnx_embedder: OnnxEmbedder) -> None:
     assert counter.count(text) == len(offsets)
     assert [text[a:b] for a, b in offsets][:3] == ["Naïve", "café", ":"]
     assert counter.count("") == 0
-    assert counter.count_batch([text, "", "unbelievable"]) == [
-        counter.count(text),
-        0,
-        counter.count("unbelievable"),
-    ]
 
 
 def test_counters_count_model_runs_only(models_dir: Path) -> None:

@@ -39,11 +39,6 @@ class WordPieceTokenCounter:
     def count(self, text: str) -> int:
         return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
 
-    def count_batch(self, texts: Sequence[str]) -> list[int]:
-        """Counts for many texts at once (``encode_batch`` runs in Rust threads)."""
-        encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
-        return [len(e.ids) for e in encodings]
-
     def offsets(self, text: str) -> list[tuple[int, int]]:
         return list(self._tokenizer.encode(text, add_special_tokens=False).offsets)
 
