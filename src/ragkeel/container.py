@@ -9,6 +9,7 @@ from functools import cached_property
 from ragkeel.admission.accounts import CostAccounts
 from ragkeel.admission.gates import Admission
 from ragkeel.admission.load_shedder import LoadShedder
+from ragkeel.admission.stream_limits import StreamLimiter
 from ragkeel.admission.tenant_limits import TenantLimiter, TenantLimits
 from ragkeel.embeddings import build_embedder
 from ragkeel.embeddings.base import Embedder
@@ -122,8 +123,9 @@ class Container:
     def admission(self) -> Admission:
         """The gates an answer passes before it starts (``admission/gates.py``): the tenant
         limits that ``gateway.limits`` configures (none configured: no limiter), the global cap
-        of answers in flight, and the local model's ``1 + generation.local.max_queue`` slots
-        (taken only by answers that generate on the local model)."""
+        of answers in flight, the local model's ``1 + generation.local.max_queue`` slots
+        (taken only by answers that generate on the local model), and each tenant's
+        ``api_limits.max_streams_per_tenant`` open streams."""
         lim = self.settings.gateway.limits
         limiter = None
         if any(
@@ -138,6 +140,7 @@ class Container:
             limiter=limiter,
             shedder=LoadShedder(lim.max_in_flight),
             local=LoadShedder(1 + self.settings.generation.local.max_queue),
+            streams=StreamLimiter(self.settings.api_limits.max_streams_per_tenant),
         )
 
     @cached_property

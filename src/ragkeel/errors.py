@@ -43,6 +43,7 @@ Sections::
     │   │   └── CircuitOpenError      CIRCUIT_OPEN        the breaker refuses calls to this deployment
     │   ├── BudgetExceededError       BUDGET_EXCEEDED     the call would exceed max_cost / max_tokens
     │   └── RateLimitedError          RATE_LIMITED        admission: a tenant is over its limit
+    │       └── TooManyStreamsError   TOO_MANY_STREAMS    the tenant has api_limits.max_streams_per_tenant open
     │ ── answers ──
     ├── TemplateError                 TEMPLATE_INVALID    a prompt template is missing or malformed
     │ ── requests at the HTTP edge (``status`` is the HTTP status) ──
@@ -355,6 +356,13 @@ class RateLimitedError(ChatModelError):
     code = "RATE_LIMITED"
     retryable = False
     counts_as_failure = False
+
+
+class TooManyStreamsError(RateLimitedError):
+    """Admission refused a streamed answer: the tenant already has as many streams open as
+    ``api_limits.max_streams_per_tenant`` allows (429 with ``Retry-After``)."""
+
+    code = "TOO_MANY_STREAMS"
 
 
 # --- answers --------------------------------------------------------------------------------

@@ -258,6 +258,14 @@ class GatewaySettings(_Section):
         return self
 
 
+class ApiLimitSettings(_Section):
+    """Bounds on what one caller may hold open at the HTTP edge (issue 11)."""
+
+    # streamed answers (query or chat with "stream": true) open at once per admission tenant;
+    # past it: 429 TOO_MANY_STREAMS. The global cap is gateway.limits.max_in_flight.
+    max_streams_per_tenant: int = Field(default=4, ge=1, le=10_000)
+
+
 class ObservabilitySettings(_Section):
     enabled: bool = True  # record a trace for every ask / query / chat request
     trace_store: Path | None = None  # default: $RAGKEEL_HOME/traces.db
@@ -286,6 +294,7 @@ class Settings(BaseSettings):
     gateway: GatewaySettings = GatewaySettings()
     observability: ObservabilitySettings = ObservabilitySettings()
     server: ServerSettings = ServerSettings()
+    api_limits: ApiLimitSettings = ApiLimitSettings()
     models: ModelsSettings = ModelsSettings()
 
     @model_validator(mode="after")

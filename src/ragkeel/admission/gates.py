@@ -24,9 +24,14 @@ API's ``X-Tenant`` header: trust it only behind a gateway that sets it), else ``
   ``1 + max_queue`` slots from admission to its end (``admit(..., local=True)``); past them the
   request is refused at once with ``ModelBusyError``, before retrieval, instead of queueing
   behind answers that would eat its deadline (four concurrent questions once took 44, 81, 122
-  and 144 s against a 120 s deadline, issue 9).
+  and 144 s against a 120 s deadline, issue 9);
+- the stream limiter (``stream_limits.py``): at most ``api_limits.max_streams_per_tenant``
+  streamed answers open at once per tenant (``admit(..., stream=True)``), refused with
+  ``TooManyStreamsError`` (429 ``TOO_MANY_STREAMS``) past it; asked first, so a refused stream
+  takes nothing from the other gates.
 
-``Container.admission`` builds the gates from ``gateway.limits`` and ``generation.local``.
+``Container.admission`` builds the gates from ``gateway.limits``, ``generation.local`` and
+``api_limits``.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ragkeel.admission.load_shedder import LoadShedder, Permit
+from ragkeel.admission.stream_limits import StreamLimiter, StreamSlot
 from ragkeel.admission.tenant_limits import TenantLimiter, Ticket
 from ragkeel.errors import ModelBusyError, RateLimitedError
 
@@ -64,14 +70,18 @@ class Admitted:
     limiter: TenantLimiter | None = None
     used_tokens: int = 0  # set when the answer's usage is known
     local_slot: Permit | None = None  # a place in the local model's queue
+    stream_slot: StreamSlot | None = None  # one of the tenant's open streams
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def release(self) -> None:
         with self._lock:
             ticket, self.ticket = self.ticket, None
             slot, self.local_slot = self.local_slot, None
+            stream, self.stream_slot = self.stream_slot, None
         if slot is not None:
             slot.release()
+        if stream is not None:
+            stream.release()
         if ticket is not None and self.limiter is not None:
             self.limiter.settle(ticket, self.used_tokens)
 
@@ -81,21 +91,32 @@ class Admission:
     limiter: TenantLimiter | None = None
     shedder: LoadShedder | None = None
     local: LoadShedder | None = None  # 1 + generation.local.max_queue slots (see above)
+    streams: StreamLimiter | None = None  # api_limits.max_streams_per_tenant (see above)
 
-    def admit(self, tenant: str, *, estimated_tokens: int = 0, local: bool = False) -> Admitted:
-        """Let ``tenant``'s request in, or raise: ``ModelBusyError`` when it would generate on
-        the local model (``local``) and its queue is full, ``RateLimitedError`` past the
-        tenant's limits."""
-        slot = self._local_slot() if local else None
-        if self.limiter is None:
-            return Admitted(tenant, local_slot=slot)
+    def admit(
+        self,
+        tenant: str,
+        *,
+        estimated_tokens: int = 0,
+        local: bool = False,
+        stream: bool = False,
+    ) -> Admitted:
+        """Let ``tenant``'s request in, or raise: ``TooManyStreamsError`` when it would stream
+        (``stream``) and the tenant has its streams open already, ``ModelBusyError`` when it
+        would generate on the local model (``local``) and its queue is full,
+        ``RateLimitedError`` past the tenant's limits. A refusal gives back what was taken."""
+        admitted = Admitted(tenant)
+        if stream and self.streams is not None:
+            admitted.stream_slot = self.streams.acquire(tenant)
         try:
-            ticket = self.limiter.admit(tenant, estimated_tokens=estimated_tokens)
+            admitted.local_slot = self._local_slot() if local else None
+            if self.limiter is not None:
+                admitted.ticket = self.limiter.admit(tenant, estimated_tokens=estimated_tokens)
+                admitted.limiter = self.limiter
         except BaseException:
-            if slot is not None:
-                slot.release()
+            admitted.release()
             raise
-        return Admitted(tenant, ticket, self.limiter, local_slot=slot)
+        return admitted
 
     def _local_slot(self) -> Permit | None:
         if self.local is None:

@@ -24,6 +24,8 @@ ModelError, ModelUnavailableError              503     MODEL_MISSING, MODEL_CHEC
 EmbeddingError, StorageError                   503     EMBEDDING_FAILED, STORE_ERROR
 RateLimitedError                               429     RATE_LIMITED (admission: a tenant's limit, or
                                                        the server at capacity)
+TooManyStreamsError                            429     TOO_MANY_STREAMS (admission: the caller has
+                                                       api_limits.max_streams_per_tenant open)
 BudgetExceededError                            402     BUDGET_EXCEEDED (the request costs more than
                                                        its max_cost / the tenant's budget allows)
 ModelTimeoutError / ChatModelError             504/502 MODEL_TIMEOUT / MODEL_ERROR

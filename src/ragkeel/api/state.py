@@ -49,8 +49,10 @@ class ApiState:
         total_tokens: int | None = None,
         answer_tokens: int | None = None,
         mode: GenerationMode | None = None,
+        stream: bool = False,
     ) -> Admitted:
-        """Admission for one answer (``RateLimitedError``, or ``ModelBusyError`` for a
+        """Admission for one answer (``RateLimitedError``; ``TooManyStreamsError`` for a
+        ``stream`` when the caller has its streams open already; ``ModelBusyError`` for a
         generative answer when the local model's queue is full). Its token estimate is the
         answerer's full context budget, the question and ``answer_tokens`` (default: the
         answerer's), capped by the request's ``total_tokens`` (prompt plus answer) if given."""
@@ -64,7 +66,9 @@ class ApiState:
             estimate = min(estimate, total_tokens)
         generative = (mode or answerer.mode) == "generative" and answerer.model is not None
         local = generative and self.local_primary() is not None  # takes a local model slot
-        return self.admission.admit(tenant_of(request), estimated_tokens=estimate, local=local)
+        return self.admission.admit(
+            tenant_of(request), estimated_tokens=estimate, local=local, stream=stream
+        )
 
     def track(self, pump: EventPump[Any]) -> EventPump[Any]:
         with self._pumps_lock:

@@ -60,7 +60,7 @@ async def chat_completions(
         record_trace(state.container, ROUTE, error=exc)
         raise
     admitted = state.admit(  # 429 (or 503 MODEL_BUSY) first
-        request, text, answer_tokens=_max_tokens(body), mode=body.mode
+        request, text, answer_tokens=_max_tokens(body), mode=body.mode, stream=body.stream
     )
     pump = start_admitted(
         state, admitted, text, route=ROUTE, collection=body.collection, k=body.k, mode=body.mode

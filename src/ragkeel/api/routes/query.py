@@ -57,7 +57,7 @@ async def query(
     """Answer a question from the index, with numbered citations."""
     _check_format(body, state)
     admitted = state.admit(  # 429 (or 503 MODEL_BUSY) first
-        request, body.question, total_tokens=body.max_tokens, mode=body.mode
+        request, body.question, total_tokens=body.max_tokens, mode=body.mode, stream=body.stream
     )
     pump = start_admitted(
         state,
