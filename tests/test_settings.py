@@ -142,3 +142,57 @@ def test_bm25_answers_need_a_keyword_gate() -> None:
         load_settings(retrieval={"mode": "bm25"})
     settings = load_settings(retrieval={"mode": "bm25"}, generation={"gate_keyword_threshold": 3})
     assert settings.retrieval.mode == "bm25"
+
+
+SECRET = "sk-canary-7f3a9c"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "where"),
+    [
+        pytest.param(  # a model-level check used to quote the whole section, keys and all
+            {
+                "gateway": {
+                    "deployments": [
+                        {"name": "a", "model": "m", "api_key": SECRET},
+                        {"name": "a", "model": "n", "api_key": SECRET},
+                    ]
+                }
+            },
+            "repeated",
+            id="section-with-keys",
+        ),
+        pytest.param(
+            {"generation": {"openai": {"api_kee": SECRET}}}, "api_kee", id="misspelt-key-name"
+        ),
+        pytest.param({"generation": {"openai": SECRET}}, "generation.openai", id="not-a-section"),
+        pytest.param(
+            {"generation": {"openai": {"base_url": f"http://u:{SECRET}@h/v1", "timeout_s": "x"}}},
+            "timeout_s",
+            id="url-beside-the-error",
+        ),
+        pytest.param(
+            {"gateway": {"deployments": [{"name": "a", "api_key": SECRET}]}},
+            "deployments.0.model",
+            id="deployment-missing-a-field",
+        ),
+    ],
+)
+def test_config_errors_never_quote_a_secret(overrides: dict[str, object], where: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(**overrides)
+    assert where in str(info.value)
+    assert SECRET not in str(info.value) and SECRET not in repr(info.value.to_dict())
+
+
+def test_credentials_in_urls_are_masked() -> None:
+    settings = load_settings(
+        generation={"openai": {"base_url": f"https://user:{SECRET}@llm.internal/v1"}},
+        embedding={"remote": {"base_url": f"https://{SECRET}@embed.internal/v1"}},
+        gateway={"deployments": [{"name": "a", "model": "m", "base_url": f"http://x:{SECRET}@h"}]},
+    )
+    shown = settings.masked()
+    assert SECRET not in str(shown)
+    assert shown["generation"]["openai"]["base_url"] == "https://user:**********@llm.internal/v1"
+    assert shown["embedding"]["remote"]["base_url"] == "https://**********@embed.internal/v1"
+    assert settings.generation.openai.base_url.endswith(f"{SECRET}@llm.internal/v1")  # still used

@@ -14,7 +14,8 @@ packages use it and neither imports the other.
   can serve), the embedder waits at most its cap (nothing else can embed).
 * ``redact(text, secret)`` and ``excerpt(text, secret)``: how an error message quotes a
   response body: whitespace collapsed, the API key replaced by ``***`` if the server echoed
-  it, at most ``EXCERPT`` characters.
+  it, credentials in a URL (``https://user:password@host``) masked, at most ``EXCERPT``
+  characters.
 
 The sleeps themselves go through the caller's ``ragkeel.clock.Clock``, so tests run the
 schedule on a ``ManualClock``.
@@ -26,6 +27,8 @@ import random
 import threading
 
 import httpx
+
+from ragkeel.redaction import strip_url_credentials
 
 EXCERPT = 200  # characters of a response body quoted in an error message
 
@@ -74,7 +77,8 @@ class Backoff:
 
 
 def redact(text: str, secret: str | None) -> str:
-    return text.replace(secret, "***") if secret else text
+    """``text`` with ``secret`` replaced by ``***`` and credentials in any URL masked."""
+    return strip_url_credentials(text.replace(secret, "***") if secret else text)
 
 
 def excerpt(text: str, secret: str | None) -> str:

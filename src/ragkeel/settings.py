@@ -3,7 +3,8 @@
 Sources, highest priority first: constructor arguments, ``RAGKEEL_*`` environment variables
 (nested with ``__``, e.g. ``RAGKEEL_RETRIEVAL__FUSION=rrf``), the YAML file (``ragkeel.yaml`` in the
 working directory, or the path in ``RAGKEEL_CONFIG``), then defaults. ``load_settings`` turns a
-validation failure into a ``ConfigError`` that names the key and the bad value.
+validation failure into a ``ConfigError`` that names the key and the bad value (never a secret:
+``ragkeel.redaction``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from ragkeel.errors import ConfigError
 from ragkeel.models.cache import default_models_dir
+from ragkeel.redaction import masked as masked_value
 
 DEFAULT_CONFIG_FILE = "ragkeel.yaml"
 
@@ -337,8 +339,9 @@ class Settings(BaseSettings):
         return self.home / "costs.db"
 
     def masked(self) -> dict[str, Any]:
-        """The effective settings as plain data, secrets shown as ``**********``."""
-        data: dict[str, Any] = self.model_dump(mode="json")
+        """The effective settings as plain data, secrets shown as ``**********``: the secret
+        fields, and credentials embedded in any URL (``http://user:**********@host``)."""
+        data: dict[str, Any] = masked_value(self.model_dump(mode="json"))
         data["storage"]["path"] = str(self.database_path)
         data["observability"]["trace_store"] = str(self.trace_store_path)
         data["models"]["dir"] = str(self.models_dir)
@@ -378,6 +381,20 @@ def _read_yaml_config() -> dict[str, Any]:
     return loaded
 
 
+def _quoted_input(err: Any) -> str:
+    """What a configuration error quotes of the value it refused: never a secret (a
+    secret-named key, credentials in a URL, a section's secret members), nothing for an
+    unknown key (a misspelt ``api_key`` holds one), a section only by its keys."""
+    value, name = err.get("input"), str(err["loc"][-1]) if err["loc"] else ""
+    if isinstance(value, dict):
+        return f" (got a section with keys {sorted(map(str, value))})"
+    if err.get("type") == "extra_forbidden":
+        return ""
+    if err.get("type") in ("model_type", "model_attributes_type", "dict_type"):
+        return f" (got a {type(value).__name__}, not a section)"  # e.g. a key one level up
+    return f" (got {masked_value(value, name)!r})"
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Build and validate the one ``Settings``; raise ``ConfigError`` naming key and value."""
     try:
@@ -386,8 +403,7 @@ def load_settings(**overrides: Any) -> Settings:
         problems = []
         for err in exc.errors():
             key = ".".join(str(p) for p in err["loc"]) or "<root>"
-            value = err.get("input")
-            problems.append(f"{key}: {err['msg']} (got {value!r})")
+            problems.append(f"{key}: {err['msg']}{_quoted_input(err)}")
         raise ConfigError(
             "invalid configuration: " + "; ".join(problems),
             hint="check ragkeel.yaml and RAGKEEL_* environment variables",

@@ -13,7 +13,8 @@ kinds, the ``Retry-After`` parser, the backoff schedule and the redacted body ex
 ``ragkeel.http_retry``'s, the same as the gateway's; the waits go through the injectable
 ``clock`` (``ragkeel.clock``) and the jitter draws through ``rng``. Any other non-2xx status, or
 a malformed body, is an ``EmbeddingError`` at once. The API key is never put in a message or a
-log line (and is redacted if the server echoes it).
+log line (and is redacted if the server echoes it), nor are credentials in ``base_url``
+(``https://user:password@host``: masked wherever the URL is named).
 
 The ``tokenizer`` is ``RegexTokenCounter``: the server's tokenizer is unknown, so word and
 punctuation counts stand in for it (close to WordPiece counts for English prose).
@@ -33,6 +34,7 @@ from ragkeel.clock import SYSTEM_CLOCK, Clock
 from ragkeel.embeddings.base import Matrix, Vector, l2_normalise
 from ragkeel.errors import EmbeddingError
 from ragkeel.http_retry import Backoff, excerpt, is_retryable_status, redact, retry_after_seconds
+from ragkeel.redaction import strip_url_credentials
 from ragkeel.settings import RemoteEmbeddingSettings
 from ragkeel.tokens import RegexTokenCounter
 
@@ -75,7 +77,8 @@ class RemoteEmbedder:
             headers["Authorization"] = f"Bearer {api_key}"
         self._secret = api_key or None
         self._client = httpx.Client(headers=headers, timeout=timeout_s, transport=transport)
-        self._url = base_url.rstrip("/") + "/embeddings"
+        self._target = base_url.rstrip("/") + "/embeddings"
+        self._url = strip_url_credentials(self._target)  # what messages name
         self._model = model
         self._dimension = dimension
         self._max_retries = max_retries
@@ -169,7 +172,7 @@ class RemoteEmbedder:
 
     def _attempt(self, payload: dict[str, Any], expected: int) -> Matrix:
         try:
-            response = self._client.post(self._url, json=payload)
+            response = self._client.post(self._target, json=payload)
         except _TRANSIENT as exc:
             raise _Retryable(self._redact(f"{type(exc).__name__}: {exc}")) from exc
         except httpx.HTTPError as exc:

@@ -21,6 +21,7 @@ base both providers extend for the rest of the ``ChatModel`` surface they share 
   provider's error text out of it) and never contain the API key: it is redacted if echoed.
   The status kinds, ``Retry-After`` parsing and the excerpt rules are ``ragkeel.http_retry``'s,
   shared with the remote embedder.
+  Credentials in the URL (``https://user:password@host``) are masked wherever it is named.
 
 No retries here: retry, breaker and fallback are wrappers over the ``ChatModel`` protocol.
 """
@@ -44,6 +45,7 @@ from ragkeel.errors import (
 )
 from ragkeel.gateway.base import ChatRequest, Usage
 from ragkeel.http_retry import excerpt, is_retryable_status, redact, retry_after_seconds
+from ragkeel.redaction import strip_url_credentials
 from ragkeel.tokens import RegexTokenCounter
 
 
@@ -71,7 +73,8 @@ class ProviderHttp:
     ) -> None:
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be positive, got {timeout_s}")
-        self.url = url
+        self.url = strip_url_credentials(url)  # what messages name: never user:password@
+        self._target = url  # what requests go to (httpx sends its user-info as Basic auth)
         self.name = name
         self.provider = provider
         self.timeout_s = timeout_s
@@ -91,7 +94,7 @@ class ProviderHttp:
     def post_json(self, payload: dict[str, Any], timeout: float) -> dict[str, Any]:
         """POSTs ``payload``; the 2xx body as a JSON object, else the typed error."""
         try:
-            response = self._client.post(self.url, json=payload, timeout=timeout)
+            response = self._client.post(self._target, json=payload, timeout=timeout)
         except httpx.HTTPError as exc:
             raise self.transport_error(exc, timeout) from exc
         self.check_status(response)
@@ -105,7 +108,9 @@ class ProviderHttp:
         connection is a ``StreamInterruptedError`` carrying it. Close the generator (e.g. with
         ``contextlib.closing``) to close the response when the caller stops early."""
         started = time.monotonic()
-        http_request = self._client.build_request("POST", self.url, json=payload, timeout=timeout)
+        http_request = self._client.build_request(
+            "POST", self._target, json=payload, timeout=timeout
+        )
         try:
             response = self._client.send(http_request, stream=True)
         except httpx.HTTPError as exc:
