@@ -4,6 +4,9 @@ on answering.
 
 - non-finite numbers (``Infinity``, ``NaN``, ``1e309``: Python's json reads them all) in any
   numeric field or free-form part of a body: 422 VALIDATION_ERROR naming the field;
+- escaped lone surrogates (``"\\ud800"``) in any string or key: 422 VALIDATION_ERROR (or 400
+  JSON_INVALID where pydantic parses the body itself); NUL in an uploaded record's id: that
+  record refused, the others kept; NUL and non-finite numbers in its metadata: stored safely;
 - malformed JSON: 400 JSON_INVALID; nesting deeper than MAX_JSON_DEPTH (or deeper than the
   parser can go): 400 JSON_TOO_DEEP; bytes that are not UTF-8: 400 BODY_NOT_UTF8;
 - a broken multipart form: 400 MULTIPART_INVALID;
@@ -172,3 +175,51 @@ def test_hostile_json_documents_get_stable_codes(client: TestClient) -> None:
     for raw, status, code in cases:
         _problem(client.post("/v1/documents", content=raw, headers=JSON), status, code)
     assert client.post("/v1/query", json={"question": ON_TOPIC}).status_code == 200
+
+
+LONE = ['"\\ud800"', '"a\\udfffb"']
+
+
+@pytest.mark.parametrize("value", LONE)
+def test_lone_surrogates_in_json_are_validation_errors(client: TestClient, value: str) -> None:
+    """Python's json reads an escaped lone surrogate; no store, log or UTF-8 response can hold
+    one (a collection named so crashed the answer with a 500 before, issue 11)."""
+    chat = "/v1/chat/completions"
+    cases = [
+        ("/v1/query", _body("/v1/query", collection=value)),
+        ("/v1/query", _body("/v1/query", question=value)),
+        ("/v1/query", b'{"question": ' + QUESTION.encode() + b", " + value.encode() + b": 1}"),
+        (chat, _body(chat, collection=value)),
+        (chat, _body(chat, messages='[{"role": "user", "content": ' + value + "}]")),
+        (chat, _body(chat, user=value)),  # an OpenAI field ragkeel ignores
+        ("/v1/documents", b'{"text": "ok", "metadata": {"k": ' + value.encode() + b"}}"),
+    ]
+    for route, raw in cases:
+        r = client.post(route, content=raw, headers=JSON)
+        assert r.status_code in (400, 422), (route, raw, r.text)
+        body = r.json()
+        assert body["code"] in ("VALIDATION_ERROR", "JSON_INVALID"), (route, raw, body)
+    assert client.post("/v1/query", json={"question": ON_TOPIC}).status_code == 200
+
+
+def test_nul_and_non_finite_values_in_uploaded_records_are_stored_safely(
+    client: TestClient,
+) -> None:
+    """A JSONL record whose id holds a NUL is refused (the others are kept); NUL in metadata is
+    dropped and a non-finite number kept as text, so the document list can still be sent as
+    JSON (a NaN in metadata made GET /v1/documents fail before, issue 11)."""
+    records = (
+        b'{"_id": "a\\u0000b", "text": "first"}\n'
+        b'{"_id": "ok", "text": "second", "score": NaN, "big": 1e999, "tag": "x\\u0000y"}\n'
+    )
+    r = client.post(
+        "/v1/documents", params={"collection": "odd"}, files=[("files", ("r.jsonl", records))]
+    )
+    assert r.status_code == 200, r.text
+    (report,) = r.json()["files"]
+    assert report["status"] == "partial" and report["document_ids"] == ["ok"]
+    assert "cannot be stored" in report["record_errors"][0]["message"]
+    listed = client.get("/v1/documents", params={"collection": "odd"})
+    assert listed.status_code == 200, listed.text
+    (document,) = listed.json()["documents"]
+    assert document["metadata"] == {"score": "nan", "big": "inf", "tag": "xy"}

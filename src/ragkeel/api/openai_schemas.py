@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from ragkeel.api.request_limits import check_json_depth, non_finite_at
+from ragkeel.api.request_limits import check_json_body, non_finite_at
 from ragkeel.api.schemas import CitationOut, GenerationModeIn, UsageOut
 from ragkeel.errors import QueryError
 from ragkeel.generation.answer import Answer
@@ -67,7 +67,7 @@ class ChatCompletionRequest(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _not_too_deep(cls, data: Any) -> Any:
-        return check_json_depth(data)
+        return check_json_body(data)
 
     @model_validator(mode="after")
     def _finite_numbers(self) -> ChatCompletionRequest:

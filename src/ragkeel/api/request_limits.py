@@ -9,12 +9,17 @@ passes those through, and ``problems.py`` renders it with the same code).
 A JSON request body nests at most ``MAX_JSON_DEPTH`` objects and arrays (``json_too_deep``, 400
 ``JSON_TOO_DEEP``: checked without recursion before anything recursive reads it) and holds only
 finite numbers: Python's ``json`` reads ``Infinity``, ``NaN`` and ``1e309`` (which overflows to
-infinity), none of which is a number JSON or the answer flow can use (``non_finite_at``).
+infinity), none of which is a number JSON or the answer flow can use (``non_finite_at``), and
+only strings of Unicode characters: Python's ``json`` also reads an escaped lone surrogate
+(``"\\ud800"``), which no store, log or UTF-8 response can hold (a collection named so crashed
+the answer with a 500 before, issue 11); ``check_json_body`` refuses both with 422
+``VALIDATION_ERROR`` naming where.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +36,8 @@ MAX_BODY_BYTES = 25 * 1024 * 1024  # uploads: a few documents per request
 MAX_QUESTION_CHARS = 4_000  # well past any real question, far below the context budget
 MAX_JSON_DEPTH = 64  # objects and arrays: a JSON schema of ~30 nested levels fits
 JSON_TOO_DEEP = "json_too_deep"  # the validation error type (problems.py: 400 JSON_TOO_DEEP)
+LONE_SURROGATE = "lone_surrogate"  # the validation error type (422 VALIDATION_ERROR)
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +76,38 @@ def check_json_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> Any:
             )
         stack.extend((child, depth + 1) for _, child in children)
     return value
+
+
+def check_json_body(value: Any, limit: int = MAX_JSON_DEPTH) -> Any:
+    """``check_json_depth``, then no lone surrogate in any string or key (a
+    ``lone_surrogate`` validation error naming where)."""
+    check_json_depth(value, limit)
+    where = lone_surrogate_at(value)
+    if where is not None:
+        raise PydanticCustomError(
+            LONE_SURROGATE,
+            "Input should be a string of Unicode characters: a lone surrogate escape "
+            "(\\ud800-\\udfff without its pair) at {where}",
+            {"where": where.encode("utf-8", "backslashreplace").decode() or "the body"},
+        )
+    return value
+
+
+def lone_surrogate_at(value: Any) -> str | None:
+    """Where ``value`` (parsed JSON) holds a string or key with a lone surrogate, as a dotted
+    path ("" for the value itself; a key's own surrogates left in); ``None`` when there is
+    none. Iterative."""
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str) and _SURROGATE.search(item):
+            return path
+        for key, child in _children(item) or ():
+            where = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str) and _SURROGATE.search(key):
+                return where
+            stack.append((child, where))
+    return None
 
 
 def non_finite_at(value: Any) -> str | None:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 from pydantic_core import PydanticCustomError
 
 from ragkeel.api.problems import client_message
-from ragkeel.api.request_limits import check_json_depth, non_finite_at
+from ragkeel.api.request_limits import check_json_body, non_finite_at
 from ragkeel.errors import RagkeelError
 from ragkeel.evaluation.metrics.answers import schema_problem
 from ragkeel.generation.answer import Answer
@@ -50,7 +50,7 @@ class QueryRequest(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _not_too_deep(cls, data: Any) -> Any:
-        return check_json_depth(data)
+        return check_json_body(data)
 
     @field_validator("output_schema")
     @classmethod
