@@ -206,8 +206,8 @@ def test_nul_and_non_finite_values_in_uploaded_records_are_stored_safely(
     client: TestClient,
 ) -> None:
     """A JSONL record whose id holds a NUL is refused (the others are kept); NUL in metadata is
-    dropped and a non-finite number kept as text, so the document list can still be sent as
-    JSON (a NaN in metadata made GET /v1/documents fail before, issue 11)."""
+    dropped and a non-finite number kept as text (it was sent as null before, issue 11).
+    The id with a NUL was stored as is before."""
     records = (
         b'{"_id": "a\\u0000b", "text": "first"}\n'
         b'{"_id": "ok", "text": "second", "score": NaN, "big": 1e999, "tag": "x\\u0000y"}\n'

@@ -135,6 +135,28 @@ def test_blank_pdf_within_bounds_is_still_empty_and_says_how_many_pages(
     assert error.code == "EMPTY" and "any of its 3 pages" in error.message
 
 
+@pytest.mark.parametrize(
+    ("kind", "depth", "code"),
+    [
+        ("array", 5_000, None),  # pdfminer's object parser keeps its own stack: read fine
+        ("dict", 5_000, None),
+        ("page-tree", 2_000, "PARSE_ERROR"),  # its page-tree walk recurses: a clean refusal
+        ("cycle", 1, None),  # a node listing itself among its kids is walked once
+    ],
+)
+def test_pdf_with_deeply_nested_objects_is_bounded(
+    kind: str, depth: int, code: str | None, write_file: WriteFile
+) -> None:
+    path = write_file(f"{kind}.pdf", hostile.pdf_nested(depth, kind=kind))
+    with peak_memory() as peak:
+        if code is None:
+            (document,) = parse_source(path, max_bytes=100 * MIB).documents
+            assert "ninety days" in document.blocks[0].text
+        else:
+            assert refusal(path).code == code
+    assert peak.bytes < 256 * MIB
+
+
 # --- parse time --------------------------------------------------------------------------------
 
 
@@ -205,3 +227,38 @@ def test_ingestion_settings_bound_the_pipeline(write_file: WriteFile, tmp_path: 
     (result,) = report.files
     assert result.status == "failed" and result.error_code == "TOO_LARGE"
     assert "6 pages" in (result.error_message or "")
+
+
+# --- values that cannot be stored as they are ------------------------------------------------
+
+
+def test_unstorable_ids_and_metadata_through_the_pipeline(
+    write_file: WriteFile, tmp_path: Path
+) -> None:
+    """A JSONL id with a lone surrogate or a NUL is refused per record (it crashed the whole
+    ingest with UnicodeEncodeError before, issue 11); metadata is cleaned; what was stored
+    before is kept."""
+    settings = load_settings(
+        home=tmp_path / "home", embedding={"provider": "hashing", "cache": False}
+    )
+    container = Container(settings)
+    try:
+        assert (
+            container.pipeline.ingest([str(EXAMPLES / "api-key-rotation.md")], "kb").exit_code == 0
+        )
+        path = write_file(
+            "odd.jsonl",
+            b'{"_id": "\\ud800", "text": "one"}\n'
+            b'{"_id": "a\\u0000", "text": "two"}\n'
+            b'{"_id": "fine", "text": "three", "k\\udc00": "v\\ud800", "n": NaN}\n',
+        )
+        report = container.pipeline.ingest([str(path)], "kb")
+        (result,) = report.files
+        assert result.status == "partial" and result.documents == 1, result
+        assert len(result.record_errors) == 2
+        assert all(e["code"] == "PARSE_ERROR" for e in result.record_errors)
+        stored = container.store.get_document("kb", "fine")
+        assert stored is not None and dict(stored.metadata) == {"k": "v", "n": "nan"}
+        assert len(container.store.documents_by_source("kb")) == 2  # the earlier one is kept
+    finally:
+        container.close()

@@ -11,6 +11,7 @@ bounded time in ``make test``; ``test_parsers_survive_deep_fuzz`` (``slow``) run
 from __future__ import annotations
 
 import io
+import json
 import time
 import zipfile
 from collections.abc import Callable
@@ -39,7 +40,7 @@ CODES = {
     "ENCRYPTED",
     "EMPTY",
 }
-EXAMPLES = 25  # per format and strategy
+EXAMPLES = 40  # per format and strategy
 DEEP_EXAMPLES = 400
 
 
@@ -88,6 +89,24 @@ def seed(suffix: str) -> bytes:
 INTERESTING = st.sampled_from(
     [0, 0x22, 0x2C, 0x3C, 0x3E, 0x5B, 0x5D, 0x7B, 0x7D, 0x0A, 0x0D, 0x5C, 0x80, 0xED, 0xFF]
 )
+# tokens that parse but cannot be stored or sent as they are: escaped lone surrogates and NULs,
+# non-finite numbers (Python's json reads them), entities of control characters, deep nesting
+TOKENS = st.sampled_from(
+    [
+        b"\\ud800",
+        b"\\udfff",
+        b"\\u0000",
+        b"NaN",
+        b"Infinity",
+        b"1e999",
+        b"&#0;",
+        b"&#xD800;",
+        b"\x00",
+        b"[" * 200,
+        b"<b>" * 200,
+        b"\xed\xa0\x80",
+    ]
+)
 
 
 @st.composite
@@ -99,13 +118,15 @@ def mutated(draw: st.DrawFn, original: bytes) -> bytes:
         if not data:
             break
         at = draw(st.integers(0, len(data) - 1))
-        edit = draw(st.sampled_from(["flip", "set", "insert", "delete", "repeat", "cut"]))
+        edit = draw(st.sampled_from(["flip", "set", "insert", "token", "delete", "repeat", "cut"]))
         if edit == "flip":
             data[at] ^= 1 << draw(st.integers(0, 7))
         elif edit == "set":
             data[at] = draw(st.one_of(INTERESTING, st.integers(0, 255)))
         elif edit == "insert":
             data[at:at] = draw(st.binary(min_size=1, max_size=64))
+        elif edit == "token":
+            data[at:at] = draw(TOKENS)
         elif edit == "delete":
             del data[at : at + draw(st.integers(1, 64))]
         elif edit == "repeat":
@@ -135,8 +156,62 @@ def _zip_mutated(original: bytes) -> st.SearchStrategy[bytes]:
     return build()
 
 
+# any code point, lone surrogates and controls included; some words so a text is not all noise
+ANY_CHAR = st.characters(min_codepoint=0, max_codepoint=0x10FFFF, categories=None)
+TEXT = st.one_of(
+    st.text(ANY_CHAR, max_size=40),
+    st.sampled_from(["Rotate every API key.", "", " ", "\x00", "\ud800", "a\udfffb"]),
+)
+SCALAR = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), TEXT)
+JSON_VALUE = st.recursive(
+    SCALAR,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(TEXT, inner, max_size=4)),
+    max_leaves=20,
+)
+RECORD = st.fixed_dictionaries(
+    {},
+    optional={
+        "_id": st.one_of(TEXT, st.integers(), JSON_VALUE),
+        "id": st.one_of(TEXT, st.integers()),
+        "title": st.one_of(TEXT, JSON_VALUE),
+        "text": st.one_of(TEXT, JSON_VALUE),
+        "metadata": st.one_of(st.dictionaries(TEXT, SCALAR, max_size=4), JSON_VALUE),
+        "score": SCALAR,
+    },
+)
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value).encode()  # ASCII: surrogates as \ud800 escapes, NaN as NaN
+
+
+def structured(suffix: str) -> st.SearchStrategy[bytes]:
+    """Well-formed files of the format holding hostile values: lone surrogates, NULs and other
+    controls, non-finite numbers, odd keys (the bytes of text formats: UTF-8 with
+    ``surrogatepass``, i.e. invalid UTF-8 where a surrogate is)."""
+    if suffix == ".jsonl":
+        return st.lists(RECORD, min_size=1, max_size=4).map(
+            lambda records: b"\n".join(_json(r) for r in records)
+        )
+    if suffix == ".json":
+        return st.one_of(RECORD, JSON_VALUE).map(_json)
+    if suffix == ".csv":
+        rows = st.lists(st.lists(TEXT, min_size=1, max_size=4), min_size=1, max_size=5)
+        return rows.map(
+            lambda rs: "\n".join(",".join(json.dumps(c, ensure_ascii=False) for c in r) for r in rs)
+        ).map(lambda text: text.encode("utf-8", "surrogatepass"))
+    if suffix in (".html", ".md", ".txt"):
+        wrap = {
+            ".html": "<html><title>{0}</title><body><p>{0}</p></body></html>",
+            ".md": "# {0}\n\n{0}\n",
+        }
+        template = wrap.get(suffix, "{0}\n\n{0}")
+        return TEXT.map(lambda t: template.format(t).encode("utf-8", "surrogatepass"))
+    return mutated(seed(suffix))
+
+
 def strategies(suffix: str) -> list[st.SearchStrategy[bytes]]:
-    out = [st.binary(min_size=1, max_size=4096), mutated(seed(suffix))]
+    out = [st.binary(min_size=1, max_size=4096), mutated(seed(suffix)), structured(suffix)]
     if suffix == ".docx":
         out.append(_zip_mutated(seed(suffix)))
     return out
@@ -179,6 +254,7 @@ def check_parse(path: Path, data: bytes) -> str:
             for text in _strings(parts):
                 text.encode("utf-8")  # storable: no lone surrogate
                 assert "\x00" not in text, (path.suffix, text[:80])
+            json.dumps(dict(document.metadata), allow_nan=False)  # sendable as JSON
         for _, error in outcome.record_errors:
             assert error.code in CODES, error
     elapsed = time.monotonic() - started

@@ -14,6 +14,10 @@
   stripped per line, three or more newlines collapsed to two, outer whitespace stripped.
 
 ``clean_text(clean_text(x)) == clean_text(x)`` for every string (property-tested).
+
+``storable(text)`` only removes what cannot be stored or sent (control characters other than
+``\\n`` and ``\\t``, lone surrogates) and changes nothing else: for metadata values and keys,
+which are data, not prose.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["clean_text"]
+__all__ = ["clean_text", "storable"]
 
 _LIGATURES = {
     "\ufb00": "ff",
@@ -55,6 +59,11 @@ def _build_table() -> dict[int, str | None]:
 
 
 _TABLE = _build_table()
+_UNSTORABLE: dict[int, None] = {
+    code: None
+    for code in (*range(0x00, 0x20), *range(0x7F, 0xA0), *range(0xD800, 0xE000))
+    if chr(code) not in "\n\t"
+}
 _TRAILING_SPACE = re.compile(r"[ \t]+$", re.MULTILINE)
 _LINE_END_HYPHEN = re.compile(r"-\n[ \t]*")
 _SPACE_RUN = re.compile(r"(?<=\S) {2,}")
@@ -72,6 +81,11 @@ def clean_text(text: str) -> str:
     text = _SPACE_RUN.sub(" ", text)
     text = _BLANK_LINES.sub("\n\n", text)
     return text.strip()
+
+
+def storable(text: str) -> str:
+    """``text`` without control characters (but ``\\n``, ``\\t``) and lone surrogates."""
+    return text.translate(_UNSTORABLE)
 
 
 def _join_hyphenated(match: re.Match[str]) -> str:

@@ -21,6 +21,7 @@ import struct
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 __all__ = [
     "ZipMember",
@@ -209,3 +210,61 @@ def nested_html(depth: int) -> bytes:
         + b"</div>" * depth
         + b"</body></html>"
     )
+
+
+def _pdf_file(objects: Sequence[bytes]) -> bytes:
+    """A classic-xref PDF of ``objects`` (object 1 is the catalog)."""
+    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    for offset in offsets:
+        out += b"%010d 00000 n \n" % offset
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
+    return bytes(out)
+
+
+_PDF_TEXT = b"BT /F1 12 Tf 72 720 Td (Rotate every API key every ninety days.) Tj ET"
+_PDF_FONT = b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"
+
+
+def pdf_nested(depth: int, *, kind: Literal["array", "dict", "page-tree", "cycle"]) -> bytes:
+    """A one-page PDF with text, made hostile by nesting ``depth`` deep: ``array`` / ``dict``
+    an entry of the page (``[[[...]]]`` / ``<< /A << /A ... >> >>``), ``page-tree`` a chain
+    of ``depth`` /Pages nodes above the page, ``cycle`` a page tree whose node lists itself
+    among its kids."""
+    nested = {
+        "array": b"[" * depth + b"1" + b"]" * depth,
+        "dict": b"<< /A " * depth + b"1" + b" >>" * depth,
+    }.get(kind, b"1")
+    page = b"<< /Type /Page /Parent %d 0 R /MediaBox [0 0 595 842] /Contents 3 0 R "
+    page += b"/Resources << /Font << /F1 4 0 R >> >> /Deep " + nested + b" >>"
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"",  # the root of the page tree, below
+        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(_PDF_TEXT), _PDF_TEXT),
+        _PDF_FONT,
+        b"",  # the page, below
+    ]
+    if kind == "page-tree":
+        for level in range(depth):  # objects 6..: /Pages nodes, each the parent of the next
+            parent = 2 if level == 0 else 5 + level
+            kid = 6 + level + 1 if level < depth - 1 else 5
+            objects.append(
+                b"<< /Type /Pages /Parent %d 0 R /Kids [%d 0 R] /Count 1 >>" % (parent, kid)
+            )
+        objects[1] = b"<< /Type /Pages /Kids [6 0 R] /Count 1 >>"
+        objects[4] = page % (5 + depth)
+    elif kind == "cycle":
+        objects[1] = b"<< /Type /Pages /Kids [2 0 R 5 0 R] /Count 2 >>"
+        objects[4] = page % 2
+    else:
+        objects[1] = b"<< /Type /Pages /Kids [5 0 R] /Count 1 >>"
+        objects[4] = page % 2
+    return _pdf_file(objects)

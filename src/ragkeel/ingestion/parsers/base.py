@@ -19,10 +19,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ragkeel.errors import EmptyDocumentError, IngestError, ParseTimeoutError, TooLargeError
-from ragkeel.ingestion.cleaning import clean_text
+from ragkeel.errors import (
+    EmptyDocumentError,
+    IngestError,
+    ParseError,
+    ParseTimeoutError,
+    TooLargeError,
+)
+from ragkeel.ingestion.cleaning import clean_text, storable
 from ragkeel.settings import IngestionSettings
-from ragkeel.types import Block, Metadata, ParsedDocument
+from ragkeel.types import Block, Metadata, MetaValue, ParsedDocument
 
 __all__ = [
     "HeadingTrail",
@@ -148,7 +154,9 @@ def build_document(
     metadata: Metadata | None = None,
     external_id: str | None = None,
 ) -> ParsedDocument:
-    """Clean every block, drop blank ones, and raise ``EmptyDocumentError`` if none is left."""
+    """Clean every block, drop blank ones, and raise ``EmptyDocumentError`` if none is left;
+    make the metadata storable (``_storable_value``); an ``external_id`` that cannot be stored
+    as it is (control characters, lone surrogates) is a ``ParseError``."""
     cleaned: list[Block] = []
     for block in blocks:
         text = clean_text(block.text)
@@ -159,12 +167,28 @@ def build_document(
         raise EmptyDocumentError(
             f"{name}: no text found", hint="the file has no readable content; remove it or fix it"
         )
+    if external_id is not None and storable(external_id) != external_id:
+        raise ParseError(
+            f"{name}: the id {external_id!r} holds characters that cannot be stored "
+            "(control characters or lone surrogates)",
+            hint="use ids of printable characters",
+        )
     return ParsedDocument(
         title=clean_text(title),
         blocks=tuple(cleaned),
-        metadata=dict(metadata or {}),
+        metadata={storable(k): _storable_value(v) for k, v in (metadata or {}).items()},
         external_id=external_id,
     )
+
+
+def _storable_value(value: MetaValue) -> MetaValue:
+    """A metadata value that can be stored and sent as JSON: strings without control characters
+    or lone surrogates, non-finite floats (a JSON file's ``NaN``, ``1e999``) as text."""
+    if isinstance(value, str):
+        return storable(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
 
 
 def split_paragraphs(text: str) -> list[str]:
