@@ -1,0 +1,96 @@
+"""Unbounded consumption (issue 11, OWASP LLM10): every knob a request turns is bounded, and a
+request past a bound is refused fast, with a stable code, before any retrieval or model call —
+body size (413), question length, ``k`` and ``max_tokens`` (422), JSON nesting (400); streams
+per caller (429) are in test_stream_limits.py. Over the real app; the scripted model counts the
+calls that reach it (none may)."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from ragkeel.api.request_limits import MAX_BODY_BYTES, MAX_JSON_DEPTH, MAX_QUESTION_CHARS
+
+from .conftest import ON_TOPIC, Api
+
+REFUSAL_BUDGET_S = 0.5  # generous for a loaded 2-core box; each refusal is microseconds of work
+CHAT = "/v1/chat/completions"
+LONG = "why " * (MAX_QUESTION_CHARS // 4 + 1)
+
+
+def _chat(content: str, **extra: Any) -> dict[str, Any]:
+    return {"messages": [{"role": "user", "content": content}], **extra}
+
+
+CASES = [
+    pytest.param("POST", "/v1/query", {"question": LONG}, 422, "QUESTION_TOO_LONG", id="question"),
+    pytest.param("POST", CHAT, _chat(LONG), 422, "QUESTION_TOO_LONG", id="chat-question"),
+    pytest.param(
+        "GET", "/v1/search", {"q": LONG, "k": 3}, 422, "QUESTION_TOO_LONG", id="search-query"
+    ),
+    pytest.param(
+        "POST", "/v1/query", {"question": ON_TOPIC, "k": 101}, 422, "VALIDATION_ERROR", id="k"
+    ),
+    pytest.param("POST", CHAT, _chat(ON_TOPIC, k=101), 422, "VALIDATION_ERROR", id="chat-k"),
+    pytest.param(
+        "GET", "/v1/search", {"q": ON_TOPIC, "k": 1001}, 422, "VALIDATION_ERROR", id="search-k"
+    ),
+    pytest.param(
+        "POST",
+        "/v1/query",
+        {"question": ON_TOPIC, "max_tokens": 1_000_001},
+        422,
+        "VALIDATION_ERROR",
+        id="max_tokens",
+    ),
+    pytest.param(
+        "GET",
+        "/v1/documents",
+        {"limit": 1001},
+        422,
+        "VALIDATION_ERROR",
+        id="document-list-limit",
+    ),
+]
+
+
+@pytest.mark.parametrize(("method", "route", "payload", "status", "code"), CASES)
+def test_each_bound_is_refused_fast_with_a_stable_code(
+    api: Api,
+    client: TestClient,
+    method: str,
+    route: str,
+    payload: dict[str, Any],
+    status: int,
+    code: str,
+) -> None:
+    started = time.perf_counter()
+    get = method == "GET"
+    r = client.get(route, params=payload) if get else client.post(route, json=payload)
+    elapsed = time.perf_counter() - started
+    assert r.status_code == status, r.text
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.json()["code"] == code
+    assert elapsed < REFUSAL_BUDGET_S, elapsed
+    assert api.model.requests == []  # refused before any model call
+
+
+def test_a_body_over_the_limit_is_413_before_it_is_read(api: Api, client: TestClient) -> None:
+    declared = {"content-type": "application/json", "content-length": str(MAX_BODY_BYTES + 1)}
+    started = time.perf_counter()
+    r = client.post("/v1/query", content=b"{}", headers=declared)  # the header alone decides
+    assert time.perf_counter() - started < REFUSAL_BUDGET_S
+    assert r.status_code == 413 and r.json()["code"] == "REQUEST_TOO_LARGE"
+    body = json.dumps({"question": ON_TOPIC, "pad": "x" * MAX_BODY_BYTES}).encode()
+    chunks = (body[i : i + (1 << 20)] for i in range(0, len(body), 1 << 20))  # no Content-Length
+    r = client.post("/v1/query", content=chunks, headers={"content-type": "application/json"})
+    assert r.status_code == 413 and r.json()["code"] == "REQUEST_TOO_LARGE"
+    deep = '{"question": "q", "x": ' + "[" * (MAX_JSON_DEPTH + 1) + "]" * (MAX_JSON_DEPTH + 1) + "}"
+    r = client.post("/v1/query", content=deep, headers={"content-type": "application/json"})
+    assert r.status_code == 400 and r.json()["code"] == "JSON_TOO_DEEP"
+    assert api.model.requests == []
+    assert client.post("/v1/query", json={"question": ON_TOPIC}).status_code == 200
