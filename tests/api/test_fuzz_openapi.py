@@ -37,7 +37,7 @@ from ragkeel.generation.answerer import Answerer
 
 from .conftest import GOOD, api_settings, serve
 
-FUZZ_EXAMPLES = 40  # per operation: ~8 operations, well under a minute on a loaded 2-core box
+FUZZ_EXAMPLES = 60  # per operation and mode: ~720 cases, about a minute on a loaded 2-core box
 DEEP_EXAMPLES = 500  # per operation and mode: ~15 min on a loaded 2-core box
 CODE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 SENT: Counter[str] = Counter()  # cases sent per run ("default" / "deep")
