@@ -6,11 +6,13 @@ request and sheds load in an ASGI middleware; ``Container.admission`` builds the
 Layout: ``gates.py`` (``Admission``: the gates together; ``Admitted``; the tenant from header
 values; the token estimate), ``tenant_limits.py`` (``TenantLimiter``: requests, tokens and cost
 per tenant), ``load_shedder.py`` (``LoadShedder``: answers in flight; also the local model's
-slots), ``accounts.py`` (``CostAccounts``: each tenant's reserved and spent cost per UTC day).
+slots), ``stream_limits.py`` (``StreamLimiter``: streamed answers open per tenant),
+``accounts.py`` (``CostAccounts``: each tenant's reserved and spent cost per UTC day).
 
 Where it sits: below the gateway, above only the core (errors, clock). The gateway's
 ``BudgetChatModel`` reserves and settles every model call against ``CostAccounts``; the tenant
 limiter only asks whether anything is left today. Admission raises errors of the core tree
-(``RateLimitedError``, ``ModelBusyError``: their class gives the HTTP status) and imports nothing
+(``RateLimitedError``, ``TooManyStreamsError``, ``ModelBusyError``: their class gives the HTTP
+status) and imports nothing
 of the gateway.
 """
