@@ -9,6 +9,7 @@ from functools import cached_property
 from ragkeel.admission.accounts import CostAccounts
 from ragkeel.admission.gates import Admission
 from ragkeel.admission.load_shedder import LoadShedder
+from ragkeel.admission.request_limits import Limits
 from ragkeel.admission.stream_limits import StreamLimiter
 from ragkeel.admission.tenant_limits import TenantLimiter, TenantLimits
 from ragkeel.embeddings import build_embedder
@@ -142,6 +143,12 @@ class Container:
             local=LoadShedder(1 + self.settings.generation.local.max_queue),
             streams=StreamLimiter(self.settings.api_limits.max_streams_per_tenant),
         )
+
+    @cached_property
+    def request_limits(self) -> Limits:
+        """The largest request body and the longest question (``api_limits``)."""
+        lim = self.settings.api_limits
+        return Limits(max_body_bytes=lim.max_body_bytes, max_question_chars=lim.max_question_chars)
 
     @cached_property
     def answerer(self) -> Answerer:

@@ -261,7 +261,10 @@ class GatewaySettings(_Section):
 
 
 class ApiLimitSettings(_Section):
-    """Bounds on what one caller may hold open at the HTTP edge (issue 11)."""
+    """Bounds on what one request or caller may consume at the HTTP edge (issue 11)."""
+
+    max_body_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)  # past it: 413, unread
+    max_question_chars: int = Field(default=4_000, ge=1, le=1_000_000)  # past it: 422
 
     # streamed answers (query or chat with "stream": true) open at once per admission tenant;
     # past it: 429 TOO_MANY_STREAMS. The global cap is gateway.limits.max_in_flight.

@@ -1,19 +1,24 @@
 """Unbounded consumption (issue 11, OWASP LLM10): every knob a request turns is bounded, and a
 request past a bound is refused fast, with a stable code, before any retrieval or model call —
 body size (413), question length, ``k`` and ``max_tokens`` (422), JSON nesting (400); streams
-per caller (429) are in test_stream_limits.py. Over the real app; the scripted model counts the
+per caller (429) are in test_stream_limits.py. Body size and question length are settings
+(``api_limits``) the container hands the app. Over the real app; the scripted model counts the
 calls that reach it (none may)."""
 
 from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from ragkeel.api.request_limits import MAX_BODY_BYTES, MAX_JSON_DEPTH, MAX_QUESTION_CHARS
+from ragkeel.api import create_app
+from ragkeel.api.request_limits import MAX_BODY_BYTES, MAX_JSON_DEPTH, MAX_QUESTION_CHARS, Limits
+from ragkeel.container import Container
+from ragkeel.settings import load_settings
 
 from .conftest import ON_TOPIC, Api
 
@@ -94,3 +99,22 @@ def test_a_body_over_the_limit_is_413_before_it_is_read(api: Api, client: TestCl
     assert r.status_code == 400 and r.json()["code"] == "JSON_TOO_DEEP"
     assert api.model.requests == []
     assert client.post("/v1/query", json={"question": ON_TOPIC}).status_code == 200
+
+
+def test_the_bounds_come_from_the_settings(tmp_path: Path) -> None:
+    settings = load_settings(
+        home=tmp_path / "home",
+        embedding={"provider": "hashing", "cache": False},
+        generation={"provider": "none", "mode": "extractive"},
+        api_limits={"max_body_bytes": 2048, "max_question_chars": 50},
+    )
+    container = Container(settings)
+    assert container.request_limits == Limits(max_body_bytes=2048, max_question_chars=50)
+    with TestClient(create_app(container)) as client:
+        r = client.post("/v1/query", json={"question": "why " * 13})
+        assert r.status_code == 422 and "at most 50" in r.json()["detail"]
+        r = client.post("/v1/documents", files=[("files", ("big.txt", b"word " * 500))])
+        assert r.status_code == 413 and r.json()["code"] == "REQUEST_TOO_LARGE"
+        assert "2048 bytes" in r.json()["detail"]
+    defaults = load_settings(home=tmp_path / "other").api_limits
+    assert Limits(defaults.max_body_bytes, defaults.max_question_chars) == Limits()

@@ -7,6 +7,7 @@ Layout: ``gates.py`` (``Admission``: the gates together; ``Admitted``; the tenan
 values; the token estimate), ``tenant_limits.py`` (``TenantLimiter``: requests, tokens and cost
 per tenant), ``load_shedder.py`` (``LoadShedder``: answers in flight; also the local model's
 slots), ``stream_limits.py`` (``StreamLimiter``: streamed answers open per tenant),
+``request_limits.py`` (``Limits``: the largest body and the longest question a request brings),
 ``accounts.py`` (``CostAccounts``: each tenant's reserved and spent cost per UTC day).
 
 Where it sits: below the gateway, above only the core (errors, clock). The gateway's

@@ -41,9 +41,10 @@ def create_app(
 ) -> FastAPI:
     """The API over ``container``, which its lifespan opens and closes (nothing is opened
     before). ``answerer`` replaces ``container.answerer`` (tests pass one with a scripted model);
+    ``limits`` replaces ``container.request_limits`` (body size, question length);
     ``admission`` replaces ``container.admission`` (rate limits, load shedding, the local
     model's queue)."""
-    state = ApiState(container, limits or Limits(), answerer)
+    state = ApiState(container, limits or container.request_limits, answerer)
     state.admission = admission or container.admission
 
     @asynccontextmanager

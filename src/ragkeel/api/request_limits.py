@@ -1,5 +1,6 @@
-"""Request limits: the largest request body (uploads included), the longest question, and what
-a JSON body may hold.
+"""Request limits at the HTTP edge: the largest request body (uploads included) and the longest
+question (``Limits``, from ``admission/request_limits.py``: ``api_limits`` settings, built by
+``Container.request_limits``; re-exported here), and what a JSON body may hold.
 
 ``BodyLimitMiddleware`` answers 413 ``REQUEST_TOO_LARGE`` before reading a body whose
 ``Content-Length`` is over the limit, and stops a body sent without one (chunked) as soon as
@@ -21,7 +22,6 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic_core import PydanticCustomError
@@ -29,34 +29,16 @@ from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ragkeel.admission.request_limits import MAX_BODY_BYTES as MAX_BODY_BYTES
+from ragkeel.admission.request_limits import MAX_QUESTION_CHARS as MAX_QUESTION_CHARS
+from ragkeel.admission.request_limits import Limits as Limits
 from ragkeel.api.problems import problem
-from ragkeel.errors import QueryError, QuestionTooLongError, RequestTooLargeError
+from ragkeel.errors import RequestTooLargeError
 
-MAX_BODY_BYTES = 25 * 1024 * 1024  # uploads: a few documents per request
-MAX_QUESTION_CHARS = 4_000  # well past any real question, far below the context budget
 MAX_JSON_DEPTH = 64  # objects and arrays: a JSON schema of ~30 nested levels fits
 JSON_TOO_DEEP = "json_too_deep"  # the validation error type (problems.py: 400 JSON_TOO_DEEP)
 LONE_SURROGATE = "lone_surrogate"  # the validation error type (422 VALIDATION_ERROR)
 _SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    max_body_bytes: int = MAX_BODY_BYTES
-    max_question_chars: int = MAX_QUESTION_CHARS
-
-    def check_question(self, text: str, *, name: str = "question") -> str:
-        """``text`` stripped; ``QueryError`` when empty, ``QuestionTooLongError`` when long."""
-        stripped = text.strip()
-        if not stripped:
-            raise QueryError(f"the {name} is empty", hint=f"send some text in {name!r}")
-        if len(stripped) > self.max_question_chars:
-            raise QuestionTooLongError(
-                f"the {name} has {len(stripped)} characters; "
-                f"at most {self.max_question_chars} are allowed",
-                hint="shorten it",
-            )
-        return stripped
 
 
 def check_json_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> Any:
