@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 import ragkeel
@@ -101,6 +102,41 @@ def test_upload_filenames_are_sanitised(client: TestClient) -> None:
     report = _upload(client, ("../../etc/../.hidden notes.md", NOTES))
     (file,) = report["files"]
     assert file["status"] == "ingested" and Path(file["source"]).name == "hidden notes.md"
+
+
+@pytest.mark.parametrize(
+    ("name", "stored"),
+    [
+        ("/etc/passwd.md", "passwd.md"),
+        ("../../../../etc/cron.d/evil.md", "evil.md"),
+        ("..\\..\\C:\\Windows\\evil.md", "evil.md"),
+        ("evil\x00.md", "evil_00.md"),
+        ("%2e%2e%2fevil.md", "_2e_2e_2fevil.md"),
+    ],
+)
+def test_hostile_upload_names_stay_in_the_upload_area(
+    client: TestClient, api: Api, name: str, stored: str
+) -> None:
+    """Traversal, absolute and Windows paths and a NUL in a multipart file name (issue 11)."""
+    report = _upload(client, (name, NOTES))
+    (file,) = report["files"]
+    assert file["status"] == "ingested", report
+    source = Path(file["source"])
+    uploads = (api.container.settings.home / "uploads").resolve()
+    assert source.name == stored and source.resolve().is_relative_to(uploads)
+    assert source.read_bytes() == NOTES
+
+
+@pytest.mark.parametrize("doc_id", ["../../etc/passwd", "/abs/path", "..\\..\\x"])
+def test_hostile_text_document_ids_stay_in_the_upload_area(
+    client: TestClient, api: Api, doc_id: str
+) -> None:
+    r = client.post("/v1/documents", params={"collection": "up"}, json={"text": "t", "id": doc_id})
+    assert r.status_code == 200, r.text
+    (file,) = r.json()["files"]
+    uploads = (api.container.settings.home / "uploads").resolve()
+    assert Path(file["source"]).resolve().is_relative_to(uploads)
+    assert file["document_ids"] == [doc_id]  # the id is data, not a path
 
 
 def test_bad_bodies(client: TestClient) -> None:
