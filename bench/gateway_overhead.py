@@ -33,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from common import commit, machine, pct, today
+from ragkeel.container import deployments_of
 from ragkeel.gateway.base import ChatMessage, ChatModel, ChatRequest
 from ragkeel.gateway.calllog import CallLog, recording
 from ragkeel.gateway.pricing import PriceTable
@@ -86,7 +87,7 @@ def build_stack(
     if retry:
         gateway["retry"] = retry
     settings = load_settings(gateway=gateway, generation={"provider": "openai"})
-    stack = build_gateway(settings, PriceTable.with_defaults())
+    stack = build_gateway(settings.gateway, deployments_of(settings), PriceTable.with_defaults())
     if stack is None:
         raise RuntimeError("build_gateway returned no model for two deployments")
     return stack

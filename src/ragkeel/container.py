@@ -1,10 +1,39 @@
 """Wiring: builds every component from one ``Settings``. The only place that knows which
 backend implements which protocol. Components are created lazily: ``config show`` needs no
-database, ``search --mode bm25`` needs no embedding model."""
+database, ``search --mode bm25`` needs no embedding model.
+
+**The only reader of ``Settings``.** Everything else gets what it needs from here:
+
+- Lower layers (gateway, embeddings, ingestion, retrieval, generation, storage, observability,
+  admission) take plain values as constructor arguments, or at most *their own section* of the
+  settings passed in by the container (``build_gateway(settings.gateway, deployments, ...)``,
+  ``build_embedder(settings.embedding, models_dir=..., cache_dir=...)``,
+  ``ParseLimits.from_settings(settings.ingestion)``, ``RemoteEmbedder.from_settings(...)``).
+  They may import a section class (``GatewaySettings``, ``EmbeddingSettings``...) from
+  ``ragkeel.settings`` for its type and defaults; they never import ``Settings`` or
+  ``load_settings``, and never hold the whole settings.
+- Choices that span sections are made here, not in the component: which deployments the gateway
+  chains (``deployments_of``), whether there is a gateway at all (``generation.provider: none``),
+  whether the local model is wanted, which admission gates exist.
+- The edges (``api/``, ``cli/``) read plain values from the container's properties
+  (``home``, ``uploads_dir``, ``keep_prompt_text``, ``request_deadline_s``, ``search_k``...), not
+  ``container.settings``. A CLI command opens one container, once: ``with Container.load() as c:``
+  (``load`` reads ``ragkeel.yaml`` and ``RAGKEEL_*``); ``ragkeel serve`` hands it to the app,
+  whose lifespan closes it. ``ragkeel config show`` alone prints the settings themselves.
+- The evaluation harness gets ``Container`` as its ``build`` callable (evaluation sits below the
+  container in the layer order): one container per run, built from the run's settings, which
+  the eval config embeds (``evaluation/run/config.py``).
+
+``tests/test_wiring_root.py`` fails when a module outside this list starts reading ``Settings``
+(``docs/architecture.md``, "Wiring root", says what else may keep a look at them and why).
+"""
 
 from __future__ import annotations
 
 from functools import cached_property
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
 
 from ragkeel.admission.accounts import CostAccounts
 from ragkeel.admission.gates import Admission
@@ -25,14 +54,115 @@ from ragkeel.ingestion.pipeline import IngestionPipeline
 from ragkeel.models.gguf import get_model
 from ragkeel.observability.cost_ledger import SqliteCostLedger
 from ragkeel.observability.trace_store import NullTraceStore, SqliteTraceStore, TraceStore
-from ragkeel.retrieval.hybrid import HybridRetriever
-from ragkeel.settings import Settings
+from ragkeel.retrieval.hybrid import HybridRetriever, Mode
+from ragkeel.settings import DeploymentSettings, Settings, load_settings
 from ragkeel.storage.sqlite import SqliteDocumentStore
 
 
+def deployments_of(settings: Settings) -> list[DeploymentSettings]:
+    """``gateway.deployments``, or the one remote model ``generation.provider`` names."""
+    if settings.gateway.deployments:
+        return list(settings.gateway.deployments)
+    gen = settings.generation
+    if gen.provider != "openai":
+        return []
+    return [
+        DeploymentSettings(
+            name=gen.openai.model,
+            provider="openai",
+            model=gen.openai.model,
+            base_url=gen.openai.base_url,
+            api_key=gen.openai.api_key,
+            timeout_s=gen.openai.timeout_s,
+        )
+    ]
+
+
 class Container:
+    """Every component, built lazily from ``settings``; a context manager that closes what it
+    built (``with Container(settings) as c:``)."""
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+
+    @classmethod
+    def load(cls, **overrides: Any) -> Container:
+        """A container over ``load_settings(**overrides)``: ``ragkeel.yaml``, ``RAGKEEL_*``
+        variables and defaults (how each CLI command opens its one container)."""
+        return cls(load_settings(**overrides))
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- plain values the edges need (they do not read the settings themselves) --
+
+    @property
+    def home(self) -> Path:
+        """``RAGKEEL_HOME``: the database, traces, caches, uploads."""
+        return self.settings.home
+
+    @property
+    def uploads_dir(self) -> Path:
+        """Where the API keeps uploaded files (``api/uploads.py``)."""
+        return self.settings.home / "uploads"
+
+    @property
+    def models_dir(self) -> Path:
+        """The user-level directory of model files (``models/cache.py``)."""
+        return self.settings.models_dir
+
+    @property
+    def cost_ledger_path(self) -> Path:
+        return self.settings.cost_ledger_path
+
+    @property
+    def tracing_enabled(self) -> bool:
+        """``observability.enabled`` (off: ``traces`` is a store that keeps nothing)."""
+        return self.settings.observability.enabled
+
+    @property
+    def keep_prompt_text(self) -> bool:
+        """Whether a trace keeps the prompt's text (``observability.keep_prompt_text``)."""
+        return self.settings.observability.keep_prompt_text
+
+    @property
+    def request_deadline_s(self) -> float:
+        """How long one answer may take end to end (``gateway.request_deadline_s``)."""
+        return self.settings.gateway.request_deadline_s
+
+    @property
+    def fallback_to_local(self) -> bool:
+        """Whether the local model is the gateway's last rung (``gateway.fallback_to_local``)."""
+        return self.settings.gateway.fallback_to_local
+
+    @property
+    def search_k(self) -> int:
+        """Hits a search returns when the caller does not say (``retrieval.k``)."""
+        return self.settings.retrieval.k
+
+    @property
+    def search_mode(self) -> Mode:
+        """The search mode when the caller does not say (``retrieval.mode``)."""
+        return self.settings.retrieval.mode
+
+    @property
+    def drain_s(self) -> float:
+        """How long running answers get to finish at shutdown (``server.drain_s``)."""
+        return self.settings.server.drain_s
+
+    def settings_snapshot(self) -> dict[str, Any]:
+        """The effective settings, secrets masked (pinned in results files)."""
+        return self.settings.masked()
+
+    # -- components --
 
     @cached_property
     def store(self) -> SqliteDocumentStore:
@@ -46,7 +176,8 @@ class Container:
 
     @cached_property
     def embedder(self) -> Embedder:
-        return build_embedder(self.settings)
+        s = self.settings
+        return build_embedder(s.embedding, models_dir=s.models_dir, cache_dir=s.home / "cache")
 
     @cached_property
     def chunker(self) -> Chunker:
@@ -97,9 +228,12 @@ class Container:
     def gateway(self) -> GatewayStack | None:
         """Every model call goes through here (``gateway/stack.py`` composes the policies)."""
         s = self.settings
+        if s.generation.provider == "none" and not s.gateway.deployments:
+            return None  # extractive answers only
         wants_local = s.generation.provider == "local" or s.gateway.fallback_to_local
         return build_gateway(
-            s,
+            s.gateway,
+            deployments_of(s),
             self.prices,
             local=lambda: self.local_model if wants_local else None,
             accounts=self.accounts,

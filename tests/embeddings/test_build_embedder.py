@@ -1,4 +1,5 @@
-"""``build_embedder`` wiring from Settings, and the cheap package import."""
+"""``build_embedder`` wiring from the embedding settings (as the container passes them), and the
+cheap package import."""
 
 from __future__ import annotations
 
@@ -9,9 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from ragkeel.embeddings import CachingEmbedder, HashingEmbedder, build_embedder
+from ragkeel.embeddings import CachingEmbedder, Embedder, HashingEmbedder, build_embedder
 from ragkeel.embeddings.remote import RemoteEmbedder
 from ragkeel.settings import Settings
+
+
+def _build(settings: Settings) -> Embedder:
+    """``build_embedder`` as ``Container.embedder`` calls it."""
+    return build_embedder(
+        settings.embedding, models_dir=settings.models_dir, cache_dir=settings.home / "cache"
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -25,7 +33,7 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_hashing_with_cache(tmp_path: Path) -> None:
     home = tmp_path / "home"
     settings = Settings(home=home, embedding={"provider": "hashing", "hashing_dimension": 64})
-    embedder = build_embedder(settings)
+    embedder = _build(settings)
     assert isinstance(embedder, CachingEmbedder)
     assert isinstance(embedder.inner, HashingEmbedder)
     assert (embedder.name, embedder.dimension) == ("hashing-64", 64)
@@ -36,7 +44,7 @@ def test_hashing_with_cache(tmp_path: Path) -> None:
 
 def test_hashing_without_cache(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path, embedding={"provider": "hashing", "cache": False})
-    assert isinstance(build_embedder(settings), HashingEmbedder)
+    assert isinstance(_build(settings), HashingEmbedder)
     assert not (tmp_path / "cache").exists()
 
 
@@ -50,7 +58,7 @@ def test_remote_is_built_without_a_request(tmp_path: Path) -> None:
             "remote": {"base_url": "http://127.0.0.1:9/v1", "model": "m", "dimension": 12},
         },
     )
-    embedder = build_embedder(settings)
+    embedder = _build(settings)
     assert isinstance(embedder, RemoteEmbedder)
     assert (embedder.name, embedder.dimension) == ("m", 12)
     embedder.close()
@@ -60,7 +68,7 @@ def test_remote_is_built_without_a_request(tmp_path: Path) -> None:
 def test_onnx_default_uses_models_dir(tmp_path: Path) -> None:
     models = tmp_path / "models"
     settings = Settings(home=tmp_path / "home", models={"dir": models}, embedding={"threads": 1})
-    embedder = build_embedder(settings)
+    embedder = _build(settings)
     assert isinstance(embedder, CachingEmbedder)
     assert embedder.name == "all-MiniLM-L6-v2-int8"
     # the tokenizer is extracted into the models dir, shared by every home, not under the home

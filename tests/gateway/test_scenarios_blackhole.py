@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from ragkeel.clock import SYSTEM_CLOCK, Clock, ManualClock
+from ragkeel.container import deployments_of
 from ragkeel.errors import ModelRateLimitedError, ModelTimeoutError
 from ragkeel.gateway.base import ChatMessage, ChatRequest
 from ragkeel.gateway.calllog import CallLog, recording
@@ -56,7 +57,7 @@ def _stack(
     settings = load_settings(
         gateway={"deployments": deployments, **gateway}, generation={"provider": "openai"}
     )
-    stack = build_gateway(settings, PRICES, clock=clock)
+    stack = build_gateway(settings.gateway, deployments_of(settings), PRICES, clock=clock)
     assert stack is not None
     return stack
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from ragkeel.container import Container, deployments_of
 from ragkeel.errors import BudgetExceededError, ModelUnavailableError
 from ragkeel.gateway.base import ChatMessage, ChatModel, ChatRequest, RoutingHints
 from ragkeel.gateway.calllog import CallLog, recording
@@ -43,7 +44,7 @@ def _request(question: str = "What is the capital of France?", **kw: Any) -> Cha
 
 
 def _build(settings: Settings, **kw: Any) -> GatewayStack:
-    stack = build_gateway(settings, PRICES, **kw)
+    stack = build_gateway(settings.gateway, deployments_of(settings), PRICES, **kw)
     assert stack is not None
     return stack
 
@@ -139,7 +140,7 @@ def test_a_request_over_its_max_cost_is_refused_before_any_call(
 
 def test_without_deployments_the_generation_provider_decides() -> None:
     none = load_settings(generation={"provider": "none"})
-    assert build_gateway(none, PRICES) is None
+    assert Container(none).gateway is None
     local_settings = load_settings(generation={"provider": "local"})
     model: ChatModel = ScriptedChatModel(["hi"])
     stack = _build(local_settings, local=lambda: model)

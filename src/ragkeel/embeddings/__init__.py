@@ -1,7 +1,9 @@
 """Embedders: text in, L2-normalised float32 vectors out (see ``base.Embedder``).
 
-``build_embedder(settings)`` picks the backend named by ``settings.embedding.provider`` and, when
-``settings.embedding.cache`` is on, wraps it in a ``CachingEmbedder``. Importing this package is
+``build_embedder(config, models_dir=..., cache_dir=...)`` picks the backend named by
+``config.provider`` (the ``embedding`` section of the settings, passed by the container with the
+two directories it resolves) and, when ``config.cache`` is on, wraps it in a ``CachingEmbedder``
+kept in ``cache_dir``. It never sees the whole ``Settings``. Importing this package is
 cheap: ``OnnxEmbedder`` (onnxruntime, tokenizers) and ``RemoteEmbedder`` (httpx) are loaded on
 first use.
 """
@@ -9,13 +11,14 @@ first use.
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ragkeel.embeddings.base import Embedder, Matrix, Vector, l2_normalise
 from ragkeel.embeddings.cache import CachingEmbedder, SqliteEmbeddingCache
 from ragkeel.embeddings.hashing import HashingEmbedder
 from ragkeel.errors import ConfigError, StorageError
-from ragkeel.settings import Settings
+from ragkeel.settings import EmbeddingSettings
 
 if TYPE_CHECKING:
     from ragkeel.embeddings.onnx import OnnxEmbedder
@@ -43,15 +46,15 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def build_embedder(settings: Settings) -> Embedder:
-    """The configured embedder, cached at ``<home>/cache/embeddings.db`` if enabled."""
-    config = settings.embedding
+def build_embedder(config: EmbeddingSettings, *, models_dir: Path, cache_dir: Path) -> Embedder:
+    """The configured embedder (the ONNX model's files under ``models_dir``), cached at
+    ``<cache_dir>/embeddings.db`` if ``config.cache`` is on."""
     embedder: Embedder
     if config.provider == "onnx":
         from ragkeel.embeddings.onnx import OnnxEmbedder
 
         embedder = OnnxEmbedder.from_installed_packages(
-            settings.models_dir, config.threads, config.batch_size, config.max_length
+            models_dir, config.threads, config.batch_size, config.max_length
         )
     elif config.provider == "hashing":
         embedder = HashingEmbedder(config.hashing_dimension)
@@ -59,11 +62,10 @@ def build_embedder(settings: Settings) -> Embedder:
         from ragkeel.embeddings.remote import RemoteEmbedder
 
         embedder = RemoteEmbedder.from_settings(config.remote, batch_size=config.batch_size)
-    else:  # unreachable while Settings validates the Literal
+    else:  # unreachable while EmbeddingSettings validates the Literal
         raise ConfigError(f"embedding.provider: unknown provider {config.provider!r}")
     if not config.cache:
         return embedder
-    cache_dir = settings.home / "cache"
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

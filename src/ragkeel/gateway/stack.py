@@ -24,9 +24,11 @@ Timeouts: an attempt on a deployment lasts at most the smallest of its ``timeout
 the deadline left. A timed-out attempt moves on to the next rung instead of being retried when
 there is one, and a ``Retry-After`` past ``retry.fallback_patience_s`` does too (``retry.py``).
 
-With no ``gateway.deployments`` the chain is the single model ``generation.provider`` names:
-``openai`` becomes one deployment through the full stack; the local model is only metered
-(no provider to protect, nothing to pay).
+``build_gateway`` takes its own settings section (``GatewaySettings``) and the deployments to
+chain, never the whole ``Settings``: which deployments those are is the container's choice
+(``ragkeel.container.deployments_of``: ``gateway.deployments``, or the single model
+``generation.provider`` names, ``openai`` becoming one deployment through the full stack). With
+no remote deployment the local model is only metered (no provider to protect, nothing to pay).
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ from ragkeel.gateway.providers.anthropic import AnthropicChatModel
 from ragkeel.gateway.providers.openai_compat import OpenAICompatChatModel
 from ragkeel.gateway.retry import RetryBudget, RetryingChatModel, RetryPolicy
 from ragkeel.gateway.router import DEFAULT_MULTI_PART_MARKERS, RouterChatModel, RoutingRules
-from ragkeel.settings import DeploymentSettings, GatewaySettings, Settings
+from ragkeel.settings import DeploymentSettings, GatewaySettings
 
 OPENAI_URL = "https://api.openai.com/v1"
 
@@ -90,27 +92,9 @@ def provider_for(d: DeploymentSettings) -> ProviderClient:
     )
 
 
-def deployments_of(settings: Settings) -> list[DeploymentSettings]:
-    """``gateway.deployments``, or the one remote model ``generation.provider`` names."""
-    if settings.gateway.deployments:
-        return list(settings.gateway.deployments)
-    gen = settings.generation
-    if gen.provider != "openai":
-        return []
-    return [
-        DeploymentSettings(
-            name=gen.openai.model,
-            provider="openai",
-            model=gen.openai.model,
-            base_url=gen.openai.base_url,
-            api_key=gen.openai.api_key,
-            timeout_s=gen.openai.timeout_s,
-        )
-    ]
-
-
 def build_gateway(
-    settings: Settings,
+    g: GatewaySettings,
+    remote: Sequence[DeploymentSettings],
     prices: PriceTable,
     *,
     local: Callable[[], ChatModel | None] = lambda: None,
@@ -119,12 +103,9 @@ def build_gateway(
     clock: Clock = SYSTEM_CLOCK,
     provider: ProviderFactory = provider_for,
 ) -> GatewayStack | None:
-    """The model the answer flow calls, composed as the module docstring says; None when there
-    is no model at all (``generation.provider: none``, or local with no local model)."""
-    g = settings.gateway
-    remote = deployments_of(settings)
-    if settings.generation.provider == "none" and not settings.gateway.deployments:
-        return None
+    """The model the answer flow calls over the ``remote`` deployments, composed as the module
+    docstring says; with none, the ``local`` model alone, or None when there is no local model
+    either (``generation.provider: none`` never gets here: the container builds no gateway)."""
     if not remote:
         model = local()
         return GatewayStack(MeteredChatModel(model, clock=clock)) if model else None
