@@ -83,7 +83,7 @@ def _open(state: ApiState) -> None:
     try:
         for component in ("store", "retriever", "pipeline", "traces"):
             getattr(c, component)
-        removed = UploadArea(c.settings.home / "uploads").remove_orphans(c.store)
+        removed = UploadArea(c.uploads_dir).remove_orphans(c.store)
         if removed:
             log.warning("removed %d upload(s) left without a document by a crash", len(removed))
         _ = state.answerer.model  # the model (and the gateway under it) now, not on a question

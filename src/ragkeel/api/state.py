@@ -116,7 +116,7 @@ class ApiState:
         thread, or the local model's generation slot, has been busy longer than the request
         deadline allows (plus a grace). Every answer is bounded by that deadline, so anything
         older is stuck: a lock never released, a provider call that ignores its timeout."""
-        deadline_s = self.answerer.deadline_s or self.container.settings.gateway.request_deadline_s
+        deadline_s = self.answerer.deadline_s or self.container.request_deadline_s
         limit = deadline_s + max(WEDGED_MIN_GRACE_S, WEDGED_GRACE * deadline_s)
         now = time.monotonic()
         with self._pumps_lock:
@@ -155,7 +155,7 @@ class ApiState:
         does not load it."""
         if (model := self.local_primary()) is not None:
             return model
-        if self.container.settings.gateway.fallback_to_local:
+        if self.container.fallback_to_local:
             local = self.container.local_model
             return local if isinstance(local, LocalChatModel) else None
         return None

@@ -26,7 +26,7 @@ def record_trace(
     built is logged, and the request goes on."""
     try:
         if answer is not None:
-            keep = container.settings.observability.keep_prompt_text
+            keep = container.keep_prompt_text
             trace = trace_from_answer(answer, route=route, keep_prompt_text=keep)
         else:
             failure = error or RuntimeError("unknown failure")

@@ -18,7 +18,6 @@ from ragkeel.generation.answerer import Budget
 from ragkeel.generation.tracing import trace_from_answer, trace_from_error
 from ragkeel.observability import names
 from ragkeel.observability.names import ROUTE_CLI_ASK
-from ragkeel.settings import load_settings
 
 
 def ask_command(
@@ -49,15 +48,12 @@ def ask_command(
         overrides["mode"] = mode
     if model is not None:
         overrides["local"] = {"model": model}
-    settings = load_settings(generation=overrides) if overrides else load_settings()
-    container = Container(settings)
-    try:
+    loaded = Container.load(generation=overrides) if overrides else Container.load()
+    with loaded as container:
         budget = Budget(tenant, max_cost, max_tokens)
         answer, streamed, trace_id = _traced_run(
             container, question, collection, stream and not as_json, budget
         )
-    finally:
-        container.close()
     if as_json:
         data = {**answer_to_dict(answer), "trace_id": trace_id}
         typer.echo(json.dumps(data, indent=2, default=str))
@@ -78,7 +74,7 @@ def _traced_run(
         if container.traces.record(failed) is not None:
             print(f"trace {failed.id}", file=sys.stderr)
         raise
-    keep = container.settings.observability.keep_prompt_text
+    keep = container.keep_prompt_text
     trace = trace_from_answer(answer, route=ROUTE_CLI_ASK, keep_prompt_text=keep)
     return answer, streamed, container.traces.record(trace)
 

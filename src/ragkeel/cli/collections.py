@@ -10,7 +10,6 @@ from rich.console import Console
 from rich.table import Table
 
 from ragkeel.container import Container
-from ragkeel.settings import load_settings
 
 app = typer.Typer(help="List or drop collections.", no_args_is_help=True)
 
@@ -18,11 +17,8 @@ app = typer.Typer(help="List or drop collections.", no_args_is_help=True)
 @app.command("list")
 def list_collections(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Collections with their document/chunk counts and embedding model."""
-    container = Container(load_settings())
-    try:
+    with Container.load() as container:
         cols = container.store.collections()
-    finally:
-        container.close()
     if as_json:
         typer.echo(json.dumps(cols, indent=2))
         return
@@ -42,9 +38,6 @@ def drop(
     """Delete a collection with all its documents, chunks and vectors."""
     if not yes:
         typer.confirm(f"Drop collection {name!r} and everything in it?", abort=True)
-    container = Container(load_settings())
-    try:
+    with Container.load() as container:
         removed = container.store.drop_collection(name)
-    finally:
-        container.close()
     typer.echo(f"dropped {name}: {removed} documents")

@@ -16,9 +16,9 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from ragkeel.container import Container
 from ragkeel.errors import ConfigError
-from ragkeel.observability.cost_ledger import CostTotal, GroupBy, SqliteCostLedger
-from ragkeel.settings import load_settings
+from ragkeel.observability.cost_ledger import CostTotal, GroupBy
 
 
 class ByChoice(StrEnum):
@@ -43,15 +43,11 @@ def costs_command(
 ) -> None:
     """What the model calls cost: calls, tokens and USD per model, tenant or day."""
     start = _day(since) if since else None
-    path = load_settings().cost_ledger_path
-    if not path.exists():  # nothing recorded yet: do not create an empty ledger to say so
-        totals: list[CostTotal] = []
-    else:
-        ledger = SqliteCostLedger(path)
-        try:
-            totals = ledger.totals(_GROUPS[by], since=start)
-        finally:
-            ledger.close()
+    with Container.load() as container:
+        if not container.cost_ledger_path.exists():  # nothing recorded: create no empty ledger
+            totals: list[CostTotal] = []
+        else:
+            totals = container.ledger.totals(_GROUPS[by], since=start)
     if as_json:
         typer.echo(json.dumps([t.to_dict() for t in totals], indent=2))
     else:

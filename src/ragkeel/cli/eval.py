@@ -16,7 +16,6 @@ from ragkeel.container import Container
 from ragkeel.evaluation.datasets.beir import load_beir
 from ragkeel.evaluation.run.retrieval import evaluate_beir
 from ragkeel.retrieval.hybrid import MODES, Mode
-from ragkeel.settings import load_settings
 
 app = typer.Typer(
     help="Evaluate retrieval and answer quality; manage test cases.", no_args_is_help=True
@@ -40,12 +39,10 @@ def retrieval(
     """Index the BEIR corpus (reused when unchanged), run the split's queries, print metrics,
     write a TREC run file, a JSON report and a results file (as `eval run` writes, for `eval
     compare` and `eval gate`) per mode."""
-    settings = load_settings()
-    dataset = load_beir(beir, split)
-    out_dir = out or settings.home / "eval"
-    console = Console()
-    container = Container(settings)
-    try:
+    with Container.load() as container:
+        dataset = load_beir(beir, split)
+        console = Console()
+        out_dir = out or container.home / "eval"
         modes: list[Mode] = [as_mode(m) for m in mode] if mode else list(MODES)
         for i, m in enumerate(modes):
             with console.status(f"{m}: indexing and running {len(dataset.qrels)} queries"):
@@ -56,7 +53,7 @@ def retrieval(
                     m,
                     out_dir,
                     k=k,
-                    settings_snapshot=settings.masked(),
+                    settings_snapshot=container.settings_snapshot(),
                     reindex=(i == 0),
                 )
             if outcome.ingest is not None:
@@ -75,5 +72,3 @@ def retrieval(
                 f"run: {outcome.run_path}\nreport: {outcome.report_path}\n"
                 f"results: {outcome.results_path}\n"
             )
-    finally:
-        container.close()

@@ -17,7 +17,6 @@ from ragkeel.errors import TraceNotFoundError
 from ragkeel.evaluation.cases import Expect
 from ragkeel.evaluation.datasets.testset import write_case
 from ragkeel.evaluation.datasets.trace_cases import case_from_trace, observed_expect
-from ragkeel.settings import load_settings
 
 DEFAULT_CASES_FILE = Path("evals/cases/regressions.jsonl")
 
@@ -52,11 +51,8 @@ def add_case_command(
 ) -> None:
     """Add a recorded request as a test case (how a production failure becomes a regression
     test)."""
-    container = Container(load_settings())
-    try:
+    with Container.load() as container:
         trace = container.traces.get(from_trace)
-    finally:
-        container.close()
     if trace is None:
         raise TraceNotFoundError(
             f"no trace with id {from_trace!r}", hint="list recent ids with `ragkeel traces`"

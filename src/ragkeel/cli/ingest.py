@@ -27,7 +27,6 @@ from rich.table import Table
 
 from ragkeel.container import Container
 from ragkeel.ingestion.report import FileResult, IngestReport
-from ragkeel.settings import load_settings
 
 
 def ingest_command(
@@ -46,18 +45,15 @@ def ingest_command(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable report")] = False,
 ) -> None:
     """Parse, chunk, embed and index documents (idempotent and incremental)."""
-    container = Container(load_settings())
     console = Console(stderr=True)
     show_progress = not as_json and console.is_terminal
-    try:
+    with Container.load() as container:
         if show_progress:
             report = _with_progress(container, paths, collection, prune, follow_symlinks, console)
         else:
             report = container.pipeline.ingest(
                 paths, collection, prune=prune, follow_symlinks=follow_symlinks
             )
-    finally:
-        container.close()
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
     else:

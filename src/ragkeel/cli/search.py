@@ -12,7 +12,6 @@ from rich.table import Table
 
 from ragkeel.cli.choices import ModeChoice, as_mode
 from ragkeel.container import Container
-from ragkeel.settings import load_settings
 from ragkeel.storage.filters import Filter
 from ragkeel.types import SearchResult
 
@@ -31,22 +30,18 @@ def search_command(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Search the index with BM25, dense vectors, or both fused."""
-    settings = load_settings()
-    flt = Filter(
-        collection=collection,
-        sources=tuple(source or ()),
-        metadata=dict(_pair(w) for w in where or ()),
-    )
-    container = Container(settings)
-    try:
+    with Container.load() as container:
+        flt = Filter(
+            collection=collection,
+            sources=tuple(source or ()),
+            metadata=dict(_pair(w) for w in where or ()),
+        )
         result = container.retriever.search(
             query,
             k,
-            mode=as_mode(mode) if mode else settings.retrieval.mode,
+            mode=as_mode(mode) if mode else container.search_mode,
             flt=None if flt.is_empty else flt,
         )
-    finally:
-        container.close()
     if as_json:
         typer.echo(json.dumps(_to_json(result), indent=2))
     else:

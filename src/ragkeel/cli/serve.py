@@ -20,7 +20,6 @@ import uvicorn
 from ragkeel.api import create_app
 from ragkeel.api.state import ApiState
 from ragkeel.container import Container
-from ragkeel.settings import load_settings
 
 FLUSH_S = 3.0  # after the drain: time for the terminal events to be sent before tasks are cut
 
@@ -45,9 +44,9 @@ def serve_command(
 ) -> None:
     """Serve the HTTP API: /v1/query, OpenAI-compatible /v1/chat/completions, /v1/search,
     /v1/documents, /healthz, /readyz, /docs."""
-    container = Container(load_settings())
+    container = Container.load()  # the app's lifespan closes it
     app = create_app(container, preload_model=True)
-    drain_s = container.settings.server.drain_s
+    drain_s = container.drain_s
     base = f"http://{host}:{port}"
     typer.echo(
         f"ragkeel API on {base} (OpenAPI: {base}/docs)\n"

@@ -19,7 +19,6 @@ from ragkeel.container import Container
 from ragkeel.errors import TraceNotFoundError
 from ragkeel.observability import names
 from ragkeel.observability.trace import Outcome, Trace
-from ragkeel.settings import load_settings
 
 _EXCERPT = 60
 _SHORT_ID = 16  # 12 hex digits of time + 4 random: unique in practice; `trace` takes prefixes
@@ -46,14 +45,10 @@ def traces_command(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """List the most recent request traces, newest first."""
-    settings = load_settings()
-    if not settings.observability.enabled:
-        print("tracing is off (observability.enabled = false)", file=sys.stderr)
-    container = Container(settings)
-    try:
+    with Container.load() as container:
+        if not container.tracing_enabled:
+            print("tracing is off (observability.enabled = false)", file=sys.stderr)
         found = container.traces.recent(last, _OUTCOMES[outcome] if outcome else None)
-    finally:
-        container.close()
     if as_json:
         typer.echo(json.dumps([t.to_dict() for t in found], indent=2))
     else:
@@ -67,11 +62,8 @@ def trace_command(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Show one request trace in full: retrieval, gate, prompt, output, citations, latencies."""
-    container = Container(load_settings())
-    try:
+    with Container.load() as container:
         trace = container.traces.get(trace_id)
-    finally:
-        container.close()
     if trace is None:
         raise TraceNotFoundError(
             f"no trace with id {trace_id!r}", hint="list recent ids with `ragkeel traces`"

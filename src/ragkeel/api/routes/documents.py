@@ -57,7 +57,7 @@ _BODY_DOC: dict[str, Any] = {
 
 
 def upload_area(state: ApiState) -> UploadArea:
-    return UploadArea(state.container.settings.home / "uploads")
+    return UploadArea(state.container.uploads_dir)
 
 
 @router.post("/v1/documents", response_model=IngestOut, openapi_extra=_BODY_DOC)

@@ -25,10 +25,13 @@ async def search(
 ) -> SearchOut:
     """Search the index: BM25, dense or hybrid (fused)."""
     query = state.limits.check_question(q, name="query")
-    settings = state.container.settings.retrieval
-    retriever = state.container.retriever
+    container = state.container
     flt = Filter(collection=collection) if collection is not None else None
     result = await run_in_threadpool(
-        retriever.search, query, k or settings.k, mode=mode or settings.mode, flt=flt
+        container.retriever.search,
+        query,
+        k or container.search_k,
+        mode=mode or container.search_mode,
+        flt=flt,
     )
     return SearchOut.from_result(result)

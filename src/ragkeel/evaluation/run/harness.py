@@ -14,8 +14,11 @@ ingest each corpus into its own collection, ask every case, score it, write ``re
   they describe the context the answer was built from (``generation.k`` hits, not a deeper
   run); the answer metrics of :func:`score_answer`; the judge's mean when enabled.
 
-The components come from ``build(settings)`` (``Container`` in practice: evaluation sits below
-the container in the layer order, so it is passed in, not imported).
+The components come from ``build(settings)``, called once per run with the run's settings
+(``EvalConfig.build_settings``: the config embeds them); ``Container`` in practice (evaluation
+sits below the container in the layer order, so it is passed in, not imported). The harness
+reads only the run's home and the masked snapshot from those settings; everything else it takes
+from the built stack.
 """
 
 from __future__ import annotations
@@ -65,10 +68,11 @@ Progress = Callable[[str, int, int], None]  # (phase, done, total); called on th
 
 
 class EvalStack(Protocol):
-    """What the harness needs from the wiring (``ragkeel.container.Container`` has it)."""
+    """What the harness needs from the wiring (``ragkeel.container.Container`` has it): the
+    components and the plain values it asks for, not the settings (the container reads them)."""
 
-    settings: Settings
-
+    @property
+    def keep_prompt_text(self) -> bool: ...
     @property
     def pipeline(self) -> IngestionPipeline: ...
     @property
@@ -182,7 +186,7 @@ def _ask_all(
 ) -> list[Row | None]:
     """Every job's row in job order; ``None`` for a job not started (past the deadline)."""
     answerer, traces = stack.answerer, stack.traces  # built here, not racing in the workers
-    keep_prompt = stack.settings.observability.keep_prompt_text
+    keep_prompt = stack.keep_prompt_text
     stop = threading.Event()
 
     def work(job: _Job) -> Row | None:
