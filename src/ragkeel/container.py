@@ -48,6 +48,7 @@ from ragkeel.gateway.pricing import Price, PriceTable
 from ragkeel.gateway.providers.local import LocalChatModel
 from ragkeel.gateway.stack import GatewayStack, build_gateway
 from ragkeel.generation.answerer import Answerer
+from ragkeel.generation.policy import AnswerPolicy
 from ragkeel.ingestion.chunking import Chunker
 from ragkeel.ingestion.parsers import ParseLimits
 from ragkeel.ingestion.pipeline import IngestionPipeline
@@ -287,9 +288,7 @@ class Container:
     @cached_property
     def answerer(self) -> Answerer:
         gen = self.settings.generation
-        return Answerer(
-            self.retriever,
-            self.chat_model,
+        policy = AnswerPolicy(
             k=gen.k,
             gate_threshold=gen.gate_threshold,
             gate_keyword_threshold=gen.gate_keyword_threshold,
@@ -297,13 +296,18 @@ class Container:
             max_answer_tokens=gen.max_answer_tokens,
             template_version=gen.template_version,
             mode=gen.mode,
+            retrieval_mode=self.settings.retrieval.mode,
             model_timeout_s=gen.model_timeout_s,
-            min_support=gen.min_support,
-            extractive_sentences=gen.extractive_sentences,
-            cost_of=self.prices.cost if gen.provider == "openai" else None,
             deadline_s=self.settings.gateway.request_deadline_s,
             default_max_tokens=self.settings.gateway.budget.max_tokens,
-            retrieval_mode=self.settings.retrieval.mode,
+            min_support=gen.min_support,
+            extractive_sentences=gen.extractive_sentences,
+        )
+        return Answerer(
+            self.retriever,
+            self.chat_model,
+            policy,
+            cost_of=self.prices.cost if gen.provider == "openai" else None,
         )
 
     @cached_property

@@ -27,6 +27,7 @@ from ragkeel.api.request_limits import Limits
 from ragkeel.container import Container
 from ragkeel.gateway.providers.scripted import Script, ScriptedChatModel
 from ragkeel.generation.answerer import Answerer
+from ragkeel.generation.policy import AnswerPolicy
 from ragkeel.settings import Settings, load_settings
 
 GOOD = "Rotate every API key every ninety days [1]."
@@ -72,7 +73,8 @@ def make_app(container: Container) -> MakeApp:
         script: Script = (GOOD,), *, token_delay_s: float = 0.0, limits: Limits | None = None
     ) -> Api:
         model = ScriptedChatModel(script, token_delay_s=token_delay_s)
-        answerer = Answerer(container.retriever, model, gate_threshold=TEST_GATE)
+        policy = AnswerPolicy(gate_threshold=TEST_GATE, template_version="answer_v1")
+        answerer = Answerer(container.retriever, model, policy)
         return Api(create_app(container, answerer=answerer, limits=limits), model, container)
 
     return make

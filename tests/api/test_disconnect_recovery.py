@@ -34,6 +34,7 @@ from ragkeel.container import Container
 from ragkeel.gateway.metering import MeteredChatModel
 from ragkeel.gateway.providers.scripted import ScriptedChatModel, split_pieces
 from ragkeel.generation.answerer import Answerer
+from ragkeel.generation.policy import AnswerPolicy
 from ragkeel.models.cache import default_models_dir
 from ragkeel.models.gguf import DEFAULT_MODEL, MODELS
 
@@ -148,8 +149,7 @@ def scripted_base(container: Container) -> Iterator[Scripted]:
     answerer = Answerer(
         container.retriever,
         MeteredChatModel(model),  # as the gateway wraps a local model
-        gate_threshold=TEST_GATE,
-        deadline_s=30,
+        AnswerPolicy(gate_threshold=TEST_GATE, deadline_s=30),
     )
     with serve(create_app(container, answerer=answerer)) as base:
         yield base, model, long_answers
@@ -221,8 +221,8 @@ def test_readyz_reports_a_wedged_answer_path_and_recovers(container: Container) 
     answerer = Answerer(
         container.retriever,
         MeteredChatModel(ScriptedChatModel(hung_provider)),
-        gate_threshold=TEST_GATE,
-        deadline_s=0.5,  # so anything running past 1.5 s (deadline + 1 s grace) is stuck
+        # deadline_s 0.5: so anything running past 1.5 s (deadline + 1 s grace) is stuck
+        AnswerPolicy(gate_threshold=TEST_GATE, deadline_s=0.5),
     )
     with (
         serve(create_app(container, answerer=answerer)) as base,

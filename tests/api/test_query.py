@@ -12,6 +12,7 @@ from ragkeel.api import create_app
 from ragkeel.container import Container
 from ragkeel.gateway.providers.scripted import ScriptedChatModel, ScriptedFailure
 from ragkeel.generation.answerer import Answerer
+from ragkeel.generation.policy import AnswerPolicy
 from ragkeel.generation.templates import REFUSAL_PHRASE
 
 from .conftest import (
@@ -140,7 +141,7 @@ def test_output_schema_with_an_extractive_answer_is_refused(make_app: MakeApp) -
 def test_output_schema_on_a_server_answering_extractively_is_refused(container: Container) -> None:
     model = ScriptedChatModel(['{"rotation_days": 90}'])
     extractive = Answerer(  # a server whose default mode is extractive
-        container.retriever, model, gate_threshold=TEST_GATE, mode="extractive"
+        container.retriever, model, AnswerPolicy(gate_threshold=TEST_GATE, mode="extractive")
     )
     with TestClient(create_app(container, answerer=extractive)) as client:
         r = client.post("/v1/query", json={"question": ON_TOPIC, "output_schema": SCHEMA})

@@ -14,6 +14,7 @@ from corpus import ON_TOPIC as ON_TOPIC
 from ragkeel.gateway.providers.scripted import Reply, ScriptedChatModel
 from ragkeel.generation.answer import Answer
 from ragkeel.generation.answerer import Answerer
+from ragkeel.generation.policy import AnswerPolicy
 from ragkeel.retrieval.hybrid import HybridRetriever
 from ragkeel.storage.sqlite import SqliteDocumentStore
 
@@ -33,4 +34,4 @@ def answer_index(root: Path) -> Iterator[HybridRetriever]:
 def ask(retriever: HybridRetriever, question: str, reply: Reply) -> Answer:
     """The answer flow's ``Answer`` to ``question`` when the model replies ``reply``."""
     model = ScriptedChatModel([reply])
-    return Answerer(retriever, model, gate_threshold=TEST_GATE).answer(question)
+    return Answerer(retriever, model, AnswerPolicy(gate_threshold=TEST_GATE)).answer(question)

@@ -15,7 +15,8 @@ from ragkeel.gateway.metering import MeteredChatModel
 from ragkeel.gateway.pricing import Price, PriceTable
 from ragkeel.gateway.providers.scripted import ScriptedChatModel, ScriptedFailure
 from ragkeel.generation.answer import DoneEvent, TokenEvent
-from ragkeel.generation.answerer import Answerer, Budget
+from ragkeel.generation.answerer import Answerer
+from ragkeel.generation.policy import AnswerPolicy, Budget
 from ragkeel.generation.tracing import trace_from_answer
 from ragkeel.retrieval.hybrid import HybridRetriever
 
@@ -38,7 +39,10 @@ def test_the_request_carries_deadline_tenant_budget_and_hints(
         return REPLY
 
     answerer = Answerer(
-        retriever, ScriptedChatModel(reply), gate_threshold=TEST_GATE, deadline_s=30.0, clock=clock
+        retriever,
+        ScriptedChatModel(reply),
+        AnswerPolicy(gate_threshold=TEST_GATE, deadline_s=30.0),
+        clock=clock,
     )
     answer = answerer.answer(ON_TOPIC, budget=Budget(tenant="acme", max_cost=0.01))
     (request,) = seen
@@ -55,7 +59,7 @@ def test_metered_cost_counts_every_call_and_the_trace_says_who_answered(
     retriever: HybridRetriever,
 ) -> None:
     model = MeteredChatModel(ScriptedChatModel([REPLY]), deployment="primary", price=PRICE)
-    answer = Answerer(retriever, model, gate_threshold=TEST_GATE).answer(ON_TOPIC)
+    answer = Answerer(retriever, model, AnswerPolicy(gate_threshold=TEST_GATE)).answer(ON_TOPIC)
     assert answer.gateway is not None
     (attempt,) = answer.gateway["attempts"]
     assert attempt["deployment"] == "primary" and attempt["outcome"] == "ok"
@@ -69,7 +73,7 @@ def test_a_failed_call_is_still_paid_for_and_the_extractive_rung_answers(
 ) -> None:
     failing = ScriptedChatModel([ScriptedFailure("unavailable", after_tokens=3, partial=REPLY)])
     model = MeteredChatModel(failing, deployment="primary", price=PRICE)
-    answer = Answerer(retriever, model, gate_threshold=TEST_GATE).answer(ON_TOPIC)
+    answer = Answerer(retriever, model, AnswerPolicy(gate_threshold=TEST_GATE)).answer(ON_TOPIC)
     assert answer.mode == "extractive" and answer.degraded
     assert answer.served_by == "extractive" and answer.degraded_reason == "MODEL_UNAVAILABLE"
     assert answer.usage.completion_tokens == 3  # what the failed stream had sent
@@ -85,7 +89,7 @@ def test_max_tokens_shrinks_the_context_and_the_answer_to_fit(
         seen.append(request)
         return REPLY
 
-    answerer = Answerer(retriever, ScriptedChatModel(reply), gate_threshold=TEST_GATE)
+    answerer = Answerer(retriever, ScriptedChatModel(reply), AnswerPolicy(gate_threshold=TEST_GATE))
     roomy = answerer.answer(ON_TOPIC)
     tight = answerer.answer(ON_TOPIC, budget=Budget(max_tokens=420))
     assert seen[1].max_tokens < seen[0].max_tokens
@@ -100,7 +104,7 @@ def test_max_tokens_too_small_for_any_context_degrades_with_budget_exceeded(
     retriever: HybridRetriever,
 ) -> None:
     model = ScriptedChatModel([REPLY])
-    answer = Answerer(retriever, model, gate_threshold=TEST_GATE).answer(
+    answer = Answerer(retriever, model, AnswerPolicy(gate_threshold=TEST_GATE)).answer(
         ON_TOPIC, budget=Budget(max_tokens=50)
     )
     assert answer.degraded and answer.degraded_reason == "BUDGET_EXCEEDED"
@@ -119,7 +123,9 @@ def test_over_max_cost_the_answer_retries_once_with_half_the_context(
     prices = PriceTable.from_mapping({"scripted": PRICE})
     metered = MeteredChatModel(ScriptedChatModel(reply), price=PRICE)
     budgeted = BudgetChatModel(metered, prices, min_answer_tokens=64)
-    answerer = Answerer(retriever, budgeted, gate_threshold=TEST_GATE, max_answer_tokens=64)
+    answerer = Answerer(
+        retriever, budgeted, AnswerPolicy(gate_threshold=TEST_GATE, max_answer_tokens=64)
+    )
     full = answerer.answer(ON_TOPIC)  # no limit: the whole context
     assert full.mode == "generative" and len(seen) == 1
     full_prompt = full.usage.prompt_tokens
@@ -140,7 +146,7 @@ def test_over_max_cost_even_with_the_smallest_context_the_answer_is_extractive(
     prices = PriceTable.from_mapping({"scripted": PRICE})
     model = ScriptedChatModel([REPLY])
     budgeted = BudgetChatModel(model, prices, min_answer_tokens=64)
-    answer = Answerer(retriever, budgeted, gate_threshold=TEST_GATE).answer(
+    answer = Answerer(retriever, budgeted, AnswerPolicy(gate_threshold=TEST_GATE)).answer(
         ON_TOPIC, budget=Budget(max_cost=1e-9)
     )
     assert answer.mode == "extractive" and answer.degraded_reason == "BUDGET_EXCEEDED"
@@ -148,11 +154,15 @@ def test_over_max_cost_even_with_the_smallest_context_the_answer_is_extractive(
 
 
 def test_the_answer_flow_retrieves_in_the_configured_mode(retriever: HybridRetriever) -> None:
-    dense = Answerer(retriever, None, gate_threshold=TEST_GATE, retrieval_mode="dense")
+    dense = Answerer(
+        retriever, None, AnswerPolicy(gate_threshold=TEST_GATE, retrieval_mode="dense")
+    )
     hits = dense.answer(ON_TOPIC).hits
     assert hits and all(h.keyword_rank is None and h.dense_rank is not None for h in hits)
     bm25 = Answerer(
-        retriever, None, gate_threshold=TEST_GATE, gate_keyword_threshold=0.1, retrieval_mode="bm25"
+        retriever,
+        None,
+        AnswerPolicy(gate_threshold=TEST_GATE, gate_keyword_threshold=0.1, retrieval_mode="bm25"),
     )
     answer = bm25.answer(ON_TOPIC)
     assert answer.hits and all(h.dense_rank is None for h in answer.hits)
@@ -173,7 +183,7 @@ def test_an_output_schema_asks_for_json_and_keeps_it_intact(retriever: HybridRet
         seen.append(request)
         return '{"rotation_days": 90, "note": "Rotate every API key every ninety days"}'
 
-    answerer = Answerer(retriever, ScriptedChatModel(reply), gate_threshold=TEST_GATE)
+    answerer = Answerer(retriever, ScriptedChatModel(reply), AnswerPolicy(gate_threshold=TEST_GATE))
     answer = answerer.answer(ON_TOPIC, output_schema=SCHEMA)
     (request,) = seen
     assert request.json_schema == SCHEMA
@@ -196,7 +206,7 @@ def test_interleaved_answer_streams_each_record_into_their_own_call_log(
 
     def answerer(deployment: str) -> Answerer:
         model = MeteredChatModel(ScriptedChatModel([REPLY]), deployment=deployment, price=PRICE)
-        return Answerer(retriever, model, gate_threshold=TEST_GATE)
+        return Answerer(retriever, model, AnswerPolicy(gate_threshold=TEST_GATE))
 
     first = answerer("first").stream(ON_TOPIC)
     while not isinstance(next(first), TokenEvent):  # the first answer is mid-stream

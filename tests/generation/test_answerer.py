@@ -15,6 +15,7 @@ from ragkeel.generation.answer import (
     TokenEvent,
 )
 from ragkeel.generation.answerer import Answerer
+from ragkeel.generation.policy import AnswerPolicy
 from ragkeel.generation.templates import REFUSAL_PHRASE
 from ragkeel.retrieval.hybrid import HybridRetriever
 from ragkeel.storage.filters import Filter
@@ -25,12 +26,13 @@ GOOD = "Rotate every API key every ninety days [1]."
 
 
 def answerer(retriever: HybridRetriever, model: ScriptedChatModel | None, **kw: object) -> Answerer:
-    return Answerer(retriever, model, gate_threshold=TEST_GATE, **kw)  # type: ignore[arg-type]
+    policy = AnswerPolicy(gate_threshold=TEST_GATE, **kw)  # type: ignore[arg-type]
+    return Answerer(retriever, model, policy)
 
 
 def test_generative_answer_with_citations_usage_and_latency(retriever: HybridRetriever) -> None:
     model = ScriptedChatModel([GOOD])
-    answer = answerer(retriever, model).answer(ON_TOPIC)
+    answer = answerer(retriever, model, template_version="answer_v1").answer(ON_TOPIC)
     assert (answer.mode, answer.text, answer.grounded, answer.degraded) == (
         "generative",
         GOOD,
@@ -84,9 +86,11 @@ def test_gate_refuses_off_topic_without_calling_the_model(retriever: HybridRetri
 
 def test_gate_threshold_is_configurable(retriever: HybridRetriever) -> None:
     model = ScriptedChatModel([GOOD])
-    strict = Answerer(retriever, model, gate_threshold=0.99).answer(ON_TOPIC)
+    strict = Answerer(retriever, model, AnswerPolicy(gate_threshold=0.99)).answer(ON_TOPIC)
     assert strict.mode == "cannot_answer" and model.calls == 0
-    by_keyword = Answerer(retriever, model, gate_threshold=0.99, gate_keyword_threshold=1.0)
+    by_keyword = Answerer(
+        retriever, model, AnswerPolicy(gate_threshold=0.99, gate_keyword_threshold=1.0)
+    )
     assert by_keyword.answer(ON_TOPIC).mode == "generative" and model.calls == 1
     assert by_keyword.answer(OFF_TOPIC).mode == "cannot_answer"  # no keyword hit at all
 
@@ -187,8 +191,10 @@ def test_extractive_on_purpose_is_not_degraded(retriever: HybridRetriever) -> No
 
 def test_prompt_fits_the_context_budget(retriever: HybridRetriever) -> None:
     model = ScriptedChatModel([GOOD])
-    answer = answerer(retriever, model, context_budget=128).answer(ON_TOPIC)
-    assert answer.usage.prompt_tokens <= 128
+    # the shipped template takes ~150 tokens itself: a budget with room for a source beside it
+    # (a smaller one keeps a quarter for the context: test_steps.py)
+    answer = answerer(retriever, model, context_budget=256).answer(ON_TOPIC)
+    assert answer.usage.prompt_tokens <= 256
     assert "[1] API keys" in answer.prompt[-1].content
 
 
@@ -212,9 +218,9 @@ def test_errors_that_cannot_degrade(retriever: HybridRetriever) -> None:
 
 def test_constructor_checks(retriever: HybridRetriever) -> None:
     with pytest.raises(ValueError):
-        Answerer(retriever, None, context_budget=10)
+        AnswerPolicy(context_budget=10)
     with pytest.raises(ValueError):
-        Answerer(retriever, None, k=0)
+        AnswerPolicy(k=0)
 
 
 def test_closing_the_answer_stream_cancels_generation(retriever: HybridRetriever) -> None:
@@ -229,6 +235,6 @@ def test_closing_the_answer_stream_cancels_generation(retriever: HybridRetriever
 def test_k_is_per_question_not_set_on_the_shared_answerer(retriever: HybridRetriever) -> None:
     flow = answerer(retriever, ScriptedChatModel([GOOD]), k=3)
     assert len(flow.answer(ON_TOPIC, k=1).hits) == 1
-    assert len(flow.answer(ON_TOPIC).hits) == 3 and flow.k == 3
+    assert len(flow.answer(ON_TOPIC).hits) == 3 and flow.policy.k == 3
     events = list(flow.stream(ON_TOPIC, k=0))
     assert isinstance(events[-1], ErrorEvent) and events[-1].code == "QUERY_INVALID"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from ragkeel.gateway.providers.scripted import ScriptedChatModel, ScriptedFailure
 from ragkeel.generation.answerer import Answerer
+from ragkeel.generation.policy import AnswerPolicy
 from ragkeel.retrieval.hybrid import HybridRetriever
 
 from .conftest import ON_TOPIC, TEST_GATE
@@ -15,7 +16,7 @@ SCHEMA = {"type": "object", "properties": {"rotation_days": {"type": "integer"}}
 
 def test_extractive_mode_with_a_schema_is_degraded(retriever: HybridRetriever) -> None:
     model = ScriptedChatModel(['{"rotation_days": 90}'])
-    answerer = Answerer(retriever, model, gate_threshold=TEST_GATE)
+    answerer = Answerer(retriever, model, AnswerPolicy(gate_threshold=TEST_GATE))
     answer = answerer.answer(ON_TOPIC, mode="extractive", output_schema=SCHEMA)
     assert answer.mode == "extractive" and answer.degraded and model.calls == 0
     assert answer.degraded_reason == "OUTPUT_SCHEMA_UNSUPPORTED"
@@ -28,11 +29,11 @@ def test_a_fallback_keeps_its_reason_and_says_the_format_is_broken(
     retriever: HybridRetriever,
 ) -> None:
     model = ScriptedChatModel([ScriptedFailure("unavailable")])
-    failing = Answerer(retriever, model, gate_threshold=TEST_GATE)
+    failing = Answerer(retriever, model, AnswerPolicy(gate_threshold=TEST_GATE))
     answer = failing.answer(ON_TOPIC, output_schema=SCHEMA)
     assert answer.mode == "extractive" and answer.degraded_reason == "MODEL_UNAVAILABLE"
     assert answer.degraded_detail is not None and "not JSON" in answer.degraded_detail
-    no_model = Answerer(retriever, None, gate_threshold=TEST_GATE).answer(
+    no_model = Answerer(retriever, None, AnswerPolicy(gate_threshold=TEST_GATE)).answer(
         ON_TOPIC, output_schema=SCHEMA
     )
     assert no_model.degraded_reason == "NO_MODEL"

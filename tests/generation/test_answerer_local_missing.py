@@ -11,6 +11,7 @@ import pytest
 from ragkeel.embeddings.hashing import HashingEmbedder
 from ragkeel.gateway.providers.local import LocalChatModel
 from ragkeel.generation.answerer import Answerer
+from ragkeel.generation.policy import AnswerPolicy
 from ragkeel.ingestion.chunking import Chunker
 from ragkeel.ingestion.pipeline import IngestionPipeline
 from ragkeel.models.gguf import MODELS
@@ -39,7 +40,9 @@ def test_missing_model_file_gives_a_degraded_extractive_answer(tmp_path: Path) -
     )
     model = LocalChatModel(tmp_path / "no-models", MODELS["qwen2.5-coder-0.5b-instruct-q4_k_m"])
     answerer = Answerer(
-        HybridRetriever(store, store.keyword, store.vectors, emb), model, gate_threshold=0.1
+        HybridRetriever(store, store.keyword, store.vectors, emb),
+        model,
+        AnswerPolicy(gate_threshold=0.1),
     )
     answer = answerer.answer("How often must production API keys be rotated?", collection="kb")
     assert answer.mode == "extractive" and answer.degraded

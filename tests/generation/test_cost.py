@@ -10,6 +10,7 @@ from ragkeel.embeddings.hashing import HashingEmbedder
 from ragkeel.gateway.pricing import Price, PriceTable
 from ragkeel.gateway.providers.scripted import ScriptedChatModel
 from ragkeel.generation.answerer import Answerer
+from ragkeel.generation.policy import AnswerPolicy
 from ragkeel.ingestion.chunking import Chunker
 from ragkeel.ingestion.pipeline import IngestionPipeline
 from ragkeel.retrieval.hybrid import HybridRetriever
@@ -31,13 +32,13 @@ def test_answer_cost_uses_the_price_table(tmp_path: Path) -> None:
         ("Production API keys are rotated every 90 days [1].",), name="remote-x"
     )
     table = PriceTable.from_mapping({"remote-x": Price(2.0, 8.0)})
-    answer = Answerer(retriever, model, gate_threshold=0.1, cost_of=table.cost).answer(
-        "How often are keys rotated?", collection="kb"
-    )
+    answer = Answerer(
+        retriever, model, AnswerPolicy(gate_threshold=0.1), cost_of=table.cost
+    ).answer("How often are keys rotated?", collection="kb")
     assert answer.mode == "generative" and answer.usage.completion_tokens > 0
     expected = (answer.usage.prompt_tokens * 2.0 + answer.usage.completion_tokens * 8.0) / 1e6
     assert answer.cost == pytest.approx(expected) and answer.cost > 0
-    free = Answerer(retriever, model, gate_threshold=0.1).answer(
+    free = Answerer(retriever, model, AnswerPolicy(gate_threshold=0.1)).answer(
         "How often are keys rotated?", collection="kb"
     )
     assert free.cost == 0.0

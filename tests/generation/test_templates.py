@@ -12,10 +12,11 @@ from ragkeel.generation.templates import (
     load_template,
     render_prompt,
 )
+from ragkeel.settings import GenerationSettings
 
 
-def test_default_template_renders_system_and_user() -> None:
-    version, messages = render_prompt(DEFAULT_TEMPLATE, "Why {sources}?", "[1] Keys\nRotate.")
+def test_a_template_renders_system_and_user() -> None:
+    version, messages = render_prompt("answer_v1", "Why {sources}?", "[1] Keys\nRotate.")
     assert version == "answer_v1" and DEFAULT_TEMPLATE in available_templates()
     system, user = messages
     assert system.role == "system" and user.role == "user"
@@ -43,3 +44,8 @@ def test_unknown_or_bad_version_is_a_template_error(version: str) -> None:
         load_template(version)
     assert info.value.code == "TEMPLATE_INVALID"
     assert "answer_v1" in str(info.value)
+
+
+def test_the_code_default_template_is_the_shipped_one() -> None:
+    """An answerer built in code prompts as a configured one does (generation.template_version)."""
+    assert GenerationSettings().template_version == DEFAULT_TEMPLATE

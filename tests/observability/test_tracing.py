@@ -11,6 +11,7 @@ import pytest
 from ragkeel.errors import QueryError
 from ragkeel.gateway.providers.scripted import ScriptedChatModel, ScriptedFailure
 from ragkeel.generation.answerer import Answerer
+from ragkeel.generation.policy import AnswerPolicy
 from ragkeel.generation.tracing import (
     INTERNAL_ERROR,
     render_prompt,
@@ -29,7 +30,8 @@ ROUTE = names.ROUTE_CLI_ASK
 
 def answerer(retriever: HybridRetriever, *script: str | ScriptedFailure) -> Answerer:
     model = ScriptedChatModel(script) if script else None
-    return Answerer(retriever, model, gate_threshold=TEST_GATE)
+    policy = AnswerPolicy(gate_threshold=TEST_GATE, template_version="answer_v1")
+    return Answerer(retriever, model, policy)
 
 
 def test_generative_answer_becomes_a_full_trace(retriever: HybridRetriever, tmp_path: Path) -> None:

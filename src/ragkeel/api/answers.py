@@ -34,7 +34,7 @@ from ragkeel.generation.answer import (
     RetrievalEvent,
     TokenEvent,
 )
-from ragkeel.generation.answerer import NO_BUDGET, Budget, GenerationMode
+from ragkeel.generation.policy import NO_BUDGET, Budget, GenerationMode
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from ragkeel.api.request_limits import check_json_body, non_finite_at
 from ragkeel.errors import RagkeelError
 from ragkeel.evaluation.metrics.answers import schema_problem
 from ragkeel.generation.answer import Answer
-from ragkeel.generation.answerer import SCHEMA_UNSUPPORTED_DETAIL
+from ragkeel.generation.steps import SCHEMA_UNSUPPORTED_DETAIL
 from ragkeel.ingestion.report import FileResult
 from ragkeel.types import MetaValue, SearchHit, SearchResult
 

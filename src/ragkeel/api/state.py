@@ -17,7 +17,8 @@ from ragkeel.api.request_limits import Limits
 from ragkeel.container import Container
 from ragkeel.errors import RagkeelError, ShuttingDownError
 from ragkeel.gateway.providers.local import LocalChatModel
-from ragkeel.generation.answerer import Answerer, GenerationMode
+from ragkeel.generation.answerer import Answerer
+from ragkeel.generation.policy import GenerationMode
 
 log = logging.getLogger("ragkeel.api")
 SHUTDOWN_WAIT_S = 5.0
@@ -59,12 +60,12 @@ class ApiState:
         answerer = self.answerer
         estimate = estimate_tokens(
             question,
-            context_budget=answerer.context_budget,
-            max_tokens=answer_tokens or answerer.max_answer_tokens,
+            context_budget=answerer.policy.context_budget,
+            max_tokens=answer_tokens or answerer.policy.max_answer_tokens,
         )
         if total_tokens is not None:
             estimate = min(estimate, total_tokens)
-        generative = (mode or answerer.mode) == "generative" and answerer.model is not None
+        generative = (mode or answerer.policy.mode) == "generative" and answerer.model is not None
         local = generative and self.local_primary() is not None  # takes a local model slot
         return self.admission.admit(
             tenant_of(request), estimated_tokens=estimate, local=local, stream=stream
@@ -116,7 +117,7 @@ class ApiState:
         thread, or the local model's generation slot, has been busy longer than the request
         deadline allows (plus a grace). Every answer is bounded by that deadline, so anything
         older is stuck: a lock never released, a provider call that ignores its timeout."""
-        deadline_s = self.answerer.deadline_s or self.container.request_deadline_s
+        deadline_s = self.answerer.policy.deadline_s or self.container.request_deadline_s
         limit = deadline_s + max(WEDGED_MIN_GRACE_S, WEDGED_GRACE * deadline_s)
         now = time.monotonic()
         with self._pumps_lock:

@@ -14,7 +14,7 @@ from rich.console import Console
 from ragkeel.container import Container
 from ragkeel.errors import RagkeelError
 from ragkeel.generation.answer import Answer, DoneEvent, ErrorEvent, TokenEvent
-from ragkeel.generation.answerer import Budget
+from ragkeel.generation.policy import Budget
 from ragkeel.generation.tracing import trace_from_answer, trace_from_error
 from ragkeel.observability import names
 from ragkeel.observability.names import ROUTE_CLI_ASK

@@ -3,7 +3,9 @@
 A template has a ``version`` (equal to its file name), a ``system`` and a ``user`` message with
 the placeholders ``{sources}``, ``{question}`` and ``{refusal}``, substituted in one pass (text
 in a question or a source is never itself expanded). The version travels with every answer
-into its trace, so a change of wording is a new file, not an edit.
+into its trace, so a change of wording is a new file, not an edit. ``DEFAULT_TEMPLATE`` is the
+shipped one, the default of ``generation.template_version`` too (a test keeps the two equal), so
+an answerer built in code prompts as a configured one does.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from ragkeel.errors import TemplateError
 from ragkeel.gateway.base import ChatMessage
 
 REFUSAL_PHRASE = "I cannot answer this from the provided sources."
-DEFAULT_TEMPLATE = "answer_v1"
+DEFAULT_TEMPLATE = "answer_v2"  # the shipped default (generation.template_version)
 
 _PLACEHOLDER = re.compile(r"\{(sources|question|refusal|schema)\}")
 _VERSION = re.compile(r"^[a-z][a-z0-9_]{0,63}$")

@@ -83,7 +83,7 @@ async def query(
 def _check_format(body: QueryRequest, state: ApiState) -> None:
     """An ``output_schema`` needs a generative answer: asked of an extractive one (the request's
     mode, or the server's default) it could never be honoured, so it is refused up front."""
-    if body.output_schema is not None and (body.mode or state.answerer.mode) == "extractive":
+    if body.output_schema is not None and (body.mode or state.answerer.policy.mode) == "extractive":
         raise OutputSchemaUnsupportedError(
             "output_schema asks for JSON, but an extractive answer quotes sentences from the "
             "sources and is never JSON",
