@@ -89,10 +89,12 @@ class Answerer:
         self.retriever = retriever
         self.model = model
         self.policy = policy or AnswerPolicy()
-        self.gate = AnswerGate(self.policy.gate_threshold, self.policy.gate_keyword_threshold)
+        self.answer_gate = AnswerGate(
+            self.policy.gate_threshold, self.policy.gate_keyword_threshold
+        )
         self.template = load_template(self.policy.template_version)
         self.cost_of = cost_of
-        self._time = clock
+        self.clock = clock
 
     def answer(
         self,
@@ -158,7 +160,7 @@ class Answerer:
             timer=timer,
         )
         retrieved = Retrieved(question, result, policy.budget_for(budget), schema)
-        gated = gate(result, self.gate, mode, has_model=self.model is not None)
+        gated = gate(result, self.answer_gate, mode, has_model=self.model is not None)
         yield RetrievalEvent(result.hits, result.confidence, gated.decision)
         flow = _Flow(self, retrieved, gated, timer, log)
         if gated.route == "refuse":
@@ -169,31 +171,6 @@ class Answerer:
             yield from flow.quote(context, gated.degraded, None)
         else:
             yield from flow.generate(self.model)
-
-    def _request(
-        self, retrieved: Retrieved, prompt: tuple[ChatMessage, ...], answer_tokens: int
-    ) -> ChatRequest:
-        top, deadline_s = retrieved.result.confidence, self.policy.deadline_s
-        return ChatRequest(
-            prompt,
-            max_tokens=answer_tokens,
-            temperature=0.0,
-            timeout_s=self.policy.model_timeout_s,
-            deadline=self._time.now() + deadline_s if deadline_s else None,
-            tenant=retrieved.budget.tenant,
-            max_cost=retrieved.budget.max_cost,
-            hints=RoutingHints(retrieved.question, top.top_dense_score, top.margin),
-            json_schema=retrieved.schema,
-        )
-
-    def _cost(self, log: CallLog, call: Generated | None) -> float:
-        """Every model call's cost as metered by the gateway (failed and retried calls
-        included); without a metered gateway, the price of the usage reported."""
-        if any(a.cost for a in log.attempts):
-            return log.cost
-        if self.cost_of and call is not None and call.model:
-            return self.cost_of(call.model, call.usage)
-        return 0.0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -226,10 +203,7 @@ class _Flow:
             yield from self.end(Ending.refusal(), None, streamed=False)
             return
 
-        def request_for(prompt: tuple[ChatMessage, ...], answer_tokens: int) -> ChatRequest:
-            return self.answerer._request(retrieved, prompt, answer_tokens)
-
-        call = yield from generate(model, retrieved, packed, request_for, self.log, self.timer)
+        call = yield from generate(model, retrieved, packed, self.request, self.log, self.timer)
         if call.degraded is not None:
             yield ErrorEvent(call.degraded.code, call.degraded.detail, fatal=False)
             yield from self.quote(call.context, call.degraded, call)
@@ -276,7 +250,7 @@ class _Flow:
         if not streamed:
             self.timer.first_token()
             yield TokenEvent(REFUSAL_PHRASE)
-        cost = self.answerer._cost(self.log, call)
+        cost = self.cost(call)
         answer = finish(
             self.retrieved,
             self.gated.decision,
@@ -289,6 +263,32 @@ class _Flow:
         for citation in answer.citations:
             yield CitationEvent(citation)
         yield DoneEvent(answer)
+
+    def request(self, prompt: tuple[ChatMessage, ...], answer_tokens: int) -> ChatRequest:
+        """The model call for ``prompt``: its deadline starts now (a retry gets its own)."""
+        policy, retrieved = self.answerer.policy, self.retrieved
+        top, deadline_s = retrieved.result.confidence, policy.deadline_s
+        return ChatRequest(
+            prompt,
+            max_tokens=answer_tokens,
+            temperature=0.0,
+            timeout_s=policy.model_timeout_s,
+            deadline=self.answerer.clock.now() + deadline_s if deadline_s else None,
+            tenant=retrieved.budget.tenant,
+            max_cost=retrieved.budget.max_cost,
+            hints=RoutingHints(retrieved.question, top.top_dense_score, top.margin),
+            json_schema=retrieved.schema,
+        )
+
+    def cost(self, call: Generated | None) -> float:
+        """Every model call's cost as metered by the gateway (failed and retried calls
+        included); without a metered gateway, the price of the usage reported."""
+        if any(a.cost for a in self.log.attempts):
+            return self.log.cost
+        cost_of = self.answerer.cost_of
+        if cost_of and call is not None and call.model:
+            return cost_of(call.model, call.usage)
+        return 0.0
 
 
 def _scope(collection: str | None, flt: Filter | None) -> Filter | None:

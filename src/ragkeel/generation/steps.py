@@ -2,25 +2,22 @@
 
 ``retrieve`` → ``gate`` → ``pack`` → ``generate`` → ``verify`` → ``finish``
 
-- ``retrieve``: the hybrid retriever's ``SearchResult`` for the question (``Retrieved`` bundles
-  it with the per-question values: the question, its ``Budget``, an output schema).
-- ``gate``: a ``Gated`` decision — refuse (below the gate's thresholds: no model call), answer
-  extractively (asked for, or no model configured: ``NO_MODEL``) or generate.
+- ``retrieve``: the retriever's ``SearchResult`` (``Retrieved`` bundles it with the question, its
+  ``Budget`` and an output schema). ``gate``: ``Gated`` — refuse (below the thresholds: no model
+  call), quote (extractive asked, or no model: ``NO_MODEL``) or generate.
 - ``pack_extractive`` / ``pack``: the hits in the context budget, counted with the regex counter
-  (no model tokenizer: nothing loads a model) or with the model's tokenizer after the prompt's
-  own overhead, shrunk to fit a request's ``max_tokens`` (``Packed``).
-- ``generate``: streams the model's tokens as they come (a generator that yields the
-  ``TokenEvent``s and returns ``Generated``); a gateway or model-file error is caught and
-  returned as a ``Degradation``; over budget before any text, it retries once with half the
-  context.
-- ``verify``: the citation check of a generated text, with uncited sentences attributed to the
-  source that supports them (never inside a JSON answer).
-- ``extract``: the extractive answer (quoted sentences) of a packed context.
-- ``finish``: the final ``Answer`` from what the steps returned.
+  (nothing loads a model) or with the model's tokenizer after the prompt's own overhead, shrunk
+  to a request's ``max_tokens`` (``Packed``).
+- ``generate``: streams the model's tokens as they come (yields ``TokenEvent``s, returns
+  ``Generated``); a gateway or model-file error is returned as a ``Degradation``; over budget
+  before any text, it retries once with half the context.
+- ``verify``: the citation check, uncited sentences attributed to the source that supports them
+  (never inside a JSON answer). ``extract``: the extractive answer (quoted sentences).
+- ``finish``: the ``Answer`` from what the steps returned (an ``Ending`` and the model call).
 
-Only the ``Timer`` (stage laps) and the gateway's ``CallLog`` are mutable, both written as the
-flow advances; every other value a step takes or returns is frozen. ``answerer.py`` strings the
-steps together and owns degradation (which step follows a failure).
+Only the ``Timer`` (stage laps) and the gateway's ``CallLog`` are mutable, written as the flow
+advances; every other value a step takes or returns is frozen. ``answerer.py`` strings the
+steps together and decides what a failure degrades to.
 """
 
 from __future__ import annotations
