@@ -7,6 +7,7 @@ Sections::
     │ ── settings, input and data ──
     ├── ConfigError                   CONFIG_INVALID  a setting has a bad value (names key and value)
     ├── FilterError                   FILTER_INVALID
+    ├── NameInvalidError              NAME_INVALID    a tenant or collection name the store cannot hold
     ├── QueryError                    QUERY_INVALID
     ├── DatasetError                  DATASET_INVALID  an evaluation data set is missing or malformed
     │   ├── DatasetMismatchError      DATASET_MISMATCH two runs compared on different data
@@ -171,6 +172,12 @@ class FilterError(RagkeelError):
 
 class QueryError(RagkeelError):
     code = "QUERY_INVALID"
+
+
+class NameInvalidError(RagkeelError):
+    """A tenant or collection name that is empty or holds control characters."""
+
+    code = "NAME_INVALID"
 
 
 class DatasetError(RagkeelError):

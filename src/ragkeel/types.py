@@ -10,6 +10,8 @@ MetaValue = str | int | float | bool
 Metadata = Mapping[str, MetaValue]
 BlockKind = Literal["heading", "paragraph", "table", "list", "code"]
 
+DEFAULT_TENANT = "default"  # the tenant of every document and request while auth is off
+
 
 @dataclass(frozen=True, slots=True)
 class Block:
@@ -34,7 +36,9 @@ class ParsedDocument:
 
 @dataclass(frozen=True, slots=True)
 class Document:
-    """A stored document: normalised full text plus provenance."""
+    """A stored document: normalised full text plus provenance. It belongs to ``tenant`` (its
+    identity in a store is (tenant, collection, id)) and is visible to the ``principals`` its
+    ACL names, or to everyone in the tenant when there are none (see ``AccessScope``)."""
 
     id: str
     collection: str
@@ -43,6 +47,8 @@ class Document:
     text: str
     content_hash: str
     metadata: Metadata = field(default_factory=dict)
+    tenant: str = DEFAULT_TENANT
+    principals: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,9 +149,6 @@ class Citation:
     title: str
     page: int | None
     snippet: str
-
-
-DEFAULT_TENANT = "default"  # the tenant of every document and request while auth is off
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,7 @@ from ragkeel.retrieval.fusion import ranked, rrf
 from ragkeel.retrieval.hybrid import HybridRetriever
 from ragkeel.storage.filters import Filter
 from ragkeel.tokens import RegexTokenCounter, TokenCounter
-from ragkeel.types import Chunk, ScoredChunk
+from ragkeel.types import AccessScope, Chunk, ScoredChunk
 
 DIM = 4
 
@@ -46,6 +46,7 @@ QUERY_VECTOR = unit(0.9, 0.1, 0.3, 0)
 class Asked:
     k: int
     flt: Filter | None
+    scope: AccessScope | None = None
 
 
 @dataclass
@@ -55,8 +56,10 @@ class FakeKeywordIndex:
     texts: Mapping[str, str]
     asked: list[Asked] = field(default_factory=list)
 
-    def search(self, query: str, k: int, flt: Filter | None = None) -> list[ScoredChunk]:
-        self.asked.append(Asked(k, flt))
+    def search(
+        self, query: str, k: int, flt: Filter | None = None, *, scope: AccessScope | None = None
+    ) -> list[ScoredChunk]:
+        self.asked.append(Asked(k, flt, scope))
         words = set(query.lower().split())
         scored = [(cid, float(len(words & set(t.split())))) for cid, t in self.texts.items()]
         found = sorted(((c, s) for c, s in scored if s > 0), key=lambda cs: (-cs[1], cs[0]))
@@ -71,9 +74,14 @@ class FakeVectorIndex:
     asked: list[Asked] = field(default_factory=list)
 
     def search(
-        self, vector: npt.NDArray[np.float32], k: int, flt: Filter | None = None
+        self,
+        vector: npt.NDArray[np.float32],
+        k: int,
+        flt: Filter | None = None,
+        *,
+        scope: AccessScope | None = None,
     ) -> list[ScoredChunk]:
-        self.asked.append(Asked(k, flt))
+        self.asked.append(Asked(k, flt, scope))
         scored = sorted(
             ((cid, float(v @ vector)) for cid, v in self.vectors.items()),
             key=lambda cs: (-cs[1], cs[0]),
@@ -88,8 +96,12 @@ class FakeChunks:
         self.chunks = {
             cid: Chunk(cid, "doc", "c", i, t, 0, len(t)) for i, (cid, t) in enumerate(texts.items())
         }
+        self.scopes: list[AccessScope | None] = []
 
-    def get_chunks(self, chunk_ids: Sequence[str]) -> Mapping[str, Chunk]:
+    def get_chunks(
+        self, chunk_ids: Sequence[str], *, scope: AccessScope | None = None
+    ) -> Mapping[str, Chunk]:
+        self.scopes.append(scope)
         return {cid: self.chunks[cid] for cid in chunk_ids if cid in self.chunks}
 
 
@@ -188,6 +200,18 @@ def test_the_filter_goes_to_both_indexes(hybrid: HybridRetriever, parts: Parts) 
     flt = Filter(collection="c", metadata={"team": "ops"})
     hybrid.search(QUERY, 3, flt=flt)
     assert parts.keyword.asked[-1].flt == flt and parts.vectors.asked[-1].flt == flt
+
+
+def test_the_scope_goes_to_both_indexes_and_the_chunk_lookup(
+    hybrid: HybridRetriever, parts: Parts
+) -> None:
+    hybrid.search(QUERY, 3)  # no scope: the stores' default (default tenant, every principal)
+    assert parts.keyword.asked[-1].scope is None and parts.vectors.asked[-1].scope is None
+    assert parts.chunks.scopes == [None]
+    scope = AccessScope("acme", frozenset({"alice"}))
+    hybrid.search(QUERY, 3, scope=scope)
+    assert parts.keyword.asked[-1].scope == scope and parts.vectors.asked[-1].scope == scope
+    assert parts.chunks.scopes[-1] == scope
 
 
 def test_weights_steer_the_fusion(parts: Parts) -> None:

@@ -1,4 +1,5 @@
-"""Schema version 2 (what incremental segments rely on) and the upgrade of version-1 stores."""
+"""Schema versions 2 (what incremental segments rely on) and 3 (tenants and ACLs, issue 11), and
+the upgrades of version-1 and version-2 stores."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from ragkeel.errors import StorageError
 from ragkeel.storage.filters import Filter
 from ragkeel.storage.schema import SCHEMA_VERSION
 from ragkeel.storage.sqlite import SqliteDocumentStore
-from ragkeel.types import Chunk, Document
+from ragkeel.types import DEFAULT_TENANT, AccessScope, Chunk, Document
 
 # the schema of ragkeel's first store format, verbatim
 V1_SCHEMA = """
@@ -66,6 +67,71 @@ CREATE TABLE IF NOT EXISTS chunk_vectors (
 CREATE TABLE IF NOT EXISTS vocab (id INTEGER PRIMARY KEY, term TEXT NOT NULL UNIQUE);
 """
 
+# the schema of version 2 (before tenants), verbatim
+V2_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS collections (
+    name TEXT PRIMARY KEY,
+    embedding_model TEXT,
+    dimension INTEGER NOT NULL DEFAULT 0,
+    generation INTEGER NOT NULL DEFAULT 0,
+    uid TEXT NOT NULL DEFAULT '',
+    deletions_floor INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS documents (
+    collection TEXT NOT NULL,
+    id TEXT NOT NULL,
+    source TEXT NOT NULL,
+    title TEXT NOT NULL,
+    text TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    metadata TEXT NOT NULL DEFAULT '{}',
+    chunk_count INTEGER NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (collection, id)
+);
+CREATE INDEX IF NOT EXISTS documents_by_source ON documents(collection, source);
+CREATE TABLE IF NOT EXISTS chunks (
+    rowid INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    collection TEXT NOT NULL,
+    document_id TEXT NOT NULL,
+    ordinal INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    start INTEGER NOT NULL,
+    end_ INTEGER NOT NULL,
+    title TEXT NOT NULL,
+    source TEXT NOT NULL,
+    heading_path TEXT NOT NULL,
+    page INTEGER,
+    token_count INTEGER NOT NULL,
+    metadata TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS chunks_by_document ON chunks(collection, document_id);
+CREATE TABLE IF NOT EXISTS chunk_terms (
+    chunk_rowid INTEGER PRIMARY KEY REFERENCES chunks(rowid) ON DELETE CASCADE,
+    terms BLOB NOT NULL,
+    tfs BLOB NOT NULL,
+    length INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chunk_vectors (
+    chunk_rowid INTEGER PRIMARY KEY REFERENCES chunks(rowid) ON DELETE CASCADE,
+    vector BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chunk_deletions (
+    collection TEXT NOT NULL,
+    rowid INTEGER NOT NULL,
+    generation INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunk_deletions_by_generation
+    ON chunk_deletions(collection, generation);
+CREATE TABLE IF NOT EXISTS vocab (id INTEGER PRIMARY KEY, term TEXT NOT NULL UNIQUE);
+"""
+
+CHUNK_COLUMNS = (
+    "rowid, id, collection, document_id, ordinal, text, start, end_, title, source, "
+    "heading_path, page, token_count, metadata"
+)
 DIM = 4
 
 
@@ -86,8 +152,28 @@ def make_v1_store(path: Path, source: Path) -> None:
         "INSERT INTO collections SELECT name, embedding_model, dimension, generation "
         "FROM src.collections"
     )
-    for table in ("documents", "chunks", "chunk_terms", "chunk_vectors", "vocab"):
+    conn.execute(f"INSERT INTO chunks SELECT {CHUNK_COLUMNS} FROM src.chunks")
+    for table in ("documents", "chunk_terms", "chunk_vectors", "vocab"):
         conn.execute(f"INSERT INTO {table} SELECT * FROM src.{table}")
+    conn.execute("DETACH DATABASE src")
+    conn.close()
+
+
+def make_v2_store(path: Path, source: Path) -> None:
+    """A version-2 file (before tenants) holding the rows of the store at ``source``, with its
+    AUTOINCREMENT counter."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.executescript(V2_SCHEMA)
+    conn.execute("ATTACH DATABASE ? AS src", (str(source),))
+    conn.execute("INSERT INTO meta VALUES ('schema_version', '2')")
+    conn.execute(
+        "INSERT INTO collections SELECT name, embedding_model, dimension, generation, uid, "
+        "deletions_floor FROM src.collections"
+    )
+    conn.execute(f"INSERT INTO chunks SELECT {CHUNK_COLUMNS} FROM src.chunks")
+    for table in ("documents", "chunk_terms", "chunk_vectors", "vocab", "chunk_deletions"):
+        conn.execute(f"INSERT INTO {table} SELECT * FROM src.{table}")
+    conn.execute("UPDATE sqlite_sequence SET seq=(SELECT seq FROM src.sqlite_sequence)")
     conn.execute("DETACH DATABASE src")
     conn.close()
 
@@ -143,3 +229,48 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
     conn.close()
     with pytest.raises(StorageError, match="schema version 99"):
         SqliteDocumentStore(tmp_path / "s.db")
+
+
+def test_version_2_store_is_upgraded_to_tenants_keeping_its_data(tmp_path: Path) -> None:
+    source = SqliteDocumentStore(tmp_path / "new.db", segment_cache=False)
+    put(source, "a", ["apple banana", "cherry"])
+    put(source, "b", ["banana banana", "apple pie", "durian"])
+    put(source, "z", ["cherry cherry apple"])
+    (top,) = source._conn.execute("SELECT max(rowid) FROM chunks").fetchone()
+    source.delete_documents("c", ["z"])  # the top rowid is gone: the counter must remember it
+    want = search_all(source)
+    doc_b = source.get_document("c", "b")
+    source.close()
+    make_v2_store(tmp_path / "v2.db", tmp_path / "new.db")
+    conn = sqlite3.connect(tmp_path / "v2.db")
+    assert conn.execute("SELECT seq FROM sqlite_sequence").fetchone() == (top,)
+    conn.close()
+
+    store = SqliteDocumentStore(tmp_path / "v2.db", segment_cache=False)
+    try:
+        conn = store._conn
+        assert conn.execute("SELECT value FROM meta").fetchone() == (str(SCHEMA_VERSION),)
+        assert conn.execute("SELECT name, tenant, label FROM collections").fetchall() == [
+            ("c", DEFAULT_TENANT, "c")
+        ]
+        assert store.check_integrity() == []
+        assert search_all(store) == want
+        assert store.get_document("c", "b") == doc_b
+        assert doc_b is not None and doc_b.tenant == DEFAULT_TENANT and not doc_b.principals
+        put(store, "y", ["cherry"])
+        (new,) = conn.execute("SELECT rowid FROM chunks WHERE id='y-0'").fetchone()
+        assert new > top  # a deleted rowid is not handed out again after the copy
+        # the upgraded store holds tenants: another tenant's "c"/"b" is another document
+        other = AccessScope("acme", all_principals=True)
+        doc = Document("b", "c", "/acme/b", "b", "quince", "h", tenant="acme")
+        store.upsert_document(
+            doc, [Chunk("b-0", "b", "c", 0, "quince", 0, 6)], np.eye(DIM, dtype=np.float32)[:1]
+        )
+        assert store.get_document("c", "b") == doc_b
+        assert store.get_document("c", "b", scope=other) == doc
+        assert store.keyword.search("quince", 5) == []
+        assert [h.chunk_id for h in store.keyword.search("quince", 5, scope=other)] == ["b-0"]
+        assert store.check_integrity() == []
+    finally:
+        store.close()
+    SqliteDocumentStore(tmp_path / "v2.db").close()  # idempotent

@@ -15,6 +15,7 @@ a body that cannot be read                     400     JSON_INVALID (not JSON), 
 a body that is not JSON on a JSON route        415     UNSUPPORTED_MEDIA_TYPE (text/plain, a form,
                                                        no Content-Type)
 QueryError, FilterError, IngestError           422     QUERY_INVALID, FILTER_INVALID, (per kind)
+NameInvalidError                               422     NAME_INVALID (a tenant or collection name)
 QuestionTooLongError, request validation       422     QUESTION_TOO_LONG, VALIDATION_ERROR
 OutputSchemaUnsupportedError                   422     OUTPUT_SCHEMA_UNSUPPORTED (JSON asked of an
                                                        extractive answer)
@@ -78,6 +79,7 @@ from ragkeel.errors import (
     ModelTimeoutError,
     ModelUnavailableError,
     MultipartInvalidError,
+    NameInvalidError,
     ProblemError,
     QueryError,
     RagkeelError,
@@ -100,6 +102,7 @@ _STATUS_BY_TYPE: tuple[tuple[type[RagkeelError], int], ...] = (
     (IngestError, 422),
     (QueryError, 422),
     (FilterError, 422),
+    (NameInvalidError, 422),
     (ConfigError, 400),
     (DatasetError, 400),
     (RateLimitedError, 429),

@@ -6,6 +6,11 @@ document is written whole or not at all. Each file is parsed within ``ParseLimit
 size of ZIP formats, PDF pages, parse time: ``parsers/base.py``); symlinks leaving the given
 roots are skipped unless ``follow_symlinks`` (``sources.py``). Skipped files are in the report
 with status ``skipped`` and the reason's code (``UNSUPPORTED_TYPE``, ``SYMLINK_OUTSIDE_ROOT``).
+
+Documents are written for a ``tenant`` (default ``DEFAULT_TENANT``: the CLI, auth off) with ACL
+``principals`` (default none: public within the tenant). Change detection, relocation and
+pruning happen within that tenant only (with every principal); re-ingesting an unchanged
+document with other principals replaces its ACL without re-embedding it.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,10 +31,20 @@ from ragkeel.ingestion.parsers import SUPPORTED_SUFFIXES, ParseLimits, parse_sou
 from ragkeel.ingestion.report import FileResult, IngestReport
 from ragkeel.ingestion.sources import expand_sources
 from ragkeel.storage.base import DocumentStore
-from ragkeel.types import Chunk, Document, ParsedDocument
+from ragkeel.storage.tenancy import check_name, check_principals
+from ragkeel.types import DEFAULT_TENANT, AccessScope, Chunk, Document, ParsedDocument
 
 CHUNKER_VERSION = "2"  # bump when chunk boundaries or index_text change: forces re-embedding
 ProgressFn = Callable[[str, FileResult | None, IngestReport], None]
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """Where an ingest writes: a tenant's collection, with the ACL its documents get."""
+
+    collection: str
+    scope: AccessScope  # the tenant, with every principal: the ingest sees all its documents
+    principals: frozenset[str]
 
 
 @dataclass(slots=True)
@@ -69,7 +84,16 @@ class IngestionPipeline:
         prune: bool = False,
         progress: ProgressFn | None = None,
         follow_symlinks: bool = False,
+        tenant: str = DEFAULT_TENANT,
+        principals: Iterable[str] = (),
     ) -> IngestReport:
+        """Ingest files and folders into ``tenant``'s ``collection``; every document written
+        gets ``principals`` as its ACL (none: public within the tenant)."""
+        target = _Target(
+            collection,
+            AccessScope(check_name("tenant", tenant), all_principals=True),
+            check_principals(principals),
+        )
         started = time.perf_counter()
         report = IngestReport(collection=collection)
         scan = expand_sources(list(arguments), SUPPORTED_SUFFIXES, follow_symlinks=follow_symlinks)
@@ -86,7 +110,7 @@ class IngestionPipeline:
             result = FileResult(str(path), "ingested")
             report.files.append(result)
             buffered = sum(len(p.chunks) for p in pending)
-            for item in self._prepare(path, collection, prune, result, report):
+            for item in self._prepare(path, target, prune, result, report):
                 pending.append(item)
                 buffered += len(item.chunks)
                 if buffered >= self.embed_batch_chunks:
@@ -96,14 +120,14 @@ class IngestionPipeline:
             notify("file", result, report)
         self._flush(pending, report)
         if prune:
-            self._prune_missing(collection, report)
+            self._prune_missing(target, report)
         report.elapsed_seconds = time.perf_counter() - started
         notify("end", None, report)
         return report
 
     # -- per file ----------------------------------------------------------------------------
     def _prepare(
-        self, path: Path, collection: str, prune: bool, result: FileResult, report: IngestReport
+        self, path: Path, target: _Target, prune: bool, result: FileResult, report: IngestReport
     ) -> Iterator[_Pending]:
         """Parse one file and yield its new or changed documents, chunked, ready to embed."""
         try:
@@ -124,31 +148,34 @@ class IngestionPipeline:
         for parsed in outcome.documents:
             doc_id = _document_id(parsed, source)
             seen.add(doc_id)
-            document, chunks = self._build(parsed, doc_id, collection, source)
-            stored = self.store.document_info(collection, doc_id)
+            document, chunks = self._build(parsed, doc_id, target, source)
+            collection, scope = target.collection, target.scope
+            stored = self.store.document_info(collection, doc_id, scope=scope)
             if stored is not None and stored.content_hash == document.content_hash:
                 if stored.source != source:  # moved file: same content, new path
-                    self.store.relocate_document(collection, doc_id, source)
+                    self.store.relocate_document(collection, doc_id, source, scope=scope)
+                if stored.principals != target.principals:  # same content, new ACL
+                    self.store.set_principals(collection, doc_id, target.principals, scope=scope)
                 result.unchanged += 1
                 report.documents_unchanged += 1
                 continue
             changed += 1
             yield _Pending(document, chunks, result)
         if prune:
-            gone = [
-                d
-                for d in self.store.documents_by_source(collection).get(source, ())
-                if d not in seen
-            ]
-            report.documents_deleted += self.store.delete_documents(collection, gone)
+            by_source = self.store.documents_by_source(target.collection, scope=target.scope)
+            gone = [d for d in by_source.get(source, ()) if d not in seen]
+            report.documents_deleted += self.store.delete_documents(
+                target.collection, gone, scope=target.scope
+            )
         if not outcome.documents and not outcome.record_errors:
             result.status = "failed"
         elif result.status != "partial" and not changed and result.unchanged:
             result.status = "unchanged"
 
     def _build(
-        self, parsed: ParsedDocument, doc_id: str, collection: str, source: str
+        self, parsed: ParsedDocument, doc_id: str, target: _Target, source: str
     ) -> tuple[Document, list[Chunk]]:
+        collection = target.collection
         text, spans = self.chunker.chunk(parsed.title, parsed.blocks)
         digest = hashlib.sha256()
         for part in (
@@ -160,7 +187,15 @@ class IngestionPipeline:
             digest.update(part.encode("utf-8", "surrogatepass") + b"\x00")
         content_hash = digest.hexdigest()
         document = Document(
-            doc_id, collection, source, parsed.title, text, content_hash, dict(parsed.metadata)
+            doc_id,
+            collection,
+            source,
+            parsed.title,
+            text,
+            content_hash,
+            dict(parsed.metadata),
+            tenant=target.scope.tenant,
+            principals=target.principals,
         )
         chunks = [
             Chunk(
@@ -214,10 +249,13 @@ class IngestionPipeline:
             report.documents_written += 1
             report.chunks_written += n
 
-    def _prune_missing(self, collection: str, report: IngestReport) -> None:
-        for source, ids in self.store.documents_by_source(collection).items():
+    def _prune_missing(self, target: _Target, report: IngestReport) -> None:
+        collection, scope = target.collection, target.scope
+        for source, ids in self.store.documents_by_source(collection, scope=scope).items():
             if not Path(source).exists():
-                report.documents_deleted += self.store.delete_documents(collection, ids)
+                report.documents_deleted += self.store.delete_documents(
+                    collection, ids, scope=scope
+                )
                 report.files.append(FileResult(source, "pruned", documents=len(ids)))
 
 

@@ -1,4 +1,9 @@
-"""``HybridRetriever``: keyword ‖ dense search run concurrently, fused, with confidence signals."""
+"""``HybridRetriever``: keyword ‖ dense search run concurrently, fused, with confidence signals.
+
+``search`` takes the caller's ``AccessScope`` (None: the default tenant with every principal,
+what the CLI and auth-off use) and hands it to both halves, which apply it inside the search,
+and to the chunk lookup, so a hit the scope may not see never reaches a result.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,7 @@ from ragkeel.retrieval.confidence import confidence_of
 from ragkeel.retrieval.fusion import Fuser, get_fuser, ranked
 from ragkeel.storage.base import DocumentStore, KeywordIndex, VectorIndex
 from ragkeel.storage.filters import Filter
-from ragkeel.types import ScoredChunk, SearchHit, SearchResult
+from ragkeel.types import AccessScope, ScoredChunk, SearchHit, SearchResult
 
 Mode = Literal["bm25", "dense", "hybrid"]
 MODES: tuple[Mode, ...] = ("bm25", "dense", "hybrid")
@@ -45,7 +50,13 @@ class HybridRetriever:
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ragkeel-retrieval")
 
     def search(
-        self, query: str, k: int = 10, *, mode: Mode = "hybrid", flt: Filter | None = None
+        self,
+        query: str,
+        k: int = 10,
+        *,
+        mode: Mode = "hybrid",
+        flt: Filter | None = None,
+        scope: AccessScope | None = None,
     ) -> SearchResult:
         if not query.strip():
             raise QueryError("the query is empty", hint="pass some text to search for")
@@ -55,9 +66,11 @@ class HybridRetriever:
         started = time.perf_counter()
         n = max(k, self.candidates) if mode == "hybrid" else k
         kw_future = (
-            self._pool.submit(self._keyword, query, n, flt, timings) if mode != "dense" else None
+            self._pool.submit(self._keyword, query, n, flt, scope, timings)
+            if mode != "dense"
+            else None
         )
-        dense_hits = self._dense(query, n, flt, timings) if mode != "bm25" else []
+        dense_hits = self._dense(query, n, flt, scope, timings) if mode != "bm25" else []
         kw_hits = _result(kw_future)
         if mode == "bm25":
             order = [(h.chunk_id, h.score) for h in kw_hits]
@@ -68,7 +81,7 @@ class HybridRetriever:
             order = ranked(self.fuser([kw_hits, dense_hits], self.weights))
             timings[_KEY[names.STAGE_FUSE]] = (time.perf_counter() - t0) * 1000
         top = order[:k]
-        chunks = self.store.get_chunks([cid for cid, _ in top])
+        chunks = self.store.get_chunks([cid for cid, _ in top], scope=scope)
         kw = {h.chunk_id: h for h in kw_hits}
         dn = {h.chunk_id: h for h in dense_hits}
         hits = tuple(
@@ -87,20 +100,30 @@ class HybridRetriever:
         return SearchResult(query, mode, hits, confidence_of(hits, kw_hits, dense_hits), timings)
 
     def _keyword(
-        self, query: str, n: int, flt: Filter | None, timings: dict[str, float]
+        self,
+        query: str,
+        n: int,
+        flt: Filter | None,
+        scope: AccessScope | None,
+        timings: dict[str, float],
     ) -> list[ScoredChunk]:
         t0 = time.perf_counter()
-        hits = self.keyword.search(query, n, flt)
+        hits = self.keyword.search(query, n, flt, scope=scope)
         timings[_KEY[names.STAGE_KEYWORD]] = (time.perf_counter() - t0) * 1000
         return hits
 
     def _dense(
-        self, query: str, n: int, flt: Filter | None, timings: dict[str, float]
+        self,
+        query: str,
+        n: int,
+        flt: Filter | None,
+        scope: AccessScope | None,
+        timings: dict[str, float],
     ) -> list[ScoredChunk]:
         t0 = time.perf_counter()
         vector = self.embedder.embed_query(query)
         t1 = time.perf_counter()
-        hits = self.vectors.search(vector, n, flt)
+        hits = self.vectors.search(vector, n, flt, scope=scope)
         timings[_KEY[names.STAGE_EMBED]] = (t1 - t0) * 1000
         timings[_KEY[names.STAGE_DENSE]] = (time.perf_counter() - t1) * 1000
         return hits

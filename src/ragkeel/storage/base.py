@@ -1,6 +1,12 @@
 """Storage protocols. The SQLite backend implements all three over one database so that a
 document, its chunks, its keyword postings and its vectors change in one transaction.
 
+Tenants and ACLs (issue 11, ``tenancy.py``): a document belongs to ``Document.tenant`` and is
+visible to the ``Document.principals`` its ACL names (none: everyone in the tenant). Every call
+that reads, searches or changes existing documents takes ``scope: AccessScope | None`` (None:
+the default tenant with every principal, as before tenants) and treats what the scope may not
+see as absent. Searches apply the scope inside the query, like filters.
+
 A backend is done when it passes the contract suites ``ragkeel.testing.contracts.store``,
 ``keyword_index`` and ``vector_index``, run over every backend by
 ``tests/storage/test_contract.py``.
@@ -16,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ragkeel.storage.filters import Filter
-from ragkeel.types import Chunk, Document, ScoredChunk
+from ragkeel.types import AccessScope, Chunk, Document, ScoredChunk
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +31,7 @@ class StoredDocumentInfo:
     source: str
     content_hash: str
     chunk_count: int
+    principals: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +43,9 @@ class StoreStats:
 
 
 class DocumentStore(Protocol):
-    def document_info(self, collection: str, document_id: str) -> StoredDocumentInfo | None: ...
+    def document_info(
+        self, collection: str, document_id: str, *, scope: AccessScope | None = None
+    ) -> StoredDocumentInfo | None: ...
 
     def upsert_document(
         self,
@@ -46,42 +55,77 @@ class DocumentStore(Protocol):
         *,
         embedding_model: str | None = None,
     ) -> None:
-        """Atomically replace the document and *all* its chunks, postings and vectors.
+        """Atomically replace the document and *all* its chunks, postings, vectors and ACL, in
+        ``document.tenant``'s ``document.collection``.
 
         ``embedding_model`` is recorded per collection; vectors of another model are refused.
         """
         ...
 
-    def delete_documents(self, collection: str, document_ids: Iterable[str]) -> int:
+    def delete_documents(
+        self, collection: str, document_ids: Iterable[str], *, scope: AccessScope | None = None
+    ) -> int:
         """Atomically remove documents with their chunks from every index; returns how many."""
         ...
 
-    def relocate_document(self, collection: str, document_id: str, source: str) -> bool:
+    def relocate_document(
+        self, collection: str, document_id: str, source: str, *, scope: AccessScope | None = None
+    ) -> bool:
         """An unchanged document now comes from another source path; keep its rows."""
         ...
 
-    def documents_by_source(self, collection: str) -> Mapping[str, Sequence[str]]:
+    def set_principals(
+        self,
+        collection: str,
+        document_id: str,
+        principals: Iterable[str],
+        *,
+        scope: AccessScope | None = None,
+    ) -> bool:
+        """Replace a document's ACL (empty: public in its tenant); the next search sees it."""
+        ...
+
+    def documents_by_source(
+        self, collection: str, *, scope: AccessScope | None = None
+    ) -> Mapping[str, Sequence[str]]:
         """source path -> ids of documents ingested from it (used by ``--prune``)."""
         ...
 
-    def get_document(self, collection: str, document_id: str) -> Document | None: ...
+    def get_document(
+        self, collection: str, document_id: str, *, scope: AccessScope | None = None
+    ) -> Document | None: ...
 
-    def get_chunks(self, chunk_ids: Sequence[str]) -> Mapping[str, Chunk]: ...
+    def get_chunks(
+        self, chunk_ids: Sequence[str], *, scope: AccessScope | None = None
+    ) -> Mapping[str, Chunk]: ...
 
-    def stats(self) -> StoreStats: ...
+    def stats(self, *, scope: AccessScope | None = None) -> StoreStats: ...
 
     def close(self) -> None: ...
 
 
 class KeywordIndex(Protocol):
-    def search(self, query: str, k: int, flt: Filter | None = None) -> list[ScoredChunk]:
-        """BM25 top-``k`` chunk ids for ``query`` among chunks that pass ``flt``."""
+    def search(
+        self,
+        query: str,
+        k: int,
+        flt: Filter | None = None,
+        *,
+        scope: AccessScope | None = None,
+    ) -> list[ScoredChunk]:
+        """BM25 top-``k`` chunk ids for ``query`` among chunks that pass ``flt`` and ``scope``."""
         ...
 
 
 class VectorIndex(Protocol):
     def search(
-        self, vector: npt.NDArray[np.float32], k: int, flt: Filter | None = None
+        self,
+        vector: npt.NDArray[np.float32],
+        k: int,
+        flt: Filter | None = None,
+        *,
+        scope: AccessScope | None = None,
     ) -> list[ScoredChunk]:
-        """Cosine top-``k`` (vectors are L2-normalised) among chunks that pass ``flt``."""
+        """Cosine top-``k`` (vectors are L2-normalised) among chunks that pass ``flt`` and
+        ``scope``."""
         ...

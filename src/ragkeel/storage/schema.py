@@ -10,6 +10,20 @@ Version 2 makes in-memory segments refreshable in place (see ``segment_source.py
   whose entries may be gone (a segment older than that is rebuilt);
 - ``collections.uid`` is random per collection incarnation, so a segment of a dropped and
   re-created collection (whose generation restarts at 0) is never mistaken for the new one.
+
+Version 3 gives every document a tenant and an ACL (issue 11):
+
+- a collection belongs to a tenant: ``collections.tenant`` and ``collections.label`` (the name
+  the tenant uses) identify it, ``collections.name`` is its *storage key*, the value every
+  ``collection`` column of the other tables holds. The key of a default-tenant collection is
+  its label, so a store written before tenants keeps its rows, segments and segment caches as
+  they were; any other tenant's key is ``<tenant>\x1f<label>`` (names cannot hold control
+  characters, so keys never collide). The key is only ever *built* when a collection is
+  created; reads look a collection up by (tenant, label), never by a key built from input;
+- ``chunks.tenant`` with ``UNIQUE (tenant, id)``: chunk ids are unique within a tenant (two
+  tenants may ingest the same text and get the same ids);
+- ``document_principals`` lists the ACL principals of restricted documents (none: public within
+  the tenant); rows go with their document (``ON DELETE CASCADE``).
 """
 
 from __future__ import annotations
@@ -19,7 +33,7 @@ import uuid
 
 from ragkeel.errors import StorageError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -29,8 +43,11 @@ CREATE TABLE IF NOT EXISTS collections (
     dimension INTEGER NOT NULL DEFAULT 0,
     generation INTEGER NOT NULL DEFAULT 0,
     uid TEXT NOT NULL DEFAULT '',
-    deletions_floor INTEGER NOT NULL DEFAULT 0
+    deletions_floor INTEGER NOT NULL DEFAULT 0,
+    tenant TEXT NOT NULL DEFAULT 'default',
+    label TEXT NOT NULL DEFAULT ''
 );
+CREATE UNIQUE INDEX IF NOT EXISTS collections_by_tenant ON collections(tenant, label);
 CREATE TABLE IF NOT EXISTS documents (
     collection TEXT NOT NULL,
     id TEXT NOT NULL,
@@ -46,7 +63,8 @@ CREATE TABLE IF NOT EXISTS documents (
 CREATE INDEX IF NOT EXISTS documents_by_source ON documents(collection, source);
 CREATE TABLE IF NOT EXISTS chunks (
     rowid INTEGER PRIMARY KEY AUTOINCREMENT,
-    id TEXT NOT NULL UNIQUE,
+    id TEXT NOT NULL,
+    tenant TEXT NOT NULL DEFAULT 'default',
     collection TEXT NOT NULL,
     document_id TEXT NOT NULL,
     ordinal INTEGER NOT NULL,
@@ -58,7 +76,8 @@ CREATE TABLE IF NOT EXISTS chunks (
     heading_path TEXT NOT NULL,
     page INTEGER,
     token_count INTEGER NOT NULL,
-    metadata TEXT NOT NULL DEFAULT '{}'
+    metadata TEXT NOT NULL DEFAULT '{}',
+    UNIQUE (tenant, id)
 );
 CREATE INDEX IF NOT EXISTS chunks_by_document ON chunks(collection, document_id);
 CREATE TABLE IF NOT EXISTS chunk_terms (
@@ -79,6 +98,13 @@ CREATE TABLE IF NOT EXISTS chunk_deletions (
 CREATE INDEX IF NOT EXISTS chunk_deletions_by_generation
     ON chunk_deletions(collection, generation);
 CREATE TABLE IF NOT EXISTS vocab (id INTEGER PRIMARY KEY, term TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS document_principals (
+    collection TEXT NOT NULL,
+    document_id TEXT NOT NULL,
+    principal TEXT NOT NULL,
+    PRIMARY KEY (collection, document_id, principal),
+    FOREIGN KEY (collection, document_id) REFERENCES documents(collection, id) ON DELETE CASCADE
+);
 """
 
 # v1 -> v2: SQLite cannot add AUTOINCREMENT to a table, so ``chunks`` is copied into a new one
@@ -107,6 +133,53 @@ ALTER TABLE chunks_v2 RENAME TO chunks;
 CREATE INDEX chunks_by_document ON chunks(collection, document_id);
 ALTER TABLE collections ADD COLUMN uid TEXT NOT NULL DEFAULT '';
 ALTER TABLE collections ADD COLUMN deletions_floor INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE IF NOT EXISTS chunk_deletions (
+    collection TEXT NOT NULL,
+    rowid INTEGER NOT NULL,
+    generation INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunk_deletions_by_generation
+    ON chunk_deletions(collection, generation);
+"""
+
+# v2 -> v3: chunk ids become unique per tenant, which again means copying ``chunks`` (rowids
+# kept; the AUTOINCREMENT counter is carried over by ``_upgrade_v2``). Every existing row
+# belongs to the default tenant, whose storage keys are the collection names: no row changes.
+_V2_TO_V3 = """
+CREATE TABLE chunks_v3 (
+    rowid INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL,
+    tenant TEXT NOT NULL DEFAULT 'default',
+    collection TEXT NOT NULL,
+    document_id TEXT NOT NULL,
+    ordinal INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    start INTEGER NOT NULL,
+    end_ INTEGER NOT NULL,
+    title TEXT NOT NULL,
+    source TEXT NOT NULL,
+    heading_path TEXT NOT NULL,
+    page INTEGER,
+    token_count INTEGER NOT NULL,
+    metadata TEXT NOT NULL DEFAULT '{}',
+    UNIQUE (tenant, id)
+);
+INSERT INTO chunks_v3 SELECT rowid, id, 'default', collection, document_id, ordinal, text, start,
+    end_, title, source, heading_path, page, token_count, metadata FROM chunks;
+DROP TABLE chunks;
+ALTER TABLE chunks_v3 RENAME TO chunks;
+CREATE INDEX chunks_by_document ON chunks(collection, document_id);
+ALTER TABLE collections ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default';
+ALTER TABLE collections ADD COLUMN label TEXT NOT NULL DEFAULT '';
+UPDATE collections SET label = name;
+CREATE UNIQUE INDEX collections_by_tenant ON collections(tenant, label);
+CREATE TABLE document_principals (
+    collection TEXT NOT NULL,
+    document_id TEXT NOT NULL,
+    principal TEXT NOT NULL,
+    PRIMARY KEY (collection, document_id, principal),
+    FOREIGN KEY (collection, document_id) REFERENCES documents(collection, id) ON DELETE CASCADE
+);
 """
 
 
@@ -115,7 +188,8 @@ def new_uid() -> str:
 
 
 def migrate(conn: sqlite3.Connection) -> None:
-    """Create the schema, or bring a version-1 store to version 2; refuse anything else.
+    """Create the schema, or bring a version-1 or -2 store to version 3 step by step (in one
+    transaction); refuse anything else.
 
     ``conn`` is in autocommit mode (``isolation_level=None``). An up-to-date store is only read,
     so opening it never waits for a writer.
@@ -130,19 +204,22 @@ def migrate(conn: sqlite3.Connection) -> None:
         if version is None and _has_table(conn, "chunks"):
             version = 1  # a version-1 store whose creation was interrupted before its meta row
         if version is None:
-            for statement in SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            _run(conn, SCHEMA)
             conn.execute(
                 "INSERT INTO meta(key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
             )
-        elif version == 1:
-            _upgrade_v1(conn)
-            upgraded = True
-        elif version != SCHEMA_VERSION:
+        elif version not in _UPGRADES and version != SCHEMA_VERSION:
             raise StorageError(
                 f"store schema version {version} is not supported (expected {SCHEMA_VERSION})",
                 hint="re-create the store with a matching ragkeel version",
+            )
+        while version in _UPGRADES:
+            version = _UPGRADES[version](conn)
+            upgraded = True
+        if upgraded:
+            _check_foreign_keys(conn)
+            conn.execute(
+                "UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),)
             )
     except BaseException:
         conn.execute("ROLLBACK")
@@ -153,6 +230,12 @@ def migrate(conn: sqlite3.Connection) -> None:
         conn.execute("PRAGMA foreign_keys = ON")
     if upgraded:  # the copy of `chunks` went through the WAL; don't leave it to the next write
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def _run(conn: sqlite3.Connection, script: str) -> None:
+    for statement in script.split(";"):
+        if statement.strip():
+            conn.execute(statement)
 
 
 def _version(conn: sqlite3.Connection) -> int | None:
@@ -167,16 +250,29 @@ def _has_table(conn: sqlite3.Connection, name: str) -> bool:
     return row.fetchone() is not None
 
 
-def _upgrade_v1(conn: sqlite3.Connection) -> None:
-    for statement in _V1_TO_V2.split(";"):
-        if statement.strip():
-            conn.execute(statement)
-    for statement in SCHEMA.split(";"):  # the tables and indexes v1 did not have
-        if statement.strip():
-            conn.execute(statement)
+def _upgrade_v1(conn: sqlite3.Connection) -> int:
+    _run(conn, _V1_TO_V2)
     conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '1')")
     for (name,) in conn.execute("SELECT name FROM collections").fetchall():
         conn.execute("UPDATE collections SET uid=? WHERE name=?", (new_uid(), name))
+    return 2
+
+
+def _upgrade_v2(conn: sqlite3.Connection) -> int:
+    # the copy restarts the AUTOINCREMENT counter at the highest *remaining* rowid; carry the
+    # old one over, or a deleted top rowid could come back and hide from refreshed segments
+    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name='chunks'").fetchone()
+    _run(conn, _V2_TO_V3)
+    if row is not None:
+        conn.execute("DELETE FROM sqlite_sequence WHERE name IN ('chunks', 'chunks_v3')")
+        conn.execute("INSERT INTO sqlite_sequence(name, seq) VALUES ('chunks', ?)", (row[0],))
+    return 3
+
+
+_UPGRADES = {1: _upgrade_v1, 2: _upgrade_v2}
+
+
+def _check_foreign_keys(conn: sqlite3.Connection) -> None:
     problems = conn.execute("PRAGMA foreign_key_check").fetchall()
     if problems:
         raise StorageError(
@@ -184,4 +280,3 @@ def _upgrade_v1(conn: sqlite3.Connection) -> None:
             f"{len(problems)} rows break foreign keys",
             hint="run `ragkeel doctor`, or re-create the store",
         )
-    conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))

@@ -5,10 +5,21 @@ its chunk rows, their postings and their vectors together, logs the deleted chun
 bumps the collection's generation; a ``kill -9`` at any moment leaves either the old or the new
 version, never a mix. Searches run on per-collection in-memory ``Segment`` copies, refreshed
 incrementally and cached on disk next to the database (``segment_source.py``).
+
+Tenants and ACLs (issue 11, ``tenancy.py``): a collection is stored under a key made from its
+tenant and name (``schema.py``), so each tenant's collections have their own rows, segments,
+BM25 statistics and segment caches, and a search only ever opens the segments of the caller's
+tenant. A document's ACL principals live in ``document_principals``; a scope that does not see
+every principal searches with a row mask of the chunks whose document is public or names one of
+its principals, resolved by SQL once per segment generation and cached with the filter masks.
+Every ACL change bumps the collection's generation, so no cached mask outlives it. Reads by id
+(``get_document``, ``get_chunks``, ``document_info``, ``documents_by_source``) and changes
+(``delete_documents``, ``relocate_document``, ``set_principals``) apply the same scope in SQL.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import threading
@@ -25,13 +36,14 @@ from ragkeel.errors import StorageError
 from ragkeel.storage import deletion_log
 from ragkeel.storage.analyzer import term_frequencies
 from ragkeel.storage.base import StoredDocumentInfo, StoreStats
-from ragkeel.storage.filters import Filter, to_sql
+from ragkeel.storage.filters import Filter, acl_sql, to_sql
 from ragkeel.storage.schema import migrate, new_uid
 from ragkeel.storage.segment import Segment
 from ragkeel.storage.segment_cache import SegmentCache
 from ragkeel.storage.segment_source import CompactionPolicy, SqliteSegmentSource
 from ragkeel.storage.sqlite_search import SqliteKeywordIndex, SqliteVectorIndex
-from ragkeel.types import Chunk, Document
+from ragkeel.storage.tenancy import check_name, check_principals, scope_or_default, storage_key
+from ragkeel.types import AccessScope, Chunk, Document
 
 F32 = npt.NDArray[np.float32]
 
@@ -108,18 +120,23 @@ class SqliteDocumentStore:
         *,
         embedding_model: str | None = None,
     ) -> None:
+        """Written for ``document.tenant`` with ``document.principals`` as its ACL; its chunks
+        go into the document's collection."""
         if len(chunks) != len(vectors):
             raise StorageError(f"{len(chunks)} chunks but {len(vectors)} vectors")
+        tenant = check_name("tenant", document.tenant)
+        check_name("collection", document.collection)
+        principals = check_principals(document.principals)
         dim = int(vectors.shape[1]) if vectors.ndim == 2 else 0
         postings = [term_frequencies(c.index_text()) for c in chunks]
         with self._write() as db:
-            self._ensure_collection(db, document.collection, embedding_model, dim)
-            self._delete(db, document.collection, [document.id])
+            key = self._ensure_collection(db, tenant, document.collection, embedding_model, dim)
+            self._delete(db, key, [document.id])
             db.execute(
                 "INSERT INTO documents(collection, id, source, title, text, content_hash, "
                 "metadata, chunk_count, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
                 (
-                    document.collection,
+                    key,
                     document.id,
                     document.source,
                     document.title,
@@ -130,27 +147,35 @@ class SqliteDocumentStore:
                     time.time(),
                 ),
             )
+            _write_principals(db, key, document.id, principals)
             for chunk, tf, vec in zip(chunks, postings, vectors, strict=True):
-                cur = db.execute(
-                    "INSERT INTO chunks(id, collection, document_id, ordinal, text, start, end_, "
-                    "title, source, heading_path, page, token_count, metadata) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (
-                        chunk.id,
-                        chunk.collection,
-                        chunk.document_id,
-                        chunk.ordinal,
-                        chunk.text,
-                        chunk.start,
-                        chunk.end,
-                        chunk.title,
-                        chunk.source,
-                        json.dumps(list(chunk.heading_path)),
-                        chunk.page,
-                        chunk.token_count,
-                        json.dumps(dict(chunk.metadata)),
-                    ),
-                )
+                try:
+                    cur = db.execute(
+                        "INSERT INTO chunks(id, tenant, collection, document_id, ordinal, text, "
+                        "start, end_, title, source, heading_path, page, token_count, metadata) "
+                        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        (
+                            chunk.id,
+                            tenant,
+                            key,
+                            chunk.document_id,
+                            chunk.ordinal,
+                            chunk.text,
+                            chunk.start,
+                            chunk.end,
+                            chunk.title,
+                            chunk.source,
+                            json.dumps(list(chunk.heading_path)),
+                            chunk.page,
+                            chunk.token_count,
+                            json.dumps(dict(chunk.metadata)),
+                        ),
+                    )
+                except sqlite3.IntegrityError as exc:
+                    raise StorageError(
+                        f"chunk id {chunk.id!r} is already used by another document: {exc}",
+                        hint="chunk ids must be unique within a tenant",
+                    ) from exc
                 rowid = cur.lastrowid
                 ids = self._term_ids(db, list(tf))
                 db.execute(
@@ -168,91 +193,157 @@ class SqliteDocumentStore:
                     "INSERT INTO chunk_vectors(chunk_rowid, vector) VALUES (?, ?)",
                     (rowid, np.asarray(vec, np.float32).tobytes()),
                 )
-            deletion_log.bump(db, document.collection)
+            deletion_log.bump(db, key)
 
-    def delete_documents(self, collection: str, document_ids: Iterable[str]) -> int:
+    def delete_documents(
+        self, collection: str, document_ids: Iterable[str], *, scope: AccessScope | None = None
+    ) -> int:
+        """Removes those of ``document_ids`` that ``scope`` sees; returns how many."""
         ids = list(document_ids)
         if not ids:
             return 0
         with self._write() as db:
-            removed, chunks = self._delete(db, collection, ids)
+            key = self._key(scope, collection)
+            if key is None:
+                return 0
+            visible = self._visible_ids(key, ids, scope_or_default(scope))
+            removed, chunks = self._delete(db, key, visible)
             if removed or chunks:
-                deletion_log.bump(db, collection)
+                deletion_log.bump(db, key)
         return removed
 
-    def relocate_document(self, collection: str, document_id: str, source: str) -> bool:
+    def relocate_document(
+        self, collection: str, document_id: str, source: str, *, scope: AccessScope | None = None
+    ) -> bool:
         """Record that an unchanged document now comes from ``source`` (a moved or renamed
         file): its rows and vectors stay, so nothing is re-embedded. Returns whether it existed."""
         with self._write() as db:
-            moved = db.execute(
+            key = self._key(scope, collection)
+            if key is None or not self._visible_ids(key, [document_id], scope_or_default(scope)):
+                return False
+            db.execute(
                 "UPDATE documents SET source=? WHERE collection=? AND id=?",
-                (source, collection, document_id),
-            ).rowcount
-            if moved:
-                db.execute(
-                    "UPDATE chunks SET source=? WHERE collection=? AND document_id=?",
-                    (source, collection, document_id),
-                )
-                deletion_log.bump(db, collection)  # source filters must see the new path
-        return bool(moved)
+                (source, key, document_id),
+            )
+            db.execute(
+                "UPDATE chunks SET source=? WHERE collection=? AND document_id=?",
+                (source, key, document_id),
+            )
+            deletion_log.bump(db, key)  # source filters must see the new path
+        return True
 
-    def drop_collection(self, collection: str) -> int:
+    def set_principals(
+        self,
+        collection: str,
+        document_id: str,
+        principals: Iterable[str],
+        *,
+        scope: AccessScope | None = None,
+    ) -> bool:
+        """Replace the ACL of a document ``scope`` sees (empty: public within the tenant);
+        searches from the next call on see the change. Returns whether the document exists."""
+        names = check_principals(principals)
         with self._write() as db:
-            ids = [
-                r[0]
-                for r in db.execute("SELECT id FROM documents WHERE collection=?", (collection,))
-            ]
-            removed, _ = self._delete(db, collection, ids, log=False)
-            db.execute("DELETE FROM collections WHERE name=?", (collection,))
-            deletion_log.forget(db, collection)
-        self.segments.forget(collection)
+            key = self._key(scope, collection)
+            if key is None or not self._visible_ids(key, [document_id], scope_or_default(scope)):
+                return False
+            db.execute(
+                "DELETE FROM document_principals WHERE collection=? AND document_id=?",
+                (key, document_id),
+            )
+            _write_principals(db, key, document_id, names)
+            deletion_log.bump(db, key)  # a new generation: no cached ACL mask survives
+        return True
+
+    def drop_collection(self, collection: str, *, scope: AccessScope | None = None) -> int:
+        """Remove the scope tenant's ``collection`` with everything in it, whatever the ACLs."""
+        with self._write() as db:
+            key = self._key(scope, collection)
+            if key is None:
+                return 0
+            ids = [r[0] for r in db.execute("SELECT id FROM documents WHERE collection=?", (key,))]
+            removed, _ = self._delete(db, key, ids, log=False)
+            db.execute("DELETE FROM collections WHERE name=?", (key,))
+            deletion_log.forget(db, key)
+        self.segments.forget(key)
         return removed
 
     def _delete(
-        self, db: sqlite3.Connection, collection: str, ids: Sequence[str], *, log: bool = True
+        self, db: sqlite3.Connection, key: str, ids: Sequence[str], *, log: bool = True
     ) -> tuple[int, int]:
-        """Delete documents with their chunks; (documents, chunks) removed."""
+        """Delete documents of the collection stored under ``key`` with their chunks (and, by
+        cascade, their postings, vectors and principals); (documents, chunks) removed."""
         removed = chunks = 0
         for start in range(0, len(ids), 500):
             part = ids[start : start + 500]
             marks = ",".join("?" * len(part))
             if log:
-                deletion_log.record(db, collection, part)
+                deletion_log.record(db, key, part)
             chunks += db.execute(
                 f"DELETE FROM chunks WHERE collection=? AND document_id IN ({marks})",
-                (collection, *part),
+                (key, *part),
             ).rowcount
             removed += db.execute(
                 f"DELETE FROM documents WHERE collection=? AND id IN ({marks})",
-                (collection, *part),
+                (key, *part),
             ).rowcount
         return removed, chunks
 
     def _ensure_collection(
-        self, db: sqlite3.Connection, name: str, model: str | None, dim: int
-    ) -> None:
+        self, db: sqlite3.Connection, tenant: str, name: str, model: str | None, dim: int
+    ) -> str:
+        """The storage key of the tenant's collection ``name``, created if new."""
         row = db.execute(
-            "SELECT embedding_model, dimension FROM collections WHERE name=?", (name,)
+            "SELECT name, embedding_model, dimension FROM collections WHERE tenant=? AND label=?",
+            (tenant, name),
         ).fetchone()
         if row is None:
+            key = storage_key(tenant, name)
             db.execute(
-                "INSERT INTO collections(name, embedding_model, dimension, generation, uid) "
-                "VALUES (?,?,?,0,?)",
-                (name, model, dim, new_uid()),
+                "INSERT INTO collections(name, embedding_model, dimension, generation, uid, "
+                "tenant, label) VALUES (?,?,?,0,?,?,?)",
+                (key, model, dim, new_uid(), tenant, name),
             )
-        elif (model is not None and row[0] not in (None, model)) or (
-            dim and row[1] not in (0, dim)
-        ):
+            return key
+        key = str(row[0])
+        if (model is not None and row[1] not in (None, model)) or (dim and row[2] not in (0, dim)):
             raise StorageError(
-                f"collection {name!r} was indexed with {row[0]} ({row[1]} dims); "
+                f"collection {name!r} was indexed with {row[1]} ({row[2]} dims); "
                 f"cannot add vectors from {model} ({dim} dims)",
                 hint="ingest into another --collection or drop this one first",
             )
-        elif row[0] is None and model is not None:
+        if row[1] is None and model is not None:
             db.execute(
                 "UPDATE collections SET embedding_model=?, dimension=? WHERE name=?",
-                (model, dim, name),
+                (model, dim, key),
             )
+        return key
+
+    def _key(self, scope: AccessScope | None, collection: str) -> str | None:
+        """The storage key of the scope tenant's ``collection``; None when it has none."""
+        tenant = scope_or_default(scope).tenant
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT name FROM collections WHERE tenant=? AND label=?", (tenant, collection)
+            ).fetchone()
+        return str(row[0]) if row else None
+
+    def _visible_ids(self, key: str, ids: Sequence[str], scope: AccessScope) -> list[str]:
+        """Those of ``ids`` that exist in the collection under ``key`` and ``scope`` sees."""
+        acl, acl_params = acl_sql(scope, "d", "id")
+        out: list[str] = []
+        with self._lock:
+            for start in range(0, len(ids), 500):
+                part = list(ids[start : start + 500])
+                out.extend(
+                    r[0]
+                    for r in self._conn.execute(
+                        f"SELECT d.id FROM documents d WHERE d.collection=? AND d.id IN "
+                        f"({','.join('?' * len(part))}) AND {acl}",
+                        (key, *part, *acl_params),
+                    )
+                )
+        return out
 
     def _term_ids(self, db: sqlite3.Connection, terms: list[str]) -> list[int]:
         missing = [t for t in terms if t not in self._vocab]
@@ -265,30 +356,52 @@ class SqliteDocumentStore:
         return [self._vocab[t] for t in terms]
 
     # -- reads ----------------------------------------------------------------------------------
-    def document_info(self, collection: str, document_id: str) -> StoredDocumentInfo | None:
+    def document_info(
+        self, collection: str, document_id: str, *, scope: AccessScope | None = None
+    ) -> StoredDocumentInfo | None:
+        key = self._key(scope, collection)
+        if key is None or not self._visible_ids(key, [document_id], scope_or_default(scope)):
+            return None
         with self._lock:
             row = self._conn.execute(
                 "SELECT id, source, content_hash, chunk_count FROM documents "
                 "WHERE collection=? AND id=?",
-                (collection, document_id),
+                (key, document_id),
             ).fetchone()
-        return StoredDocumentInfo(*row) if row else None
+        if row is None:
+            return None
+        return StoredDocumentInfo(
+            row[0], row[1], row[2], row[3], principals=self._principals(key, document_id)
+        )
 
-    def documents_by_source(self, collection: str) -> Mapping[str, Sequence[str]]:
+    def documents_by_source(
+        self, collection: str, *, scope: AccessScope | None = None
+    ) -> Mapping[str, Sequence[str]]:
         out: dict[str, list[str]] = {}
+        key = self._key(scope, collection)
+        if key is None:
+            return out
+        acl, params = acl_sql(scope_or_default(scope), "d", "id")
         with self._lock:
             for source, doc_id in self._conn.execute(
-                "SELECT source, id FROM documents WHERE collection=?", (collection,)
+                f"SELECT d.source, d.id FROM documents d WHERE d.collection=? AND {acl}",
+                (key, *params),
             ):
                 out.setdefault(source, []).append(doc_id)
         return out
 
-    def get_document(self, collection: str, document_id: str) -> Document | None:
+    def get_document(
+        self, collection: str, document_id: str, *, scope: AccessScope | None = None
+    ) -> Document | None:
+        key = self._key(scope, collection)
+        if key is None or not self._visible_ids(key, [document_id], scope_or_default(scope)):
+            return None
         with self._lock:
             row = self._conn.execute(
-                "SELECT id, collection, source, title, text, content_hash, metadata "
-                "FROM documents WHERE collection=? AND id=?",
-                (collection, document_id),
+                "SELECT d.id, k.label, d.source, d.title, d.text, d.content_hash, d.metadata, "
+                "k.tenant FROM documents d JOIN collections k ON k.name = d.collection "
+                "WHERE d.collection=? AND d.id=?",
+                (key, document_id),
             ).fetchone()
         if row is None:
             return None
@@ -300,19 +413,35 @@ class SqliteDocumentStore:
             text=row[4],
             content_hash=row[5],
             metadata=json.loads(row[6]),
+            tenant=row[7],
+            principals=self._principals(key, document_id),
         )
 
-    def get_chunks(self, chunk_ids: Sequence[str]) -> Mapping[str, Chunk]:
+    def _principals(self, key: str, document_id: str) -> frozenset[str]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT principal FROM document_principals WHERE collection=? AND document_id=?",
+                (key, document_id),
+            ).fetchall()
+        return frozenset(r[0] for r in rows)
+
+    def get_chunks(
+        self, chunk_ids: Sequence[str], *, scope: AccessScope | None = None
+    ) -> Mapping[str, Chunk]:
+        """The chunks of ``chunk_ids`` that ``scope`` sees (others are left out)."""
         out: dict[str, Chunk] = {}
+        access = scope_or_default(scope)
+        acl, acl_params = acl_sql(access, "c", "document_id")
         ids = list(dict.fromkeys(chunk_ids))
         with self._lock:
             for start in range(0, len(ids), 500):
                 part = ids[start : start + 500]
                 for row in self._conn.execute(
-                    "SELECT id, document_id, collection, ordinal, text, start, end_, title, source,"
-                    " heading_path, page, token_count, metadata FROM chunks WHERE id IN "
-                    f"({','.join('?' * len(part))})",
-                    part,
+                    "SELECT c.id, c.document_id, k.label, c.ordinal, c.text, c.start, c.end_, "
+                    "c.title, c.source, c.heading_path, c.page, c.token_count, c.metadata "
+                    "FROM chunks c JOIN collections k ON k.name = c.collection "
+                    f"WHERE c.tenant=? AND c.id IN ({','.join('?' * len(part))}) AND {acl}",
+                    (access.tenant, *part, *acl_params),
                 ):
                     out[row[0]] = Chunk(
                         id=row[0],
@@ -331,21 +460,24 @@ class SqliteDocumentStore:
                     )
         return out
 
-    def collections(self) -> dict[str, dict[str, object]]:
+    def collections(self, *, scope: AccessScope | None = None) -> dict[str, dict[str, object]]:
+        """The scope tenant's collections by name, with their model and counts (all ACLs)."""
         with self._lock:
             rows = self._conn.execute(
-                "SELECT c.name, c.embedding_model, c.dimension, "
+                "SELECT c.label, c.embedding_model, c.dimension, "
                 "(SELECT count(*) FROM documents d WHERE d.collection=c.name), "
                 "(SELECT count(*) FROM chunks k WHERE k.collection=c.name) FROM collections c "
-                "ORDER BY c.name"
+                "WHERE c.tenant=? ORDER BY c.label",
+                (scope_or_default(scope).tenant,),
             ).fetchall()
         return {
             r[0]: {"embedding_model": r[1], "dimension": r[2], "documents": r[3], "chunks": r[4]}
             for r in rows
         }
 
-    def stats(self) -> StoreStats:
-        cols = self.collections()
+    def stats(self, *, scope: AccessScope | None = None) -> StoreStats:
+        """Counts of the scope tenant's collections (ACLs are not applied to counts)."""
+        cols = self.collections(scope=scope)
         models = {str(c["embedding_model"]) for c in cols.values() if c["embedding_model"]}
         return StoreStats(
             documents=sum(int(str(c["documents"])) for c in cols.values()),
@@ -363,6 +495,8 @@ class SqliteDocumentStore:
             "ON t.chunk_rowid=c.rowid WHERE t.chunk_rowid IS NULL",
             "chunks without vector": "SELECT count(*) FROM chunks c LEFT JOIN chunk_vectors v "
             "ON v.chunk_rowid=c.rowid WHERE v.chunk_rowid IS NULL",
+            "chunks of another tenant than their collection": "SELECT count(*) FROM chunks c "
+            "JOIN collections k ON k.name=c.collection WHERE k.tenant != c.tenant",
             "documents with wrong chunk count": "SELECT count(*) FROM documents d WHERE "
             "d.chunk_count != (SELECT count(*) FROM chunks c WHERE c.collection=d.collection "
             "AND c.document_id=d.id)",
@@ -374,15 +508,28 @@ class SqliteDocumentStore:
         return problems if ok == "ok" else [*problems, f"sqlite integrity_check: {ok}"]
 
     # -- search support -------------------------------------------------------------------------
-    def collection_model(self, collection: str) -> tuple[str | None, int] | None:
+    def collection_model(
+        self, collection: str, *, scope: AccessScope | None = None
+    ) -> tuple[str | None, int] | None:
+        key = self._key(scope, collection)
         with self._lock:
             row = self._conn.execute(
-                "SELECT embedding_model, dimension FROM collections WHERE name=?", (collection,)
+                "SELECT embedding_model, dimension FROM collections WHERE name=?", (key,)
             ).fetchone()
         return (row[0], int(row[1])) if row else None
 
+    def search_keys(self, tenant: str, collection: str | None) -> list[str]:
+        """Storage keys of the tenant's collections (only ``collection`` when given)."""
+        query = "SELECT name FROM collections WHERE tenant=?"
+        params: tuple[str, ...] = (tenant,)
+        if collection is not None:
+            query, params = query + " AND label=?", (tenant, collection)
+        with self._lock:
+            return [r[0] for r in self._conn.execute(query + " ORDER BY name", params)]
+
     def segment(self, collection: str) -> Segment:
-        """The collection's search segment at its current generation."""
+        """The search segment of the collection stored under key ``collection`` (a default-
+        tenant collection's key is its name), at its current generation."""
         return self.segments.get(collection)
 
     def known_term_ids(self, terms: Sequence[str]) -> list[int]:
@@ -394,27 +541,55 @@ class SqliteDocumentStore:
                 self._vocab.update(self._conn.execute(q, unknown).fetchall())
             return [self._vocab[t] for t in terms if t in self._vocab]
 
-    def filter_mask(self, collection: str, seg: Segment, flt: Filter) -> npt.NDArray[np.bool_]:
-        """The rows of ``seg`` that pass ``flt``, resolved by SQL once per segment version and
-        filter, then reused: a tenant or ACL filter repeats on every query, and the SQL costs
-        ~100 ms at 100k chunks while the mask is free to reuse (segments are immutable)."""
-        key = (collection, seg.uid, seg.generation, _filter_key(flt))
+    def visible_mask(
+        self, key: str, seg: Segment, flt: Filter | None, scope: AccessScope
+    ) -> npt.NDArray[np.bool_] | None:
+        """The rows of ``seg`` that pass ``flt`` and ``scope``'s ACL (None: every row), resolved
+        by SQL once per segment version, filter and principals, then reused: a filter or an ACL
+        repeats on every query, and the SQL costs ~100 ms at 100k chunks while the mask is free
+        to reuse (segments are immutable; an ACL change makes a new generation)."""
+        narrow = flt if flt is not None and _needs_sql(flt) else None
+        acl = None if scope.all_principals or not self._restricted(key) else scope
+        if narrow is None and acl is None:
+            return None
+        cache_key = (
+            key,
+            seg.uid,
+            seg.generation,
+            _filter_key(narrow) if narrow is not None else None,
+            tuple(sorted(acl.principals)) if acl is not None else None,
+        )
         with self._lock:
-            cached = self._masks.get(key)
+            cached = self._masks.get(cache_key)
             if cached is not None:
-                self._masks.move_to_end(key)
+                self._masks.move_to_end(cache_key)
                 return cached
-        mask = seg.mask_for(self.allowed_rowids(flt))
+        mask = seg.mask_for(self._allowed_rowids(key, narrow, acl))
         with self._lock:
-            self._masks[key] = mask
+            self._masks[cache_key] = mask
             while len(self._masks) > _MASK_CACHE_SIZE:
                 self._masks.popitem(last=False)
         return mask
 
-    def allowed_rowids(self, flt: Filter) -> npt.NDArray[np.int64]:
-        where, params = to_sql(flt, "c")
+    def _restricted(self, key: str) -> bool:
+        """Whether any document of the collection under ``key`` has an ACL."""
         with self._lock:
-            rows = self._conn.execute(f"SELECT c.rowid FROM chunks c WHERE {where}", params)
+            row = self._conn.execute(
+                "SELECT 1 FROM document_principals WHERE collection=? LIMIT 1", (key,)
+            ).fetchone()
+        return row is not None
+
+    def _allowed_rowids(
+        self, key: str, flt: Filter | None, acl: AccessScope | None
+    ) -> npt.NDArray[np.int64]:
+        # the filter's collection is a name, resolved to ``key`` by the caller
+        where, params = to_sql(dataclasses.replace(flt, collection=None) if flt else None, "c")
+        acl_where, acl_params = acl_sql(acl, "c") if acl is not None else ("1", [])
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT c.rowid FROM chunks c WHERE c.collection=? AND {where} AND {acl_where}",
+                (key, *params, *acl_params),
+            )
             return np.fromiter((r[0] for r in rows), np.int64)
 
     def close(self) -> None:
@@ -425,8 +600,21 @@ class SqliteDocumentStore:
 _MASK_CACHE_SIZE = 64
 
 
+def _needs_sql(flt: Filter) -> bool:
+    return bool(flt.sources or flt.document_ids or flt.metadata)
+
+
 def _filter_key(flt: Filter) -> tuple[object, ...]:
     meta = tuple(
         sorted((k, tuple(v) if isinstance(v, list | tuple) else v) for k, v in flt.metadata.items())
     )
     return (flt.sources, flt.document_ids, meta)
+
+
+def _write_principals(
+    db: sqlite3.Connection, key: str, document_id: str, principals: frozenset[str]
+) -> None:
+    db.executemany(
+        "INSERT INTO document_principals(collection, document_id, principal) VALUES (?,?,?)",
+        [(key, document_id, p) for p in sorted(principals)],
+    )
