@@ -15,6 +15,7 @@ import pytest
 from ragkeel.storage.sqlite import SqliteDocumentStore
 from ragkeel.testing.contracts.keyword_index import KeywordIndexContract
 from ragkeel.testing.contracts.store import (
+    AccessContract,
     DocumentStoreContract,
     IndexedStore,
     StoreOpener,
@@ -45,6 +46,10 @@ class TestKeywordIndex(Backends, KeywordIndexContract):
 
 
 class TestVectorIndex(Backends, VectorIndexContract):
+    pass
+
+
+class TestAccess(Backends, AccessContract):
     pass
 
 

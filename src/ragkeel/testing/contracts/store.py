@@ -1,7 +1,7 @@
 """The storage contract: what every ``DocumentStore`` with its ``KeywordIndex`` and
 ``VectorIndex`` must do (SQLite today, PostgreSQL next). A backend is done when it passes.
 
-Three suites, each a class of pytest tests typed to the Protocols in ``storage/base.py``:
+Four suites, each a class of pytest tests typed to the Protocols in ``storage/base.py``:
 
 * ``DocumentStoreContract`` (here) — documents and chunks round-trip; an upsert replaces a
   document atomically (a failed one keeps the previous version); deletes, relocation, listing by
@@ -12,6 +12,12 @@ Three suites, each a class of pytest tests typed to the Protocols in ``storage/b
 * ``VectorIndexContract`` (``vector_index.py``) — cosine search over L2-normalised vectors:
   exact scores and order on hand-made vectors, ``k``, ties, an empty index, a query of the
   wrong dimension, and the same filter and no-ghost rules.
+* ``AccessContract`` (here) — tenants and ACLs (issue 11): the same collection and document id
+  in two tenants are two documents (chunk ids may repeat across tenants); another tenant's
+  documents are absent from search, get, list, delete, relocate and ACL changes; ACL principals
+  and public documents; ``k`` visible hits despite many invisible better ones; an ACL change is
+  seen by the next search, also from a second handle; a filter only narrows; bad names are
+  refused.
 
 The two index Protocols only search; their documents are written through the store, which is
 why every suite runs on an ``IndexedStore``: a ``DocumentStore`` whose ``keyword`` and
@@ -39,10 +45,10 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from ragkeel.errors import StorageError
+from ragkeel.errors import FilterError, NameInvalidError, StorageError
 from ragkeel.storage.base import DocumentStore, KeywordIndex, VectorIndex
 from ragkeel.storage.filters import Filter
-from ragkeel.types import Chunk, Document, ScoredChunk
+from ragkeel.types import DEFAULT_TENANT, AccessScope, Chunk, Document, ScoredChunk
 
 DIM = 8
 EMBEDDING_MODEL = "test-model"
@@ -61,8 +67,9 @@ class IndexedStore(DocumentStore, Protocol):
         """Problems found (chunks without a document, postings or vectors out of step...)."""
         ...
 
-    def drop_collection(self, collection: str) -> int:
-        """Remove a collection with everything in it; returns how many documents went."""
+    def drop_collection(self, collection: str, *, scope: AccessScope | None = None) -> int:
+        """Remove a collection of the scope's tenant with everything in it; returns how many
+        documents went."""
         ...
 
 
@@ -84,6 +91,8 @@ def make_doc(
     source: str | None = None,
     version: str = "v1",
     metadata: dict[str, str | int | bool] | None = None,
+    tenant: str = DEFAULT_TENANT,
+    principals: frozenset[str] = frozenset(),
 ) -> tuple[Document, list[Chunk]]:
     """A document of ``texts`` (one chunk each); chunk ids are ``{collection}-{doc}-{version}-{i}``."""
     text = "\n\n".join(texts)
@@ -96,6 +105,8 @@ def make_doc(
         text,
         f"hash-{doc_id}-{version}",
         meta,
+        tenant=tenant,
+        principals=principals,
     )
     chunks, pos = [], 0
     for i, t in enumerate(texts):
@@ -231,3 +242,196 @@ class DocumentStoreContract(StoreContract):
         finally:
             writer.close()
             reader.close()
+
+
+TENANT_A, TENANT_B = "tenant-a", "tenant-b"
+A = AccessScope(TENANT_A, all_principals=True)  # an operator (admin key) of tenant A
+B = AccessScope(TENANT_B, all_principals=True)
+
+
+def scoped(principals: set[str] | None = None, tenant: str = TENANT_A) -> AccessScope:
+    return AccessScope(tenant, frozenset(principals or ()))
+
+
+def seen(store: IndexedStore, query: str, scope: AccessScope, k: int = 100) -> set[str]:
+    """Document ids the scope finds by keyword and by dense search (axis 0), which must agree.
+    Hits are resolved by the tenant's operator, so a hit the scope should not get counts."""
+    operator = AccessScope(scope.tenant, all_principals=True)
+    found: list[set[str]] = []
+    for hits in (
+        ids(store.keyword.search(query, k, scope=scope)),
+        ids(store.vectors.search(unit(0), k, scope=scope)),
+    ):
+        chunks = store.get_chunks(hits, scope=operator)
+        assert len(chunks) == len(hits)  # no hit from another tenant
+        assert store.get_chunks(hits, scope=scope).keys() == chunks.keys()
+        found.append({c.document_id for c in chunks.values()})
+    assert found[0] == found[1]
+    return found[0]
+
+
+class AccessContract(StoreContract):
+    def test_same_collection_and_id_in_two_tenants_are_two_documents(
+        self, store: IndexedStore
+    ) -> None:
+        # same collection, document id and (as ingestion makes them) chunk ids; other texts
+        da, ca = make_doc("policy.md", ["alpha holiday policy"], tenant=TENANT_A)
+        db, cb = make_doc("policy.md", ["bravo holiday policy"], tenant=TENANT_B)
+        assert ca[0].id == cb[0].id
+        put(store, da, ca)
+        put(store, db, cb)
+        assert store.get_document("c", "policy.md", scope=A) == da
+        assert store.get_document("c", "policy.md", scope=B) == db
+        assert store.get_document("c", "policy.md") is None  # nothing in the default tenant
+        assert store.get_chunks([ca[0].id], scope=A)[ca[0].id].text == "alpha holiday policy"
+        assert store.get_chunks([cb[0].id], scope=B)[cb[0].id].text == "bravo holiday policy"
+        assert store.keyword.search("alpha", 5, scope=B) == []
+        assert store.keyword.search("bravo", 5, scope=A) == []
+        assert len(store.vectors.search(unit(0), 5, scope=A)) == 1
+        assert dict(store.documents_by_source("c", scope=B)) == {db.source: ["policy.md"]}
+        assert store.stats(scope=A).documents == 1 and store.stats().documents == 0
+        info = store.document_info("c", "policy.md", scope=B)
+        assert info is not None and info.content_hash == db.content_hash
+        assert store.delete_documents("c", ["policy.md"], scope=B) == 1
+        assert store.get_document("c", "policy.md", scope=A) == da
+        assert ids(store.keyword.search("holiday", 5, scope=A)) == [ca[0].id]
+        assert store.keyword.search("holiday", 5, scope=B) == []
+        assert store.check_integrity() == []
+
+    def test_another_tenants_documents_are_absent(self, store: IndexedStore) -> None:
+        doc, chunks = make_doc("secret", ["canary words"], tenant=TENANT_A, principals=frozenset())
+        put(store, doc, chunks)
+        put(store, *make_doc("mine", ["my words"], tenant=TENANT_B))
+        assert store.get_document("c", "secret", scope=B) is None
+        assert store.document_info("c", "secret", scope=B) is None
+        assert store.get_chunks([chunks[0].id], scope=B) == {}
+        assert "secret" not in str(dict(store.documents_by_source("c", scope=B)))
+        assert store.delete_documents("c", ["secret"], scope=B) == 0
+        assert not store.relocate_document("c", "secret", "/elsewhere", scope=B)
+        assert not store.set_principals("c", "secret", ["x"], scope=B)
+        for flt in (None, Filter(collection="c"), Filter(document_ids=("secret",))):
+            assert store.keyword.search("canary", 10, flt, scope=B) == []
+            assert chunks[0].id not in ids(store.vectors.search(unit(0), 10, flt, scope=B))
+        assert store.get_document("c", "secret", scope=A) == doc  # untouched
+        assert store.drop_collection("c", scope=B) == 1
+        assert store.get_document("c", "secret", scope=A) == doc
+        assert ids(store.keyword.search("canary", 5, scope=A)) == [chunks[0].id]
+        assert store.check_integrity() == []
+
+    def test_acl_principals_and_public_documents(self, store: IndexedStore) -> None:
+        put(store, *make_doc("pub", ["needle public"], tenant=TENANT_A))
+        put(store, *make_doc("hr", ["needle hr"], tenant=TENANT_A, principals=frozenset({"hr"})))
+        two = frozenset({"alice", "admins"})
+        put(store, *make_doc("al", ["needle alice"], tenant=TENANT_A, principals=two))
+        everything = {"pub", "hr", "al"}
+        assert seen(store, "needle", scoped()) == {"pub"}
+        assert seen(store, "needle", scoped({"hr"})) == {"pub", "hr"}
+        assert seen(store, "needle", scoped({"admins"})) == {"pub", "al"}
+        assert seen(store, "needle", scoped({"hr", "alice"})) == everything
+        assert seen(store, "needle", scoped({"nobody"})) == {"pub"}
+        assert seen(store, "needle", A) == everything
+        assert seen(store, "needle", scoped({"hr"}, tenant=TENANT_B)) == set()
+        doc = store.get_document("c", "al", scope=scoped({"alice"}))
+        assert doc is not None and doc.principals == two and doc.tenant == TENANT_A
+        assert store.get_document("c", "al", scope=scoped({"hr"})) is None
+        assert store.document_info("c", "hr", scope=scoped()) is None
+        listed = store.documents_by_source("c", scope=scoped({"hr"}))
+        assert sorted(d for docs in listed.values() for d in docs) == ["hr", "pub"]
+        # what a scope cannot see, it cannot change either
+        assert store.delete_documents("c", ["hr", "al"], scope=scoped({"hr"})) == 1
+        assert not store.relocate_document("c", "al", "/x", scope=scoped())
+        assert seen(store, "needle", A) == {"pub", "al"}
+        assert store.check_integrity() == []
+
+    def test_k_visible_hits_despite_many_invisible_better_ones(self, store: IndexedStore) -> None:
+        hidden = frozenset({"board"})
+        for i in range(50):  # match better in both indexes, and nobody below may see them
+            put(store, *make_doc(f"h{i}", ["needle needle"], tenant=TENANT_A, principals=hidden))
+        for i in range(10):
+            put(store, *make_doc(f"v{i}", ["needle and some more words"], tenant=TENANT_A), axis=1)
+        for i in range(50):  # another tenant's exact matches: other segments, never counted
+            put(store, *make_doc(f"o{i}", ["needle needle"], tenant=TENANT_B))
+        vector = np.array([0.95, 0.3, 0, 0, 0, 0, 0, 0], np.float32)
+        vector /= np.linalg.norm(vector)
+        for scope in (scoped(), scoped({"staff"})):
+            kw = store.keyword.search("needle", 10, scope=scope)
+            dense = store.vectors.search(vector, 10, scope=scope)
+            for hits in (kw, dense):
+                assert sorted(ids(hits)) == sorted(f"c-v{i}-v1-0" for i in range(10))
+                assert [h.rank for h in hits] == list(range(1, 11))
+        board = scoped({"board"})
+        assert all(
+            h.startswith("c-h") for h in ids(store.keyword.search("needle", 10, scope=board))
+        )
+
+    def test_acl_changes_apply_to_the_next_search(self, open_store: StoreOpener) -> None:
+        writer, reader = open_store(), open_store()
+        try:
+            doc, chunks = make_doc(
+                "d", ["quarterly numbers"], tenant=TENANT_A, principals=frozenset({"alice"})
+            )
+            put(writer, doc, chunks)
+            bob = scoped({"bob"})
+            for store in (writer, reader):  # searched first, so any cache is warm
+                assert store.keyword.search("quarterly", 5, scope=bob) == []
+                assert store.vectors.search(unit(0), 5, scope=bob) == []
+            assert writer.set_principals("c", "d", ["alice", "bob"], scope=A)
+            for store in (writer, reader):
+                assert ids(store.keyword.search("quarterly", 5, scope=bob)) == [chunks[0].id]
+                assert ids(store.vectors.search(unit(0), 5, scope=bob)) == [chunks[0].id]
+                assert store.get_chunks([chunks[0].id], scope=bob) != {}
+            assert writer.set_principals("c", "d", ["alice"], scope=A)  # bob revoked
+            for store in (writer, reader):
+                assert store.keyword.search("quarterly", 5, scope=bob) == []
+                assert store.vectors.search(unit(0), 5, scope=bob) == []
+                assert store.get_document("c", "d", scope=bob) is None
+            put(writer, *make_doc("d", ["quarterly numbers"], tenant=TENANT_A))  # now public
+            for store in (writer, reader):
+                assert ids(store.keyword.search("quarterly", 5, scope=bob)) == [chunks[0].id]
+            assert writer.set_principals("c", "d", ["alice"], scope=A)
+            assert reader.keyword.search("quarterly", 5, scope=bob) == []
+        finally:
+            writer.close()
+            reader.close()
+
+    def test_a_filter_only_narrows(self, store: IndexedStore) -> None:
+        meta: dict[str, str | int | bool] = {"team": "ops", "tenant": TENANT_A}
+        doc_a, chunks_a = make_doc("a", ["shared needle"], tenant=TENANT_A, metadata=meta)
+        put(store, doc_a, chunks_a)
+        put(store, *make_doc("s", ["shared needle"], tenant=TENANT_A, principals=frozenset({"x"})))
+        doc_b, chunks_b = make_doc("b", ["shared needle"], tenant=TENANT_B, metadata=meta)
+        put(store, doc_b, chunks_b)
+        team = Filter(collection="c", metadata={"team": "ops"})
+        assert ids(store.keyword.search("needle", 10, team, scope=B)) == [chunks_b[0].id]
+        wide = Filter(document_ids=("a", "b", "s"))
+        assert ids(store.keyword.search("needle", 10, wide, scope=B)) == [chunks_b[0].id]
+        assert ids(store.keyword.search("needle", 10, wide, scope=scoped())) == [chunks_a[0].id]
+        assert ids(store.vectors.search(unit(0), 10, wide, scope=scoped())) == [chunks_a[0].id]
+        storage_like = Filter(collection=f"{TENANT_A}\x1fc")  # no collection is named so
+        assert store.keyword.search("needle", 10, storage_like, scope=B) == []
+        for key in ("tenant", "acl", "principals", "Tenant"):
+            with pytest.raises(FilterError):
+                Filter(metadata={key: TENANT_A})
+
+    def test_bad_names_are_refused_and_nothing_is_written(self, store: IndexedStore) -> None:
+        for kwargs in (
+            {"tenant": ""},
+            {"tenant": "a\x00b"},
+            {"tenant": "a\x1fb"},
+            {"collection": "c\x1fd"},
+            {"principals": frozenset({"ok", "bad\nname"})},
+        ):
+            doc, chunks = make_doc("d", ["words"], **kwargs)
+            with pytest.raises(NameInvalidError):
+                put(store, doc, chunks)
+        assert store.stats().documents == 0 and store.check_integrity() == []
+
+    def test_documents_without_a_tenant_are_public_in_the_default_tenant(
+        self, store: IndexedStore
+    ) -> None:
+        doc, chunks = make_doc("d", ["plain words"])
+        put(store, doc, chunks)
+        for scope in (None, AccessScope(), AccessScope(principals=frozenset({"anyone"}))):
+            assert store.get_document("c", "d", scope=scope) == doc
+            assert ids(store.keyword.search("plain", 5, scope=scope)) == [chunks[0].id]
+        assert store.get_document("c", "d", scope=scoped()) is None
