@@ -11,20 +11,19 @@ tenant and name (``schema.py``), so each tenant's collections have their own row
 BM25 statistics and segment caches, and a search only ever opens the segments of the caller's
 tenant. A document's ACL principals live in ``document_principals``; a scope that does not see
 every principal searches with a row mask of the chunks whose document is public or names one of
-its principals, resolved by SQL once per segment generation and cached with the filter masks.
-Every ACL change bumps the collection's generation, so no cached mask outlives it. Reads by id
+its principals, resolved by SQL once per segment generation and cached with the filter masks
+(``sqlite_masks.py``). Every ACL change bumps the collection's generation, so no cached mask
+outlives it. Reads by id
 (``get_document``, ``get_chunks``, ``document_info``, ``documents_by_source``) and changes
 (``delete_documents``, ``relocate_document``, ``set_principals``) apply the same scope in SQL.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sqlite3
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,11 +35,12 @@ from ragkeel.errors import StorageError
 from ragkeel.storage import deletion_log
 from ragkeel.storage.analyzer import term_frequencies
 from ragkeel.storage.base import StoredDocumentInfo, StoreStats
-from ragkeel.storage.filters import Filter, acl_sql, to_sql
+from ragkeel.storage.filters import Filter, acl_sql
 from ragkeel.storage.schema import migrate, new_uid
 from ragkeel.storage.segment import Segment
 from ragkeel.storage.segment_cache import SegmentCache
 from ragkeel.storage.segment_source import CompactionPolicy, SqliteSegmentSource
+from ragkeel.storage.sqlite_masks import SqliteRowMasks
 from ragkeel.storage.sqlite_search import SqliteKeywordIndex, SqliteVectorIndex
 from ragkeel.storage.tenancy import check_name, check_principals, scope_or_default, storage_key
 from ragkeel.types import AccessScope, Chunk, Document
@@ -87,7 +87,6 @@ class SqliteDocumentStore:
                 hint="check the path and that the file is a ragkeel database",
             ) from exc
         self._lock = threading.RLock()
-        self._masks: OrderedDict[tuple[object, ...], npt.NDArray[np.bool_]] = OrderedDict()
         cache = (
             SegmentCache(self.path.parent / "segments", self.path.name)
             if segment_cache and not in_memory
@@ -97,6 +96,7 @@ class SqliteDocumentStore:
             self._conn, self._lock, k1=bm25_k1, b=bm25_b, cache=cache, policy=compaction
         )
         self._vocab: dict[str, int] = {}
+        self._masks = SqliteRowMasks(self._conn, self._lock)
         self.keyword = SqliteKeywordIndex(self)
         self.vectors = SqliteVectorIndex(self)
 
@@ -544,71 +544,12 @@ class SqliteDocumentStore:
     def visible_mask(
         self, key: str, seg: Segment, flt: Filter | None, scope: AccessScope
     ) -> npt.NDArray[np.bool_] | None:
-        """The rows of ``seg`` that pass ``flt`` and ``scope``'s ACL (None: every row), resolved
-        by SQL once per segment version, filter and principals, then reused: a filter or an ACL
-        repeats on every query, and the SQL costs ~100 ms at 100k chunks while the mask is free
-        to reuse (segments are immutable; an ACL change makes a new generation)."""
-        narrow = flt if flt is not None and _needs_sql(flt) else None
-        acl = None if scope.all_principals or not self._restricted(key) else scope
-        if narrow is None and acl is None:
-            return None
-        cache_key = (
-            key,
-            seg.uid,
-            seg.generation,
-            _filter_key(narrow) if narrow is not None else None,
-            tuple(sorted(acl.principals)) if acl is not None else None,
-        )
-        with self._lock:
-            cached = self._masks.get(cache_key)
-            if cached is not None:
-                self._masks.move_to_end(cache_key)
-                return cached
-        mask = seg.mask_for(self._allowed_rowids(key, narrow, acl))
-        with self._lock:
-            self._masks[cache_key] = mask
-            while len(self._masks) > _MASK_CACHE_SIZE:
-                self._masks.popitem(last=False)
-        return mask
-
-    def _restricted(self, key: str) -> bool:
-        """Whether any document of the collection under ``key`` has an ACL."""
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT 1 FROM document_principals WHERE collection=? LIMIT 1", (key,)
-            ).fetchone()
-        return row is not None
-
-    def _allowed_rowids(
-        self, key: str, flt: Filter | None, acl: AccessScope | None
-    ) -> npt.NDArray[np.int64]:
-        # the filter's collection is a name, resolved to ``key`` by the caller
-        where, params = to_sql(dataclasses.replace(flt, collection=None) if flt else None, "c")
-        acl_where, acl_params = acl_sql(acl, "c") if acl is not None else ("1", [])
-        with self._lock:
-            rows = self._conn.execute(
-                f"SELECT c.rowid FROM chunks c WHERE c.collection=? AND {where} AND {acl_where}",
-                (key, *params, *acl_params),
-            )
-            return np.fromiter((r[0] for r in rows), np.int64)
+        """The rows of ``seg`` that pass ``flt`` and ``scope``'s ACL (None: every row)."""
+        return self._masks.visible(key, seg, flt, scope)
 
     def close(self) -> None:
         with self._lock:
             self._conn.close()
-
-
-_MASK_CACHE_SIZE = 64
-
-
-def _needs_sql(flt: Filter) -> bool:
-    return bool(flt.sources or flt.document_ids or flt.metadata)
-
-
-def _filter_key(flt: Filter) -> tuple[object, ...]:
-    meta = tuple(
-        sorted((k, tuple(v) if isinstance(v, list | tuple) else v) for k, v in flt.metadata.items())
-    )
-    return (flt.sources, flt.document_ids, meta)
 
 
 def _write_principals(
