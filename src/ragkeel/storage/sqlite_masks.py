@@ -1,10 +1,14 @@
 """Row masks of the SQLite store: which rows of a segment a search may score, for a filter
 (sources, document ids, metadata) and an access scope's ACL, resolved by SQL and cached.
 
-A mask is resolved once per segment version (collection key, uid, generation), filter and
-principals, then reused: a filter or an ACL repeats on every query, and the SQL costs ~100 ms
-at 100k chunks while a mask is free to reuse (segments are immutable). Every write — an ACL
-change included — makes a new generation, so no cached mask outlives what it was made from.
+Each mask is resolved once per segment version (collection key, uid, generation) and filter,
+or principals, then reused: a filter or an ACL repeats on every query, and a filter's SQL costs
+~100 ms at 100k chunks while a mask is free to reuse (segments are immutable). Every write — an
+ACL change included — makes a new generation, so no cached mask outlives what it was made from.
+The ACL mask is resolved from the other side: the rows of the restricted documents the scope
+may not see, found through ``document_principals`` and the chunks' document index, so it costs
+what the restricted documents hold, whatever the collection's size. Filter and ACL masks are
+cached apart and ANDed per search.
 No mask at all (None: every row) when neither is needed: the tenant is chosen by the segments
 searched, a collection filter by the key, and a scope with every principal, or a collection
 where no document has an ACL, needs no ACL mask.
@@ -16,11 +20,12 @@ import dataclasses
 import sqlite3
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 
 import numpy as np
 import numpy.typing as npt
 
-from ragkeel.storage.filters import Filter, acl_sql, to_sql
+from ragkeel.storage.filters import Filter, to_sql
 from ragkeel.storage.segment import Segment
 from ragkeel.types import AccessScope
 
@@ -38,23 +43,33 @@ class SqliteRowMasks:
     ) -> Mask | None:
         """The rows of ``seg`` (the collection under ``key``) that pass ``flt`` and
         ``scope``'s ACL; None when every row does."""
-        narrow = flt if flt is not None and _needs_sql(flt) else None
-        acl = None if scope.all_principals or not self._restricted(key) else scope
-        if narrow is None and acl is None:
-            return None
-        cache_key = (
-            key,
-            seg.uid,
-            seg.generation,
-            _filter_key(narrow) if narrow is not None else None,
-            tuple(sorted(acl.principals)) if acl is not None else None,
-        )
+        version = (key, seg.uid, seg.generation)
+        masks = []
+        if flt is not None and _needs_sql(flt):
+            masks.append(
+                self._cached(
+                    (*version, "filter", _filter_key(flt)),
+                    lambda: seg.mask_for(self._filtered_rowids(key, flt)),
+                )
+            )
+        if not scope.all_principals and self._restricted(key):
+            names = tuple(sorted(scope.principals))
+            masks.append(
+                self._cached(
+                    (*version, "acl", names), lambda: ~seg.mask_for(self._hidden_rowids(key, names))
+                )
+            )
+        if len(masks) < 2:
+            return masks[0] if masks else None
+        return masks[0] & masks[1]
+
+    def _cached(self, cache_key: tuple[object, ...], make: Callable[[], Mask]) -> Mask:
         with self._lock:
             cached = self._masks.get(cache_key)
             if cached is not None:
                 self._masks.move_to_end(cache_key)
                 return cached
-        mask = seg.mask_for(self._allowed_rowids(key, narrow, acl))
+        mask = make()
         with self._lock:
             self._masks[cache_key] = mask
             while len(self._masks) > CACHE_SIZE:
@@ -69,16 +84,28 @@ class SqliteRowMasks:
             ).fetchone()
         return row is not None
 
-    def _allowed_rowids(
-        self, key: str, flt: Filter | None, acl: AccessScope | None
-    ) -> npt.NDArray[np.int64]:
+    def _filtered_rowids(self, key: str, flt: Filter) -> npt.NDArray[np.int64]:
         # the filter's collection is a name, already resolved to ``key`` by the caller
-        where, params = to_sql(dataclasses.replace(flt, collection=None) if flt else None, "c")
-        acl_where, acl_params = acl_sql(acl, "c") if acl is not None else ("1", [])
+        where, params = to_sql(dataclasses.replace(flt, collection=None), "c")
         with self._lock:
             rows = self._conn.execute(
-                f"SELECT c.rowid FROM chunks c WHERE c.collection=? AND {where} AND {acl_where}",
-                (key, *params, *acl_params),
+                f"SELECT c.rowid FROM chunks c WHERE c.collection=? AND {where}", (key, *params)
+            )
+            return np.fromiter((r[0] for r in rows), np.int64)
+
+    def _hidden_rowids(self, key: str, principals: tuple[str, ...]) -> npt.NDArray[np.int64]:
+        """Rows of documents whose ACL names none of ``principals``: found from the ACL table
+        through the chunks' document index, so the cost follows the restricted documents, not
+        the collection's size."""
+        having = f"HAVING max(p.principal IN ({','.join('?' * len(principals))})) = 0"
+        hidden = (
+            "SELECT p.document_id FROM document_principals p WHERE p.collection=? "
+            f"GROUP BY p.document_id {having if principals else ''}"
+        )
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT c.rowid FROM chunks c WHERE c.collection=? AND c.document_id IN ({hidden})",
+                (key, key, *principals),
             )
             return np.fromiter((r[0] for r in rows), np.int64)
 
