@@ -3,6 +3,7 @@ the upgrades of version-1 and version-2 stores."""
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -274,3 +275,22 @@ def test_version_2_store_is_upgraded_to_tenants_keeping_its_data(tmp_path: Path)
     finally:
         store.close()
     SqliteDocumentStore(tmp_path / "v2.db").close()  # idempotent
+
+
+def test_segment_caches_survive_the_upgrade_to_tenants(tmp_path: Path) -> None:
+    (tmp_path / "new").mkdir()
+    (tmp_path / "old").mkdir()
+    source = SqliteDocumentStore(tmp_path / "new" / "s.db")
+    for name in ("a", "b", "z"):
+        put(source, name, [f"apple {name}", "cherry"])
+    want = search_all(source)
+    assert source.segments.events["build"] == 1  # and saved to the cache
+    source.close()
+    make_v2_store(tmp_path / "old" / "s.db", tmp_path / "new" / "s.db")
+    shutil.copytree(tmp_path / "new" / "segments", tmp_path / "old" / "segments")
+    store = SqliteDocumentStore(tmp_path / "old" / "s.db")
+    try:
+        assert search_all(store) == want
+        assert dict(store.segments.events) == {"cache_hit": 1}  # nothing rebuilt
+    finally:
+        store.close()
