@@ -5,6 +5,10 @@ a clock the test controls instead of sleeping. In the core layer: anything may u
 ``SystemClock`` is ``time.monotonic`` / ``time.sleep``. ``ManualClock`` only moves when told to:
 ``advance(s)``, or ``sleep(s)`` (which advances instead of blocking, so a retry loop with
 backoff runs instantly and its delays can be checked exactly).
+
+``WALL_CLOCK`` is the same protocol on the Unix-time scale (``time.time``), for what must mean the
+same after a restart: an API key's creation and expiry (``identity/keys.py``). Its tests stand
+``ManualClock(start=<Unix seconds>)`` in for it.
 """
 
 from __future__ import annotations
@@ -32,6 +36,16 @@ class SystemClock:
 
 
 SYSTEM_CLOCK = SystemClock()
+
+
+class WallClock(SystemClock):
+    """Unix seconds (``time.time``): comparable across processes and restarts."""
+
+    def now(self) -> float:
+        return time.time()
+
+
+WALL_CLOCK = WallClock()
 
 
 class ManualClock:

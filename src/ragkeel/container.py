@@ -49,6 +49,8 @@ from ragkeel.gateway.providers.local import LocalChatModel
 from ragkeel.gateway.stack import GatewayStack, build_gateway
 from ragkeel.generation.answerer import Answerer
 from ragkeel.generation.policy import AnswerPolicy
+from ragkeel.identity.edge import EdgePolicy
+from ragkeel.identity.keys import SqliteKeyStore
 from ragkeel.ingestion.chunking import Chunker
 from ragkeel.ingestion.parsers import ParseLimits
 from ragkeel.ingestion.pipeline import IngestionPipeline
@@ -330,7 +332,22 @@ class Container:
             self.settings.trace_store_path, keep_prompt_text=obs.keep_prompt_text
         )
 
+    @cached_property
+    def keys(self) -> SqliteKeyStore:
+        """The API keys (``$RAGKEEL_HOME/keys.db`` or ``api.keys_path``; the file is opened on
+        first use, so a server with auth off never creates it)."""
+        return SqliteKeyStore(self.settings.keys_path)
+
+    @cached_property
+    def edge(self) -> EdgePolicy:
+        """Who may reach the HTTP API and from where (``api.auth``, ``api.docs``,
+        ``api.cors_origins``; ``identity/edge.py``)."""
+        api = self.settings.api
+        return EdgePolicy(auth=api.auth, docs=api.docs, cors_origins=tuple(api.cors_origins))
+
     def close(self) -> None:
+        if "keys" in self.__dict__:
+            self.keys.close()
         if "gateway" in self.__dict__ and self.gateway is not None:
             self.gateway.close()
         if "ledger" in self.__dict__:

@@ -12,6 +12,7 @@ Sections::
     ├── DatasetError                  DATASET_INVALID  an evaluation data set is missing or malformed
     │   ├── DatasetMismatchError      DATASET_MISMATCH two runs compared on different data
     │   └── MetricMismatchError       METRIC_MISMATCH  the runs lack a metric the gate compares
+    ├── KeySpecError                  KEY_INVALID     an API key asked for with a bad tenant, scope, expiry...
     │ ── ingestion ──
     ├── IngestError                   (per subclass)  one file/record could not be ingested
     │   ├── UnsupportedTypeError      UNSUPPORTED_TYPE
@@ -32,6 +33,7 @@ Sections::
     ├── TraceIdAmbiguousError         TRACE_ID_AMBIGUOUS
     ├── TraceStoreError               TRACE_STORE_ERROR
     ├── CostLedgerError               COST_LEDGER_ERROR
+    ├── KeyStoreError                 KEY_STORE_ERROR the API key file cannot be read or written
     │ ── chat model calls (every provider maps its failures here) ──
     ├── ChatModelError                MODEL_ERROR         the model answered with an error or garbage
     │   ├── ModelRequestError         MODEL_REQUEST_REJECTED  4xx other than 429: the request itself is wrong
@@ -61,6 +63,9 @@ Sections::
         ├── InvalidUploadError        INVALID_UPLOAD
         ├── AnswerCancelledError      CANCELLED
         ├── ShuttingDownError         SHUTTING_DOWN
+        ├── UnauthenticatedError      UNAUTHENTICATED  401: no API key, or one that is unknown, revoked, expired
+        ├── ForbiddenError            FORBIDDEN        403: the key's scope does not allow the route
+        ├── CrossOriginError          CROSS_ORIGIN     403: a state-changing request from another web origin
         └── ProblemError              (its cause's code)
 
 Chat model errors carry the ``model`` (deployment name), and where known the provider's HTTP
@@ -197,6 +202,12 @@ class MetricMismatchError(DatasetError):
     code = "METRIC_MISMATCH"
 
 
+class KeySpecError(RagkeelError):
+    """An API key asked for with a bad tenant, scope, principal or expiry (``ragkeel keys``)."""
+
+    code = "KEY_INVALID"
+
+
 class TraceNotFoundError(RagkeelError):
     code = "TRACE_NOT_FOUND"
 
@@ -211,6 +222,13 @@ class TraceStoreError(RagkeelError):
 
 class CostLedgerError(RagkeelError):
     code = "COST_LEDGER_ERROR"
+
+
+class KeyStoreError(RagkeelError):
+    """The API key file (``$RAGKEEL_HOME/keys.db``) cannot be opened, read or written: no
+    request is let in on a key that cannot be checked."""
+
+    code = "KEY_STORE_ERROR"
 
 
 # --- chat model calls -----------------------------------------------------------------------
@@ -463,6 +481,32 @@ class ShuttingDownError(ApiError):
     def __init__(self, message: str = "the server is shutting down") -> None:
         super().__init__(message, hint="retry: another instance (or this one, restarted) answers")
         self.retry_after_s = 1.0
+
+
+class UnauthenticatedError(ApiError):
+    """No usable API key: none sent, not ``Authorization: Bearer rk_...``, unknown, wrong
+    secret, revoked or expired (``api.auth: required``). The response says
+    ``WWW-Authenticate: Bearer``."""
+
+    code = "UNAUTHENTICATED"
+    status = 401
+
+
+class ForbiddenError(ApiError):
+    """The key is valid but its scope does not allow the route (``query`` < ``ingest`` <
+    ``admin``), or it sent a header only a ``trusted_proxy`` key may send."""
+
+    code = "FORBIDDEN"
+    status = 403
+
+
+class CrossOriginError(ApiError):
+    """A state-changing request (POST, PUT, PATCH, DELETE) sent by a page on another web origin
+    (``Origin`` not this host, ``Sec-Fetch-Site: cross-site``) and not in ``api.cors_origins``:
+    a browser form may post across origins without a preflight."""
+
+    code = "CROSS_ORIGIN"
+    status = 403
 
 
 class ProblemError(ApiError):

@@ -285,6 +285,28 @@ class ServerSettings(_Section):
     drain_s: float = Field(default=10.0, ge=0, le=3600)
 
 
+class ApiSettings(_Section):
+    """Who may reach the HTTP API (issue 11; ``identity/edge.py`` says what each value does)."""
+
+    # required | off | auto: required when `serve` binds a non-loopback address, off on loopback
+    auth: Literal["auto", "required", "off"] = "auto"
+    docs: Literal["auto", "public", "off"] = "auto"  # /docs, /openapi.json; auto: iff auth is off
+    cors_origins: list[str] = Field(default_factory=list)  # explicit origins only; none: no CORS
+    keys_path: Path | None = None  # default: $RAGKEEL_HOME/keys.db
+
+    @field_validator("cors_origins", mode="after")
+    @classmethod
+    def _explicit_origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            scheme, sep, rest = origin.partition("://")
+            if scheme not in ("http", "https") or not sep or not rest or "/" in rest or "*" in rest:
+                raise ValueError(
+                    f"{origin!r} is not an explicit origin: write scheme://host[:port], "
+                    "e.g. https://app.example.com (no wildcard, no path)"
+                )
+        return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="RAGKEEL_", env_nested_delimiter="__", extra="forbid", validate_default=True
@@ -301,6 +323,7 @@ class Settings(BaseSettings):
     server: ServerSettings = ServerSettings()
     api_limits: ApiLimitSettings = ApiLimitSettings()
     models: ModelsSettings = ModelsSettings()
+    api: ApiSettings = ApiSettings()
 
     @model_validator(mode="after")
     def _bm25_answers_need_a_keyword_gate(self) -> Settings:
@@ -341,6 +364,10 @@ class Settings(BaseSettings):
     def cost_ledger_path(self) -> Path:
         return self.home / "costs.db"
 
+    @property
+    def keys_path(self) -> Path:
+        return self.api.keys_path or (self.home / "keys.db")
+
     def masked(self) -> dict[str, Any]:
         """The effective settings as plain data, secrets shown as ``**********``: the secret
         fields, and credentials embedded in any URL (``http://user:**********@host``)."""
@@ -348,6 +375,7 @@ class Settings(BaseSettings):
         data["storage"]["path"] = str(self.database_path)
         data["observability"]["trace_store"] = str(self.trace_store_path)
         data["models"]["dir"] = str(self.models_dir)
+        data["api"]["keys_path"] = str(self.keys_path)
         return data
 
 

@@ -2,8 +2,10 @@
 ``Container.admission``); a refusal is a 429 ``RATE_LIMITED`` (or 503 ``MODEL_BUSY``) problem
 with ``Retry-After`` (``problems.py``).
 
-- ``tenant_of(request)``: the tenant from ``Authorization: Bearer <key>`` (as a digest), else
-  the ``X-Tenant`` header, else ``anonymous`` (``admission/gates.py``: ``tenant_from_headers``);
+- ``tenant_of(request)``: with auth required, the verified key's tenant (or the tenant its
+  trusted proxy forwarded; ``auth.py``); with auth off, as before issue 11: a digest of
+  ``Authorization: Bearer <anything>``, else the ``X-Tenant`` header, else ``anonymous``
+  (``admission/gates.py``: ``tenant_from_headers``);
 - ``LoadSheddingMiddleware``: the load shedder applied to the answer routes *before routing and
   body parsing*, and the refusal of new answers while draining (503 ``SHUTTING_DOWN``).
 
@@ -20,6 +22,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ragkeel.admission.gates import Admission, tenant_from_headers
 from ragkeel.admission.load_shedder import LoadShedder
+from ragkeel.api.auth import caller_of
 from ragkeel.api.problems import problem, retry_after_header
 from ragkeel.errors import RateLimitedError, ShuttingDownError
 
@@ -28,7 +31,11 @@ TENANT_HEADER = "x-tenant"
 
 
 def tenant_of(request: Request) -> str:
-    """Who is asking: a digest of the bearer key, else ``X-Tenant``, else ``anonymous``."""
+    """Whose limits a request counts against: the key's tenant when it was verified, else a
+    digest of the bearer string, else ``X-Tenant``, else ``anonymous``."""
+    caller = caller_of(request)
+    if caller.authenticated:
+        return caller.access.tenant
     return tenant_from_headers(
         request.headers.get("authorization", ""), request.headers.get(TENANT_HEADER, "")
     )

@@ -1,5 +1,12 @@
 """``create_app(container)``: the FastAPI application.
 
+Who may call it (``auth.py``, ``identity/edge.py``): with ``api.auth`` required every route
+but the probes needs an API key of the route's scope; state-changing requests from another web
+origin are refused; CORS only for ``api.cors_origins``; ``/docs`` and ``/openapi.json`` only
+when ``api.docs`` (``auto``: when auth is off). Middleware, outermost first: CORS (when
+configured; it answers preflights), ``AuthMiddleware`` (401 before any body is read),
+``CrossOriginMiddleware``, ``LoadSheddingMiddleware``, ``BodyLimitMiddleware``.
+
 The lifespan opens what requests share (store, retriever, pipeline, trace store) before the
 first request, optionally loads the chat model in the background (``preload_model``: ``serve``
 does; ``/readyz`` reports it), and at shutdown cancels the answers still streaming, waits for
@@ -14,11 +21,20 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from starlette.concurrency import run_in_threadpool
 
 import ragkeel
 from ragkeel.admission.gates import Admission
 from ragkeel.api.admission import LoadSheddingMiddleware
+from ragkeel.api.auth import (
+    PRINCIPALS_HEADER,
+    PUBLIC,
+    TENANT_HEADER,
+    AuthMiddleware,
+    CrossOriginMiddleware,
+    scope_decisions,
+)
 from ragkeel.api.problems import install_error_handlers
 from ragkeel.api.request_limits import BodyLimitMiddleware, Limits
 from ragkeel.api.routes import ROUTERS
@@ -38,14 +54,19 @@ def create_app(
     limits: Limits | None = None,
     preload_model: bool = False,
     admission: Admission | None = None,
+    host: str | None = None,
 ) -> FastAPI:
     """The API over ``container``, which its lifespan opens and closes (nothing is opened
     before). ``answerer`` replaces ``container.answerer`` (tests pass one with a scripted model);
     ``limits`` replaces ``container.request_limits`` (body size, question length);
     ``admission`` replaces ``container.admission`` (rate limits, load shedding, the local
-    model's queue)."""
+    model's queue). ``host``: the address ``serve`` binds, against which ``api.auth: auto`` is
+    resolved (None: not known, ``auto`` means off; ``identity/edge.py``)."""
     state = ApiState(container, limits or container.request_limits, answerer)
     state.admission = admission or container.admission
+    edge = container.edge
+    state.auth_required = edge.auth_required(host)
+    docs = edge.docs_served(state.auth_required)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -65,13 +86,30 @@ def create_app(
         version=ragkeel.__version__,
         summary="Grounded answers with citations from your documents; OpenAI-compatible chat.",
         lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
     )
     app.state.ragkeel = state
-    app.add_middleware(BodyLimitMiddleware, max_body_bytes=state.limits.max_body_bytes)
-    app.add_middleware(LoadSheddingMiddleware)  # added last = runs first: shed before anything
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
+    public = {path for (_, path), s in scope_decisions(ROUTERS).items() if s == PUBLIC}
+    if docs:
+        public |= {"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=state.limits.max_body_bytes)
+    app.add_middleware(LoadSheddingMiddleware)  # shed before routing and body parsing
+    app.add_middleware(CrossOriginMiddleware, allowed_origins=edge.cors_origins)
+    app.add_middleware(AuthMiddleware, public_paths=public)  # no slot, no body for a stranger
+    if edge.cors_origins:  # added last = runs first: it answers the preflights
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(edge.cors_origins),
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", TENANT_HEADER, PRINCIPALS_HEADER],
+            expose_headers=["Retry-After", "WWW-Authenticate"],
+            max_age=600,
+        )
     return app
 
 

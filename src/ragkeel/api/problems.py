@@ -16,13 +16,17 @@ a body that is not JSON on a JSON route        415     UNSUPPORTED_MEDIA_TYPE (t
                                                        no Content-Type)
 QueryError, FilterError, IngestError           422     QUERY_INVALID, FILTER_INVALID, (per kind)
 NameInvalidError                               422     NAME_INVALID (a tenant or collection name)
+KeySpecError                                   422     KEY_INVALID (a key asked for with a bad spec)
+UnauthenticatedError                           401     UNAUTHENTICATED (+ ``WWW-Authenticate: Bearer``)
+ForbiddenError, CrossOriginError               403     FORBIDDEN (scope), CROSS_ORIGIN (a browser
+                                                       form from another origin)
 QuestionTooLongError, request validation       422     QUESTION_TOO_LONG, VALIDATION_ERROR
 OutputSchemaUnsupportedError                   422     OUTPUT_SCHEMA_UNSUPPORTED (JSON asked of an
                                                        extractive answer)
 ConfigError, DatasetError                      400     CONFIG_INVALID, DATASET_INVALID
 any code ending in NOT_FOUND                   404     DOCUMENT_NOT_FOUND, TRACE_NOT_FOUND, ...
 ModelError, ModelUnavailableError              503     MODEL_MISSING, MODEL_CHECKSUM, MODEL_UNAVAILABLE
-EmbeddingError, StorageError                   503     EMBEDDING_FAILED, STORE_ERROR
+EmbeddingError, StorageError, KeyStoreError    503     EMBEDDING_FAILED, STORE_ERROR, KEY_STORE_ERROR
 RateLimitedError                               429     RATE_LIMITED (admission: a tenant's limit, or
                                                        the server at capacity)
 TooManyStreamsError                            429     TOO_MANY_STREAMS (admission: the caller has
@@ -75,6 +79,8 @@ from ragkeel.errors import (
     IngestError,
     JsonInvalidError,
     JsonTooDeepError,
+    KeySpecError,
+    KeyStoreError,
     ModelError,
     ModelTimeoutError,
     ModelUnavailableError,
@@ -86,6 +92,7 @@ from ragkeel.errors import (
     RateLimitedError,
     StorageError,
     TooLargeError,
+    UnauthenticatedError,
     UnsupportedMediaTypeError,
 )
 
@@ -103,6 +110,7 @@ _STATUS_BY_TYPE: tuple[tuple[type[RagkeelError], int], ...] = (
     (QueryError, 422),
     (FilterError, 422),
     (NameInvalidError, 422),
+    (KeySpecError, 422),
     (ConfigError, 400),
     (DatasetError, 400),
     (RateLimitedError, 429),
@@ -113,6 +121,7 @@ _STATUS_BY_TYPE: tuple[tuple[type[RagkeelError], int], ...] = (
     (ModelError, 503),
     (EmbeddingError, 503),
     (StorageError, 503),
+    (KeyStoreError, 503),
 )
 _CODE_BY_STATUS = {
     404: "NOT_FOUND",
@@ -168,6 +177,7 @@ _CLIENT_MESSAGES = {  # failures behind the service: their messages are for oper
     "MODEL_CHECKSUM": "the local model file does not match its checksum",
     "EMBEDDING_FAILED": "the embedding model failed",
     "STORE_ERROR": "the document store failed",
+    "KEY_STORE_ERROR": "the API key store failed",
     INTERNAL: "internal error",
 }
 _SEE_TRACE = "; the trace has the details"
@@ -221,8 +231,16 @@ async def _ragkeel_error(request: Request, exc: Exception) -> JSONResponse:
         client_message(exc.code, exc.message),
         instance=request.url.path,
         extra=extra,
-        headers=retry_after_header(exc),
+        headers=error_headers(exc),
     )
+
+
+def error_headers(exc: RagkeelError) -> dict[str, str] | None:
+    """The headers a problem carries: ``Retry-After`` (``retry_after_header``), and
+    ``WWW-Authenticate: Bearer`` on a 401 (RFC 6750: the scheme a client must use)."""
+    if isinstance(exc, UnauthenticatedError):
+        return {"WWW-Authenticate": 'Bearer realm="ragkeel"'}
+    return retry_after_header(exc)
 
 
 def retry_after_header(exc: RagkeelError) -> dict[str, str] | None:

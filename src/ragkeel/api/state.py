@@ -35,6 +35,7 @@ class ApiState:
     model_error: RagkeelError | None = None  # why the start-up model load failed, if it did
     admission: Admission = field(default_factory=Admission)  # rate limits, load shedding
     draining: bool = False  # SIGTERM: no new answers (503 SHUTTING_DOWN), running ones end
+    auth_required: bool = False  # API keys checked (api.auth; ``auth.py``)
     _pumps: set[EventPump[Any]] = field(default_factory=set)
     _pumps_lock: threading.Lock = field(default_factory=threading.Lock)
 

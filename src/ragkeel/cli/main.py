@@ -16,6 +16,7 @@ from ragkeel.cli import (
     costs,
     eval,
     ingest,
+    keys,
     models,
     search,
     serve,
@@ -54,6 +55,7 @@ app.add_typer(config.app, name="config")
 app.add_typer(eval.app, name="eval")
 app.add_typer(collections.app, name="collections")
 app.add_typer(models.app, name="models")
+app.add_typer(keys.app, name="keys")
 
 
 def run() -> None:

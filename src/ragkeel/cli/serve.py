@@ -5,7 +5,12 @@ Shutdown (SIGTERM or Ctrl-C): uvicorn stops listening; new answers on open conne
 refused at once (503 ``SHUTTING_DOWN``); running answers get ``server.drain_s`` to finish; any
 still running then is ended with a terminal ``SHUTTING_DOWN`` error event (or a 503), even when
 its provider call never returns; the process exits a few seconds later at most
-(``FLUSH_S``: the terminal events go out, the store closes)."""
+(``FLUSH_S``: the terminal events go out, the store closes).
+
+Keys (``api.auth``, ``identity/edge.py``): ``auto`` (the default) requires an API key when
+``--host`` is anything but a loopback address and not on 127.0.0.1 / ::1 / localhost. ``serve``
+says which on start; it warns when auth is off on a non-loopback address (anyone who can reach
+the port can read, upload and delete), and when auth is required but no key is active yet."""
 
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ import uvicorn
 from ragkeel.api import create_app
 from ragkeel.api.state import ApiState
 from ragkeel.container import Container
+from ragkeel.identity.edge import is_loopback
 
 FLUSH_S = 3.0  # after the drain: time for the terminal events to be sent before tasks are cut
 
@@ -45,14 +51,15 @@ def serve_command(
     """Serve the HTTP API: /v1/query, OpenAI-compatible /v1/chat/completions, /v1/search,
     /v1/documents, /healthz, /readyz, /docs."""
     container = Container.load()  # the app's lifespan closes it
-    app = create_app(container, preload_model=True)
+    app = create_app(container, preload_model=True, host=host)
     drain_s = container.drain_s
     base = f"http://{host}:{port}"
+    _say_auth(app.state.ragkeel, host)
     typer.echo(
         f"ragkeel API on {base} (OpenAPI: {base}/docs)\n"
         f"  curl -s {base}/v1/query -H 'content-type: application/json' "
         """-d '{"question": "How do I rotate an API key?"}'\n"""
-        f'  OpenAI(base_url="{base}/v1", api_key="unused").chat.completions.create('
+        f'  OpenAI(base_url="{base}/v1", api_key="<key or unused>").chat.completions.create('
         'model="ragkeel", messages=[{"role": "user", "content": "..."}])',
         err=True,
     )
@@ -64,3 +71,25 @@ def serve_command(
         timeout_graceful_shutdown=math.ceil(drain_s + FLUSH_S),
     )
     DrainingServer(config, app.state.ragkeel, drain_s).run()
+
+
+def _say_auth(state: ApiState, host: str) -> None:
+    if not state.auth_required:
+        if not is_loopback(host):
+            typer.secho(
+                f"WARNING: api.auth is off on {host}, a non-loopback address: anyone who can "
+                "reach this port can read, upload and delete documents. Set api.auth: required "
+                "(RAGKEEL_API__AUTH=required) and create keys with `ragkeel keys create`.",
+                err=True,
+                fg="red",
+            )
+        return
+    active = state.container.keys.count_active()
+    typer.echo(f"API keys required (api.auth, {active} active key(s))", err=True)
+    if active == 0:
+        typer.secho(
+            "WARNING: no active API key: every request but /healthz and /readyz will get 401. "
+            "Create one: ragkeel keys create --tenant NAME --scope query",
+            err=True,
+            fg="yellow",
+        )

@@ -24,6 +24,7 @@ from ragkeel.api.answers import (
     collect_admitted,
     start_admitted,
 )
+from ragkeel.api.auth import require
 from ragkeel.api.event_pump import EventPump
 from ragkeel.api.openai_schemas import (
     ChatCompletionOut,
@@ -47,7 +48,7 @@ ROUTE = "/v1/chat/completions"
 router = APIRouter(tags=["openai"])
 
 
-@router.post(ROUTE, response_model=ChatCompletionOut)
+@router.post(ROUTE, response_model=ChatCompletionOut, dependencies=[Depends(require("query"))])
 async def chat_completions(
     body: ChatCompletionRequest,
     request: Request,

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from ragkeel.api.auth import require
 from ragkeel.api.problems import status_for
 from ragkeel.api.schemas import (
     DeletedOut,
@@ -60,7 +61,12 @@ def upload_area(state: ApiState) -> UploadArea:
     return UploadArea(state.container.uploads_dir)
 
 
-@router.post("/v1/documents", response_model=IngestOut, openapi_extra=_BODY_DOC)
+@router.post(
+    "/v1/documents",
+    response_model=IngestOut,
+    openapi_extra=_BODY_DOC,
+    dependencies=[Depends(require("ingest"))],
+)
 async def add_documents(
     request: Request,
     state: Annotated[ApiState, Depends(get_state)],
@@ -132,7 +138,9 @@ def _reported(report: IngestOut) -> JSONResponse:
     return JSONResponse(body)
 
 
-@router.get("/v1/documents", response_model=DocumentListOut)
+@router.get(
+    "/v1/documents", response_model=DocumentListOut, dependencies=[Depends(require("query"))]
+)
 async def list_documents(
     state: Annotated[ApiState, Depends(get_state)],
     collection: Collection = DEFAULT_COLLECTION,
@@ -171,7 +179,11 @@ def _list(state: ApiState, collection: str, offset: int, limit: int) -> Document
     )
 
 
-@router.delete("/v1/documents/{document_id:path}", response_model=DeletedOut)
+@router.delete(
+    "/v1/documents/{document_id:path}",
+    response_model=DeletedOut,
+    dependencies=[Depends(require("admin"))],
+)
 async def delete_document(
     document_id: str,
     state: Annotated[ApiState, Depends(get_state)],

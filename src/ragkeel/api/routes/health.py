@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from ragkeel.api.auth import PUBLIC, require
 from ragkeel.api.state import ApiState, get_state
 from ragkeel.errors import RagkeelError
 from ragkeel.models.gguf import model_path
@@ -25,7 +26,7 @@ router = APIRouter(tags=["health"])
 WEDGED = "ANSWER_PATH_WEDGED"
 
 
-@router.get("/healthz")
+@router.get("/healthz", dependencies=[Depends(require(PUBLIC))])
 async def healthz() -> dict[str, str]:
     """Liveness: the process is up and serving."""
     return {"status": "ok"}
@@ -33,6 +34,7 @@ async def healthz() -> dict[str, str]:
 
 @router.get(
     "/readyz",
+    dependencies=[Depends(require(PUBLIC))],
     responses={503: {"description": "the store cannot be opened, or the answer path is wedged"}},
 )
 async def readyz(state: Annotated[ApiState, Depends(get_state)]) -> JSONResponse:

@@ -24,6 +24,7 @@ from ragkeel.api.answers import (
     collect_admitted,
     start_admitted,
 )
+from ragkeel.api.auth import require
 from ragkeel.api.event_pump import EventPump
 from ragkeel.api.problems import client_message, error_payload, status_for
 from ragkeel.api.schemas import (
@@ -50,7 +51,9 @@ _SSE_DOC: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post(ROUTE, response_model=AnswerOut, responses=_SSE_DOC)
+@router.post(
+    ROUTE, response_model=AnswerOut, responses=_SSE_DOC, dependencies=[Depends(require("query"))]
+)
 async def query(
     body: QueryRequest, request: Request, state: Annotated[ApiState, Depends(get_state)]
 ) -> Response:

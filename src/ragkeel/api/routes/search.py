@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from starlette.concurrency import run_in_threadpool
 
+from ragkeel.api.auth import require
 from ragkeel.api.schemas import SearchModeIn, SearchOut
 from ragkeel.api.state import ApiState, get_state
 from ragkeel.storage.filters import Filter
@@ -15,7 +16,7 @@ from ragkeel.storage.filters import Filter
 router = APIRouter(tags=["search"])
 
 
-@router.get("/v1/search", response_model=SearchOut)
+@router.get("/v1/search", response_model=SearchOut, dependencies=[Depends(require("query"))])
 async def search(
     state: Annotated[ApiState, Depends(get_state)],
     q: Annotated[str, Query(min_length=1, description="the query")],

@@ -1,0 +1,244 @@
+"""Who is calling, and may they: API keys at the HTTP edge (issue 11).
+
+``AuthMiddleware`` runs before routing and before any body is read. With auth required
+(``ApiState.auth_required``: ``api.auth``, ``auto`` resolved by ``serve`` against the address it
+binds, ``identity/edge.py``) it takes the key from ``Authorization: Bearer rk_<id>_<secret>`` —
+only from there: keys in a URL end up in access logs and browser histories — and checks it in
+the key store (``identity/keys.py``: every request reads the key's row, so a revoked or expired
+key is refused from the next request on). No key, or a bad one: 401 ``UNAUTHENTICATED`` with
+``WWW-Authenticate: Bearer``. The check is a SQLite primary-key lookup and one HMAC, made on the
+event loop (microseconds; a thread-pool hop would cost more under load, see ``get_state``).
+
+A verified key becomes the request's ``Caller`` (``request.state.caller``): its ``Identity`` and
+the ``AccessScope`` (tenant, ACL principals) every read must be filtered by — routes take it with
+``Depends(caller_scope)``. ``X-Tenant`` and ``X-Principals`` (comma-separated) name the end
+user's tenant and principals, and are honoured only from a key created with
+``--trusted-proxy``; from any other key they are refused (403 ``FORBIDDEN``), not ignored, so a
+client that believes it is switching tenants learns it is not. With auth off every request is
+tenant ``DEFAULT_TENANT`` with no ACL restriction inside it (as before issue 11), and the
+headers keep their old meaning (``X-Tenant`` names a rate-limit bucket, ``api/admission.py``).
+
+Each route states the scope it needs (``Depends(require("query"))`` ... ``require(PUBLIC)``);
+a missing scope is 403 ``FORBIDDEN``. ``tests/api/test_auth.py`` walks ``app.routes``: a new
+route without a decision fails it.
+
+``CrossOriginMiddleware``: a page on another web origin can make a browser POST a form (a
+"simple" request: no CORS preflight) to a ragkeel on localhost. State-changing requests (POST,
+PUT, PATCH, DELETE) whose ``Origin`` is not this host, or that a browser marks
+``Sec-Fetch-Site: cross-site`` / ``same-site``, are refused with 403 ``CROSS_ORIGIN`` unless the
+origin is listed in ``api.cors_origins``. Clients that are not browsers send neither header and
+pass. CORS itself (``CORSMiddleware``) is installed only when ``api.cors_origins`` lists origins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Collection, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+from fastapi import APIRouter, Request
+from fastapi.routing import APIRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ragkeel.api.problems import client_message, error_headers, problem, status_for
+from ragkeel.errors import (
+    CrossOriginError,
+    ForbiddenError,
+    RagkeelError,
+    UnauthenticatedError,
+)
+from ragkeel.identity import scopes
+from ragkeel.identity.keys import check_principal, check_tenant
+from ragkeel.identity.scopes import Identity
+from ragkeel.types import AccessScope
+
+TENANT_HEADER = "x-tenant"
+PRINCIPALS_HEADER = "x-principals"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+PUBLIC: Final = "public"  # a route anyone may call (liveness and readiness probes)
+Needed = Literal["query", "ingest", "admin", "public"]  # a Scope, or PUBLIC
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who sent the request: ``identity`` (None while auth is off, or on a public route) and
+    the data it may see."""
+
+    identity: Identity | None = None
+    access: AccessScope = field(default_factory=AccessScope)
+
+    @property
+    def authenticated(self) -> bool:
+        return self.identity is not None
+
+
+ANONYMOUS_CALLER = Caller()
+
+
+def caller_of(request: Request) -> Caller:
+    """The request's caller (``AuthMiddleware`` sets it; a bare request is anonymous)."""
+    caller = getattr(request.state, "caller", None)
+    return caller if isinstance(caller, Caller) else ANONYMOUS_CALLER
+
+
+async def caller_scope(request: Request) -> AccessScope:
+    """The routes' dependency: the ``AccessScope`` this request's reads are filtered by."""
+    return caller_of(request).access
+
+
+def require(needed: Needed) -> Callable[[Request], Awaitable[Caller]]:
+    """A route dependency: the caller's key must allow ``needed`` (a ``Scope``), or ``PUBLIC``.
+    With auth off every caller is allowed."""
+    scope = next((s for s in scopes.SCOPES if s == needed), None)
+    if scope is None and needed != PUBLIC:
+        raise ValueError(f"unknown scope {needed!r}")
+
+    async def check(request: Request) -> Caller:
+        caller = caller_of(request)
+        state = getattr(request.app.state, "ragkeel", None)
+        if scope is None or not getattr(state, "auth_required", False):
+            return caller
+        identity = caller.identity
+        if identity is None:  # the middleware lets no such request through; be sure
+            raise UnauthenticatedError("an API key is required", hint=_SEND_KEY)
+        if not identity.allows(scope):
+            raise ForbiddenError(
+                f"this key's scope {identity.scope!r} does not allow {request.method} "
+                f"{request.url.path} (needs {needed!r})",
+                hint="ask an admin for a key with that scope",
+            )
+        return caller
+
+    check.needed_scope = needed  # type: ignore[attr-defined]  # read by the route audit test
+    return check
+
+
+def needed_scope(dependency: Callable[..., Any]) -> str | None:
+    """The scope a ``require`` dependency checks, or None for any other callable."""
+    value = getattr(dependency, "needed_scope", None)
+    return value if isinstance(value, str) else None
+
+
+def scope_decisions(routers: Iterable[APIRouter]) -> dict[tuple[str, str], str | None]:
+    """``(method, path) -> the scope it needs`` (``PUBLIC``; None: no decision) of every route
+    of ``routers``."""
+    out: dict[tuple[str, str], str | None] = {}
+    for router in routers:
+        for route in router.routes:
+            if not isinstance(route, APIRoute):
+                continue
+            calls = [d.call for d in route.dependant.dependencies if d.call is not None]
+            decided = next((s for c in calls if (s := needed_scope(c)) is not None), None)
+            out.update({(method, route.path): decided for method in route.methods or ()})
+    return out
+
+
+_SEND_KEY = "send Authorization: Bearer rk_<id>_<secret> (ragkeel keys create)"
+
+
+class AuthMiddleware:
+    """Authenticates every HTTP request but those to ``public_paths`` when
+    ``app.state.ragkeel.auth_required``; sets ``request.state.caller``."""
+
+    def __init__(self, app: ASGIApp, public_paths: Collection[str] = ()) -> None:
+        self.app = app
+        self.public_paths = frozenset(public_paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state = getattr(scope["app"].state, "ragkeel", None)
+        caller = ANONYMOUS_CALLER
+        if getattr(state, "auth_required", False) and scope["path"] not in self.public_paths:
+            try:
+                caller = _authenticate(state, _headers(scope))
+            except RagkeelError as exc:
+                await refuse(exc, scope, receive, send)
+                return
+        scope.setdefault("state", {})["caller"] = caller
+        await self.app(scope, receive, send)
+
+
+def _authenticate(state: Any, headers: dict[str, str]) -> Caller:
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise UnauthenticatedError("an API key is required", hint=_SEND_KEY)
+    identity: Identity = state.container.keys.authenticate(token.strip())
+    tenant = headers.get(TENANT_HEADER, "").strip() or None
+    principals_header = headers.get(PRINCIPALS_HEADER)
+    if (tenant is not None or principals_header is not None) and not identity.trusted_proxy:
+        raise ForbiddenError(
+            "X-Tenant and X-Principals are honoured only from a trusted proxy's key",
+            hint="drop the headers, or use a key created with --trusted-proxy",
+        )
+    principals = None
+    if principals_header is not None:
+        principals = [check_principal(p.strip()) for p in principals_header.split(",") if p.strip()]
+    if tenant is not None:
+        check_tenant(tenant)
+    return Caller(identity, identity.access_scope(tenant=tenant, principals=principals))
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    """The request's headers, lower-case names; a repeated header keeps its first value."""
+    out: dict[str, str] = {}
+    for name, value in scope["headers"]:
+        out.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
+    return out
+
+
+async def refuse(exc: RagkeelError, scope: Scope, receive: Receive, send: Send) -> None:
+    """Send ``exc`` as its problem+json response (from a middleware, before routing)."""
+    extra = {"hint": exc.hint} if exc.hint else None
+    response = problem(
+        status_for(exc),
+        exc.code,
+        client_message(exc.code, exc.message),
+        instance=scope["path"],
+        headers=error_headers(exc),
+        extra=extra,
+    )
+    await response(scope, receive, send)
+
+
+class CrossOriginMiddleware:
+    """Refuses state-changing requests a browser sent from another origin (see above)."""
+
+    def __init__(self, app: ASGIApp, allowed_origins: Collection[str] = ()) -> None:
+        self.app = app
+        self.allowed = frozenset(o.lower().rstrip("/") for o in allowed_origins)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in UNSAFE_METHODS:
+            reason = self._cross_origin(_headers(scope))
+            if reason is not None:
+                exc = CrossOriginError(
+                    f"{scope['method']} from another web origin is refused ({reason})",
+                    hint="call the API from a non-browser client, or list the page's origin "
+                    "in api.cors_origins",
+                )
+                await refuse(exc, scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+    def _cross_origin(self, headers: dict[str, str]) -> str | None:
+        origin = headers.get("origin", "").strip().lower().rstrip("/")
+        if origin and origin in self.allowed:
+            return None
+        site = headers.get("sec-fetch-site", "").strip().lower()
+        if site in ("cross-site", "same-site"):
+            return f"Sec-Fetch-Site: {site}"
+        if origin and _host_of(origin) != headers.get("host", "").strip().lower():
+            return f"Origin {origin} is not this host"
+        return None
+
+
+def _host_of(origin: str) -> str:
+    """``host[:port]`` of an origin, without the scheme's default port (``null`` stays as is,
+    and matches no host)."""
+    scheme, sep, rest = origin.partition("://")
+    if not sep:
+        return origin
+    default = {"http": ":80", "https": ":443"}.get(scheme, "")
+    return rest.removesuffix(default) if default else rest
