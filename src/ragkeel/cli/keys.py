@@ -96,7 +96,9 @@ def list_keys(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
         typer.echo(json.dumps(rows, indent=2))
         return
     columns = ("id", "tenant", "scope", "principals", "created", "expires", "last_used", "status")
-    table = Table(*columns)
+    table = Table()
+    for column in columns:  # the id whole (revoke takes it); the rest folds on a narrow terminal
+        table.add_column(column, no_wrap=column == "id", overflow="fold")
     for row in rows:
         row = {**row, "principals": ",".join(row["principals"])}
         table.add_row(*(str(row[c] or "-") for c in columns))

@@ -55,11 +55,15 @@ def serve_command(
     drain_s = container.drain_s
     base = f"http://{host}:{port}"
     _say_auth(app.state.ragkeel, host)
+    keyed = app.state.ragkeel.auth_required
+    key_header = " -H 'authorization: Bearer $RAGKEEL_KEY'" if keyed else ""
     typer.echo(
-        f"ragkeel API on {base} (OpenAPI: {base}/docs)\n"
-        f"  curl -s {base}/v1/query -H 'content-type: application/json' "
+        f"ragkeel API on {base}"
+        + ("" if app.docs_url is None else f" (OpenAPI: {base}/docs)")
+        + f"\n  curl -s {base}/v1/query{key_header} -H 'content-type: application/json' "
         """-d '{"question": "How do I rotate an API key?"}'\n"""
-        f'  OpenAI(base_url="{base}/v1", api_key="<key or unused>").chat.completions.create('
+        f'  OpenAI(base_url="{base}/v1", api_key="{"<your key>" if keyed else "unused"}")'
+        ".chat.completions.create("
         'model="ragkeel", messages=[{"role": "user", "content": "..."}])',
         err=True,
     )
