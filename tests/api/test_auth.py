@@ -63,6 +63,9 @@ SAMPLES: dict[tuple[str, str], dict[str, Any]] = {
         "url": "/v1/documents/no-such-document",
         "params": {"collection": COLLECTION},
     },
+    ("GET", "/v1/keys"): {},
+    ("POST", "/v1/keys"): {"json": {"scope": "query"}},
+    ("DELETE", "/v1/keys/{key_id}"): {"url": "/v1/keys/feedfeedfeedfeed"},
     ("GET", "/healthz"): {},
     ("GET", "/readyz"): {},
 }
@@ -96,6 +99,9 @@ def test_every_route_states_the_scope_it_needs(secured: TestClient) -> None:
         ("GET", "/v1/documents"): "query",
         ("POST", "/v1/documents"): "ingest",
         ("DELETE", "/v1/documents/{document_id:path}"): "admin",
+        ("GET", "/v1/keys"): "admin",
+        ("POST", "/v1/keys"): "admin",
+        ("DELETE", "/v1/keys/{key_id}"): "admin",
         ("GET", "/healthz"): PUBLIC,
         ("GET", "/readyz"): PUBLIC,
     }
@@ -371,3 +377,44 @@ def test_cors_origins_must_be_explicit() -> None:
     for bad in ("*", "https://*.example.com", "app.example", "https://app.example/path"):
         with pytest.raises(ConfigError):
             load_settings(api={"cors_origins": [bad]})
+
+
+# --- keys over HTTP ---------------------------------------------------------------------
+
+
+def test_an_admin_manages_the_keys_of_its_own_tenant_only(
+    secured: TestClient, container: Container
+) -> None:
+    _, admin_a = container.keys.create("team-a", "admin")
+    other, _ = container.keys.create("team-b", "query")
+    made = secured.post(
+        "/v1/keys", json={"scope": "query", "principals": ["carol"]}, headers=bearer(admin_a)
+    )
+    assert made.status_code == 201 and made.headers["cache-control"] == "no-store"
+    token, key = made.json()["token"], made.json()["key"]
+    assert (key["tenant"], key["scope"], key["trusted_proxy"]) == ("team-a", "query", False)
+    assert secured.get("/v1/search", params={"q": "x"}, headers=bearer(token)).is_success
+
+    listed = secured.get("/v1/keys", headers=bearer(admin_a)).json()
+    assert listed["tenant"] == "team-a" and other.id not in str(listed)
+    assert token not in str(listed) and len(listed["keys"]) == 2
+
+    assert secured.delete(f"/v1/keys/{other.id}", headers=bearer(admin_a)).status_code == 404
+    assert container.keys.get(other.id).revoked_at is None  # type: ignore[union-attr]
+    assert secured.delete(f"/v1/keys/{key['id']}", headers=bearer(admin_a)).json()["status"] == (
+        "revoked"
+    )
+    assert secured.get("/v1/search", params={"q": "x"}, headers=bearer(token)).status_code == 401
+
+    proxy = {"scope": "admin", "trusted_proxy": True}  # would reach every tenant: CLI only
+    assert secured.post("/v1/keys", json=proxy, headers=bearer(admin_a)).status_code == 422
+    bad = secured.post("/v1/keys", json={"scope": "root"}, headers=bearer(admin_a))
+    assert bad.status_code == 422
+
+
+def test_keys_cannot_be_managed_over_http_while_auth_is_off(container: Container) -> None:
+    with TestClient(_app(container, host="127.0.0.1")) as client:
+        r = client.post("/v1/keys", json={"scope": "admin"})
+        assert r.status_code == 403 and r.json()["code"] == "FORBIDDEN"
+        assert client.get("/v1/keys").status_code == 403
+    assert not container.settings.keys_path.exists()

@@ -7,7 +7,8 @@ from fastapi import APIRouter
 from ragkeel.api.routes.chat import router as chat
 from ragkeel.api.routes.documents import router as documents
 from ragkeel.api.routes.health import router as health
+from ragkeel.api.routes.keys import router as keys
 from ragkeel.api.routes.query import router as query
 from ragkeel.api.routes.search import router as search
 
-ROUTERS: tuple[APIRouter, ...] = (query, chat, search, documents, health)
+ROUTERS: tuple[APIRouter, ...] = (query, chat, search, documents, keys, health)
