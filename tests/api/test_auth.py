@@ -227,6 +227,9 @@ def test_tenant_headers_are_honoured_only_from_a_trusted_proxy(
         "all_principals": False,
     }
     assert secured.get("/probe", headers=bearer(proxy)).json()["tenant"] == "gateway"
+    _, staffed = container.keys.create("gw2", "query", principals=["ops"], trusted_proxy=True)
+    only_tenant = {**bearer(staffed), "X-Tenant": "team-b"}
+    assert secured.get("/probe", headers=only_tenant).json()["principals"] == []
     bad = {**bearer(proxy), "X-Tenant": "../etc"}
     assert secured.get("/probe", headers=bad).json()["code"] == "KEY_INVALID"
 

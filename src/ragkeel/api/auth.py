@@ -172,11 +172,12 @@ def _authenticate(state: Any, headers: dict[str, str]) -> Caller:
             "X-Tenant and X-Principals are honoured only from a trusted proxy's key",
             hint="drop the headers, or use a key created with --trusted-proxy",
         )
-    principals = None
+    principals = None  # the key's own, unless the proxy speaks for an end user
     if principals_header is not None:
         principals = [check_principal(p.strip()) for p in principals_header.split(",") if p.strip()]
     if tenant is not None:
         check_tenant(tenant)
+        principals = principals or []  # the proxy's own principals never pass to its users
     return Caller(identity, identity.access_scope(tenant=tenant, principals=principals))
 
 
