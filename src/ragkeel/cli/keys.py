@@ -84,7 +84,7 @@ def list_keys(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Every key (never its secret): id, tenant, scope, principals, dates, status."""
     container = Container(load_settings())
     try:
-        if not container.settings.keys_path.exists():  # do not create the file to say "none"
+        if not container.keys.path.exists():  # do not create the file to say "none"
             keys: list[ApiKey] = []
         else:
             keys = container.keys.all()
