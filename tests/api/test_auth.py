@@ -421,3 +421,21 @@ def test_keys_cannot_be_managed_over_http_while_auth_is_off(container: Container
         assert r.status_code == 403 and r.json()["code"] == "FORBIDDEN"
         assert client.get("/v1/keys").status_code == 403
     assert not container.settings.keys_path.exists()
+
+
+def test_keys_never_reach_the_log_or_a_response(
+    secured: TestClient, container: Container, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
+    key, token = container.keys.create("team-a", "query")
+    secret = token.rsplit("_", 1)[1]
+    bodies = [
+        secured.get("/v1/search", params={"q": "x"}, headers=bearer(token)).text,
+        secured.get("/v1/search", params={"q": "x"}, headers=bearer(token + "x")).text,
+        secured.get("/v1/search", params={"q": "x"}, headers=bearer(token[:-1] + "_")).text,
+        secured.post("/v1/query", json={"question": token}, headers=bearer(token[:-2])).text,
+    ]
+    container.keys.revoke(key.id)
+    bodies.append(secured.get("/v1/search", params={"q": "x"}, headers=bearer(token)).text)
+    for text in (*bodies, caplog.text):
+        assert secret not in text
