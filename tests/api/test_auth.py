@@ -238,7 +238,7 @@ def test_with_auth_off_every_caller_is_the_default_tenant(container: Container) 
     with TestClient(_app(container, host="127.0.0.1")) as client:
         _probe(client)
         r = client.get("/probe", headers={"Authorization": "Bearer anything", "X-Tenant": "x"})
-        assert r.json() == {"tenant": DEFAULT_TENANT, "principals": [], "all_principals": False}
+        assert r.json() == {"tenant": DEFAULT_TENANT, "principals": [], "all_principals": True}
         assert (
             client.delete("/v1/documents/no-such", params={"collection": COLLECTION}).status_code
             == 404

@@ -15,7 +15,8 @@ the ``AccessScope`` (tenant, ACL principals) every read must be filtered by — 
 user's tenant and principals, and are honoured only from a key created with
 ``--trusted-proxy``; from any other key they are refused (403 ``FORBIDDEN``), not ignored, so a
 client that believes it is switching tenants learns it is not. With auth off every request is
-tenant ``DEFAULT_TENANT`` with no ACL restriction inside it (as before issue 11), and the
+tenant ``DEFAULT_TENANT`` with no ACL restriction inside it (``OPEN_CALLER``: as before issue
+11, and as the CLI sees the store), and the
 headers keep their old meaning (``X-Tenant`` names a rate-limit bucket, ``api/admission.py``).
 
 Each route states the scope it needs (``Depends(require("query"))`` ... ``require(PUBLIC)``);
@@ -72,7 +73,9 @@ class Caller:
         return self.identity is not None
 
 
-ANONYMOUS_CALLER = Caller()
+ANONYMOUS_CALLER = Caller()  # a public route's caller: the default tenant's public data at most
+# with auth off, as before issue 11: the one default tenant, every document in it (like the CLI)
+OPEN_CALLER = Caller(access=AccessScope(all_principals=True))
 
 
 def caller_of(request: Request) -> Caller:
@@ -149,8 +152,11 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         state = getattr(scope["app"].state, "ragkeel", None)
-        caller = ANONYMOUS_CALLER
-        if getattr(state, "auth_required", False) and scope["path"] not in self.public_paths:
+        if not getattr(state, "auth_required", False):
+            caller = OPEN_CALLER
+        elif scope["path"] in self.public_paths:
+            caller = ANONYMOUS_CALLER
+        else:
             try:
                 caller = _authenticate(state, _headers(scope))
             except RagkeelError as exc:
