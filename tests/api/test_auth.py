@@ -232,6 +232,8 @@ def test_tenant_headers_are_honoured_only_from_a_trusted_proxy(
     assert secured.get("/probe", headers=only_tenant).json()["principals"] == []
     bad = {**bearer(proxy), "X-Tenant": "../etc"}
     assert secured.get("/probe", headers=bad).json()["code"] == "KEY_INVALID"
+    many = {**bearer(proxy), "X-Principals": ",".join(f"g{i}" for i in range(257))}
+    assert secured.get("/probe", headers=many).status_code == 422
 
 
 def test_with_auth_off_every_caller_is_the_default_tenant(container: Container) -> None:

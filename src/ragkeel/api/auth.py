@@ -45,6 +45,7 @@ from ragkeel.api.problems import client_message, error_headers, problem, status_
 from ragkeel.errors import (
     CrossOriginError,
     ForbiddenError,
+    KeySpecError,
     RagkeelError,
     UnauthenticatedError,
 )
@@ -55,6 +56,7 @@ from ragkeel.types import AccessScope
 
 TENANT_HEADER = "x-tenant"
 PRINCIPALS_HEADER = "x-principals"
+MAX_FORWARDED_PRINCIPALS = 256
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 PUBLIC: Final = "public"  # a route anyone may call (liveness and readiness probes)
 Needed = Literal["query", "ingest", "admin", "public"]  # a Scope, or PUBLIC
@@ -180,7 +182,14 @@ def _authenticate(state: Any, headers: dict[str, str]) -> Caller:
         )
     principals = None  # the key's own, unless the proxy speaks for an end user
     if principals_header is not None:
-        principals = [check_principal(p.strip()) for p in principals_header.split(",") if p.strip()]
+        names = [p.strip() for p in principals_header.split(",") if p.strip()]
+        if len(names) > MAX_FORWARDED_PRINCIPALS:
+            raise KeySpecError(
+                f"X-Principals names {len(names)} principals; at most "
+                f"{MAX_FORWARDED_PRINCIPALS} are accepted",
+                hint="forward the user and the groups that matter for the ACLs",
+            )
+        principals = [check_principal(p) for p in names]
     if tenant is not None:
         check_tenant(tenant)
         principals = principals or []  # the proxy's own principals never pass to its users
