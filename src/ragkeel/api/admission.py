@@ -22,12 +22,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ragkeel.admission.gates import Admission, tenant_from_headers
 from ragkeel.admission.load_shedder import LoadShedder
-from ragkeel.api.auth import caller_of
+from ragkeel.api.auth import TENANT_HEADER, caller_of
 from ragkeel.api.problems import problem, retry_after_header
 from ragkeel.errors import RateLimitedError, ShuttingDownError
 
 ANSWER_PATHS = frozenset({"/v1/query", "/v1/chat/completions"})
-TENANT_HEADER = "x-tenant"
 
 
 def tenant_of(request: Request) -> str:

@@ -114,7 +114,7 @@ def require(needed: Needed) -> Callable[[Request], Awaitable[Caller]]:
             )
         return caller
 
-    check.needed_scope = needed  # type: ignore[attr-defined]  # read by the route audit test
+    check.needed_scope = needed  # type: ignore[attr-defined]  # scope_decisions reads it
     return check
 
 
