@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Path
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
@@ -25,6 +25,7 @@ from ragkeel.identity.keys import ApiKey, SqliteKeyStore
 from ragkeel.identity.scopes import Identity
 
 router = APIRouter(tags=["keys"])
+KEY_ID_PATTERN = r"^[0-9a-fA-F]{16}$"  # a malformed id is 422 VALIDATION_ERROR
 Admin = Annotated[Caller, Depends(require("admin"))]
 
 
@@ -68,7 +69,9 @@ async def create_key(
 
 @router.delete("/v1/keys/{key_id}", response_model=KeyOut)
 async def revoke_key(
-    key_id: str, caller: Admin, state: Annotated[ApiState, Depends(get_state)]
+    key_id: Annotated[str, Path(pattern=KEY_ID_PATTERN, description="16 hex digits")],
+    caller: Admin,
+    state: Annotated[ApiState, Depends(get_state)],
 ) -> KeyOut:
     """Revoke a key of the caller's tenant: refused from the next request on."""
     who = _admin(caller)
