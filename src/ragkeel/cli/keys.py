@@ -19,7 +19,6 @@ from rich.table import Table
 from ragkeel.container import Container
 from ragkeel.identity.keys import ApiKey
 from ragkeel.identity.scopes import Scope
-from ragkeel.settings import load_settings
 
 app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
 
@@ -59,8 +58,7 @@ def create(
     ] = False,
 ) -> None:
     """Create a key and print it (once: only its hash is kept)."""
-    container = Container(load_settings())
-    try:
+    with Container.load() as container:
         key, token = container.keys.create(
             tenant,
             _SCOPES[scope],
@@ -68,8 +66,6 @@ def create(
             principals=principal or (),
             trusted_proxy=trusted_proxy,
         )
-    finally:
-        container.close()
     until = f", expires {key.to_dict(key.created_at)['expires']}" if key.expires_at else ""
     typer.echo(
         f"created key {key.id} (tenant {key.tenant}, scope {key.scope}{until}); "
@@ -82,15 +78,12 @@ def create(
 @app.command("list")
 def list_keys(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Every key (never its secret): id, tenant, scope, principals, dates, status."""
-    container = Container(load_settings())
-    try:
+    with Container.load() as container:
         if not container.keys.path.exists():  # do not create the file to say "none"
             keys: list[ApiKey] = []
         else:
             keys = container.keys.all()
         now = container.keys.clock.now()
-    finally:
-        container.close()
     rows = [k.to_dict(now) for k in keys]
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
@@ -108,9 +101,6 @@ def list_keys(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 @app.command("revoke")
 def revoke(key_id: Annotated[str, typer.Argument(help="the key's id (ragkeel keys list)")]) -> None:
     """Revoke a key: refused from the next request on."""
-    container = Container(load_settings())
-    try:
+    with Container.load() as container:
         key = container.keys.revoke(key_id)
-    finally:
-        container.close()
     typer.echo(f"revoked key {key.id} (tenant {key.tenant}, scope {key.scope})")
