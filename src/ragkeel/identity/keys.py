@@ -77,8 +77,7 @@ CREATE TABLE IF NOT EXISTS keys (
 );
 """
 _COLUMNS = (
-    "id, tenant, scope, principals, trusted_proxy, created_at, expires_at, revoked_at, "
-    "last_used_at"
+    "id, tenant, scope, principals, trusted_proxy, created_at, expires_at, revoked_at, last_used_at"
 )
 
 
