@@ -20,6 +20,7 @@ from ragkeel.api.routes import ROUTERS
 from ragkeel.container import Container
 from ragkeel.gateway.providers.scripted import ScriptedChatModel
 from ragkeel.generation.answerer import Answerer
+from ragkeel.generation.policy import AnswerPolicy
 from ragkeel.identity.scopes import SCOPES, allows
 from ragkeel.settings import load_settings
 from ragkeel.types import DEFAULT_TENANT, AccessScope
@@ -30,7 +31,9 @@ NETWORK_HOST = "0.0.0.0"  # what `serve --host 0.0.0.0` passes: api.auth auto ->
 
 
 def _app(container: Container, host: str | None = NETWORK_HOST) -> Any:
-    answerer = Answerer(container.retriever, ScriptedChatModel((GOOD,)), gate_threshold=TEST_GATE)
+    answerer = Answerer(
+        container.retriever, ScriptedChatModel((GOOD,)), AnswerPolicy(gate_threshold=TEST_GATE)
+    )
     return create_app(container, answerer=answerer, host=host)
 
 

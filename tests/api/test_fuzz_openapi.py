@@ -34,6 +34,7 @@ from ragkeel.api.routes import ROUTERS
 from ragkeel.container import Container
 from ragkeel.gateway.providers.scripted import ScriptedChatModel
 from ragkeel.generation.answerer import Answerer
+from ragkeel.generation.policy import AnswerPolicy
 
 from .conftest import GOOD, api_settings, serve
 
@@ -50,7 +51,9 @@ def fuzz_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[FastAPI
     container = Container(api_settings(root / "home"))
     report = container.pipeline.ingest([str(write_corpus(root / "docs"))], COLLECTION)
     assert report.exit_code == 0, report.to_dict()
-    answerer = Answerer(container.retriever, ScriptedChatModel((GOOD,)), gate_threshold=TEST_GATE)
+    answerer = Answerer(
+        container.retriever, ScriptedChatModel((GOOD,)), AnswerPolicy(gate_threshold=TEST_GATE)
+    )
     app = create_app(container, answerer=answerer)
     with serve(app) as url:
         yield app, url
