@@ -49,6 +49,7 @@ from ragkeel.gateway.providers.local import LocalChatModel
 from ragkeel.gateway.stack import GatewayStack, build_gateway
 from ragkeel.generation.answerer import Answerer
 from ragkeel.generation.policy import AnswerPolicy
+from ragkeel.generation.safety import OutputGuard, new_canary
 from ragkeel.identity.edge import EdgePolicy
 from ragkeel.identity.keys import SqliteKeyStore
 from ragkeel.ingestion.chunking import Chunker
@@ -304,6 +305,8 @@ class Container:
             default_max_tokens=self.settings.gateway.budget.max_tokens,
             min_support=gen.min_support,
             extractive_sentences=gen.extractive_sentences,
+            guard=self.output_guard,
+            ungrounded=gen.ungrounded,
         )
         return Answerer(
             self.retriever,
@@ -311,6 +314,17 @@ class Container:
             policy,
             cost_of=self.prices.cost if gen.provider == "openai" else None,
         )
+
+    @cached_property
+    def output_guard(self) -> OutputGuard | None:
+        """The output checks of generated answers (None: ``generation.safety.output_checks``
+        off); the canary is the configured one, else a fresh one for this process."""
+        safety = self.settings.generation.safety
+        if not safety.output_checks:
+            return None
+        canary = safety.canary.get_secret_value() if safety.canary else new_canary()
+        hosts = frozenset(h.strip().lower() for h in safety.allowed_link_hosts if h.strip())
+        return OutputGuard(canary, hosts)
 
     @cached_property
     def prices(self) -> PriceTable:

@@ -147,6 +147,14 @@ class PriceSettings(_Section):
     output_per_mtok: float = Field(ge=0)  # USD per million completion tokens
 
 
+class AnswerSafetySettings(_Section):
+    """Output checks on generated answers (``generation/safety.py``, issue 11)."""
+
+    output_checks: bool = True  # strip foreign links and images, drop answers with the canary
+    canary: SecretStr | None = None  # the system prompt's marker; None: a fresh one per process
+    allowed_link_hosts: list[str] = Field(default_factory=list)  # links/images always kept
+
+
 class GenerationSettings(_Section):
     provider: Literal["local", "openai", "none"] = "local"  # none: extractive answers only
     mode: Literal["generative", "extractive"] = "generative"
@@ -161,6 +169,10 @@ class GenerationSettings(_Section):
     model_timeout_s: float = Field(default=60.0, gt=0)
     min_support: float = Field(default=0.5, ge=0.0, le=1.0)
     extractive_sentences: int = Field(default=3, ge=1, le=20)
+    safety: AnswerSafetySettings = AnswerSafetySettings()
+    # a generated answer the citation check finds unsupported: returned as_is, stripped of the
+    # unsupported sentences, or replaced by the extractive answer (generation/ungrounded.py)
+    ungrounded: Literal["as_is", "strip", "extractive"] = "as_is"
     local: LocalModelSettings = LocalModelSettings()
     openai: OpenAIChatSettings = OpenAIChatSettings()
     prices: dict[str, PriceSettings] = Field(default_factory=dict)  # model -> price; local = 0

@@ -44,10 +44,12 @@ from ragkeel.generation.answer import (
     RetrievalEvent,
     TokenEvent,
 )
+from ragkeel.generation.citations import check_answer
 from ragkeel.generation.context import PackedContext
 from ragkeel.generation.extractive import render_extractive
 from ragkeel.generation.gate import AnswerGate
 from ragkeel.generation.policy import NO_BUDGET, AnswerPolicy, Budget, GenerationMode
+from ragkeel.generation.safety import GuardedStream, guard_answer, new_canary
 from ragkeel.generation.steps import (
     Degradation,
     Ending,
@@ -55,6 +57,7 @@ from ragkeel.generation.steps import (
     Generated,
     Retrieved,
     Timer,
+    Verified,
     extract,
     finish,
     gate,
@@ -66,6 +69,7 @@ from ragkeel.generation.steps import (
     verify,
 )
 from ragkeel.generation.templates import REFUSAL_PHRASE, load_template
+from ragkeel.generation.ungrounded import apply_policy
 from ragkeel.observability import names
 from ragkeel.retrieval.hybrid import HybridRetriever
 from ragkeel.storage.filters import Filter
@@ -92,7 +96,9 @@ class Answerer:
         self.answer_gate = AnswerGate(
             self.policy.gate_threshold, self.policy.gate_keyword_threshold
         )
-        self.template = load_template(self.policy.template_version)
+        guard = self.policy.guard  # its canary goes into the system prompt ({canary})
+        canary = guard.canary if guard and guard.canary else new_canary()
+        self.template = load_template(self.policy.template_version).with_canary(canary)
         self.cost_of = cost_of
         self.clock = clock
 
@@ -203,7 +209,14 @@ class _Flow:
             yield from self.end(Ending.refusal(), None, streamed=False)
             return
 
-        call = yield from generate(model, retrieved, packed, self.request, self.log, self.timer)
+        shown = GuardedStream(policy.guard, packed.context) if policy.guard else None
+        generated = generate(model, retrieved, packed, self.request, self.log, self.timer)
+        call = yield from _shown(generated, shown)
+        if call.degraded is None and policy.guard is not None:  # the output checks
+            text, blocked = guard_answer(policy.guard, call.text, call.context, self.log)
+            call = dataclasses.replace(
+                call, text=text, degraded=Degradation(*blocked) if blocked else None
+            )
         if call.degraded is not None:
             yield ErrorEvent(call.degraded.code, call.degraded.detail, fatal=False)
             yield from self.quote(call.context, call.degraded, call)
@@ -217,6 +230,15 @@ class _Flow:
         if verified.check.refusal:
             yield from self.end(Ending.refusal(), call, streamed=True)
             return
+        if retrieved.schema is None:  # the ungrounded policy: as is, stripped or extractive
+            text, ungrounded = apply_policy(policy.ungrounded, verified.text, verified.check)
+            if ungrounded is not None:
+                yield ErrorEvent(*ungrounded, fatal=False)
+                yield from self.quote(call.context, Degradation(*ungrounded), call)
+                return
+            if text != verified.text:
+                check = check_answer(text, call.context, min_support=policy.min_support)
+                verified = Verified(text, check, verified.inferred)
         ending = Ending(verified.text, "generative", call.context, verified)
         yield from self.end(ending, call, streamed=True)
 
@@ -303,3 +325,28 @@ def _scope(collection: str | None, flt: Filter | None) -> Filter | None:
             hint="give the collection once",
         )
     return dataclasses.replace(flt, collection=collection)
+
+
+def _shown(
+    events: Generator[AnswerEvent, None, Generated], shown: GuardedStream | None
+) -> Generator[AnswerEvent, None, Generated]:
+    """``events`` with each ``TokenEvent`` cut to what the output checks let out (``shown``;
+    None: as it comes), the rest of a whole answer at its end. Closing it closes ``events``."""
+    if shown is None:
+        return (yield from events)
+    try:
+        while True:
+            try:
+                event = next(events)
+            except StopIteration as stop:
+                call: Generated = stop.value
+                break
+            if not isinstance(event, TokenEvent):
+                yield event
+            elif text := shown.feed(event.text):
+                yield TokenEvent(text)
+    finally:
+        events.close()
+    if call.degraded is None and (rest := shown.flush()):
+        yield TokenEvent(rest)  # what the output checks held back to the end
+    return call

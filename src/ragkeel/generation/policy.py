@@ -5,8 +5,10 @@ question.
 from the ``generation``, ``gateway`` and ``retrieval`` settings; a policy built in code gets the
 answer flow's own defaults, the settings' except ``deadline_s``, which is unset): how many chunks to retrieve, the gate's thresholds, the context budget, the answer's
 length, the prompt template, the default mode (generative or extractive) and retrieval mode, the
-model call's timeout and deadline, the default token budget of a request, and what citation
-checking and the extractive answer allow. It checks itself when built (``ValueError``).
+model call's timeout and deadline, the default token budget of a request, what citation
+checking and the extractive answer allow, the output checks of generated answers (``guard``,
+``safety.py``; None: none) and what becomes of an unsupported one (``ungrounded``,
+``ungrounded.py``). It checks itself when built (``ValueError``).
 
 What may differ per question (``k``, the mode, the budget, an output schema, the collection) is
 an argument of ``Answerer.answer``/``stream``, never a change to a shared policy.
@@ -22,7 +24,9 @@ from ragkeel.generation.citations import DEFAULT_MIN_SUPPORT
 from ragkeel.generation.context import DEFAULT_CONTEXT_BUDGET
 from ragkeel.generation.extractive import DEFAULT_SENTENCES
 from ragkeel.generation.gate import DEFAULT_DENSE_THRESHOLD
+from ragkeel.generation.safety import OutputGuard
 from ragkeel.generation.templates import DEFAULT_TEMPLATE
+from ragkeel.generation.ungrounded import UngroundedPolicy
 from ragkeel.retrieval.hybrid import Mode
 
 GenerationMode = Literal["generative", "extractive"]
@@ -64,6 +68,8 @@ class AnswerPolicy:
     default_max_tokens: int | None = None
     min_support: float = DEFAULT_MIN_SUPPORT
     extractive_sentences: int = DEFAULT_SENTENCES
+    guard: OutputGuard | None = None
+    ungrounded: UngroundedPolicy = "as_is"
 
     def __post_init__(self) -> None:
         if self.k < 1 or self.max_answer_tokens < 1 or self.extractive_sentences < 1:

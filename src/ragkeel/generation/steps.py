@@ -284,7 +284,8 @@ def generate(
             context = half
             log.decide("budget", f"retrying with half the context: {error}")
             degraded = None
-        prompt = packed.template.render(retrieved.question, context.render(), packed.schema_text)
+        sources = packed.template.format_sources(context)  # numbered, or tagged data (v3)
+        prompt = packed.template.render(retrieved.question, sources, packed.schema_text)
         streamed = yield from _stream(
             model, request_for(prompt, packed.answer_tokens), log, timer, parts
         )
