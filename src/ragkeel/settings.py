@@ -165,13 +165,16 @@ class GenerationSettings(_Section):
     gate_keyword_threshold: float | None = Field(default=None, ge=0.0)
     context_budget: int = Field(default=1000, ge=128, le=32768)  # prompt tokens
     max_answer_tokens: int = Field(default=256, ge=1, le=8192)
-    template_version: str = "answer_v2"  # v2 adds a worked citation example (see its yaml)
+    # v3: sources as tagged data, an instruction hierarchy, a canary (issue 11; v2 grounded 0.79
+    # of clean answers, v3 0.93, gold answers 0.68 / 0.73: docs/benchmarks.md, prompt injection)
+    template_version: str = "answer_v3"
     model_timeout_s: float = Field(default=60.0, gt=0)
     min_support: float = Field(default=0.5, ge=0.0, le=1.0)
     extractive_sentences: int = Field(default=3, ge=1, le=20)
     safety: AnswerSafetySettings = AnswerSafetySettings()
     # a generated answer the citation check finds unsupported: returned as_is, stripped of the
-    # unsupported sentences, or replaced by the extractive answer (generation/ungrounded.py)
+    # unsupported sentences, or replaced by the extractive answer (generation/ungrounded.py);
+    # as_is measured best or tied under answer_v3 (docs/benchmarks.md, prompt injection)
     ungrounded: Literal["as_is", "strip", "extractive"] = "as_is"
     local: LocalModelSettings = LocalModelSettings()
     openai: OpenAIChatSettings = OpenAIChatSettings()

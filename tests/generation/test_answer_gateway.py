@@ -89,7 +89,8 @@ def test_max_tokens_shrinks_the_context_and_the_answer_to_fit(
         seen.append(request)
         return REPLY
 
-    answerer = Answerer(retriever, ScriptedChatModel(reply), AnswerPolicy(gate_threshold=TEST_GATE))
+    policy = AnswerPolicy(gate_threshold=TEST_GATE, template_version="answer_v2")  # ~150 tokens
+    answerer = Answerer(retriever, ScriptedChatModel(reply), policy)
     roomy = answerer.answer(ON_TOPIC)
     tight = answerer.answer(ON_TOPIC, budget=Budget(max_tokens=420))
     assert seen[1].max_tokens < seen[0].max_tokens

@@ -37,8 +37,11 @@ def test_system_message_is_the_same_for_every_question() -> None:
 
 
 def test_templates_stay_short() -> None:
+    # answer_v3's instruction hierarchy makes it ~200 words; its system message is the same for
+    # every question (a local model reuses its KV cache), the per-question user part stays small
     template = load_template()
-    assert len(template.system.split()) + len(template.user.split()) < 120
+    assert len(template.system.split()) + len(template.user.split()) < 220
+    assert len(template.user.split()) < 30
 
 
 @pytest.mark.parametrize("version", ["answer_v999", "../settings", "Answer-V1"])

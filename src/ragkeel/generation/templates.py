@@ -34,7 +34,7 @@ from ragkeel.gateway.base import ChatMessage
 from ragkeel.generation.context import PackedContext
 
 REFUSAL_PHRASE = "I cannot answer this from the provided sources."
-DEFAULT_TEMPLATE = "answer_v2"  # the shipped default (generation.template_version)
+DEFAULT_TEMPLATE = "answer_v3"  # the shipped default (generation.template_version)
 
 _PLACEHOLDER = re.compile(r"\{(sources|question|refusal|schema|canary)\}")
 _VERSION = re.compile(r"^[a-z][a-z0-9_]{0,63}$")

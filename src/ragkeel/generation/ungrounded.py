@@ -12,8 +12,11 @@ attributed where one source supports them (``citations.attribute_uncited``):
   with reason ``UNGROUNDED``.
 
 Answers asked for JSON (an ``output_schema``) and refusals are left alone: a sentence cut out of
-JSON breaks it. The figures behind the default are in docs/benchmarks.md ("Issue 11: prompt
-injection"), measured with bench/prompt_injection.py.
+JSON breaks it. The default is ``as_is``: under the default prompt (``answer_v3``) the three
+policies scored within one case of each other on answer quality and on injection success (the
+injections that succeed are grounded: their goal token is in the source cited), so nothing is
+replaced on no evidence. Figures: docs/benchmarks.md ("Issue 11: prompt injection"), measured
+with bench/prompt_injection.py.
 """
 
 from __future__ import annotations
