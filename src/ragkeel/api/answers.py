@@ -35,6 +35,7 @@ from ragkeel.generation.answer import (
     TokenEvent,
 )
 from ragkeel.generation.policy import NO_BUDGET, Budget, GenerationMode
+from ragkeel.types import AccessScope
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +66,10 @@ def start_answer(
     mode: GenerationMode | None,
     budget: Budget = NO_BUDGET,
     output_schema: dict[str, Any] | None = None,
+    scope: AccessScope | None = None,
 ) -> EventPump[StreamItem]:
-    """The answer's events, produced in a thread as soon as they are iterated."""
+    """The answer's events, produced in a thread as soon as they are iterated; retrieval
+    sees only what ``scope`` (the caller's, ``api/auth.py``) may see."""
     events = state.answerer.stream(
         question,
         collection=collection,
@@ -74,6 +77,7 @@ def start_answer(
         budget=budget,
         output_schema=output_schema,
         k=k,
+        scope=scope,
     )
     source = _traced(state.container, events, question, route)
     pump: EventPump[StreamItem] = EventPump(source, name="ragkeel-answer")
@@ -93,6 +97,7 @@ def start_admitted(
     max_cost: float | None = None,
     max_tokens: int | None = None,
     output_schema: dict[str, Any] | None = None,
+    scope: AccessScope | None = None,
 ) -> EventPump[StreamItem]:
     """``checked_question`` then ``start_answer`` for an admitted request, within
     ``Budget(admitted.tenant, max_cost, max_tokens)``; if either fails, the admission is
@@ -109,6 +114,7 @@ def start_admitted(
             mode=mode,
             budget=budget,
             output_schema=output_schema,
+            scope=scope,
         )
     except BaseException:
         admitted.release()

@@ -243,6 +243,7 @@ class TextDocumentIn(_Strict):
     id: str | None = Field(default=None, min_length=1, max_length=512)
     collection: str | None = None
     metadata: dict[str, MetaValue] = Field(default_factory=dict)
+    principals: list[str] = Field(default_factory=list, max_length=256)  # the ACL; none: public
 
 
 class FileReportOut(BaseModel):

@@ -1,7 +1,8 @@
 """Documents sent over HTTP, through the ingestion pipeline.
 
-An uploaded file is kept, under its original name, at ``$RAGKEEL_HOME/uploads/<collection>/``
-for as long as a document comes from it: the pipeline uses the file's path as the documents'
+An uploaded file is kept, under its original name, at
+``$RAGKEEL_HOME/uploads/<tenant>/<collection>/`` (issue 11: tenant B's ``policy.md`` never
+replaces tenant A's; each part is a collision-free slug) for as long as a document comes from it: the pipeline uses the file's path as the documents'
 ``source`` and (for one-document files) as their id, so this keeps both stable. Uploading a
 file of the same name again replaces it (or finds it unchanged); ``ragkeel ingest --prune``
 keeps it (the path still exists); deleting its last document deletes the file. A JSON text
@@ -28,6 +29,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
@@ -35,6 +37,7 @@ from ragkeel.api.schemas import FileReportOut, IngestOut, TextDocumentIn
 from ragkeel.errors import InvalidUploadError
 from ragkeel.ingestion.pipeline import IngestionPipeline
 from ragkeel.storage.sqlite import SqliteDocumentStore
+from ragkeel.types import DEFAULT_TENANT, AccessScope
 
 log = logging.getLogger("ragkeel.api")
 _UNSAFE = re.compile(r"[^\w.\-() ]+", re.UNICODE)
@@ -43,15 +46,30 @@ _TEMP_PREFIX = ".upload-"
 MAX_NAME = 120
 
 
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """Whose upload: the caller's tenant, and the ACL principals its documents get (none:
+    public within the tenant)."""
+
+    tenant: str = DEFAULT_TENANT
+    principals: tuple[str, ...] = ()
+
+
+DEFAULT_OWNER = Owner()  # the default tenant, public: as with auth off
+
+
 class UploadArea:
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
 
-    def file_path(self, collection: str, filename: str) -> Path:
-        return self.root / _slug(collection) / safe_filename(filename)
+    def file_path(self, tenant: str, collection: str, filename: str) -> Path:
+        return self._dir(tenant, collection) / safe_filename(filename)
 
-    def text_path(self, collection: str, document_id: str) -> Path:
-        return self.root / _slug(collection) / _TEXT_DIR / f"{_slug(document_id)}.jsonl"
+    def text_path(self, tenant: str, collection: str, document_id: str) -> Path:
+        return self._dir(tenant, collection) / _TEXT_DIR / f"{_slug(document_id)}.jsonl"
+
+    def _dir(self, tenant: str, collection: str) -> Path:
+        return self.root / _slug(tenant) / _slug(collection)
 
     def owns(self, source: str) -> bool:
         return Path(source).is_relative_to(self.root)
@@ -74,10 +92,11 @@ class UploadArea:
             raise
 
     def discard_unused(
-        self, store: SqliteDocumentStore, collection: str, paths: Iterable[Path]
+        self, store: SqliteDocumentStore, tenant: str, collection: str, paths: Iterable[Path]
     ) -> None:
-        """Delete the kept files no document comes from any more."""
-        used = store.documents_by_source(collection)
+        """Delete the kept files no document of ``tenant``'s ``collection`` comes from any
+        more (whatever the documents' ACLs)."""
+        used = store.documents_by_source(collection, scope=_whole(tenant))
         for path in paths:
             if self.owns(str(path)) and not used.get(str(path)):
                 path.unlink(missing_ok=True)
@@ -90,8 +109,9 @@ class UploadArea:
         started = time.time()
         used = {
             source
-            for collection in store.collections()
-            for source in store.documents_by_source(collection)
+            for tenant in store.tenants()
+            for collection in store.collections(scope=_whole(tenant))
+            for source in store.documents_by_source(collection, scope=_whole(tenant))
         }
         removed = []
         for path in sorted(self.root.rglob("*")):
@@ -106,6 +126,11 @@ class UploadArea:
                 continue
             removed.append(path)
         return removed
+
+
+def _whole(tenant: str) -> AccessScope:
+    """Everything of ``tenant``, whatever the ACLs: the area's own bookkeeping."""
+    return AccessScope(tenant, all_principals=True)
 
 
 def safe_filename(name: str) -> str:
@@ -135,11 +160,13 @@ def ingest_files(
     store: SqliteDocumentStore,
     collection: str,
     files: Sequence[tuple[str, BinaryIO]],
+    owner: Owner = DEFAULT_OWNER,
 ) -> IngestOut:
-    """Keep each ``(filename, data)`` in the upload area and ingest them in one run."""
+    """Keep each ``(filename, data)`` in ``owner.tenant``'s upload area and ingest them in one
+    run (each document's ACL: ``owner.principals``)."""
     targets: dict[Path, str] = {}
     for filename, _ in files:  # every name is checked before any file is kept
-        path = area.file_path(collection, filename)
+        path = area.file_path(owner.tenant, collection, filename)
         if path in targets:
             raise InvalidUploadError(
                 f"two uploaded files are both named {path.name!r}", hint="upload them separately"
@@ -149,9 +176,9 @@ def ingest_files(
         for path, (_, data) in zip(targets, files, strict=True):
             area.save(path, data)
     except BaseException:
-        area.discard_unused(store, collection, targets)
+        area.discard_unused(store, owner.tenant, collection, targets)
         raise
-    return _ingest(area, pipeline, store, collection, targets)
+    return _ingest(area, pipeline, store, collection, targets, owner)
 
 
 def ingest_text(
@@ -160,6 +187,7 @@ def ingest_text(
     store: SqliteDocumentStore,
     collection: str,
     doc: TextDocumentIn,
+    owner: Owner = DEFAULT_OWNER,
 ) -> IngestOut:
     document_id = doc.id or "text-" + hashlib.sha256(doc.text.encode("utf-8")).hexdigest()[:16]
     record = {
@@ -168,10 +196,10 @@ def ingest_text(
         "text": doc.text,
         "metadata": doc.metadata,
     }
-    path = area.text_path(collection, document_id)
+    path = area.text_path(owner.tenant, collection, document_id)
     payload = json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n"
     area.save(path, io.BytesIO(payload))
-    return _ingest(area, pipeline, store, collection, {path: document_id})
+    return _ingest(area, pipeline, store, collection, {path: document_id}, owner)
 
 
 def _ingest(
@@ -180,12 +208,18 @@ def _ingest(
     store: SqliteDocumentStore,
     collection: str,
     targets: dict[Path, str],
+    owner: Owner,
 ) -> IngestOut:
     try:
-        report = pipeline.ingest([str(p) for p in targets], collection)
+        report = pipeline.ingest(
+            [str(p) for p in targets],
+            collection,
+            tenant=owner.tenant,
+            principals=owner.principals,
+        )
     finally:
-        area.discard_unused(store, collection, targets)
-    by_source = store.documents_by_source(collection)
+        area.discard_unused(store, owner.tenant, collection, targets)
+    by_source = store.documents_by_source(collection, scope=_whole(owner.tenant))
     names = {str(p): name for p, name in targets.items()}
     files = [
         FileReportOut.of(

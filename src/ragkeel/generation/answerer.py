@@ -73,6 +73,7 @@ from ragkeel.generation.ungrounded import apply_policy
 from ragkeel.observability import names
 from ragkeel.retrieval.hybrid import HybridRetriever
 from ragkeel.storage.filters import Filter
+from ragkeel.types import AccessScope
 
 
 class Answerer:
@@ -112,12 +113,15 @@ class Answerer:
         budget: Budget = NO_BUDGET,
         output_schema: Mapping[str, Any] | None = None,
         k: int | None = None,
+        scope: AccessScope | None = None,
     ) -> Answer:
         """The final answer. ``output_schema``: reply with one JSON value valid against it
         (prompt ``answer_json_v1``, schema-constrained decoding where the model allows);
-        ``k``: chunks to retrieve for this question (default: the policy's)."""
-        scope = _scope(collection, flt)
-        events = self._events(question, scope, mode or self.policy.mode, budget, output_schema, k)
+        ``k``: chunks to retrieve for this question (default: the policy's); ``scope``: whose
+        data the question may see (None: the default tenant, every principal)."""
+        narrowed = _scope(collection, flt)
+        mode = mode or self.policy.mode
+        events = self._events(question, narrowed, mode, budget, output_schema, k, scope)
         for event in events:
             if isinstance(event, DoneEvent):
                 return event.answer
@@ -133,16 +137,17 @@ class Answerer:
         budget: Budget = NO_BUDGET,
         output_schema: Mapping[str, Any] | None = None,
         k: int | None = None,
+        scope: AccessScope | None = None,
     ) -> Generator[AnswerEvent, None, None]:
         """The events of answering ``question`` (see ``answer.py``); ``close()`` it to cancel.
         Everything that may change per question is an argument here (nothing is set on the
         shared answerer)."""
         try:
-            scope = _scope(collection, flt)
+            narrowed = _scope(collection, flt)
             if k is not None and k < 1:
                 raise QueryError(f"k must be at least 1, got {k}", hint="ask for 1 or more chunks")
             mode = mode or self.policy.mode
-            yield from self._events(question, scope, mode, budget, output_schema, k)
+            yield from self._events(question, narrowed, mode, budget, output_schema, k, scope)
         except RagkeelError as exc:
             yield ErrorEvent.ending(exc)
 
@@ -154,6 +159,7 @@ class Answerer:
         budget: Budget,
         schema: Mapping[str, Any] | None = None,
         k: int | None = None,
+        scope: AccessScope | None = None,
     ) -> Iterator[AnswerEvent]:
         """retrieve -> gate -> (refuse | pack, quote | pack, generate, verify) -> finish."""
         policy, timer, log = self.policy, Timer(), CallLog()
@@ -164,6 +170,7 @@ class Answerer:
             mode=policy.retrieval_mode,
             flt=flt,
             timer=timer,
+            scope=scope,
         )
         retrieved = Retrieved(question, result, policy.budget_for(budget), schema)
         gated = gate(result, self.answer_gate, mode, has_model=self.model is not None)

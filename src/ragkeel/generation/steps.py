@@ -52,7 +52,7 @@ from ragkeel.observability import names
 from ragkeel.retrieval.hybrid import HybridRetriever, Mode
 from ragkeel.storage.filters import Filter
 from ragkeel.tokens import RegexTokenCounter
-from ragkeel.types import GateDecision, SearchResult
+from ragkeel.types import AccessScope, GateDecision, SearchResult
 
 JSON_TEMPLATE = "answer_json_v1"  # the prompt of answers asked for JSON (an output_schema)
 SCHEMA_UNSUPPORTED = "OUTPUT_SCHEMA_UNSUPPORTED"  # degraded: an output_schema, an extractive answer
@@ -176,9 +176,11 @@ def retrieve(
     mode: Mode,
     flt: Filter | None,
     timer: Timer,
+    scope: AccessScope | None = None,
 ) -> SearchResult:
-    """The hits for ``question``; the retrieval's own stage timings land in ``timer``."""
-    result = retriever.search(question, k, mode=mode, flt=flt)
+    """The hits for ``question`` that ``scope`` may see (None: the default tenant, every
+    principal); the retrieval's own stage timings land in ``timer``."""
+    result = retriever.search(question, k, mode=mode, flt=flt, scope=scope)
     timer.lap(names.STAGE_RETRIEVE)
     for stage in _RETRIEVAL_STAGES:
         if (key := names.SEARCH_TIMINGS[stage]) in result.timings_ms:

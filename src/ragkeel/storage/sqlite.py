@@ -460,6 +460,15 @@ class SqliteDocumentStore:
                     )
         return out
 
+    def tenants(self) -> list[str]:
+        """Every tenant that owns a collection (operator bookkeeping, e.g. the upload area's
+        orphan sweep; never an answer to a request)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT DISTINCT tenant FROM collections ORDER BY tenant"
+            ).fetchall()
+        return [str(r[0]) for r in rows]
+
     def collections(self, *, scope: AccessScope | None = None) -> dict[str, dict[str, object]]:
         """The scope tenant's collections by name, with their model and counts (all ACLs)."""
         with self._lock:

@@ -24,7 +24,7 @@ from ragkeel.api.answers import (
     collect_admitted,
     start_admitted,
 )
-from ragkeel.api.auth import require
+from ragkeel.api.auth import caller_scope, require
 from ragkeel.api.event_pump import EventPump
 from ragkeel.api.openai_schemas import (
     ChatCompletionOut,
@@ -43,6 +43,7 @@ from ragkeel.api.state import ApiState, get_state
 from ragkeel.api.tracing import record_trace
 from ragkeel.errors import RagkeelError
 from ragkeel.generation.answer import ErrorEvent, TokenEvent
+from ragkeel.types import AccessScope
 
 ROUTE = "/v1/chat/completions"
 router = APIRouter(tags=["openai"])
@@ -53,6 +54,7 @@ async def chat_completions(
     body: ChatCompletionRequest,
     request: Request,
     state: Annotated[ApiState, Depends(get_state)],
+    scope: Annotated[AccessScope, Depends(caller_scope)],
 ) -> Response:
     """OpenAI-compatible chat completion answering the last user message from the index."""
     try:
@@ -64,7 +66,14 @@ async def chat_completions(
         request, text, answer_tokens=_max_tokens(body), mode=body.mode, stream=body.stream
     )
     pump = start_admitted(
-        state, admitted, text, route=ROUTE, collection=body.collection, k=body.k, mode=body.mode
+        state,
+        admitted,
+        text,
+        route=ROUTE,
+        collection=body.collection,
+        k=body.k,
+        mode=body.mode,
+        scope=scope,
     )
     model = served_model(state)
     if body.stream:

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from ragkeel.api.auth import require
+from ragkeel.api.auth import caller_scope, require
 from ragkeel.api.problems import status_for
 from ragkeel.api.schemas import (
     DeletedOut,
@@ -25,13 +25,15 @@ from ragkeel.api.schemas import (
     TextDocumentIn,
 )
 from ragkeel.api.state import ApiState, get_state
-from ragkeel.api.uploads import UploadArea, ingest_files, ingest_text
+from ragkeel.api.uploads import Owner, UploadArea, ingest_files, ingest_text
 from ragkeel.errors import (
     InvalidUploadError,
     NotFoundError,
     ProblemError,
     UnsupportedMediaTypeError,
 )
+from ragkeel.storage.tenancy import check_principals
+from ragkeel.types import AccessScope
 
 router = APIRouter(tags=["documents"])
 DEFAULT_COLLECTION = "default"
@@ -47,6 +49,12 @@ _BODY_DOC: dict[str, Any] = {
                     "properties": {
                         "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
                         "collection": {"type": "string"},
+                        "principals": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "description": "ACL principals of the documents (repeated or "
+                            "comma-separated; none: public within the tenant)",
+                        },
                     },
                     "required": ["files"],
                 }
@@ -70,9 +78,13 @@ def upload_area(state: ApiState) -> UploadArea:
 async def add_documents(
     request: Request,
     state: Annotated[ApiState, Depends(get_state)],
+    scope: Annotated[AccessScope, Depends(caller_scope)],
     collection: Annotated[str | None, Query(min_length=1)] = None,
 ) -> JSONResponse:
-    """Ingest uploaded files (multipart, field ``files``) or one JSON text document."""
+    """Ingest uploaded files (multipart, field ``files``) or one JSON text document into the
+    caller's tenant. ``principals`` (form field, repeated or comma-separated; in JSON a list)
+    is the documents' ACL: any names a caller with the ingest scope chooses (an ingest key is
+    trusted with its tenant's ACLs); none: public within the tenant."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     c = state.container
     area = upload_area(state)
@@ -87,20 +99,28 @@ async def add_documents(
                 )
             name = collection or _field(form.get("collection")) or DEFAULT_COLLECTION
             files: list[tuple[str, BinaryIO]] = [(u.filename or "", u.file) for u in uploads]
+            owner = _owner(scope, [v for v in form.getlist("principals") if isinstance(v, str)])
             report = await run_in_threadpool(
-                _locked, state, ingest_files, area, c.pipeline, c.store, name, files
+                _locked, state, ingest_files, area, c.pipeline, c.store, name, files, owner
             )
     elif kind in ("application/json", ""):
         doc = _text_document(await request.body())
         name = collection or doc.collection or DEFAULT_COLLECTION
+        owner = _owner(scope, doc.principals)
         report = await run_in_threadpool(
-            _locked, state, ingest_text, area, c.pipeline, c.store, name, doc
+            _locked, state, ingest_text, area, c.pipeline, c.store, name, doc, owner
         )
     else:
         raise UnsupportedMediaTypeError(
             f"cannot ingest a {kind} body", hint="send multipart/form-data files or JSON text"
         )
     return _reported(report)
+
+
+def _owner(scope: AccessScope, values: list[str]) -> Owner:
+    """The upload's tenant (the caller's) and ACL (``values``, each maybe comma-separated)."""
+    names = [n.strip() for v in values for n in v.split(",") if n.strip()]
+    return Owner(scope.tenant, tuple(sorted(check_principals(names))))
 
 
 def _locked(state: ApiState, ingest: Callable[..., IngestOut], *args: Any) -> IngestOut:
@@ -143,25 +163,28 @@ def _reported(report: IngestOut) -> JSONResponse:
 )
 async def list_documents(
     state: Annotated[ApiState, Depends(get_state)],
+    scope: Annotated[AccessScope, Depends(caller_scope)],
     collection: Collection = DEFAULT_COLLECTION,
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> DocumentListOut:
     """The collection's documents, ordered by id: id, title, source, chunk count."""
-    return await run_in_threadpool(_list, state, collection, offset, limit)
+    return await run_in_threadpool(_list, state, scope, collection, offset, limit)
 
 
-def _list(state: ApiState, collection: str, offset: int, limit: int) -> DocumentListOut:
+def _list(
+    state: ApiState, scope: AccessScope, collection: str, offset: int, limit: int
+) -> DocumentListOut:
     store, area = state.container.store, upload_area(state)
     pairs = sorted(
         (doc_id, source)
-        for source, ids in store.documents_by_source(collection).items()
+        for source, ids in store.documents_by_source(collection, scope=scope).items()
         for doc_id in ids
     )
     documents = []
     for doc_id, source in pairs[offset : offset + limit]:
-        info = store.document_info(collection, doc_id)
-        doc = store.get_document(collection, doc_id)
+        info = store.document_info(collection, doc_id, scope=scope)
+        doc = store.get_document(collection, doc_id, scope=scope)
         if info is None or doc is None:  # deleted meanwhile
             continue
         documents.append(
@@ -187,22 +210,25 @@ def _list(state: ApiState, collection: str, offset: int, limit: int) -> Document
 async def delete_document(
     document_id: str,
     state: Annotated[ApiState, Depends(get_state)],
+    scope: Annotated[AccessScope, Depends(caller_scope)],
     collection: Collection = DEFAULT_COLLECTION,
 ) -> DeletedOut:
-    """Delete one document (its chunks, postings and vectors) from the collection."""
-    return await run_in_threadpool(_delete, state, collection, document_id)
+    """Delete one document (its chunks, postings and vectors) the caller sees from the
+    collection; one it does not see is 404, as one that does not exist."""
+    return await run_in_threadpool(_delete, state, scope, collection, document_id)
 
 
-def _delete(state: ApiState, collection: str, document_id: str) -> DeletedOut:
+def _delete(state: ApiState, scope: AccessScope, collection: str, document_id: str) -> DeletedOut:
     store = state.container.store
     with state.write_lock:
-        info = store.document_info(collection, document_id)
+        info = store.document_info(collection, document_id, scope=scope)
         if info is None:
             raise NotFoundError(
                 f"no document {document_id!r} in collection {collection!r}",
                 code="DOCUMENT_NOT_FOUND",
                 hint="GET /v1/documents lists the ids",
             )
-        store.delete_documents(collection, [document_id])
-        upload_area(state).discard_unused(store, collection, [Path(info.source)])
+        store.delete_documents(collection, [document_id], scope=scope)
+        area = upload_area(state)
+        area.discard_unused(store, scope.tenant, collection, [Path(info.source)])
     return DeletedOut(collection=collection, id=document_id, deleted=True)

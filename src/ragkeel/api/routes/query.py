@@ -24,7 +24,7 @@ from ragkeel.api.answers import (
     collect_admitted,
     start_admitted,
 )
-from ragkeel.api.auth import require
+from ragkeel.api.auth import caller_scope, require
 from ragkeel.api.event_pump import EventPump
 from ragkeel.api.problems import client_message, error_payload, status_for
 from ragkeel.api.schemas import (
@@ -40,6 +40,7 @@ from ragkeel.api.sse import EventStreamResponse, frame
 from ragkeel.api.state import ApiState, get_state
 from ragkeel.errors import OutputSchemaUnsupportedError
 from ragkeel.generation.answer import CitationEvent, ErrorEvent, RetrievalEvent, TokenEvent
+from ragkeel.types import AccessScope
 
 ROUTE = "/v1/query"
 router = APIRouter(tags=["answers"])
@@ -55,7 +56,10 @@ _SSE_DOC: dict[int | str, dict[str, Any]] = {
     ROUTE, response_model=AnswerOut, responses=_SSE_DOC, dependencies=[Depends(require("query"))]
 )
 async def query(
-    body: QueryRequest, request: Request, state: Annotated[ApiState, Depends(get_state)]
+    body: QueryRequest,
+    request: Request,
+    state: Annotated[ApiState, Depends(get_state)],
+    scope: Annotated[AccessScope, Depends(caller_scope)],
 ) -> Response:
     """Answer a question from the index, with numbered citations."""
     _check_format(body, state)
@@ -73,6 +77,7 @@ async def query(
         max_cost=body.max_cost,
         max_tokens=body.max_tokens,
         output_schema=body.output_schema,
+        scope=scope,
     )
     if body.stream:
         return EventStreamResponse(

@@ -8,10 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from starlette.concurrency import run_in_threadpool
 
-from ragkeel.api.auth import require
+from ragkeel.api.auth import caller_scope, require
 from ragkeel.api.schemas import SearchModeIn, SearchOut
 from ragkeel.api.state import ApiState, get_state
 from ragkeel.storage.filters import Filter
+from ragkeel.types import AccessScope
 
 router = APIRouter(tags=["search"])
 
@@ -19,6 +20,7 @@ router = APIRouter(tags=["search"])
 @router.get("/v1/search", response_model=SearchOut, dependencies=[Depends(require("query"))])
 async def search(
     state: Annotated[ApiState, Depends(get_state)],
+    scope: Annotated[AccessScope, Depends(caller_scope)],
     q: Annotated[str, Query(min_length=1, description="the query")],
     k: Annotated[int | None, Query(ge=1, le=1000, description="hits returned")] = None,
     mode: Annotated[SearchModeIn | None, Query(description="default: the server's")] = None,
@@ -34,5 +36,6 @@ async def search(
         k or container.search_k,
         mode=mode or container.search_mode,
         flt=flt,
+        scope=scope,
     )
     return SearchOut.from_result(result)
