@@ -1,0 +1,236 @@
+"""Cross-tenant canaries through the API (issue 11): auth required, tenants A and B seeded by
+uploads that carry unique canary strings, then >= 2,000 probes as B and as anonymous — search
+(every mode), query (extractive), chat, document list and delete by A's ids and guessed ids,
+A's collection names, tenant keys smuggled into bodies, X-Tenant headers from a non-proxy key.
+Not one of A's canaries may appear in any of those responses, and A's documents are intact
+afterwards. Also: uploads are kept per tenant (B's ``policy.md`` does not replace A's), and an
+ACL change is seen on the next request. The real app, a real SQLite index, the hashing
+embedder, the scripted model (answers extractive)."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from corpus import TEST_GATE
+from ragkeel.api import create_app
+from ragkeel.container import Container
+from ragkeel.gateway.providers.scripted import ScriptedChatModel
+from ragkeel.generation.answerer import Answerer
+from ragkeel.generation.policy import AnswerPolicy
+from ragkeel.types import AccessScope
+
+from .conftest import GOOD
+
+CANARY_A = ("CANARYAALPHA7Q", "CANARYABRAVO3Z", "CANARYACHARLIE9K")
+CANARY_B = "CANARYBDELTA5M"
+SHARED, SECRET = "handbook", "a-secret"  # A uses both; B only SHARED
+TOPICS = ("password rotation policy", "vacation leave days", "incident escalation")
+MIN_PROBES = 2000
+
+
+def _doc(topic: str, canary: str) -> bytes:
+    return (
+        f"# {topic.title()}\n\nThe {topic} says: employees follow the {topic} and quote the code "
+        f"{canary} when they ask about the {topic}. The {topic} is reviewed every year.\n"
+    ).encode()
+
+
+@pytest.fixture
+def client(container: Container) -> Iterator[TestClient]:
+    answerer = Answerer(
+        container.retriever, ScriptedChatModel((GOOD,)), AnswerPolicy(gate_threshold=TEST_GATE)
+    )
+    app = create_app(container, answerer=answerer, host="0.0.0.0")  # auth auto -> required
+    with TestClient(app) as c:
+        yield c
+
+
+def bearer(token: str, **extra: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}", **extra}
+
+
+def upload(
+    client: TestClient, token: str, collection: str, name: str, data: bytes, **form: Any
+) -> list[str]:
+    r = client.post(
+        "/v1/documents",
+        headers=bearer(token),
+        data={"collection": collection, **form},
+        files=[("files", (name, data, "text/markdown"))],
+    )
+    assert r.status_code == 200, r.text
+    return [i for f in r.json()["files"] for i in f["document_ids"]]
+
+
+def test_tenant_b_and_anonymous_never_see_tenant_a(
+    client: TestClient, container: Container, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keys = container.keys
+    a_ingest = keys.create("team-a", "ingest")[1]
+    a_query = keys.create("team-a", "query")[1]
+    b_ingest = keys.create("team-b", "ingest")[1]
+    b_query = keys.create("team-b", "query")[1]
+    b_admin = keys.create("team-b", "admin")[1]
+
+    a_ids = upload(client, a_ingest, SHARED, "policy.md", _doc(TOPICS[0], CANARY_A[0]))
+    a_ids += upload(client, a_ingest, SECRET, "leave.md", _doc(TOPICS[1], CANARY_A[1]))
+    r = client.post(
+        "/v1/documents",
+        headers=bearer(a_ingest),
+        json={"text": _doc(TOPICS[2], CANARY_A[2]).decode(), "id": "a-text", "collection": SHARED},
+    )
+    assert r.status_code == 200, r.text
+    a_ids.append("a-text")
+    # B uploads a file of the same name into a collection of the same name
+    b_ids = upload(client, b_ingest, SHARED, "policy.md", _doc(TOPICS[0], CANARY_B))
+
+    # positive controls: each tenant finds its own canary (so the probes below can fail)
+    def found(token: str, q: str, collection: str) -> str:
+        r = client.get(
+            "/v1/search", params={"q": q, "collection": collection}, headers=bearer(token)
+        )
+        assert r.status_code == 200, r.text
+        return r.text
+
+    assert CANARY_A[0] in found(a_query, TOPICS[0], SHARED)
+    assert CANARY_B in found(b_query, TOPICS[0], SHARED)
+    assert CANARY_A[0] not in found(b_query, TOPICS[0], SHARED)
+
+    leaks: list[str] = []
+    statuses: dict[int, int] = {}
+    probes = 0
+
+    def probe(method: str, url: str, **kwargs: Any) -> None:
+        nonlocal probes
+        r = client.request(method, url, **kwargs)
+        probes += 1
+        statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+        leaks.extend(f"{method} {url} {kwargs}: {c}" for c in CANARY_A if c in r.text)
+
+    guessed = [*a_ids, "a-text", "policy.md", "leave.md", "../policy.md", "text-0", "1", "%2e%2e"]
+    collections = [None, SHARED, SECRET, "default", "team-a", "team-a/handbook", "*", ""]
+    # guesses at A's canaries, not the canaries themselves: a response echoes its question
+    guesses = [c[:-2] for c in CANARY_A]
+    questions = [*TOPICS, *guesses, "code", "employees quote the code", "what is the policy"]
+    callers = {
+        "b-query": bearer(b_query),
+        "b-admin": bearer(b_admin),
+        "b-ingest": bearer(b_ingest),
+        "anonymous": {},
+        "b-x-tenant": bearer(b_query, **{"X-Tenant": "team-a"}),
+        "b-x-principals": bearer(b_admin, **{"X-Principals": "alice"}),
+        "bad-key": bearer("rk_0000000000000000_" + "0" * 43),
+    }
+    rounds = 0
+    while probes < MIN_PROBES:
+        rounds += 1
+        for (name, headers), question, collection in itertools.product(
+            callers.items(), questions, collections
+        ):
+            params: dict[str, Any] = {"q": question}
+            body: dict[str, Any] = {"question": question, "mode": "extractive"}
+            if collection is not None:
+                params["collection"] = collection
+                body["collection"] = collection
+            for mode in ("keyword", "dense", "hybrid"):
+                probe("GET", "/v1/search", params={**params, "mode": mode}, headers=headers)
+            if name in ("b-query", "anonymous", "b-x-tenant") or rounds > 1:
+                probe("POST", "/v1/query", json=body, headers=headers)
+                probe(
+                    "POST",
+                    "/v1/query",  # widening attempts: unknown fields are refused (422)
+                    json={**body, "tenant": "team-a", "filter": {"tenant": "team-a"}},
+                    headers=headers,
+                )
+                chat = {
+                    "model": "ragkeel",
+                    "mode": "extractive",
+                    "messages": [{"role": "user", "content": question}],
+                    "tenant": "team-a",  # chat keeps unknown fields (OpenAI's); ignored
+                    "filter": {"tenant": "team-a", "collection": SECRET},
+                    **({"collection": collection} if collection is not None else {}),
+                }
+                probe("POST", "/v1/chat/completions", json=chat, headers=headers)
+        for headers, collection in itertools.product(callers.values(), collections):
+            coll = {"collection": collection} if collection else {}
+            probe("GET", "/v1/documents", params=coll, headers=headers)
+            for doc_id in guessed:
+                probe("DELETE", f"/v1/documents/{doc_id}", params=coll, headers=headers)
+
+    print(
+        f"cross-tenant probes: {probes}, leaks: {len(leaks)}, statuses: {sorted(statuses.items())}"
+    )
+    assert probes >= MIN_PROBES
+    assert leaks == []
+    assert statuses.get(200, 0) > 500  # most probes were answered, not just refused
+
+    # A's documents are intact: the same ids, every canary still found
+    listed = {
+        d["id"]
+        for c in (SHARED, SECRET)
+        for d in client.get(
+            "/v1/documents", params={"collection": c}, headers=bearer(a_query)
+        ).json()["documents"]
+    }
+    assert listed == set(a_ids)
+    assert CANARY_A[1] in found(a_query, TOPICS[1], SECRET)
+    assert CANARY_A[2] in found(a_query, TOPICS[2], SHARED)
+    # uploads are kept per tenant: B's policy.md did not replace A's on disk
+    assert CANARY_A[0] in found(a_query, TOPICS[0], SHARED)
+    assert CANARY_B not in found(a_query, TOPICS[0], SHARED)
+    assert b_ids and set(b_ids).isdisjoint(a_ids)
+    policies = sorted((container.settings.home / "uploads").rglob("policy.md"))
+    assert len(policies) == 2
+    assert {p.read_bytes() for p in policies} == {
+        _doc(TOPICS[0], CANARY_A[0]),
+        _doc(TOPICS[0], CANARY_B),
+    }
+    with capsys.disabled():
+        print(f"\ncross-tenant probes through the API: {probes}, canaries of A leaked: 0")
+
+
+def test_an_acl_change_is_seen_on_the_next_request(
+    client: TestClient, container: Container
+) -> None:
+    keys = container.keys
+    ingest = keys.create("team-a", "ingest")[1]
+    alice = keys.create("team-a", "query", principals=["alice"])[1]
+    bob = keys.create("team-a", "query", principals=["bob"])[1]
+    ids = upload(
+        client,
+        ingest,
+        SHARED,
+        "salaries.md",
+        _doc("salary bands", "CANARYSALARY1X"),
+        principals="alice, hr",
+    )
+
+    def sees(token: str) -> bool:
+        r = client.get(
+            "/v1/search", params={"q": "salary bands", "collection": SHARED}, headers=bearer(token)
+        )
+        listed = client.get("/v1/documents", params={"collection": SHARED}, headers=bearer(token))
+        assert r.status_code == 200 and listed.status_code == 200
+        in_list = any(d["id"] in ids for d in listed.json()["documents"])
+        assert in_list == ("CANARYSALARY1X" in r.text)
+        return in_list
+
+    assert sees(alice) and not sees(bob)
+    owner = AccessScope("team-a", all_principals=True)
+    assert container.store.set_principals(SHARED, ids[0], ["bob"], scope=owner)
+    assert not sees(alice) and sees(bob)
+    # a re-upload with another ACL is seen on the next request as well
+    upload(
+        client,
+        ingest,
+        SHARED,
+        "salaries.md",
+        _doc("salary bands", "CANARYSALARY1X"),
+        principals=["alice"],
+    )
+    assert sees(alice) and not sees(bob)
