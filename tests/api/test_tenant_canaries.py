@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 
 from corpus import TEST_GATE
 from ragkeel.api import create_app
+from ragkeel.api.uploads import UploadArea
 from ragkeel.container import Container
 from ragkeel.gateway.providers.scripted import ScriptedChatModel
 from ragkeel.generation.answerer import Answerer
@@ -234,3 +235,14 @@ def test_an_acl_change_is_seen_on_the_next_request(
         principals=["alice"],
     )
     assert sees(alice) and not sees(bob)
+
+
+def test_the_orphan_sweep_keeps_every_tenants_uploads(
+    client: TestClient, container: Container
+) -> None:
+    b_ingest = container.keys.create("team-b", "ingest")[1]
+    upload(client, b_ingest, SHARED, "policy.md", _doc(TOPICS[0], CANARY_B))
+    (kept,) = (container.settings.home / "uploads").rglob("policy.md")
+    area = UploadArea(container.settings.home / "uploads")
+    assert area.remove_orphans(container.store) == []  # it used to see the default tenant's only
+    assert kept.read_bytes() == _doc(TOPICS[0], CANARY_B)
