@@ -108,3 +108,33 @@ def test_ingest_skips_symlinks_out_of_the_directory_unless_asked(
     assert json.loads(followed.stdout)["documents_written"] == 1  # only the link's target is new
     found = ragkeel("search", "database password", "--collection", "kb", "--json")
     assert json.loads(found.stdout)["hits"][0]["chunk"]["source"] == str(secret.resolve())
+
+
+def test_ingest_search_and_ask_for_a_tenant_with_acl_principals(docs: Path, tmp_path: Path) -> None:
+    env = {"RAGKEEL_HOME": str(tmp_path / "home")}
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    (secret / "plan.md").write_text("# Plan\n\nThe rotation drill for API keys runs on Fridays.\n")
+    acme = ("--collection", "kb", "--tenant", "acme")
+    done = ragkeel("ingest", str(docs), *acme, "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    done = ragkeel("ingest", str(secret), *acme, "--principal", "ops,sec", "--json", env=env)
+    assert done.returncode == 0, done.stderr
+
+    def sources(*args: str) -> set[str]:
+        found = ragkeel("search", "rotate api keys", "--k", "5", *args, "--json", env=env)
+        assert found.returncode == 0, found.stderr
+        return {Path(h["chunk"]["source"]).name for h in json.loads(found.stdout)["hits"]}
+
+    assert sources(*acme) == {"keys.md", "plan.md", "outage.txt"}  # the operator: every ACL
+    assert "plan.md" in sources(*acme, "--principal", "sec")
+    assert sources(*acme, "--principal", "intern") == {"keys.md", "outage.txt"}
+    other = ragkeel("search", "rotate api keys", "--collection", "kb", "--json", env=env)
+    assert other.returncode == 0 and json.loads(other.stdout)["hits"] == []  # default tenant
+    asked = ragkeel(
+        "ask", "When does the rotation drill run?", *acme, "--mode", "extractive", "--json", env=env
+    )
+    assert asked.returncode == 0, asked.stderr
+    assert "Fridays" in json.loads(asked.stdout)["text"]
+    bad = ragkeel("ingest", str(docs), "--principal", "bad\x07name", env=env)
+    assert bad.returncode == 1 and "NAME_INVALID" in bad.stderr

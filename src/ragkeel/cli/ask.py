@@ -1,4 +1,6 @@
-"""``ragkeel ask "question" [--stream] [--json] [--k N] [--model NAME] [--mode extractive]``."""
+"""``ragkeel ask "question" [--stream] [--json] [--k N] [--model NAME] [--mode extractive]
+[--tenant NAME] [--principal P]...``; ``--tenant`` names whose documents are searched and whose
+limits and ledger account pay, ``--principal`` answers as those ACL principals (``cli/scope.py``)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from ragkeel.cli.scope import PrincipalOption, operator_scope
 from ragkeel.container import Container
 from ragkeel.errors import RagkeelError
 from ragkeel.generation.answer import Answer, DoneEvent, ErrorEvent, TokenEvent
@@ -18,6 +21,7 @@ from ragkeel.generation.policy import Budget
 from ragkeel.generation.tracing import trace_from_answer, trace_from_error
 from ragkeel.observability import names
 from ragkeel.observability.names import ROUTE_CLI_ASK
+from ragkeel.types import AccessScope
 
 
 def ask_command(
@@ -37,8 +41,10 @@ def ask_command(
         int | None, typer.Option("--max-tokens", min=1, help="prompt + answer tokens at most")
     ] = None,
     tenant: Annotated[
-        str | None, typer.Option("--tenant", help="whose limits and ledger account")
+        str | None,
+        typer.Option("--tenant", help="whose documents, limits and ledger account"),
     ] = None,
+    principal: PrincipalOption = None,
 ) -> None:
     """Answer a question from the index, with numbered citations (offline by default)."""
     overrides: dict[str, Any] = {}
@@ -48,11 +54,12 @@ def ask_command(
         overrides["mode"] = mode
     if model is not None:
         overrides["local"] = {"model": model}
+    scope = operator_scope(tenant, principal)
     loaded = Container.load(generation=overrides) if overrides else Container.load()
     with loaded as container:
         budget = Budget(tenant, max_cost, max_tokens)
         answer, streamed, trace_id = _traced_run(
-            container, question, collection, stream and not as_json, budget
+            container, question, collection, stream and not as_json, budget, scope
         )
     if as_json:
         data = {**answer_to_dict(answer), "trace_id": trace_id}
@@ -62,12 +69,17 @@ def ask_command(
 
 
 def _traced_run(
-    container: Container, question: str, collection: str | None, stream: bool, budget: Budget
+    container: Container,
+    question: str,
+    collection: str | None,
+    stream: bool,
+    budget: Budget,
+    scope: AccessScope | None,
 ) -> tuple[Answer, bool, str | None]:
     """``_run`` with one trace recorded, for the answer or the failure (then re-raised)."""
     start = time.perf_counter()
     try:
-        answer, streamed = _run(container, question, collection, stream, budget)
+        answer, streamed = _run(container, question, collection, stream, budget, scope)
     except Exception as exc:
         ms = (time.perf_counter() - start) * 1000
         failed = trace_from_error(question, exc, route=ROUTE_CLI_ASK, latency_ms=ms)
@@ -80,11 +92,17 @@ def _traced_run(
 
 
 def _run(
-    container: Container, question: str, collection: str | None, stream: bool, budget: Budget
+    container: Container,
+    question: str,
+    collection: str | None,
+    stream: bool,
+    budget: Budget,
+    scope: AccessScope | None,
 ) -> tuple[Answer, bool]:
     """The answer, and whether its final text was already printed token by token."""
     streamed_any = False
-    for event in container.answerer.stream(question, collection=collection, budget=budget):
+    events = container.answerer.stream(question, collection=collection, budget=budget, scope=scope)
+    for event in events:
         if isinstance(event, TokenEvent) and stream:
             sys.stdout.write(event.text)
             sys.stdout.flush()

@@ -1,4 +1,11 @@
-"""``ragkeel ingest PATH... [--collection NAME] [--prune] [--follow-symlinks] [--json]``.
+"""``ragkeel ingest PATH... [--collection NAME] [--tenant NAME] [--principal P]... [--prune]
+[--follow-symlinks] [--json]``.
+
+``--tenant`` writes into that tenant's collection (default: the default tenant);
+``--principal`` (repeatable, or comma-separated) gives every document written that ACL (none:
+public within the tenant). Ingesting the same unchanged file with other principals replaces the
+documents' ACL without re-embedding them; a bad name is ``NAME_INVALID`` (exit 1) before any
+file is read.
 
 Symlinks that lead out of the given directories are skipped (and listed) unless
 ``--follow-symlinks``; a path named on the command line is used as given, even a symlink
@@ -10,6 +17,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from typing import Annotated
 
 import typer
@@ -25,8 +33,10 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from ragkeel.cli.scope import TenantOption, principals_of
 from ragkeel.container import Container
 from ragkeel.ingestion.report import FileResult, IngestReport
+from ragkeel.types import DEFAULT_TENANT
 
 
 def ingest_command(
@@ -43,22 +53,45 @@ def ingest_command(
         ),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable report")] = False,
+    tenant: TenantOption = None,
+    principal: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--principal",
+            help="ACL principal of the documents written (repeatable or comma-separated; "
+            "none: public within the tenant)",
+        ),
+    ] = None,
 ) -> None:
     """Parse, chunk, embed and index documents (idempotent and incremental)."""
     console = Console(stderr=True)
     show_progress = not as_json and console.is_terminal
+    owner = _Owner(tenant or DEFAULT_TENANT, principals_of(principal))
     with Container.load() as container:
         if show_progress:
-            report = _with_progress(container, paths, collection, prune, follow_symlinks, console)
+            report = _with_progress(
+                container, paths, collection, prune, follow_symlinks, console, owner
+            )
         else:
             report = container.pipeline.ingest(
-                paths, collection, prune=prune, follow_symlinks=follow_symlinks
+                paths,
+                collection,
+                prune=prune,
+                follow_symlinks=follow_symlinks,
+                tenant=owner.tenant,
+                principals=owner.principals,
             )
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
     else:
         _print_summary(report, Console())
     raise typer.Exit(report.exit_code)
+
+
+@dataclass(frozen=True)
+class _Owner:
+    tenant: str
+    principals: frozenset[str]
 
 
 def _with_progress(
@@ -68,6 +101,7 @@ def _with_progress(
     prune: bool,
     follow_symlinks: bool,
     console: Console,
+    owner: _Owner,
 ) -> IngestReport:
     progress = Progress(
         TextColumn("[bold]ingest"),
@@ -98,7 +132,13 @@ def _with_progress(
 
     with progress:
         return container.pipeline.ingest(
-            paths, collection, prune=prune, progress=on_event, follow_symlinks=follow_symlinks
+            paths,
+            collection,
+            prune=prune,
+            progress=on_event,
+            follow_symlinks=follow_symlinks,
+            tenant=owner.tenant,
+            principals=owner.principals,
         )
 
 

@@ -1,4 +1,5 @@
-"""``ragkeel search "query" [--k 10] [--mode bm25|dense|hybrid] [--collection] [--json]``."""
+"""``ragkeel search "query" [--k 10] [--mode bm25|dense|hybrid] [--collection] [--tenant NAME]
+[--principal P]... [--json]``; ``--tenant``/``--principal``: whose documents (``cli/scope.py``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ragkeel.cli.choices import ModeChoice, as_mode
+from ragkeel.cli.scope import PrincipalOption, TenantOption, operator_scope
 from ragkeel.container import Container
 from ragkeel.storage.filters import Filter
 from ragkeel.types import SearchResult
@@ -28,8 +30,11 @@ def search_command(
         list[str] | None, typer.Option("--where", help="metadata filter key=value (repeatable)")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    tenant: TenantOption = None,
+    principal: PrincipalOption = None,
 ) -> None:
     """Search the index with BM25, dense vectors, or both fused."""
+    scope = operator_scope(tenant, principal)
     with Container.load() as container:
         flt = Filter(
             collection=collection,
@@ -41,6 +46,7 @@ def search_command(
             k,
             mode=as_mode(mode) if mode else container.search_mode,
             flt=None if flt.is_empty else flt,
+            scope=scope,
         )
     if as_json:
         typer.echo(json.dumps(_to_json(result), indent=2))
