@@ -53,6 +53,30 @@ CASES = [
         id="max_tokens",
     ),
     pytest.param(
+        "POST",
+        CHAT,
+        _chat(ON_TOPIC, max_tokens=1_000_001),
+        422,
+        "VALIDATION_ERROR",
+        id="chat-max_tokens",
+    ),
+    pytest.param(
+        "POST",
+        CHAT,
+        _chat(ON_TOPIC, max_completion_tokens=0),
+        422,
+        "VALIDATION_ERROR",
+        id="chat-max_completion_tokens",
+    ),
+    pytest.param(
+        "POST",
+        CHAT,
+        _chat(ON_TOPIC, max_tokens="many"),
+        422,
+        "VALIDATION_ERROR",
+        id="chat-max_tokens-type",
+    ),
+    pytest.param(
         "GET",
         "/v1/documents",
         {"limit": 1001},
@@ -118,3 +142,18 @@ def test_the_bounds_come_from_the_settings(tmp_path: Path) -> None:
         assert "2048 bytes" in r.json()["detail"]
     defaults = load_settings(home=tmp_path / "other").api_limits
     assert Limits(defaults.max_body_bytes, defaults.max_question_chars) == Limits()
+
+
+@pytest.mark.parametrize("field", ["max_tokens", "max_completion_tokens"])
+def test_the_chat_completion_limit_caps_the_answer_tokens(
+    api: Api, client: TestClient, field: str
+) -> None:
+    """OpenAI's completion limit reaches the model as its max_tokens (it was only used for the
+    admission estimate: an answer ran to the server's max_answer_tokens whatever the client
+    asked); above the server's own limit, the server's limit holds."""
+    r = client.post(CHAT, json=_chat(ON_TOPIC, **{field: 20}))
+    assert r.status_code == 200, r.text
+    big = client.post(CHAT, json=_chat(ON_TOPIC, **{field: 900_000}))
+    assert big.status_code == 200, big.text
+    limits = [request.max_tokens for request in api.model.requests]
+    assert limits == [20, api.container.answerer.policy.max_answer_tokens]

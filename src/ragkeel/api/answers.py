@@ -98,13 +98,14 @@ def start_admitted(
     max_tokens: int | None = None,
     output_schema: dict[str, Any] | None = None,
     scope: AccessScope | None = None,
+    answer_tokens: int | None = None,
 ) -> EventPump[StreamItem]:
     """``checked_question`` then ``start_answer`` for an admitted request, within
-    ``Budget(admitted.tenant, max_cost, max_tokens)``; if either fails, the admission is
-    released (nothing was used) and the error propagates."""
+    ``Budget(admitted.tenant, max_cost, max_tokens, answer_tokens)``; if either fails, the
+    admission is released (nothing was used) and the error propagates."""
     try:
         question = checked_question(state, text, route)
-        budget = Budget(admitted.tenant, max_cost, max_tokens)
+        budget = Budget(admitted.tenant, max_cost, max_tokens, answer_tokens)
         return start_answer(
             state,
             question,

@@ -16,6 +16,8 @@ from ragkeel.api.schemas import CitationOut, GenerationModeIn, UsageOut
 from ragkeel.errors import QueryError
 from ragkeel.generation.answer import Answer
 
+MAX_COMPLETION_TOKENS = 1_000_000  # a larger completion limit is refused (422), like max_tokens
+
 
 def _finite(model: BaseModel) -> None:
     """A validation error naming where the model's free-form parts (extra members, content parts)
@@ -51,9 +53,11 @@ class ChatMessageIn(BaseModel):
 
 
 class ChatCompletionRequest(BaseModel):
-    """OpenAI's request; sampling options (temperature, max_tokens...) are accepted and
-    ignored (but must be finite numbers, like every number of the body). ``collection``, ``k``
-    and ``mode`` are ragkeel extensions (``extra_body``)."""
+    """OpenAI's request; sampling options (temperature, top_p...) are accepted and ignored (but
+    must be finite numbers, like every number of the body). ``max_completion_tokens`` (or the
+    older ``max_tokens``) caps the answer's tokens, at most the server's
+    ``generation.max_answer_tokens``; out of range is 422. ``collection``, ``k`` and ``mode`` are
+    ragkeel extensions (``extra_body``)."""
 
     model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
@@ -63,6 +67,10 @@ class ChatCompletionRequest(BaseModel):
     collection: str | None = None
     k: int | None = Field(default=None, ge=1, le=100)
     mode: GenerationModeIn | None = None
+    max_completion_tokens: int | None = Field(default=None, ge=1, le=MAX_COMPLETION_TOKENS)
+    max_tokens: int | None = Field(
+        default=None, ge=1, le=MAX_COMPLETION_TOKENS, description="deprecated by OpenAI"
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -37,11 +37,14 @@ MIN_ANSWER_TOKENS = 64  # an answer squeezed by a request's max_tokens keeps at 
 @dataclass(frozen=True, slots=True)
 class Budget:
     """What one request may spend: ``max_cost`` in USD across all model calls, ``max_tokens``
-    prompt plus completion (None: no limit). ``tenant`` keys the gateway's limits and ledger."""
+    prompt plus completion, ``answer_tokens`` the completion alone (OpenAI's ``max_tokens``;
+    at most the policy's ``max_answer_tokens``) — None: no limit of the request's own.
+    ``tenant`` keys the gateway's limits and ledger."""
 
     tenant: str | None = None
     max_cost: float | None = None
     max_tokens: int | None = None
+    answer_tokens: int | None = None
 
 
 NO_BUDGET = Budget()

@@ -228,9 +228,11 @@ def pack(
     overhead = sum(count_tokens(m.content) for m in empty)
     budget = max(policy.context_budget - overhead, policy.context_budget // 4)
     answer_tokens, note = policy.max_answer_tokens, None
+    if retrieved.budget.answer_tokens is not None:  # the request's own completion limit
+        answer_tokens = max(1, min(answer_tokens, retrieved.budget.answer_tokens))
     if retrieved.budget.max_tokens is not None:  # prompt + completion must fit max_tokens
         budget, answer_tokens, note = fit_tokens(
-            retrieved.budget.max_tokens, overhead, budget, policy.max_answer_tokens
+            retrieved.budget.max_tokens, overhead, budget, answer_tokens
         )
     context = pack_context(retrieved.result.hits, count_tokens, budget)
     return Packed(context, template, schema, answer_tokens, note)

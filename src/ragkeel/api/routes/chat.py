@@ -74,6 +74,7 @@ async def chat_completions(
         k=body.k,
         mode=body.mode,
         scope=scope,
+        answer_tokens=_max_tokens(body),
     )
     model = served_model(state)
     if body.stream:
@@ -86,13 +87,8 @@ async def chat_completions(
 
 
 def _max_tokens(body: ChatCompletionRequest) -> int | None:
-    """OpenAI's ``max_completion_tokens`` / ``max_tokens``, for the admission estimate."""
-    extra = body.model_extra or {}
-    for key in ("max_completion_tokens", "max_tokens"):
-        value = extra.get(key)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value
-    return None
+    """OpenAI's ``max_completion_tokens`` (or the older ``max_tokens``): the answer's tokens."""
+    return body.max_completion_tokens or body.max_tokens
 
 
 def served_model(state: ApiState) -> str:
