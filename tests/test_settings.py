@@ -196,3 +196,26 @@ def test_credentials_in_urls_are_masked() -> None:
     assert shown["generation"]["openai"]["base_url"] == "https://user:**********@llm.internal/v1"
     assert shown["embedding"]["remote"]["base_url"] == "https://**********@embed.internal/v1"
     assert settings.generation.openai.base_url.endswith(f"{SECRET}@llm.internal/v1")  # still used
+
+
+def test_secret_query_parameters_in_urls_are_masked() -> None:
+    """``?api_key=`` style credentials (Azure-style gateways, signed URLs) were shown as they
+    are by ``config show`` and named in error messages; ordinary parameters stay readable."""
+    settings = load_settings(
+        generation={"openai": {"base_url": f"https://llm.internal/v1?api_key={SECRET}&v=2"}},
+        embedding={"remote": {"base_url": f"https://e.internal/v1?x=1&X-Api-Key={SECRET}"}},
+        gateway={
+            "deployments": [
+                {"name": "a", "model": "m", "base_url": f"http://h/v1?sig={SECRET};max_tokens=9"}
+            ]
+        },
+    )
+    shown = settings.masked()
+    assert SECRET not in str(shown)
+    assert (
+        shown["generation"]["openai"]["base_url"]
+        == "https://llm.internal/v1?api_key=**********&v=2"
+    )
+    assert shown["embedding"]["remote"]["base_url"].endswith("?x=1&X-Api-Key=**********")
+    assert shown["gateway"]["deployments"][0]["base_url"].endswith("sig=**********;max_tokens=9")
+    assert settings.generation.openai.base_url.endswith(f"api_key={SECRET}&v=2")  # still used
