@@ -444,3 +444,31 @@ def test_keys_never_reach_the_log_or_a_response(
     bodies.append(secured.get("/v1/search", params={"q": "x"}, headers=bearer(token)).text)
     for text in (*bodies, caplog.text):
         assert secret not in text
+
+
+def test_an_anonymous_readiness_probe_gets_the_verdict_not_the_details(
+    secured: TestClient, container: Container
+) -> None:
+    """``/readyz`` is public; with auth required it named every tenant's document count and,
+    on failure, error messages carrying server paths. Now: the verdict anonymously, the
+    details to an admin key."""
+    anonymous = secured.get("/readyz")
+    body = anonymous.json()
+    assert set(body) == {
+        "ready",
+        "degraded",
+        "degraded_reason",
+        "store",
+        "model",
+        "answer_path",
+        "deployments",
+    }
+    assert set(body["store"]) <= {"ok", "code"} and "documents" not in body["store"]
+    assert set(body["model"]) == {"loaded"} and set(body["answer_path"]) == {"wedged"}
+    assert str(container.settings.home) not in anonymous.text
+    query = container.keys.create("team-a", "query")[1]
+    assert "documents" not in secured.get("/readyz", headers=bearer(query)).json()["store"]
+    admin = container.keys.create("ops", "admin")[1]
+    full = secured.get("/readyz", headers=bearer(admin)).json()
+    assert full["store"]["documents"] >= 1 and "name" in full["model"]
+    assert full["ready"] == body["ready"]

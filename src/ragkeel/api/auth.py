@@ -50,7 +50,7 @@ from ragkeel.errors import (
     UnauthenticatedError,
 )
 from ragkeel.identity import scopes
-from ragkeel.identity.keys import check_principal, check_tenant
+from ragkeel.identity.keys import SqliteKeyStore, check_principal, check_tenant
 from ragkeel.identity.scopes import Identity
 from ragkeel.types import AccessScope
 
@@ -194,6 +194,18 @@ def _authenticate(state: Any, headers: dict[str, str]) -> Caller:
         check_tenant(tenant)
         principals = principals or []  # the proxy's own principals never pass to its users
     return Caller(identity, identity.access_scope(tenant=tenant, principals=principals))
+
+
+def identity_of_bearer(keys: SqliteKeyStore, authorization: str | None) -> Identity | None:
+    """The identity of an ``Authorization: Bearer`` key, or None when there is none or it is
+    not valid: for a public route that shows more to a caller who proves who it is."""
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    try:
+        return keys.authenticate(token.strip())
+    except RagkeelError:
+        return None
 
 
 def _headers(scope: Scope) -> dict[str, str]:

@@ -7,17 +7,23 @@ Wedged (503, ``ready: false``, ``degraded_reason: ANSWER_PATH_WEDGED`` and the r
 ``answer_path``): an answer thread or the local model's generation slot has been busy longer
 than the request deadline (plus a grace). A balancer then stops sending traffic and an
 orchestrator restarts the process, instead of every new question hanging behind the stuck one
-while the probes say ready (issue 9)."""
+while the probes say ready (issue 9).
+
+``/readyz`` is public (probes carry no key), so with auth required an anonymous probe gets the
+verdict without the details: ``ready``, ``degraded``, ``degraded_reason`` and, per component,
+its state and code — no document counts (they say how much every tenant stored), no model
+or store error messages (they name server paths), no deployment names. An admin key sent
+with the probe, or auth off (a local operator), gets the full body (issue 11)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from ragkeel.api.auth import PUBLIC, require
+from ragkeel.api.auth import PUBLIC, identity_of_bearer, require
 from ragkeel.api.state import ApiState, get_state
 from ragkeel.errors import RagkeelError
 from ragkeel.models.gguf import model_path
@@ -37,8 +43,11 @@ async def healthz() -> dict[str, str]:
     dependencies=[Depends(require(PUBLIC))],
     responses={503: {"description": "the store cannot be opened, or the answer path is wedged"}},
 )
-async def readyz(state: Annotated[ApiState, Depends(get_state)]) -> JSONResponse:
-    """Readiness: 200 when questions can be answered (perhaps degraded), else 503."""
+async def readyz(
+    request: Request, state: Annotated[ApiState, Depends(get_state)]
+) -> JSONResponse:
+    """Readiness: 200 when questions can be answered (perhaps degraded), else 503; the details
+    only to an admin key or with auth off."""
     store = await run_in_threadpool(_store_status, state)
     model, reason = _model_status(state)
     gateway = state.container.gateway
@@ -59,7 +68,28 @@ async def readyz(state: Annotated[ApiState, Depends(get_state)]) -> JSONResponse
         "answer_path": path,
         "deployments": deployments,
     }
+    if state.auth_required and not _admin(request, state):
+        body = _verdict(body)
     return JSONResponse(body, status_code=200 if ready else 503)
+
+
+def _admin(request: Request, state: ApiState) -> bool:
+    identity = identity_of_bearer(state.container.keys, request.headers.get("authorization"))
+    return identity is not None and identity.allows("admin")
+
+
+def _verdict(body: dict[str, Any]) -> dict[str, Any]:
+    """What an anonymous probe may see of the readiness ``body``."""
+    store, model, path = body["store"], body["model"], body["answer_path"]
+    return {
+        "ready": body["ready"],
+        "degraded": body["degraded"],
+        "degraded_reason": body["degraded_reason"],
+        "store": {"ok": store["ok"], **({"code": store["code"]} if "code" in store else {})},
+        "model": {"loaded": model["loaded"]},
+        "answer_path": {"wedged": path["wedged"]},
+        "deployments": [{"state": d["state"]} for d in body["deployments"]],
+    }
 
 
 def _store_status(state: ApiState) -> dict[str, Any]:
