@@ -123,3 +123,17 @@ def test_trace_from_error(error: Exception, code: str) -> None:
     assert (trace.outcome, trace.error_code, trace.route) == ("error", code, "api.chat")
     assert trace.error_message and trace.latency_ms == {"total": 12.346}
     assert trace.to_dict()["error"]["code"] == code
+
+
+def test_a_stored_prompt_never_keeps_the_system_prompts_canary(retriever: HybridRetriever) -> None:
+    """The trace kept the system message as sent, canary included: anyone reading traces (the
+    API, the dashboard) could learn the marker that flags a system-prompt leak."""
+    policy = AnswerPolicy(gate_threshold=TEST_GATE, template_version="answer_v3")
+    answer = Answerer(retriever, ScriptedChatModel((GOOD,)), policy).answer(ON_TOPIC)
+    sent = render_prompt(answer.prompt)
+    assert "RGK-CANARY-" in sent
+    trace = trace_from_answer(answer, route=ROUTE, keep_prompt_text=True)
+    assert trace.prompt is not None and trace.prompt.text is not None
+    canary = sent.split("RGK-CANARY-", 1)[1][:16]
+    assert canary not in trace.prompt.text and "RGK-CANARY-****" in trace.prompt.text
+    assert canary not in str(trace.attributes())

@@ -56,6 +56,16 @@ _TRAILING = ".,;:!?'\""
 _LinkFn = Callable[[re.Match[str]], str]
 
 
+_CANARY_VALUE = re.compile(re.escape(CANARY_PREFIX) + r"[0-9a-fA-F]+")
+
+
+def mask_canaries(text: str) -> str:
+    """``text`` with every canary's secret part masked: what a stored prompt may keep (a trace
+    read back through the API or the dashboard must not hand out the marker that identifies a
+    system-prompt leak)."""
+    return _CANARY_VALUE.sub(CANARY_PREFIX + "****", text)
+
+
 def new_canary() -> str:
     """A fresh canary: unguessable, so a document cannot plant it to get answers dropped."""
     return CANARY_PREFIX + secrets.token_hex(8)

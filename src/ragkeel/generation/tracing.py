@@ -10,6 +10,7 @@ from __future__ import annotations
 from ragkeel.errors import RagkeelError
 from ragkeel.gateway.base import ChatMessage
 from ragkeel.generation.answer import Answer
+from ragkeel.generation.safety import mask_canaries
 from ragkeel.observability import names
 from ragkeel.observability.trace import (
     Outcome,
@@ -78,6 +79,6 @@ def render_prompt(messages: tuple[ChatMessage, ...]) -> str:
 def _prompt(answer: Answer, keep_text: bool) -> PromptRecord | None:
     if not answer.prompt:
         return None  # no model was called (gate refusal, extractive mode)
-    text = render_prompt(answer.prompt)
+    text = mask_canaries(render_prompt(answer.prompt))  # the stored text, and what is hashed
     tokens = answer.usage.prompt_tokens or RegexTokenCounter().count(text)
     return PromptRecord.of(text, tokens=tokens, keep_text=keep_text)
