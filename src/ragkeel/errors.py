@@ -7,6 +7,7 @@ Sections::
     │ ── settings, input and data ──
     ├── ConfigError                   CONFIG_INVALID  a setting has a bad value (names key and value)
     ├── FilterError                   FILTER_INVALID
+    │   └── TraceFilterError          TRACE_FILTER_INVALID  a trace or cost query with a bad filter or cursor
     ├── NameInvalidError              NAME_INVALID    a tenant or collection name the store cannot hold
     ├── QueryError                    QUERY_INVALID
     ├── DatasetError                  DATASET_INVALID  an evaluation data set is missing or malformed
@@ -173,6 +174,13 @@ class StorageError(RagkeelError):
 
 class FilterError(RagkeelError):
     code = "FILTER_INVALID"
+
+
+class TraceFilterError(FilterError):
+    """A trace search or cost query with a bad filter: an unknown outcome, ``since`` after
+    ``until``, a limit out of range, a malformed paging cursor (issue 11, 12)."""
+
+    code = "TRACE_FILTER_INVALID"
 
 
 class QueryError(RagkeelError):

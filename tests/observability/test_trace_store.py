@@ -160,6 +160,8 @@ def test_a_v1_store_is_upgraded_in_place_keeping_its_traces(tmp_path: Path) -> N
     store.record(old)
     store.close()
     with sqlite3.connect(path) as conn:  # make it a v1 file: no tenant/gateway columns
+        conn.execute("DROP INDEX traces_by_tenant")  # v3's indexes
+        conn.execute("DROP INDEX traces_by_created")
         conn.execute("ALTER TABLE traces DROP COLUMN tenant")
         conn.execute("ALTER TABLE traces DROP COLUMN gateway")
         conn.execute("PRAGMA user_version = 1")
@@ -173,3 +175,15 @@ def test_a_v1_store_is_upgraded_in_place_keeping_its_traces(tmp_path: Path) -> N
         upgraded.close()
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert {"traces_by_tenant", "traces_by_created"} <= indexes
+
+
+def test_a_tenant_search_uses_the_tenant_index(store: SqliteTraceStore) -> None:
+    store.record(full_trace(tenant="acme"))
+    with sqlite3.connect(store.path) as conn:
+        plan = conn.execute(
+            "EXPLAIN QUERY PLAN SELECT id FROM traces WHERE tenant IN (?) ORDER BY id DESC",
+            ("acme",),
+        ).fetchall()
+    assert "traces_by_tenant" in " ".join(str(r[-1]) for r in plan)

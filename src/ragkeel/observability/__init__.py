@@ -5,7 +5,12 @@ Layer: infra. It imports only the core (types, errors, settings, tokens, integri
 generation layer turns its ``Answer`` into a ``Trace`` (``generation/tracing.py``).
 """
 
-from ragkeel.errors import TraceIdAmbiguousError, TraceNotFoundError, TraceStoreError
+from ragkeel.errors import (
+    TraceFilterError,
+    TraceIdAmbiguousError,
+    TraceNotFoundError,
+    TraceStoreError,
+)
 from ragkeel.observability.trace import (
     OUTCOMES,
     Outcome,
@@ -14,7 +19,13 @@ from ragkeel.observability.trace import (
     Trace,
     new_trace_id,
 )
-from ragkeel.observability.trace_store import NullTraceStore, SqliteTraceStore, TraceStore
+from ragkeel.observability.trace_store import (
+    NullTraceStore,
+    SqliteTraceStore,
+    TraceFilter,
+    TraceStore,
+    TraceSummary,
+)
 
 __all__ = [
     "OUTCOMES",
@@ -24,9 +35,12 @@ __all__ = [
     "RetrievedChunk",
     "SqliteTraceStore",
     "Trace",
+    "TraceFilter",
+    "TraceFilterError",
     "TraceIdAmbiguousError",
     "TraceNotFoundError",
     "TraceStore",
     "TraceStoreError",
+    "TraceSummary",
     "new_trace_id",
 ]

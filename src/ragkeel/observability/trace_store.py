@@ -5,8 +5,22 @@ Recording a trace never fails or stalls the request it describes: ``record`` is 
 INSERT in autocommit (WAL, ``synchronous=NORMAL``: no fsync per write), waits at most
 ``busy_timeout_ms`` for another writer, and turns any failure (a corrupt or unwritable file, a
 full disk, a closed store) into a logged warning and one more ``dropped``; it returns the id
-either way. Reading is different: ``get``/``recent`` on a store that cannot be read raise
+either way. Reading is different: ``get``/``recent``/``search`` on a store that cannot be read raise
 ``TraceStoreError``, since there the user asked for the traces.
+
+Reading is scoped by tenant (issue 11): ``search(TraceFilter(tenants=...))`` and
+``get(id, tenants=...)`` see only the traces of the given tenants (``None``: every tenant, the
+operator's and an ``admin`` key's view). A trace whose tenant is unknown (written before
+traces had tenants) is seen only by ``tenants=None``. A trace of another tenant is exactly as
+absent as a missing one: ``get`` returns ``None``, and an id prefix counts only the caller's
+own traces when deciding whether it is ambiguous, so nothing can be learnt by probing ids.
+
+``search`` returns light ``TraceSummary`` rows (what a list of traces shows: no retrieved
+chunks, prompt or citations), newest first (by id, which sorts by time), filtered by outcome,
+route, model, creation time (``since`` ≤ ``created_at`` < ``until``, Unix seconds) and a
+substring of the question or the output (``LIKE``: case-insensitive for ASCII letters only).
+Paging: ``before`` is the id of the last row of the previous page. ``TraceFilter`` checks its
+own values and raises ``TraceFilterError`` (``TRACE_FILTER_INVALID``) for a bad one.
 
 Errors::
 
@@ -22,10 +36,13 @@ import json
 import logging
 import sqlite3
 import threading
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from ragkeel.errors import TraceIdAmbiguousError, TraceStoreError
+from ragkeel.errors import TraceFilterError, TraceIdAmbiguousError, TraceStoreError
 from ragkeel.observability.sqlite_file import open_wal
 from ragkeel.observability.trace import (
     OUTCOMES,
@@ -38,9 +55,12 @@ from ragkeel.types import Citation, GateDecision
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2  # v2: tenant, gateway
+SCHEMA_VERSION = 3  # v2: tenant, gateway; v3: indexes for search by tenant and time
 ID_LENGTH = 32
 MIN_PREFIX = 8
+MAX_SEARCH_LIMIT = 1000  # rows per page of ``search``
+MAX_TEXT_FILTER = 200  # characters of ``TraceFilter.text``
+_HEX = frozenset("0123456789abcdef")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS traces (
     id               TEXT PRIMARY KEY,  -- trace.new_trace_id; rowid: the order of writing
@@ -73,6 +93,8 @@ CREATE TABLE IF NOT EXISTS traces (
     gateway          TEXT               -- JSON CallLog.to_dict(): attempts, decisions, rung
 );
 CREATE INDEX IF NOT EXISTS traces_by_outcome ON traces (outcome);  -- (outcome, rowid)
+CREATE INDEX IF NOT EXISTS traces_by_tenant ON traces (tenant, id);
+CREATE INDEX IF NOT EXISTS traces_by_created ON traces (created_at);
 """
 _COLUMNS = (
     "id",
@@ -106,9 +128,115 @@ _COLUMNS = (
 )
 _UPGRADES = {  # from version -> statements bringing it to version + 1
     1: "ALTER TABLE traces ADD COLUMN tenant TEXT; ALTER TABLE traces ADD COLUMN gateway TEXT;",
+    2: "CREATE INDEX IF NOT EXISTS traces_by_tenant ON traces (tenant, id);"
+    "CREATE INDEX IF NOT EXISTS traces_by_created ON traces (created_at);",
 }
 _INSERT = f"INSERT INTO traces ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
 _SELECT = f"SELECT {', '.join(_COLUMNS)} FROM traces"
+_SUMMARY_COLUMNS = (
+    "id",
+    "created_at",
+    "route",
+    "outcome",
+    "tenant",
+    "model",
+    "mode",
+    "grounded",
+    "total_ms",
+    "cost",
+    "input_tokens",
+    "output_tokens",
+    "error_code",
+    "degraded_reason",
+    "question",
+)
+_SELECT_SUMMARY = f"SELECT {', '.join(_SUMMARY_COLUMNS)} FROM traces"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TraceFilter:
+    """Which traces ``search`` returns. ``tenants`` has no default on purpose: every caller
+    says whose traces it may see (``None``: every tenant — the CLI, an ``admin`` key).
+    Checked on construction (``TraceFilterError``)."""
+
+    tenants: frozenset[str] | None
+    outcome: Outcome | None = None
+    route: str | None = None
+    model: str | None = None
+    since: float | None = None  # Unix seconds, inclusive
+    until: float | None = None  # Unix seconds, exclusive
+    text: str | None = None  # a substring of the question or the output
+    limit: int = 50
+    before: str | None = None  # paging: the id of the last trace of the previous page
+
+    def __post_init__(self) -> None:
+        if self.outcome is not None and self.outcome not in OUTCOMES:
+            raise TraceFilterError(
+                f"outcome must be one of {', '.join(OUTCOMES)}, got {self.outcome!r}"
+            )
+        if not 1 <= self.limit <= MAX_SEARCH_LIMIT:
+            raise TraceFilterError(
+                f"limit must be between 1 and {MAX_SEARCH_LIMIT}, got {self.limit}"
+            )
+        if self.since is not None and self.until is not None and self.since > self.until:
+            raise TraceFilterError(
+                f"since ({self.since}) is after until ({self.until})",
+                hint="since and until are Unix seconds; since <= until",
+            )
+        if self.text is not None and len(self.text) > MAX_TEXT_FILTER:
+            raise TraceFilterError(
+                f"text has {len(self.text)} characters; at most {MAX_TEXT_FILTER} are allowed"
+            )
+        before = self.before
+        if before is not None and not (0 < len(before) <= ID_LENGTH and set(before) <= _HEX):
+            raise TraceFilterError(
+                "before must be a trace id (lowercase hex digits), the last of the previous page"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class TraceSummary:
+    """One row of a trace list: what a request was and how it went, without its payloads."""
+
+    id: str
+    created_at: float
+    route: str
+    outcome: Outcome
+    tenant: str | None
+    model: str | None
+    mode: str | None
+    grounded: bool | None
+    total_ms: float | None
+    cost: float
+    input_tokens: int
+    output_tokens: int
+    error_code: str | None
+    degraded_reason: str | None
+    question: str
+
+    @property
+    def created_iso(self) -> str:
+        when = datetime.fromtimestamp(self.created_at, UTC)
+        return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "created_at": self.created_iso,
+            "route": self.route,
+            "outcome": self.outcome,
+            "tenant": self.tenant,
+            "model": self.model,
+            "mode": self.mode,
+            "grounded": self.grounded,
+            "total_ms": self.total_ms,
+            "cost": self.cost,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "error_code": self.error_code,
+            "degraded_reason": self.degraded_reason,
+            "question": self.question,
+        }
 
 
 class TraceStore(Protocol):
@@ -121,9 +249,14 @@ class TraceStore(Protocol):
         """Write ``trace``; never raises. The trace id, or ``None`` when tracing is off."""
         ...
 
-    def get(self, trace_id: str) -> Trace | None:
+    def get(self, trace_id: str, *, tenants: Collection[str] | None = None) -> Trace | None:
         """The trace with this id, or with this unique prefix of it (``MIN_PREFIX`` or more
-        characters, as ``ragkeel traces`` shows them); ``None`` if there is none."""
+        characters, as ``ragkeel traces`` shows them), among the traces of ``tenants`` (None:
+        every tenant); ``None`` if there is none."""
+        ...
+
+    def search(self, where: TraceFilter) -> list[TraceSummary]:
+        """The traces ``where`` selects, newest first, at most ``where.limit``."""
         ...
 
     def recent(self, limit: int = 20, outcome: Outcome | None = None) -> list[Trace]:
@@ -141,8 +274,11 @@ class NullTraceStore:
     def record(self, trace: Trace) -> None:
         return None
 
-    def get(self, trace_id: str) -> Trace | None:
+    def get(self, trace_id: str, *, tenants: Collection[str] | None = None) -> Trace | None:
         return None
+
+    def search(self, where: TraceFilter) -> list[TraceSummary]:
+        return []
 
     def recent(self, limit: int = 20, outcome: Outcome | None = None) -> list[Trace]:
         return []
@@ -195,18 +331,24 @@ class SqliteTraceStore:
             )
         return trace.id
 
-    def get(self, trace_id: str) -> Trace | None:
+    def get(self, trace_id: str, *, tenants: Collection[str] | None = None) -> Trace | None:
         key = trace_id.strip().lower()
+        scope, scope_params = _tenant_clause(tenants)
         if MIN_PREFIX <= len(key) < ID_LENGTH:  # ids are lowercase hex: "~" sorts after them
-            sql = f"{_SELECT} WHERE id >= ? AND id < ? ORDER BY id LIMIT 2"
-            rows = self._read(sql, (key, key + "~"))
+            sql = f"{_SELECT} WHERE id >= ? AND id < ? AND {scope} ORDER BY id LIMIT 2"
+            rows = self._read(sql, (key, key + "~", *scope_params))
             if len(rows) > 1:
                 raise TraceIdAmbiguousError(
                     f"more than one trace id starts with {key!r}", hint="give more of the id"
                 )
         else:
-            rows = self._read(f"{_SELECT} WHERE id = ?", (key,))
+            rows = self._read(f"{_SELECT} WHERE id = ? AND {scope}", (key, *scope_params))
         return _trace(rows[0]) if rows else None
+
+    def search(self, where: TraceFilter) -> list[TraceSummary]:
+        clauses, params = _where(where)
+        sql = f"{_SELECT_SUMMARY} WHERE {' AND '.join(clauses)} ORDER BY id DESC LIMIT ?"
+        return [_summary(r) for r in self._read(sql, (*params, where.limit))]
 
     def recent(self, limit: int = 20, outcome: Outcome | None = None) -> list[Trace]:
         if limit < 1:
@@ -239,6 +381,50 @@ class SqliteTraceStore:
                     hint="check observability.trace_store; move a damaged file away "
                     "and a new one is created",
                 ) from exc
+
+
+def _tenant_clause(tenants: Collection[str] | None) -> tuple[str, tuple[str, ...]]:
+    """SQL limiting rows to ``tenants`` (None: every row, unknown tenants included)."""
+    if tenants is None:
+        return "1", ()
+    names = tuple(sorted(set(tenants)))
+    if not names:
+        return "0", ()
+    return f"tenant IN ({', '.join('?' * len(names))})", names
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _where(f: TraceFilter) -> tuple[list[str], list[Any]]:
+    scope, scope_params = _tenant_clause(f.tenants)
+    clauses: list[str] = [scope]
+    params: list[Any] = list(scope_params)
+    for column, value in (("outcome", f.outcome), ("route", f.route), ("model", f.model)):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    if f.since is not None:
+        clauses.append("created_at >= ?")
+        params.append(f.since)
+    if f.until is not None:
+        clauses.append("created_at < ?")
+        params.append(f.until)
+    if f.text:
+        clauses.append("(question LIKE ? ESCAPE '\\' OR output LIKE ? ESCAPE '\\')")
+        params += [_like(f.text)] * 2
+    if f.before is not None:
+        clauses.append("id < ?")
+        params.append(f.before)
+    return clauses, params
+
+
+def _summary(row: tuple[Any, ...]) -> TraceSummary:
+    r = dict(zip(_SUMMARY_COLUMNS, row, strict=True))
+    r["grounded"] = None if r["grounded"] is None else bool(r["grounded"])
+    return TraceSummary(**r)
 
 
 def _json(value: Any) -> str:

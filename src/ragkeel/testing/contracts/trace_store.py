@@ -8,6 +8,10 @@ and keeps nothing, so it is not a backend of this suite.
   matches exactly only; an unknown id is ``None``.
 * ``recent`` is newest first, bounded by ``limit`` and filtered by outcome; a bad outcome or
   limit is a ``ValueError``.
+* ``search`` (issue 11, 12) is newest first, filters by tenant, outcome, route, model, time
+  and text, pages with ``before``; ``get(..., tenants=)`` treats another tenant's trace (and a
+  trace of no known tenant) as missing, and an id prefix is ambiguous only among the
+  caller's own traces.
 * Writers on several threads and several handles lose nothing and drop nothing.
 
 A backend subclasses ``TraceStoreContract`` as ``Test...`` and overrides ``open_store``: a
@@ -25,10 +29,10 @@ from typing import Any
 
 import pytest
 
-from ragkeel.errors import TraceIdAmbiguousError
+from ragkeel.errors import TraceFilterError, TraceIdAmbiguousError
 from ragkeel.observability import names
 from ragkeel.observability.trace import Outcome, PromptRecord, RetrievedChunk, Trace
-from ragkeel.observability.trace_store import TraceStore
+from ragkeel.observability.trace_store import TraceFilter, TraceStore
 from ragkeel.types import Citation, GateDecision
 
 PROMPT = "[system]\nAnswer from the sources.\n\n[user]\n[1] API keys\nRotate...\n\nQuestion: ?"
@@ -156,3 +160,80 @@ class TraceStoreContract:
             t.join()
         assert len(store.recent(1000)) == 200 and store.dropped == other.dropped == 0
         other.close()
+
+    def test_get_sees_only_the_given_tenants(self, store: TraceStore) -> None:
+        a = full_trace(id="0123456789abcdef" + "a" * 16, tenant="acme")
+        b = full_trace(id="0123456789abcdef" + "b" * 16, tenant="globex")
+        old = full_trace(id="0123456789abcdef" + "c" * 16)  # no tenant (before issue 11)
+        for t in (a, b, old):
+            store.record(t)
+        assert store.get(a.id, tenants={"acme"}) == a
+        assert store.get(a.id, tenants={"globex"}) is None
+        assert store.get(old.id, tenants={"acme", "globex", "default"}) is None
+        assert store.get(old.id) == old and store.get(b.id, tenants=None) == b
+        assert store.get(a.id, tenants=()) is None
+        # a prefix shared with other tenants' traces is not ambiguous, nor does it find them
+        assert store.get(a.id[:16], tenants={"acme"}) == a
+        assert store.get(b.id[:20].upper(), tenants={"globex"}) == b
+        assert store.get(b.id[:16], tenants={"initech"}) is None
+        with pytest.raises(TraceIdAmbiguousError):
+            store.get(a.id[:16], tenants={"acme", "globex"})
+
+    def test_search_filters_and_pages_newest_first(self, store: TraceStore) -> None:
+        t0 = 1_800_000_000.0
+        rows = [
+            full_trace("answered", id=f"{i:02x}" + "0" * 30, created_at=t0 + i, tenant=tenant)
+            for i, tenant in enumerate(["acme", "acme", "globex", "acme", "globex", "acme"])
+        ]
+        rows[1] = dataclasses.replace(rows[1], outcome="error", route="api.query", model=None)
+        rows[3] = dataclasses.replace(rows[3], question="Where is 100%_done?", model="big")
+        rows[5] = dataclasses.replace(rows[5], output="the CANARY-xyz answer")
+        for t in rows:
+            store.record(t)
+
+        def ids(**where: Any) -> list[str]:
+            where.setdefault("tenants", None)
+            return [s.id for s in store.search(TraceFilter(**where))]
+
+        every = [t.id for t in rows]
+        assert ids() == every[::-1]
+        acme = frozenset({"acme"})
+        assert ids(tenants=acme) == [every[5], every[3], every[1], every[0]]
+        assert ids(tenants=frozenset()) == []
+        assert ids(tenants=acme, outcome="error") == [every[1]]
+        assert ids(route="api.query") == [every[1]] and ids(model="big") == [every[3]]
+        assert ids(since=t0 + 2, until=t0 + 4) == [every[3], every[2]]
+        assert ids(text="canary-XYZ") == [every[5]]  # output, case-insensitive (ASCII)
+        assert ids(text="100%_") == [every[3]] and ids(text="%") == [every[3]]  # literal
+        assert ids(text="rotate", tenants=frozenset({"globex"})) == [every[4], every[2]]
+        page1 = ids(tenants=acme, limit=2)
+        page2 = ids(tenants=acme, limit=2, before=page1[-1])
+        assert page1 + page2 == [every[5], every[3], every[1], every[0]]
+        assert ids(tenants=acme, limit=2, before=page2[-1]) == []
+        top = store.search(TraceFilter(tenants=acme, limit=1))[0]
+        assert (top.tenant, top.outcome, top.model, top.cost) == (
+            "acme",
+            "answered",
+            "scripted",
+            0.000125,
+        )
+        assert top.total_ms == 42.125 and top.question == rows[5].question
+        assert top.to_dict()["created_at"] == rows[5].created_iso
+
+    @pytest.mark.parametrize(
+        "bad",
+        [
+            {"outcome": "bogus"},
+            {"limit": 0},
+            {"limit": 1001},
+            {"since": 2.0, "until": 1.0},
+            {"text": "x" * 201},
+            {"before": "not-hex"},
+            {"before": "A" * 32},
+            {"before": "0" * 33},
+        ],
+    )
+    def test_a_bad_filter_is_refused_with_its_code(self, bad: dict[str, Any]) -> None:
+        with pytest.raises(TraceFilterError) as info:
+            TraceFilter(tenants=None, **bad)
+        assert info.value.code == "TRACE_FILTER_INVALID"
