@@ -153,3 +153,35 @@ def test_unreadable_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(CostLedgerError) as info:
         SqliteCostLedger(path)
     assert info.value.code == "COST_LEDGER_ERROR"
+
+
+def test_totals_between_instants_for_some_tenants(tmp_path: Path) -> None:
+    ledger = SqliteCostLedger(tmp_path / "costs.db")
+    _fill(ledger)
+    only_a = ledger.totals("model", tenants={"a"})
+    assert [(t.key, t.calls, t.cost) for t in only_a] == [
+        ("gpt-4o", 1, 0.5),
+        ("gpt-4o-mini", 1, 0.25),
+    ]
+    assert ledger.totals("tenant", tenants=()) == []
+    assert ledger.totals("tenant", tenants={"nobody"}) == []
+    window = ledger.totals("tenant", start=DAY1 + 20, end=DAY2 + 6)
+    assert [(t.key, t.calls) for t in window] == [("a", 1), ("b", 1)]  # start kept, end not
+    assert [t.key for t in ledger.totals("day", start=DAY2, tenants={"a", "b"})] == ["2026-01-02"]
+    ledger.close()
+
+
+def test_a_v1_ledger_is_upgraded_keeping_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "costs.db"
+    ledger = SqliteCostLedger(path)
+    _fill(ledger)
+    ledger.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP INDEX calls_by_ts")
+        conn.execute("PRAGMA user_version = 1")
+    again = SqliteCostLedger(path)
+    assert sum(t.calls for t in again.totals("tenant")) == 4
+    again.close()
+    with sqlite3.connect(path) as conn:
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+        assert "calls_by_ts" in names and conn.execute("PRAGMA user_version").fetchone()[0] == 2

@@ -3,7 +3,9 @@ file (``$RAGKEEL_HOME/costs.db``), for ``ragkeel costs`` and for the daily budge
 
 A row holds when (Unix seconds and the UTC day), which request, which tenant, which deployment
 and fallback rung, the prompt and completion tokens, the cost in USD and the call's outcome
-(``ok``, ``error``, ``interrupted``). ``totals(by=...)`` sums them per model, tenant or day;
+(``ok``, ``error``, ``interrupted``). ``totals(by=...)`` sums them per model, tenant or day,
+optionally from a UTC day (``since``), within Unix-second bounds (``start`` ≤ ts < ``end``) and
+for some tenants only (``tenants``: what ``GET /v1/costs`` passes for a non-admin key, issue 11);
 ``spent(tenant, day)`` is where a restarted server's daily budget account starts from.
 
 Money is not dropped the way a trace may be: ``record`` writes in autocommit under a lock (one
@@ -20,6 +22,7 @@ import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -30,7 +33,7 @@ from ragkeel.observability.sqlite_file import open_wal
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # v2: an index by time (totals between two instants)
 GroupBy = Literal["model", "tenant", "day"]
 GROUPS: tuple[GroupBy, ...] = ("model", "tenant", "day")
 _SCHEMA = """
@@ -49,7 +52,9 @@ CREATE TABLE IF NOT EXISTS calls (
 );
 CREATE INDEX IF NOT EXISTS calls_by_tenant_day ON calls (tenant, day);
 CREATE INDEX IF NOT EXISTS calls_by_day ON calls (day);
+CREATE INDEX IF NOT EXISTS calls_by_ts ON calls (ts);
 """
+_UPGRADES = {1: "CREATE INDEX IF NOT EXISTS calls_by_ts ON calls (ts);"}
 _COLUMNS = (
     "ts",
     "day",
@@ -99,7 +104,12 @@ class SqliteCostLedger:
         self._pending: list[_Row] = []
         try:
             self._conn: sqlite3.Connection | None = open_wal(
-                self.path, busy_timeout_ms, _SCHEMA, SCHEMA_VERSION, isolation_level="DEFERRED"
+                self.path,
+                busy_timeout_ms,
+                _SCHEMA,
+                SCHEMA_VERSION,
+                _UPGRADES,
+                isolation_level="DEFERRED",
             )
         except (sqlite3.Error, OSError) as exc:
             raise CostLedgerError(
@@ -149,18 +159,41 @@ class SqliteCostLedger:
             self._write_pending()
             return len(self._pending)
 
-    def totals(self, by: GroupBy = "model", since: date | None = None) -> list[CostTotal]:
-        """Calls, tokens and cost per ``by`` key (on or after the UTC day ``since``), the
-        largest cost first (days: newest first)."""
+    def totals(
+        self,
+        by: GroupBy = "model",
+        since: date | None = None,
+        *,
+        start: float | None = None,
+        end: float | None = None,
+        tenants: Collection[str] | None = None,
+    ) -> list[CostTotal]:
+        """Calls, tokens and cost per ``by`` key, the largest cost first (days: newest first),
+        of the calls on or after the UTC day ``since``, at or after ``start`` and before ``end``
+        (Unix seconds), of ``tenants`` only (None: every tenant)."""
         if by not in GROUPS:
             raise ValueError(f"by must be one of {', '.join(GROUPS)}, got {by!r}")
         order = "day DESC" if by == "day" else "SUM(cost) DESC, key"
-        where, params = ("WHERE day >= ?", (since.isoformat(),)) if since else ("", ())
+        clauses: list[str] = []
+        params: list[Any] = []
+        for clause, value in (("day >= ?", since and since.isoformat()), ("ts >= ?", start)):
+            if value is not None:
+                clauses.append(clause)
+                params.append(value)
+        if end is not None:
+            clauses.append("ts < ?")
+            params.append(end)
+        if tenants is not None:
+            names = sorted(set(tenants))
+            clauses.append(f"tenant IN ({', '.join('?' * len(names))})" if names else "0")
+            params += names
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         sql = (
             f"SELECT {by} AS key, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens), "
             f"SUM(cost) FROM calls {where} GROUP BY {by} ORDER BY {order}"
         )
-        return [CostTotal(str(k), n, p, c, s) for k, n, p, c, s in self._read(sql, params)]
+        rows = self._read(sql, tuple(params))
+        return [CostTotal(str(k), n, p, c, s) for k, n, p, c, s in rows]
 
     def spent(self, tenant: str, day: date) -> float:
         """USD the tenant's calls cost on the UTC ``day`` (rows still pending included)."""
