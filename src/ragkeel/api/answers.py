@@ -142,14 +142,20 @@ def _traced(
     route: str,
 ) -> Generator[StreamItem, None, None]:
     started = time.perf_counter()
+    recorded = False  # one trace per request: its id is the request's (observability/context.py)
 
     def failed(error: BaseException) -> None:
+        nonlocal recorded
+        if recorded:  # a fatal error event was traced; the close that follows is not news
+            return
+        recorded = True
         elapsed = (time.perf_counter() - started) * 1000
         record_trace(container, route, question=question, error=error, latency_ms=elapsed)
 
     try:
         for event in events:
             if isinstance(event, DoneEvent):
+                recorded = True
                 yield Finished(event.answer, record_trace(container, route, answer=event.answer))
                 return
             if isinstance(event, ErrorEvent) and event.error is not None:  # fatal

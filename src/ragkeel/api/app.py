@@ -5,7 +5,9 @@ but the probes needs an API key of the route's scope; state-changing requests fr
 origin are refused; CORS only for ``api.cors_origins``; ``/docs`` and ``/openapi.json`` only
 when ``api.docs`` (``auto``: when auth is off). Middleware, outermost first: CORS (when
 configured; it answers preflights), ``AuthMiddleware`` (401 before any body is read),
-``CrossOriginMiddleware``, ``LoadSheddingMiddleware``, ``BodyLimitMiddleware``.
+``CrossOriginMiddleware``, ``LoadSheddingMiddleware``, ``BodyLimitMiddleware``; between CORS and
+auth, ``RequestContextMiddleware`` (``request_context.py``: the request's trace id for its log
+lines and trace, returned as ``X-Trace-Id``).
 
 The lifespan opens what requests share (store, retriever, pipeline, trace store) before the
 first request, optionally loads the chat model in the background (``preload_model``: ``serve``
@@ -36,6 +38,7 @@ from ragkeel.api.auth import (
     scope_decisions,
 )
 from ragkeel.api.problems import install_error_handlers
+from ragkeel.api.request_context import RequestContextMiddleware
 from ragkeel.api.request_limits import BodyLimitMiddleware, Limits
 from ragkeel.api.routes import ROUTERS
 from ragkeel.api.state import ApiState
@@ -43,6 +46,7 @@ from ragkeel.api.uploads import UploadArea
 from ragkeel.container import Container
 from ragkeel.errors import RagkeelError
 from ragkeel.generation.answerer import Answerer
+from ragkeel.observability.context import TRACE_ID_HEADER
 
 log = logging.getLogger("ragkeel.api")
 
@@ -101,13 +105,14 @@ def create_app(
     app.add_middleware(LoadSheddingMiddleware)  # shed before routing and body parsing
     app.add_middleware(CrossOriginMiddleware, allowed_origins=edge.cors_origins)
     app.add_middleware(AuthMiddleware, public_paths=public)  # no slot, no body for a stranger
+    app.add_middleware(RequestContextMiddleware)  # the trace id, before auth can log or refuse
     if edge.cors_origins:  # added last = runs first: it answers the preflights
         app.add_middleware(
             CORSMiddleware,
             allow_origins=list(edge.cors_origins),
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type", TENANT_HEADER, PRINCIPALS_HEADER],
-            expose_headers=["Retry-After", "WWW-Authenticate"],
+            expose_headers=["Retry-After", "WWW-Authenticate", TRACE_ID_HEADER],
             max_age=600,
         )
     return app

@@ -52,6 +52,7 @@ from ragkeel.errors import (
 from ragkeel.identity import scopes
 from ragkeel.identity.keys import SqliteKeyStore, check_principal, check_tenant
 from ragkeel.identity.scopes import Identity
+from ragkeel.observability.context import bind_tenant
 from ragkeel.types import AccessScope
 
 TENANT_HEADER = "x-tenant"
@@ -165,6 +166,7 @@ class AuthMiddleware:
                 await refuse(exc, scope, receive, send)
                 return
         scope.setdefault("state", {})["caller"] = caller
+        bind_tenant(caller.access.tenant)  # the request's log lines and metrics say whose it is
         await self.app(scope, receive, send)
 
 

@@ -6,13 +6,16 @@ shutting down) sets a flag the thread checks after every item; the thread then *
 generator itself* (a running generator cannot be closed from another thread). Closing runs
 the generator's ``finally`` blocks, which close the model stream: generation stops after the
 token in flight. The thread is the generator's only caller, so a provider that holds a lock
-across its stream (``LocalChatModel``) takes and releases it in one thread.
+across its stream (``LocalChatModel``) takes and releases it in one thread. The thread runs in a
+copy of its creator's ``contextvars`` context, so the request's trace id
+(``observability/context.py``) follows the answer into it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import threading
 import time
 from collections.abc import AsyncGenerator, Generator
@@ -26,7 +29,10 @@ class EventPump(Generic[T]):
     def __init__(self, source: Generator[T, None, None], *, name: str = "ragkeel-pump") -> None:
         self._source = source
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        context = contextvars.copy_context()  # the request's context (its trace id)
+        self._thread = threading.Thread(
+            target=context.run, args=(self._run,), name=name, daemon=True
+        )
         self._queue: asyncio.Queue[_Message] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.started_at: float | None = None  # time.monotonic() when the thread started

@@ -20,6 +20,7 @@ from ragkeel.generation.answer import Answer, DoneEvent, ErrorEvent, TokenEvent
 from ragkeel.generation.policy import Budget
 from ragkeel.generation.tracing import trace_from_answer, trace_from_error
 from ragkeel.observability import names
+from ragkeel.observability.context import request_context
 from ragkeel.observability.names import ROUTE_CLI_ASK
 from ragkeel.types import AccessScope
 
@@ -56,7 +57,7 @@ def ask_command(
         overrides["local"] = {"model": model}
     scope = operator_scope(tenant, principal)
     loaded = Container.load(generation=overrides) if overrides else Container.load()
-    with loaded as container:
+    with loaded as container, request_context(ROUTE_CLI_ASK, tenant=tenant):
         budget = Budget(tenant, max_cost, max_tokens)
         answer, streamed, trace_id = _traced_run(
             container, question, collection, stream and not as_json, budget, scope

@@ -1,5 +1,6 @@
-"""Observability: a trace for every request (``trace.py``), where traces are kept
-(``trace_store.py``) and the span/attribute names they use (``names.py``).
+"""Observability: the current request and its trace id (``context.py``), a trace for every
+request (``trace.py``), where traces are kept (``trace_store.py``) and the span/attribute names
+they use (``names.py``).
 
 Layer: infra. It imports only the core (types, errors, settings, tokens, integrity); the
 generation layer turns its ``Answer`` into a ``Trace`` (``generation/tracing.py``).
@@ -11,13 +12,18 @@ from ragkeel.errors import (
     TraceNotFoundError,
     TraceStoreError,
 )
+from ragkeel.observability.context import (
+    RequestContext,
+    current_trace_id,
+    new_trace_id,
+    request_context,
+)
 from ragkeel.observability.trace import (
     OUTCOMES,
     Outcome,
     PromptRecord,
     RetrievedChunk,
     Trace,
-    new_trace_id,
 )
 from ragkeel.observability.trace_store import (
     NullTraceStore,
@@ -32,6 +38,7 @@ __all__ = [
     "NullTraceStore",
     "Outcome",
     "PromptRecord",
+    "RequestContext",
     "RetrievedChunk",
     "SqliteTraceStore",
     "Trace",
@@ -42,5 +49,7 @@ __all__ = [
     "TraceStore",
     "TraceStoreError",
     "TraceSummary",
+    "current_trace_id",
     "new_trace_id",
+    "request_context",
 ]

@@ -7,15 +7,15 @@ returned (ranks and scores per retriever), the gate decision, the prompt (or onl
 size), the output and its citations, model, template version, token usage, cost, stage
 latencies and the outcome. ``generation/tracing.py`` builds one from an ``Answer``.
 
-Trace ids are 32 hex digits, like a ULID: 48 bits of Unix milliseconds, then 80 random bits. They
-sort by time to the millisecond, and their first 16 digits (what ``ragkeel traces`` shows) tell
-two traces of the same millisecond apart with 16 random bits.
+Trace ids (``context.py``: 32 hex digits, time-ordered) are assigned when the request starts:
+a trace built inside a request takes the request's id (``context.current_or_new_trace_id``), so
+log lines written during the request carry the id of the trace recorded at its end; outside a
+request a trace gets a fresh id.
 """
 
 from __future__ import annotations
 
 import hashlib
-import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
@@ -23,16 +23,21 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from ragkeel.observability import names
+from ragkeel.observability.context import current_or_new_trace_id, new_trace_id
 from ragkeel.types import Citation, GateDecision, SearchHit
 
 Outcome = Literal["answered", "cannot_answer", "degraded", "error"]
 OUTCOMES: tuple[Outcome, ...] = ("answered", "cannot_answer", "degraded", "error")
 AttributeValue = str | int | float | bool
-
-
-def new_trace_id() -> str:
-    """32 hex digits: Unix milliseconds (12), then 80 random bits (20)."""
-    return f"{time.time_ns() // 1_000_000:012x}{secrets.randbits(80):020x}"
+__all__ = [
+    "OUTCOMES",
+    "AttributeValue",
+    "Outcome",
+    "PromptRecord",
+    "RetrievedChunk",
+    "Trace",
+    "new_trace_id",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +90,7 @@ class Trace:
     route: str  # names.ROUTE_CLI_ASK, ROUTE_API_QUERY, ROUTE_API_CHAT
     question: str
     outcome: Outcome
-    id: str = field(default_factory=new_trace_id)
+    id: str = field(default_factory=current_or_new_trace_id)
     created_at: float = field(default_factory=time.time)  # Unix seconds
     error_code: str | None = None
     error_message: str | None = None

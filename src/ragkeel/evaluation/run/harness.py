@@ -59,6 +59,7 @@ from ragkeel.generation.answerer import Answerer
 from ragkeel.generation.tracing import trace_from_answer, trace_from_error
 from ragkeel.ingestion.pipeline import IngestionPipeline
 from ragkeel.observability import names
+from ragkeel.observability.context import request_context
 from ragkeel.observability.trace_store import TraceStore
 from ragkeel.settings import Settings
 
@@ -218,6 +219,18 @@ def _run_case(
     keep_prompt: bool,
 ) -> Row:
     """One case as a row; never raises (a failure becomes the row's ``error``)."""
+    with request_context(ROUTE_EVAL):  # the case's log lines carry its trace's id
+        return _run_case_in_context(answerer, traces, job, k, judge, keep_prompt)
+
+
+def _run_case_in_context(
+    answerer: Answerer,
+    traces: TraceStore,
+    job: _Job,
+    k: int,
+    judge: JudgeFn | None,
+    keep_prompt: bool,
+) -> Row:
     case, dataset = job.case, job.dataset
     collection = dataset.corpus.collection if dataset.corpus else None
     start = time.perf_counter()
