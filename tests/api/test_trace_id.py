@@ -9,11 +9,13 @@ from fastapi.testclient import TestClient
 
 from corpus import TEST_GATE
 from ragkeel.api import create_app
+from ragkeel.api.answers import Finished, _traced
 from ragkeel.container import Container
 from ragkeel.gateway.providers.scripted import ScriptedChatModel
 from ragkeel.generation.answerer import Answerer
 from ragkeel.generation.policy import AnswerPolicy
 from ragkeel.observability.context import is_trace_id
+from ragkeel.observability.names import ROUTE_API_QUERY
 
 from .conftest import COLLECTION, GOOD, ON_TOPIC, Api, sse_events
 
@@ -68,3 +70,19 @@ def test_a_refusal_before_routing_has_an_id_too(container: Container) -> None:
     with TestClient(app) as c:
         r = c.post("/v1/query", json={"question": ON_TOPIC})
     assert r.status_code == 401 and is_trace_id(r.headers[HEADER])
+
+
+def test_closing_after_the_answer_records_no_second_trace(api: Api) -> None:
+    """The answer's thread may close the stream right after handing over the answer (the
+    consumer left once it had it): that close is not a cancelled request."""
+    c = api.container
+    before = len(c.traces.recent(limit=100))
+    events = Answerer(
+        c.retriever, ScriptedChatModel((GOOD,)), AnswerPolicy(gate_threshold=TEST_GATE)
+    ).stream(ON_TOPIC, collection=COLLECTION)
+    stream = _traced(c, events, ON_TOPIC, ROUTE_API_QUERY)
+    finished = next(item for item in stream if isinstance(item, Finished))
+    stream.close()  # GeneratorExit at the yield of the Finished item
+    traces = c.traces.recent(limit=100)
+    assert len(traces) == before + 1 and traces[0].id == finished.trace_id
+    assert traces[0].outcome == "answered"
