@@ -49,7 +49,8 @@ def test_ask_records_a_trace_and_reports_its_id(
 ) -> None:
     monkeypatch.setenv("RAGKEEL_EMBEDDING__PROVIDER", "hashing")
     container = Container(load_settings())  # ingest in process: one subprocess less
-    report = container.pipeline.ingest([str(write_corpus(tmp_path / "docs"))], "kb")
+    # acme's documents: --tenant names whose documents ask searches, and whose account pays
+    report = container.pipeline.ingest([str(write_corpus(tmp_path / "docs"))], "kb", tenant="acme")
     container.close()
     assert report.exit_code == 0
     done = ragkeel(
