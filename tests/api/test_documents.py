@@ -37,8 +37,9 @@ def test_upload_list_search_delete_round_trip(client: TestClient, api: Api) -> N
     by_name = {f["filename"]: f for f in report["files"]}
     assert {f["status"] for f in by_name.values()} == {"ingested"}
     notes = by_name["notes.md"]
-    assert notes["chunks"] >= 1 and notes["document_ids"] == [notes["source"]]
-    assert Path(notes["source"]).name == "notes.md" and Path(notes["source"]).exists()
+    assert notes["chunks"] >= 1 and notes["source"] == "notes.md"
+    assert [i.startswith("doc_") for i in notes["document_ids"]] == [True]  # no server path
+    (kept,) = _kept(api, "notes.md")
 
     again = _upload(client, ("notes.md", NOTES))
     assert [f["status"] for f in again["files"]] == ["unchanged"]
@@ -47,7 +48,8 @@ def test_upload_list_search_delete_round_trip(client: TestClient, api: Api) -> N
     assert listing["total"] == 2
     docs = {d["filename"]: d for d in listing["documents"]}
     assert docs["notes.md"]["title"] == "Deploy notes" and docs["notes.md"]["chunks"] >= 1
-    assert docs["faq.txt"]["source"].endswith("faq.txt")
+    assert docs["faq.txt"]["source"] == "faq.txt"
+    assert docs["notes.md"]["id"] == notes["document_ids"][0]
 
     hits = client.get("/v1/search", params={"q": "blue-green deploy", "collection": "up"}).json()
     assert hits["hits"][0]["document_id"] == notes["document_ids"][0]
@@ -55,13 +57,18 @@ def test_upload_list_search_delete_round_trip(client: TestClient, api: Api) -> N
     doc_id = notes["document_ids"][0]
     r = client.delete(f"/v1/documents/{doc_id}", params={"collection": "up"})
     assert r.status_code == 200 and r.json() == {"collection": "up", "id": doc_id, "deleted": True}
-    assert not Path(notes["source"]).exists()  # its last document is gone: so is the file
+    assert not kept.exists()  # its last document is gone: so is the file
     assert client.get("/v1/documents", params={"collection": "up"}).json()["total"] == 1
 
     gone = client.delete(f"/v1/documents/{doc_id}", params={"collection": "up"})
     assert gone.status_code == 404
     assert gone.headers["content-type"] == "application/problem+json"
     assert gone.json()["code"] == "DOCUMENT_NOT_FOUND"
+
+
+def _kept(api: Api, name: str) -> list[Path]:
+    """The files named ``name`` kept in the upload area."""
+    return sorted((api.container.settings.home / "uploads").rglob(name))
 
 
 def test_json_text_document(client: TestClient) -> None:
@@ -75,15 +82,18 @@ def test_json_text_document(client: TestClient) -> None:
     r = client.post("/v1/documents", json=body)
     assert r.status_code == 200, r.text
     (file,) = r.json()["files"]
-    assert file["status"] == "ingested" and file["document_ids"] == ["oncall-1"]
+    assert file["status"] == "ingested" and file["source"] == "oncall-1"
+    (doc_id,) = file["document_ids"]
     (doc,) = client.get("/v1/documents", params={"collection": "ops"}).json()["documents"]
-    assert (doc["id"], doc["title"], doc["filename"], doc["metadata"]) == (
-        "oncall-1",
+    assert (doc["id"], doc["title"], doc["source"], doc["filename"], doc["metadata"]) == (
+        doc_id,
         "On-call",
+        "oncall-1",
         "oncall-1",
         {"team": "sre"},
     )
-    assert client.delete("/v1/documents/oncall-1", params={"collection": "ops"}).status_code == 200
+    assert client.delete("/v1/documents/oncall-1", params={"collection": "ops"}).status_code == 404
+    assert client.delete(f"/v1/documents/{doc_id}", params={"collection": "ops"}).status_code == 200
 
 
 def test_unsupported_upload_is_a_problem_and_leaves_nothing(client: TestClient, api: Api) -> None:
@@ -98,10 +108,11 @@ def test_unsupported_upload_is_a_problem_and_leaves_nothing(client: TestClient, 
     assert not [p for p in uploads.rglob("*") if p.is_file()]
 
 
-def test_upload_filenames_are_sanitised(client: TestClient) -> None:
+def test_upload_filenames_are_sanitised(client: TestClient, api: Api) -> None:
     report = _upload(client, ("../../etc/../.hidden notes.md", NOTES))
     (file,) = report["files"]
-    assert file["status"] == "ingested" and Path(file["source"]).name == "hidden notes.md"
+    assert file["status"] == "ingested" and file["source"] == "hidden notes.md"
+    assert len(_kept(api, "hidden notes.md")) == 1
 
 
 @pytest.mark.parametrize(
@@ -121,10 +132,10 @@ def test_hostile_upload_names_stay_in_the_upload_area(
     report = _upload(client, (name, NOTES))
     (file,) = report["files"]
     assert file["status"] == "ingested", report
-    source = Path(file["source"])
+    assert file["source"] == stored
     uploads = (api.container.settings.home / "uploads").resolve()
-    assert source.name == stored and source.resolve().is_relative_to(uploads)
-    assert source.read_bytes() == NOTES
+    (kept,) = _kept(api, stored)
+    assert kept.resolve().is_relative_to(uploads) and kept.read_bytes() == NOTES
 
 
 @pytest.mark.parametrize("doc_id", ["../../etc/passwd", "/abs/path", "..\\..\\x"])
@@ -135,8 +146,11 @@ def test_hostile_text_document_ids_stay_in_the_upload_area(
     assert r.status_code == 200, r.text
     (file,) = r.json()["files"]
     uploads = (api.container.settings.home / "uploads").resolve()
-    assert Path(file["source"]).resolve().is_relative_to(uploads)
-    assert file["document_ids"] == [doc_id]  # the id is data, not a path
+    (kept,) = _kept(api, "*.jsonl")
+    assert kept.resolve().is_relative_to(uploads)
+    assert file["source"] == doc_id  # the id is data, not a path; the client's own, echoed
+    (listed,) = client.get("/v1/documents", params={"collection": "up"}).json()["documents"]
+    assert listed["id"] == file["document_ids"][0] and listed["source"] == doc_id
 
 
 def test_bad_bodies(client: TestClient) -> None:

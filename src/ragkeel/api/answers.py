@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Generator
 from contextlib import aclosing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from fastapi import Request
@@ -21,6 +21,7 @@ from fastapi import Request
 from ragkeel.admission.gates import Admitted
 from ragkeel.api.event_pump import EventPump
 from ragkeel.api.problems import INTERNAL
+from ragkeel.api.public_ids import PublicView
 from ragkeel.api.state import ApiState
 from ragkeel.api.tracing import record_trace
 from ragkeel.container import Container
@@ -69,7 +70,8 @@ def start_answer(
     scope: AccessScope | None = None,
 ) -> EventPump[StreamItem]:
     """The answer's events, produced in a thread as soon as they are iterated; retrieval
-    sees only what ``scope`` (the caller's, ``api/auth.py``) may see."""
+    sees only what ``scope`` (the caller's, ``api/auth.py``) may see. The trace keeps the
+    internal document ids; the events name documents as clients see them (``public_ids.py``)."""
     events = state.answerer.stream(
         question,
         collection=collection,
@@ -79,7 +81,8 @@ def start_answer(
         k=k,
         scope=scope,
     )
-    source = _traced(state.container, events, question, route)
+    view = PublicView.of(scope, state.container.uploads_dir, state.container.home)
+    source = _public(_traced(state.container, events, question, route), view)
     pump: EventPump[StreamItem] = EventPump(source, name="ragkeel-answer")
     state.track(pump)
     return pump
@@ -169,6 +172,24 @@ def _traced(
         raise
     finally:
         events.close()  # closes the model stream: generation stops
+
+
+def _public(
+    items: Generator[StreamItem, None, None], view: PublicView
+) -> Generator[StreamItem, None, None]:
+    """``items`` with documents named by public ids and file names (``public_ids.py``)."""
+    try:
+        for item in items:
+            if isinstance(item, Finished):
+                yield Finished(view.answer(item.answer), item.trace_id)
+            elif isinstance(item, RetrievalEvent):
+                yield replace(item, hits=tuple(view.hit(h) for h in item.hits))
+            elif isinstance(item, CitationEvent):
+                yield replace(item, citation=view.citation(item.citation))
+            else:
+                yield item
+    finally:
+        items.close()  # cancelling the pump closes the answer (and the model stream)
 
 
 async def collect_answer(pump: EventPump[StreamItem], request: Request) -> Finished:

@@ -6,7 +6,7 @@ Request bodies take finite numbers only (``allow_inf_nan=False``; inside free-fo
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
@@ -21,6 +21,14 @@ from ragkeel.generation.steps import SCHEMA_UNSUPPORTED_DETAIL
 from ragkeel.ingestion.report import FileResult
 from ragkeel.types import MetaValue, SearchHit, SearchResult
 
+PUBLIC_ID = (
+    "the document's id assigned by the service (doc_ + 32 hex digits; stable, unique within "
+    "the collection), never a server path"
+)
+SOURCE_NAME = (
+    "the original file name, no directories (name#record-id for one record of a CSV or "
+    "JSON-lines file; a JSON text document's id)"
+)
 GenerationModeIn = Literal["generative", "extractive"]
 SearchModeIn = Literal["bm25", "dense", "hybrid"]
 
@@ -79,9 +87,9 @@ class UsageOut(BaseModel):
 class CitationOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)  # built from the record itself
     number: int
-    document_id: str
+    document_id: str = Field(description=PUBLIC_ID)
     chunk_id: str
-    source: str
+    source: str = Field(description=SOURCE_NAME)
     title: str
     page: int | None
     snippet: str
@@ -90,10 +98,10 @@ class CitationOut(BaseModel):
 class HitOut(BaseModel):
     rank: int
     chunk_id: str
-    document_id: str
+    document_id: str = Field(description=PUBLIC_ID)
     collection: str
     title: str
-    source: str
+    source: str = Field(description=SOURCE_NAME)
     page: int | None
     heading_path: list[str]
     text: str
@@ -247,10 +255,13 @@ class TextDocumentIn(_Strict):
 
 
 class FileReportOut(BaseModel):
-    filename: str  # as uploaded (for JSON text: the document id)
-    source: str  # where the ingested copy lives; the documents' ``source``
+    filename: str = Field(description="as uploaded (for JSON text: the document id)")
+    source: str = Field(
+        description="the name the file is kept under (directories and odd characters "
+        "dropped; for JSON text: the document id), never a server path"
+    )
     status: str
-    document_ids: list[str]
+    document_ids: list[str] = Field(description="public ids (doc_...) of the file's documents")
     documents: int
     unchanged: int
     chunks: int
@@ -260,18 +271,27 @@ class FileReportOut(BaseModel):
     _error: type[RagkeelError] | None = PrivateAttr(default=None)  # its class: the HTTP status
 
     @classmethod
-    def of(cls, f: FileResult, *, filename: str, document_ids: list[str]) -> FileReportOut:
+    def of(
+        cls,
+        f: FileResult,
+        *,
+        filename: str,
+        document_ids: list[str],
+        source: str,
+        scrub: Callable[[str], str],
+    ) -> FileReportOut:
+        """The report of ``f``, its messages passed through ``scrub`` (no server paths)."""
         out = cls(
             filename=filename,
-            source=f.path,
+            source=source,
             status=f.status,
             document_ids=document_ids,
             documents=f.documents,
             unchanged=f.unchanged,
             chunks=f.chunks,
             error_code=f.error_code,
-            error_message=f.error_message,
-            record_errors=f.record_errors,
+            error_message=scrub(f.error_message) if f.error_message is not None else None,
+            record_errors=[{k: scrub(v) for k, v in e.items()} for e in f.record_errors],
         )
         out._error = f.error
         return out
@@ -291,10 +311,10 @@ class IngestOut(BaseModel):
 
 
 class DocumentOut(BaseModel):
-    id: str
+    id: str = Field(description=PUBLIC_ID + "; DELETE /v1/documents/{id} takes it")
     title: str
-    source: str
-    filename: str
+    source: str = Field(description=SOURCE_NAME)
+    filename: str = Field(description="the name of the file it came from (JSON text: its id)")
     chunks: int
     metadata: Mapping[str, MetaValue]
 
@@ -309,5 +329,5 @@ class DocumentListOut(BaseModel):
 
 class DeletedOut(BaseModel):
     collection: str
-    id: str
+    id: str = Field(description="the public id that was deleted")
     deleted: bool

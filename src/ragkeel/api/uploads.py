@@ -6,7 +6,9 @@ replaces tenant A's; each part is a collision-free slug) for as long as a docume
 ``source`` and (for one-document files) as their id, so this keeps both stable. Uploading a
 file of the same name again replaces it (or finds it unchanged); ``ragkeel ingest --prune``
 keeps it (the path still exists); deleting its last document deletes the file. A JSON text
-document becomes a one-record ``.jsonl`` file there (its ``id`` is the document id).
+document becomes a one-record ``.jsonl`` file there (its ``id`` is the document id). Those
+paths and ids are internal: clients see the service's ids and the file names
+(``public_ids.py``), in the upload report too, whose messages are scrubbed of server paths.
 
 Orphans. A file is written under a temporary ``.upload-*`` name and renamed into place, then
 ingested; the files no document comes from are deleted as soon as the run ends (also when it
@@ -33,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
+from ragkeel.api.public_ids import TEXT_DIR, PublicView
 from ragkeel.api.schemas import FileReportOut, IngestOut, TextDocumentIn
 from ragkeel.errors import InvalidUploadError
 from ragkeel.ingestion.pipeline import IngestionPipeline
@@ -41,7 +44,6 @@ from ragkeel.types import DEFAULT_TENANT, AccessScope
 
 log = logging.getLogger("ragkeel.api")
 _UNSAFE = re.compile(r"[^\w.\-() ]+", re.UNICODE)
-_TEXT_DIR = "text"
 _TEMP_PREFIX = ".upload-"
 MAX_NAME = 120
 
@@ -59,25 +61,28 @@ DEFAULT_OWNER = Owner()  # the default tenant, public: as with auth off
 
 
 class UploadArea:
-    def __init__(self, root: Path) -> None:
+    """The kept files under ``root``; ``home`` (the server's home directory) is only named so
+    that reports can keep it out of what clients read (``public_ids.PublicView.scrub``)."""
+
+    def __init__(self, root: Path, home: Path | None = None) -> None:
         self.root = root.resolve()
+        self.home = home.resolve() if home is not None else None
+
+    def view(self, tenant: str) -> PublicView:
+        """How ``tenant``'s documents are named to clients (``public_ids.py``)."""
+        return PublicView(tenant, self.root, self.home)
 
     def file_path(self, tenant: str, collection: str, filename: str) -> Path:
         return self._dir(tenant, collection) / safe_filename(filename)
 
     def text_path(self, tenant: str, collection: str, document_id: str) -> Path:
-        return self._dir(tenant, collection) / _TEXT_DIR / f"{_slug(document_id)}.jsonl"
+        return self._dir(tenant, collection) / TEXT_DIR / f"{_slug(document_id)}.jsonl"
 
     def _dir(self, tenant: str, collection: str) -> Path:
         return self.root / _slug(tenant) / _slug(collection)
 
     def owns(self, source: str) -> bool:
         return Path(source).is_relative_to(self.root)
-
-    def display_name(self, source: str, document_id: str) -> str:
-        path = Path(source)
-        is_text = self.owns(source) and path.parent.name == _TEXT_DIR
-        return document_id if is_text else path.name
 
     def save(self, path: Path, data: BinaryIO) -> None:
         """Write atomically (a reader never sees half a file)."""
@@ -221,11 +226,14 @@ def _ingest(
         area.discard_unused(store, owner.tenant, collection, targets)
     by_source = store.documents_by_source(collection, scope=_whole(owner.tenant))
     names = {str(p): name for p, name in targets.items()}
+    view = area.view(owner.tenant)
     files = [
         FileReportOut.of(
             f,
             filename=names.get(f.path, Path(f.path).name),
-            document_ids=sorted(by_source.get(f.path, ())),
+            document_ids=sorted(view.id(i) for i in by_source.get(f.path, ())),
+            source=view.filename(f.path, names.get(f.path, "")),
+            scrub=view.scrub,
         )
         for f in report.files
     ]

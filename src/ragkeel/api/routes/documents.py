@@ -17,6 +17,7 @@ from starlette.datastructures import UploadFile
 
 from ragkeel.api.auth import caller_scope, require
 from ragkeel.api.problems import status_for
+from ragkeel.api.public_ids import internal_id
 from ragkeel.api.schemas import (
     DeletedOut,
     DocumentListOut,
@@ -66,7 +67,7 @@ _BODY_DOC: dict[str, Any] = {
 
 
 def upload_area(state: ApiState) -> UploadArea:
-    return UploadArea(state.container.uploads_dir)
+    return UploadArea(state.container.uploads_dir, state.container.home)
 
 
 @router.post(
@@ -168,37 +169,38 @@ async def list_documents(
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> DocumentListOut:
-    """The collection's documents, ordered by id: id, title, source, chunk count."""
+    """The collection's documents, ordered by id: the public id, title, file name, chunk
+    count (``public_ids.py``: never a server path)."""
     return await run_in_threadpool(_list, state, scope, collection, offset, limit)
 
 
 def _list(
     state: ApiState, scope: AccessScope, collection: str, offset: int, limit: int
 ) -> DocumentListOut:
-    store, area = state.container.store, upload_area(state)
-    pairs = sorted(
-        (doc_id, source)
+    store, view = state.container.store, upload_area(state).view(scope.tenant)
+    triples = sorted(
+        (view.id(doc_id), doc_id, source)
         for source, ids in store.documents_by_source(collection, scope=scope).items()
         for doc_id in ids
     )
     documents = []
-    for doc_id, source in pairs[offset : offset + limit]:
+    for public, doc_id, source in triples[offset : offset + limit]:
         info = store.document_info(collection, doc_id, scope=scope)
         doc = store.get_document(collection, doc_id, scope=scope)
         if info is None or doc is None:  # deleted meanwhile
             continue
         documents.append(
             DocumentOut(
-                id=doc_id,
+                id=public,
                 title=doc.title,
-                source=source,
-                filename=area.display_name(source, doc_id),
+                source=view.source(source, doc_id),
+                filename=view.filename(source, doc_id),
                 chunks=info.chunk_count,
                 metadata=dict(doc.metadata),
             )
         )
     return DocumentListOut(
-        collection=collection, total=len(pairs), offset=offset, limit=limit, documents=documents
+        collection=collection, total=len(triples), offset=offset, limit=limit, documents=documents
     )
 
 
@@ -214,21 +216,23 @@ async def delete_document(
     collection: Collection = DEFAULT_COLLECTION,
 ) -> DeletedOut:
     """Delete one document (its chunks, postings and vectors) the caller sees from the
-    collection; one it does not see is 404, as one that does not exist."""
+    collection, by its public id (``doc_...``, as listed); one it does not see (another
+    tenant's, hidden by an ACL) is 404, as one that does not exist."""
     return await run_in_threadpool(_delete, state, scope, collection, document_id)
 
 
 def _delete(state: ApiState, scope: AccessScope, collection: str, document_id: str) -> DeletedOut:
     store = state.container.store
     with state.write_lock:
-        info = store.document_info(collection, document_id, scope=scope)
-        if info is None:
+        internal = internal_id(store, scope, collection, document_id)
+        info = store.document_info(collection, internal, scope=scope) if internal else None
+        if internal is None or info is None:
             raise NotFoundError(
                 f"no document {document_id!r} in collection {collection!r}",
                 code="DOCUMENT_NOT_FOUND",
                 hint="GET /v1/documents lists the ids",
             )
-        store.delete_documents(collection, [document_id], scope=scope)
+        store.delete_documents(collection, [internal], scope=scope)
         area = upload_area(state)
         area.discard_unused(store, scope.tenant, collection, [Path(info.source)])
     return DeletedOut(collection=collection, id=document_id, deleted=True)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query
 from starlette.concurrency import run_in_threadpool
 
 from ragkeel.api.auth import caller_scope, require
+from ragkeel.api.public_ids import PublicView
 from ragkeel.api.schemas import SearchModeIn, SearchOut
 from ragkeel.api.state import ApiState, get_state
 from ragkeel.storage.filters import Filter
@@ -26,7 +27,8 @@ async def search(
     mode: Annotated[SearchModeIn | None, Query(description="default: the server's")] = None,
     collection: Annotated[str | None, Query(description="one collection only")] = None,
 ) -> SearchOut:
-    """Search the index: BM25, dense or hybrid (fused)."""
+    """Search the index: BM25, dense or hybrid (fused). Documents are named by public ids and
+    file names (``document_id``, ``source``), never server paths."""
     query = state.limits.check_question(q, name="query")
     container = state.container
     flt = Filter(collection=collection) if collection is not None else None
@@ -38,4 +40,5 @@ async def search(
         flt=flt,
         scope=scope,
     )
-    return SearchOut.from_result(result)
+    view = PublicView.of(scope, container.uploads_dir, container.home)
+    return SearchOut.from_result(view.result(result))
