@@ -188,6 +188,7 @@ def test_duplicate_names_are_refused_before_anything_is_kept(client: TestClient,
 
 _CRASHING_UPLOAD = """
 import io, os, sys
+from ragkeel.api.public_ids import PublicView, load_key
 from ragkeel.api.uploads import UploadArea, ingest_files
 from ragkeel.container import Container
 from ragkeel.settings import load_settings
@@ -207,13 +208,14 @@ class DyingClient(io.RawIOBase):
 
 c = Container(load_settings())
 area = UploadArea(c.settings.home / "uploads")
+view = PublicView.of(None, load_key(c.settings.home), area.root)
 good = [("good.md", io.BytesIO(sys.argv[1].encode()))]
-ingest_files(area, c.pipeline, c.store, "up", good)
+ingest_files(area, c.pipeline, c.store, "up", good, view=view)
 print("good stored", flush=True)
 ingest_files(area, c.pipeline, c.store, "up", [
     ("renamed-not-stored.md", io.BytesIO(sys.argv[1].encode())),
     ("half-written.md", DyingClient()),
-])
+], view=view)
 """
 
 

@@ -18,7 +18,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from corpus import COLLECTION, ON_TOPIC
-from ragkeel.api.public_ids import PublicView, internal_id, public_id
+from ragkeel.api.public_ids import KEY_FILE, PublicView, internal_id, load_key, public_id
+from ragkeel.errors import StorageError
 from ragkeel.types import AccessScope
 
 from .conftest import Api
@@ -145,8 +146,11 @@ def test_no_response_names_a_server_path(api: Api, tmp_path: Path) -> None:
     assert len(sweep.seen) >= 12, sweep.seen
 
 
-def test_public_ids_are_per_tenant_and_map_back_only_within_scope(api: Api) -> None:
-    store = api.container.store
+def test_public_ids_are_keyed_per_tenant_and_map_back_only_within_scope(api: Api) -> None:
+    store, home = api.container.store, api.container.settings.home
+    key = load_key(home)
+    assert load_key(home) == key and len(key) == 32  # made once, then read
+    assert (home / KEY_FILE).stat().st_mode & 0o777 == 0o600
     scope = AccessScope(all_principals=True)
     (internal,) = [
         i
@@ -154,14 +158,23 @@ def test_public_ids_are_per_tenant_and_map_back_only_within_scope(api: Api) -> N
         for i in ids
         if i.endswith("keys.md")
     ]
-    mine = public_id(scope.tenant, internal)
-    assert PUBLIC_ID.fullmatch(mine) and mine != public_id("team-b", internal)
-    assert internal_id(store, scope, COLLECTION, mine) == internal
-    assert internal_id(store, AccessScope("team-b", all_principals=True), COLLECTION, mine) is None
-    assert (
-        internal_id(store, AccessScope("team-b"), COLLECTION, public_id("team-b", internal)) is None
-    )
-    assert internal_id(store, scope, COLLECTION, internal) is None  # a path is no id
+    mine = public_id(key, scope.tenant, internal)
+    assert PUBLIC_ID.fullmatch(mine) and mine != public_id(key, "team-b", internal)
+    assert mine != public_id(
+        b"k" * 32, scope.tenant, internal
+    )  # a guessed path cannot be confirmed
+    assert internal_id(store, key, scope, COLLECTION, mine) == internal
+    team_b = AccessScope("team-b", all_principals=True)
+    assert internal_id(store, key, team_b, COLLECTION, mine) is None
+    assert internal_id(store, key, team_b, COLLECTION, public_id(key, "team-b", internal)) is None
+    assert internal_id(store, key, scope, COLLECTION, internal) is None  # a path is no id
+
+
+def test_a_damaged_key_is_refused_not_replaced(tmp_path: Path) -> None:
+    (tmp_path / KEY_FILE).write_bytes(b"short")
+    with pytest.raises(StorageError, match="damaged"):
+        load_key(tmp_path)
+    assert (tmp_path / KEY_FILE).read_bytes() == b"short"
 
 
 @pytest.mark.parametrize(
@@ -174,13 +187,13 @@ def test_public_ids_are_per_tenant_and_map_back_only_within_scope(api: Api) -> N
     ],
 )
 def test_sources_are_file_names(source: str, document_id: str, shown: str, tmp_path: Path) -> None:
-    view = PublicView("t", tmp_path / "uploads")
+    view = PublicView.of(None, b"k" * 32, tmp_path / "uploads")
     assert view.source(source, document_id) == shown
 
 
 def test_messages_name_files_not_server_paths(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    view = PublicView.of(None, home / "uploads", home)
+    view = PublicView.of(None, b"k" * 32, home / "uploads", home)
     kept = home.resolve() / "uploads" / "t-1" / "c-2" / "policy.md"
     message = (
         f"cannot parse {kept}: bad header; see '{home.resolve()}/logs/x.log', {home.resolve()}"

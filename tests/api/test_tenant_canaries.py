@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 
 from corpus import TEST_GATE
 from ragkeel.api import create_app
-from ragkeel.api.public_ids import internal_id
+from ragkeel.api.public_ids import internal_id, load_key
 from ragkeel.api.uploads import UploadArea
 from ragkeel.container import Container
 from ragkeel.gateway.providers.scripted import ScriptedChatModel
@@ -227,7 +227,8 @@ def test_an_acl_change_is_seen_on_the_next_request(
 
     assert sees(alice) and not sees(bob)
     owner = AccessScope("team-a", all_principals=True)
-    internal = internal_id(container.store, owner, SHARED, ids[0])
+    key = load_key(container.settings.home)
+    internal = internal_id(container.store, key, owner, SHARED, ids[0])
     assert internal is not None
     assert container.store.set_principals(SHARED, internal, ["bob"], scope=owner)
     assert not sees(alice) and sees(bob)

@@ -81,8 +81,7 @@ def start_answer(
         k=k,
         scope=scope,
     )
-    view = PublicView.of(scope, state.container.uploads_dir, state.container.home)
-    source = _public(_traced(state.container, events, question, route), view)
+    source = _public(_traced(state.container, events, question, route), state.public_view(scope))
     pump: EventPump[StreamItem] = EventPump(source, name="ragkeel-answer")
     state.track(pump)
     return pump

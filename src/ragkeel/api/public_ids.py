@@ -9,10 +9,13 @@ live under ``$RAGKEEL_HOME/uploads/<tenant>/<collection>/``. The store, the pipe
 projects them at its edge, here, and nowhere else:
 
 - ``document_id`` (hits, citations, ``/v1/documents`` ids, upload reports, ``DELETE``):
-  ``doc_`` + 32 hex digits, the BLAKE2b digest of (tenant, internal id). Stable (the same
-  document keeps it across re-uploads, restarts and moves of ``RAGKEEL_HOME``... as long as
-  its internal id is unchanged), opaque, unique within a collection as the internal ids are (a
-  route's ``collection`` parameter says which collection), and different per tenant.
+  ``doc_`` + 32 hex digits, the BLAKE2b digest of (tenant, internal id) keyed with a secret
+  of the service (``$RAGKEEL_HOME/public-ids.key``, 32 random bytes made on first use, mode
+  0600). Keyed, so that nobody can confirm a guessed server path by hashing it; stable (the
+  same document keeps its id across re-uploads and restarts, as long as the key file and its
+  internal id stay: deleting the key changes every id, nothing else); opaque; unique within a
+  collection as the internal ids are (a route's ``collection`` parameter says which); and
+  different per tenant.
 - ``source``: the file's own name, never its directories: ``policy.md``; ``rows.csv#line-3``
   for one record of a multi-document file (``name#`` + the record's id); for a JSON text
   document (``POST /v1/documents`` with JSON) the ``id`` it was sent with.
@@ -32,22 +35,57 @@ them. Answers cite by number (``[1]``) and the prompt labels sources by title or
 from __future__ import annotations
 
 import hashlib
+import hmac
+import os
 import re
-from dataclasses import dataclass, replace
+import secrets
+import tempfile
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
+from ragkeel.errors import StorageError
 from ragkeel.generation.answer import Answer
 from ragkeel.storage.sqlite import SqliteDocumentStore
 from ragkeel.types import DEFAULT_TENANT, AccessScope, Citation, SearchHit, SearchResult
 
 PREFIX = "doc_"
 TEXT_DIR = "text"  # where the upload area keeps JSON text documents (``uploads.py``)
+KEY_FILE = "public-ids.key"
+KEY_BYTES = 32
 
 
-def public_id(tenant: str, document_id: str) -> str:
+def public_id(key: bytes, tenant: str, document_id: str) -> str:
     """The id clients see for ``tenant``'s document ``document_id`` (an internal id)."""
-    key = f"{tenant}\x00{document_id}".encode("utf-8", "surrogatepass")
-    return PREFIX + hashlib.blake2b(key, digest_size=16).hexdigest()
+    data = f"{tenant}\x00{document_id}".encode("utf-8", "surrogatepass")
+    return PREFIX + hashlib.blake2b(data, key=key, digest_size=16).hexdigest()
+
+
+def load_key(home: Path) -> bytes:
+    """The secret public ids are keyed with, ``home/public-ids.key``; made on first use (mode
+    0600; two processes making it at once agree on one). ``StorageError`` when it cannot be
+    read or made, or is damaged."""
+    path = home / KEY_FILE
+    try:
+        if not path.exists():
+            home.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".public-ids-", dir=home)  # mode 0600
+            try:
+                with os.fdopen(fd, "wb") as out:
+                    out.write(secrets.token_bytes(KEY_BYTES))
+                os.link(tmp, path)  # never replaces a key another process made meanwhile
+            except FileExistsError:
+                pass
+            finally:
+                Path(tmp).unlink(missing_ok=True)
+        key = path.read_bytes()
+    except OSError as exc:
+        raise StorageError(f"cannot read or make the public id key {path}: {exc}") from exc
+    if len(key) != KEY_BYTES:
+        raise StorageError(
+            f"the public id key {path} is damaged ({len(key)} bytes, not {KEY_BYTES})",
+            hint="restore it from a backup; deleting it gives every document a new id",
+        )
+    return key
 
 
 def file_name(source: str) -> str:
@@ -58,20 +96,23 @@ def file_name(source: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class PublicView:
-    """The projection for one caller: its tenant, and the server's upload area and home (the
-    paths that must never reach a client)."""
+    """The projection for one caller: its tenant, the id ``key``, and the server's upload
+    area and home (the paths that must never reach a client)."""
 
     tenant: str
+    key: bytes = field(repr=False)
     uploads: Path
     home: Path | None = None
 
     @classmethod
-    def of(cls, scope: AccessScope | None, uploads: Path, home: Path | None = None) -> PublicView:
+    def of(
+        cls, scope: AccessScope | None, key: bytes, uploads: Path, home: Path | None = None
+    ) -> PublicView:
         tenant = scope.tenant if scope is not None else DEFAULT_TENANT
-        return cls(tenant, uploads.resolve(), home.resolve() if home is not None else None)
+        return cls(tenant, key, uploads.resolve(), home.resolve() if home is not None else None)
 
     def id(self, document_id: str) -> str:
-        return public_id(self.tenant, document_id)
+        return public_id(self.key, self.tenant, document_id)
 
     def is_text_upload(self, source: str) -> bool:
         path = Path(source)
@@ -139,7 +180,7 @@ def _shown(path: str, root: Path, uploads: bool) -> str:
 
 
 def internal_id(
-    store: SqliteDocumentStore, scope: AccessScope, collection: str, document_id: str
+    store: SqliteDocumentStore, key: bytes, scope: AccessScope, collection: str, document_id: str
 ) -> str | None:
     """The internal id of the document clients call ``document_id`` in ``collection``, among
     those ``scope`` sees; ``None`` for an unknown, hidden or another tenant's id."""
@@ -147,6 +188,6 @@ def internal_id(
         return None
     for ids in store.documents_by_source(collection, scope=scope).values():
         for internal in ids:
-            if public_id(scope.tenant, internal) == document_id:
+            if hmac.compare_digest(public_id(key, scope.tenant, internal), document_id):
                 return internal
     return None

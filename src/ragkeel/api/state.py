@@ -13,12 +13,14 @@ from fastapi import Request
 from ragkeel.admission.gates import Admission, Admitted, estimate_tokens
 from ragkeel.api.admission import tenant_of
 from ragkeel.api.event_pump import EventPump
+from ragkeel.api.public_ids import PublicView, load_key
 from ragkeel.api.request_limits import Limits
 from ragkeel.container import Container
 from ragkeel.errors import RagkeelError, ShuttingDownError
 from ragkeel.gateway.providers.local import LocalChatModel
 from ragkeel.generation.answerer import Answerer
 from ragkeel.generation.policy import GenerationMode
+from ragkeel.types import AccessScope
 
 log = logging.getLogger("ragkeel.api")
 SHUTDOWN_WAIT_S = 5.0
@@ -38,10 +40,25 @@ class ApiState:
     auth_required: bool = False  # API keys checked (api.auth; ``auth.py``)
     _pumps: set[EventPump[Any]] = field(default_factory=set)
     _pumps_lock: threading.Lock = field(default_factory=threading.Lock)
+    _id_key: bytes | None = None
+    _id_key_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def answerer(self) -> Answerer:
         return self.answerer_override or self.container.answerer
+
+    @property
+    def id_key(self) -> bytes:
+        """The key of the public document ids (``public_ids.load_key``; read once)."""
+        with self._id_key_lock:
+            if self._id_key is None:
+                self._id_key = load_key(self.container.home)
+            return self._id_key
+
+    def public_view(self, scope: AccessScope | None) -> PublicView:
+        """How documents are named to the caller of ``scope`` (``public_ids.py``)."""
+        c = self.container
+        return PublicView.of(scope, self.id_key, c.uploads_dir, c.home)
 
     def admit(
         self,

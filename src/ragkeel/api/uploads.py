@@ -61,16 +61,8 @@ DEFAULT_OWNER = Owner()  # the default tenant, public: as with auth off
 
 
 class UploadArea:
-    """The kept files under ``root``; ``home`` (the server's home directory) is only named so
-    that reports can keep it out of what clients read (``public_ids.PublicView.scrub``)."""
-
-    def __init__(self, root: Path, home: Path | None = None) -> None:
+    def __init__(self, root: Path) -> None:
         self.root = root.resolve()
-        self.home = home.resolve() if home is not None else None
-
-    def view(self, tenant: str) -> PublicView:
-        """How ``tenant``'s documents are named to clients (``public_ids.py``)."""
-        return PublicView(tenant, self.root, self.home)
 
     def file_path(self, tenant: str, collection: str, filename: str) -> Path:
         return self._dir(tenant, collection) / safe_filename(filename)
@@ -166,9 +158,12 @@ def ingest_files(
     collection: str,
     files: Sequence[tuple[str, BinaryIO]],
     owner: Owner = DEFAULT_OWNER,
+    *,
+    view: PublicView,
 ) -> IngestOut:
     """Keep each ``(filename, data)`` in ``owner.tenant``'s upload area and ingest them in one
-    run (each document's ACL: ``owner.principals``)."""
+    run (each document's ACL: ``owner.principals``); the report names documents as ``view``
+    (the caller's) shows them."""
     targets: dict[Path, str] = {}
     for filename, _ in files:  # every name is checked before any file is kept
         path = area.file_path(owner.tenant, collection, filename)
@@ -183,7 +178,7 @@ def ingest_files(
     except BaseException:
         area.discard_unused(store, owner.tenant, collection, targets)
         raise
-    return _ingest(area, pipeline, store, collection, targets, owner)
+    return _ingest(area, pipeline, store, collection, targets, owner, view)
 
 
 def ingest_text(
@@ -193,6 +188,8 @@ def ingest_text(
     collection: str,
     doc: TextDocumentIn,
     owner: Owner = DEFAULT_OWNER,
+    *,
+    view: PublicView,
 ) -> IngestOut:
     document_id = doc.id or "text-" + hashlib.sha256(doc.text.encode("utf-8")).hexdigest()[:16]
     record = {
@@ -204,7 +201,7 @@ def ingest_text(
     path = area.text_path(owner.tenant, collection, document_id)
     payload = json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n"
     area.save(path, io.BytesIO(payload))
-    return _ingest(area, pipeline, store, collection, {path: document_id}, owner)
+    return _ingest(area, pipeline, store, collection, {path: document_id}, owner, view)
 
 
 def _ingest(
@@ -214,6 +211,7 @@ def _ingest(
     collection: str,
     targets: dict[Path, str],
     owner: Owner,
+    view: PublicView,
 ) -> IngestOut:
     try:
         report = pipeline.ingest(
@@ -226,7 +224,6 @@ def _ingest(
         area.discard_unused(store, owner.tenant, collection, targets)
     by_source = store.documents_by_source(collection, scope=_whole(owner.tenant))
     names = {str(p): name for p, name in targets.items()}
-    view = area.view(owner.tenant)
     files = [
         FileReportOut.of(
             f,

@@ -5,6 +5,7 @@ answer is its per-file report. Writes are serialised by one lock (SQLite has one
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO
 
@@ -67,7 +68,7 @@ _BODY_DOC: dict[str, Any] = {
 
 
 def upload_area(state: ApiState) -> UploadArea:
-    return UploadArea(state.container.uploads_dir, state.container.home)
+    return UploadArea(state.container.uploads_dir)
 
 
 @router.post(
@@ -101,15 +102,17 @@ async def add_documents(
             name = collection or _field(form.get("collection")) or DEFAULT_COLLECTION
             files: list[tuple[str, BinaryIO]] = [(u.filename or "", u.file) for u in uploads]
             owner = _owner(scope, [v for v in form.getlist("principals") if isinstance(v, str)])
+            ingest = partial(ingest_files, view=state.public_view(scope))
             report = await run_in_threadpool(
-                _locked, state, ingest_files, area, c.pipeline, c.store, name, files, owner
+                _locked, state, ingest, area, c.pipeline, c.store, name, files, owner
             )
     elif kind in ("application/json", ""):
         doc = _text_document(await request.body())
         name = collection or doc.collection or DEFAULT_COLLECTION
         owner = _owner(scope, doc.principals)
+        ingest = partial(ingest_text, view=state.public_view(scope))
         report = await run_in_threadpool(
-            _locked, state, ingest_text, area, c.pipeline, c.store, name, doc, owner
+            _locked, state, ingest, area, c.pipeline, c.store, name, doc, owner
         )
     else:
         raise UnsupportedMediaTypeError(
@@ -177,7 +180,7 @@ async def list_documents(
 def _list(
     state: ApiState, scope: AccessScope, collection: str, offset: int, limit: int
 ) -> DocumentListOut:
-    store, view = state.container.store, upload_area(state).view(scope.tenant)
+    store, view = state.container.store, state.public_view(scope)
     triples = sorted(
         (view.id(doc_id), doc_id, source)
         for source, ids in store.documents_by_source(collection, scope=scope).items()
@@ -224,7 +227,7 @@ async def delete_document(
 def _delete(state: ApiState, scope: AccessScope, collection: str, document_id: str) -> DeletedOut:
     store = state.container.store
     with state.write_lock:
-        internal = internal_id(store, scope, collection, document_id)
+        internal = internal_id(store, state.id_key, scope, collection, document_id)
         info = store.document_info(collection, internal, scope=scope) if internal else None
         if internal is None or info is None:
             raise NotFoundError(

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Depends, Query
 from starlette.concurrency import run_in_threadpool
 
 from ragkeel.api.auth import caller_scope, require
-from ragkeel.api.public_ids import PublicView
 from ragkeel.api.schemas import SearchModeIn, SearchOut
 from ragkeel.api.state import ApiState, get_state
 from ragkeel.storage.filters import Filter
@@ -40,5 +39,4 @@ async def search(
         flt=flt,
         scope=scope,
     )
-    view = PublicView.of(scope, container.uploads_dir, container.home)
-    return SearchOut.from_result(view.result(result))
+    return SearchOut.from_result(state.public_view(scope).result(result))
