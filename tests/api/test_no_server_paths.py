@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 
 from corpus import COLLECTION, ON_TOPIC
 from ragkeel.api.public_ids import KEY_FILE, PublicView, internal_id, load_key, public_id
-from ragkeel.errors import StorageError
+from ragkeel.errors import ReadError, StorageError
 from ragkeel.types import AccessScope
 
 from .conftest import Api
@@ -199,3 +199,19 @@ def test_messages_name_files_not_server_paths(tmp_path: Path) -> None:
         f"cannot parse {kept}: bad header; see '{home.resolve()}/logs/x.log', {home.resolve()}"
     )
     assert view.scrub(message) == "cannot parse policy.md: bad header; see '[server]', [server]"
+
+
+def test_problem_details_name_no_server_path(api: Api) -> None:
+    """Whatever an error's message says, its problem+json names no path under the home."""
+    home = api.container.settings.home.resolve()
+    kept = home / "uploads" / "default-1" / "up-2" / "policy.md"
+
+    @api.app.get("/test-only/broken")
+    def broken() -> None:
+        raise ReadError(f"cannot read {kept}: permission denied; see {home}/logs/ingest.log")
+
+    with TestClient(api.app) as client:
+        r = client.get("/test-only/broken")
+    assert r.status_code == 422 and r.json()["code"] == "READ_ERROR", r.text
+    assert r.json()["detail"] == "cannot read policy.md: permission denied; see [server]"
+    assert str(home) not in r.text

@@ -42,7 +42,9 @@ What clients read of a failure *behind* the service (a model provider, a model f
 the embedder) is a fixed sentence per code (``client_message``): those errors' messages name
 internal URLs, hosts and paths. The full message stays in the trace and the log. Other messages
 (the client's own errors, budgets) are sent as they are, with URLs and IP addresses redacted.
-This covers problem details, ``degraded_detail`` and the error events of answer streams.
+This covers problem details, ``degraded_detail`` and the error events of answer streams. A
+problem's ``detail`` also has the server's home and upload area paths replaced (an uploaded
+file by its name, anything else by ``[server]``; ``public_ids.scrub_paths``).
 
 An error that carries ``retry_after_s`` gets a ``Retry-After`` header in whole seconds, rounded
 up (at least 1). BUDGET_EXCEEDED is 402, not 429: the request *as asked* does not fit, so
@@ -67,6 +69,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 
+from ragkeel.api.public_ids import scrub_paths
 from ragkeel.errors import (
     ApiError,
     BodyNotUtf8Error,
@@ -228,11 +231,19 @@ async def _ragkeel_error(request: Request, exc: Exception) -> JSONResponse:
     return problem(
         status,
         exc.code,
-        client_message(exc.code, exc.message),
+        _without_paths(request, client_message(exc.code, exc.message)),
         instance=request.url.path,
         extra=extra,
         headers=error_headers(exc),
     )
+
+
+def _without_paths(request: Request, detail: str) -> str:
+    """``detail`` with the server's home and upload area paths replaced (``scrub_paths``)."""
+    container = getattr(getattr(request.app.state, "ragkeel", None), "container", None)
+    if container is None:
+        return detail
+    return scrub_paths(detail, container.uploads_dir, container.home)
 
 
 def error_headers(exc: RagkeelError) -> dict[str, str] | None:

@@ -26,8 +26,8 @@ one that does not exist are the same 404, so ids cannot be probed. The lookup ha
 ids of that listing (one pass; the deletion route is the only caller).
 
 Messages about an uploaded file (an ingest error, a record's error) name the file as
-``source`` does: ``scrub`` replaces the upload area's paths and the server's home directory in
-them. Answers cite by number (``[1]``) and the prompt labels sources by title or file name
+``source`` does: ``scrub_paths`` replaces the upload area's paths and the server's home
+directory in them; ``api/problems.py`` passes every problem's ``detail`` through it as well. Answers cite by number (``[1]``) and the prompt labels sources by title or file name
 (``generation/context.py``), so answer text carries no paths of its own; the chat's
 "Sources:" footer uses the same names as ``source``.
 """
@@ -155,13 +155,19 @@ class PublicView:
         )
 
     def scrub(self, text: str) -> str:
-        """``text`` with the server's paths replaced: one in the upload area by the file's
-        name (``/home/x/.ragkeel/uploads/t/c/policy.md`` -> ``policy.md``), any other under
-        the home directory by ``[server]``."""
-        for root, uploads in ((self.uploads, True), (self.home, False)):
-            if root is not None:
-                text = _replace_paths(text, root, uploads)
-        return text
+        return scrub_paths(text, self.uploads, self.home)
+
+
+def scrub_paths(text: str, uploads: Path, home: Path | None) -> str:
+    """``text`` with the server's paths replaced: one in the upload area by the file's name
+    (``/home/x/.ragkeel/uploads/t/c/policy.md`` -> ``policy.md``), any other under the home
+    directory by ``[server]`` (each as given and as resolved)."""
+    for root, in_uploads in ((uploads, True), (home, False)):
+        if root is None:
+            continue
+        for form in dict.fromkeys((root, root.resolve())):
+            text = _replace_paths(text, form, in_uploads)
+    return text
 
 
 _PATH_REST = r"[^\s'\"`:,;)\]}>]*"  # a path in a message ends at a quote, a space, ":"...
