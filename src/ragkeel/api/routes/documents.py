@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any, BinaryIO
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
@@ -213,7 +214,9 @@ def _list(
     dependencies=[Depends(require("admin"))],
 )
 async def delete_document(
-    document_id: str,
+    document_id: Annotated[
+        str, PathParam(description="the document's public id (doc_..., as listed)")
+    ],
     state: Annotated[ApiState, Depends(get_state)],
     scope: Annotated[AccessScope, Depends(caller_scope)],
     collection: Collection = DEFAULT_COLLECTION,
