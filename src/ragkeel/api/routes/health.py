@@ -43,9 +43,7 @@ async def healthz() -> dict[str, str]:
     dependencies=[Depends(require(PUBLIC))],
     responses={503: {"description": "the store cannot be opened, or the answer path is wedged"}},
 )
-async def readyz(
-    request: Request, state: Annotated[ApiState, Depends(get_state)]
-) -> JSONResponse:
+async def readyz(request: Request, state: Annotated[ApiState, Depends(get_state)]) -> JSONResponse:
     """Readiness: 200 when questions can be answered (perhaps degraded), else 503; the details
     only to an admin key or with auth off."""
     store = await run_in_threadpool(_store_status, state)
