@@ -43,13 +43,14 @@ from ragkeel.admission.stream_limits import StreamLimiter
 from ragkeel.admission.tenant_limits import TenantLimiter, TenantLimits
 from ragkeel.embeddings import build_embedder
 from ragkeel.embeddings.base import Embedder
+from ragkeel.errors import ConfigError
 from ragkeel.gateway.base import ChatModel
 from ragkeel.gateway.pricing import Price, PriceTable
 from ragkeel.gateway.providers.local import LocalChatModel
 from ragkeel.gateway.stack import GatewayStack, build_gateway
 from ragkeel.generation.answerer import Answerer
 from ragkeel.generation.policy import AnswerPolicy
-from ragkeel.generation.safety import OutputGuard, new_canary
+from ragkeel.generation.safety import OutputGuard, mask_canaries, new_canary
 from ragkeel.identity.edge import EdgePolicy
 from ragkeel.identity.keys import SqliteKeyStore
 from ragkeel.ingestion.chunking import Chunker
@@ -58,6 +59,7 @@ from ragkeel.ingestion.pipeline import IngestionPipeline
 from ragkeel.models.gguf import get_model
 from ragkeel.observability.cost_ledger import SqliteCostLedger
 from ragkeel.observability.trace_store import NullTraceStore, SqliteTraceStore, TraceStore
+from ragkeel.observability.tracing import NullTracer, Tracer
 from ragkeel.retrieval.hybrid import HybridRetriever, Mode
 from ragkeel.settings import DeploymentSettings, Settings, load_settings
 from ragkeel.storage.sqlite import SqliteDocumentStore
@@ -347,6 +349,22 @@ class Container:
         )
 
     @cached_property
+    def tracer(self) -> Tracer:
+        """OpenTelemetry spans over OTLP/HTTP (``observability.otlp``; ``observability/otel.py``),
+        or the no-op tracer when no endpoint is set: then the SDK is never imported."""
+        otlp = self.settings.observability.otlp
+        if otlp.endpoint is None:
+            return NullTracer()
+        try:
+            from ragkeel.observability.otel import OtelTracer
+        except ImportError as exc:
+            raise ConfigError(
+                "observability.otlp.endpoint is set but the OpenTelemetry SDK is not installed",
+                hint="pip install 'ragkeel[otel]', or unset observability.otlp.endpoint",
+            ) from exc
+        return OtelTracer(otlp, scrub=mask_canaries)  # no system-prompt canary on a span
+
+    @cached_property
     def keys(self) -> SqliteKeyStore:
         """The API keys (``$RAGKEEL_HOME/keys.db`` or ``api.keys_path``; the file is opened on
         first use, so a server with auth off never creates it)."""
@@ -372,3 +390,5 @@ class Container:
             self.retriever.close()
         if "store" in self.__dict__:
             self.store.close()
+        if "tracer" in self.__dict__:  # last: flushes the spans of everything closed above
+            self.tracer.close()

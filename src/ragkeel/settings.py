@@ -286,10 +286,32 @@ class ApiLimitSettings(_Section):
     max_streams_per_tenant: int = Field(default=4, ge=1, le=10_000)
 
 
+class OtlpSettings(_Section):
+    """``observability.otlp``: OpenTelemetry spans exported over OTLP/HTTP (``observability/
+    otel.py``; needs the ``otel`` extra). No endpoint: off, and the SDK is never imported."""
+
+    # the collector's traces URL, e.g. http://127.0.0.1:6006/v1/traces (Phoenix); None: off
+    endpoint: str | None = None
+    headers: dict[str, SecretStr] = Field(default_factory=dict)  # e.g. Authorization (masked)
+    sample_ratio: float = Field(default=1.0, ge=0, le=1)  # share of new traces kept
+    service_name: str = Field(default="ragkeel", min_length=1)  # also Phoenix's project name
+    timeout_s: float = Field(default=10.0, gt=0, le=300)  # one export, retries included
+    max_queue_size: int = Field(default=2048, ge=1, le=1_000_000)  # spans; full: dropped
+    capture_content: bool = True  # question, documents, prompt and answer texts on spans
+
+    @field_validator("endpoint", mode="after")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("the OTLP endpoint is an http:// or https:// URL (.../v1/traces)")
+        return value
+
+
 class ObservabilitySettings(_Section):
     enabled: bool = True  # record a trace for every ask / query / chat request
     trace_store: Path | None = None  # default: $RAGKEEL_HOME/traces.db
     keep_prompt_text: bool = True  # False: keep only the prompt's sha256 and size
+    otlp: OtlpSettings = Field(default_factory=OtlpSettings)  # OpenTelemetry export (issue 12)
 
 
 class ServerSettings(_Section):

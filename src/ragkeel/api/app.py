@@ -7,7 +7,8 @@ when ``api.docs`` (``auto``: when auth is off). Middleware, outermost first: COR
 configured; it answers preflights), ``AuthMiddleware`` (401 before any body is read),
 ``CrossOriginMiddleware``, ``LoadSheddingMiddleware``, ``BodyLimitMiddleware``; between CORS and
 auth, ``RequestContextMiddleware`` (``request_context.py``: the request's trace id for its log
-lines and trace, returned as ``X-Trace-Id``).
+lines and trace, returned as ``X-Trace-Id``), then ``TraceContextMiddleware``
+(``trace_context.py``: the request's OpenTelemetry root span, when ``observability.otlp`` is on).
 
 The lifespan opens what requests share (store, retriever, pipeline, trace store) before the
 first request, optionally loads the chat model in the background (``preload_model``: ``serve``
@@ -42,6 +43,7 @@ from ragkeel.api.request_context import RequestContextMiddleware
 from ragkeel.api.request_limits import BodyLimitMiddleware, Limits
 from ragkeel.api.routes import ROUTERS
 from ragkeel.api.state import ApiState
+from ragkeel.api.trace_context import TraceContextMiddleware
 from ragkeel.api.uploads import UploadArea
 from ragkeel.container import Container
 from ragkeel.errors import RagkeelError
@@ -105,6 +107,7 @@ def create_app(
     app.add_middleware(LoadSheddingMiddleware)  # shed before routing and body parsing
     app.add_middleware(CrossOriginMiddleware, allowed_origins=edge.cors_origins)
     app.add_middleware(AuthMiddleware, public_paths=public)  # no slot, no body for a stranger
+    app.add_middleware(TraceContextMiddleware)  # the root span, in the request's context (issue 12)
     app.add_middleware(RequestContextMiddleware)  # the trace id, before auth can log or refuse
     if edge.cors_origins:  # added last = runs first: it answers the preflights
         app.add_middleware(
@@ -124,7 +127,7 @@ def _open(state: ApiState) -> None:
     is logged, not fatal: ``/readyz`` reports it."""
     c = state.container
     try:
-        for component in ("store", "retriever", "pipeline", "traces"):
+        for component in ("store", "retriever", "pipeline", "traces", "tracer"):
             getattr(c, component)
         removed = UploadArea(c.uploads_dir).remove_orphans(c.store)
         if removed:

@@ -8,6 +8,7 @@ import logging
 from ragkeel.container import Container
 from ragkeel.generation.answer import Answer
 from ragkeel.generation.tracing import trace_from_answer, trace_from_error
+from ragkeel.observability import genai
 
 log = logging.getLogger("ragkeel.api")
 
@@ -31,6 +32,7 @@ def record_trace(
         else:
             failure = error or RuntimeError("unknown failure")
             trace = trace_from_error(question, failure, route=route, latency_ms=latency_ms)
+        genai.annotate_request(trace)  # the request's root span, when traced
         return container.traces.record(trace)
     except Exception:  # the store never raises; this guards building the trace
         log.warning("could not record the trace of a %s request", route, exc_info=True)

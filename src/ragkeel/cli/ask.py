@@ -19,7 +19,7 @@ from ragkeel.errors import RagkeelError
 from ragkeel.generation.answer import Answer, DoneEvent, ErrorEvent, TokenEvent
 from ragkeel.generation.policy import Budget
 from ragkeel.generation.tracing import trace_from_answer, trace_from_error
-from ragkeel.observability import names
+from ragkeel.observability import genai, names, tracing
 from ragkeel.observability.context import request_context
 from ragkeel.observability.names import ROUTE_CLI_ASK
 from ragkeel.types import AccessScope
@@ -59,9 +59,11 @@ def ask_command(
     loaded = Container.load(generation=overrides) if overrides else Container.load()
     with loaded as container, request_context(ROUTE_CLI_ASK, tenant=tenant):
         budget = Budget(tenant, max_cost, max_tokens)
-        answer, streamed, trace_id = _traced_run(
-            container, question, collection, stream and not as_json, budget, scope
-        )
+        attrs = genai.root_attributes(ROUTE_CLI_ASK)
+        with tracing.request(container.tracer, names.SPAN_CLI_ASK, attrs):  # when traced
+            answer, streamed, trace_id = _traced_run(
+                container, question, collection, stream and not as_json, budget, scope
+            )
     if as_json:
         data = {**answer_to_dict(answer), "trace_id": trace_id}
         typer.echo(json.dumps(data, indent=2, default=str))
@@ -84,11 +86,13 @@ def _traced_run(
     except Exception as exc:
         ms = (time.perf_counter() - start) * 1000
         failed = trace_from_error(question, exc, route=ROUTE_CLI_ASK, latency_ms=ms)
+        genai.annotate_request(failed)
         if container.traces.record(failed) is not None:
             print(f"trace {failed.id}", file=sys.stderr)
         raise
     keep = container.keep_prompt_text
     trace = trace_from_answer(answer, route=ROUTE_CLI_ASK, keep_prompt_text=keep)
+    genai.annotate_request(trace)
     return answer, streamed, container.traces.record(trace)
 
 

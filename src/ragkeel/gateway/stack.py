@@ -50,6 +50,7 @@ from ragkeel.gateway.providers.anthropic import AnthropicChatModel
 from ragkeel.gateway.providers.openai_compat import OpenAICompatChatModel
 from ragkeel.gateway.retry import RetryBudget, RetryingChatModel, RetryPolicy
 from ragkeel.gateway.router import DEFAULT_MULTI_PART_MARKERS, RouterChatModel, RoutingRules
+from ragkeel.observability import names
 from ragkeel.settings import DeploymentSettings, GatewaySettings
 
 OPENAI_URL = "https://api.openai.com/v1"
@@ -120,7 +121,12 @@ def build_gateway(
         client = provider(d)
         closers.append(client.close)
         metered = MeteredChatModel(
-            client, deployment=d.name, price=prices.price(d.model), clock=clock
+            client,
+            deployment=d.name,
+            price=prices.price(d.model),
+            clock=clock,
+            model=d.model,
+            provider=names.PROVIDER_NAMES[d.provider],
         )
         breakers[d.name] = CircuitBreakerChatModel(
             metered, deployment=d.name, policy=_breaker_policy(g), store=store, clock=clock

@@ -69,6 +69,7 @@ from ragkeel.generation.steps import (
     verify,
 )
 from ragkeel.generation.templates import REFUSAL_PHRASE, load_template
+from ragkeel.generation.tracing import record_stage_spans
 from ragkeel.generation.ungrounded import apply_policy
 from ragkeel.observability import names
 from ragkeel.retrieval.hybrid import HybridRetriever
@@ -289,6 +290,7 @@ class _Flow:
             cost=cost,
             latency_ms=self.timer.done(),
         )
+        record_stage_spans(answer, self.timer.wall_ns)  # when traced (generation/tracing.py)
         for citation in answer.citations:
             yield CitationEvent(citation)
         yield DoneEvent(answer)

@@ -68,6 +68,7 @@ class Timer:
     """The stage laps of one answer (``latency_ms``), in milliseconds."""
 
     start: float = field(default_factory=time.perf_counter)
+    wall_ns: int = field(default_factory=time.time_ns)  # the start, in Unix ns (for spans)
     last: float = 0.0
     ms: dict[str, float] = field(default_factory=dict)
 

@@ -1,8 +1,13 @@
-"""An ``Answer`` (or a failure) as a ``Trace`` for the trace store.
+"""An ``Answer`` (or a failure) as a ``Trace`` for the trace store, and its stages as spans.
 
 Outcome: ``error`` when the request failed; ``cannot_answer`` when the answer is the refusal
 (the gate said no, nothing fit the context, or the model refused), even if it was degraded on
 the way; ``degraded`` when a model failure turned it extractive; else ``answered``.
+
+``record_stage_spans``: the retrieval (with the query's embedding) and the gate/pack stage of a
+finished answer as spans under the current one, placed by the stage timings the answer flow
+measured (``observability/genai.py`` draws the tree; the model calls are live spans of the
+gateway's). Nothing when the request is not traced.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from ragkeel.errors import RagkeelError
 from ragkeel.gateway.base import ChatMessage
 from ragkeel.generation.answer import Answer
 from ragkeel.generation.safety import mask_canaries
-from ragkeel.observability import names
+from ragkeel.observability import genai, names, tracing
 from ragkeel.observability.trace import (
     Outcome,
     PromptRecord,
@@ -82,3 +87,30 @@ def _prompt(answer: Answer, keep_text: bool) -> PromptRecord | None:
     text = mask_canaries(render_prompt(answer.prompt))  # the stored text, and what is hashed
     tokens = answer.usage.prompt_tokens or RegexTokenCounter().count(text)
     return PromptRecord.of(text, tokens=tokens, keep_text=keep_text)
+
+
+def record_stage_spans(answer: Answer, started_ns: int) -> None:
+    """``answer``'s stages as finished spans; ``started_ns``: when its flow started (Unix ns)."""
+    span = tracing.current()
+    if not span.recording:
+        return
+    content, ms = span.capture_content, answer.latency_ms
+
+    def at(offset_ms: float) -> int:
+        return started_ns + int(offset_ms * 1_000_000)
+
+    retrieved = ms.get(names.STAGE_RETRIEVE, 0.0)
+    attrs = genai.retrieval_attributes(answer.question, answer.hits, content=content)
+    retrieval = span.record(names.span_of(names.STAGE_RETRIEVE), started_ns, at(retrieved), attrs)
+    if names.STAGE_EMBED in ms:
+        attrs = genai.embedding_attributes(answer.question, content=content)
+        end = at(ms[names.STAGE_EMBED])
+        retrieval.record(names.span_of(names.STAGE_EMBED), started_ns, end, attrs)
+    attrs = genai.pack_attributes(
+        answer.gate, answer.template_version, answer.usage.prompt_tokens or None
+    )
+    if names.STAGE_PACK in ms:  # the gate's decision and the packing that followed it
+        end = at(retrieved + ms[names.STAGE_PACK])
+        span.record(names.span_of(names.STAGE_PACK), at(retrieved), end, attrs)
+    else:  # refused at the gate: nothing was packed
+        span.record(names.SPAN_GATE, at(retrieved), at(retrieved), attrs)

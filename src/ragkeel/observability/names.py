@@ -20,9 +20,53 @@ GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
 GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
 GEN_AI_INPUT_MESSAGES: Final = "gen_ai.input.messages"
 GEN_AI_OUTPUT_MESSAGES: Final = "gen_ai.output.messages"
+GEN_AI_RESPONSE_MODEL: Final = "gen_ai.response.model"
+GEN_AI_RESPONSE_FINISH_REASONS: Final = "gen_ai.response.finish_reasons"  # string array
+GEN_AI_REQUEST_MAX_TOKENS: Final = "gen_ai.request.max_tokens"
+GEN_AI_REQUEST_TEMPERATURE: Final = "gen_ai.request.temperature"
 ERROR_TYPE: Final = "error.type"  # our stable error code (RagkeelError.code)
+HTTP_REQUEST_METHOD: Final = "http.request.method"
+HTTP_RESPONSE_STATUS_CODE: Final = "http.response.status_code"
+HTTP_ROUTE: Final = "http.route"
+URL_PATH: Final = "url.path"
+SERVICE_NAME: Final = "service.name"  # resource attribute
 
 OPERATION_CHAT: Final = "chat"  # the value of gen_ai.operation.name for a model call
+# gen_ai.provider.name (semconv 1.37+; it replaced gen_ai.system) for ``DeploymentSettings.
+# provider`` values; the local GGUF model is not in the well-known list, so it is named here
+PROVIDER_NAMES: Final = {"openai": "openai", "anthropic": "anthropic"}
+PROVIDER_LOCAL: Final = "ragkeel.local"
+
+# -- OpenInference (what Arize Phoenix reads: github.com/Arize-ai/openinference, spec/) ----------
+OI_SPAN_KIND: Final = "openinference.span.kind"
+OI_PROJECT_NAME: Final = "openinference.project.name"  # resource attribute: Phoenix's project
+KIND_CHAIN: Final = "CHAIN"  # the request, the gate/pack step
+KIND_RETRIEVER: Final = "RETRIEVER"
+KIND_EMBEDDING: Final = "EMBEDDING"
+KIND_LLM: Final = "LLM"
+INPUT_VALUE: Final = "input.value"
+INPUT_MIME_TYPE: Final = "input.mime_type"
+OUTPUT_VALUE: Final = "output.value"
+OUTPUT_MIME_TYPE: Final = "output.mime_type"
+LLM_MODEL_NAME: Final = "llm.model_name"
+LLM_PROVIDER: Final = "llm.provider"
+LLM_INVOCATION_PARAMETERS: Final = "llm.invocation_parameters"  # JSON
+LLM_TOKEN_COUNT_PROMPT: Final = "llm.token_count.prompt"
+LLM_TOKEN_COUNT_COMPLETION: Final = "llm.token_count.completion"
+LLM_TOKEN_COUNT_TOTAL: Final = "llm.token_count.total"
+LLM_INPUT_MESSAGES: Final = "llm.input_messages"  # .{i}.message.role / .content
+LLM_OUTPUT_MESSAGES: Final = "llm.output_messages"
+MESSAGE_ROLE: Final = "message.role"
+MESSAGE_CONTENT: Final = "message.content"
+RETRIEVAL_DOCUMENTS: Final = "retrieval.documents"  # .{i}.document.id / .score / .content
+DOCUMENT_ID: Final = "document.id"
+DOCUMENT_SCORE: Final = "document.score"
+DOCUMENT_CONTENT: Final = "document.content"
+DOCUMENT_METADATA: Final = "document.metadata"  # JSON
+EMBEDDING_MODEL_NAME: Final = "embedding.model_name"
+EMBEDDING_TEXT: Final = "embedding.embeddings.0.embedding.text"  # the query (one text)
+SESSION_ID: Final = "session.id"
+USER_ID: Final = "user.id"
 
 # -- ragkeel: the request ----------------------------------------------------------------------
 ROUTE: Final = "ragkeel.route"
@@ -42,6 +86,14 @@ GATEWAY_SERVED_BY: Final = "ragkeel.gateway.served_by"  # the deployment (or run
 GATEWAY_RUNG: Final = "ragkeel.gateway.rung"  # 0 = first choice; see Answer.rung
 GATEWAY_ATTEMPTS: Final = "ragkeel.gateway.attempts"
 LATENCY_TOTAL_MS: Final = "ragkeel.latency.total_ms"
+EVAL_CASE_ID: Final = "ragkeel.eval.case_id"  # an evaluation case's root span
+TRACE_ID: Final = "ragkeel.trace.id"  # the trace store's id (``ragkeel trace ID``)
+GATEWAY_DEPLOYMENT: Final = "ragkeel.gateway.deployment"  # the deployment an attempt went to
+GATEWAY_OUTCOME: Final = "ragkeel.gateway.outcome"  # an attempt's: ok, error, interrupted
+GATEWAY_DECISIONS: Final = "ragkeel.gateway.decisions"  # "policy: reason" strings, in order
+GATEWAY_DECISION_EVENT: Final = "ragkeel.gateway.decision"  # a span event per decision
+DECISION_POLICY: Final = "ragkeel.decision.policy"
+DECISION_REASON: Final = "ragkeel.decision.reason"
 
 # -- ragkeel: retrieval and the gate -----------------------------------------------------------
 RETRIEVAL_HITS: Final = "ragkeel.retrieval.hits"
@@ -53,13 +105,20 @@ GATE_TOP_KEYWORD: Final = "ragkeel.gate.top_keyword"
 GATE_DENSE_THRESHOLD: Final = "ragkeel.gate.dense_threshold"
 GATE_KEYWORD_THRESHOLD: Final = "ragkeel.gate.keyword_threshold"
 
+# -- OpenTelemetry span names: ``ragkeel.<stage>`` for the answer flow's stages ------------------
+SPAN_GATE: Final = "ragkeel.gate"  # a refusal's gate decision (no pack stage followed)
+SPAN_ATTEMPT: Final = "chat"  # GenAI: "{gen_ai.operation.name} {gen_ai.request.model}"
+SPAN_CLI_ASK: Final = "ragkeel ask"
+SPAN_EVAL_CASE: Final = "ragkeel eval case"
+TRACEPARENT: Final = "traceparent"  # the W3C Trace Context header, in and out
+
 # -- routes (the entry point a trace was recorded by) -----------------------------------------
 ROUTE_CLI_ASK: Final = "cli.ask"
 ROUTE_API_QUERY: Final = "api.query"
 ROUTE_API_CHAT: Final = "api.chat"
 ROUTE_EVAL_RUN: Final = "eval.run"
 
-# -- stages: keys of a trace's latency map (milliseconds); as spans: ``ragkeel.<stage>`` -----
+# -- stages: keys of a trace's latency map (milliseconds); as spans: ``span_of(stage)`` ------
 STAGE_EMBED: Final = "embed"
 STAGE_KEYWORD: Final = "keyword"
 STAGE_DENSE: Final = "dense"
@@ -93,3 +152,8 @@ STAGES: Final = (
     STAGE_GENERATE,
     STAGE_TOTAL,
 )
+
+
+def span_of(stage: str) -> str:
+    """The OpenTelemetry span name of a stage of the answer flow: ``ragkeel.<stage>``."""
+    return f"ragkeel.{stage}"

@@ -50,6 +50,7 @@ class FaultServer:
         self._lock = threading.Lock()
         self.stopping = threading.Event()
         self._requests = 0
+        self.traceparents: list[str | None] = []  # each chat request's, in arrival order
         self._outcomes: Counter[str] = Counter()
         self._streams = 0
         self._in_flight = 0
@@ -148,9 +149,11 @@ class FaultServer:
 
     # -- bookkeeping, called by the handler -----------------------------------------------
 
-    def begin(self) -> tuple[FaultSettings, str | None]:
-        """A request arrived: count it and draw its fault (``None``: answer normally)."""
+    def begin(self, traceparent: str | None = None) -> tuple[FaultSettings, str | None]:
+        """A request arrived: count it, keep its W3C ``traceparent`` header (``traceparents``)
+        and draw its fault (``None``: answer normally)."""
         with self._lock:
+            self.traceparents.append(traceparent)
             self._requests += 1
             self._in_flight += 1
             settings = self._settings

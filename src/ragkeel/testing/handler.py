@@ -33,7 +33,7 @@ class FaultOwner(Protocol):
     @property
     def stopping(self) -> threading.Event: ...
 
-    def begin(self) -> tuple[FaultSettings, str | None]: ...
+    def begin(self, traceparent: str | None = None) -> tuple[FaultSettings, str | None]: ...
 
     def end(self, outcome: str) -> None: ...
 
@@ -103,7 +103,7 @@ class FaultHandler(BaseHTTPRequestHandler):
         if not self.path.rstrip("/").endswith("/chat/completions"):
             self._send_json(404, {"error": {"message": f"no route {self.path}"}})
             return
-        settings, fault = owner.begin()
+        settings, fault = owner.begin(self.headers.get("traceparent"))
         self._open = True
         outcome = "client_gone"
         try:

@@ -58,9 +58,11 @@ from ragkeel.gateway.base import ChatModel
 from ragkeel.generation.answerer import Answerer
 from ragkeel.generation.tracing import trace_from_answer, trace_from_error
 from ragkeel.ingestion.pipeline import IngestionPipeline
-from ragkeel.observability import names
+from ragkeel.observability import genai, names, tracing
 from ragkeel.observability.context import request_context
+from ragkeel.observability.trace import Trace
 from ragkeel.observability.trace_store import TraceStore
+from ragkeel.observability.tracing import Tracer
 from ragkeel.settings import Settings
 
 ROUTE_EVAL = names.ROUTE_EVAL_RUN  # trace route of every answer an evaluation asks for
@@ -80,6 +82,8 @@ class EvalStack(Protocol):
     def answerer(self) -> Answerer: ...
     @property
     def traces(self) -> TraceStore: ...
+    @property
+    def tracer(self) -> Tracer: ...
     @property
     def chat_model(self) -> ChatModel | None: ...
     def close(self) -> None: ...
@@ -187,14 +191,14 @@ def _ask_all(
 ) -> list[Row | None]:
     """Every job's row in job order; ``None`` for a job not started (past the deadline)."""
     answerer, traces = stack.answerer, stack.traces  # built here, not racing in the workers
-    keep_prompt = stack.keep_prompt_text
+    keep_prompt, tracer = stack.keep_prompt_text, stack.tracer
     stop = threading.Event()
 
     def work(job: _Job) -> Row | None:
         if stop.is_set() or time.monotonic() > deadline:
             stop.set()
             return None
-        return _run_case(answerer, traces, job, config.k, judge, keep_prompt)
+        return _run_case(answerer, traces, job, config.k, judge, keep_prompt, tracer)
 
     rows: list[Row | None] = [None] * len(jobs)
     report("ask", 0, len(jobs))
@@ -210,6 +214,12 @@ def _ask_all(
     return rows
 
 
+def _record(traces: TraceStore, trace: Trace) -> str | None:
+    """The case's trace on its span (when traced) and in the store."""
+    genai.annotate_request(trace)
+    return traces.record(trace)
+
+
 def _run_case(
     answerer: Answerer,
     traces: TraceStore,
@@ -217,9 +227,14 @@ def _run_case(
     k: int,
     judge: JudgeFn | None,
     keep_prompt: bool,
+    tracer: Tracer,
 ) -> Row:
     """One case as a row; never raises (a failure becomes the row's ``error``)."""
-    with request_context(ROUTE_EVAL):  # the case's log lines carry its trace's id
+    attrs = {**genai.root_attributes(ROUTE_EVAL), names.EVAL_CASE_ID: job.case.id}
+    with (
+        request_context(ROUTE_EVAL),  # the case's log lines carry its trace's id
+        tracing.request(tracer, names.SPAN_EVAL_CASE, attrs),  # its root span, when traced
+    ):
         return _run_case_in_context(answerer, traces, job, k, judge, keep_prompt)
 
 
@@ -240,12 +255,12 @@ def _run_case_in_context(
         )
     except Exception as exc:
         ms = (time.perf_counter() - start) * 1000
-        trace_id = traces.record(
-            trace_from_error(case.question, exc, route=ROUTE_EVAL, latency_ms=ms)
+        trace_id = _record(
+            traces, trace_from_error(case.question, exc, route=ROUTE_EVAL, latency_ms=ms)
         )
         return row_from_error(dataset, case, exc, failed_metrics(dataset, case, k), ms, trace_id)
-    trace_id = traces.record(
-        trace_from_answer(answer, route=ROUTE_EVAL, keep_prompt_text=keep_prompt)
+    trace_id = _record(
+        traces, trace_from_answer(answer, route=ROUTE_EVAL, keep_prompt_text=keep_prompt)
     )
     try:
         metrics = {**retrieval_scores(dataset, case, answer.hits, k), **score_answer(case, answer)}

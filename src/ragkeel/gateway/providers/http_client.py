@@ -22,6 +22,8 @@ base both providers extend for the rest of the ``ChatModel`` surface they share 
   The status kinds, ``Retry-After`` parsing and the excerpt rules are ``ragkeel.http_retry``'s,
   shared with the remote embedder.
   Credentials in the URL (``https://user:password@host``) are masked wherever it is named.
+* Every request carries the W3C ``traceparent`` of the current span (the gateway attempt's,
+  ``observability/tracing.py``) when a request is being traced; none otherwise.
 
 No retries here: retry, breaker and fallback are wrappers over the ``ChatModel`` protocol.
 """
@@ -45,6 +47,7 @@ from ragkeel.errors import (
 )
 from ragkeel.gateway.base import ChatRequest, Usage
 from ragkeel.http_retry import excerpt, is_retryable_status, redact, retry_after_seconds
+from ragkeel.observability.tracing import propagation_headers
 from ragkeel.redaction import strip_url_credentials
 from ragkeel.tokens import RegexTokenCounter
 
@@ -94,7 +97,9 @@ class ProviderHttp:
     def post_json(self, payload: dict[str, Any], timeout: float) -> dict[str, Any]:
         """POSTs ``payload``; the 2xx body as a JSON object, else the typed error."""
         try:
-            response = self._client.post(self._target, json=payload, timeout=timeout)
+            response = self._client.post(
+                self._target, json=payload, timeout=timeout, headers=propagation_headers()
+            )
         except httpx.HTTPError as exc:
             raise self.transport_error(exc, timeout) from exc
         self.check_status(response)
@@ -109,7 +114,7 @@ class ProviderHttp:
         ``contextlib.closing``) to close the response when the caller stops early."""
         started = time.monotonic()
         http_request = self._client.build_request(
-            "POST", self._target, json=payload, timeout=timeout
+            "POST", self._target, json=payload, timeout=timeout, headers=propagation_headers()
         )
         try:
             response = self._client.send(http_request, stream=True)

@@ -1,0 +1,304 @@
+"""OpenTelemetry export (issue 12): the API over a real gateway (a ``FaultServer`` deployment on
+127.0.0.1) exports its spans over OTLP/HTTP to an ``OtlpSink`` on 127.0.0.1, read back decoded:
+the root span under the caller's ``traceparent``, the retrieval with its documents, the
+embedding, the gate/pack step, one GenAI/OpenInference LLM span per gateway attempt with usage
+and cost, the ``traceparent`` sent on to the provider; the CLI's ``ask`` and an evaluation case
+have root spans too. A collector that is down (a closed port, a 503) costs the requests
+nothing: they succeed fast, and the lost spans are counted. Tracing off imports no SDK."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from corpus import COLLECTION, ON_TOPIC, TEST_GATE, write_corpus
+from ragkeel.api.app import create_app
+from ragkeel.container import Container
+from ragkeel.observability import names
+from ragkeel.observability.otel import OtelTracer
+from ragkeel.settings import load_settings
+from ragkeel.testing import FaultServer
+from ragkeel.testing.otlp_sink import OtlpSink, SinkSpan
+
+REPLY = "Rotate every API key every ninety days [1]."
+CALLER_TRACE = "0af7651916cd43dd8448eb211c80319c"
+CALLER = f"00-{CALLER_TRACE}-b7ad6b7169203331-01"
+
+
+@pytest.fixture
+def provider() -> Iterator[FaultServer]:
+    with FaultServer(seed=1) as server:
+        server.set(reply=REPLY)
+        yield server
+
+
+@pytest.fixture
+def sink() -> Iterator[OtlpSink]:
+    with OtlpSink() as s:
+        yield s
+
+
+def _container(home: Path, provider_url: str, endpoint: str, **otlp: Any) -> Container:
+    settings = load_settings(
+        home=home,
+        embedding={"provider": "hashing", "hashing_dimension": 256, "cache": False},
+        ingestion={"chunk_tokens": 64},
+        generation={"gate_threshold": TEST_GATE, "provider": "openai"},
+        gateway={
+            "deployments": [{"name": "d0", "model": "gpt-4o-mini", "base_url": provider_url}],
+            "retry": {"max_retries": 0},
+        },
+        observability={"otlp": {"endpoint": endpoint, "timeout_s": 1.0, **otlp}},
+    )
+    container = Container(settings)
+    corpus = write_corpus(home.parent / "docs")
+    assert container.pipeline.ingest([str(corpus)], COLLECTION).exit_code == 0
+    return container
+
+
+def _one(sink: OtlpSink, name: str) -> SinkSpan:
+    spans = sink.named(name)
+    assert len(spans) == 1, [s.name for s in sink.spans]
+    return spans[0]
+
+
+def test_an_api_answer_exports_its_spans_in_the_genai_and_openinference_conventions(
+    tmp_path: Path, provider: FaultServer, sink: OtlpSink
+) -> None:
+    container = _container(tmp_path / "home", provider.base_url, sink.endpoint)
+    with TestClient(create_app(container)) as client:
+        r = client.post(
+            "/v1/query",
+            json={"question": ON_TOPIC, "collection": COLLECTION},
+            headers={"traceparent": CALLER},
+        )
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert container.tracer.flush(5)
+        stored = container.traces.get(body["trace_id"])
+    assert body["mode"] == "generative"
+
+    root = _one(sink, "POST /v1/query")
+    assert root.trace_id == CALLER_TRACE and root.parent_span_id == "b7ad6b7169203331"
+    assert root.kind == 2  # server
+    attrs = root.attributes
+    assert attrs[names.TRACE_ID] == body["trace_id"]
+    assert attrs[names.ROUTE] == "/v1/query"  # the trace store's route of the request
+    assert attrs[names.OUTCOME] == "answered" and attrs[names.ANSWER_GROUNDED] is True
+    assert attrs[names.OI_SPAN_KIND] == "CHAIN" and attrs[names.INPUT_VALUE] == ON_TOPIC
+    assert attrs[names.HTTP_RESPONSE_STATUS_CODE] == 200
+    assert attrs[names.USAGE_COST] == pytest.approx(body["cost"]) and body["cost"] > 0
+    assert stored is not None and stored.tenant and attrs[names.TENANT] == stored.tenant
+    assert not any(k.startswith("gen_ai.") for k in attrs)  # usage is counted on the LLM span
+    assert root.resource[names.SERVICE_NAME] == "ragkeel"
+    assert root.resource[names.OI_PROJECT_NAME] == "ragkeel"
+
+    retrieve = _one(sink, "ragkeel.retrieve")
+    assert retrieve.parent_span_id == root.span_id and retrieve.trace_id == CALLER_TRACE
+    docs = retrieve.attributes
+    assert docs[names.OI_SPAN_KIND] == "RETRIEVER"
+    hits = docs[names.RETRIEVAL_HITS]
+    assert hits >= 1
+    first = f"{names.RETRIEVAL_DOCUMENTS}.0."
+    ids = {docs[f"{names.RETRIEVAL_DOCUMENTS}.{i}.{names.DOCUMENT_ID}"] for i in range(hits)}
+    assert {c["chunk_id"] for c in body["citations"]} <= ids and body["citations"]
+    assert isinstance(docs[first + names.DOCUMENT_SCORE], float)
+    assert "ninety days" in " ".join(
+        str(docs[f"{names.RETRIEVAL_DOCUMENTS}.{i}.{names.DOCUMENT_CONTENT}"]) for i in range(hits)
+    )
+    embed = _one(sink, "ragkeel.embed")
+    assert embed.parent_span_id == retrieve.span_id
+    assert embed.attributes[names.OI_SPAN_KIND] == "EMBEDDING"
+    pack = _one(sink, "ragkeel.pack")
+    assert pack.parent_span_id == root.span_id and pack.attributes[names.GATE_PASSED] is True
+    assert retrieve.start_ns <= retrieve.end_ns <= pack.start_ns <= pack.end_ns
+
+    llm = _one(sink, "chat gpt-4o-mini")
+    assert llm.parent_span_id == root.span_id and llm.kind == 3  # client
+    a = llm.attributes
+    assert a[names.OI_SPAN_KIND] == "LLM"
+    assert a[names.GEN_AI_OPERATION_NAME] == "chat"
+    assert a[names.GEN_AI_REQUEST_MODEL] == a[names.LLM_MODEL_NAME] == "gpt-4o-mini"
+    assert a[names.GEN_AI_PROVIDER_NAME] == "openai"
+    assert a[names.GEN_AI_RESPONSE_FINISH_REASONS] == ["stop"]
+    usage = body["usage"]
+    assert a[names.GEN_AI_USAGE_INPUT_TOKENS] == a[names.LLM_TOKEN_COUNT_PROMPT] > 0
+    assert a[names.GEN_AI_USAGE_OUTPUT_TOKENS] == a[names.LLM_TOKEN_COUNT_COMPLETION] > 0
+    assert a[names.LLM_TOKEN_COUNT_TOTAL] == usage["prompt_tokens"] + usage["completion_tokens"]
+    assert a[names.USAGE_COST] == pytest.approx(body["cost"])
+    assert a[names.OUTPUT_VALUE] == REPLY
+    assert a[f"{names.LLM_INPUT_MESSAGES}.0.{names.MESSAGE_ROLE}"] == "system"
+
+    # the system prompt's canary never leaves the process (the container's scrub)
+    system = a[f"{names.LLM_INPUT_MESSAGES}.0.{names.MESSAGE_CONTENT}"]
+    assert "RGK-CANARY-****" in system
+    assert not any(re.search(r"RGK-CANARY-[0-9a-f]", json.dumps(s.attributes)) for s in sink.spans)
+
+    # the provider was called with the attempt span as the parent
+    assert provider.traceparents == [f"00-{CALLER_TRACE}-{llm.span_id}-01"]
+
+
+def test_without_a_traceparent_each_request_starts_its_own_trace(
+    tmp_path: Path, provider: FaultServer, sink: OtlpSink
+) -> None:
+    container = _container(tmp_path / "home", provider.base_url, sink.endpoint)
+    with TestClient(create_app(container)) as client:
+        ids = []
+        for header in ({}, {"traceparent": "00-not-a-valid-header-01"}):
+            r = client.post(
+                "/v1/query", json={"question": ON_TOPIC, "collection": COLLECTION}, headers=header
+            )
+            assert r.status_code == 200
+            assert r.headers["X-Trace-Id"] == r.json()["trace_id"]
+            ids.append(r.json()["trace_id"])
+        assert client.get("/healthz").status_code == 200  # probes are not traced
+        assert container.tracer.flush(5)
+    roots = sink.named("POST /v1/query")
+    assert len(roots) == 2 and roots[0].trace_id != roots[1].trace_id
+    assert all(r.parent_span_id == "" for r in roots)
+    # a new trace takes the request's id: the one the trace store and X-Trace-Id show
+    assert sorted(r.trace_id for r in roots) == sorted(ids)
+    assert all(r.attributes[names.TRACE_ID] == r.trace_id for r in roots)
+    assert not sink.named("GET /healthz")
+    llm_traces = {s.trace_id for s in sink.named("chat gpt-4o-mini")}
+    assert llm_traces == {r.trace_id for r in roots}
+
+
+def test_capture_content_off_leaves_the_texts_out(
+    tmp_path: Path, provider: FaultServer, sink: OtlpSink
+) -> None:
+    container = _container(
+        tmp_path / "home", provider.base_url, sink.endpoint, capture_content=False
+    )
+    with TestClient(create_app(container)) as client:
+        client.post("/v1/query", json={"question": ON_TOPIC, "collection": COLLECTION})
+        assert container.tracer.flush(5)
+    texts = [ON_TOPIC, REPLY, "ninety days"]
+    for span in sink.spans:
+        values = json.dumps(span.attributes)
+        assert not any(t in values for t in texts), span.name
+    retrieve = _one(sink, "ragkeel.retrieve").attributes
+    assert f"{names.RETRIEVAL_DOCUMENTS}.0.{names.DOCUMENT_ID}" in retrieve
+
+
+def test_an_answered_query_records_one_trace_and_one_root_span(
+    tmp_path: Path, provider: FaultServer, sink: OtlpSink
+) -> None:
+    """The answer thread is closed once its answer is handed over: that close is no
+    cancellation (it used to record a second, CANCELLED trace for about half the queries, and
+    the root span then carried the wrong trace id)."""
+    container = _container(tmp_path / "home", provider.base_url, sink.endpoint)
+    with TestClient(create_app(container)) as client:
+        ids = []
+        for _ in range(6):
+            r = client.post("/v1/query", json={"question": ON_TOPIC, "collection": COLLECTION})
+            assert r.status_code == 200
+            ids.append(r.json()["trace_id"])
+        assert container.tracer.flush(5)
+        recent = container.traces.recent(limit=20)
+    assert [t.id for t in recent] == ids[::-1]
+    assert {t.outcome for t in recent} == {"answered"}
+    roots = sink.named("POST /v1/query")
+    assert sorted(r.attributes[names.TRACE_ID] for r in roots) == sorted(ids)
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize("down", ["closed_port", "503"])
+def test_a_collector_that_is_down_costs_requests_nothing_and_lost_spans_are_counted(
+    tmp_path: Path, provider: FaultServer, down: str
+) -> None:
+    with OtlpSink(status=503) as failing:
+        endpoint = (
+            f"http://127.0.0.1:{_closed_port()}/v1/traces"
+            if down == "closed_port"
+            else (failing.endpoint)
+        )
+        container = _container(tmp_path / "home", provider.base_url, endpoint, timeout_s=0.5)
+        with TestClient(create_app(container)) as client:
+            took = []
+            for _ in range(5):
+                start = time.perf_counter()
+                r = client.post("/v1/query", json={"question": ON_TOPIC, "collection": COLLECTION})
+                took.append(time.perf_counter() - start)
+                assert r.status_code == 200 and r.json()["mode"] == "generative"
+            tracer = container.tracer
+            assert isinstance(tracer, OtelTracer)
+            tracer.flush(5)  # the export fails (after its retries, within timeout_s)
+            assert tracer.dropped >= 5 * 4  # root, retrieve, embed, pack, chat per request
+            assert tracer.exported == 0
+        # the export worker retries in the background: no request waited on it
+        assert max(took) < 0.5, took
+        if down == "503":
+            assert failing.posts >= 1 and not failing.spans
+
+
+def test_a_full_queue_drops_spans_and_counts_them(
+    tmp_path: Path, provider: FaultServer, sink: OtlpSink
+) -> None:
+    container = _container(tmp_path / "home", provider.base_url, sink.endpoint, max_queue_size=3)
+    with TestClient(create_app(container)) as client:
+        r = client.post("/v1/query", json={"question": ON_TOPIC, "collection": COLLECTION})
+        assert r.status_code == 200
+        tracer = container.tracer
+        assert isinstance(tracer, OtelTracer)
+        tracer.flush(5)
+        assert tracer.dropped + len(sink.spans) >= 5  # every span exported or counted lost
+        assert tracer.dropped >= 1
+
+
+def test_the_cli_ask_and_an_evaluation_case_have_root_spans(
+    tmp_path: Path, provider: FaultServer, sink: OtlpSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from ragkeel.cli.main import app as cli
+
+    home = tmp_path / "home"
+    _container(home, provider.base_url, sink.endpoint).close()
+    monkeypatch.setenv("RAGKEEL_HOME", str(home))
+    monkeypatch.setenv("RAGKEEL_EMBEDDING__PROVIDER", "hashing")
+    monkeypatch.setenv("RAGKEEL_EMBEDDING__HASHING_DIMENSION", "256")
+    monkeypatch.setenv("RAGKEEL_EMBEDDING__CACHE", "false")
+    monkeypatch.setenv("RAGKEEL_GENERATION__MODE", "extractive")
+    monkeypatch.setenv("RAGKEEL_GENERATION__GATE_THRESHOLD", str(TEST_GATE))
+    monkeypatch.setenv("RAGKEEL_OBSERVABILITY__OTLP__ENDPOINT", sink.endpoint)
+    result = CliRunner().invoke(cli, ["ask", ON_TOPIC, "--collection", COLLECTION, "--json"])
+    assert result.exit_code == 0, result.output
+    trace_id = json.loads(result.output)["trace_id"]
+    root = _one(sink, names.SPAN_CLI_ASK)  # the container's close flushed it
+    assert root.attributes[names.TRACE_ID] == trace_id
+    assert root.attributes[names.ROUTE] == names.ROUTE_CLI_ASK
+    assert _one(sink, "ragkeel.retrieve").parent_span_id == root.span_id
+    assert not sink.named("chat gpt-4o-mini")  # extractive: no model call
+
+
+def test_tracing_off_never_imports_the_sdk(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "from ragkeel.container import Container\n"
+        "from ragkeel.settings import load_settings\n"
+        "from ragkeel.api.app import create_app\n"
+        f"c = Container(load_settings(home={str(tmp_path)!r}))\n"
+        "create_app(c); c.tracer; c.close()\n"
+        "assert type(c.tracer).__name__ == 'NullTracer'\n"
+        "print(sorted(m for m in sys.modules if m.startswith('opentelemetry.sdk')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.strip() == "[]"
