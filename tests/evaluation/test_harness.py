@@ -250,3 +250,22 @@ def test_ask_in_must_name_another_data_set(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     with pytest.raises(ConfigError, match="ask_in"):
         load_eval_config(path)
+
+
+def test_each_case_is_a_root_span_when_tracing_is_on(config: EvalConfig, tmp_path: Path) -> None:
+    """Issue 12: one OpenTelemetry root span per case, carrying the case id and its trace id."""
+    from ragkeel.observability import names
+    from ragkeel.testing.otlp_sink import OtlpSink
+
+    with OtlpSink() as sink:
+        otlp = {"observability": {"otlp": {"endpoint": sink.endpoint}}}
+        traced = with_(config, settings={**config.settings, **otlp}, concurrency=2)
+        results = run(traced, tmp_path / "out")  # the container's close flushes the spans
+        roots = sink.named(names.SPAN_EVAL_CASE)
+    rows = results["rows"]
+    assert len(roots) == len(rows) > 0
+    assert {r.attributes[names.EVAL_CASE_ID] for r in roots} == {row["id"] for row in rows}
+    assert {r.attributes[names.TRACE_ID] for r in roots} == {row["trace_id"] for row in rows}
+    assert {r.trace_id for r in roots} == {row["trace_id"] for row in rows}  # the same ids
+    retrievals = sink.named(names.span_of(names.STAGE_RETRIEVE))
+    assert {s.parent_span_id for s in retrievals} == {r.span_id for r in roots}

@@ -24,6 +24,7 @@ from fastapi.testclient import TestClient
 from corpus import COLLECTION, ON_TOPIC, TEST_GATE, write_corpus
 from ragkeel.api.app import create_app
 from ragkeel.container import Container
+from ragkeel.errors import ConfigError
 from ragkeel.observability import names
 from ragkeel.observability.otel import OtelTracer
 from ragkeel.settings import load_settings
@@ -302,3 +303,20 @@ def test_tracing_off_never_imports_the_sdk(tmp_path: Path) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_the_otlp_settings_mask_the_headers_and_want_an_http_endpoint(tmp_path: Path) -> None:
+    secret = "Basic cGstbGYtMTIzOnNrLWxmLTQ1Ng=="
+    settings = load_settings(
+        home=tmp_path,
+        observability={
+            "otlp": {
+                "endpoint": "https://cloud.langfuse.com/api/public/otel/v1/traces",
+                "headers": {"Authorization": secret},
+            }
+        },
+    )
+    shown = json.dumps(settings.masked())
+    assert secret not in shown and "Authorization" in shown
+    with pytest.raises(ConfigError, match="otlp"):
+        load_settings(home=tmp_path, observability={"otlp": {"endpoint": "127.0.0.1:4318"}})

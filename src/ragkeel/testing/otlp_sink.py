@@ -119,3 +119,19 @@ def _handler_for(sink: OtlpSink) -> type[BaseHTTPRequestHandler]:
             pass
 
     return Handler
+
+
+def main() -> None:
+    """``python -m ragkeel.testing.otlp_sink``: a sink in a process of its own (a benchmark's
+    collector must not share the measured process's CPU); prints its endpoint, then serves until
+    stdin closes, and prints how many spans it received."""
+    import sys
+
+    with OtlpSink() as sink:
+        print(sink.endpoint, flush=True)
+        sys.stdin.read()
+    print(len(sink.spans), flush=True)
+
+
+if __name__ == "__main__":
+    main()
