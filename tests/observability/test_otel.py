@@ -195,9 +195,9 @@ def test_capture_content_off_leaves_the_texts_out(
 def test_an_answered_query_records_one_trace_and_one_root_span(
     tmp_path: Path, provider: FaultServer, sink: OtlpSink
 ) -> None:
-    """The answer thread is closed once its answer is handed over: that close is no
-    cancellation (it used to record a second, CANCELLED trace for about half the queries, and
-    the root span then carried the wrong trace id)."""
+    """Over a real gateway (where closing the answer thread after its answer used to record a
+    second, CANCELLED trace for about half the queries): one trace per query, and one root span
+    carrying its id."""
     container = _container(tmp_path / "home", provider.base_url, sink.endpoint)
     with TestClient(create_app(container)) as client:
         ids = []
