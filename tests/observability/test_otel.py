@@ -13,6 +13,7 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -219,33 +220,43 @@ def _closed_port() -> int:
         return int(s.getsockname()[1])
 
 
+EXPORT_TIMEOUT_S = 3.0  # how long one failing export keeps retrying, in the background
+
+
 @pytest.mark.parametrize("down", ["closed_port", "503"])
 def test_a_collector_that_is_down_costs_requests_nothing_and_lost_spans_are_counted(
     tmp_path: Path, provider: FaultServer, down: str
 ) -> None:
     with OtlpSink(status=503) as failing:
-        endpoint = (
-            f"http://127.0.0.1:{_closed_port()}/v1/traces"
-            if down == "closed_port"
-            else (failing.endpoint)
+        closed = f"http://127.0.0.1:{_closed_port()}/v1/traces"
+        endpoint = closed if down == "closed_port" else failing.endpoint
+        container = _container(
+            tmp_path / "home", provider.base_url, endpoint, timeout_s=EXPORT_TIMEOUT_S
         )
-        container = _container(tmp_path / "home", provider.base_url, endpoint, timeout_s=0.5)
+        query = {"question": ON_TOPIC, "collection": COLLECTION}
         with TestClient(create_app(container)) as client:
-            took = []
-            for _ in range(5):
-                start = time.perf_counter()
-                r = client.post("/v1/query", json={"question": ON_TOPIC, "collection": COLLECTION})
-                took.append(time.perf_counter() - start)
-                assert r.status_code == 200 and r.json()["mode"] == "generative"
+            assert client.post("/v1/query", json=query).status_code == 200  # warm (tokenizer)
             tracer = container.tracer
             assert isinstance(tracer, OtelTracer)
-            tracer.flush(5)  # the export fails (after its retries, within timeout_s)
-            assert tracer.dropped >= 5 * 4  # root, retrieve, embed, pack, chat per request
+            # an export starts now and keeps failing (retrying with backoff) for EXPORT_TIMEOUT_S
+            exporting = threading.Thread(target=tracer.flush, args=(EXPORT_TIMEOUT_S * 3,))
+            exporting.start()
+            time.sleep(0.2)
+            took = []
+            for _ in range(5):  # answered while the export is stuck
+                start = time.perf_counter()
+                r = client.post("/v1/query", json=query)
+                took.append(time.perf_counter() - start)
+                assert r.status_code == 200 and r.json()["mode"] == "generative"
+            exporting.join(EXPORT_TIMEOUT_S * 3)
+            assert not exporting.is_alive()
+            tracer.flush(EXPORT_TIMEOUT_S * 3)  # the five requests' spans fail the same way
+            assert tracer.dropped >= 6 * 5  # root, retrieve, embed, pack, chat per request
             assert tracer.exported == 0
-        # the export worker retries in the background: no request waited on it
-        assert max(took) < 0.5, took
+        # no request waited for the export (which took EXPORT_TIMEOUT_S each time)
+        assert max(took) < EXPORT_TIMEOUT_S / 2, took
         if down == "503":
-            assert failing.posts >= 1 and not failing.spans
+            assert failing.posts >= 2 and not failing.spans
 
 
 def test_a_full_queue_drops_spans_and_counts_them(

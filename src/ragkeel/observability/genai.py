@@ -10,8 +10,10 @@ texts (question, documents, prompt, answer) only when ``content`` is true
 One request's spans (``tracing.py`` says who records which):
 
     <root>  CHAIN  ragkeel.route, outcome, tenant, cost, grounded, degraded reason, trace id,
+      |            served by, rung, attempts, total latency,
       |            gateway decisions (also as span events), the question and the answer
-      +- ragkeel.retrieve  RETRIEVER  retrieval.documents.{i}.document.id / score / content
+      +- ragkeel.retrieve  RETRIEVER  retrieval.documents.{i}.document.id / score / content (the
+      |    |           chunk; its document, ranks and per-retriever scores stay in the trace store)
       |    +- ragkeel.embed  EMBEDDING  the query
       +- ragkeel.pack  CHAIN  the gate's decision and thresholds, the prompt's template and size
       +- chat {model}  LLM  one per gateway attempt that reached a provider: gen_ai.* and llm.*
@@ -29,6 +31,8 @@ from ragkeel.observability.tracing import SpanValue
 from ragkeel.types import GateDecision, SearchHit
 
 Message = tuple[str, str]  # (role, content)
+# on the gate/pack and LLM spans, not repeated on the root (fewer attributes: less to export)
+_NOT_ON_ROOT = ("gen_ai.", "ragkeel.gate.", "ragkeel.prompt.")
 
 
 def annotate_request(trace: Trace) -> None:
@@ -46,7 +50,7 @@ def request_attributes(trace: Trace, *, content: bool) -> dict[str, SpanValue]:
     """The root span's attributes from the request's finished trace. The ``gen_ai.*`` facts
     stay on the attempt spans: a backend that sums GenAI usage over spans counts them once."""
     attrs: dict[str, SpanValue] = {
-        k: v for k, v in trace.attributes().items() if not k.startswith("gen_ai.")
+        k: v for k, v in trace.attributes().items() if not k.startswith(_NOT_ON_ROOT)
     }
     attrs[names.TRACE_ID] = trace.id
     if trace.model:
@@ -87,9 +91,6 @@ def retrieval_attributes(
         prefix = f"{names.RETRIEVAL_DOCUMENTS}.{i}."
         attrs[prefix + names.DOCUMENT_ID] = hit.chunk.id
         attrs[prefix + names.DOCUMENT_SCORE] = hit.score
-        meta = {"document_id": hit.chunk.document_id, "source": hit.chunk.source}
-        meta |= {k: v for k, v in _ranks(hit).items() if v is not None}
-        attrs[prefix + names.DOCUMENT_METADATA] = json.dumps(meta)
         if content:
             attrs[prefix + names.DOCUMENT_CONTENT] = hit.chunk.text
     return attrs
@@ -186,15 +187,6 @@ def attempt_result(
         attrs[prefix + names.MESSAGE_ROLE] = "assistant"
         attrs[prefix + names.MESSAGE_CONTENT] = output
     return attrs
-
-
-def _ranks(hit: SearchHit) -> dict[str, Any]:
-    return {
-        "keyword_rank": hit.keyword_rank,
-        "keyword_score": hit.keyword_score,
-        "dense_rank": hit.dense_rank,
-        "dense_score": hit.dense_score,
-    }
 
 
 def _decisions(gateway: Mapping[str, Any] | None) -> list[tuple[str, str]]:

@@ -9,8 +9,8 @@ extra: ``pip install 'ragkeel[otel]'``); the container imports it only when an e
   trace store and ``X-Trace-Id`` show), so one id finds a request in ragkeel and in the backend;
   a request whose caller sent a ``traceparent`` joins the caller's trace instead (its ragkeel id
   is then the ``ragkeel.trace.id`` attribute of its root span). Span ids are random.
-* ``scrub`` (the container passes ``generation.safety.mask_canaries``) is applied to every
-  text attribute before it is recorded: no system-prompt canary leaves the process.
+* ``scrub`` (the container passes ``generation.safety.mask_canaries``) is applied to the
+  prompt and answer texts before they are recorded: no system-prompt canary leaves the process.
 * Sampling: ``ParentBased(TraceIdRatioBased(otlp.sample_ratio))``: a request whose caller sent a
   sampled ``traceparent`` is traced, an unsampled one is not, a new trace with the ratio's
   probability. An unsampled span still propagates its ``traceparent`` (flags ``00``).
@@ -42,11 +42,17 @@ from opentelemetry.trace import Status, StatusCode, set_span_in_context
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from ragkeel.observability import context, names
-from ragkeel.observability.tracing import Attributes, Span, SpanKind, SpanValue
+from ragkeel.observability.tracing import Attributes, Span, SpanKind
 from ragkeel.settings import OtlpSettings
 
 _KINDS = {"internal": OtelKind.INTERNAL, "server": OtelKind.SERVER, "client": OtelKind.CLIENT}
 _PROPAGATOR = TraceContextTextMapPropagator()
+_PROMPT_KEYS = (  # attributes that may hold a prompt's or an answer's text (``clean``)
+    names.INPUT_VALUE,
+    names.OUTPUT_VALUE,
+    names.LLM_INPUT_MESSAGES,
+    names.LLM_OUTPUT_MESSAGES,
+)
 
 
 class OtelTracer:
@@ -119,18 +125,18 @@ class OtelTracer:
         return OtelSpan(span, self)
 
     def clean(self, attributes: Attributes) -> Attributes:
-        """``attributes`` with ``scrub`` applied to every text (in arrays too)."""
-        scrub = self._scrub
-        if scrub is None:
+        """``attributes`` with ``scrub`` applied to the prompt and answer texts (the values
+        under ``input.value``, ``output.value`` and the ``llm.*_messages``: where a system
+        prompt, or a model repeating it, can put the canary; documents carry their own text)."""
+        scrub = self._scrub  # the messages come with input.value / output.value (genai.py)
+        if scrub is None or (
+            names.INPUT_VALUE not in attributes and names.OUTPUT_VALUE not in attributes
+        ):
             return attributes
-        out: dict[str, SpanValue] = {}
-        for key, value in attributes.items():
-            if isinstance(value, str):
-                value = scrub(value)
-            elif not isinstance(value, int | float | bool):
-                value = [scrub(v) for v in value]
-            out[key] = value
-        return out
+        return {
+            k: scrub(v) if isinstance(v, str) and k.startswith(_PROMPT_KEYS) else v
+            for k, v in attributes.items()
+        }
 
     def flush(self, timeout_s: float = 10.0) -> bool:
         return self._provider.force_flush(int(timeout_s * 1000))
