@@ -1,6 +1,11 @@
 """What OpenTelemetry tracing and its export cost a request (issue 12).
 
-The same extractive ``POST /v1/query`` (no model: retrieval, the gate, packing, the quoted
+1. The spans of one answer alone, in microseconds: the root span (in a request context), the
+   retrieval span with 8 documents (as ``bench/trace_overhead.py``'s answer: ~480-character
+   chunks, their content captured), the embedding and pack spans, the root's attributes from
+   the trace; the real SDK with its batch processor, an exporter that drops the batches (the
+   export's own CPU is in part 2). ``--spans`` answers, after 200 warm-up ones.
+2. The same extractive ``POST /v1/query`` (no model: retrieval, the gate, packing, the quoted
 answer, the trace store) through the whole app (FastAPI ``TestClient``, in process), over one
 index (SQLite, the hashing embedder, a small corpus of the tests'), two apps side by side:
 ``observability.otlp`` off (the ``NullTracer``: no SDK imported) and on, exporting over
@@ -11,7 +16,7 @@ Spans exported and dropped are reported to show the export really ran.
 
 Prints one JSON object.
 
-    .venv/bin/python bench/otel_overhead.py [--requests 1000] [--block 50]
+    .venv/bin/python bench/otel_overhead.py [--spans 2000] [--requests 1000] [--block 50]
 """
 
 from __future__ import annotations
@@ -39,6 +44,47 @@ from corpus import COLLECTION, ON_TOPIC, TEST_GATE, write_corpus
 WARMUP = 50
 
 
+def spans_alone(n: int) -> dict[str, float]:
+    """Part 1: microseconds per answer's spans (p50/p95/p99)."""
+    from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+    from ragkeel.generation.safety import mask_canaries
+    from ragkeel.generation.tracing import record_stage_spans, trace_from_answer
+    from ragkeel.observability import genai, tracing
+    from ragkeel.observability.context import request_context
+    from ragkeel.settings import OtlpSettings
+    from trace_overhead import sample_answer
+
+    class Dropping(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+        def shutdown(self) -> None:
+            return None
+
+    tracer = OtelTracer(
+        OtlpSettings(endpoint="http://127.0.0.1:9/v1/traces"),
+        exporter=Dropping(),
+        scrub=mask_canaries,
+    )
+    answers = [sample_answer(i) for i in range(n + 200)]
+    traces = [trace_from_answer(a, route="/v1/query", keep_prompt_text=False) for a in answers]
+    root = genai.root_attributes("/v1/query")
+    us: list[float] = []
+    for i, (answer, trace) in enumerate(zip(answers, traces, strict=True)):
+        start = time.perf_counter()
+        with (
+            request_context("/v1/query"),
+            tracing.request(tracer, "POST /v1/query", root, kind="server"),
+        ):
+            record_stage_spans(answer, time.time_ns())
+            genai.annotate_request(trace)
+        if i >= 200:
+            us.append((time.perf_counter() - start) * 1e6)
+    tracer.close()
+    return {q: round(pct(us, p), 1) for q, p in (("p50", 50), ("p95", 95), ("p99", 99))}
+
+
 def _settings(home: Path, endpoint: str | None) -> Any:
     return load_settings(
         home=home,
@@ -55,9 +101,11 @@ def _summary(ms: list[float]) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=1000, help="per arm")
+    parser.add_argument("--spans", type=int, default=2000, help="answers, part 1")
+    parser.add_argument("--requests", type=int, default=1000, help="per arm, part 2")
     parser.add_argument("--block", type=int, default=50)
     args = parser.parse_args()
+    alone_us = spans_alone(args.spans)
     body = {"question": ON_TOPIC, "collection": COLLECTION}
     samples: dict[str, list[float]] = {"off": [], "on": []}
     sink = subprocess.Popen(
@@ -102,6 +150,7 @@ def main() -> None:
                 "date": today(),
                 "commit": commit(),
                 "machine": machine(),
+                "spans_of_one_answer_us": alone_us,
                 "requests_per_arm": len(samples["on"]),
                 "block": args.block,
                 "off_ms": off_s,
