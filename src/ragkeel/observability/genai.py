@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ragkeel.observability import names, tracing
-from ragkeel.observability.trace import Trace
+from ragkeel.observability.trace import Trace, gate_pairs
 from ragkeel.observability.tracing import SpanValue
 from ragkeel.types import GateDecision, SearchHit
 
@@ -108,12 +108,7 @@ def pack_attributes(
 ) -> dict[str, SpanValue]:
     pairs: list[tuple[str, SpanValue | None]] = [
         (names.OI_SPAN_KIND, names.KIND_CHAIN),
-        (names.GATE_PASSED, gate.passed if gate else None),
-        (names.GATE_REASON, gate.reason if gate else None),
-        (names.GATE_TOP_DENSE, gate.top_dense if gate else None),
-        (names.GATE_TOP_KEYWORD, gate.top_keyword if gate else None),
-        (names.GATE_DENSE_THRESHOLD, gate.dense_threshold if gate else None),
-        (names.GATE_KEYWORD_THRESHOLD, gate.keyword_threshold if gate else None),
+        *gate_pairs(gate),
         (names.PROMPT_TEMPLATE_VERSION, template_version),
         (names.PROMPT_TOKENS, prompt_tokens),
     ]

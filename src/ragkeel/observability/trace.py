@@ -149,12 +149,7 @@ class Trace:
             (names.PROMPT_TOKENS, prompt.tokens if prompt else None),
             (names.RETRIEVAL_HITS, len(self.retrieved)),
             (names.RETRIEVAL_TOP_CHUNK_ID, self.retrieved[0].chunk_id if self.retrieved else None),
-            (names.GATE_PASSED, gate.passed if gate else None),
-            (names.GATE_REASON, gate.reason if gate else None),
-            (names.GATE_TOP_DENSE, gate.top_dense if gate else None),
-            (names.GATE_TOP_KEYWORD, gate.top_keyword if gate else None),
-            (names.GATE_DENSE_THRESHOLD, gate.dense_threshold if gate else None),
-            (names.GATE_KEYWORD_THRESHOLD, gate.keyword_threshold if gate else None),
+            *gate_pairs(gate),
             (names.LATENCY_TOTAL_MS, self.total_ms),
             (names.TENANT, self.tenant),
             (names.GATEWAY_SERVED_BY, _get(self.gateway, "served_by")),
@@ -191,6 +186,18 @@ class Trace:
             "citations": [_plain(c) for c in self.citations],
             "gateway": dict(self.gateway) if self.gateway is not None else None,
         }
+
+
+def gate_pairs(gate: GateDecision | None) -> list[tuple[str, AttributeValue | None]]:
+    """The gate decision's facts under their ``names.GATE_*`` (``None`` values: no decision)."""
+    return [
+        (names.GATE_PASSED, gate.passed if gate else None),
+        (names.GATE_REASON, gate.reason if gate else None),
+        (names.GATE_TOP_DENSE, gate.top_dense if gate else None),
+        (names.GATE_TOP_KEYWORD, gate.top_keyword if gate else None),
+        (names.GATE_DENSE_THRESHOLD, gate.dense_threshold if gate else None),
+        (names.GATE_KEYWORD_THRESHOLD, gate.keyword_threshold if gate else None),
+    ]
 
 
 def _get(mapping: Mapping[str, Any] | None, key: str) -> Any:
