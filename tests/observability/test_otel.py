@@ -2,8 +2,8 @@
 127.0.0.1) exports its spans over OTLP/HTTP to an ``OtlpSink`` on 127.0.0.1, read back decoded:
 the root span under the caller's ``traceparent``, the retrieval with its documents, the
 embedding, the gate/pack step, one GenAI/OpenInference LLM span per gateway attempt with usage
-and cost, the ``traceparent`` sent on to the provider; the CLI's ``ask`` and an evaluation case
-have root spans too. A collector that is down (a closed port, a 503) costs the requests
+and cost, the ``traceparent`` sent on to the provider; the CLI's ``ask`` has a root span too (an
+evaluation case's: ``tests/evaluation/test_harness.py``). A collector that is down (a closed port, a 503) costs the requests
 nothing: they succeed fast, and the lost spans are counted. Tracing off imports no SDK."""
 
 from __future__ import annotations
@@ -273,7 +273,7 @@ def test_a_full_queue_drops_spans_and_counts_them(
         assert tracer.dropped >= 1
 
 
-def test_the_cli_ask_and_an_evaluation_case_have_root_spans(
+def test_the_cli_ask_has_a_root_span_and_the_stage_spans_under_it(
     tmp_path: Path, provider: FaultServer, sink: OtlpSink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from typer.testing import CliRunner
