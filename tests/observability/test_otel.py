@@ -331,3 +331,24 @@ def test_the_otlp_settings_mask_the_headers_and_want_an_http_endpoint(tmp_path: 
     assert secret not in shown and "Authorization" in shown
     with pytest.raises(ConfigError, match="otlp"):
         load_settings(home=tmp_path, observability={"otlp": {"endpoint": "127.0.0.1:4318"}})
+
+
+def test_sampling_follows_the_ratio_and_a_sampled_caller(
+    tmp_path: Path, provider: FaultServer, sink: OtlpSink
+) -> None:
+    """sample_ratio 0: a new trace is not recorded, but its traceparent still goes to the
+    provider (flags 00); a caller's sampled traceparent is followed whatever the ratio."""
+    container = _container(tmp_path / "home", provider.base_url, sink.endpoint, sample_ratio=0.0)
+    query = {"question": ON_TOPIC, "collection": COLLECTION}
+    with TestClient(create_app(container)) as client:
+        assert client.post("/v1/query", json=query).status_code == 200
+        assert container.tracer.flush(5)
+        assert sink.spans == []
+        unsampled = provider.traceparents[-1]
+        assert unsampled is not None and unsampled.endswith("-00")
+        r = client.post("/v1/query", json=query, headers={"traceparent": CALLER})
+        assert r.status_code == 200
+        assert container.tracer.flush(5)
+    assert {s.trace_id for s in sink.spans} == {CALLER_TRACE} and len(sink.spans) == 5
+    assert provider.traceparents[-1] is not None
+    assert provider.traceparents[-1].startswith(f"00-{CALLER_TRACE}-")
