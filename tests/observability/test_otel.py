@@ -352,3 +352,48 @@ def test_sampling_follows_the_ratio_and_a_sampled_caller(
     assert {s.trace_id for s in sink.spans} == {CALLER_TRACE} and len(sink.spans) == 5
     assert provider.traceparents[-1] is not None
     assert provider.traceparents[-1].startswith(f"00-{CALLER_TRACE}-")
+
+
+def test_a_down_deployment_shows_failed_llm_spans_then_the_open_breaker(
+    tmp_path: Path, sink: OtlpSink
+) -> None:
+    """The primary is down: its failed attempts are LLM spans marked failed, the backup's
+    attempt answers; once the breaker is open, the refusal (no call) is an event on the root
+    span, beside the gateway's decisions."""
+    with FaultServer(seed=5) as primary, FaultServer(seed=6) as backup:
+        primary.set(down=True)
+        backup.set(reply=REPLY)
+        settings = load_settings(
+            home=tmp_path / "home",
+            embedding={"provider": "hashing", "hashing_dimension": 256, "cache": False},
+            ingestion={"chunk_tokens": 64},
+            generation={"gate_threshold": TEST_GATE, "provider": "openai"},
+            gateway={
+                "deployments": [
+                    {"name": "d0", "model": "gpt-4o-mini", "base_url": primary.base_url},
+                    {"name": "d1", "model": "gpt-4o", "base_url": backup.base_url},
+                ],
+                "retry": {"max_retries": 0},
+                "breaker": {"consecutive_failures": 2, "open_s": 60, "max_open_s": 60},
+            },
+            observability={"otlp": {"endpoint": sink.endpoint}},
+        )
+        container = Container(settings)
+        corpus = write_corpus(tmp_path / "docs")
+        assert container.pipeline.ingest([str(corpus)], COLLECTION).exit_code == 0
+        query = {"question": ON_TOPIC, "collection": COLLECTION}
+        with TestClient(create_app(container)) as client:
+            served = [client.post("/v1/query", json=query).json()["served_by"] for _ in range(3)]
+            assert container.tracer.flush(5)
+    assert served == ["d1", "d1", "d1"]
+    failed = sink.named("chat gpt-4o-mini")
+    assert len(failed) == 2  # two calls, then the breaker opened
+    assert all(s.status_code == 2 and s.attributes[names.ERROR_TYPE] for s in failed)
+    assert all(s.attributes[names.GATEWAY_OUTCOME] == "error" for s in failed)
+    assert len(sink.named("chat gpt-4o")) == 3
+    last = max(sink.named("POST /v1/query"), key=lambda s: s.start_ns)
+    rejected = [a for n, a in last.events if n == names.GATEWAY_REJECTED_EVENT]
+    assert rejected == [{names.GATEWAY_DEPLOYMENT: "d0", names.ERROR_TYPE: "CIRCUIT_OPEN"}]
+    assert last.attributes[names.GATEWAY_RUNG] == 1
+    decisions = [a for n, a in last.events if n == names.GATEWAY_DECISION_EVENT]
+    assert decisions and all(a[names.DECISION_REASON] for a in decisions)

@@ -11,7 +11,8 @@ One request's spans (``tracing.py`` says who records which):
 
     <root>  CHAIN  ragkeel.route, outcome, tenant, cost, grounded, degraded reason, trace id,
       |            served by, rung, attempts, total latency,
-      |            gateway decisions (also as span events), the question and the answer
+      |            gateway decisions (also as span events, and each attempt refused without a
+      |            call, e.g. by an open breaker), the question and the answer
       +- ragkeel.retrieve  RETRIEVER  retrieval.documents.{i}.document.id / score / content (the
       |    |           chunk; its document, ranks and per-retriever scores stay in the trace store)
       |    +- ragkeel.embed  EMBEDDING  the query
@@ -44,6 +45,8 @@ def annotate_request(trace: Trace) -> None:
     span.set(request_attributes(trace, content=span.capture_content))
     for event in decision_events(trace):
         span.event(names.GATEWAY_DECISION_EVENT, event)
+    for event in rejected_events(trace):  # refused without a call: no LLM span of their own
+        span.event(names.GATEWAY_REJECTED_EVENT, event)
 
 
 def request_attributes(trace: Trace, *, content: bool) -> dict[str, SpanValue]:
@@ -71,6 +74,17 @@ def decision_events(trace: Trace) -> list[dict[str, SpanValue]]:
     """One span event's attributes per gateway decision (router, budget, breaker, retry...)."""
     return [
         {names.DECISION_POLICY: p, names.DECISION_REASON: r} for p, r in _decisions(trace.gateway)
+    ]
+
+
+def rejected_events(trace: Trace) -> list[dict[str, SpanValue]]:
+    """One span event's attributes per attempt refused without a call (an open breaker, a
+    cool-down, the budget): the deployment and the refusal's code."""
+    attempts = (trace.gateway or {}).get("attempts") or ()
+    return [
+        {names.GATEWAY_DEPLOYMENT: str(a["deployment"]), names.ERROR_TYPE: str(a["code"])}
+        for a in attempts
+        if a.get("outcome") == "rejected"
     ]
 
 

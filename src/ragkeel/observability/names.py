@@ -92,6 +92,7 @@ GATEWAY_DEPLOYMENT: Final = "ragkeel.gateway.deployment"  # the deployment an at
 GATEWAY_OUTCOME: Final = "ragkeel.gateway.outcome"  # an attempt's: ok, error, interrupted
 GATEWAY_DECISIONS: Final = "ragkeel.gateway.decisions"  # "policy: reason" strings, in order
 GATEWAY_DECISION_EVENT: Final = "ragkeel.gateway.decision"  # a span event per decision
+GATEWAY_REJECTED_EVENT: Final = "ragkeel.gateway.rejected"  # an attempt refused without a call
 DECISION_POLICY: Final = "ragkeel.decision.policy"
 DECISION_REASON: Final = "ragkeel.decision.reason"
 
