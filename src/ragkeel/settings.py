@@ -314,6 +314,65 @@ class ObservabilitySettings(_Section):
     otlp: OtlpSettings = Field(default_factory=OtlpSettings)  # OpenTelemetry export (issue 12)
 
 
+# -- monitor (issue 12: alerts over rolling windows of the trace store) --
+
+
+class MonitorRuleSettings(_Section):
+    """The alert rules' thresholds (None: that rule is off). ``observability/monitor/rules.py``
+    says what each one measures; the drift tests' thresholds are argued there too."""
+
+    p95_latency_ms: float | None = Field(default=20_000.0, gt=0)  # total latency, current window
+    latency_regression_ratio: float | None = Field(default=1.5, gt=1)  # p95 now / p95 reference
+    error_share: float | None = Field(default=0.05, gt=0, le=1)  # outcome error
+    degraded_share: float | None = Field(default=0.25, gt=0, le=1)  # outcome degraded
+    abstention_rate: float | None = Field(default=0.5, gt=0, le=1)  # outcome cannot_answer
+    cost_per_answer_usd: float | None = Field(default=None, gt=0)  # window cost / answered
+    cost_spike_ratio: float | None = Field(default=2.0, gt=1)  # cost per answer now / reference
+    spend_per_day_usd: float | None = Field(default=None, gt=0)  # the cost ledger, UTC today
+    # quality drift: top retrieval scores (two-sample KS) and grounded share (Fisher's exact)
+    score_drift: bool = True
+    drift_p_value: float = Field(default=0.001, gt=0, lt=1)  # significance of both tests
+    drift_min_ks: float = Field(default=0.2, gt=0, le=1)  # and an effect this large (KS D)
+    grounded_drift: bool = True
+    grounded_min_drop: float = Field(default=0.15, gt=0, le=1)  # share points lost, and p above
+
+
+class MonitorWebhookSettings(_Section):
+    """Where alerts are POSTed as JSON (firing and resolved); the URL and headers are secrets
+    (a chat webhook URL is its own credential)."""
+
+    url: SecretStr | None = None  # None: alerts are logged (and shown), not sent
+    headers: dict[str, SecretStr] = Field(default_factory=dict)  # e.g. Authorization
+    timeout_s: float = Field(default=5.0, gt=0, le=120)
+    max_attempts: int = Field(default=5, ge=1, le=20)  # retried on network errors, 429, 5xx
+    backoff_base_s: float = Field(default=1.0, ge=0)  # full jitter (http_retry.Backoff)
+    backoff_max_s: float = Field(default=30.0, ge=0)
+
+    @field_validator("url", mode="after")
+    @classmethod
+    def _http_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("http://", "https://")):
+            raise ValueError("the webhook url must start with http:// or https://")
+        return value
+
+
+class MonitorSettings(_Section):
+    """``ragkeel serve`` evaluates the rules every ``interval_s`` in a background thread;
+    ``ragkeel monitor check`` once. Windows end now: the current one is ``window_s`` long, the
+    reference the ``reference_window_s`` before it."""
+
+    enabled: bool = True  # the background thread in serve (monitor check works either way)
+    interval_s: float = Field(default=60.0, ge=1, le=86_400)
+    window_s: float = Field(default=3_600.0, ge=60)
+    reference_window_s: float = Field(default=86_400.0, ge=60)
+    min_samples: int = Field(default=30, ge=5)  # fewer requests in a window: the rule says no_data
+    max_samples: int = Field(default=50_000, ge=100)  # newest traces read per window
+    fire_after: int = Field(default=1, ge=1, le=100)  # consecutive breaching evaluations
+    resolve_after: int = Field(default=3, ge=1, le=100)  # consecutive clear ones (no flapping)
+    rules: MonitorRuleSettings = MonitorRuleSettings()
+    webhook: MonitorWebhookSettings = MonitorWebhookSettings()
+
+
 class ServerSettings(_Section):
     """``ragkeel serve``."""
 
@@ -361,6 +420,7 @@ class Settings(BaseSettings):
     api_limits: ApiLimitSettings = ApiLimitSettings()
     models: ModelsSettings = ModelsSettings()
     api: ApiSettings = ApiSettings()
+    monitor: MonitorSettings = MonitorSettings()  # alert rules (issue 12)
 
     @model_validator(mode="after")
     def _bm25_answers_need_a_keyword_gate(self) -> Settings:
