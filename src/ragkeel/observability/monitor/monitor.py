@@ -83,7 +83,7 @@ class Monitor:
         """``clock`` gives Unix seconds (traces' ``created_at`` scale); ``spent_on(day)`` what
         was spent on a UTC day (``ledger_spend``; None: the ``spend_per_day`` rule has no
         data)."""
-        self.settings = settings
+        self.config = settings
         self.windows = windows
         self.spent_on = spent_on
         self.notifier = notifier
@@ -95,7 +95,7 @@ class Monitor:
         self._thread: threading.Thread | None = None
 
     def evaluate(self, now: float | None = None) -> Evaluation:
-        s = self.settings
+        s = self.config
         at = self.clock.now() if now is None else now
         current = self.windows.read(at - s.window_s, at)
         reference = self.windows.read(at - s.window_s - s.reference_window_s, at - s.window_s)
@@ -157,7 +157,7 @@ class Monitor:
                 logger.warning("monitor evaluation failed: %s [%s]", exc, exc.code)
             except Exception:  # the loop must outlive one bad evaluation; the trace says why
                 logger.exception("monitor evaluation failed")
-            self._stop.wait(self.settings.interval_s)
+            self._stop.wait(self.config.interval_s)
 
     def _notify(self, alert: Alert) -> None:
         body = alert.to_dict()
