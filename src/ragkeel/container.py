@@ -51,6 +51,7 @@ from ragkeel.gateway.stack import GatewayStack, build_gateway
 from ragkeel.generation.answerer import Answerer
 from ragkeel.generation.policy import AnswerPolicy
 from ragkeel.generation.safety import OutputGuard, mask_canaries, new_canary
+from ragkeel.http_retry import Backoff
 from ragkeel.identity.edge import EdgePolicy
 from ragkeel.identity.keys import SqliteKeyStore
 from ragkeel.ingestion.chunking import Chunker
@@ -58,6 +59,8 @@ from ragkeel.ingestion.parsers import ParseLimits
 from ragkeel.ingestion.pipeline import IngestionPipeline
 from ragkeel.models.gguf import get_model
 from ragkeel.observability.cost_ledger import SqliteCostLedger
+from ragkeel.observability.monitor import Monitor, TraceWindows, WebhookNotifier
+from ragkeel.observability.monitor.monitor import ledger_spend
 from ragkeel.observability.trace_store import NullTraceStore, SqliteTraceStore, TraceStore
 from ragkeel.observability.tracing import NullTracer, Tracer
 from ragkeel.retrieval.hybrid import HybridRetriever, Mode
@@ -377,7 +380,39 @@ class Container:
         api = self.settings.api
         return EdgePolicy(auth=api.auth, docs=api.docs, cors_origins=tuple(api.cors_origins))
 
+    # -- the monitor (issue 12): alert rules over the trace store --
+
+    @property
+    def monitor_enabled(self) -> bool:
+        """Whether ``serve`` runs the monitor's background thread (``monitor.enabled``)."""
+        return self.settings.monitor.enabled
+
+    @cached_property
+    def monitor(self) -> Monitor:
+        """The alert rules over rolling windows of the trace store (``monitor``), with the
+        webhook when ``monitor.webhook.url`` is set and the cost ledger when the
+        ``spend_per_day`` rule is on; its thread runs only once ``start``ed."""
+        m = self.settings.monitor
+        hook = m.webhook
+        notifier = None
+        if hook.url is not None:
+            notifier = WebhookNotifier(
+                hook.url.get_secret_value(),
+                {k: v.get_secret_value() for k, v in hook.headers.items()},
+                timeout_s=hook.timeout_s,
+                max_attempts=hook.max_attempts,
+                backoff=Backoff(hook.backoff_base_s, hook.backoff_max_s),
+            )
+        return Monitor(
+            m,
+            TraceWindows(self.settings.trace_store_path, max_samples=m.max_samples),
+            spent_on=ledger_spend(self.ledger) if m.rules.spend_per_day_usd is not None else None,
+            notifier=notifier,
+        )
+
     def close(self) -> None:
+        if "monitor" in self.__dict__:
+            self.monitor.close()
         if "keys" in self.__dict__:
             self.keys.close()
         if "gateway" in self.__dict__ and self.gateway is not None:

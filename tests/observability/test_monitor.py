@@ -22,13 +22,14 @@ import pytest
 import monitor_data
 from fake_http import ScriptedServer, serving
 from ragkeel.clock import ManualClock
+from ragkeel.errors import ConfigError
 from ragkeel.http_retry import Backoff
 from ragkeel.observability.cost_ledger import SqliteCostLedger
 from ragkeel.observability.monitor import AlertBook, Monitor, TraceWindows, WebhookNotifier
 from ragkeel.observability.monitor.monitor import ledger_spend
 from ragkeel.observability.monitor.rules import RuleResult
 from ragkeel.observability.trace_store import SqliteTraceStore
-from ragkeel.settings import MonitorRuleSettings, MonitorSettings
+from ragkeel.settings import MonitorRuleSettings, MonitorSettings, load_settings
 from ragkeel.testing.traffic import TrafficProfile, traffic
 
 NOW = 1_796_000_000.0  # Unix seconds (2026-11-30)
@@ -355,3 +356,15 @@ def test_the_background_thread_evaluates_until_stopped(
         m.stop()
     assert not any(t.name == "ragkeel-monitor" for t in threading.enumerate())
     m.close()
+
+
+def test_monitor_settings_mask_the_webhook_and_refuse_a_bad_url(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RAGKEEL_MONITOR__WEBHOOK__URL", "https://hooks.example/T0/url-secret")
+    monkeypatch.setenv("RAGKEEL_MONITOR__WEBHOOK__HEADERS", '{"Authorization": "Bearer h-secret"}')
+    shown = json.dumps(load_settings().masked()["monitor"])
+    assert "url-secret" not in shown and "h-secret" not in shown
+    monkeypatch.setenv("RAGKEEL_MONITOR__WEBHOOK__URL", "ftp://hooks.example/x")
+    with pytest.raises(ConfigError, match=r"monitor\.webhook\.url"):
+        load_settings()

@@ -12,7 +12,8 @@ lines and trace, returned as ``X-Trace-Id``), then ``TraceContextMiddleware``
 
 The lifespan opens what requests share (store, retriever, pipeline, trace store) before the
 first request, optionally loads the chat model in the background (``preload_model``: ``serve``
-does; ``/readyz`` reports it), and at shutdown cancels the answers still streaming, waits for
+does; ``/readyz`` reports it) and starts the alert monitor's thread (``monitor``: ``serve``
+does, when ``monitor.enabled``; ``observability/monitor/``), and at shutdown cancels the answers still streaming, waits for
 their threads, and closes the container.
 """
 
@@ -61,13 +62,15 @@ def create_app(
     preload_model: bool = False,
     admission: Admission | None = None,
     host: str | None = None,
+    monitor: bool = False,
 ) -> FastAPI:
     """The API over ``container``, which its lifespan opens and closes (nothing is opened
     before). ``answerer`` replaces ``container.answerer`` (tests pass one with a scripted model);
     ``limits`` replaces ``container.request_limits`` (body size, question length);
     ``admission`` replaces ``container.admission`` (rate limits, load shedding, the local
     model's queue). ``host``: the address ``serve`` binds, against which ``api.auth: auto`` is
-    resolved (None: not known, ``auto`` means off; ``identity/edge.py``)."""
+    resolved (None: not known, ``auto`` means off; ``identity/edge.py``). ``monitor``: run the
+    alert monitor's background thread while the app runs (``serve``; when ``monitor.enabled``)."""
     state = ApiState(container, limits or container.request_limits, answerer)
     state.admission = admission or container.admission
     edge = container.edge
@@ -77,6 +80,10 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(_open, state)
+        if (
+            monitor and container.monitor_enabled
+        ):  # alert rules (issue 12); closed with the container
+            container.monitor.start()
         if preload_model:
             threading.Thread(
                 target=state.load_model, name="ragkeel-model-load", daemon=True

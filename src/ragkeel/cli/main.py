@@ -18,6 +18,7 @@ from ragkeel.cli import (
     ingest,
     keys,
     models,
+    monitor,
     search,
     serve,
     traces,
@@ -56,6 +57,7 @@ app.add_typer(eval.app, name="eval")
 app.add_typer(collections.app, name="collections")
 app.add_typer(models.app, name="models")
 app.add_typer(keys.app, name="keys")
+app.add_typer(monitor.app, name="monitor")  # alert rules (issue 12)
 
 
 def run() -> None:

@@ -51,7 +51,7 @@ def serve_command(
     """Serve the HTTP API: /v1/query, OpenAI-compatible /v1/chat/completions, /v1/search,
     /v1/documents, /healthz, /readyz, /docs."""
     container = Container.load()  # the app's lifespan closes it
-    app = create_app(container, preload_model=True, host=host)
+    app = create_app(container, preload_model=True, host=host, monitor=True)
     drain_s = container.drain_s
     base = f"http://{host}:{port}"
     _say_auth(app.state.ragkeel, host)

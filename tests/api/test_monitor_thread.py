@@ -1,0 +1,54 @@
+"""The alert monitor's thread in the API's lifespan (``create_app(..., monitor=True)``, as
+``ragkeel serve`` runs it): it evaluates the traces the app's own requests wrote, and stops
+with the app."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from corpus import COLLECTION, ON_TOPIC
+from ragkeel.api import create_app
+from ragkeel.container import Container
+from ragkeel.gateway.providers.scripted import ScriptedChatModel
+from ragkeel.generation.answerer import Answerer
+from ragkeel.generation.policy import AnswerPolicy
+from ragkeel.settings import load_settings
+
+from .conftest import GOOD, TEST_GATE, wait_for
+
+
+def _monitor_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "ragkeel-monitor"]
+
+
+def test_the_app_runs_the_monitor_over_its_own_traces(tmp_path: Path, corpus: Path) -> None:
+    settings = load_settings(
+        home=tmp_path / "home",
+        embedding={"provider": "hashing", "hashing_dimension": 256, "cache": False},
+        ingestion={"chunk_tokens": 64},
+        monitor={"interval_s": 1, "min_samples": 5},
+    )
+    container = Container(settings)
+    assert container.pipeline.ingest([str(corpus)], COLLECTION).exit_code == 0
+    policy = AnswerPolicy(gate_threshold=TEST_GATE, template_version="answer_v1")
+    answerer = Answerer(container.retriever, ScriptedChatModel((GOOD,)), policy)
+    app = create_app(container, answerer=answerer, monitor=True)
+    with TestClient(app) as client:
+        assert len(_monitor_threads()) == 1
+        for _ in range(6):
+            response = client.post("/v1/query", json={"question": ON_TOPIC})
+            assert response.status_code == 200, response.text
+        seen = lambda: (e := container.monitor.last()) is not None and e.current.requests >= 6  # noqa: E731
+        assert wait_for(seen, timeout_s=15)
+        results = {r.rule: r for r in container.monitor.last().results}  # type: ignore[union-attr]
+        assert results["error_share"].status == "ok" and results["error_share"].samples == 6
+    assert _monitor_threads() == []
+
+
+def test_without_monitor_the_app_starts_no_thread(tmp_path: Path, corpus: Path) -> None:
+    container = Container(load_settings(home=tmp_path / "home"))
+    with TestClient(create_app(container)):
+        assert _monitor_threads() == []
