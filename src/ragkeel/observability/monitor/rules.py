@@ -30,7 +30,7 @@ The status ``breach`` is one evaluation's verdict; whether an alert fires or res
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal
 
 from ragkeel.observability.monitor.stats import grounded_drop, percentile, score_drift
@@ -84,16 +84,7 @@ class RuleResult:
         return self.status == "breach"
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "rule": self.rule,
-            "severity": self.severity,
-            "status": self.status,
-            "value": self.value,
-            "threshold": self.threshold,
-            "samples": self.samples,
-            "summary": self.summary,
-            "details": dict(self.details),
-        }
+        return {**asdict(self), "severity": self.severity, "details": dict(self.details)}
 
 
 def evaluate(
@@ -198,23 +189,13 @@ def _score_drift(rules: MonitorRuleSettings, w: Window, ref: Window, n: int) -> 
             SCORE_DRIFT, "no_data", threshold=rules.drift_min_ks, samples=len(w.top_scores)
         )
     d = score_drift(w.top_scores, ref.top_scores)
-    breach = d.p_value < rules.drift_p_value and d.statistic >= rules.drift_min_ks
     summary = (
         f"top retrieval scores moved: KS D {d.statistic:.3f} (p {d.p_value:.2g}), mean "
         f"{d.current_mean:.3f} vs {d.reference_mean:.3f}, PSI {d.psi:.3f}"
     )
-    details = {
-        "p_value": d.p_value,
-        "p_value_threshold": rules.drift_p_value,
-        "psi": d.psi,
-        "mean": d.current_mean,
-        "reference_mean": d.reference_mean,
-        "reference_samples": float(len(ref.top_scores)),
-    }
-    status: Status = "breach" if breach else "ok"
-    return RuleResult(
-        SCORE_DRIFT, status, d.statistic, rules.drift_min_ks, len(w.top_scores), summary, details
-    )
+    stats = {"psi": d.psi, "mean": d.current_mean, "reference_mean": d.reference_mean}
+    result = RuleResult(SCORE_DRIFT, "ok", d.statistic, rules.drift_min_ks, len(w.top_scores))
+    return _tested(result, d.p_value, rules.drift_p_value, len(ref.top_scores), summary, stats)
 
 
 def _grounded_drift(rules: MonitorRuleSettings, w: Window, ref: Window, n: int) -> RuleResult:
@@ -225,19 +206,32 @@ def _grounded_drift(rules: MonitorRuleSettings, w: Window, ref: Window, n: int) 
             GROUNDED_DRIFT, "no_data", threshold=rules.grounded_min_drop, samples=w.checked
         )
     d = grounded_drop((w.grounded, w.checked), (ref.grounded, ref.checked))
-    breach = d.p_value < rules.drift_p_value and d.drop >= rules.grounded_min_drop
     summary = (
         f"grounded share {d.current:.1%} vs {d.reference:.1%} in the reference "
         f"(Fisher p {d.p_value:.2g})"
     )
+    stats = {"share": d.current, "reference_share": d.reference}
+    result = RuleResult(GROUNDED_DRIFT, "ok", d.drop, rules.grounded_min_drop, w.checked)
+    return _tested(result, d.p_value, rules.drift_p_value, ref.checked, summary, stats)
+
+
+def _tested(
+    effect: RuleResult,
+    p_value: float,
+    alpha: float,
+    reference_samples: int,
+    summary: str,
+    stats: Mapping[str, float],
+) -> RuleResult:
+    """A drift rule's verdict: a breach needs both significance (``p_value < alpha``) and an
+    effect at least the threshold (``effect.value >= effect.threshold``; ``stats.py`` says
+    why both)."""
+    value, threshold = effect.value or 0.0, effect.threshold or 0.0  # both set by the callers
+    breach = p_value < alpha and value >= threshold
     details = {
-        "p_value": d.p_value,
-        "p_value_threshold": rules.drift_p_value,
-        "share": d.current,
-        "reference_share": d.reference,
-        "reference_samples": float(ref.checked),
+        "p_value": p_value,
+        "p_value_threshold": alpha,
+        "reference_samples": float(reference_samples),
+        **stats,
     }
-    status: Status = "breach" if breach else "ok"
-    return RuleResult(
-        GROUNDED_DRIFT, status, d.drop, rules.grounded_min_drop, w.checked, summary, details
-    )
+    return replace(effect, status="breach" if breach else "ok", summary=summary, details=details)

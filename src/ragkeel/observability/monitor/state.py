@@ -17,7 +17,7 @@ caller notifies about; ``firing()`` the alerts firing now, for the dashboard's b
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -42,18 +42,7 @@ class Alert:
     details: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "rule": self.rule,
-            "severity": self.severity,
-            "status": self.status,
-            "value": self.value,
-            "threshold": self.threshold,
-            "window": dict(self.window),
-            "since": _iso(self.since),
-            "at": _iso(self.at),
-            "summary": self.summary,
-            "details": dict(self.details),
-        }
+        return {**asdict(self), "since": _iso(self.since), "at": _iso(self.at)}
 
 
 @dataclass(slots=True)
