@@ -28,6 +28,7 @@ from ragkeel.observability.cost_ledger import SqliteCostLedger
 from ragkeel.observability.monitor import AlertBook, Monitor, TraceWindows, WebhookNotifier
 from ragkeel.observability.monitor.monitor import ledger_spend
 from ragkeel.observability.monitor.rules import RuleResult
+from ragkeel.observability.trace import new_trace_id
 from ragkeel.observability.trace_store import SqliteTraceStore
 from ragkeel.settings import MonitorRuleSettings, MonitorSettings, load_settings
 from ragkeel.testing.traffic import TrafficProfile, traffic
@@ -368,3 +369,17 @@ def test_monitor_settings_mask_the_webhook_and_refuse_a_bad_url(
     monkeypatch.setenv("RAGKEEL_MONITOR__WEBHOOK__URL", "ftp://hooks.example/x")
     with pytest.raises(ConfigError, match=r"monitor\.webhook\.url"):
         load_settings()
+
+
+def test_windows_leave_out_evaluation_runs_and_keep_the_newest(
+    traces: SqliteTraceStore, steady: TrafficProfile
+) -> None:
+    rng = random.Random(2)
+    for t in traffic(steady, 50, start=NOW - HOUR, end=NOW, rng=rng):
+        traces.record(t)
+        traces.record(replace(t, id=new_trace_id(), route="eval.run", outcome="error"))
+    assert TraceWindows(traces.path).read(NOW - HOUR, NOW).requests == 50
+    capped = TraceWindows(traces.path, max_samples=20).read(NOW - HOUR, NOW)
+    assert capped.requests == 20
+    newest = TraceWindows(traces.path).read(NOW - HOUR * 20 / 50, NOW)
+    assert capped.outcomes == newest.outcomes
