@@ -3,13 +3,15 @@ hashing embedder (fast, no model files), then the best dense similarity the answ
 for SciFact train claims (the service's steady traffic) and for XQuAD questions (queries from
 another data set: the planted drift). Read in place from ../shared/datasets.
 
-Not a conftest: imported as ``monitor_data`` (``tests/`` is on ``sys.path``)."""
+Not a conftest: imported as ``monitor_data`` (``tests/`` is on ``sys.path``); also by
+``bench/monitor_alarms.py``, with the ONNX embedder."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from ragkeel.embeddings.base import Embedder
 from ragkeel.embeddings.hashing import HashingEmbedder
 from ragkeel.ingestion.chunking import Chunker
 from ragkeel.ingestion.pipeline import IngestionPipeline
@@ -42,8 +44,11 @@ def xquad_questions(limit: int) -> list[str]:
     return out[:: max(1, len(out) // limit)][:limit]
 
 
-def index_scifact(root: Path, docs: set[str], extra: int) -> HybridRetriever:
-    """The judged abstracts plus ``extra`` others, as text files, ingested into ``root``."""
+def index_scifact(
+    root: Path, docs: set[str], extra: int, embedder: Embedder | None = None
+) -> HybridRetriever:
+    """The judged abstracts plus ``extra`` others, as text files, ingested into ``root``
+    (``embedder``: default the hashing embedder, 256 dimensions)."""
     files = root / "docs"
     files.mkdir(parents=True)
     taken = 0
@@ -55,7 +60,7 @@ def index_scifact(root: Path, docs: set[str], extra: int) -> HybridRetriever:
                 text = f"{d['title']}\n\n{d['text']}\n"
                 (files / f"{d['_id']}.txt").write_text(text, encoding="utf-8")
     store = SqliteDocumentStore(root / "ragkeel.db")
-    embedder = HashingEmbedder(256)
+    embedder = embedder or HashingEmbedder(256)
     pipeline = IngestionPipeline(
         store, embedder, Chunker(embedder.tokenizer, 256, 0.15), max_file_bytes=10**6
     )
