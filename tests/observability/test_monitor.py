@@ -26,8 +26,9 @@ from ragkeel.errors import ConfigError
 from ragkeel.http_retry import Backoff
 from ragkeel.observability.cost_ledger import SqliteCostLedger
 from ragkeel.observability.monitor import AlertBook, Monitor, TraceWindows, WebhookNotifier
+from ragkeel.observability.monitor.gauge import alert_readings
 from ragkeel.observability.monitor.monitor import ledger_spend
-from ragkeel.observability.monitor.rules import RuleResult
+from ragkeel.observability.monitor.rules import RULES, RuleResult
 from ragkeel.observability.trace import new_trace_id
 from ragkeel.observability.trace_store import SqliteTraceStore
 from ragkeel.settings import MonitorRuleSettings, MonitorSettings, load_settings
@@ -36,13 +37,13 @@ from ragkeel.testing.traffic import TrafficProfile, traffic
 NOW = 1_796_000_000.0  # Unix seconds (2026-11-30)
 HOUR = 3_600.0
 DAY = 86_400.0
-pytestmark = pytest.mark.skipif(
-    not monitor_data.DATASETS.is_dir(), reason="../shared/datasets not present"
-)
+PLAIN = TrafficProfile(top_scores=tuple(0.3 + i / 500 for i in range(100)), gate_threshold=0.3)
 
 
 @pytest.fixture(scope="module")
 def scores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[float, ...]]:
+    if not monitor_data.DATASETS.is_dir():
+        pytest.skip("../shared/datasets not present")
     claims, judged = monitor_data.scifact_train(150)
     retriever = monitor_data.index_scifact(tmp_path_factory.mktemp("scifact"), judged, 200)
     try:
@@ -57,6 +58,12 @@ def scores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[float, .
 @pytest.fixture
 def steady(scores: dict[str, tuple[float, ...]]) -> TrafficProfile:
     return TrafficProfile(top_scores=scores["scifact"], gate_threshold=0.25)
+
+
+@pytest.fixture
+def plain() -> TrafficProfile:
+    """Steady traffic with made-up scores, for the rules that do not look at them."""
+    return PLAIN
 
 
 @pytest.fixture
@@ -119,37 +126,37 @@ def test_queries_from_another_data_set_fire_score_drift(
     assert drift.details["mean"] < drift.details["reference_mean"]
 
 
-def test_cost_spike_fires(traces: SqliteTraceStore, steady: TrafficProfile) -> None:
+def test_cost_spike_fires(traces: SqliteTraceStore, plain: TrafficProfile) -> None:
     # a route change sends every question to a model 10x the price
-    write(traces, replace(steady, input_per_mtok=1.5, output_per_mtok=6.0), reference=steady)
+    write(traces, replace(plain, input_per_mtok=1.5, output_per_mtok=6.0), reference=plain)
     assert fired(monitor(traces)) == {"cost_spike"}
 
 
-def test_cost_target_fires(traces: SqliteTraceStore, steady: TrafficProfile) -> None:
-    write(traces, steady)  # about USD 0.00027 an answer
+def test_cost_target_fires(traces: SqliteTraceStore, plain: TrafficProfile) -> None:
+    write(traces, plain)  # about USD 0.00027 an answer
     m = monitor(traces, rules=MonitorRuleSettings(cost_per_answer_usd=0.0002))
     assert fired(m) == {"cost_per_answer"}
 
 
-def test_latency_regression_fires(traces: SqliteTraceStore, steady: TrafficProfile) -> None:
-    write(traces, replace(steady, latency_median_ms=2_700.0), reference=steady)
+def test_latency_regression_fires(traces: SqliteTraceStore, plain: TrafficProfile) -> None:
+    write(traces, replace(plain, latency_median_ms=2_700.0), reference=plain)
     assert fired(monitor(traces)) == {"latency_regression"}
 
 
-def test_latency_target_fires(traces: SqliteTraceStore, steady: TrafficProfile) -> None:
-    write(traces, steady)
+def test_latency_target_fires(traces: SqliteTraceStore, plain: TrafficProfile) -> None:
+    write(traces, plain)
     assert fired(monitor(traces, rules=MonitorRuleSettings(p95_latency_ms=1_000))) == {
         "latency_p95"
     }
 
 
-def test_grounded_share_drop_fires(traces: SqliteTraceStore, steady: TrafficProfile) -> None:
-    write(traces, replace(steady, grounded=0.6), reference=steady)
+def test_grounded_share_drop_fires(traces: SqliteTraceStore, plain: TrafficProfile) -> None:
+    write(traces, replace(plain, grounded=0.6), reference=plain)
     assert fired(monitor(traces)) == {"grounded_drift"}
 
 
-def test_errors_and_degraded_answers_fire(traces: SqliteTraceStore, steady: TrafficProfile) -> None:
-    write(traces, replace(steady, error=0.2, degraded=0.5), reference=steady)
+def test_errors_and_degraded_answers_fire(traces: SqliteTraceStore, plain: TrafficProfile) -> None:
+    write(traces, replace(plain, error=0.2, degraded=0.5), reference=plain)
     assert {"error_share", "degraded_share"} <= fired(monitor(traces))
 
 
@@ -165,7 +172,7 @@ def test_a_tiny_window_does_not_fire(
 
 
 def test_spend_per_day_reads_the_cost_ledger(
-    traces: SqliteTraceStore, steady: TrafficProfile, tmp_path: Path
+    traces: SqliteTraceStore, plain: TrafficProfile, tmp_path: Path
 ) -> None:
     ledger = SqliteCostLedger(tmp_path / "costs.db")
     for tenant, cost, at in (("a", 3.0, NOW - 60), ("b", 2.5, NOW - 30), ("a", 9.0, NOW - DAY)):
@@ -178,7 +185,7 @@ def test_spend_per_day_reads_the_cost_ledger(
             outcome="ok",
             ts=at,
         )
-    write(traces, steady)
+    write(traces, plain)
     settings = MonitorSettings(rules=MonitorRuleSettings(spend_per_day_usd=5.0))
     m = Monitor(
         settings,
@@ -308,11 +315,11 @@ def test_webhook_down_is_retried_then_dropped() -> None:
 
 def test_tick_logs_and_posts_firing_then_resolved(
     traces: SqliteTraceStore,
-    steady: TrafficProfile,
+    plain: TrafficProfile,
     hook: _Hook,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    write(traces, replace(steady, error=0.3), reference=steady)
+    write(traces, replace(plain, error=0.3), reference=plain)
     settings = MonitorSettings(resolve_after=1)
     clock = ManualClock(start=NOW)
     m = Monitor(
@@ -325,6 +332,9 @@ def test_tick_logs_and_posts_firing_then_resolved(
         with caplog.at_level(logging.WARNING, logger="ragkeel.monitor"):
             assert "error_share" in {a.rule for a in m.tick()}
         assert "error_share" in {a.rule for a in m.firing()}
+        gauge = dict(alert_readings(m))
+        assert gauge[("error_share", "critical")] == 1.0 and len(gauge) == len(RULES)
+        assert gauge[("cost_spike", "warning")] == 0.0
         record = next(r for r in caplog.records if "error_share" in r.getMessage())
         assert record.levelno == logging.WARNING and record.alert["status"] == "firing"  # type: ignore[attr-defined]
         body = next(b for _, _, b in hook.requests if b["rule"] == "error_share")
@@ -337,14 +347,15 @@ def test_tick_logs_and_posts_firing_then_resolved(
         statuses = [b["status"] for _, _, b in hook.requests if b["rule"] == "error_share"]
         assert statuses == ["firing", "resolved"]
         assert m.firing() == []
+        assert set(dict(alert_readings(m)).values()) == {0.0}
     finally:
         m.close()
 
 
 def test_the_background_thread_evaluates_until_stopped(
-    traces: SqliteTraceStore, steady: TrafficProfile
+    traces: SqliteTraceStore, plain: TrafficProfile
 ) -> None:
-    write(traces, replace(steady, error=0.3), reference=steady)
+    write(traces, replace(plain, error=0.3), reference=plain)
     m = Monitor(MonitorSettings(), TraceWindows(traces.path), clock=ManualClock(start=NOW))
     m.start()
     try:
@@ -372,10 +383,10 @@ def test_monitor_settings_mask_the_webhook_and_refuse_a_bad_url(
 
 
 def test_windows_leave_out_evaluation_runs_and_keep_the_newest(
-    traces: SqliteTraceStore, steady: TrafficProfile
+    traces: SqliteTraceStore, plain: TrafficProfile
 ) -> None:
     rng = random.Random(2)
-    for t in traffic(steady, 50, start=NOW - HOUR, end=NOW, rng=rng):
+    for t in traffic(plain, 50, start=NOW - HOUR, end=NOW, rng=rng):
         traces.record(t)
         traces.record(replace(t, id=new_trace_id(), route="eval.run", outcome="error"))
     assert TraceWindows(traces.path).read(NOW - HOUR, NOW).requests == 50

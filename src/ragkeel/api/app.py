@@ -80,10 +80,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(_open, state)
-        if (
-            monitor and container.monitor_enabled
-        ):  # alert rules (issue 12); closed with the container
-            container.monitor.start()
+        if monitor and container.monitor_enabled:
+            container.monitor.start()  # alert rules (issue 12); closed with the container
         if preload_model:
             threading.Thread(
                 target=state.load_model, name="ragkeel-model-load", daemon=True
