@@ -48,12 +48,13 @@ class Finished:
 StreamItem = RetrievalEvent | TokenEvent | CitationEvent | ErrorEvent | Finished
 
 
-def checked_question(state: ApiState, text: str, route: str) -> str:
-    """The question, stripped; an empty or too long one is refused (and traced)."""
+def checked_question(state: ApiState, text: str, route: str, tenant: str | None = None) -> str:
+    """The question, stripped; an empty or too long one is refused (and traced as
+    ``tenant``'s)."""
     try:
         return state.limits.check_question(text)
     except RagkeelError as exc:
-        record_trace(state.container, route, question=text[:1000], error=exc)
+        record_trace(state.container, route, question=text[:1000], error=exc, tenant=tenant)
         raise
 
 
@@ -81,7 +82,9 @@ def start_answer(
         k=k,
         scope=scope,
     )
-    source = _public(_traced(state.container, events, question, route), state.public_view(scope))
+    tenant = scope.tenant if scope is not None else None
+    traced = _traced(state.container, events, question, route, tenant)
+    source = _public(traced, state.public_view(scope))
     pump: EventPump[StreamItem] = EventPump(source, name="ragkeel-answer")
     state.track(pump)
     return pump
@@ -106,7 +109,7 @@ def start_admitted(
     ``Budget(admitted.tenant, max_cost, max_tokens, answer_tokens)``; if either fails, the
     admission is released (nothing was used) and the error propagates."""
     try:
-        question = checked_question(state, text, route)
+        question = checked_question(state, text, route, scope.tenant if scope else None)
         budget = Budget(admitted.tenant, max_cost, max_tokens, answer_tokens)
         return start_answer(
             state,
@@ -142,6 +145,7 @@ def _traced(
     events: Generator[AnswerEvent, None, None],
     question: str,
     route: str,
+    tenant: str | None = None,
 ) -> Generator[StreamItem, None, None]:
     started = time.perf_counter()
     recorded = False  # one trace per request: its id is the request's (observability/context.py)
@@ -152,7 +156,9 @@ def _traced(
             return
         recorded = True
         elapsed = (time.perf_counter() - started) * 1000
-        record_trace(container, route, question=question, error=error, latency_ms=elapsed)
+        record_trace(
+            container, route, question=question, error=error, latency_ms=elapsed, tenant=tenant
+        )
 
     try:
         for event in events:

@@ -21,17 +21,21 @@ def record_trace(
     question: str = "",
     error: BaseException | None = None,
     latency_ms: float = 0.0,
+    tenant: str | None = None,
 ) -> str | None:
     """Record the trace of ``answer``, or of the request for ``question`` that failed with
-    ``error``; the trace id (``None`` when tracing is off). Never raises: a trace that cannot be
-    built is logged, and the request goes on."""
+    ``error`` (made by ``tenant``: the caller's, so that only it reads the trace back); the
+    trace id (``None`` when tracing is off). Never raises: a trace that cannot be built is
+    logged, and the request goes on."""
     try:
         if answer is not None:
             keep = container.keep_prompt_text
             trace = trace_from_answer(answer, route=route, keep_prompt_text=keep)
         else:
             failure = error or RuntimeError("unknown failure")
-            trace = trace_from_error(question, failure, route=route, latency_ms=latency_ms)
+            trace = trace_from_error(
+                question, failure, route=route, latency_ms=latency_ms, tenant=tenant
+            )
         genai.annotate_request(trace)  # the request's root span, when traced
         return container.traces.record(trace)
     except Exception:  # the store never raises; this guards building the trace

@@ -60,10 +60,16 @@ def trace_from_answer(answer: Answer, *, route: str, keep_prompt_text: bool) -> 
 
 
 def trace_from_error(
-    question: str, error: BaseException, *, route: str, latency_ms: float
+    question: str,
+    error: BaseException,
+    *,
+    route: str,
+    latency_ms: float,
+    tenant: str | None = None,
 ) -> Trace:
     """A request that failed before it had an answer; the code is the error's stable ``code``
-    (``INTERNAL_ERROR`` for anything that is not a ``RagkeelError``)."""
+    (``INTERNAL_ERROR`` for anything that is not a ``RagkeelError``). ``tenant``: whose request
+    it was (its trace is read back by that tenant only, issue 11)."""
     code = error.code if isinstance(error, RagkeelError) else INTERNAL_ERROR
     message = str(error) or type(error).__name__
     return Trace(
@@ -73,6 +79,7 @@ def trace_from_error(
         error_code=code,
         error_message=message,
         latency_ms={names.STAGE_TOTAL: round(latency_ms, 3)},
+        tenant=tenant,
     )
 
 

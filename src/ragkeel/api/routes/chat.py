@@ -60,7 +60,7 @@ async def chat_completions(
     try:
         text = body.question()
     except RagkeelError as exc:
-        record_trace(state.container, ROUTE, error=exc)
+        record_trace(state.container, ROUTE, error=exc, tenant=scope.tenant)
         raise
     admitted = state.admit(  # 429 (or 503 MODEL_BUSY) first
         request, text, answer_tokens=_max_tokens(body), mode=body.mode, stream=body.stream
