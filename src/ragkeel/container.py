@@ -61,7 +61,12 @@ from ragkeel.models.gguf import get_model
 from ragkeel.observability.cost_ledger import SqliteCostLedger
 from ragkeel.observability.monitor import Monitor, TraceWindows, WebhookNotifier
 from ragkeel.observability.monitor.monitor import ledger_spend
-from ragkeel.observability.trace_store import NullTraceStore, SqliteTraceStore, TraceStore
+from ragkeel.observability.trace_store import (
+    NullTraceStore,
+    Retention,
+    SqliteTraceStore,
+    TraceStore,
+)
 from ragkeel.observability.tracing import NullTracer, Tracer
 from ragkeel.retrieval.hybrid import HybridRetriever, Mode
 from ragkeel.settings import DeploymentSettings, Settings, load_settings
@@ -347,8 +352,15 @@ class Container:
         obs = self.settings.observability
         if not obs.enabled:
             return NullTraceStore()
+        retention = Retention(  # issue 12: 0 means no limit
+            max_age_s=obs.retention_days * 86_400 if obs.retention_days else None,
+            max_bytes=int(obs.max_db_mb * 2**20) if obs.max_db_mb else None,
+            interval_s=obs.retention_interval_s,
+        )
         return SqliteTraceStore(
-            self.settings.trace_store_path, keep_prompt_text=obs.keep_prompt_text
+            self.settings.trace_store_path,
+            keep_prompt_text=obs.keep_prompt_text,
+            retention=retention if retention.max_age_s or retention.max_bytes else None,
         )
 
     @cached_property

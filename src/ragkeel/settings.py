@@ -312,6 +312,10 @@ class ObservabilitySettings(_Section):
     trace_store: Path | None = None  # default: $RAGKEEL_HOME/traces.db
     keep_prompt_text: bool = True  # False: keep only the prompt's sha256 and size
     otlp: OtlpSettings = Field(default_factory=OtlpSettings)  # OpenTelemetry export (issue 12)
+    # trace retention (issue 12), enforced by a background sweep (observability/trace_store.py)
+    retention_days: float = Field(default=30.0, ge=0)  # older traces are deleted; 0: keep all
+    max_db_mb: float = Field(default=512.0, ge=0)  # live data cap, oldest out first; 0: none
+    retention_interval_s: float = Field(default=60.0, gt=0, le=86_400)  # how often it runs
 
 
 # -- monitor (issue 12: alerts over rolling windows of the trace store) --

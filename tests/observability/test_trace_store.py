@@ -183,7 +183,7 @@ def test_a_tenant_search_uses_the_tenant_index(store: SqliteTraceStore) -> None:
     store.record(full_trace(tenant="acme"))
     with sqlite3.connect(store.path) as conn:
         plan = conn.execute(
-            "EXPLAIN QUERY PLAN SELECT id FROM traces WHERE tenant IN (?) ORDER BY id DESC",
+            "EXPLAIN QUERY PLAN SELECT id FROM traces WHERE tenant IN (?) ORDER BY rowid DESC",
             ("acme",),
         ).fetchall()
     assert "traces_by_tenant" in " ".join(str(r[-1]) for r in plan)

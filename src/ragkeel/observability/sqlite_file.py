@@ -12,6 +12,10 @@ file, so both behave the same under load and across ragkeel versions.
   raises ``sqlite3.DatabaseError`` (an older ragkeel must not write into it).
 * ``isolation_level``: ``None`` (autocommit, each statement on its own) or e.g. ``"DEFERRED"``
   (``with conn:`` is a transaction around the writes).
+* ``incremental_vacuum``: a new file is made with ``auto_vacuum = INCREMENTAL``, so a store that
+  deletes rows can give the space back (``PRAGMA incremental_vacuum``; the trace store's
+  retention). SQLite takes the setting only before the first table exists: an older file keeps
+  its mode, and reuses the pages freed by deletes instead of returning them.
 
 Any failure closes the connection and propagates the ``sqlite3.Error``/``OSError``: the store
 turns it into its own typed error.
@@ -35,6 +39,7 @@ def open_wal(
     upgrades: Mapping[int, str] | None = None,
     *,
     isolation_level: IsolationLevel = None,
+    incremental_vacuum: bool = False,
 ) -> sqlite3.Connection:
     """A connection to the WAL-mode file at ``path`` with its schema at ``version``."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -43,6 +48,8 @@ def open_wal(
     )
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        if incremental_vacuum:  # before WAL and the first table, or it is not taken
+            conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
         _migrate(conn, schema, version, upgrades or {})

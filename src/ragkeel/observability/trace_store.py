@@ -16,11 +16,23 @@ absent as a missing one: ``get`` returns ``None``, and an id prefix counts only 
 own traces when deciding whether it is ambiguous, so nothing can be learnt by probing ids.
 
 ``search`` returns light ``TraceSummary`` rows (what a list of traces shows: no retrieved
-chunks, prompt or citations), newest first (by id, which sorts by time), filtered by outcome,
+chunks, prompt or citations), newest first (in the order of writing), filtered by outcome,
 route, model, creation time (``since`` ≤ ``created_at`` < ``until``, Unix seconds) and a
 substring of the question or the output (``LIKE``: case-insensitive for ASCII letters only).
-Paging: ``before`` is the id of the last row of the previous page. ``TraceFilter`` checks its
+Paging: ``before`` is the id of the last row of the previous page (the rows written before
+it; an id the caller cannot see — missing, or another tenant's — gives an empty page, as a
+trace the retention deleted does: every older one is gone too). ``TraceFilter`` checks its
 own values and raises ``TraceFilterError`` (``TRACE_FILTER_INVALID``) for a bad one.
+
+Retention (issue 12; ``Retention``, from ``observability.retention_days``/``max_db_mb``): a
+store given one runs ``sweep`` on a background thread (started by the first ``record``; every
+``interval_s`` from then on while it is open): traces older than ``max_age_s`` are deleted, then, while the
+live data (the file's pages in use) is over ``max_bytes``, the oldest traces until it is under
+90 % of it; freed pages go back to the file system (``PRAGMA incremental_vacuum``: new files
+are made with ``auto_vacuum = INCREMENTAL``; a file made before keeps its size and reuses the
+freed pages). Every step is a small transaction on the store's connection (``batch`` rows, a
+few thousand pages), so a request writing its trace meanwhile waits for one step at most
+(milliseconds, ``bench/trace_size.py``) — the sweep never holds the store for its whole run.
 
 Errors::
 
@@ -34,8 +46,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sqlite3
 import threading
+import time
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -60,6 +74,7 @@ ID_LENGTH = 32
 MIN_PREFIX = 8
 MAX_SEARCH_LIMIT = 1000  # rows per page of ``search``
 MAX_TEXT_FILTER = 200  # characters of ``TraceFilter.text``
+WAL_LIMIT = 8 * 2**20  # bytes the WAL file is cut back to after a checkpoint
 _HEX = frozenset("0123456789abcdef")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS traces (
@@ -93,7 +108,7 @@ CREATE TABLE IF NOT EXISTS traces (
     gateway          TEXT               -- JSON CallLog.to_dict(): attempts, decisions, rung
 );
 CREATE INDEX IF NOT EXISTS traces_by_outcome ON traces (outcome);  -- (outcome, rowid)
-CREATE INDEX IF NOT EXISTS traces_by_tenant ON traces (tenant, id);
+CREATE INDEX IF NOT EXISTS traces_by_tenant ON traces (tenant);  -- (tenant, rowid)
 CREATE INDEX IF NOT EXISTS traces_by_created ON traces (created_at);
 """
 _COLUMNS = (
@@ -128,7 +143,7 @@ _COLUMNS = (
 )
 _UPGRADES = {  # from version -> statements bringing it to version + 1
     1: "ALTER TABLE traces ADD COLUMN tenant TEXT; ALTER TABLE traces ADD COLUMN gateway TEXT;",
-    2: "CREATE INDEX IF NOT EXISTS traces_by_tenant ON traces (tenant, id);"
+    2: "CREATE INDEX IF NOT EXISTS traces_by_tenant ON traces (tenant);"
     "CREATE INDEX IF NOT EXISTS traces_by_created ON traces (created_at);",
 }
 _INSERT = f"INSERT INTO traces ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
@@ -239,6 +254,33 @@ class TraceSummary:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How much the trace store keeps: traces younger than ``max_age_s`` (None: any age), in at
+    most ``max_bytes`` of live data (None: any size), enforced every ``interval_s``."""
+
+    max_age_s: float | None = 30 * 86_400.0
+    max_bytes: int | None = 512 * 2**20
+    interval_s: float = 60.0
+    batch: int = 500  # rows per delete: what a concurrent write may wait for
+    vacuum_pages: int = 2048  # pages given back per step (8 MiB of 4 KiB pages)
+
+
+@dataclass(frozen=True, slots=True)
+class SweepReport:
+    """What one ``sweep`` did: traces deleted by age and by size, live bytes before and after,
+    the size on disk after of the file and of its WAL (kept at most ``WAL_LIMIT`` once
+    checkpointed), and how long it took."""
+
+    deleted_by_age: int
+    deleted_by_size: int
+    live_bytes_before: int
+    live_bytes_after: int
+    file_bytes: int
+    wal_bytes: int
+    ms: float
+
+
 class TraceStore(Protocol):
     @property
     def dropped(self) -> int:
@@ -289,18 +331,35 @@ class NullTraceStore:
 
 class SqliteTraceStore:
     def __init__(
-        self, path: Path | str, *, keep_prompt_text: bool = True, busy_timeout_ms: int = 500
+        self,
+        path: Path | str,
+        *,
+        keep_prompt_text: bool = True,
+        busy_timeout_ms: int = 500,
+        retention: Retention | None = None,
     ) -> None:
         """Opens (creating if needed) the file at ``path``. A file that cannot be opened does
-        not raise here: writes are then dropped, and reads raise ``TraceStoreError``."""
+        not raise here: writes are then dropped, and reads raise ``TraceStoreError``.
+        ``retention``: enforced in the background once traces are written (None: keep all)."""
         self.path = Path(path)
         self.keep_prompt_text = keep_prompt_text
+        self.retention = retention
         self._lock = threading.Lock()
         self._dropped = 0
         self._conn: sqlite3.Connection | None = None
         self._error: str | None = None
+        self._stop = threading.Event()
+        self._sweeper: threading.Thread | None = None
         try:
-            self._conn = open_wal(self.path, busy_timeout_ms, _SCHEMA, SCHEMA_VERSION, _UPGRADES)
+            self._conn = open_wal(
+                self.path,
+                busy_timeout_ms,
+                _SCHEMA,
+                SCHEMA_VERSION,
+                _UPGRADES,
+                incremental_vacuum=True,
+            )
+            self._conn.execute(f"PRAGMA journal_size_limit = {WAL_LIMIT}")
         except (sqlite3.Error, OSError) as exc:
             self._error = f"cannot open the trace store at {self.path}: {exc}"
             logger.warning("%s; traces will be dropped", self._error)
@@ -318,6 +377,8 @@ class SqliteTraceStore:
                 if self._conn is None:
                     raise sqlite3.OperationalError(self._error or "the trace store is closed")
                 self._conn.execute(_INSERT, row)
+            if self._sweeper is None and self.retention is not None:
+                self._start_sweeper()
         except Exception as exc:  # by contract: a trace write never fails the request
             with self._lock:
                 self._dropped += 1
@@ -347,7 +408,7 @@ class SqliteTraceStore:
 
     def search(self, where: TraceFilter) -> list[TraceSummary]:
         clauses, params = _where(where)
-        sql = f"{_SELECT_SUMMARY} WHERE {' AND '.join(clauses)} ORDER BY id DESC LIMIT ?"
+        sql = f"{_SELECT_SUMMARY} WHERE {' AND '.join(clauses)} ORDER BY rowid DESC LIMIT ?"
         return [_summary(r) for r in self._read(sql, (*params, where.limit))]
 
     def recent(self, limit: int = 20, outcome: Outcome | None = None) -> list[Trace]:
@@ -363,11 +424,130 @@ class SqliteTraceStore:
         return [_trace(r) for r in rows]
 
     def close(self) -> None:
+        self._stop.set()
+        sweeper = self._sweeper
+        if sweeper is not None and sweeper is not threading.current_thread():
+            sweeper.join(timeout=30)  # it stops between two steps
         with self._lock:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
                 self._error = "the trace store is closed"
+
+    # -- retention --------------------------------------------------------------------------
+    def sweep(self, now: float | None = None) -> SweepReport:
+        """Enforce ``retention`` once (see the module's docstring); never raises for a store
+        that cannot be written (logged; the next sweep tries again)."""
+        r = self.retention or Retention(max_age_s=None, max_bytes=None)
+        started = time.perf_counter()
+        before = after = self._live_bytes()
+        by_age = by_size = 0
+        try:
+            if r.max_age_s is not None:
+                cutoff = (time.time() if now is None else now) - r.max_age_s
+                by_age = self._delete_oldest("created_at < ?", (cutoff,), None, r.batch)
+            after = self._live_bytes()
+            if r.max_bytes is not None and after > r.max_bytes:
+                target = 0.9 * r.max_bytes
+                for _ in range(100):  # bounded: each round deletes at least one batch's worth
+                    rows = self._count()
+                    if after <= target or rows == 0 or self._stop.is_set():
+                        break
+                    excess = math.ceil(rows * (after - target) / after)
+                    by_size += self._delete_oldest("1", (), max(excess, 1), r.batch)
+                    after = self._live_bytes()
+            self._give_back(r.vacuum_pages)
+            after = self._live_bytes()
+        except sqlite3.Error as exc:
+            logger.warning("trace retention on %s stopped: %s", self.path, exc)
+        return SweepReport(
+            by_age,
+            by_size,
+            before,
+            after,
+            _size(self.path),
+            _size(self.path.with_name(self.path.name + "-wal")),
+            (time.perf_counter() - started) * 1000,
+        )
+
+    def _start_sweeper(self) -> None:
+        with self._lock:
+            if self._sweeper is not None or self._stop.is_set():
+                return
+            self._sweeper = threading.Thread(
+                target=self._sweep_loop, name="ragkeel-trace-retention", daemon=True
+            )
+        self._sweeper.start()
+
+    def _sweep_loop(self) -> None:
+        interval = self.retention.interval_s if self.retention else 60.0
+        while not self._stop.wait(interval):  # the first sweep one interval after start
+            try:
+                report = self.sweep()
+                if report.deleted_by_age or report.deleted_by_size:
+                    logger.info(
+                        "trace retention: %d trace(s) past their age and %d past the size cap "
+                        "deleted; %d bytes live, the file is %d bytes (WAL %d) (%.0f ms)",
+                        report.deleted_by_age,
+                        report.deleted_by_size,
+                        report.live_bytes_after,
+                        report.file_bytes,
+                        report.wal_bytes,
+                        report.ms,
+                    )
+            except Exception:  # the sweeper must outlive a bad sweep
+                logger.warning("trace retention failed on %s", self.path, exc_info=True)
+
+    def _delete_oldest(
+        self, where: str, params: tuple[Any, ...], limit: int | None, batch: int
+    ) -> int:
+        """Delete the oldest traces matching ``where`` (at most ``limit``), ``batch`` per
+        transaction; how many."""
+        sql = (
+            "DELETE FROM traces WHERE rowid IN "
+            f"(SELECT rowid FROM traces WHERE {where} ORDER BY rowid LIMIT ?)"
+        )
+        deleted = 0
+        while not self._stop.is_set() and (limit is None or deleted < limit):
+            step = batch if limit is None else min(batch, limit - deleted)
+            with self._lock:
+                if self._conn is None:
+                    break
+                n = self._conn.execute(sql, (*params, step)).rowcount
+            deleted += n
+            if n < step:
+                break
+        return deleted
+
+    def _give_back(self, pages: int) -> None:
+        """Return free pages to the file system, a few thousand at a time."""
+        for _ in range(100_000):  # bounded; each step frees up to ``pages``
+            with self._lock:
+                if self._conn is None or self._stop.is_set():
+                    return
+                if self._conn.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:
+                    return  # a file made without it: its free pages are reused instead
+                if self._conn.execute("PRAGMA freelist_count").fetchone()[0] == 0:
+                    break
+                self._conn.execute(f"PRAGMA incremental_vacuum({int(pages)})").fetchall()
+        with self._lock:
+            if self._conn is not None:  # move the WAL into the file, which then shrinks
+                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+    def _live_bytes(self) -> int:
+        with self._lock:
+            if self._conn is None:
+                return 0
+            pages = self._conn.execute("PRAGMA page_count").fetchone()[0]
+            free = self._conn.execute("PRAGMA freelist_count").fetchone()[0]
+            size = self._conn.execute("PRAGMA page_size").fetchone()[0]
+        return int((pages - free) * size)
+
+    def _count(self) -> int:
+        with self._lock:
+            if self._conn is None:
+                return 0
+            return int(self._conn.execute("SELECT count(*) FROM traces").fetchone()[0])
 
     def _read(self, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         with self._lock:
@@ -381,6 +561,13 @@ class SqliteTraceStore:
                     hint="check observability.trace_store; move a damaged file away "
                     "and a new one is created",
                 ) from exc
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _tenant_clause(tenants: Collection[str] | None) -> tuple[str, tuple[str, ...]]:
@@ -415,9 +602,9 @@ def _where(f: TraceFilter) -> tuple[list[str], list[Any]]:
     if f.text:
         clauses.append("(question LIKE ? ESCAPE '\\' OR output LIKE ? ESCAPE '\\')")
         params += [_like(f.text)] * 2
-    if f.before is not None:
-        clauses.append("id < ?")
-        params.append(f.before)
+    if f.before is not None:  # looked up within the same tenants: no probing other tenants' ids
+        clauses.append(f"rowid < COALESCE((SELECT rowid FROM traces WHERE id = ? AND {scope}), 0)")
+        params += [f.before, *scope_params]
     return clauses, params
 
 

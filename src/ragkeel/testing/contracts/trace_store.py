@@ -9,7 +9,8 @@ and keeps nothing, so it is not a backend of this suite.
 * ``recent`` is newest first, bounded by ``limit`` and filtered by outcome; a bad outcome or
   limit is a ``ValueError``.
 * ``search`` (issue 11, 12) is newest first, filters by tenant, outcome, route, model, time
-  and text, pages with ``before``; ``get(..., tenants=)`` treats another tenant's trace (and a
+  and text, pages with ``before`` (in the order of writing; a cursor the caller cannot see
+  gives an empty page); ``get(..., tenants=)`` treats another tenant's trace (and a
   trace of no known tenant) as missing, and an id prefix is ambiguous only among the
   caller's own traces.
 * Writers on several threads and several handles lose nothing and drop nothing.
@@ -210,6 +211,9 @@ class TraceStoreContract:
         page2 = ids(tenants=acme, limit=2, before=page1[-1])
         assert page1 + page2 == [every[5], every[3], every[1], every[0]]
         assert ids(tenants=acme, limit=2, before=page2[-1]) == []
+        # a cursor the caller cannot see (another tenant's trace, no trace) pages to nothing
+        assert ids(tenants=acme, before=every[4]) == [] and ids(before="f" * 32) == []
+        assert ids(tenants=None, before=every[4]) == every[3::-1]
         top = store.search(TraceFilter(tenants=acme, limit=1))[0]
         assert (top.tenant, top.outcome, top.model, top.cost) == (
             "acme",
