@@ -71,6 +71,10 @@ SAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     ("DELETE", "/v1/keys/{key_id}"): {"url": "/v1/keys/feedfeedfeedfeed"},
     ("GET", "/healthz"): {},
     ("GET", "/readyz"): {},
+    # issue 11: trace and cost reads
+    ("GET", "/v1/traces"): {"params": {"limit": 5}},
+    ("GET", "/v1/traces/{trace_id}"): {"url": "/v1/traces/" + "0" * 32},
+    ("GET", "/v1/costs"): {"params": {"by": "tenant"}},
 }
 
 
@@ -107,6 +111,9 @@ def test_every_route_states_the_scope_it_needs(secured: TestClient) -> None:
         ("DELETE", "/v1/keys/{key_id}"): "admin",
         ("GET", "/healthz"): PUBLIC,
         ("GET", "/readyz"): PUBLIC,
+        ("GET", "/v1/traces"): "query",
+        ("GET", "/v1/traces/{trace_id}"): "query",
+        ("GET", "/v1/costs"): "query",
     }
     assert {(m, p): s for m, p, s in routes} == expected
 

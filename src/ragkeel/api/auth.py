@@ -11,9 +11,10 @@ event loop (microseconds; a thread-pool hop would cost more under load, see ``ge
 
 A verified key becomes the request's ``Caller`` (``request.state.caller``): its ``Identity`` and
 the ``AccessScope`` (tenant, ACL principals) every read must be filtered by — routes take it with
-``Depends(caller_scope)``. ``X-Tenant`` and ``X-Principals`` (comma-separated) name the end
-user's tenant and principals, and are honoured only from a key created with
-``--trusted-proxy``; from any other key they are refused (403 ``FORBIDDEN``), not ignored, so a
+``Depends(caller_scope)``; trace and cost reads take ``Depends(trace_reader)`` (``TraceReader``:
+the caller's tenant; every tenant for the operator — auth off, or a trusted-proxy admin key).
+``X-Tenant`` and ``X-Principals`` (comma-separated) name the end user's tenant and principals,
+and are honoured only from a key created with ``--trusted-proxy``; from any other key they are refused (403 ``FORBIDDEN``), not ignored, so a
 client that believes it is switching tenants learns it is not. With auth off every request is
 tenant ``DEFAULT_TENANT`` with no ACL restriction inside it (``OPEN_CALLER``: as before issue
 11, and as the CLI sees the store), and the
@@ -90,6 +91,50 @@ def caller_of(request: Request) -> Caller:
 async def caller_scope(request: Request) -> AccessScope:
     """The routes' dependency: the ``AccessScope`` this request's reads are filtered by."""
     return caller_of(request).access
+
+
+@dataclass(frozen=True, slots=True)
+class TraceReader:
+    """Whose traces and costs a request may read (issue 11): ``tenants`` (None: every tenant;
+    else the caller's own) and the caller's ``access`` (its ACL principals, for what a trace
+    shows of the documents it touched).
+
+    Every tenant is read by the operator only: anyone while auth is off (as ``ragkeel traces``
+    sees them), or an ``admin`` key that is also ``trusted_proxy`` (made on the server's
+    command line only, and already able to act as any tenant) speaking for itself (no
+    ``X-Tenant``/``X-Principals``). Any other ``admin`` key reads its own tenant's traces and
+    costs: tenants get admin keys to delete their documents and manage their keys, and one
+    tenant's admin reading another tenant's questions and answers would be a cross-tenant leak
+    (``tests/api/test_tenant_canaries.py`` probes it)."""
+
+    tenants: frozenset[str] | None
+    access: AccessScope
+
+    @property
+    def every_tenant(self) -> bool:
+        return self.tenants is None
+
+    def narrowed(self, tenant: str | None) -> frozenset[str] | None:
+        """The tenants read when the client asks for ``tenant`` only: a filter narrows, never
+        widens (another tenant than the caller's own: nothing)."""
+        if tenant is None:
+            return self.tenants
+        return frozenset({tenant}) if self.tenants is None else self.tenants & {tenant}
+
+
+async def trace_reader(request: Request) -> TraceReader:
+    """The routes' dependency for trace and cost reads (``routes/traces.py``, the dashboard)."""
+    caller = caller_of(request)
+    state = getattr(request.app.state, "ragkeel", None)
+    identity = caller.identity
+    operator = identity is not None and (
+        identity.scope == "admin"
+        and identity.trusted_proxy
+        and caller.access == identity.access_scope()  # not speaking for an end user
+    )
+    if operator or not getattr(state, "auth_required", False):
+        return TraceReader(None, caller.access)
+    return TraceReader(frozenset({caller.access.tenant}), caller.access)
 
 
 def require(needed: Needed) -> Callable[[Request], Awaitable[Caller]]:

@@ -27,6 +27,9 @@ ConfigError, DatasetError                      400     CONFIG_INVALID, DATASET_I
 any code ending in NOT_FOUND                   404     DOCUMENT_NOT_FOUND, TRACE_NOT_FOUND, ...
 ModelError, ModelUnavailableError              503     MODEL_MISSING, MODEL_CHECKSUM, MODEL_UNAVAILABLE
 EmbeddingError, StorageError, KeyStoreError    503     EMBEDDING_FAILED, STORE_ERROR, KEY_STORE_ERROR
+TraceStoreError, CostLedgerError               503     TRACE_STORE_ERROR, COST_LEDGER_ERROR
+TraceIdAmbiguousError                          422     TRACE_ID_AMBIGUOUS (a trace id prefix that
+                                                       matches more than one of the caller's traces)
 RateLimitedError                               429     RATE_LIMITED (admission: a tenant's limit, or
                                                        the server at capacity)
 TooManyStreamsError                            429     TOO_MANY_STREAMS (admission: the caller has
@@ -76,6 +79,7 @@ from ragkeel.errors import (
     BudgetExceededError,
     ChatModelError,
     ConfigError,
+    CostLedgerError,
     DatasetError,
     EmbeddingError,
     FilterError,
@@ -95,6 +99,8 @@ from ragkeel.errors import (
     RateLimitedError,
     StorageError,
     TooLargeError,
+    TraceIdAmbiguousError,
+    TraceStoreError,
     UnauthenticatedError,
     UnsupportedMediaTypeError,
 )
@@ -125,6 +131,9 @@ _STATUS_BY_TYPE: tuple[tuple[type[RagkeelError], int], ...] = (
     (EmbeddingError, 503),
     (StorageError, 503),
     (KeyStoreError, 503),
+    (TraceStoreError, 503),
+    (CostLedgerError, 503),
+    (TraceIdAmbiguousError, 422),
 )
 _CODE_BY_STATUS = {
     404: "NOT_FOUND",
@@ -181,6 +190,8 @@ _CLIENT_MESSAGES = {  # failures behind the service: their messages are for oper
     "EMBEDDING_FAILED": "the embedding model failed",
     "STORE_ERROR": "the document store failed",
     "KEY_STORE_ERROR": "the API key store failed",
+    "TRACE_STORE_ERROR": "the trace store failed",
+    "COST_LEDGER_ERROR": "the cost ledger failed",
     INTERNAL: "internal error",
 }
 _SEE_TRACE = "; the trace has the details"

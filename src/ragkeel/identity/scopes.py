@@ -4,7 +4,8 @@ Scopes are ordered, each allowing what the one before it does::
 
     query   search, ask (``/v1/search``, ``/v1/query``, ``/v1/chat/completions``), list documents
     ingest  + upload documents (``POST /v1/documents``)
-    admin   + delete documents, manage keys, every tenant's traces and costs
+    admin   + delete documents, manage keys, read all its tenant's traces and costs (every
+            tenant's: an admin key made with --trusted-proxy, the operator's; api/auth.py)
 
 ``Identity`` is what a verified key says about its holder. ``access_scope`` turns it into the
 ``ragkeel.types.AccessScope`` every read is filtered by: the key's tenant and ACL principals,

@@ -10,5 +10,7 @@ from ragkeel.api.routes.health import router as health
 from ragkeel.api.routes.keys import router as keys
 from ragkeel.api.routes.query import router as query
 from ragkeel.api.routes.search import router as search
+from ragkeel.api.routes.traces import router as traces
 
 ROUTERS: tuple[APIRouter, ...] = (query, chat, search, documents, keys, health)
+ROUTERS += (traces,)  # issue 11: trace and cost reads
