@@ -1,7 +1,9 @@
 """Cross-tenant canaries through the API (issue 11): auth required, tenants A and B seeded by
 uploads that carry unique canary strings, then >= 2,000 probes as B and as anonymous — search
 (every mode), query (extractive), chat, document list and delete by A's ids and guessed ids,
-A's collection names, tenant keys smuggled into bodies, X-Tenant headers from a non-proxy key.
+A's collection names, tenant keys smuggled into bodies, X-Tenant headers from a non-proxy key,
+trace lists (with filters, ``tenant=team-a``, A's trace ids as paging cursors), A's trace ids,
+their prefixes and case variants, and cost totals (a model only A used carries a canary).
 Not one of A's canaries may appear in any of those responses, and A's documents are intact
 afterwards. Also: uploads are kept per tenant (B's ``policy.md`` does not replace A's), and an
 ACL change is seen on the next request. The real app, a real SQLite index, the hashing
@@ -10,6 +12,7 @@ embedder, the scripted model (answers extractive)."""
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -103,9 +106,37 @@ def test_tenant_b_and_anonymous_never_see_tenant_a(
     assert CANARY_B in found(b_query, TOPICS[0], SHARED)
     assert CANARY_A[0] not in found(b_query, TOPICS[0], SHARED)
 
+    # A's traces and costs: A's answers quote its canaries; a model only A used names one
+    a_traces = [
+        client.post(
+            "/v1/query",
+            json={"question": topic, "collection": coll, "mode": "extractive"},
+            headers=bearer(token),
+        ).json()["trace_id"]
+        for topic, coll in zip(TOPICS, (SHARED, SECRET, SHARED), strict=True)
+        for token in (a_query, a_ingest)
+    ]
+    container.ledger.record(
+        tenant="team-a",
+        model=f"model-{CANARY_A[0]}",
+        prompt_tokens=10,
+        completion_tokens=2,
+        cost=0.5,
+        outcome="ok",
+        ts=time.time(),
+    )
+    own = client.get(f"/v1/traces/{a_traces[0]}", headers=bearer(a_query))
+    assert CANARY_A[0] in own.text  # positive controls: A reads its own
+    assert a_traces[2] in client.get("/v1/traces", headers=bearer(a_query)).text
+    assert CANARY_A[1] in client.get(f"/v1/traces/{a_traces[2]}", headers=bearer(a_query)).text
+    assert CANARY_A[0] in client.get("/v1/costs", headers=bearer(a_query)).text
+    forms = [form for t in a_traces for form in (t, t[:16], t[:12], t.upper(), t[:31])]
+    trace_guesses = [*forms, "0" * 32, "f" * 16]
+
     home = str(container.settings.home.resolve())
     leaks: list[str] = []
     statuses: dict[int, int] = {}
+    routes: dict[str, int] = {}  # probes per first path segment after /v1/
     probes = 0
 
     def probe(method: str, url: str, **kwargs: Any) -> None:
@@ -113,6 +144,8 @@ def test_tenant_b_and_anonymous_never_see_tenant_a(
         r = client.request(method, url, **kwargs)
         probes += 1
         statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+        route = url.split("/")[2]
+        routes[route] = routes.get(route, 0) + 1
         leaks.extend(f"{method} {url} {kwargs}: {c}" for c in CANARY_A if c in r.text)
         if home in r.text:  # no server path either (document ids are the service's)
             leaks.append(f"{method} {url} {kwargs}: the home path")
@@ -166,9 +199,24 @@ def test_tenant_b_and_anonymous_never_see_tenant_a(
             probe("GET", "/v1/documents", params=coll, headers=headers)
             for doc_id in guessed:
                 probe("DELETE", f"/v1/documents/{doc_id}", params=coll, headers=headers)
+        for headers in callers.values():  # trace and cost reads, trace-id guessing
+            for params in (
+                {"limit": 1000},
+                {"tenant": "team-a", "limit": 1000},
+                {"text": "code", "limit": 1000},
+                {"outcome": "answered", "route": "/v1/query"},
+                {"before": a_traces[-1]},
+                {"before": "f" * 32, "tenant": "team-a"},
+            ):
+                probe("GET", "/v1/traces", params=params, headers=headers)
+            for trace_id in trace_guesses:
+                probe("GET", f"/v1/traces/{trace_id}", headers=headers)
+            for params in ({"by": "model"}, {"by": "tenant"}, {"by": "day", "tenant": "team-a"}):
+                probe("GET", "/v1/costs", params=params, headers=headers)
 
     print(
         f"cross-tenant probes: {probes}, leaks: {len(leaks)}, statuses: {sorted(statuses.items())}"
+        f", per route: {sorted(routes.items())}"
     )
     assert probes >= MIN_PROBES
     assert leaks == []
