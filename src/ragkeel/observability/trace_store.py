@@ -30,9 +30,9 @@ store given one runs ``sweep`` on a background thread (started by the first ``re
 live data (the file's pages in use) is over ``max_bytes``, the oldest traces until it is under
 90 % of it; freed pages go back to the file system (``PRAGMA incremental_vacuum``: new files
 are made with ``auto_vacuum = INCREMENTAL``; a file made before keeps its size and reuses the
-freed pages). Every step is a small transaction on the store's connection (``batch`` rows, a
-few thousand pages), so a request writing its trace meanwhile waits for one step at most
-(milliseconds, ``bench/trace_size.py``) — the sweep never holds the store for its whole run.
+freed pages). Every step is a small transaction on the store's connection (``batch`` rows,
+``vacuum_pages`` pages) with a pause after it, so a request writing its trace meanwhile waits
+for about one step (``bench/trace_size.py`` measures it) — never for the whole sweep.
 
 Errors::
 
@@ -262,8 +262,9 @@ class Retention:
     max_age_s: float | None = 30 * 86_400.0
     max_bytes: int | None = 512 * 2**20
     interval_s: float = 60.0
-    batch: int = 500  # rows per delete: what a concurrent write may wait for
-    vacuum_pages: int = 2048  # pages given back per step (8 MiB of 4 KiB pages)
+    batch: int = 100  # rows per delete: what a concurrent write may wait for
+    vacuum_pages: int = 256  # pages given back per step (1 MiB of 4 KiB pages)
+    pause_s: float = 0.002  # between two steps: writers waiting for the lock get it
 
 
 @dataclass(frozen=True, slots=True)
@@ -445,7 +446,7 @@ class SqliteTraceStore:
         try:
             if r.max_age_s is not None:
                 cutoff = (time.time() if now is None else now) - r.max_age_s
-                by_age = self._delete_oldest("created_at < ?", (cutoff,), None, r.batch)
+                by_age = self._delete_oldest("created_at < ?", (cutoff,), None, r.batch, r.pause_s)
             after = self._live_bytes()
             if r.max_bytes is not None and after > r.max_bytes:
                 target = 0.9 * r.max_bytes
@@ -454,9 +455,9 @@ class SqliteTraceStore:
                     if after <= target or rows == 0 or self._stop.is_set():
                         break
                     excess = math.ceil(rows * (after - target) / after)
-                    by_size += self._delete_oldest("1", (), max(excess, 1), r.batch)
+                    by_size += self._delete_oldest("1", (), max(excess, 1), r.batch, r.pause_s)
                     after = self._live_bytes()
-            self._give_back(r.vacuum_pages)
+            self._give_back(r.vacuum_pages, r.pause_s)
             after = self._live_bytes()
         except sqlite3.Error as exc:
             logger.warning("trace retention on %s stopped: %s", self.path, exc)
@@ -499,7 +500,7 @@ class SqliteTraceStore:
                 logger.warning("trace retention failed on %s", self.path, exc_info=True)
 
     def _delete_oldest(
-        self, where: str, params: tuple[Any, ...], limit: int | None, batch: int
+        self, where: str, params: tuple[Any, ...], limit: int | None, batch: int, pause: float
     ) -> int:
         """Delete the oldest traces matching ``where`` (at most ``limit``), ``batch`` per
         transaction; how many."""
@@ -517,11 +518,14 @@ class SqliteTraceStore:
             deleted += n
             if n < step:
                 break
+            self._stop.wait(pause)  # the lock is not fair: let a waiting writer in
         return deleted
 
-    def _give_back(self, pages: int) -> None:
-        """Return free pages to the file system, a few thousand at a time."""
-        for _ in range(100_000):  # bounded; each step frees up to ``pages``
+    def _give_back(self, pages: int, pause: float) -> None:
+        """Return free pages to the file system, ``pages`` at a time."""
+        for step in range(1_000_000):  # bounded; each step frees up to ``pages``
+            if step:
+                self._stop.wait(pause)
             with self._lock:
                 if self._conn is None or self._stop.is_set():
                     return
