@@ -192,9 +192,11 @@ def _read_trace(container: Container, reader: TraceReader, trace_id: str) -> Tra
         )
     ids = [c.chunk_id for c in trace.retrieved] + [c.chunk_id for c in trace.citations]
     chunks: dict[str, Chunk] = {}
-    for view in _views(reader, trace):
-        if ids:
-            chunks.update(container.store.get_chunks(ids, scope=view))
+    for view in _views(reader, trace):  # the trace's own tenant first
+        missing = [i for i in ids if i not in chunks]
+        if missing:
+            for chunk_id, chunk in container.store.get_chunks(missing, scope=view).items():
+                chunks.setdefault(chunk_id, chunk)
     restricted = not reader.access.all_principals
     return project(trace, chunks, restricted=restricted, operator=reader.every_tenant)
 
