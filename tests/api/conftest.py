@@ -92,6 +92,18 @@ def client(api: Api) -> Iterator[TestClient]:
 
 
 @contextmanager
+def auth_required_client(container: Container) -> Iterator[TestClient]:
+    """A client of the app over ``container`` with auth required (``api.auth: auto`` on a
+    non-loopback address) and the scripted model."""
+    answerer = Answerer(
+        container.retriever, ScriptedChatModel((GOOD,)), AnswerPolicy(gate_threshold=TEST_GATE)
+    )
+    app = create_app(container, answerer=answerer, host="0.0.0.0")
+    with TestClient(app) as c:
+        yield c
+
+
+@contextmanager
 def serve(app: FastAPI) -> Iterator[str]:
     """Run ``app`` under uvicorn on a free loopback port; yields its base URL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -19,17 +19,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from corpus import TEST_GATE
-from ragkeel.api import create_app
 from ragkeel.api.public_ids import internal_id, load_key
 from ragkeel.api.uploads import UploadArea
 from ragkeel.container import Container
-from ragkeel.gateway.providers.scripted import ScriptedChatModel
-from ragkeel.generation.answerer import Answerer
-from ragkeel.generation.policy import AnswerPolicy
 from ragkeel.types import AccessScope
 
-from .conftest import GOOD
+from .conftest import auth_required_client
 
 CANARY_A = ("CANARYAALPHA7Q", "CANARYABRAVO3Z", "CANARYACHARLIE9K")
 CANARY_B = "CANARYBDELTA5M"
@@ -47,11 +42,7 @@ def _doc(topic: str, canary: str) -> bytes:
 
 @pytest.fixture
 def client(container: Container) -> Iterator[TestClient]:
-    answerer = Answerer(
-        container.retriever, ScriptedChatModel((GOOD,)), AnswerPolicy(gate_threshold=TEST_GATE)
-    )
-    app = create_app(container, answerer=answerer, host="0.0.0.0")  # auth auto -> required
-    with TestClient(app) as c:
+    with auth_required_client(container) as c:
         yield c
 
 

@@ -14,16 +14,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from corpus import TEST_GATE
-from ragkeel.api import create_app
 from ragkeel.container import Container
-from ragkeel.gateway.providers.scripted import ScriptedChatModel
-from ragkeel.generation.answerer import Answerer
-from ragkeel.generation.policy import AnswerPolicy
 from ragkeel.observability.trace_store import TraceFilter
 from ragkeel.testing.contracts.trace_store import full_trace
 
-from .conftest import COLLECTION, GOOD, OFF_TOPIC, ON_TOPIC, Api
+from .conftest import COLLECTION, GOOD, OFF_TOPIC, ON_TOPIC, Api, auth_required_client
 from .test_tenant_canaries import bearer, upload
 
 PROBLEM = "application/problem+json"
@@ -122,11 +117,7 @@ def test_an_ambiguous_prefix_is_a_problem(client: TestClient, api: Api) -> None:
 
 @pytest.fixture
 def secure(container: Container) -> Iterator[TestClient]:
-    answerer = Answerer(
-        container.retriever, ScriptedChatModel((GOOD,)), AnswerPolicy(gate_threshold=TEST_GATE)
-    )
-    app = create_app(container, answerer=answerer, host="0.0.0.0")  # auth auto -> required
-    with TestClient(app) as c:
+    with auth_required_client(container) as c:
         yield c
 
 
