@@ -72,6 +72,11 @@ def test_the_operator_lists_filters_pages_and_reads_traces(client: TestClient, a
     assert top["rank"] == 1 and top["stored"] is True and top["title"] == "API keys"
     assert "ninety days" in top["text"] and top["source"].endswith("keys.md")
     assert trace["citations"][0]["chunk_id"] == top["chunk_id"]
+    # documents are named as in answers: service ids and file names, no server paths
+    assert top["document_id"].startswith("doc_") and top["source"] == "keys.md"
+    assert trace["citations"][0]["document_id"] == top["document_id"]
+    raw = client.get(f"/v1/traces/{on}").text
+    assert str(api.container.settings.home.parent) not in raw
     assert trace["gateway"]["served_by"] == "scripted"
     assert trace["attributes"]["gen_ai.request.model"] == "scripted"
     assert client.get(f"/v1/traces/{on[:12].upper()}").json()["id"] == on  # a prefix

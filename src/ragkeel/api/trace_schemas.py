@@ -1,6 +1,7 @@
 """Bodies of the trace and cost routes (``routes/traces.py``): a trace list's rows, one trace in
 full, cost totals. Built from the observability records by ``of`` constructors; what a trace
-shows of documents goes through the same projections as answers (``CitationOut``, ``HitOut``)."""
+shows of documents goes through the same projections as answers (``public_ids.PublicView``:
+service ids and file names, never server paths; then ``CitationOut``, ``HitOut``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ragkeel.api.public_ids import PublicView
 from ragkeel.api.schemas import CitationOut, GateOut, HitOut
 from ragkeel.observability.cost_ledger import CostTotal
 from ragkeel.observability.trace import PromptRecord, RetrievedChunk
@@ -69,12 +71,12 @@ class TraceHitOut(BaseModel):
     text: str | None = None
 
     @classmethod
-    def of(cls, rank: int, r: RetrievedChunk, chunk: Chunk | None) -> TraceHitOut:
+    def of(cls, rank: int, r: RetrievedChunk, chunk: Chunk | None, view: PublicView) -> TraceHitOut:
         if chunk is None:
             return cls(
                 rank=rank,
                 chunk_id=r.chunk_id,
-                document_id=r.document_id,
+                document_id=view.id(r.document_id),
                 score=r.score,
                 keyword_rank=r.keyword_rank,
                 keyword_score=r.keyword_score,
@@ -85,7 +87,7 @@ class TraceHitOut(BaseModel):
         hit = SearchHit(  # shown like an answer's hit (HitOut: the answers' projection)
             chunk, r.score, r.keyword_rank, r.keyword_score, r.dense_rank, r.dense_score
         )
-        return cls(stored=True, **HitOut.from_hit(rank, hit).model_dump())
+        return cls(stored=True, **HitOut.from_hit(rank, view.hit(hit)).model_dump())
 
 
 class PromptOut(BaseModel):

@@ -11,14 +11,16 @@ trace id — or a prefix of one — is 404 ``TRACE_NOT_FOUND`` exactly like a mi
 cannot be probed.
 
 One trace in full: the retrieved chunks (ids, fused score, each retriever's rank and score,
-and the chunk's title, source and text when it is still stored — projected like answers),
+and the chunk's title, source and text when it is still stored; documents named like in
+answers, by service ids and file names, never server paths: ``api/public_ids.py``),
 the gate, the prompt (its text only if ``observability.keep_prompt_text`` kept it), the
 output, the citations, every gateway attempt and decision, tokens, cost, stage latencies. A
 caller that does not see every document of its tenant (a key with ACL principals, not
 ``admin``) gets the trace without the chunks it may not read now — and then without the
 prompt text and the output, which may quote them (``withheld`` says what was left out). Error
 and degradation messages of failures behind the service are the fixed client sentences of
-``problems.client_message`` unless the caller reads every tenant (an operator).
+``problems.client_message`` unless the caller reads every tenant (an operator); server
+paths in them are replaced for everyone.
 
 Bad filters: malformed values are 422 ``VALIDATION_ERROR``; ``since`` after ``until`` is 422
 ``TRACE_FILTER_INVALID``. Paging: ``next_before`` of one page is ``before=`` of the next.
@@ -35,6 +37,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ragkeel.api.auth import TraceReader, require, trace_reader
 from ragkeel.api.problems import client_message
+from ragkeel.api.public_ids import PublicView
 from ragkeel.api.schemas import CitationOut, GateOut
 from ragkeel.api.state import ApiState, get_state
 from ragkeel.api.trace_schemas import (
@@ -50,7 +53,6 @@ from ragkeel.api.trace_schemas import (
     TraceSummaryOut,
     WithheldOut,
 )
-from ragkeel.container import Container
 from ragkeel.errors import NotFoundError, TraceFilterError
 from ragkeel.observability import names
 from ragkeel.observability.cost_ledger import CostTotal
@@ -138,7 +140,7 @@ async def get_trace(
     state: State,
 ) -> TraceOut:
     """One trace in full, as far as the caller may see it."""
-    return await run_in_threadpool(_read_trace, state.container, reader, trace_id)
+    return await run_in_threadpool(_read_trace, state, reader, trace_id)
 
 
 @router.get("/v1/costs", response_model=CostsOut, dependencies=_QUERY)
@@ -184,7 +186,8 @@ def _sum(rows: list[CostTotal]) -> CostTotal:
     )
 
 
-def _read_trace(container: Container, reader: TraceReader, trace_id: str) -> TraceOut:
+def _read_trace(state: ApiState, reader: TraceReader, trace_id: str) -> TraceOut:
+    container = state.container
     trace = container.traces.get(trace_id, tenants=reader.tenants)
     if trace is None:  # another tenant's trace does not exist here
         raise NotFoundError(
@@ -192,13 +195,17 @@ def _read_trace(container: Container, reader: TraceReader, trace_id: str) -> Tra
         )
     ids = [c.chunk_id for c in trace.retrieved] + [c.chunk_id for c in trace.citations]
     chunks: dict[str, Chunk] = {}
-    for view in _views(reader, trace):  # the trace's own tenant first
+    owner = trace.tenant or DEFAULT_TENANT  # whose documents: names their public ids
+    for scope in _views(reader, trace):  # the trace's own tenant first
         missing = [i for i in ids if i not in chunks]
-        if missing:
-            for chunk_id, chunk in container.store.get_chunks(missing, scope=view).items():
-                chunks.setdefault(chunk_id, chunk)
+        found = container.store.get_chunks(missing, scope=scope) if missing else {}
+        if found and not chunks:
+            owner = scope.tenant
+        for chunk_id, chunk in found.items():
+            chunks.setdefault(chunk_id, chunk)
+    view = state.public_view(AccessScope(owner))
     restricted = not reader.access.all_principals
-    return project(trace, chunks, restricted=restricted, operator=reader.every_tenant)
+    return project(trace, view, chunks, restricted=restricted, operator=reader.every_tenant)
 
 
 def _views(reader: TraceReader, trace: Trace) -> list[AccessScope]:
@@ -214,23 +221,36 @@ def _views(reader: TraceReader, trace: Trace) -> list[AccessScope]:
 
 
 def project(
-    trace: Trace, chunks: Mapping[str, Chunk] | None = None, *, restricted: bool, operator: bool
+    trace: Trace,
+    view: PublicView,
+    chunks: Mapping[str, Chunk] | None = None,
+    *,
+    restricted: bool,
+    operator: bool,
 ) -> TraceOut:
-    """``trace`` as the API shows it. ``chunks``: its chunks that are stored and visible;
+    """``trace`` as the API shows it: documents named by ``view`` (public ids and file names,
+    as in answers; ``api/public_ids.py``). ``chunks``: its chunks that are stored and visible;
     ``restricted``: the caller sees only those (the others, the prompt text and the output are
-    withheld); ``operator``: messages of failures behind the service are shown whole."""
+    withheld); ``operator``: messages of failures behind the service are shown whole (server
+    paths replaced all the same)."""
     seen = chunks or {}
     hidden = {c.chunk_id for c in trace.retrieved} | {c.chunk_id for c in trace.citations}
     hidden = hidden - seen.keys() if restricted else set()
     retrieved = [
-        TraceHitOut.of(rank, r, seen.get(r.chunk_id))
+        TraceHitOut.of(rank, r, seen.get(r.chunk_id), view)
         for rank, r in enumerate(trace.retrieved, start=1)
         if r.chunk_id not in hidden
     ]
-    citations = [CitationOut.model_validate(c) for c in trace.citations if c.chunk_id not in hidden]
+    citations = [
+        CitationOut.model_validate(view.citation(c))
+        for c in trace.citations
+        if c.chunk_id not in hidden
+    ]
 
     def message(code: str, text: str | None) -> str | None:
-        return text if operator or text is None else client_message(code, text)
+        if text is None:
+            return None
+        return view.scrub(text if operator else client_message(code, text))
 
     error = None
     if trace.error_code:
