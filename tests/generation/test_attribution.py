@@ -41,3 +41,29 @@ def test_cited_sentences_and_refusals_are_untouched() -> None:
         "Keys are rotated every ninety days [1]. I cannot answer this from the provided sources."
     )
     assert attribute_uncited(cited, ctx) == (cited, ())
+
+
+def test_sentence_wrapped_over_lines_gets_its_source() -> None:
+    # `make run`'s first answer under answer_v3 (issue 11): the model copied runbook steps with
+    # their line wrapping and no [n]; split_sentences joins the lines, so the sentence was never
+    # found in the text, never cited, and the whole answer came back not grounded.
+    ctx = context_of(
+        "Production keys must be rotated every 90 days.",
+        "2. Store the new secret in the vault path the service reads (for example\n"
+        "   secret/billing-prod/acme-api-key). Never paste keys into tickets or chat.\n"
+        "4. Watch the Key usage panel on the project dashboard until the old key shows no\n"
+        "   requests for at least 30 minutes.",
+    )
+    answer = (
+        "2. Store the new secret in the vault path the service reads (for example\n"
+        "   secret/billing-prod/acme-api-key).\n"
+        "4. Watch the Key usage panel on the project dashboard until the old key shows no\n"
+        "   requests for at least 30 minutes."
+    )
+    assert not check_answer(answer, ctx).grounded
+    text, inferred = attribute_uncited(answer, ctx)
+    assert inferred == (2,)
+    assert text == answer.replace("acme-api-key).", "acme-api-key) [2].").replace(
+        "30 minutes.", "30 minutes [2]."
+    )
+    assert check_answer(text, ctx).grounded

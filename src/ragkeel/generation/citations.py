@@ -98,14 +98,16 @@ def attribute_uncited(
     source: the source covering most of its content words, if it covers at least
     ``min_support`` of them and at least two (small models often answer right but forget the
     ``[n]``). Returns the new text and the inferred numbers. Nothing is added to a sentence no
-    single source supports, so an unsupported sentence stays unsupported."""
+    single source supports, so an unsupported sentence stays unsupported. A sentence wrapped
+    over several lines (list items copied from a runbook) is found and cited too."""
     source_terms = {s.number: frozenset(analyze(f"{s.label}\n{s.text}")) for s in context.sources}
     inferred: list[int] = []
     for sentence in split_sentences(text):
         if citation_numbers(sentence) or is_refusal(sentence, refusal_phrase):
             continue
         terms = set(content_terms(sentence))
-        if len(terms) < 2 or sentence not in text:
+        span = _find(text, sentence)
+        if len(terms) < 2 or span is None:
             continue
         best = max(source_terms, key=lambda n: len(terms & source_terms[n]), default=None)
         if best is None:
@@ -113,11 +115,21 @@ def attribute_uncited(
         shared = len(terms & source_terms[best])
         if shared < 2 or shared / len(terms) < min_support:
             continue
-        body = sentence.rstrip()
-        end = len(body.rstrip(".!?;:"))
-        text = text.replace(sentence, f"{body[:end]} [{best}]{body[end:]}", 1)
+        start, stop = span  # in ``text``: its line breaks and indents are kept
+        end = start + len(text[start:stop].rstrip(".!?;:"))
+        text = f"{text[:end]} [{best}]{text[end:]}"
         inferred.append(best)
     return text, _unique(inferred)
+
+
+def _find(text: str, sentence: str) -> tuple[int, int] | None:
+    """Where ``sentence`` (from ``split_sentences``, which joins wrapped lines with one space)
+    first occurs in ``text``, any run of whitespace matching any other; None if it does not."""
+    words = sentence.split()
+    if not words:
+        return None
+    match = re.search(r"\s+".join(map(re.escape, words)), text)
+    return (match.start(), match.end()) if match else None
 
 
 def is_refusal(text: str, refusal_phrase: str = REFUSAL_PHRASE) -> bool:
