@@ -174,7 +174,8 @@ class GenerationSettings(_Section):
     safety: AnswerSafetySettings = AnswerSafetySettings()
     # a generated answer the citation check finds unsupported: returned as_is, stripped of the
     # unsupported sentences, or replaced by the extractive answer (generation/ungrounded.py);
-    # as_is measured best or tied under answer_v3 (docs/benchmarks.md, prompt injection)
+    # as_is measured best or tied under answer_v3 (docs/benchmarks.md, prompt injection; and the
+    # paired harness runs evals/ungrounded-*.yaml, "the ungrounded policy")
     ungrounded: Literal["as_is", "strip", "extractive"] = "as_is"
     local: LocalModelSettings = LocalModelSettings()
     openai: OpenAIChatSettings = OpenAIChatSettings()

@@ -15,8 +15,10 @@ Answers asked for JSON (an ``output_schema``) and refusals are left alone: a sen
 JSON breaks it. The default is ``as_is``: under the default prompt (``answer_v3``) the three
 policies scored within one case of each other on answer quality and on injection success (the
 injections that succeed are grounded: their goal token is in the source cited), so nothing is
-replaced on no evidence. Figures: docs/benchmarks.md ("Issue 11: prompt injection"), measured
-with bench/prompt_injection.py.
+replaced on no evidence. Figures: docs/benchmarks.md ("Issue 11: prompt injection", measured
+with bench/prompt_injection.py, and "Issue 11: the ungrounded policy, decided with the
+evaluation harness", paired ``ragkeel eval compare`` runs of ``evals/ungrounded-*.yaml``: no
+delta of F1, gold-span, abstention or citation metrics distinguishable from 0).
 """
 
 from __future__ import annotations
