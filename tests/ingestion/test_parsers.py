@@ -250,6 +250,21 @@ def test_markdown_structure(write_file: WriteFile) -> None:
     assert all("---" not in b.text and "owner" not in b.text for b in doc.blocks)
 
 
+def test_markdown_inline_code_is_kept_literally(write_file: WriteFile) -> None:
+    """Inline code lost its ``<placeholder>`` (taken for an HTML tag once the backticks were
+    gone): the runbook step read "--key-id ." and the model cited the wrong source for it."""
+    doc = one(
+        write_file(
+            "runbook.md",
+            "# Keys\n\nRun `ragkeel keys revoke --key-id <old-key-id>` and keep `**raw**`;"
+            " <b>tags</b> and [`links`](http://x) are still cleaned.\n",
+        )
+    )
+    text = " ".join(b.text for b in doc.blocks)
+    assert "ragkeel keys revoke --key-id <old-key-id>" in text
+    assert "keep **raw**;" in text and " tags and links are still cleaned." in text
+
+
 def test_markdown_title_falls_back_to_stem(write_file: WriteFile) -> None:
     doc = one(write_file("no-heading.markdown", "## Only a level two\n\ntext"))
     assert doc.title == "no-heading"

@@ -37,9 +37,12 @@ _INLINE = (
     (re.compile(r"!\[([^\]]*)\]\([^)]*\)"), r"\1"),  # image -> alt text
     (re.compile(r"\[([^\]]+)\](?:\([^)]*\)|\[[^\]]*\])"), r"\1"),  # link -> label
     (re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1"), r"\2"),  # strong emphasis
-    (re.compile(r"`([^`\n]+)`"), r"\1"),  # inline code
     (re.compile(r"</?[A-Za-z][A-Za-z0-9-]*(?:\s[^<>]*)?/?>"), ""),  # inline HTML tags
 )
+# inline code is literal: its text is set aside before the rules above run (so `<key-id>` is not
+# taken for an HTML tag, nor `**x**` for emphasis) and put back without its backticks
+_CODE_SPAN = re.compile(r"`([^`\n]+)`")
+_HELD = re.compile("\ue000(\\d+)\ue001")  # a held code span's place (private-use characters)
 
 
 def parse(source: Source) -> ParseOutcome:
@@ -191,8 +194,18 @@ def _row(line: str) -> list[str]:
 
 
 def _inline(text: str) -> str:
+    held: list[str] = []
+    if "`" in text and "\ue000" not in text:
+
+        def hold(match: re.Match[str]) -> str:
+            held.append(match.group(1))
+            return f"\ue000{len(held) - 1}\ue001"
+
+        text = _CODE_SPAN.sub(hold, text)
     for pattern, replacement in _INLINE:
         text = pattern.sub(replacement, text)
+    if held:
+        text = _HELD.sub(lambda m: held[int(m.group(1))], text)
     return text
 
 
