@@ -59,6 +59,7 @@ from ragkeel.ingestion.parsers import ParseLimits
 from ragkeel.ingestion.pipeline import IngestionPipeline
 from ragkeel.models.gguf import get_model
 from ragkeel.observability.cost_ledger import SqliteCostLedger
+from ragkeel.observability.feedback import SqliteFeedbackStore
 from ragkeel.observability.monitor import Monitor, TraceWindows, WebhookNotifier
 from ragkeel.observability.monitor.monitor import ledger_spend
 from ragkeel.observability.trace_store import (
@@ -69,7 +70,7 @@ from ragkeel.observability.trace_store import (
 )
 from ragkeel.observability.tracing import NullTracer, Tracer
 from ragkeel.retrieval.hybrid import HybridRetriever, Mode
-from ragkeel.settings import DeploymentSettings, Settings, load_settings
+from ragkeel.settings import DeploymentSettings, Settings, UiSettings, load_settings
 from ragkeel.storage.sqlite import SqliteDocumentStore
 
 
@@ -422,9 +423,32 @@ class Container:
             notifier=notifier,
         )
 
+    # -- feedback and the dashboard (issue 12) --
+
+    @cached_property
+    def feedback(self) -> SqliteFeedbackStore | None:
+        """Ratings of traced answers, in the trace file (None while tracing is off: there is
+        nothing to rate)."""
+        if not self.settings.observability.enabled:
+            return None
+        return SqliteFeedbackStore(self.settings.trace_store_path)
+
+    @property
+    def ui(self) -> UiSettings:
+        """The dashboard's own section (``ui/``: session lifetime, evaluation reports)."""
+        return self.settings.ui
+
+    @property
+    def reports_dir(self) -> Path:
+        """Where the dashboard lists evaluation reports (``ui.reports_dir``, default
+        ``$RAGKEEL_HOME/results``, where ``ragkeel eval run`` writes them)."""
+        return self.settings.ui.reports_dir or self.settings.home / "results"
+
     def close(self) -> None:
         if "monitor" in self.__dict__:
             self.monitor.close()
+        if "feedback" in self.__dict__ and self.feedback is not None:
+            self.feedback.close()
         if "keys" in self.__dict__:
             self.keys.close()
         if "gateway" in self.__dict__ and self.gateway is not None:

@@ -14,6 +14,7 @@ Sections::
     │   ├── DatasetMismatchError      DATASET_MISMATCH two runs compared on different data
     │   └── MetricMismatchError       METRIC_MISMATCH  the runs lack a metric the gate compares
     ├── KeySpecError                  KEY_INVALID     an API key asked for with a bad tenant, scope, expiry...
+    ├── FeedbackInvalidError          FEEDBACK_INVALID  a rating that is not up/down/1-5, a comment too long
     │ ── ingestion ──
     ├── IngestError                   (per subclass)  one file/record could not be ingested
     │   ├── UnsupportedTypeError      UNSUPPORTED_TYPE
@@ -214,6 +215,13 @@ class KeySpecError(RagkeelError):
     """An API key asked for with a bad tenant, scope, principal or expiry (``ragkeel keys``)."""
 
     code = "KEY_INVALID"
+
+
+class FeedbackInvalidError(RagkeelError):
+    """Feedback on a trace with a rating other than ``up``, ``down`` or 1-5, or a comment over
+    the bound (``observability/feedback.py``)."""
+
+    code = "FEEDBACK_INVALID"
 
 
 class TraceNotFoundError(RagkeelError):

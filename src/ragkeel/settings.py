@@ -378,6 +378,15 @@ class MonitorSettings(_Section):
     webhook: MonitorWebhookSettings = MonitorWebhookSettings()
 
 
+class UiSettings(_Section):
+    """The dashboard under ``/ui`` (issue 12; ``ui/`` says what each value does)."""
+
+    enabled: bool = True  # serve /ui from `ragkeel serve`
+    # a browser's sign-in (api.auth required) lasts this long; the cookie is not the key
+    session_ttl_s: int = Field(default=3600, ge=60, le=7 * 24 * 3600)
+    reports_dir: Path | None = None  # evaluation reports listed; default: $RAGKEEL_HOME/results
+
+
 class ServerSettings(_Section):
     """``ragkeel serve``."""
 
@@ -426,6 +435,7 @@ class Settings(BaseSettings):
     models: ModelsSettings = ModelsSettings()
     api: ApiSettings = ApiSettings()
     monitor: MonitorSettings = MonitorSettings()  # alert rules (issue 12)
+    ui: UiSettings = UiSettings()  # the dashboard (issue 12)
 
     @model_validator(mode="after")
     def _bm25_answers_need_a_keyword_gate(self) -> Settings:

@@ -75,6 +75,7 @@ SAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/v1/traces"): {"params": {"limit": 5}},
     ("GET", "/v1/traces/{trace_id}"): {"url": "/v1/traces/" + "0" * 32},
     ("GET", "/v1/costs"): {"params": {"by": "tenant"}},
+    ("POST", "/v1/feedback"): {"json": {"trace_id": "0" * 32, "rating": "up"}},
 }
 
 
@@ -114,6 +115,7 @@ def test_every_route_states_the_scope_it_needs(secured: TestClient) -> None:
         ("GET", "/v1/traces"): "query",
         ("GET", "/v1/traces/{trace_id}"): "query",
         ("GET", "/v1/costs"): "query",
+        ("POST", "/v1/feedback"): "query",
     }
     assert {(m, p): s for m, p, s in routes} == expected
 

@@ -17,6 +17,7 @@ a body that is not JSON on a JSON route        415     UNSUPPORTED_MEDIA_TYPE (t
 QueryError, FilterError, IngestError           422     QUERY_INVALID, FILTER_INVALID, (per kind)
 NameInvalidError                               422     NAME_INVALID (a tenant or collection name)
 KeySpecError                                   422     KEY_INVALID (a key asked for with a bad spec)
+FeedbackInvalidError                           422     FEEDBACK_INVALID (a bad rating, a long comment)
 UnauthenticatedError                           401     UNAUTHENTICATED (+ ``WWW-Authenticate: Bearer``)
 ForbiddenError, CrossOriginError               403     FORBIDDEN (scope), CROSS_ORIGIN (a browser
                                                        form from another origin)
@@ -82,6 +83,7 @@ from ragkeel.errors import (
     CostLedgerError,
     DatasetError,
     EmbeddingError,
+    FeedbackInvalidError,
     FilterError,
     IngestError,
     JsonInvalidError,
@@ -120,6 +122,7 @@ _STATUS_BY_TYPE: tuple[tuple[type[RagkeelError], int], ...] = (
     (FilterError, 422),
     (NameInvalidError, 422),
     (KeySpecError, 422),
+    (FeedbackInvalidError, 422),
     (ConfigError, 400),
     (DatasetError, 400),
     (RateLimitedError, 429),

@@ -694,3 +694,9 @@ def _trace(row: tuple[Any, ...]) -> Trace:
         tenant=r["tenant"],
         gateway=json.loads(r["gateway"]) if r["gateway"] is not None else None,
     )
+
+
+def open_trace_file(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
+    """A connection to the trace file at ``path`` with the traces' schema brought up to date,
+    for a table kept beside the traces in the same file (``feedback.py``)."""
+    return open_wal(path, busy_timeout_ms, _SCHEMA, SCHEMA_VERSION, _UPGRADES)

@@ -1,0 +1,55 @@
+"""``POST /v1/feedback``: a user's rating of an answer, by its ``trace_id`` (issue 12).
+
+A ``query`` key may rate its own tenant's traces only: a trace of another tenant is 404
+``TRACE_NOT_FOUND``, exactly like an id that does not exist, so ids cannot be probed. An
+``admin`` key, and every caller while ``api.auth`` is off (the operator on loopback, as the
+CLI sees the traces), may rate any. A bad rating or a comment over the bound is 422
+``FEEDBACK_INVALID``; a malformed body 422 ``VALIDATION_ERROR``. The rating is stored beside the
+trace (``observability/feedback.py``); nothing about the trace itself changes.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+from starlette.concurrency import run_in_threadpool
+
+from ragkeel.api.auth import Caller, require
+from ragkeel.api.feedback_schemas import FeedbackIn, FeedbackOut
+from ragkeel.api.state import ApiState, get_state
+from ragkeel.errors import TraceNotFoundError
+from ragkeel.observability.feedback import Feedback, check_comment, parse_rating
+from ragkeel.types import DEFAULT_TENANT
+
+router = APIRouter(tags=["feedback"])
+
+
+@router.post(
+    "/v1/feedback",
+    status_code=201,
+    response_model=FeedbackOut,
+    responses={404: {"description": "no trace with this id that the caller may see"}},
+)
+async def post_feedback(
+    body: FeedbackIn,
+    caller: Annotated[Caller, Depends(require("query"))],
+    state: Annotated[ApiState, Depends(get_state)],
+) -> FeedbackOut:
+    """Rate an answer: ``up``/``down`` or 1-5, with an optional comment."""
+    rating = parse_rating(body.rating)
+    comment = check_comment(body.comment)
+    identity = caller.identity
+    every_tenant = not state.auth_required or (identity is not None and identity.scope == "admin")
+    container = state.container
+    trace = await run_in_threadpool(container.traces.get, body.trace_id.lower())
+    tenant = (trace.tenant or DEFAULT_TENANT) if trace is not None else None
+    store = container.feedback
+    if trace is None or store is None or not (every_tenant or tenant == caller.access.tenant):
+        raise TraceNotFoundError(
+            f"no trace {body.trace_id}", hint="send the trace_id an answer of yours returned"
+        )
+    stored = await run_in_threadpool(
+        store.add, Feedback(trace.id, rating, tenant or DEFAULT_TENANT, comment)
+    )
+    return FeedbackOut.of(stored)
