@@ -43,6 +43,7 @@ from ragkeel.api.problems import install_error_handlers
 from ragkeel.api.request_context import RequestContextMiddleware
 from ragkeel.api.request_limits import BodyLimitMiddleware, Limits
 from ragkeel.api.routes import ROUTERS
+from ragkeel.api.routes.health import readiness
 from ragkeel.api.state import ApiState
 from ragkeel.api.trace_context import TraceContextMiddleware
 from ragkeel.api.uploads import UploadArea
@@ -50,6 +51,8 @@ from ragkeel.container import Container
 from ragkeel.errors import RagkeelError
 from ragkeel.generation.answerer import Answerer
 from ragkeel.observability.context import TRACE_ID_HEADER
+from ragkeel.ui import PREFIX as UI_PREFIX
+from ragkeel.ui import build_ui
 
 log = logging.getLogger("ragkeel.api")
 
@@ -111,7 +114,18 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=state.limits.max_body_bytes)
     app.add_middleware(LoadSheddingMiddleware)  # shed before routing and body parsing
     app.add_middleware(CrossOriginMiddleware, allowed_origins=edge.cors_origins)
-    app.add_middleware(AuthMiddleware, public_paths=public)  # no slot, no body for a stranger
+    # the dashboard (issue 12): it signs browsers in with its own session cookie (ui/session.py)
+    ui_prefixes: tuple[str, ...] = ()
+    if container.ui.enabled:
+        ui_app = build_ui(
+            container,
+            auth_required=state.auth_required,
+            readiness=lambda details: readiness(state, details=details),
+        )
+        app.mount(UI_PREFIX, ui_app, name="ui")
+        ui_prefixes = (f"{UI_PREFIX}/",)
+        public.add(UI_PREFIX)
+    app.add_middleware(AuthMiddleware, public_paths=public, public_prefixes=ui_prefixes)
     app.add_middleware(TraceContextMiddleware)  # the root span, in the request's context (issue 12)
     app.add_middleware(RequestContextMiddleware)  # the trace id, before auth can log or refuse
     if edge.cors_origins:  # added last = runs first: it answers the preflights

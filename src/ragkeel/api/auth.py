@@ -34,7 +34,7 @@ pass. CORS itself (``CORSMiddleware``) is installed only when ``api.cors_origins
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
@@ -191,9 +191,13 @@ class AuthMiddleware:
     """Authenticates every HTTP request but those to ``public_paths`` when
     ``app.state.ragkeel.auth_required``; sets ``request.state.caller``."""
 
-    def __init__(self, app: ASGIApp, public_paths: Collection[str] = ()) -> None:
+    def __init__(
+        self, app: ASGIApp, public_paths: Collection[str] = (), public_prefixes: Sequence[str] = ()
+    ) -> None:
         self.app = app
         self.public_paths = frozenset(public_paths)
+        # a mounted app that checks its callers itself (the dashboard's sessions, ``ui/``)
+        self.public_prefixes = tuple(public_prefixes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -202,7 +206,7 @@ class AuthMiddleware:
         state = getattr(scope["app"].state, "ragkeel", None)
         if not getattr(state, "auth_required", False):
             caller = OPEN_CALLER
-        elif scope["path"] in self.public_paths:
+        elif scope["path"] in self.public_paths or scope["path"].startswith(self.public_prefixes):
             caller = ANONYMOUS_CALLER
         else:
             try:

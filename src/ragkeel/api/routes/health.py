@@ -46,6 +46,14 @@ async def healthz() -> dict[str, str]:
 async def readyz(request: Request, state: Annotated[ApiState, Depends(get_state)]) -> JSONResponse:
     """Readiness: 200 when questions can be answered (perhaps degraded), else 503; the details
     only to an admin key or with auth off."""
+    details = not state.auth_required or _admin(request, state)
+    body = await readiness(state, details=details)
+    return JSONResponse(body, status_code=200 if body["ready"] else 503)
+
+
+async def readiness(state: ApiState, *, details: bool) -> dict[str, Any]:
+    """What ``/readyz`` answers: everything, or with ``details`` off the verdict only (the
+    dashboard's health page shows the same to its viewer)."""
     store = await run_in_threadpool(_store_status, state)
     model, reason = _model_status(state)
     gateway = state.container.gateway
@@ -66,9 +74,7 @@ async def readyz(request: Request, state: Annotated[ApiState, Depends(get_state)
         "answer_path": path,
         "deployments": deployments,
     }
-    if state.auth_required and not _admin(request, state):
-        body = _verdict(body)
-    return JSONResponse(body, status_code=200 if ready else 503)
+    return body if details else _verdict(body)
 
 
 def _admin(request: Request, state: ApiState) -> bool:

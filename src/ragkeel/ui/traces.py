@@ -1,0 +1,202 @@
+"""The traces pages' data: the list's filters (``TraceQuery``, from the page's GET form), the
+traces a viewer may see that match them (``find``), and one trace with what the page shows
+beside it (``TraceDetail``: chunk texts read with the viewer's document scope, the feedback).
+
+Tenant scoping: a viewer bound to a tenant sees that tenant's traces only — its ``tenant``
+filter is ignored, and another tenant's trace id is "not found", exactly like a missing one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+from ragkeel.observability import names
+from ragkeel.observability.feedback import Feedback, SqliteFeedbackStore
+from ragkeel.observability.trace import OUTCOMES, Trace
+from ragkeel.observability.trace_store import TraceStore
+from ragkeel.storage.sqlite import SqliteDocumentStore
+from ragkeel.types import DEFAULT_TENANT, Chunk
+from ragkeel.ui.charts import Waterfall, waterfall
+from ragkeel.ui.session import Viewer
+
+PAGE = 50
+SCAN = 5000  # traces looked through for one page of matches, newest first
+MAX_TEXT = 200
+_NOT_A_TIME = "not a date and time (YYYY-MM-DDTHH:MM, UTC)"
+# the routes traces are recorded under (the API records its paths, api/routes/query.py, chat.py)
+ROUTES = ("/v1/query", "/v1/chat/completions", names.ROUTE_CLI_ASK, names.ROUTE_EVAL_RUN)
+
+
+@dataclass(frozen=True, slots=True)
+class TraceQuery:
+    outcome: str = ""
+    route: str = ""
+    model: str = ""
+    tenant: str = ""
+    since: str = ""  # the form's value, YYYY-MM-DDTHH:MM (UTC)
+    until: str = ""
+    text: str = ""
+    before: str = ""  # paging: traces older than this id
+    errors: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, params: Mapping[str, str]) -> TraceQuery:
+        """The filters of a request's query string; a value that is not valid is dropped and
+        said in ``errors`` (the page shows it)."""
+
+        def get(name: str) -> str:
+            return params.get(name, "").strip()[:MAX_TEXT]
+
+        q = cls(
+            get("outcome"),
+            get("route"),
+            get("model"),
+            get("tenant"),
+            get("since"),
+            get("until"),
+            get("q"),
+            get("before").lower(),
+        )
+        errors = []
+        if q.outcome and q.outcome not in OUTCOMES:
+            errors.append(f"unknown outcome {q.outcome!r}")
+            q = replace(q, outcome="")
+        if q.since and _timestamp(q.since) is None:
+            errors.append(f"since: {_NOT_A_TIME}")
+            q = replace(q, since="")
+        if q.until and _timestamp(q.until) is None:
+            errors.append(f"until: {_NOT_A_TIME}")
+            q = replace(q, until="")
+        if q.before and not (
+            len(q.before) == 32 and all(c in "0123456789abcdef" for c in q.before)
+        ):
+            errors.append("before: not a trace id")
+            q = replace(q, before="")
+        return replace(q, errors=tuple(errors))
+
+    def params(self, **changes: str) -> dict[str, str]:
+        """The non-empty filters as query parameters (for the paging links)."""
+        values = {
+            "outcome": self.outcome,
+            "route": self.route,
+            "model": self.model,
+            "tenant": self.tenant,
+            "since": self.since,
+            "until": self.until,
+            "q": self.text,
+            "before": self.before,
+        } | changes
+        return {k: v for k, v in values.items() if v}
+
+
+def _timestamp(value: str) -> float | None:
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+def tenant_of(trace: Trace) -> str:
+    return trace.tenant or DEFAULT_TENANT
+
+
+def matches(trace: Trace, q: TraceQuery, viewer: Viewer) -> bool:
+    tenant = tenant_of(trace)
+    since, until = (
+        _timestamp(q.since) if q.since else None,
+        _timestamp(q.until) if q.until else None,
+    )
+    text = q.text.lower()
+    return (
+        viewer.sees(tenant)
+        and (not q.tenant or not viewer.admin or tenant == q.tenant)
+        and (not q.outcome or trace.outcome == q.outcome)
+        and (not q.route or trace.route == q.route)
+        and (not q.model or q.model.lower() in (trace.model or "").lower())
+        and (since is None or trace.created_at >= since)
+        and (until is None or trace.created_at < until)
+        and (not text or text in trace.question.lower() or text in trace.output.lower())
+        and (not q.before or trace.id < q.before)
+    )
+
+
+def find(store: TraceStore, q: TraceQuery, viewer: Viewer) -> tuple[list[Trace], bool]:
+    """One page of the matching traces a viewer may see, newest first, and whether there are
+    more (within the newest ``SCAN`` traces)."""
+    found = [t for t in store.recent(SCAN) if matches(t, q, viewer)]
+    return found[:PAGE], len(found) > PAGE
+
+
+def visible(store: TraceStore, trace_id: str, viewer: Viewer) -> Trace | None:
+    """The trace with this id (or unique prefix) if the viewer may see it."""
+    trace = store.get(trace_id)
+    return trace if trace is not None and viewer.sees(tenant_of(trace)) else None
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRow:
+    rank: int
+    chunk_id: str
+    document_id: str
+    score: float
+    keyword_rank: int | None
+    keyword_score: float | None
+    dense_rank: int | None
+    dense_score: float | None
+    cited: bool
+    chunk: Chunk | None  # None: deleted since, or outside the viewer's document scope
+
+
+@dataclass(frozen=True, slots=True)
+class TraceDetail:
+    trace: Trace
+    chunks: tuple[ChunkRow, ...]
+    waterfall: Waterfall
+    feedback: tuple[Feedback, ...]
+    attempts: tuple[Mapping[str, object], ...] = ()
+    decisions: tuple[Mapping[str, object], ...] = ()
+    stages: Mapping[str, float] = field(default_factory=dict)
+
+
+def detail(
+    trace: Trace,
+    viewer: Viewer,
+    store: SqliteDocumentStore,
+    feedback: SqliteFeedbackStore | None,
+) -> TraceDetail:
+    ids = [c.chunk_id for c in trace.retrieved]
+    texts = store.get_chunks(ids, scope=viewer.access(tenant_of(trace))) if ids else {}
+    cited = {c.chunk_id for c in trace.citations}
+    rows = tuple(
+        ChunkRow(
+            i + 1,
+            c.chunk_id,
+            c.document_id,
+            c.score,
+            c.keyword_rank,
+            c.keyword_score,
+            c.dense_rank,
+            c.dense_score,
+            c.chunk_id in cited,
+            texts.get(c.chunk_id),
+        )
+        for i, c in enumerate(trace.retrieved)
+    )
+    gateway = trace.gateway or {}
+    return TraceDetail(
+        trace,
+        rows,
+        waterfall(trace.latency_ms),
+        tuple(feedback.for_trace(trace.id)) if feedback is not None else (),
+        attempts=_records(gateway.get("attempts")),
+        decisions=_records(gateway.get("decisions")),
+        stages=dict(trace.latency_ms),
+    )
+
+
+def _records(value: object) -> tuple[Mapping[str, object], ...]:
+    items: Sequence[object] = value if isinstance(value, list) else []
+    return tuple(i for i in items if isinstance(i, dict))
