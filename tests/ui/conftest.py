@@ -68,27 +68,29 @@ def build_container(home: Path, docs: Path, *urls: str, **settings: Any) -> Cont
 
 
 def send_traffic(
-    base: str, primary: FaultServer, backup: FaultServer, headers: dict[str, str] | None = None
+    client: httpx.Client,
+    primary: FaultServer,
+    backup: FaultServer,
+    headers: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """Trace ids by name of a mix of requests sent through the API: answered, refused,
     extractive over the hostile document, answered by the backup after the primary failed,
     and degraded with both deployments down (their breakers are left open)."""
     ids = {}
-    with httpx.Client(base_url=base, headers=headers or {}, timeout=30) as client:
 
-        def ask(name: str, question: str, **body: Any) -> None:
-            r = client.post("/v1/query", json={"question": question, **body})
-            assert r.status_code == 200, r.text
-            ids[name] = r.json()["trace_id"]
+    def ask(name: str, question: str, **body: Any) -> None:
+        r = client.post("/v1/query", json={"question": question, **body}, headers=headers)
+        assert r.status_code == 200, r.text
+        ids[name] = r.json()["trace_id"]
 
-        ask("answered", ON_TOPIC)
-        ask("refused", OFF_TOPIC)
-        ask("hostile", HOSTILE_QUESTION, mode="extractive")
-        primary.set(error="503", error_rate=1.0)
-        ask("fallback", "How often do I rotate keys, and where is it done?")
-        primary.set(down=True)
-        backup.set(down=True)
-        ask("degraded", OUTAGE)
+    ask("answered", ON_TOPIC)
+    ask("refused", OFF_TOPIC)
+    ask("hostile", HOSTILE_QUESTION, mode="extractive")
+    primary.set(error="503", error_rate=1.0)
+    ask("fallback", "How often do I rotate keys, and where is it done?")
+    primary.set(down=True)
+    backup.set(down=True)
+    ask("degraded", OUTAGE)
     return ids
 
 
@@ -108,5 +110,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         backup.set(reply=GOOD)
         container = build_container(root / "home", root / "docs", primary.base_url, backup.base_url)
         with serve(create_app(container)) as base:
-            ids = send_traffic(base, primary, backup)
+            with httpx.Client(base_url=base, timeout=30) as client:
+                ids = send_traffic(client, primary, backup)
             yield Site(base, container, ids)

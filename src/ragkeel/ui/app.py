@@ -15,6 +15,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
+from importlib.resources import files
 from typing import Any
 
 from starlette.applications import Starlette
@@ -36,6 +38,7 @@ PREFIX = "/ui"
 SECRET_FILE = "ui-session.key"
 MAX_KEY_CHARS = 256
 DAYS = (7, 14, 30, 90)
+STATIC = {"ui.css": "text/css; charset=utf-8", "favicon.svg": "image/svg+xml"}
 Readiness = Callable[[bool], Awaitable[Mapping[str, Any]]]  # details? -> what /readyz says
 Alerts = Callable[[], Sequence[Mapping[str, Any]]]
 
@@ -95,10 +98,10 @@ def build_ui(
     app = Starlette(
         routes=[
             Route("/", lambda _: RedirectResponse(f"{PREFIX}/traces", status_code=303)),
-            Route("/login", lambda r: login_form(ui, r), methods=["GET"]),
-            Route("/login", lambda r: login(ui, r), methods=["POST"]),
+            Route("/login", partial(login_form, ui), methods=["GET"]),
+            Route("/login", partial(login, ui), methods=["POST"]),
             Route("/logout", logout, methods=["POST"]),
-            Route("/static/ui.css", stylesheet),
+            Route("/static/{name}", static_file),
             route("/traces", trace_list),
             route("/traces/{trace_id}", trace_page),
             route("/traces/{trace_id}/feedback", rate, methods=["POST"]),
@@ -173,11 +176,13 @@ async def logout(request: Request) -> Response:
     return response
 
 
-async def stylesheet(request: Request) -> Response:
-    from importlib.resources import files
-
-    css = files("ragkeel.ui").joinpath("static/ui.css").read_text(encoding="utf-8")
-    return Response(css, media_type="text/css", headers={"cache-control": "max-age=300"})
+async def static_file(request: Request) -> Response:
+    """The stylesheet and the icon: the only files served from the package."""
+    name = request.path_params["name"]
+    if name not in STATIC:
+        return Response("not found", status_code=404, media_type="text/plain")
+    body = files("ragkeel.ui").joinpath("static", name).read_bytes()
+    return Response(body, media_type=STATIC[name], headers={"cache-control": "max-age=300"})
 
 
 async def trace_list(ui: Ui, request: Request, viewer: Viewer) -> Response:

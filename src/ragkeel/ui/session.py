@@ -59,8 +59,12 @@ class Viewer:
         return self.tenant is None or self.tenant == tenant
 
     def access(self, tenant: str) -> AccessScope:
-        """The document scope chunk texts of ``tenant``'s traces are read with."""
-        if self.identity is not None and self.identity.scope != "admin":
+        """The document scope chunk texts of ``tenant``'s traces are read with: the key's own
+        (an admin's: every document of that tenant); with auth off, the default tenant's every
+        document (what every request reads then; a trace's tenant is only a rate-limit bucket)."""
+        if self.identity is None:
+            return AccessScope(all_principals=True)
+        if self.identity.scope != "admin":
             return self.identity.access_scope()
         return AccessScope(tenant=tenant, all_principals=True)
 

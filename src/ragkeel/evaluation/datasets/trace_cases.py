@@ -12,17 +12,26 @@ taken as the truth unless the user says so.
 - ``reference_answers``: only what the user gives (``--reference``); never the trace's own
   output, which would grade the system against itself. Not allowed with ``cannot_answer``.
 - ``tags``: ``from-trace`` plus the user's; the id defaults to ``trace-<first 16 digits>``.
+
+``case_from_feedback``: a trace a user rated negatively (``down``, 1 or 2; issue 12) becomes a
+case ``feedback-<first 16 digits>`` tagged ``from-feedback`` and ``rating-<rating>``. The user
+said the behaviour was wrong, so it is not pinned: the default ``expect`` is ``answer`` (a
+refusal rated down should have answered; an answer rated down should have answered better),
+and no relevant documents are taken from the citations of an answer the user rejected.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 from ragkeel.errors import DatasetError
 from ragkeel.evaluation.cases import EvalCase, Expect
+from ragkeel.observability.feedback import Feedback
 from ragkeel.observability.trace import Trace
 
 FROM_TRACE_TAG = "from-trace"
+FROM_FEEDBACK_TAG = "from-feedback"
 _ID_DIGITS = 16
 
 
@@ -65,3 +74,27 @@ def case_from_trace(
         expect=chosen,
         tags=tuple(dict.fromkeys((FROM_TRACE_TAG, *tags))),
     )
+
+
+def case_from_feedback(
+    trace: Trace,
+    feedback: Feedback,
+    *,
+    expect: Expect | None = None,
+    tags: Sequence[str] = (),
+) -> EvalCase:
+    """The regression case of a negatively rated trace (see the module docstring)."""
+    if not feedback.negative or feedback.trace_id != trace.id:
+        raise DatasetError(
+            f"feedback {feedback.rating!r} on {feedback.trace_id} is not a negative rating of "
+            f"trace {trace.id}",
+            hint="only down, 1 and 2 ratings become regression cases",
+        )
+    chosen = expect or "answer"
+    case = case_from_trace(
+        trace,
+        expect=chosen,
+        case_id=f"feedback-{trace.id[:_ID_DIGITS]}",
+        tags=(FROM_FEEDBACK_TAG, f"rating-{feedback.rating}", *tags),
+    )
+    return replace(case, relevant_doc_ids=())
