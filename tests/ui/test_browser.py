@@ -12,7 +12,6 @@ when set (how ``docs/images/`` is made: see docs/benchmarks.md's dashboard secti
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -67,9 +66,13 @@ def shot(page: object, tmp_path: Path, name: str) -> None:
     page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
     assert path.stat().st_size > 5_000
     target = os.environ.get("RAGKEEL_UI_SCREENSHOTS")
-    if target:
+    if target:  # committed images: 64-colour palette PNGs, a fraction of the size
+        from PIL import Image
+
         Path(target).mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, Path(target) / path.name)
+        with Image.open(path) as image:
+            small = image.convert("RGB").quantize(colors=64)
+            small.save(Path(target) / path.name, optimize=True)
 
 
 def not_run(page: object) -> None:

@@ -90,6 +90,7 @@ def test_a_tenant_sees_its_own_traces_only(
     assert r.status_code == 404
     health = client.get("/ui/health").text
     assert "admin keys only" in health and "report.html" not in health
+    assert "documents," not in health and "d0" not in health  # the verdict only, as /readyz
     assert client.get("/ui/reports/scifact-run/report.html").status_code == 403
 
     client.cookies.set(COOKIE, sign_in(client, tokens["admin"]))
@@ -97,7 +98,8 @@ def test_a_tenant_sees_its_own_traces_only(
     assert all(i in listing for i in mine | theirs)
     only_b = client.get("/ui/traces", params={"tenant": "team-b"}).text
     assert not any(i in only_b for i in mine)
-    assert "scifact-run/report.html" in client.get("/ui/health").text
+    health = client.get("/ui/health").text
+    assert "scifact-run/report.html" in health and "documents," in health and "d0" in health
     assert client.get("/ui/reports/scifact-run/report.html").status_code == 200
 
 

@@ -187,7 +187,7 @@ async def static_file(request: Request) -> Response:
 
 async def trace_list(ui: Ui, request: Request, viewer: Viewer) -> Response:
     q = traces.TraceQuery.of(request.query_params)
-    found, more = await run_in_threadpool(traces.find, ui.container.traces, q, viewer)
+    found, more, refused = await run_in_threadpool(traces.find, ui.container.traces, q, viewer)
     latest = {}
     if found and ui.container.feedback is not None:
         ids = [t.id for t in found]
@@ -197,6 +197,7 @@ async def trace_list(ui: Ui, request: Request, viewer: Viewer) -> Response:
         viewer,
         "traces",
         q=q,
+        refused=refused,
         traces=found,
         feedback=latest,
         older=older,

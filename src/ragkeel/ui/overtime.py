@@ -2,7 +2,8 @@
 may see — requests, latency percentiles (p50/p95 of ``total``), cost per day and per answered
 query, and the shares of abstentions (``cannot_answer``), degraded answers and errors.
 
-Read from the trace store (up to ``MAX_TRACES`` of the newest traces in the window: an embedded
+Read from the trace store's light summaries (``TraceStore.search``, a page at a time, up to
+``MAX_TRACES`` of the newest traces in the window: an embedded
 dashboard, not a time-series database; Prometheus and Grafana take over beyond that, issue 12's
 ``/metrics``). Drift statistics come from the monitor when one runs; until then the page says
 so.
@@ -17,11 +18,15 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 
-from ragkeel.observability.trace import Trace
-from ragkeel.observability.trace_store import TraceStore
+from ragkeel.observability.trace_store import (
+    MAX_SEARCH_LIMIT,
+    TraceFilter,
+    TraceStore,
+    TraceSummary,
+)
 from ragkeel.ui.charts import LineChart, Series, line_chart
 from ragkeel.ui.session import Viewer
-from ragkeel.ui.traces import tenant_of
+from ragkeel.ui.traces import tenants_of
 
 MAX_TRACES = 20_000
 DAY_S = 86_400
@@ -52,7 +57,7 @@ def day_of(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).date().isoformat()
 
 
-def summarise(day: str, traces: list[Trace]) -> Day:
+def summarise(day: str, traces: list[TraceSummary]) -> Day:
     n = len(traces)
     totals = [t.total_ms for t in traces if t.total_ms is not None]
     p50, p95 = (
@@ -83,13 +88,22 @@ def over_time(store: TraceStore, viewer: Viewer, days: int, now: float | None = 
     now = time.time() if now is None else now
     start = datetime.fromtimestamp(now, UTC).date() - timedelta(days=days - 1)
     since = datetime(start.year, start.month, start.day, tzinfo=UTC).timestamp()
-    recent = store.recent(MAX_TRACES)
-    by_day: dict[str, list[Trace]] = defaultdict(list)
-    used = 0
-    for t in recent:
-        if t.created_at >= since and viewer.sees(tenant_of(t)):
+    by_day: dict[str, list[TraceSummary]] = defaultdict(list)
+    used, before, capped = 0, None, False
+    while True:  # newest first, a page at a time, up to MAX_TRACES
+        where = TraceFilter(
+            tenants=tenants_of(viewer), since=since, limit=MAX_SEARCH_LIMIT, before=before
+        )
+        page = store.search(where)
+        for t in page:
             by_day[day_of(t.created_at)].append(t)
-            used += 1
+        used += len(page)
+        if len(page) < MAX_SEARCH_LIMIT:
+            break
+        if used >= MAX_TRACES:
+            capped = True
+            break
+        before = page[-1].id
     labels = [(start + timedelta(days=i)).isoformat() for i in range(days)]
     rows = tuple(summarise(d, by_day.get(d, [])) for d in labels)
     short = [d[5:] for d in labels]  # MM-DD
@@ -123,7 +137,6 @@ def over_time(store: TraceStore, viewer: Viewer, days: int, now: float | None = 
             ],
         ),
     )
-    capped = len(recent) >= MAX_TRACES and recent[-1].created_at >= since
     return OverTime(rows, charts, used, capped)
 
 

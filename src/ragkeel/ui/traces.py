@@ -12,17 +12,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
+from ragkeel.errors import TraceFilterError
 from ragkeel.observability import names
 from ragkeel.observability.feedback import Feedback, SqliteFeedbackStore
 from ragkeel.observability.trace import OUTCOMES, Trace
-from ragkeel.observability.trace_store import TraceStore
+from ragkeel.observability.trace_store import TraceFilter, TraceStore, TraceSummary
 from ragkeel.storage.sqlite import SqliteDocumentStore
 from ragkeel.types import DEFAULT_TENANT, Chunk
 from ragkeel.ui.charts import Waterfall, waterfall
 from ragkeel.ui.session import Viewer
 
 PAGE = 50
-SCAN = 5000  # traces looked through for one page of matches, newest first
 MAX_TEXT = 200
 _NOT_A_TIME = "not a date and time (YYYY-MM-DDTHH:MM, UTC)"
 # the routes traces are recorded under (the API records its paths, api/routes/query.py, chat.py)
@@ -69,11 +69,6 @@ class TraceQuery:
         if q.until and _timestamp(q.until) is None:
             errors.append(f"until: {_NOT_A_TIME}")
             q = replace(q, until="")
-        if q.before and not (
-            len(q.before) == 32 and all(c in "0123456789abcdef" for c in q.before)
-        ):
-            errors.append("before: not a trace id")
-            q = replace(q, before="")
         return replace(q, errors=tuple(errors))
 
     def params(self, **changes: str) -> dict[str, str]:
@@ -103,37 +98,38 @@ def tenant_of(trace: Trace) -> str:
     return trace.tenant or DEFAULT_TENANT
 
 
-def matches(trace: Trace, q: TraceQuery, viewer: Viewer) -> bool:
-    tenant = tenant_of(trace)
-    since, until = (
-        _timestamp(q.since) if q.since else None,
-        _timestamp(q.until) if q.until else None,
-    )
-    text = q.text.lower()
-    return (
-        viewer.sees(tenant)
-        and (not q.tenant or not viewer.admin or tenant == q.tenant)
-        and (not q.outcome or trace.outcome == q.outcome)
-        and (not q.route or trace.route == q.route)
-        and (not q.model or q.model.lower() in (trace.model or "").lower())
-        and (since is None or trace.created_at >= since)
-        and (until is None or trace.created_at < until)
-        and (not text or text in trace.question.lower() or text in trace.output.lower())
-        and (not q.before or trace.id < q.before)
-    )
+def tenants_of(viewer: Viewer, asked: str = "") -> frozenset[str] | None:
+    """Whose traces a page reads: the viewer's tenant, or (an admin viewer) the one asked for,
+    or every tenant."""
+    if viewer.tenant is not None:
+        return frozenset({viewer.tenant})
+    return frozenset({asked}) if asked else None
 
 
-def find(store: TraceStore, q: TraceQuery, viewer: Viewer) -> tuple[list[Trace], bool]:
-    """One page of the matching traces a viewer may see, newest first, and whether there are
-    more (within the newest ``SCAN`` traces)."""
-    found = [t for t in store.recent(SCAN) if matches(t, q, viewer)]
-    return found[:PAGE], len(found) > PAGE
+def find(store: TraceStore, q: TraceQuery, viewer: Viewer) -> tuple[list[TraceSummary], bool, str]:
+    """One page of the matching traces a viewer may see, newest first, whether there are
+    more, and why the filters were refused ("" when they were not)."""
+    try:
+        where = TraceFilter(
+            tenants=tenants_of(viewer, q.tenant),
+            outcome=q.outcome or None,  # type: ignore[arg-type]  # checked by TraceQuery.of
+            route=q.route or None,
+            model=q.model or None,
+            since=_timestamp(q.since) if q.since else None,
+            until=_timestamp(q.until) if q.until else None,
+            text=q.text or None,
+            limit=PAGE + 1,
+            before=q.before or None,
+        )
+    except TraceFilterError as exc:
+        return [], False, exc.message
+    found = store.search(where)
+    return found[:PAGE], len(found) > PAGE, ""
 
 
 def visible(store: TraceStore, trace_id: str, viewer: Viewer) -> Trace | None:
     """The trace with this id (or unique prefix) if the viewer may see it."""
-    trace = store.get(trace_id)
-    return trace if trace is not None and viewer.sees(tenant_of(trace)) else None
+    return store.get(trace_id, tenants=tenants_of(viewer))
 
 
 @dataclass(frozen=True, slots=True)

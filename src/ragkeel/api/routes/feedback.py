@@ -10,6 +10,7 @@ trace (``observability/feedback.py``); nothing about the trace itself changes.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
@@ -42,14 +43,15 @@ async def post_feedback(
     identity = caller.identity
     every_tenant = not state.auth_required or (identity is not None and identity.scope == "admin")
     container = state.container
-    trace = await run_in_threadpool(container.traces.get, body.trace_id.lower())
-    tenant = (trace.tenant or DEFAULT_TENANT) if trace is not None else None
+    tenants = None if every_tenant else {caller.access.tenant}
+    trace = await run_in_threadpool(
+        partial(container.traces.get, body.trace_id.lower(), tenants=tenants)
+    )
     store = container.feedback
-    if trace is None or store is None or not (every_tenant or tenant == caller.access.tenant):
+    if trace is None or store is None:
         raise TraceNotFoundError(
             f"no trace {body.trace_id}", hint="send the trace_id an answer of yours returned"
         )
-    stored = await run_in_threadpool(
-        store.add, Feedback(trace.id, rating, tenant or DEFAULT_TENANT, comment)
-    )
+    feedback = Feedback(trace.id, rating, trace.tenant or DEFAULT_TENANT, comment)
+    stored = await run_in_threadpool(store.add, feedback)
     return FeedbackOut.of(stored)
