@@ -1,7 +1,12 @@
 """Traces become test cases: traces recorded from real answers into a real ``SqliteTraceStore``
 (where the settings put it, under the test's private RAGKEEL_HOME), then ``eval add-case``
 through ``CliRunner`` on an ``eval`` app that ``cli.eval_cases.register`` fills, as the lead
-wires it into ``cli/eval.py``."""
+wires it into ``cli/eval.py``.
+
+Negative feedback becomes regression cases too (issue 12, ``--from-feedback``): only traces whose
+newest rating is negative, expect ``answer``, no relevant documents from a rejected answer's
+citations, tags saying where they came from; a second run adds nothing; a deleted trace is
+skipped."""
 
 from __future__ import annotations
 
@@ -15,12 +20,14 @@ from typer.testing import CliRunner
 from ragkeel.cli.eval_cases import register
 from ragkeel.errors import DatasetError, TraceNotFoundError
 from ragkeel.evaluation.datasets.testset import load_testset, write_case
-from ragkeel.evaluation.datasets.trace_cases import case_from_trace
+from ragkeel.evaluation.datasets.trace_cases import case_from_feedback, case_from_trace
 from ragkeel.generation.tracing import trace_from_answer
 from ragkeel.observability import names
+from ragkeel.observability.feedback import Feedback, SqliteFeedbackStore
 from ragkeel.observability.trace import Trace
 from ragkeel.observability.trace_store import SqliteTraceStore
 from ragkeel.settings import load_settings
+from ragkeel.types import Citation
 
 ANSWER = "Rotate every API key every ninety days [1]."
 
@@ -124,3 +131,66 @@ def test_write_case_creates_the_file(tmp_path: Path) -> None:
     trace = Trace(route="cli.ask", question="Q?", outcome="cannot_answer")
     write_case(path, case_from_trace(trace))
     assert load_testset(path).cases[0].tags == ("from-trace",)
+
+
+CITED = Citation(1, "doc-keys", "c1", "keys.md", "API keys", None, "Rotate every key.")
+
+
+@pytest.fixture
+def rated() -> dict[str, Trace]:
+    found = {
+        "wrong": Trace(
+            route="/v1/query",
+            question="How often?",
+            outcome="answered",
+            output="Every year [1].",
+            citations=(CITED,),
+        ),
+        "refused": Trace(route="/v1/query", question="Who owns keys?", outcome="cannot_answer"),
+        "good": Trace(route="/v1/query", question="Where?", outcome="answered"),
+        "changed": Trace(route="/v1/query", question="When?", outcome="answered"),
+    }
+    path = load_settings().trace_store_path
+    traces, feedback = SqliteTraceStore(path), SqliteFeedbackStore(path)
+    for t in found.values():
+        traces.record(t)
+    feedback.add(Feedback(found["wrong"].id, "down", "default", "wrong interval"))
+    feedback.add(Feedback(found["refused"].id, "1", "default"))
+    feedback.add(Feedback(found["good"].id, "5", "default"))
+    feedback.add(Feedback(found["changed"].id, "2", "default"))
+    feedback.add(Feedback(found["changed"].id, "up", "default"))  # the newest rating counts
+    feedback.add(Feedback("f" * 32, "down", "default"))  # its trace is gone (retention)
+    traces.close()
+    feedback.close()
+    return found
+
+
+def test_negative_feedback_becomes_cases_once(rated: dict[str, Trace], tmp_path: Path) -> None:
+    target = tmp_path / "evals" / "feedback.jsonl"
+    runner, app = CliRunner(), _cli()
+    args = ["eval", "add-case", "--from-feedback", "--to", str(target), "--tag", "triage"]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    assert "added 2 case(s)" in first.output and "1 no longer in the trace store" in first.output
+    cases = {c.id: c for c in load_testset(target).cases}
+    wrong, refused = rated["wrong"].id[:16], rated["refused"].id[:16]
+    assert set(cases) == {f"feedback-{wrong}", f"feedback-{refused}"}
+    case = cases[f"feedback-{wrong}"]
+    assert case.question == "How often?" and case.expect == "answer"
+    assert case.relevant_doc_ids == () and case.reference_answers == ()
+    assert case.tags == ("from-trace", "from-feedback", "rating-down", "triage")
+    assert cases[f"feedback-{refused}"].expect == "answer"
+
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0 and "added 0 case(s)" in again.output
+    assert "2 already there" in again.output
+    assert len(target.read_text(encoding="utf-8").splitlines()) == 2
+
+
+def test_the_options_are_checked(rated: dict[str, Trace]) -> None:
+    runner, app = CliRunner(), _cli()
+    neither = runner.invoke(app, ["eval", "add-case"])
+    both = runner.invoke(app, ["eval", "add-case", "--from-feedback", "--from-trace", "abc"])
+    assert neither.exit_code == both.exit_code == 2
+    with pytest.raises(DatasetError, match="not a negative rating"):
+        case_from_feedback(rated["good"], Feedback(rated["good"].id, "5", "default"))
