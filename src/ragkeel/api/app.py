@@ -10,6 +10,10 @@ auth, ``RequestContextMiddleware`` (``request_context.py``: the request's trace 
 lines and trace, returned as ``X-Trace-Id``), then ``TraceContextMiddleware``
 (``trace_context.py``: the request's OpenTelemetry root span, when ``observability.otlp`` is on).
 
+The dashboard (``ui/``, issue 12) is mounted under ``/ui`` unless ``ui.enabled`` is off; the
+``AuthMiddleware`` lets ``/ui`` through without a bearer key, since the dashboard signs browsers
+in itself (``ui/session.py``: a session cookie that is not the key).
+
 The lifespan opens what requests share (store, retriever, pipeline, trace store) before the
 first request, optionally loads the chat model in the background (``preload_model``: ``serve``
 does; ``/readyz`` reports it) and starts the alert monitor's thread (``monitor``: ``serve``

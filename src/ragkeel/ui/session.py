@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ragkeel.errors import UnauthenticatedError
+from ragkeel.errors import KeyStoreError
 from ragkeel.identity.keys import SqliteKeyStore
 from ragkeel.identity.scopes import Identity
 from ragkeel.types import AccessScope
@@ -86,7 +86,7 @@ def load_secret(path: Path) -> bytes:
     except FileExistsError:
         secret = path.read_bytes()
         if len(secret) < SECRET_BYTES:
-            raise UnauthenticatedError(
+            raise KeyStoreError(
                 f"the dashboard's session secret {path} is damaged",
                 hint="delete the file; it is made again and every session signs in anew",
             ) from None
