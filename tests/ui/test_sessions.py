@@ -67,8 +67,15 @@ def test_pages_need_a_session_and_the_cookie_is_not_the_key(
     assert secret not in cookie and tokens["a"] not in cookie
     client.cookies.set(COOKIE, cookie)
     assert client.get("/ui/traces").status_code == 200
-    # the cookie is no API credential
+    # the cookie is no API credential, and /ui's pass through the API's key check leads
+    # nowhere else
     assert client.get("/v1/search", params={"q": "rotate"}).status_code == 401
+    for sneaky in (
+        "/ui/%2e%2e/v1/search?q=rotate",
+        "/ui/..%2Fv1/search?q=rotate",
+        "/ui/../v1/keys",
+    ):
+        assert client.get(sneaky).status_code in (303, 401, 404), sneaky
 
 
 def test_a_tenant_sees_its_own_traces_only(
