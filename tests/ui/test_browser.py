@@ -7,12 +7,14 @@ evaluation report's own script does not run, and with auth required the browser 
 a key through the form.
 
 Screenshots of every page are saved under ``tmp_path``, and into ``RAGKEEL_UI_SCREENSHOTS``
-when set (how ``docs/images/`` is made: see docs/benchmarks.md's dashboard section)."""
+when set (how ``docs/images/`` is made: README, section Dashboard)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -20,7 +22,9 @@ import pytest
 
 from api.conftest import serve
 from ragkeel.api import create_app
+from ragkeel.observability.trace import new_trace_id
 from ragkeel.testing import FaultServer
+from ragkeel.testing.contracts.trace_store import full_trace
 
 from .conftest import GOOD, HOSTILE_DOC, PWNED, Site, build_container, send_traffic
 
@@ -149,9 +153,31 @@ def test_hostile_text_is_shown_never_run(site: Site, page: object) -> None:
     assert HOSTILE_DOC.split("<")[0] in shown
 
 
+def history(site: Site, days: int = 13) -> int:
+    """Synthetic traces on the days before today (the API's traffic is all from today), so the
+    over-time charts have a history to draw: a few requests a day, latency, cost and refusals
+    varying by day. How many were recorded."""
+    midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    n = 0
+    for day in range(1, days + 1):
+        for i in range(3 + day % 4):
+            outcome = "cannot_answer" if (i + day) % 5 == 0 else "answered"
+            trace = full_trace(
+                outcome,
+                latency_ms={"total": 400.0 + 90 * (day % 5) + 40 * i},
+                cost=0.0002 * (1 + day % 3),
+            )
+            when = (midnight - timedelta(days=day, hours=-(2 + 3 * i))).timestamp()
+            site.container.traces.record(replace(trace, id=new_trace_id(), created_at=when))
+            n += 1
+    return n
+
+
 def test_over_time_and_health(site: Site, page: object, tmp_path: Path) -> None:
     p = page
+    older = history(site)
     p.goto(f"{site.base}/ui/overtime")  # type: ignore[attr-defined]
+    assert f"{len(site.trace_ids) + older} requests" in p.inner_text("main")  # type: ignore[attr-defined]
     assert p.locator("#charts figure").count() == 4  # type: ignore[attr-defined]
     assert p.locator("#charts path.line").count() >= 4  # type: ignore[attr-defined]
     assert "monitor not running" in p.inner_text("#drift").lower()  # type: ignore[attr-defined]
