@@ -138,3 +138,12 @@ def test_revoked_tampered_expired_and_cross_origin_are_refused(
     assert Sessions(container.keys, b"t" * 32, ttl_s=60).viewer(fresh) is None  # other secret
     out = client.post("/ui/logout", headers=ORIGIN)
     assert out.status_code == 303 and "max-age=0" in out.headers["set-cookie"].lower()
+
+
+def test_ui_enabled_false_serves_no_dashboard(tmp_path: Path) -> None:
+    container = build_container(tmp_path / "home", tmp_path / "docs", ui={"enabled": False})
+    with TestClient(create_app(container, host="0.0.0.0"), follow_redirects=False) as client:
+        assert client.get("/ui/traces").status_code == 401  # no longer let past the key check
+        assert client.get("/ui/login").status_code == 401
+    with TestClient(create_app(container), follow_redirects=False) as client:
+        assert client.get("/ui/traces").status_code == 404
