@@ -58,6 +58,9 @@ def test_hostile_text_is_escaped_everywhere(site: Site) -> None:
 
 def test_the_trace_page_shows_what_the_request_did(site: Site) -> None:
     answered = get(site, f"/ui/traces/{site.trace_ids['fallback']}").text
+    # documents are named as the API names them to the caller: public ids and file names
+    assert "doc_" in answered and "keys.md" in answered
+    assert str(site.container.home.parent) not in answered
     for part in ('id="chunks"', 'id="gate"', 'id="prompt"', 'id="citations"', 'id="attempts"'):
         assert part in answered, part
     assert "Rotate every API key every ninety days" in answered

@@ -125,6 +125,7 @@ def create_app(
             container,
             auth_required=state.auth_required,
             readiness=lambda details: readiness(state, details=details),
+            names_of=state.public_view,
         )
         app.mount(UI_PREFIX, ui_app, name="ui")
         ui_prefixes = (f"{UI_PREFIX}/",)

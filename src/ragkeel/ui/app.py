@@ -48,6 +48,7 @@ class Ui:
     container: Container
     auth_required: bool
     readiness: Readiness
+    names_of: traces.NamesOf
     alerts: Alerts | None = None  # the monitor's firing alerts, when one runs
     _sessions: Sessions | None = None
 
@@ -75,10 +76,13 @@ def build_ui(
     *,
     auth_required: bool,
     readiness: Readiness,
+    names_of: traces.NamesOf,
     alerts: Alerts | None = None,
 ) -> SecurityHeaders:
-    """The dashboard over ``container`` (opened and closed by the API's lifespan)."""
-    ui = Ui(container, auth_required, readiness, alerts)
+    """The dashboard over ``container`` (opened and closed by the API's lifespan);
+    ``readiness(details)`` is what ``/readyz`` says, ``names_of(scope)`` how documents are
+    named to that caller (public ids and file names, never server paths)."""
+    ui = Ui(container, auth_required, readiness, names_of, alerts)
 
     def route(
         path: str, handler: Callable[[Ui, Request, Viewer], Awaitable[Response]], **kw: Any
@@ -214,8 +218,10 @@ async def trace_page(ui: Ui, request: Request, viewer: Viewer) -> Response:
     trace = await run_in_threadpool(traces.visible, c.traces, trace_id, viewer)
     if trace is None:
         return _error(viewer, 404, "No trace with this id.")
-    view = await run_in_threadpool(traces.detail, trace, viewer, c.store, c.feedback)
-    return page("trace.html.j2", **_context(viewer, "traces", d=view, t=trace, firing=ui.firing()))
+    view = await run_in_threadpool(traces.detail, trace, viewer, c.store, c.feedback, ui.names_of)
+    return page(
+        "trace.html.j2", **_context(viewer, "traces", d=view, t=view.trace, firing=ui.firing())
+    )
 
 
 async def rate(ui: Ui, request: Request, viewer: Viewer) -> Response:

@@ -8,9 +8,10 @@ filter is ignored, and another tenant's trace id is "not found", exactly like a 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Protocol
 
 from ragkeel.errors import TraceFilterError
 from ragkeel.observability import names
@@ -18,7 +19,7 @@ from ragkeel.observability.feedback import Feedback, SqliteFeedbackStore
 from ragkeel.observability.trace import OUTCOMES, Trace
 from ragkeel.observability.trace_store import TraceFilter, TraceStore, TraceSummary
 from ragkeel.storage.sqlite import SqliteDocumentStore
-from ragkeel.types import DEFAULT_TENANT, Chunk
+from ragkeel.types import DEFAULT_TENANT, AccessScope, Chunk, Citation
 from ragkeel.ui.charts import Waterfall, waterfall
 from ragkeel.ui.session import Viewer
 
@@ -157,15 +158,61 @@ class TraceDetail:
     stages: Mapping[str, float] = field(default_factory=dict)
 
 
+class DocumentNames(Protocol):
+    """How documents are named to a web client (``api/public_ids.py``'s ``PublicView``: the
+    API's public ids and file names, never a server path), passed in by ``api/app.py``."""
+
+    def id(self, document_id: str) -> str: ...
+
+    def source(self, source: str, document_id: str) -> str: ...
+
+    def citation(self, c: Citation) -> Citation: ...
+
+    def scrub(self, text: str) -> str: ...
+
+
+NamesOf = Callable[[AccessScope], DocumentNames]
+
+
+def shown(trace: Trace, names: DocumentNames) -> Trace:
+    """``trace`` as the page shows it: cited documents by public id and file name, server
+    paths taken out of its messages and prompt."""
+
+    def scrub(text: str | None) -> str | None:
+        return None if text is None else names.scrub(text)
+
+    prompt = trace.prompt
+    if prompt is not None and prompt.text is not None:
+        prompt = replace(prompt, text=names.scrub(prompt.text))
+    return replace(
+        trace,
+        citations=tuple(names.citation(c) for c in trace.citations),
+        retrieved=tuple(replace(c, document_id=names.id(c.document_id)) for c in trace.retrieved),
+        error_message=scrub(trace.error_message),
+        degraded_detail=scrub(trace.degraded_detail),
+        prompt=prompt,
+    )
+
+
 def detail(
     trace: Trace,
     viewer: Viewer,
     store: SqliteDocumentStore,
     feedback: SqliteFeedbackStore | None,
+    names_of: NamesOf,
 ) -> TraceDetail:
+    scope = viewer.access(tenant_of(trace))
+    names = names_of(scope)  # the ids the API gave the caller of that scope
     ids = [c.chunk_id for c in trace.retrieved]
-    texts = store.get_chunks(ids, scope=viewer.access(tenant_of(trace))) if ids else {}
+    found = store.get_chunks(ids, scope=scope) if ids else {}
+    texts = {
+        i: replace(
+            c, document_id=names.id(c.document_id), source=names.source(c.source, c.document_id)
+        )
+        for i, c in found.items()
+    }
     cited = {c.chunk_id for c in trace.citations}
+    view = shown(trace, names)
     rows = tuple(
         ChunkRow(
             i + 1,
@@ -179,11 +226,11 @@ def detail(
             c.chunk_id in cited,
             texts.get(c.chunk_id),
         )
-        for i, c in enumerate(trace.retrieved)
+        for i, c in enumerate(view.retrieved)
     )
     gateway = trace.gateway or {}
     return TraceDetail(
-        trace,
+        view,
         rows,
         waterfall(trace.latency_ms),
         tuple(feedback.for_trace(trace.id)) if feedback is not None else (),
