@@ -52,3 +52,32 @@ def test_without_monitor_the_app_starts_no_thread(tmp_path: Path, corpus: Path) 
     container = Container(load_settings(home=tmp_path / "home"))
     with TestClient(create_app(container)):
         assert _monitor_threads() == []
+
+
+def test_the_dashboard_shows_the_running_monitors_alerts_and_drift(
+    tmp_path: Path, corpus: Path
+) -> None:
+    """The monitor's firing alerts reach the dashboard's banner and health page, and its last
+    drift verdicts the over-time page (they showed "monitor not running" while one ran)."""
+    settings = load_settings(
+        home=tmp_path / "home",
+        embedding={"provider": "hashing", "hashing_dimension": 256, "cache": False},
+        ingestion={"chunk_tokens": 64},
+        monitor={"interval_s": 1, "min_samples": 5, "rules": {"p95_latency_ms": 0.001}},
+    )
+    container = Container(settings)
+    assert container.pipeline.ingest([str(corpus)], COLLECTION).exit_code == 0
+    policy = AnswerPolicy(gate_threshold=TEST_GATE, template_version="answer_v1")
+    answerer = Answerer(container.retriever, ScriptedChatModel((GOOD,)), policy)
+    with TestClient(create_app(container, answerer=answerer, monitor=True)) as client:
+        for _ in range(6):
+            assert client.post("/v1/query", json={"question": ON_TOPIC}).status_code == 200
+        assert wait_for(lambda: bool(container.monitor.firing()), timeout_s=15)
+        health = client.get("/ui/health")
+        assert health.status_code == 200
+        alerts_html = health.text.split('id="alerts"')[1][:400]
+        assert "latency_p95" in alerts_html and "alert firing" in health.text, alerts_html
+        assert "No alert is firing" not in health.text
+        over_time = client.get("/ui/overtime").text
+        assert "drift-rules" in over_time and "score_drift" in over_time
+        assert "Monitor not running" not in over_time

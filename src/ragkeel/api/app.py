@@ -27,6 +27,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -126,6 +127,7 @@ def create_app(
             auth_required=state.auth_required,
             readiness=lambda details: readiness(state, details=details),
             names_of=state.public_view,
+            **_monitor_views(container) if monitor and container.monitor_enabled else {},
         )
         app.mount(UI_PREFIX, ui_app, name="ui")
         ui_prefixes = (f"{UI_PREFIX}/",)
@@ -159,3 +161,22 @@ def _open(state: ApiState) -> None:
         _ = state.answerer.model  # the model (and the gateway under it) now, not on a question
     except RagkeelError as exc:
         log.error("ragkeel is not ready: %s", exc)
+
+
+def _monitor_views(container: Container) -> dict[str, Any]:
+    """What the dashboard shows of the running monitor: its firing alerts and the last
+    evaluation's drift verdicts (``observability/monitor/``)."""
+    monitor = container.monitor
+
+    def alerts() -> list[dict[str, Any]]:
+        return [
+            {"name": a.rule, "summary": a.summary, "severity": a.severity} for a in monitor.firing()
+        ]
+
+    def drift() -> list[dict[str, Any]]:
+        last = monitor.last()
+        if last is None:
+            return []
+        return [r.to_dict() for r in last.results if r.rule.endswith("_drift")]
+
+    return {"alerts": alerts, "drift": drift}

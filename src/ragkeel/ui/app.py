@@ -50,6 +50,7 @@ class Ui:
     readiness: Readiness
     names_of: traces.NamesOf
     alerts: Alerts | None = None  # the monitor's firing alerts, when one runs
+    drift: Alerts | None = None  # the monitor's last drift verdicts (rule, status, details)
     _sessions: Sessions | None = None
 
     @property
@@ -60,9 +61,10 @@ class Ui:
             self._sessions = Sessions(self.container.keys, secret, ttl)
         return self._sessions
 
-    def firing(self) -> Sequence[Mapping[str, Any]]:
-        """The monitor's firing alerts (none while no monitor runs), for every page's banner."""
-        return self.alerts() if self.alerts is not None else ()
+    def firing(self, viewer: Viewer) -> Sequence[Mapping[str, Any]]:
+        """The monitor's firing alerts (none while no monitor runs), for every page's banner;
+        service-wide, so shown to admins (and the operator with auth off) only."""
+        return self.alerts() if self.alerts is not None and viewer.admin else ()
 
     async def viewer(self, request: Request) -> Viewer | None:
         if not self.auth_required:
@@ -78,11 +80,12 @@ def build_ui(
     readiness: Readiness,
     names_of: traces.NamesOf,
     alerts: Alerts | None = None,
+    drift: Alerts | None = None,
 ) -> SecurityHeaders:
     """The dashboard over ``container`` (opened and closed by the API's lifespan);
     ``readiness(details)`` is what ``/readyz`` says, ``names_of(scope)`` how documents are
     named to that caller (public ids and file names, never server paths)."""
-    ui = Ui(container, auth_required, readiness, names_of, alerts)
+    ui = Ui(container, auth_required, readiness, names_of, alerts, drift)
 
     def route(
         path: str, handler: Callable[[Ui, Request, Viewer], Awaitable[Response]], **kw: Any
@@ -207,7 +210,7 @@ async def trace_list(ui: Ui, request: Request, viewer: Viewer) -> Response:
         older=older,
         outcomes=OUTCOMES,
         routes=traces.ROUTES,
-        firing=ui.firing(),
+        firing=ui.firing(viewer),
     )
     return page("traces.html.j2", **context)
 
@@ -220,7 +223,8 @@ async def trace_page(ui: Ui, request: Request, viewer: Viewer) -> Response:
         return _error(viewer, 404, "No trace with this id.")
     view = await run_in_threadpool(traces.detail, trace, viewer, c.store, c.feedback, ui.names_of)
     return page(
-        "trace.html.j2", **_context(viewer, "traces", d=view, t=view.trace, firing=ui.firing())
+        "trace.html.j2",
+        **_context(viewer, "traces", d=view, t=view.trace, firing=ui.firing(viewer)),
     )
 
 
@@ -249,13 +253,23 @@ async def over_time_page(ui: Ui, request: Request, viewer: Viewer) -> Response:
     raw = request.query_params.get("days", "14")
     days = int(raw) if raw.isdigit() and int(raw) in DAYS else 14
     figures = await run_in_threadpool(overtime.over_time, ui.container.traces, viewer, days)
-    context = _context(viewer, "overtime", o=figures, days=days, choices=DAYS, firing=ui.firing())
+    drift = ui.drift() if ui.drift is not None and viewer.admin else None
+    context = _context(
+        viewer,
+        "overtime",
+        o=figures,
+        days=days,
+        choices=DAYS,
+        firing=ui.firing(viewer),
+        drift=drift,
+        monitor=ui.drift is not None,
+    )
     return page("overtime.html.j2", **context)
 
 
 async def health_page(ui: Ui, request: Request, viewer: Viewer) -> Response:
     ready = await ui.readiness(viewer.admin)  # a tenant's viewer: the verdict, as a probe
-    alerts = ui.firing() if ui.alerts is not None else None
+    alerts = ui.firing(viewer) if ui.alerts is not None and viewer.admin else None
     listed = (
         await run_in_threadpool(reports.list_reports, ui.container.reports_dir)
         if viewer.admin
