@@ -30,10 +30,10 @@ database, ``search --mode bm25`` needs no embedding model.
 
 from __future__ import annotations
 
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, get_args
 
 from ragkeel.admission.accounts import CostAccounts
 from ragkeel.admission.gates import Admission
@@ -43,8 +43,10 @@ from ragkeel.admission.stream_limits import StreamLimiter
 from ragkeel.admission.tenant_limits import TenantLimiter, TenantLimits
 from ragkeel.embeddings import build_embedder
 from ragkeel.embeddings.base import Embedder
+from ragkeel.embeddings.cache import CachingEmbedder
 from ragkeel.errors import ConfigError
 from ragkeel.gateway.base import ChatModel
+from ragkeel.gateway.breaker_store import SnapshotState
 from ragkeel.gateway.pricing import Price, PriceTable
 from ragkeel.gateway.providers.local import LocalChatModel
 from ragkeel.gateway.stack import GatewayStack, build_gateway
@@ -60,6 +62,7 @@ from ragkeel.ingestion.pipeline import IngestionPipeline
 from ragkeel.models.gguf import get_model
 from ragkeel.observability.cost_ledger import SqliteCostLedger
 from ragkeel.observability.feedback import SqliteFeedbackStore
+from ragkeel.observability.metrics import Metrics, Reading, ScrapeGauge
 from ragkeel.observability.monitor import Monitor, TraceWindows, WebhookNotifier
 from ragkeel.observability.monitor.monitor import ledger_spend
 from ragkeel.observability.trace_store import (
@@ -72,6 +75,7 @@ from ragkeel.observability.tracing import NullTracer, Tracer
 from ragkeel.retrieval.hybrid import HybridRetriever, Mode
 from ragkeel.settings import DeploymentSettings, Settings, UiSettings, load_settings
 from ragkeel.storage.sqlite import SqliteDocumentStore
+from ragkeel.types import AccessScope
 
 
 def deployments_of(settings: Settings) -> list[DeploymentSettings]:
@@ -363,6 +367,61 @@ class Container:
             keep_prompt_text=obs.keep_prompt_text,
             retention=retention if retention.max_age_s or retention.max_bytes else None,
         )
+
+    # -- metrics and logs (issue 12) --
+
+    @property
+    def metrics_access(self) -> str:
+        """Who may read ``GET /metrics`` (``observability.metrics``: auto, public, off)."""
+        return self.settings.observability.metrics
+
+    @cached_property
+    def metrics(self) -> Metrics:
+        """The Prometheus metrics (``observability/metrics.py``), with the series read at
+        scrape time: each deployment's breaker (once the gateway is built: a scrape never
+        builds it) and each tenant's collections in the store; the embedding cache's hits and
+        misses (once the embedder is built)."""
+        metrics = Metrics()
+        metrics.watch_embedding_cache(self._embedding_cache_counts)
+        metrics.add_collector(
+            ScrapeGauge(
+                "ragkeel_breaker_state",
+                "Each deployment's circuit breaker: 1 for its current state.",
+                ("deployment", "state"),
+                self._breaker_states,
+            )
+        )
+        for what in ("documents", "chunks"):
+            metrics.add_collector(
+                ScrapeGauge(
+                    f"ragkeel_index_{what}",
+                    f"{what.capitalize()} in the index, per tenant and collection.",
+                    ("tenant", "collection"),
+                    partial(self._index_sizes, what),
+                )
+            )
+        return metrics
+
+    def _breaker_states(self) -> Reading:
+        gateway = self.__dict__.get("gateway")
+        if gateway is None:
+            return
+        for snap in gateway.readiness():
+            for state in get_args(SnapshotState):
+                yield (str(snap["deployment"]), state), 1.0 if snap["state"] == state else 0.0
+
+    def _embedding_cache_counts(self) -> tuple[int, int] | None:
+        embedder = self.__dict__.get("embedder")
+        if isinstance(embedder, CachingEmbedder):
+            return embedder.hits, embedder.misses
+        return None
+
+    def _index_sizes(self, what: str) -> Reading:
+        store = self.store
+        for tenant in store.tenants():
+            scope = AccessScope(tenant, all_principals=True)
+            for collection, info in store.collections(scope=scope).items():
+                yield (tenant, collection), float(str(info[what]))
 
     @cached_property
     def tracer(self) -> Tracer:

@@ -10,11 +10,17 @@ with ``Retry-After`` (``problems.py``).
   body parsing*, and the refusal of new answers while draining (503 ``SHUTTING_DOWN``).
 
 The routes ask the tenant limiter and the local model's queue through ``ApiState.admit``.
+
+Every refusal is counted in ``ragkeel_admission_rejections_total`` by reason
+(``count_rejection``; these requests record no trace): ``in_flight`` (the load shedder),
+``shutting_down``, and from ``ApiState.admit`` ``tenant_limit``, ``streams``, ``model_busy``.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection
+from typing import Any
 
 from fastapi import Request
 from starlette.concurrency import run_in_threadpool
@@ -24,9 +30,39 @@ from ragkeel.admission.gates import Admission, tenant_from_headers
 from ragkeel.admission.load_shedder import LoadShedder
 from ragkeel.api.auth import TENANT_HEADER, caller_of
 from ragkeel.api.problems import problem, retry_after_header
-from ragkeel.errors import RateLimitedError, ShuttingDownError
+from ragkeel.errors import (
+    ModelBusyError,
+    RateLimitedError,
+    ShuttingDownError,
+    TooManyStreamsError,
+)
 
 ANSWER_PATHS = frozenset({"/v1/query", "/v1/chat/completions"})
+log = logging.getLogger("ragkeel.api")
+
+
+def rejection_reason(exc: BaseException) -> str | None:
+    """The ``reason`` label of an admission refusal (None: not one)."""
+    if isinstance(exc, TooManyStreamsError):
+        return "streams"
+    if isinstance(exc, ModelBusyError):
+        return "model_busy"
+    if isinstance(exc, ShuttingDownError):
+        return "shutting_down"
+    if isinstance(exc, RateLimitedError):
+        return "tenant_limit"
+    return None
+
+
+def count_rejection(state: Any, reason: str | None) -> None:
+    """Count one refusal in the metrics of ``state`` (an ``ApiState``); never raises."""
+    container = getattr(state, "container", None)
+    if reason is None or container is None:
+        return
+    try:
+        container.metrics.admission_rejected(reason)
+    except Exception:  # a metric never fails the request
+        log.warning("could not count an admission refusal", exc_info=True)
 
 
 def tenant_of(request: Request) -> str:
@@ -51,6 +87,7 @@ class LoadSheddingMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self._draining(scope):  # shutting down: no new answer starts
             exc = ShuttingDownError()
+            count_rejection(_state(scope), "shutting_down")
             response = problem(
                 exc.status,
                 exc.code,
@@ -70,6 +107,7 @@ class LoadSheddingMiddleware:
             if permit is None:
                 permit = await run_in_threadpool(shedder.acquire)
         except RateLimitedError as exc:
+            count_rejection(_state(scope), "in_flight")
             extra = {"hint": exc.hint} if exc.hint else None
             response = problem(
                 429,
@@ -97,3 +135,7 @@ class LoadSheddingMiddleware:
         state = getattr(scope["app"].state, "ragkeel", None)
         admission = getattr(state, "admission", None)
         return admission.shedder if isinstance(admission, Admission) else None
+
+
+def _state(scope: Scope) -> Any:
+    return getattr(scope["app"].state, "ragkeel", None)

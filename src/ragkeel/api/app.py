@@ -3,7 +3,8 @@
 Who may call it (``auth.py``, ``identity/edge.py``): with ``api.auth`` required every route
 but the probes needs an API key of the route's scope; state-changing requests from another web
 origin are refused; CORS only for ``api.cors_origins``; ``/docs`` and ``/openapi.json`` only
-when ``api.docs`` (``auto``: when auth is off). Middleware, outermost first: CORS (when
+when ``api.docs`` (``auto``: when auth is off); ``/metrics`` as ``observability.metrics`` says
+(``routes/metrics.py``). Middleware, outermost first: CORS (when
 configured; it answers preflights), ``AuthMiddleware`` (401 before any body is read),
 ``CrossOriginMiddleware``, ``LoadSheddingMiddleware``, ``BodyLimitMiddleware``; between CORS and
 auth, ``RequestContextMiddleware`` (``request_context.py``: the request's trace id for its log
@@ -49,6 +50,8 @@ from ragkeel.api.request_context import RequestContextMiddleware
 from ragkeel.api.request_limits import BodyLimitMiddleware, Limits
 from ragkeel.api.routes import ROUTERS
 from ragkeel.api.routes.health import readiness
+from ragkeel.api.routes.metrics import PATH as METRICS_PATH
+from ragkeel.api.routes.metrics import metrics_router
 from ragkeel.api.state import ApiState
 from ragkeel.api.trace_context import TraceContextMiddleware
 from ragkeel.api.uploads import UploadArea
@@ -116,6 +119,10 @@ def create_app(
     public = {path for (_, path), s in scope_decisions(ROUTERS).items() if s == PUBLIC}
     if docs:
         public |= {"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+    if container.metrics_access != "off":  # GET /metrics (routes/metrics.py says who may)
+        app.include_router(metrics_router(public=container.metrics_access == "public"))
+        if container.metrics_access == "public":
+            public.add(METRICS_PATH)
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=state.limits.max_body_bytes)
     app.add_middleware(LoadSheddingMiddleware)  # shed before routing and body parsing
     app.add_middleware(CrossOriginMiddleware, allowed_origins=edge.cors_origins)

@@ -34,6 +34,7 @@ pass. CORS itself (``CORSMiddleware``) is installed only when ``api.cors_origins
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
@@ -153,11 +154,13 @@ def require(needed: Needed) -> Callable[[Request], Awaitable[Caller]]:
         if identity is None:  # the middleware lets no such request through; be sure
             raise UnauthenticatedError("an API key is required", hint=_SEND_KEY)
         if not identity.allows(scope):
-            raise ForbiddenError(
+            refused = ForbiddenError(
                 f"this key's scope {identity.scope!r} does not allow {request.method} "
                 f"{request.url.path} (needs {needed!r})",
                 hint="ask an admin for a key with that scope",
             )
+            _count_failure(state, refused)
+            raise refused
         return caller
 
     check.needed_scope = needed  # type: ignore[attr-defined]  # scope_decisions reads it
@@ -187,6 +190,14 @@ def scope_decisions(routers: Iterable[APIRouter]) -> dict[tuple[str, str], str |
 _SEND_KEY = "send Authorization: Bearer rk_<id>_<secret> (ragkeel keys create)"
 
 
+def _count_failure(state: Any, exc: RagkeelError) -> None:
+    """Count a refused caller in the metrics (issue 12); never raises."""
+    try:
+        state.container.metrics.auth_failed(exc.code)
+    except Exception:  # a metric never fails the request
+        logging.getLogger("ragkeel.api").warning("could not count an auth failure", exc_info=True)
+
+
 class AuthMiddleware:
     """Authenticates every HTTP request but those to ``public_paths`` when
     ``app.state.ragkeel.auth_required``; sets ``request.state.caller``."""
@@ -212,6 +223,7 @@ class AuthMiddleware:
             try:
                 caller = _authenticate(state, _headers(scope))
             except RagkeelError as exc:
+                _count_failure(state, exc)  # ragkeel_auth_failures_total
                 await refuse(exc, scope, receive, send)
                 return
         scope.setdefault("state", {})["caller"] = caller

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import Request
 
 from ragkeel.admission.gates import Admission, Admitted, estimate_tokens
-from ragkeel.api.admission import tenant_of
+from ragkeel.api.admission import count_rejection, rejection_reason, tenant_of
 from ragkeel.api.event_pump import EventPump
 from ragkeel.api.public_ids import PublicView, load_key
 from ragkeel.api.request_limits import Limits
@@ -85,9 +85,13 @@ class ApiState:
             estimate = min(estimate, total_tokens)
         generative = (mode or answerer.policy.mode) == "generative" and answerer.model is not None
         local = generative and self.local_primary() is not None  # takes a local model slot
-        return self.admission.admit(
-            tenant_of(request), estimated_tokens=estimate, local=local, stream=stream
-        )
+        try:
+            return self.admission.admit(
+                tenant_of(request), estimated_tokens=estimate, local=local, stream=stream
+            )
+        except RagkeelError as exc:
+            count_rejection(self, rejection_reason(exc))  # ragkeel_admission_rejections_total
+            raise
 
     def track(self, pump: EventPump[Any]) -> EventPump[Any]:
         with self._pumps_lock:

@@ -1,5 +1,7 @@
 """Every ``/v1/query`` and ``/v1/chat/completions`` request writes one trace; this is the one
-place the API does it."""
+place the API does it, and where the request is counted in the metrics
+(``observability/metrics.py``: ``Metrics.observe_trace``). The trace takes the request's id
+(``observability/context.py``), assigned when the request started."""
 
 from __future__ import annotations
 
@@ -37,7 +39,11 @@ def record_trace(
                 question, failure, route=route, latency_ms=latency_ms, tenant=tenant
             )
         genai.annotate_request(trace)  # the request's root span, when traced
-        return container.traces.record(trace)
-    except Exception:  # the store never raises; this guards building the trace
+    except Exception:  # guards building the trace and its span (the store itself never raises)
         log.warning("could not record the trace of a %s request", route, exc_info=True)
         return None
+    try:
+        container.metrics.observe_trace(trace)
+    except Exception:  # metrics never fail a request either
+        log.warning("could not count a %s request in the metrics", route, exc_info=True)
+    return container.traces.record(trace)
