@@ -62,6 +62,7 @@ from ragkeel.ingestion.pipeline import IngestionPipeline
 from ragkeel.models.gguf import get_model
 from ragkeel.observability.cost_ledger import SqliteCostLedger
 from ragkeel.observability.feedback import SqliteFeedbackStore
+from ragkeel.observability.logs import LogFormat
 from ragkeel.observability.metrics import Metrics, Reading, ScrapeGauge
 from ragkeel.observability.monitor import Monitor, TraceWindows, WebhookNotifier
 from ragkeel.observability.monitor.monitor import ledger_spend
@@ -374,6 +375,20 @@ class Container:
     def metrics_access(self) -> str:
         """Who may read ``GET /metrics`` (``observability.metrics``: auto, public, off)."""
         return self.settings.observability.metrics
+
+    @property
+    def log_format(self) -> LogFormat:
+        """``observability.log_format``: json or text lines (``observability/logs.py``)."""
+        return self.settings.observability.log_format
+
+    @property
+    def log_level(self) -> str:
+        return self.settings.observability.log_level
+
+    @property
+    def log_questions(self) -> bool:
+        """Whether an answer's log line carries the question (``observability.log_questions``)."""
+        return self.settings.observability.log_questions
 
     @cached_property
     def metrics(self) -> Metrics:

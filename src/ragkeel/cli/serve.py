@@ -10,7 +10,11 @@ its provider call never returns; the process exits a few seconds later at most
 Keys (``api.auth``, ``identity/edge.py``): ``auto`` (the default) requires an API key when
 ``--host`` is anything but a loopback address and not on 127.0.0.1 / ::1 / localhost. ``serve``
 says which on start; it warns when auth is off on a non-loopback address (anyone who can reach
-the port can read, upload and delete), and when auth is required but no key is active yet."""
+the port can read, upload and delete), and when auth is required but no key is active yet.
+
+Logs (``observability.log_format``, ``log_level``; ``observability/logs.py``): JSON lines on
+stderr by default, each with the request's trace id, uvicorn's access log in the same format;
+``text`` for a terminal. The start-up banner stays plain text."""
 
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ from ragkeel.api import create_app
 from ragkeel.api.state import ApiState
 from ragkeel.container import Container
 from ragkeel.identity.edge import is_loopback
+from ragkeel.observability.logs import configure_logging
 
 FLUSH_S = 3.0  # after the drain: time for the terminal events to be sent before tasks are cut
 
@@ -51,6 +56,9 @@ def serve_command(
     """Serve the HTTP API: /v1/query, OpenAI-compatible /v1/chat/completions, /v1/search,
     /v1/documents, /healthz, /readyz, /docs."""
     container = Container.load()  # the app's lifespan closes it
+    # JSON (or text) lines with the trace id, uvicorn's access log included: uvicorn gets no
+    # logging config of its own, its loggers propagate to this handler (observability/logs.py)
+    configure_logging(container.log_format, level=container.log_level)
     app = create_app(container, preload_model=True, host=host, monitor=True)
     drain_s = container.drain_s
     base = f"http://{host}:{port}"
@@ -71,7 +79,8 @@ def serve_command(
         app,
         host=host,
         port=port,
-        log_level="info",
+        log_config=None,
+        log_level=container.log_level,
         timeout_graceful_shutdown=math.ceil(drain_s + FLUSH_S),
     )
     DrainingServer(config, app.state.ragkeel, drain_s).run()
