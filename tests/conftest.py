@@ -5,7 +5,9 @@ developer's leaks in."""
 
 from __future__ import annotations
 
+import io
 import ipaddress
+import logging
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,3 +49,16 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     monkeypatch.delenv("RAGKEEL_CONFIG", raising=False)
     monkeypatch.chdir(tmp_path)
     yield home
+
+
+@pytest.fixture
+def log_buffer() -> Iterator[io.StringIO]:
+    """A buffer to pass as ``configure_logging(..., stream=log_buffer)``
+    (``observability/logs.py``); the root logger's handlers and level are restored after."""
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    yield io.StringIO()
+    for handler in root.handlers:
+        if handler not in handlers:
+            root.removeHandler(handler)
+    root.setLevel(level)

@@ -392,11 +392,12 @@ class Container:
 
     @cached_property
     def metrics(self) -> Metrics:
-        """The Prometheus metrics (``observability/metrics.py``), with the series read at
+        """The Prometheus metrics (``observability/metrics.py``; recording nothing with
+        ``observability.metrics: off``), with the series read at
         scrape time: each deployment's breaker (once the gateway is built: a scrape never
         builds it) and each tenant's collections in the store; the embedding cache's hits and
         misses (once the embedder is built)."""
-        metrics = Metrics()
+        metrics = Metrics(enabled=self.metrics_access != "off")
         metrics.watch_embedding_cache(self._embedding_cache_counts)
         metrics.add_collector(
             ScrapeGauge(

@@ -4,7 +4,10 @@ loopback port in a background thread (for the openai client and client disconnec
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -13,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 from fastapi import FastAPI
@@ -153,3 +157,57 @@ def sse_events(raw: str) -> list[tuple[str | None, str]]:
                 data.append(value)
         out.append((event, "\n".join(data)))
     return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def serve_env(home: Path, provider_url: str) -> dict[str, str]:
+    """The environment of a ``ragkeel serve`` over ``home`` (indexed with ``api_settings``),
+    answering with the OpenAI-compatible model at ``provider_url``."""
+    return {
+        "RAGKEEL_HOME": str(home),
+        "RAGKEEL_EMBEDDING__PROVIDER": "hashing",
+        "RAGKEEL_EMBEDDING__HASHING_DIMENSION": "256",
+        "RAGKEEL_EMBEDDING__CACHE": "false",
+        "RAGKEEL_INGESTION__CHUNK_TOKENS": "64",
+        "RAGKEEL_GENERATION__GATE_THRESHOLD": str(TEST_GATE),
+        "RAGKEEL_GENERATION__PROVIDER": "openai",
+        "RAGKEEL_GENERATION__OPENAI__BASE_URL": provider_url,
+    }
+
+
+@contextmanager
+def ragkeel_serve_process(
+    env: dict[str, str], *, ready_path: str = "/readyz", timeout_s: float = 30
+) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """A real ``ragkeel serve`` subprocess (``env`` added to this process's environment) on a
+    free loopback port, once ``ready_path`` answers 200; yields its base URL and the process
+    (stdout and stderr piped, text); killed on exit if still running."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ragkeel", "serve", "--port", str(port)],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() < deadline, "ragkeel serve did not start"
+            try:
+                if httpx.get(f"{base}{ready_path}", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield base, proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()

@@ -8,14 +8,7 @@ from __future__ import annotations
 
 import io
 import json
-import logging
-import os
 import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,19 +26,13 @@ from ragkeel.observability.logs import configure_logging
 from ragkeel.settings import load_settings
 from ragkeel.testing import FaultServer
 
-from .conftest import COLLECTION, GOOD, ON_TOPIC, api_settings
+from .conftest import COLLECTION, GOOD, ON_TOPIC, api_settings, ragkeel_serve_process, serve_env
 
 API_KEY = "sk-canary-provider-key-4711"
 URL_PASSWORD = "canary-url-password-0815"
 QUERY_SECRET = "canary-query-secret-1234"
 BEARER = "canary-bearer-token-5678"
 BANNER = ("ragkeel API on ", "  curl ", "  OpenAI(")  # serve's start-up text, not log lines
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -58,46 +45,16 @@ def home(tmp_path: Path, corpus: Path) -> Path:
 
 def _serve_and_stop(home: Path, provider: FaultServer, requests: Any) -> tuple[list[Any], str]:
     """Start ``ragkeel serve``, run ``requests(base)``, stop it; (their result, stderr)."""
-    port = _free_port()
     url = provider.base_url.replace("http://", f"http://user:{URL_PASSWORD}@")
     env = {
-        **os.environ,
-        "RAGKEEL_HOME": str(home),
-        "RAGKEEL_EMBEDDING__PROVIDER": "hashing",
-        "RAGKEEL_EMBEDDING__HASHING_DIMENSION": "256",
-        "RAGKEEL_EMBEDDING__CACHE": "false",
-        "RAGKEEL_INGESTION__CHUNK_TOKENS": "64",
-        "RAGKEEL_GENERATION__GATE_THRESHOLD": str(TEST_GATE),
-        "RAGKEEL_GENERATION__PROVIDER": "openai",
-        "RAGKEEL_GENERATION__OPENAI__BASE_URL": url,
+        **serve_env(home, url),
         "RAGKEEL_GENERATION__OPENAI__API_KEY": API_KEY,
         "RAGKEEL_SERVER__DRAIN_S": "1",
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ragkeel", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, proc.communicate()[1]
-            assert time.monotonic() < deadline, "ragkeel serve did not start"
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+    with ragkeel_serve_process(env, ready_path="/healthz") as (base, proc):
         results = requests(base)
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     return results, err
 
 
@@ -139,19 +96,6 @@ def test_serve_writes_json_lines_with_the_trace_id_and_no_secrets(home: Path) ->
     assert "api_key=**********" in search["path"]
 
 
-@pytest.fixture
-def captured() -> Iterator[io.StringIO]:
-    """Log lines written by ``configure_logging`` into a buffer; the root logger restored."""
-    root = logging.getLogger()
-    level, handlers = root.level, list(root.handlers)
-    buffer = io.StringIO()
-    yield buffer
-    for h in root.handlers:
-        if h not in handlers:
-            root.removeHandler(h)
-    root.setLevel(level)
-
-
 def _ask(tmp_path: Path, corpus: Path, **observability: Any) -> httpx.Response:
     settings = load_settings(
         home=tmp_path / "home",
@@ -170,20 +114,22 @@ def _ask(tmp_path: Path, corpus: Path, **observability: Any) -> httpx.Response:
 
 @pytest.mark.parametrize("log_questions", [False, True])
 def test_the_question_is_logged_only_when_asked_for(
-    tmp_path: Path, corpus: Path, captured: io.StringIO, log_questions: bool
+    tmp_path: Path, corpus: Path, log_buffer: io.StringIO, log_questions: bool
 ) -> None:
-    configure_logging("json", stream=captured)
+    configure_logging("json", stream=log_buffer)
     r = _ask(tmp_path, corpus, log_questions=log_questions)
-    lines = [json.loads(line) for line in captured.getvalue().splitlines()]
+    lines = [json.loads(line) for line in log_buffer.getvalue().splitlines()]
     (answer,) = [line for line in lines if line["message"] == "answer answered"]
     assert answer["trace_id"] == r.headers["X-Trace-Id"] == r.json()["trace_id"]
     assert answer["tenant"] == "default" and answer["route"] == "/v1/query"
-    assert (ON_TOPIC in captured.getvalue()) is log_questions
+    assert (ON_TOPIC in log_buffer.getvalue()) is log_questions
     assert answer.get("question") == (ON_TOPIC if log_questions else None)
 
 
-def test_text_lines_carry_the_trace_id(tmp_path: Path, corpus: Path, captured: io.StringIO) -> None:
-    configure_logging("text", stream=captured)
+def test_text_lines_carry_the_trace_id(
+    tmp_path: Path, corpus: Path, log_buffer: io.StringIO
+) -> None:
+    configure_logging("text", stream=log_buffer)
     r = _ask(tmp_path, corpus)
-    line = next(x for x in captured.getvalue().splitlines() if "answer answered" in x)
+    line = next(x for x in log_buffer.getvalue().splitlines() if "answer answered" in x)
     assert f"[trace {r.headers['X-Trace-Id']}]" in line and " INFO ragkeel.api " in line

@@ -7,11 +7,8 @@ in the drain period finish; the exit is clean (no traceback)."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -26,57 +23,25 @@ from fastapi.testclient import TestClient
 from ragkeel.container import Container
 from ragkeel.testing import FaultServer, FaultSettings
 
-from .conftest import COLLECTION, ON_TOPIC, TEST_GATE, MakeApp, api_settings
+from .conftest import (
+    COLLECTION,
+    ON_TOPIC,
+    MakeApp,
+    api_settings,
+    ragkeel_serve_process,
+    serve_env,
+)
 
 DRAIN_S = 2.0
 EXIT_SLACK_S = 6.0  # the flush allowance (3 s) and process start-up/teardown on a slow machine
 LONG_REPLY = " ".join(["Rotate every API key every ninety days [1]."] * 10)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def ragkeel_serve(home: Path, provider: FaultServer) -> Iterator[tuple[str, subprocess.Popen[str]]]:
-    port = _free_port()
-    env = {
-        **os.environ,
-        "RAGKEEL_HOME": str(home),
-        "RAGKEEL_EMBEDDING__PROVIDER": "hashing",
-        "RAGKEEL_EMBEDDING__HASHING_DIMENSION": "256",
-        "RAGKEEL_EMBEDDING__CACHE": "false",
-        "RAGKEEL_INGESTION__CHUNK_TOKENS": "64",
-        "RAGKEEL_GENERATION__GATE_THRESHOLD": str(TEST_GATE),
-        "RAGKEEL_GENERATION__PROVIDER": "openai",
-        "RAGKEEL_GENERATION__OPENAI__BASE_URL": provider.base_url,
-        "RAGKEEL_SERVER__DRAIN_S": str(DRAIN_S),
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ragkeel", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, proc.communicate()[1]
-            assert time.monotonic() < deadline, "ragkeel serve did not start"
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
-        yield base, proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+    env = {**serve_env(home, provider.base_url), "RAGKEEL_SERVER__DRAIN_S": str(DRAIN_S)}
+    with ragkeel_serve_process(env) as served:
+        yield served
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Iterator
 
 import pytest
 
@@ -32,21 +31,9 @@ def test_redact(text: str, expected: str) -> None:
     assert redact(expected) == expected  # masking twice changes nothing
 
 
-@pytest.fixture
-def lines() -> Iterator[io.StringIO]:
-    root = logging.getLogger()
-    level, handlers = root.level, list(root.handlers)
-    buffer = io.StringIO()
-    yield buffer
-    for h in root.handlers:
-        if h not in handlers:
-            root.removeHandler(h)
-    root.setLevel(level)
-
-
-def test_every_line_is_json_with_the_context(lines: io.StringIO) -> None:
+def test_every_line_is_json_with_the_context(log_buffer: io.StringIO) -> None:
     configure_logging("text", stream=io.StringIO())
-    configure_logging("json", stream=lines)  # replaces the first handler
+    configure_logging("json", stream=log_buffer)  # replaces the first handler
     ours = [h for h in logging.getLogger().handlers if getattr(h, "_ragkeel", False)]
     assert len(ours) == 1
     log = logging.getLogger("ragkeel.test")
@@ -57,9 +44,9 @@ def test_every_line_is_json_with_the_context(lines: io.StringIO) -> None:
             raise ValueError("password in http://x:hunter2@db")
         except ValueError:
             log.exception("failed")
-    got = [json.loads(line) for line in lines.getvalue().splitlines()]
+    got = [json.loads(line) for line in log_buffer.getvalue().splitlines()]
     assert [g["trace_id"] for g in got] == [None, ctx.trace_id, ctx.trace_id]
     assert got[1]["tenant"] == "acme" and got[1]["route"] == "/v1/query"
     assert got[1]["message"] == f"inside https://a:{MASK}@h" and got[1]["detail"] == f"rk_ab_{MASK}"
-    assert "hunter2" not in lines.getvalue() and "ValueError" in got[2]["exc_info"]
+    assert "hunter2" not in log_buffer.getvalue() and "ValueError" in got[2]["exc_info"]
     assert got[0]["level"] == "INFO" and got[0]["logger"] == "ragkeel.test"

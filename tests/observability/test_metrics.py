@@ -148,3 +148,13 @@ def test_two_processes_write_one_directory_and_a_scrape_sums_them(tmp_path: Path
     assert got[("ragkeel_admission_rejections_total", frozenset({("reason", "in_flight")}))] == 2
     assert got[("ragkeel_index_chunks", frozenset({("collection", "docs")}))] == 7
     assert all(name.startswith("ragkeel_") for name, _ in got)
+
+
+def test_disabled_metrics_record_nothing() -> None:
+    m = Metrics(enabled=False)
+    m.watch_embedding_cache(lambda: (5, 5))
+    m.observe_trace(answered())
+    m.admission_rejected("in_flight")
+    m.auth_failed("UNAUTHENTICATED")
+    m.add_collector(ScrapeGauge("ragkeel_ok", "fine", (), lambda: [((), 1.0)]))
+    assert m.exposition()[0] == b""

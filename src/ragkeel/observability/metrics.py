@@ -140,7 +140,10 @@ class Metrics:
     """The service's metrics: record with ``observe_trace`` and the ``*_rejected``/``*_failed``
     counters, serve with ``exposition()``. Thread-safe (the client library locks each value)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, enabled: bool = True) -> None:
+        """``enabled=False`` (``observability.metrics: off``): nothing is recorded and a
+        scrape is empty; the calls stay cheap no-ops for the code that records."""
+        self.enabled = enabled
         disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series
         self.multiprocess = multiprocess_dir() is not None
         # the registry the recorded series live in; in multiprocess mode they live in files and
@@ -221,6 +224,8 @@ class Metrics:
 
     def observe_trace(self, trace: Trace) -> None:
         """Record one finished request from its trace."""
+        if not self.enabled:
+            return
         self._sync_embedding_cache()
         route = trace.route
         self.requests.labels(route, trace.outcome).inc()
@@ -247,10 +252,12 @@ class Metrics:
             self.grounded.labels(route).observe(1.0 if trace.grounded else 0.0)
 
     def admission_rejected(self, reason: str) -> None:
-        self.admission.labels(reason).inc()
+        if self.enabled:
+            self.admission.labels(reason).inc()
 
     def auth_failed(self, code: str) -> None:
-        self.auth.labels(code).inc()
+        if self.enabled:
+            self.auth.labels(code).inc()
 
     def watch_embedding_cache(self, read: Callable[[], tuple[int, int] | None]) -> None:
         """Where the embedding cache's running totals of hits and misses come from (None: no
@@ -258,7 +265,7 @@ class Metrics:
         self._cache_read = read
 
     def _sync_embedding_cache(self) -> None:
-        counts = self._cache_read() if self._cache_read is not None else None
+        counts = self._cache_read() if self._cache_read is not None and self.enabled else None
         if counts is not None:
             self.embedding_cache(*counts)
 
@@ -286,6 +293,8 @@ class Metrics:
     def registry(self) -> CollectorRegistry:
         """What a scrape reads: this process's registry, or in multiprocess mode a fresh one
         over every process's files plus the scrape-time collectors."""
+        if not self.enabled:
+            return CollectorRegistry()  # nothing recorded, nothing read
         if not self.multiprocess:
             return self._own
         registry = CollectorRegistry()
