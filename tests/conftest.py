@@ -1,7 +1,7 @@
 """Suite-wide guards: no test can reach the network (loopback is allowed), every test has a
 private RAGKEEL_HOME and an empty private models directory (so no test loads the user's
-installed chat model unless it asks for ``default_models_dir()``), and no ragkeel.yaml of the
-developer's leaks in."""
+installed chat model unless it asks for ``default_models_dir()``), no ragkeel.yaml of the
+developer's leaks in, and no test leaves a logging handler behind."""
 
 from __future__ import annotations
 
@@ -51,14 +51,20 @@ def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     yield home
 
 
-@pytest.fixture
-def log_buffer() -> Iterator[io.StringIO]:
-    """A buffer to pass as ``configure_logging(..., stream=log_buffer)``
-    (``observability/logs.py``); the root logger's handlers and level are restored after."""
+@pytest.fixture(autouse=True)
+def _root_logging_restored() -> Iterator[None]:
+    """A test that configures logging (``configure_logging``, ``ragkeel serve`` in process)
+    leaves no handler on the root logger, nor its level, to the tests after it."""
     root = logging.getLogger()
-    level, handlers = root.level, list(root.handlers)
-    yield io.StringIO()
-    for handler in root.handlers:
-        if handler not in handlers:
-            root.removeHandler(handler)
+    level = root.level
+    yield
+    for handler in [h for h in root.handlers if getattr(h, "_ragkeel", False)]:
+        root.removeHandler(handler)  # configure_logging's (pytest's own come and go by phase)
     root.setLevel(level)
+
+
+@pytest.fixture
+def log_buffer() -> io.StringIO:
+    """A buffer to pass as ``configure_logging(..., stream=log_buffer)``
+    (``observability/logs.py``); the handler goes when the test ends (``_root_logging_restored``)."""
+    return io.StringIO()

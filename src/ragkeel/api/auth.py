@@ -22,7 +22,9 @@ headers keep their old meaning (``X-Tenant`` names a rate-limit bucket, ``api/ad
 
 Each route states the scope it needs (``Depends(require("query"))`` ... ``require(PUBLIC)``);
 a missing scope is 403 ``FORBIDDEN``. ``tests/api/test_auth.py`` walks ``app.routes``: a new
-route without a decision fails it.
+route without a decision fails it. Every refusal (401, and 403 for a scope) is counted in
+``ragkeel_auth_failures_total`` by code (``observability/metrics.py``); the tenant of a verified
+caller goes on the request context, so the request's log lines say whose it is.
 
 ``CrossOriginMiddleware``: a page on another web origin can make a browser POST a form (a
 "simple" request: no CORS preflight) to a ragkeel on localhost. State-changing requests (POST,

@@ -2,7 +2,8 @@
 request (``trace.py``), where traces are kept (``trace_store.py``) and the span/attribute names
 they use (``names.py``); OpenTelemetry spans through a facade every layer may record with
 (``tracing.py``), in the GenAI and OpenInference conventions (``genai.py``), exported over
-OTLP/HTTP by the SDK adapter (``otel.py``, the only importer of the SDK; not imported here).
+OTLP/HTTP by the SDK adapter (``otel.py``, the only importer of the SDK; not imported here);
+Prometheus metrics (``metrics.py``) and log lines (``logs.py``).
 
 Layer: infra, below the other backends (the gateway records each model call as a span). It
 imports only the core (types, errors, settings, tokens, integrity); the generation layer turns
