@@ -154,70 +154,68 @@ class Metrics:
         self._lock = threading.Lock()
         self._cache_seen = (0, 0)
         self._cache_read: Callable[[], tuple[int, int] | None] | None = None
-        self.requests = Counter(
-            "ragkeel_requests",
-            "Answer requests by route and outcome.",
-            ("route", "outcome"),
-            registry=owned,
+
+        def counter(name: str, doc: str, *labels: str) -> Counter:
+            return Counter(name, doc, labels, registry=owned)
+
+        def histogram(name: str, doc: str, buckets: Sequence[float], *labels: str) -> Histogram:
+            return Histogram(name, doc, labels, buckets=buckets, registry=owned)
+
+        self.requests = counter(
+            "ragkeel_requests", "Answer requests by route and outcome.", "route", "outcome"
         )
-        self.stage_seconds = Histogram(
+        self.stage_seconds = histogram(
             "ragkeel_stage_duration_seconds",
             "Latency of a request's stages (retrieve, first token, total), in seconds.",
-            ("route", "stage"),
-            buckets=LATENCY_BUCKETS,
-            registry=owned,
+            LATENCY_BUCKETS,
+            "route",
+            "stage",
         )
-        self.tokens = Counter(
+        self.tokens = counter(
             "ragkeel_tokens",
             "Model tokens by model, tenant and direction (input: prompt, output: answer).",
-            ("model", "tenant", "direction"),
-            registry=owned,
+            "model",
+            "tenant",
+            "direction",
         )
-        self.cost = Counter(
-            "ragkeel_cost_usd",
-            "Model cost in US dollars by model and tenant.",
-            ("model", "tenant"),
-            registry=owned,
+        self.cost = counter(
+            "ragkeel_cost_usd", "Model cost in US dollars by model and tenant.", "model", "tenant"
         )
-        self.attempts = Counter(
+        self.attempts = counter(
             "ragkeel_gateway_attempts",
             "Gateway attempts at a deployment by outcome (rejected: not called, e.g. breaker "
             "open).",
-            ("deployment", "outcome"),
-            registry=owned,
+            "deployment",
+            "outcome",
         )
-        self.top_score = Histogram(
+        self.top_score = histogram(
             "ragkeel_retrieval_top_score",
             "The best retrieval score the answer gate saw (dense: cosine).",
-            ("route", "signal"),
-            buckets=SCORE_BUCKETS,
-            registry=owned,
+            SCORE_BUCKETS,
+            "route",
+            "signal",
         )
-        self.grounded = Histogram(
+        self.grounded = histogram(
             "ragkeel_answer_grounded",
             "1 per grounded answer, 0 per ungrounded one (refusals and errors left out): "
             "the grounded share is _sum / _count.",
-            ("route",),
-            buckets=SHARE_BUCKETS,
-            registry=owned,
+            SHARE_BUCKETS,
+            "route",
         )
-        self.admission = Counter(
+        self.admission = counter(
             "ragkeel_admission_rejections",
             "Answer requests refused before any work, by reason.",
-            ("reason",),
-            registry=owned,
+            "reason",
         )
-        self.auth = Counter(
+        self.auth = counter(
             "ragkeel_auth_failures",
             "Requests refused by authentication or authorisation, by error code.",
-            ("code",),
-            registry=owned,
+            "code",
         )
-        self.cache = Counter(
+        self.cache = counter(
             "ragkeel_embedding_cache_lookups",
             "Texts looked up in the embedding cache, by result (hit, miss).",
-            ("result",),
-            registry=owned,
+            "result",
         )
 
     # -- recording --------------------------------------------------------------------------
