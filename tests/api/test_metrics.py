@@ -220,3 +220,28 @@ def test_with_keys_off_metrics_are_open_unless_off(tmp_path: Path) -> None:
         )
         with Container(settings) as container, TestClient(_app(container)) as c:
             assert c.get("/metrics").status_code == status
+
+
+def test_embedding_cache_lookups_are_counted(tmp_path: Path, corpus: Path) -> None:
+    settings = load_settings(
+        home=tmp_path / "home",
+        embedding={"provider": "hashing", "hashing_dimension": 256, "cache": True},
+        ingestion={"chunk_tokens": 64},
+        generation={"gate_threshold": TEST_GATE},
+    )
+    with Container(settings) as container:
+        assert container.pipeline.ingest([str(corpus)], COLLECTION).exit_code == 0
+        with TestClient(_app(container)) as c:
+            body = {"question": ON_TOPIC, "collection": COLLECTION, "mode": "extractive"}
+            assert c.post("/v1/query", json=body).status_code == 200
+            first = scrape(c)
+            assert c.post("/v1/query", json=body).status_code == 200  # the same query text
+            second = scrape(c)
+    hits = [
+        value(s, "ragkeel_embedding_cache_lookups_total", result="hit") for s in (first, second)
+    ]
+    misses = [
+        value(s, "ragkeel_embedding_cache_lookups_total", result="miss") for s in (first, second)
+    ]
+    assert misses[0] > 0 and misses[1] == misses[0]  # ingestion's chunks and the first query
+    assert hits[1] == hits[0] + 1  # the repeated question's embedding came from the cache
