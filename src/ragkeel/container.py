@@ -65,6 +65,10 @@ from ragkeel.observability.feedback import SqliteFeedbackStore
 from ragkeel.observability.logs import LogFormat
 from ragkeel.observability.metrics import Metrics, Reading, ScrapeGauge
 from ragkeel.observability.monitor import Monitor, TraceWindows, WebhookNotifier
+from ragkeel.observability.monitor.gauge import GAUGE as ALERT_GAUGE
+from ragkeel.observability.monitor.gauge import HELP as ALERT_HELP
+from ragkeel.observability.monitor.gauge import LABELS as ALERT_LABELS
+from ragkeel.observability.monitor.gauge import alert_readings
 from ragkeel.observability.monitor.monitor import ledger_spend
 from ragkeel.observability.trace_store import (
     NullTraceStore,
@@ -497,6 +501,17 @@ class Container:
             spent_on=ledger_spend(self.ledger) if m.rules.spend_per_day_usd is not None else None,
             notifier=notifier,
         )
+
+    def start_monitor(self) -> None:
+        """Run the monitor's thread (``serve``) and show its alerts in ``/metrics`` as the
+        gauge ``ragkeel_alert_firing{rule,severity}`` (1 firing, 0 not); once per container."""
+        if "_monitor_started" in self.__dict__:
+            return
+        self.__dict__["_monitor_started"] = True
+        monitor = self.monitor
+        readings = partial(alert_readings, monitor)
+        self.metrics.add_collector(ScrapeGauge(ALERT_GAUGE, ALERT_HELP, ALERT_LABELS, readings))
+        monitor.start()
 
     # -- feedback and the dashboard (issue 12) --
 

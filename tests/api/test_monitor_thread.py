@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 from fastapi.testclient import TestClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from corpus import COLLECTION, ON_TOPIC
 from ragkeel.api import create_app
@@ -81,3 +82,17 @@ def test_the_dashboard_shows_the_running_monitors_alerts_and_drift(
         over_time = client.get("/ui/overtime").text
         assert "drift-rules" in over_time and "score_drift" in over_time
         assert "Monitor not running" not in over_time
+        # the same alert as a Prometheus gauge, and a rating counted
+        trace_id = client.post("/v1/query", json={"question": ON_TOPIC}).json()["trace_id"]
+        rated = client.post("/v1/feedback", json={"trace_id": trace_id, "rating": "down"})
+        assert rated.status_code == 201, rated.text
+        samples = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(client.get("/metrics").text)
+            for s in family.samples
+        }
+        firing = ("rule", "latency_p95"), ("severity", "warning")
+        assert samples[("ragkeel_alert_firing", firing)] == 1.0
+        quiet = ("rule", "error_share"), ("severity", "critical")
+        assert samples[("ragkeel_alert_firing", quiet)] == 0.0
+        assert samples[("ragkeel_feedback_total", (("rating", "down"),))] == 1.0

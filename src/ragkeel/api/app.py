@@ -92,7 +92,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(_open, state)
         if monitor and container.monitor_enabled:
-            container.monitor.start()  # alert rules (issue 12); closed with the container
+            container.start_monitor()  # alert rules and their gauge (issue 12); closed with it
         if preload_model:
             threading.Thread(
                 target=state.load_model, name="ragkeel-model-load", daemon=True

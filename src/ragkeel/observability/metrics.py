@@ -35,7 +35,7 @@ ragkeel_index_documents / _chunks         gauge      tenant, collection; read at
 
 Scrape-time series come from ``ScrapeGauge`` collectors over a reader the container wires
 (``Container.metrics``: the gateway's breakers, the store's collections); more can be added
-with ``Metrics.add_collector`` (the alerts monitor's ``ragkeel_alerts_firing``). A reader that
+with ``Metrics.add_collector`` (the alert monitor's ``ragkeel_alert_firing``, added by ``Container.start_monitor``). A reader that
 fails is logged and its series left out of that scrape: a scrape never fails because one
 source is down.
 
@@ -201,6 +201,11 @@ class Metrics:
             "the grounded share is _sum / _count.",
             SHARE_BUCKETS,
             "route",
+        )
+        self.feedback = counter(
+            "ragkeel_feedback",
+            "Ratings of answers (POST /v1/feedback), by rating: up, down or 1-5.",
+            "rating",
         )
         self.admission = counter(
             "ragkeel_admission_rejections",

@@ -54,4 +54,6 @@ async def post_feedback(
         )
     feedback = Feedback(trace.id, rating, trace.tenant or DEFAULT_TENANT, comment)
     stored = await run_in_threadpool(store.add, feedback)
+    if container.metrics.enabled:
+        container.metrics.feedback.labels(str(rating)).inc()
     return FeedbackOut.of(stored)
