@@ -17,6 +17,7 @@ Spans exported and dropped are reported to show the export really ran.
 Prints one JSON object.
 
     .venv/bin/python bench/otel_overhead.py [--spans 2000] [--requests 1000] [--block 50]
+        [--with-metrics]   (the off arm also without metrics: the issue's on-vs-off)
 """
 
 from __future__ import annotations
@@ -85,13 +86,13 @@ def spans_alone(n: int) -> dict[str, float]:
     return {q: round(pct(us, p), 1) for q, p in (("p50", 50), ("p95", 95), ("p99", 99))}
 
 
-def _settings(home: Path, endpoint: str | None) -> Any:
+def _settings(home: Path, endpoint: str | None, metrics: str = "auto") -> Any:
     return load_settings(
         home=home,
         embedding={"provider": "hashing", "hashing_dimension": 256, "cache": False},
         ingestion={"chunk_tokens": 64},
         generation={"gate_threshold": TEST_GATE, "mode": "extractive", "provider": "none"},
-        observability={"otlp": {"endpoint": endpoint}},
+        observability={"otlp": {"endpoint": endpoint}, "metrics": metrics},
     )
 
 
@@ -104,6 +105,12 @@ def main() -> None:
     parser.add_argument("--spans", type=int, default=2000, help="answers, part 1")
     parser.add_argument("--requests", type=int, default=1000, help="per arm, part 2")
     parser.add_argument("--block", type=int, default=50)
+    parser.add_argument(
+        "--with-metrics",
+        action="store_true",
+        help="the issue's comparison: the off arm also without Prometheus metrics "
+        "(observability.metrics: off), so on - off = tracing + export + metrics",
+    )
     args = parser.parse_args()
     alone_us = spans_alone(args.spans)
     body = {"question": ON_TOPIC, "collection": COLLECTION}
@@ -118,7 +125,7 @@ def main() -> None:
     endpoint = sink.stdout.readline().strip()
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "home"
-        off = Container(_settings(home, None))
+        off = Container(_settings(home, None, "off" if args.with_metrics else "auto"))
         assert off.pipeline.ingest([str(write_corpus(Path(tmp) / "docs"))], COLLECTION)
         on = Container(_settings(home, endpoint))
         with TestClient(create_app(off)) as c_off, TestClient(create_app(on)) as c_on:
@@ -153,6 +160,7 @@ def main() -> None:
                 "spans_of_one_answer_us": alone_us,
                 "requests_per_arm": len(samples["on"]),
                 "block": args.block,
+                "off_arm": "no tracing, no metrics" if args.with_metrics else "no tracing",
                 "off_ms": off_s,
                 "on_ms": on_s,
                 "added_ms": {q: round(on_s[q] - off_s[q], 3) for q in on_s},
