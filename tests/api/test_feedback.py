@@ -1,5 +1,5 @@
 """``POST /v1/feedback`` through the real app (issue 12): a tenant rates its own answers only
-(another tenant's trace id is 404 like a missing one), an admin rates any, bad ratings and long
+(another tenant's trace id is 404 like a missing one, for its admin too), the operator rates any, bad ratings and long
 comments have stable codes, and the rating is stored beside the trace."""
 
 from __future__ import annotations
@@ -71,8 +71,14 @@ def test_a_tenant_rates_its_own_answers_only(client: TestClient, container: Cont
         "negative": True,
         "comment": "cites the wrong policy",
     }
+    # another tenant's admin may not rate (nor learn the id exists): the trace-read rule
     r = client.post(
         "/v1/feedback", json={"trace_id": trace_id, "rating": "up"}, headers=bearer(admin_b)
+    )
+    assert (r.status_code, r.json()["code"]) == (404, "TRACE_NOT_FOUND")
+    operator = container.keys.create("ops", "admin", trusted_proxy=True)[1]
+    r = client.post(
+        "/v1/feedback", json={"trace_id": trace_id, "rating": "up"}, headers=bearer(operator)
     )
     assert r.status_code == 201, r.text
 

@@ -1,9 +1,9 @@
 """``POST /v1/feedback``: a user's rating of an answer, by its ``trace_id`` (issue 12).
 
-A ``query`` key may rate its own tenant's traces only: a trace of another tenant is 404
-``TRACE_NOT_FOUND``, exactly like an id that does not exist, so ids cannot be probed. An
-``admin`` key, and every caller while ``api.auth`` is off (the operator on loopback, as the
-CLI sees the traces), may rate any. A bad rating or a comment over the bound is 422
+A key may rate the traces it may read (``auth.trace_reader``, the rule of ``GET /v1/traces``):
+its own tenant's; a trace of another tenant is 404 ``TRACE_NOT_FOUND``, exactly like an id that
+does not exist, so ids cannot be probed — for a tenant's ``admin`` key too. The operator (auth
+off, or an ``admin`` key made ``--trusted-proxy``) may rate any. A bad rating or a comment over the bound is 422
 ``FEEDBACK_INVALID``; a malformed body 422 ``VALIDATION_ERROR``. The rating is stored beside the
 trace (``observability/feedback.py``); nothing about the trace itself changes.
 """
@@ -16,7 +16,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 from starlette.concurrency import run_in_threadpool
 
-from ragkeel.api.auth import Caller, require
+from ragkeel.api.auth import Caller, TraceReader, require, trace_reader
 from ragkeel.api.feedback_schemas import FeedbackIn, FeedbackOut
 from ragkeel.api.state import ApiState, get_state
 from ragkeel.errors import TraceNotFoundError
@@ -35,17 +35,15 @@ router = APIRouter(tags=["feedback"])
 async def post_feedback(
     body: FeedbackIn,
     caller: Annotated[Caller, Depends(require("query"))],
+    reader: Annotated[TraceReader, Depends(trace_reader)],
     state: Annotated[ApiState, Depends(get_state)],
 ) -> FeedbackOut:
     """Rate an answer: ``up``/``down`` or 1-5, with an optional comment."""
     rating = parse_rating(body.rating)
     comment = check_comment(body.comment)
-    identity = caller.identity
-    every_tenant = not state.auth_required or (identity is not None and identity.scope == "admin")
     container = state.container
-    tenants = None if every_tenant else {caller.access.tenant}
     trace = await run_in_threadpool(
-        partial(container.traces.get, body.trace_id.lower(), tenants=tenants)
+        partial(container.traces.get, body.trace_id.lower(), tenants=reader.tenants)
     )
     store = container.feedback
     if trace is None or store is None:
