@@ -1,6 +1,7 @@
 """``POST /v1/feedback`` through the real app (issue 12): a tenant rates its own answers only
-(another tenant's trace id is 404 like a missing one, for its admin too), the operator rates any, bad ratings and long
-comments have stable codes, and the rating is stored beside the trace."""
+(another tenant's trace id is 404 like a missing one, for its admin too), the operator rates
+any, bad ratings and long comments have stable codes, and the rating is stored beside the
+trace."""
 
 from __future__ import annotations
 
