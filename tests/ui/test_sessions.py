@@ -25,7 +25,7 @@ ORIGIN = {"Origin": "http://testserver"}
 @pytest.fixture
 def secured(tmp_path: Path) -> Iterator[tuple[TestClient, Container, dict[str, str]]]:
     """Auth required; tenants team-a and team-b each sent traffic; their query tokens and
-    team-b's admin token by name."""
+    team-b's admin token and the operator's (admin + trusted proxy) by name."""
     with FaultServer(seed=1) as primary, FaultServer(seed=2) as backup:
         primary.set(reply=GOOD)
         backup.set(reply=GOOD)
@@ -34,6 +34,7 @@ def secured(tmp_path: Path) -> Iterator[tuple[TestClient, Container, dict[str, s
             "a": container.keys.create("team-a", "query")[1],
             "b": container.keys.create("team-b", "query")[1],
             "admin": container.keys.create("team-b", "admin")[1],
+            "operator": container.keys.create("ops", "admin", trusted_proxy=True)[1],
         }
         with TestClient(create_app(container, host="0.0.0.0"), follow_redirects=False) as c:
             for name in ("a", "b"):
@@ -100,7 +101,13 @@ def test_a_tenant_sees_its_own_traces_only(
     assert "documents," not in health and "d0" not in health  # the verdict only, as /readyz
     assert client.get("/ui/reports/scifact-run/report.html").status_code == 403
 
+    # a tenant's admin key is still that tenant's: it must not read team-a's traces
     client.cookies.set(COOKIE, sign_in(client, tokens["admin"]))
+    listing = client.get("/ui/traces", params={"tenant": "team-a"}).text
+    assert all(i in listing for i in theirs) and not any(i in listing for i in mine)
+    assert client.get(f"/ui/traces/{next(iter(mine))}").status_code == 404
+
+    client.cookies.set(COOKIE, sign_in(client, tokens["operator"]))
     listing = client.get("/ui/traces").text
     assert all(i in listing for i in mine | theirs)
     only_b = client.get("/ui/traces", params={"tenant": "team-b"}).text

@@ -13,8 +13,11 @@ by itself. So the sign-in form exchanges a key for a **session cookie that is no
 * Every request re-reads the key's row (``SqliteKeyStore.get``): a revoked or expired key ends
   its sessions at once. The secret never leaves the server; the key's secret never reaches the
   cookie, so a stolen cookie cannot call the API and dies with its expiry.
-* The viewer's data scope comes from the key: an ``admin`` key sees every tenant, any other
-  key its own tenant only (a ``trusted_proxy`` key's forwarded tenants do not apply here).
+* The viewer's data scope comes from the key, by the API's trace-read rule
+  (``api/auth.py`` ``TraceReader``): the operator's key (``admin`` and ``trusted_proxy``) sees
+  every tenant and the service-wide pages' details (readiness, alerts, evaluation reports); any
+  other key, a tenant's ``admin`` included, its own tenant only (a ``trusted_proxy`` key's
+  forwarded tenants do not apply here).
 
 With auth off (the loopback default) there is no sign-in: the viewer is the operator and sees
 every tenant, as ``ragkeel traces`` does.
@@ -44,7 +47,8 @@ MAX_COOKIE_CHARS = 512
 
 @dataclass(frozen=True, slots=True)
 class Viewer:
-    """Who sees the pages: ``tenant`` None sees every tenant (admin key, or auth off)."""
+    """Who sees the pages: ``tenant`` None sees every tenant (the operator's key, or auth
+    off)."""
 
     label: str
     tenant: str | None = None
@@ -74,7 +78,8 @@ OPERATOR = Viewer("operator (auth off)")
 
 def viewer_of(identity: Identity) -> Viewer:
     label = f"key {identity.key_id} ({identity.scope}, tenant {identity.tenant})"
-    tenant = None if identity.scope == "admin" else identity.tenant
+    operator = identity.scope == "admin" and identity.trusted_proxy
+    tenant = None if operator else identity.tenant
     return Viewer(label, tenant, identity, signed_in=True)
 
 
