@@ -318,7 +318,8 @@ class ObservabilitySettings(_Section):
     max_db_mb: float = Field(default=512.0, ge=0)  # live data cap, oldest out first; 0: none
     retention_interval_s: float = Field(default=60.0, gt=0, le=86_400)  # how often it runs
     # -- metrics and logs (issue 12: observability/metrics.py, observability/logs.py) --
-    # GET /metrics: auto = an admin key when api.auth requires keys (open when it does not);
+    # GET /metrics: auto = the operator's key (admin + trusted proxy) when api.auth requires
+    # keys (open when it does not);
     # public = no key ever (a scraper on a private network); off = not served
     metrics: Literal["auto", "public", "off"] = "auto"
     # log lines: json (one object a line, with the trace id; `serve`'s default) or text

@@ -93,7 +93,7 @@ def test_requests_latencies_and_index_after_real_requests(container: Container) 
 
 
 def test_refusals_that_record_no_trace_are_counted(container: Container) -> None:
-    _, admin = container.keys.create("ops", "admin")
+    _, admin = container.keys.create("ops", "admin", trusted_proxy=True)  # the operator's
     _, query = container.keys.create("ops", "query")
     app = _app(container, host="0.0.0.0")  # api.auth auto on a network address: keys required
     with TestClient(app) as c:
@@ -200,15 +200,19 @@ def test_who_may_scrape_with_keys_required(
         observability={"metrics": access},
     )
     with Container(settings) as container:
-        _, admin = container.keys.create("ops", "admin")
+        _, admin = container.keys.create("ops", "admin", trusted_proxy=True)  # the operator's
         _, query = container.keys.create("ops", "query")
+        _, tenant_admin = container.keys.create("team-b", "admin")
         with TestClient(_app(container, host="0.0.0.0")) as c:
             got = (
                 c.get("/metrics").status_code,
                 c.get("/metrics", headers=bearer(query)).status_code,
                 c.get("/metrics", headers=bearer(admin)).status_code,
             )
+            # every tenant's tokens and cost: not for a tenant's own admin key
+            tenant_admin_got = c.get("/metrics", headers=bearer(tenant_admin)).status_code
     assert got == (anonymous, query_key, admin_key)
+    assert tenant_admin_got == {"auto": 403, "public": 200, "off": 404}[access]
 
 
 def test_with_keys_off_metrics_are_open_unless_off(tmp_path: Path) -> None:

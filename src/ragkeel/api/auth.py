@@ -125,19 +125,39 @@ class TraceReader:
         return frozenset({tenant}) if self.tenants is None else self.tenants & {tenant}
 
 
-async def trace_reader(request: Request) -> TraceReader:
-    """The routes' dependency for trace and cost reads (``routes/traces.py``, the dashboard)."""
+def _operator(request: Request) -> bool:
+    """Whether the request comes from the service's operator: auth off, or an ``admin`` key
+    made ``--trusted-proxy`` speaking for itself (no ``X-Tenant``/``X-Principals``)."""
     caller = caller_of(request)
-    state = getattr(request.app.state, "ragkeel", None)
+    if not getattr(getattr(request.app.state, "ragkeel", None), "auth_required", False):
+        return True
     identity = caller.identity
-    operator = identity is not None and (
+    return identity is not None and (
         identity.scope == "admin"
         and identity.trusted_proxy
         and caller.access == identity.access_scope()  # not speaking for an end user
     )
-    if operator or not getattr(state, "auth_required", False):
+
+
+async def trace_reader(request: Request) -> TraceReader:
+    """The routes' dependency for trace and cost reads (``routes/traces.py``, the dashboard)."""
+    caller = caller_of(request)
+    if _operator(request):
         return TraceReader(None, caller.access)
     return TraceReader(frozenset({caller.access.tenant}), caller.access)
+
+
+async def require_operator(request: Request) -> None:
+    """A route dependency for service-wide data (``GET /metrics``: every tenant's tokens and
+    cost): the operator only, 403 ``FORBIDDEN`` for any other key — a tenant's ``admin``
+    key included. Put after ``require(...)``, which answers 401 first."""
+    if not _operator(request):
+        refused = ForbiddenError(
+            "this route shows every tenant's data: it needs the operator's key",
+            hint="an admin key made with --trusted-proxy on the server",
+        )
+        _count_failure(getattr(request.app.state, "ragkeel", None), refused)
+        raise refused
 
 
 def require(needed: Needed) -> Callable[[Request], Awaitable[Caller]]:
