@@ -25,6 +25,9 @@ REQUEST = ChatRequest((ChatMessage("user", "What is the capital of France?"),))
 REPLY = "Paris is the capital [1]."
 
 
+TIMEOUT_S = 2.0  # the client's timeout: "fails fast" means well inside it
+
+
 @pytest.fixture
 def server() -> Iterator[FaultServer]:
     with FaultServer(seed=0) as fault_server:
@@ -33,7 +36,9 @@ def server() -> Iterator[FaultServer]:
 
 @pytest.fixture
 def model(server: FaultServer) -> Iterator[OpenAICompatChatModel]:
-    with OpenAICompatChatModel(server.base_url, "fault", api_key=None, timeout_s=2.0) as client:
+    with OpenAICompatChatModel(
+        server.base_url, "fault", api_key=None, timeout_s=TIMEOUT_S
+    ) as client:
         yield client
 
 
@@ -135,7 +140,9 @@ def test_down_fails_fast_and_recovers(server: FaultServer, model: OpenAICompatCh
         started = time.monotonic()
         error = _fail(model)
         assert type(error) is ModelUnavailableError
-        assert time.monotonic() - started < 0.1
+        # refused, not timed out: well inside the client's 2 s timeout (a 0.1 s bound failed
+        # on a loaded 2-core machine at 0.15 s; the behaviour is "no wait for the timeout")
+        assert time.monotonic() - started < TIMEOUT_S / 2
     assert server.stats.refused >= 3
     assert server.stats.requests == 1  # refused requests were never read
     server.set(down=False)
