@@ -68,3 +68,78 @@ def log_buffer() -> io.StringIO:
     """A buffer to pass as ``configure_logging(..., stream=log_buffer)``
     (``observability/logs.py``); the handler goes when the test ends (``_root_logging_restored``)."""
     return io.StringIO()
+
+
+# -- real servers for the scale-out backends (issue 13): PostgreSQL + pgvector, Redis ----------
+# Started once per session from packages (``ragkeel.testing.services``), only when a test asks,
+# and stopped by PID at the end. RAGKEEL_TEST_POSTGRES_URL / RAGKEEL_TEST_REDIS_URL point the
+# suite at servers that already run instead (an admin URL: each test gets its own database).
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    import os
+
+    from ragkeel.testing import services
+
+    if url := os.environ.get("RAGKEEL_TEST_POSTGRES_URL"):
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        yield services.Postgres(root=Path("/nonexistent"), port=parts.port or 5432, pid=-1)
+        return
+    server = services.start_postgres()
+    try:
+        yield server
+    finally:
+        server.stop()
+        import shutil
+
+        shutil.rmtree(server.root, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: Any) -> Iterator[str]:
+    """A fresh database (with the vector extension) per test, dropped afterwards."""
+    import uuid
+
+    from ragkeel.testing import services
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    url = services.create_database(postgres_server, name)
+    yield url
+    services.drop_database(postgres_server, name)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[Any]:
+    import os
+
+    from ragkeel.testing import services
+
+    if url := os.environ.get("RAGKEEL_TEST_REDIS_URL"):
+        from urllib.parse import urlsplit
+
+        yield services.Redis(root=Path("/nonexistent"), port=urlsplit(url).port or 6379, pid=-1)
+        return
+    server = services.start_redis()
+    try:
+        yield server
+    finally:
+        server.stop()
+        import shutil
+
+        shutil.rmtree(server.root, ignore_errors=True)
+
+
+@pytest.fixture
+def redis_url(redis_server: Any) -> Iterator[str]:
+    """Redis database 0, emptied before the test."""
+    import redis
+
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        client.flushall()
+    finally:
+        client.close()
+    yield redis_server.url

@@ -1,0 +1,35 @@
+"""The test servers themselves (issue 13): PostgreSQL with pgvector and Redis answer on
+loopback, and each test's database is its own."""
+
+from __future__ import annotations
+
+import psycopg
+import redis
+
+
+def test_postgres_has_pgvector_and_a_private_database(postgres_url: str) -> None:
+    with psycopg.connect(postgres_url) as conn:
+        conn.execute("CREATE TABLE t (id int primary key, v vector(3))")
+        conn.execute("INSERT INTO t VALUES (1, '[1,0,0]'), (2, '[0,1,0]')")
+        row = conn.execute("SELECT id FROM t ORDER BY v <=> '[0.9,0.1,0]' LIMIT 1").fetchone()
+        assert row == (1,)
+        version = conn.execute("SHOW server_version").fetchone()
+        assert version is not None and str(version[0]).startswith("18")
+
+
+def test_each_test_gets_an_empty_database(postgres_url: str) -> None:
+    with psycopg.connect(postgres_url) as conn:
+        tables = conn.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'"
+        ).fetchone()
+        assert tables == (0,)
+
+
+def test_redis_answers_and_starts_empty(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    try:
+        assert client.dbsize() == 0
+        client.set("k", "v")
+        assert client.get("k") == b"v"
+    finally:
+        client.close()
