@@ -116,3 +116,33 @@ def test_writes_during_a_sweep_are_kept(tmp_path: Path) -> None:
     assert store.dropped == 0
     assert all(store.get(t.id) == t for t in fresh)  # newest: never the ones deleted
     store.close()
+
+
+def test_feedback_goes_with_the_traces_retention_deletes(tmp_path: Path) -> None:
+    """A rating names its trace (the question, the answer): when retention deletes the trace the
+    rating goes too, instead of an orphan row that ``eval add-case --from-feedback`` can only
+    skip and that outlives the retention the operator set."""
+    from ragkeel.observability.feedback import Feedback, SqliteFeedbackStore
+
+    path = tmp_path / "traces.db"
+    store = SqliteTraceStore(path, retention=Retention(max_age_s=30 * DAY))
+    old = full_trace(id=f"{1:032x}", created_at=NOW - 31 * DAY)
+    young = full_trace(id=f"{2:032x}", created_at=NOW - DAY)
+    store.record(old)
+    store.record(young)
+    feedback = SqliteFeedbackStore(path)
+    for t in (old, young):
+        feedback.add(Feedback(trace_id=t.id, created_at=NOW, tenant="default", rating="down"))
+    assert store.sweep(now=NOW).deleted_by_age == 1
+    assert feedback.for_trace(old.id) == []
+    assert [f.rating for f in feedback.for_trace(young.id)] == ["down"]
+    assert [f.trace_id for f in feedback.negative()] == [young.id]
+    feedback.close()
+    store.close()
+
+
+def test_retention_without_a_feedback_table_still_sweeps(tmp_path: Path) -> None:
+    store = SqliteTraceStore(tmp_path / "traces.db", retention=Retention(max_age_s=DAY))
+    store.record(full_trace(created_at=NOW - 2 * DAY))
+    assert store.sweep(now=NOW).deleted_by_age == 1
+    store.close()

@@ -30,7 +30,8 @@ store given one runs ``sweep`` on a background thread (started by the first ``re
 live data (the file's pages in use) is over ``max_bytes``, the oldest traces until it is under
 90 % of it; freed pages go back to the file system (``PRAGMA incremental_vacuum``: new files
 are made with ``auto_vacuum = INCREMENTAL``; a file made before keeps its size and reuses the
-freed pages). Every step is a small transaction on the store's connection (``batch`` rows,
+freed pages). The feedback rating a deleted trace goes with it (``feedback.py``'s table in the
+same file). Every step is a small transaction on the store's connection (``batch`` rows,
 ``vacuum_pages`` pages) with a pause after it, so a request writing its trace meanwhile waits
 for about one step (``bench/trace_size.py`` measures it) — never for the whole sweep.
 
@@ -503,18 +504,33 @@ class SqliteTraceStore:
         self, where: str, params: tuple[Any, ...], limit: int | None, batch: int, pause: float
     ) -> int:
         """Delete the oldest traces matching ``where`` (at most ``limit``), ``batch`` per
-        transaction; how many."""
-        sql = (
-            "DELETE FROM traces WHERE rowid IN "
-            f"(SELECT rowid FROM traces WHERE {where} ORDER BY rowid LIMIT ?)"
+        transaction, with the feedback that rates them (``feedback.py`` keeps its table in this
+        file: a rating outlives neither its trace nor the retention); how many traces."""
+        oldest = f"SELECT rowid FROM traces WHERE {where} ORDER BY rowid LIMIT ?"
+        ratings = (
+            "DELETE FROM feedback WHERE trace_id IN "
+            f"(SELECT id FROM traces WHERE rowid IN ({oldest}))"
         )
+        sql = f"DELETE FROM traces WHERE rowid IN ({oldest})"
         deleted = 0
         while not self._stop.is_set() and (limit is None or deleted < limit):
             step = batch if limit is None else min(batch, limit - deleted)
             with self._lock:
                 if self._conn is None:
                     break
-                n = self._conn.execute(sql, (*params, step)).rowcount
+                conn = self._conn
+                rated = conn.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'feedback'"
+                ).fetchone()
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    if rated:
+                        conn.execute(ratings, (*params, step))
+                    n = conn.execute(sql, (*params, step)).rowcount
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
             deleted += n
             if n < step:
                 break
