@@ -1,5 +1,6 @@
 """The storage contracts (``ragkeel.testing.contracts``: ``store``, ``keyword_index``,
-``vector_index``) over every backend: SQLite today.
+``vector_index``) over every backend: SQLite and PostgreSQL (issue 13, the ``postgres_url``
+fixture's server; tests/conftest.py).
 
 Add a backend by adding one ``open_store`` fixture to ``BACKENDS`` below.
 """
@@ -24,7 +25,7 @@ from ragkeel.testing.contracts.store import (
 )
 from ragkeel.testing.contracts.vector_index import VectorIndexContract
 
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "postgres"]
 
 
 class Backends:
@@ -34,6 +35,11 @@ class Backends:
     def open_store(self, request: pytest.FixtureRequest, tmp_path: Path) -> StoreOpener:
         if request.param == "sqlite":
             return lambda: SqliteDocumentStore(tmp_path / "store.db")
+        if request.param == "postgres":
+            from ragkeel.storage.postgres import PostgresDocumentStore
+
+            url = request.getfixturevalue("postgres_url")
+            return lambda: PostgresDocumentStore(url, pool_size=2)
         raise AssertionError(request.param)
 
 
