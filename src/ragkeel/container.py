@@ -79,6 +79,7 @@ from ragkeel.observability.trace_store import (
 from ragkeel.observability.tracing import NullTracer, Tracer
 from ragkeel.retrieval.hybrid import HybridRetriever, Mode
 from ragkeel.settings import DeploymentSettings, Settings, UiSettings, load_settings
+from ragkeel.storage.base import ManagedStore
 from ragkeel.storage.sqlite import SqliteDocumentStore
 from ragkeel.types import AccessScope
 
@@ -189,14 +190,46 @@ class Container:
     # -- components --
 
     @cached_property
-    def store(self) -> SqliteDocumentStore:
+    def store(self) -> ManagedStore:
+        """``storage.backend``: the SQLite file (default) or PostgreSQL (issue 13; the driver
+        is imported only then)."""
         s = self.settings
+        if s.storage.backend == "postgres":
+            from ragkeel.storage.postgres import PostgresDocumentStore
+
+            pg = s.storage.postgres
+            assert pg.url is not None  # the settings refuse postgres without a url
+            return PostgresDocumentStore(
+                pg.url.get_secret_value(),
+                pool_size=pg.pool_size,
+                bm25_k1=s.retrieval.bm25_k1,
+                bm25_b=s.retrieval.bm25_b,
+                hnsw_ef_search=pg.hnsw_ef_search,
+                exact_search_max_rows=pg.exact_search_max_rows,
+                migrate_on_start=pg.migrate_on_start,
+            )
         return SqliteDocumentStore(
             s.database_path,
             bm25_k1=s.retrieval.bm25_k1,
             bm25_b=s.retrieval.bm25_b,
             busy_timeout_ms=s.storage.busy_timeout_ms,
         )
+
+    def upgrade_store(self) -> tuple[str, int, list[str]]:
+        """``ragkeel db upgrade``: bring the store's schema to this version; (backend, schema
+        version now, the steps applied). PostgreSQL runs its pending migrations
+        (storage/postgres/schema.py); the SQLite file migrates itself when opened."""
+        s = self.settings.storage
+        if s.backend == "postgres":
+            from ragkeel.storage.postgres.store import upgrade_schema
+
+            assert s.postgres.url is not None  # the settings refuse postgres without a url
+            version, applied = upgrade_schema(s.postgres.url.get_secret_value())
+            return "postgres", version, [f"{m.version}: {m.description}" for m in applied]
+        from ragkeel.storage.schema import SCHEMA_VERSION
+
+        _ = self.store  # opening the file applies its migrations
+        return "sqlite", SCHEMA_VERSION, []
 
     @cached_property
     def embedder(self) -> Embedder:

@@ -37,10 +37,27 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class PostgresStorageSettings(_Section):
+    """``storage.backend: postgres`` (issue 13; storage/postgres/, the ``scale`` extra)."""
+
+    url: SecretStr | None = None  # postgresql://user:password@host:port/database (masked)
+    pool_size: int = Field(default=10, ge=1, le=1000)  # connections per process
+    hnsw_ef_search: int = Field(default=40, ge=1, le=1000)  # HNSW candidate list per search
+    exact_search_max_rows: int = Field(default=10_000, ge=0)  # at most this many: exact scan
+    migrate_on_start: bool = True  # apply schema migrations on open (else `ragkeel db upgrade`)
+
+
 class StorageSettings(_Section):
-    backend: Literal["sqlite"] = "sqlite"
+    backend: Literal["sqlite", "postgres"] = "sqlite"
     path: Path | None = None  # default: $RAGKEEL_HOME/ragkeel.db
     busy_timeout_ms: int = Field(default=10_000, ge=0)
+    postgres: PostgresStorageSettings = PostgresStorageSettings()
+
+    @model_validator(mode="after")
+    def _postgres_needs_a_url(self) -> StorageSettings:
+        if self.backend == "postgres" and self.postgres.url is None:
+            raise ValueError("storage.backend postgres needs storage.postgres.url")
+        return self
 
 
 class RemoteEmbeddingSettings(_Section):

@@ -45,7 +45,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from ragkeel.errors import StorageError
 from ragkeel.generation.answer import Answer
-from ragkeel.storage.sqlite import SqliteDocumentStore
+from ragkeel.storage.base import ManagedStore
 from ragkeel.types import DEFAULT_TENANT, AccessScope, Citation, SearchHit, SearchResult
 
 PREFIX = "doc_"
@@ -186,7 +186,7 @@ def _shown(path: str, root: Path, uploads: bool) -> str:
 
 
 def internal_id(
-    store: SqliteDocumentStore, key: bytes, scope: AccessScope, collection: str, document_id: str
+    store: ManagedStore, key: bytes, scope: AccessScope, collection: str, document_id: str
 ) -> str | None:
     """The internal id of the document clients call ``document_id`` in ``collection``, among
     those ``scope`` sees; ``None`` for an unknown, hidden or another tenant's id."""

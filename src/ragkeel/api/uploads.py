@@ -39,7 +39,7 @@ from ragkeel.api.public_ids import TEXT_DIR, PublicView
 from ragkeel.api.schemas import FileReportOut, IngestOut, TextDocumentIn
 from ragkeel.errors import InvalidUploadError
 from ragkeel.ingestion.pipeline import IngestionPipeline
-from ragkeel.storage.sqlite import SqliteDocumentStore
+from ragkeel.storage.base import ManagedStore
 from ragkeel.types import DEFAULT_TENANT, AccessScope
 
 log = logging.getLogger("ragkeel.api")
@@ -89,7 +89,7 @@ class UploadArea:
             raise
 
     def discard_unused(
-        self, store: SqliteDocumentStore, tenant: str, collection: str, paths: Iterable[Path]
+        self, store: ManagedStore, tenant: str, collection: str, paths: Iterable[Path]
     ) -> None:
         """Delete the kept files no document of ``tenant``'s ``collection`` comes from any
         more (whatever the documents' ACLs)."""
@@ -98,7 +98,7 @@ class UploadArea:
             if self.owns(str(path)) and not used.get(str(path)):
                 path.unlink(missing_ok=True)
 
-    def remove_orphans(self, store: SqliteDocumentStore) -> list[Path]:
+    def remove_orphans(self, store: ManagedStore) -> list[Path]:
         """Delete the files (and temporary files) of the area that no document of any
         collection comes from, as a crash mid-upload leaves them; returns what was deleted."""
         if not self.root.is_dir():
@@ -154,7 +154,7 @@ def _slug(value: str) -> str:
 def ingest_files(
     area: UploadArea,
     pipeline: IngestionPipeline,
-    store: SqliteDocumentStore,
+    store: ManagedStore,
     collection: str,
     files: Sequence[tuple[str, BinaryIO]],
     owner: Owner = DEFAULT_OWNER,
@@ -184,7 +184,7 @@ def ingest_files(
 def ingest_text(
     area: UploadArea,
     pipeline: IngestionPipeline,
-    store: SqliteDocumentStore,
+    store: ManagedStore,
     collection: str,
     doc: TextDocumentIn,
     owner: Owner = DEFAULT_OWNER,
@@ -207,7 +207,7 @@ def ingest_text(
 def _ingest(
     area: UploadArea,
     pipeline: IngestionPipeline,
-    store: SqliteDocumentStore,
+    store: ManagedStore,
     collection: str,
     targets: dict[Path, str],
     owner: Owner,

@@ -14,6 +14,7 @@ from ragkeel.cli import (
     collections,
     config,
     costs,
+    db,
     eval,
     ingest,
     keys,
@@ -55,6 +56,7 @@ app.command("costs")(costs.costs_command)
 app.add_typer(config.app, name="config")
 app.add_typer(eval.app, name="eval")
 app.add_typer(collections.app, name="collections")
+app.add_typer(db.app, name="db")  # store schema migrations (issue 13)
 app.add_typer(models.app, name="models")
 app.add_typer(keys.app, name="keys")
 app.add_typer(monitor.app, name="monitor")  # alert rules (issue 12)

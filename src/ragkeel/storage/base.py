@@ -129,3 +129,26 @@ class VectorIndex(Protocol):
         """Cosine top-``k`` (vectors are L2-normalised) among chunks that pass ``flt`` and
         ``scope``."""
         ...
+
+
+class ManagedStore(DocumentStore, Protocol):
+    """What the container builds for ``storage.backend`` (SQLite or PostgreSQL, issue 13): a
+    store with its two search indexes and the operator's bookkeeping."""
+
+    @property
+    def keyword(self) -> KeywordIndex: ...
+
+    @property
+    def vectors(self) -> VectorIndex: ...
+
+    def tenants(self) -> list[str]:
+        """Every tenant that owns a collection (operator bookkeeping, never a request's answer)."""
+        ...
+
+    def collections(self, *, scope: AccessScope | None = None) -> dict[str, dict[str, object]]:
+        """The scope tenant's collections by name, with their model and counts."""
+        ...
+
+    def drop_collection(self, collection: str, *, scope: AccessScope | None = None) -> int: ...
+
+    def check_integrity(self) -> list[str]: ...

@@ -18,7 +18,7 @@ from ragkeel.observability import names
 from ragkeel.observability.feedback import Feedback, SqliteFeedbackStore
 from ragkeel.observability.trace import OUTCOMES, Trace
 from ragkeel.observability.trace_store import TraceFilter, TraceStore, TraceSummary
-from ragkeel.storage.sqlite import SqliteDocumentStore
+from ragkeel.storage.base import ManagedStore
 from ragkeel.types import DEFAULT_TENANT, AccessScope, Chunk, Citation
 from ragkeel.ui.charts import Waterfall, waterfall
 from ragkeel.ui.session import Viewer
@@ -197,7 +197,7 @@ def shown(trace: Trace, names: DocumentNames) -> Trace:
 def detail(
     trace: Trace,
     viewer: Viewer,
-    store: SqliteDocumentStore,
+    store: ManagedStore,
     feedback: SqliteFeedbackStore | None,
     names_of: NamesOf,
 ) -> TraceDetail:

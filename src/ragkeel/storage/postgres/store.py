@@ -74,6 +74,13 @@ def connect(url: str) -> psycopg.Connection[Any]:
         ) from exc
 
 
+def upgrade_schema(url: str) -> tuple[int, list[schema.Migration]]:
+    """Apply the pending migrations (``ragkeel db upgrade``); (version now, steps applied)."""
+    with connect(url) as conn:
+        applied = schema.migrate(conn)
+        return schema.current_version(conn), applied
+
+
 class PostgresDocumentStore:
     """The PostgreSQL ``DocumentStore``; ``.keyword`` and ``.vectors`` search in the database."""
 
