@@ -45,7 +45,8 @@ Sections::
     │   │   ├── ModelRateLimitedError MODEL_RATE_LIMITED  the provider said 429 (``retry_after_s`` if sent)
     │   │   ├── StreamInterruptedError MODEL_STREAM_INTERRUPTED  the stream broke after some tokens
     │   │   ├── ModelBusyError        MODEL_BUSY          the local model's queue is full (``retry_after_s``)
-    │   │   └── CircuitOpenError      CIRCUIT_OPEN        the breaker refuses calls to this deployment
+    │   │   ├── CircuitOpenError      CIRCUIT_OPEN        the breaker refuses calls to this deployment
+    │   │   └── BudgetUnavailableError BUDGET_UNAVAILABLE the shared budget accounts (Redis) cannot be reached: paid calls refused
     │   ├── BudgetExceededError       BUDGET_EXCEEDED     the call would exceed max_cost / max_tokens
     │   └── RateLimitedError          RATE_LIMITED        admission: a tenant is over its limit
     │       └── TooManyStreamsError   TOO_MANY_STREAMS    the tenant has api_limits.max_streams_per_tenant open
@@ -383,6 +384,25 @@ class CircuitOpenError(ModelUnavailableError):
     code = "CIRCUIT_OPEN"
     retryable = False
     counts_as_failure = False
+
+
+class BudgetUnavailableError(ModelUnavailableError):
+    """The tenant's daily account lives in Redis (``redis.url``) and Redis cannot be reached:
+    a paid call is refused rather than let spend what nobody can count (accounts fail closed,
+    ``admission/redis_accounts.py``); the answer flow degrades to the extractive answer. Not
+    the model's fault (breakers ignore it); 503 with ``Retry-After`` at the HTTP edge."""
+
+    code = "BUDGET_UNAVAILABLE"
+    retryable = False
+    counts_as_failure = False
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(
+            message,
+            retry_after_s=retry_after_s,
+            hint="the shared state (Redis) is unreachable; retry after Retry-After seconds",
+            status=503,
+        )
 
 
 class BudgetExceededError(ChatModelError):

@@ -462,3 +462,17 @@ class TestInMemoryBreakerStore(BreakerStoreContract):
     @pytest.fixture
     def store(self) -> BreakerStore:
         return InMemoryBreakerStore()
+
+
+class TestRedisBreakerStore(BreakerStoreContract):
+    """The same contract over Redis (``gateway/redis_breaker_store.py``), on the session's real
+    redis-server (``redis_url``); cross-process and outage tests: test_redis_breaker_store.py."""
+
+    @pytest.fixture
+    def store(self, redis_url: str) -> Iterator[BreakerStore]:
+        from ragkeel.gateway.redis_breaker_store import RedisBreakerStore
+        from ragkeel.shared_state import connect
+
+        shared = connect(redis_url, prefix="test:")
+        yield RedisBreakerStore(shared)
+        shared.close()
