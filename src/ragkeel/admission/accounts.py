@@ -9,6 +9,10 @@ no-op), so the reserved amount is released and the real cost is booked. As long 
 costs more than it reserved, the booked spend can never pass the budget, however many requests
 run at once: the check and the reservation happen together.
 
+``Accounts`` is what the budget policy and the tenant limiter use; ``CostAccounts`` keeps the
+accounts in this process (the default), ``RedisCostAccounts`` (``redis_accounts.py``, with
+``redis.url``) in Redis, shared by every replica, with the same rules.
+
 Days are UTC days on a wall clock (``wall``: Unix seconds, injectable for tests). The first
 time a tenant's day is touched, its spend starts from ``source.spent(tenant, day)`` (the cost
 ledger), so a restarted server keeps counting instead of granting a fresh budget.
@@ -19,6 +23,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -59,11 +64,13 @@ class Reservation:
     day: date
     amount: float
     settled: bool = field(default=False, compare=False)
+    id: str = field(default="", compare=False)  # a shared store's name for it
 
 
-class CostAccounts:
+class Accounts(ABC):
     """Daily budgets per tenant: ``per_tenant`` overrides ``daily_budget`` (``None``: no limit,
-    spend is still counted)."""
+    spend is still counted). The day and the budgets are common to every backend; where the
+    spend and the reservations are kept is the backend's."""
 
     def __init__(
         self,
@@ -80,10 +87,6 @@ class CostAccounts:
         self.per_tenant = dict(per_tenant or {})
         self._source = source
         self._wall = wall
-        self._lock = threading.Lock()
-        self._spent: dict[_Key, float] = {}
-        self._reserved: dict[_Key, float] = {}
-        self._open: dict[_Key, int] = {}
 
     def budget(self, tenant: str) -> float | None:
         return self.per_tenant.get(tenant, self.daily_budget)
@@ -100,6 +103,66 @@ class CostAccounts:
         now = datetime.fromtimestamp(self._wall(), UTC)
         midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), UTC)
         return (midnight - now).total_seconds()
+
+    @abstractmethod
+    def spent(self, tenant: str) -> float:
+        """Booked (settled) spend today."""
+
+    @abstractmethod
+    def reserved(self, tenant: str) -> float:
+        """Outstanding reservations today."""
+
+    @abstractmethod
+    def open_reservations(self) -> int:
+        """Reservations not settled yet."""
+
+    @abstractmethod
+    def remaining(self, tenant: str) -> float:
+        """What today's budget still allows (``inf`` without one; never negative)."""
+
+    @abstractmethod
+    def reserve(self, tenant: str, amount: float) -> Reservation:
+        """Hold ``amount`` USD of today's budget; ``BudgetExceededError`` if it does not fit."""
+
+    @abstractmethod
+    def settle(self, reservation: Reservation, actual: float) -> None:
+        """Release the reservation and book ``actual`` (on the reservation's day); settling
+        twice is a no-op."""
+
+    def refusal(
+        self, tenant: str, amount: float, limit: float, spent: float, held: float
+    ) -> BudgetExceededError:
+        left = max(limit - spent - held, 0.0)
+        return BudgetExceededError(
+            f"tenant {tenant!r} has ${left:.6f} left of its daily budget ${limit:.6f} "
+            f"(spent ${spent:.6f}, ${held:.6f} held by calls in flight); this call may cost "
+            f"up to ${amount:.6f}",
+            hint="try again after the budget resets at 00:00 UTC, or raise the daily budget",
+            retry_after_s=self.seconds_until_reset(),
+        )
+
+
+def check_amount(amount: float) -> None:
+    if not math.isfinite(amount) or amount < 0:
+        raise ValueError(f"a reservation must be finite and non-negative, got {amount}")
+
+
+class CostAccounts(Accounts):
+    """``Accounts`` in this process, exact under threads (one lock)."""
+
+    def __init__(
+        self,
+        daily_budget: float | None = None,
+        *,
+        per_tenant: Mapping[str, float] | None = None,
+        source: SpendSource | None = None,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(daily_budget, per_tenant=per_tenant, source=source, wall=wall)
+        self._lock = threading.Lock()
+        self._spent: dict[_Key, float] = {}
+        self._reserved: dict[_Key, float] = {}
+        self._open: dict[_Key, int] = {}
 
     def spent(self, tenant: str) -> float:
         """Booked (settled) spend today."""
@@ -127,14 +190,13 @@ class CostAccounts:
 
     def reserve(self, tenant: str, amount: float) -> Reservation:
         """Hold ``amount`` USD of today's budget; ``BudgetExceededError`` if it does not fit."""
-        if not math.isfinite(amount) or amount < 0:
-            raise ValueError(f"a reservation must be finite and non-negative, got {amount}")
+        check_amount(amount)
         key = (tenant, self.today())
         limit = self.budget(tenant)
         with self._lock:
             spent, held = self._load(key), self._reserved.get(key, 0.0)
             if limit is not None and spent + held + amount > limit:
-                raise self._refusal(tenant, amount, limit, spent, held)
+                raise self.refusal(tenant, amount, limit, spent, held)
             self._reserved[key] = held + amount
             self._open[key] = self._open.get(key, 0) + 1
         return Reservation(tenant, key[1], amount)
@@ -156,15 +218,3 @@ class CostAccounts:
         if key not in self._spent:
             self._spent[key] = self._source.spent(*key) if self._source else 0.0
         return self._spent[key]
-
-    def _refusal(
-        self, tenant: str, amount: float, limit: float, spent: float, held: float
-    ) -> BudgetExceededError:
-        left = max(limit - spent - held, 0.0)
-        return BudgetExceededError(
-            f"tenant {tenant!r} has ${left:.6f} left of its daily budget ${limit:.6f} "
-            f"(spent ${spent:.6f}, ${held:.6f} held by calls in flight); this call may cost "
-            f"up to ${amount:.6f}",
-            hint="try again after the budget resets at 00:00 UTC, or raise the daily budget",
-            retry_after_s=self.seconds_until_reset(),
-        )

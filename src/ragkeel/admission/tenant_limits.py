@@ -1,5 +1,5 @@
 """``TenantLimiter``: per tenant (API key), requests per window and tokens per window (moving
-windows from the ``limits`` library, in memory), and cost per day (``CostAccounts``: a tenant
+windows from the ``limits`` library: in memory, or in Redis with ``redis.url``), and cost per day (``CostAccounts``: a tenant
 with nothing left of today's budget is refused until 00:00 UTC). It runs before retrieval and
 before any provider call, takes microseconds, and refuses with ``RateLimitedError`` (code
 ``RATE_LIMITED``, ``retry_after_s`` set; the API answers 429 with ``Retry-After``).
@@ -11,23 +11,51 @@ drops the estimate and counts the tokens actually used. (A moving window cannot 
 back, so usage is only ever counted once it is known; usage past a full window is not carried
 over.) The check and the bookkeeping happen under one lock, so concurrent requests cannot all
 squeeze into one gap.
+
+Shared by replicas (issue 13): with ``storage=shared_storage(shared)`` the windows live in
+Redis (the ``limits`` library's ``RedisStorage``, one Lua script per hit), so a tenant's
+requests per window hold across every process that shares the Redis. The tokens counted in a
+window are shared too; the estimates of requests still in flight are each process's own (so
+replicas admitting at the same instant can overshoot a token limit by what they hold in flight
+together). The cost check asks the accounts, shared when they are ``RedisCostAccounts``.
+
+Redis unreachable: the limiter fails OPEN (``outage``, ``shared_state.py``): the request is
+admitted without the window checks, with a log line and a count in
+``ragkeel_shared_state_errors_total{use="limits"}``; tokens used meanwhile are not counted. A
+cost check whose shared accounts cannot be read lets the request in too: the budget policy
+then refuses the paid call itself (accounts fail closed, ``redis_accounts.py``).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from limits import RateLimitItem, RateLimitItemPerSecond
-from limits.storage import MemoryStorage
+from limits.errors import StorageError
+from limits.storage import MemoryStorage, MovingWindowSupport, RedisStorage
 from limits.strategies import MovingWindowRateLimiter
 
-from ragkeel.admission.accounts import CostAccounts
-from ragkeel.errors import RateLimitedError
+from ragkeel.admission.accounts import Accounts
+from ragkeel.errors import BudgetUnavailableError, RateLimitedError
+from ragkeel.shared_state import Outage, SharedState
 
 MIN_RETRY_AFTER_S = 0.001
+T = TypeVar("T")
+
+
+def shared_storage(shared: SharedState) -> RedisStorage:
+    """The ``limits`` library's Redis storage over ``shared``'s connection pool and key prefix;
+    its errors come out as ``limits.errors.StorageError`` (the limiter fails open on them)."""
+    return RedisStorage(
+        shared.url,
+        connection_pool=shared.client.connection_pool,
+        key_prefix=shared.key("limits"),
+        wrap_exceptions=True,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,12 +95,17 @@ class TenantLimiter:
         limits: TenantLimits | None = None,
         *,
         per_tenant: Mapping[str, TenantLimits] | None = None,
-        accounts: CostAccounts | None = None,
+        accounts: Accounts | None = None,
+        storage: MovingWindowSupport | None = None,
+        outage: Outage | None = None,
     ) -> None:
+        """``storage``: where the windows live (default: this process's memory); ``outage``:
+        how failures of a shared ``storage`` are reported (the limiter then fails open)."""
         self.limits = limits or TenantLimits()
         self.per_tenant = dict(per_tenant or {})
         self.accounts = accounts
-        self._window = MovingWindowRateLimiter(MemoryStorage())
+        self._window = MovingWindowRateLimiter(storage or MemoryStorage())  # type: ignore[arg-type]
+        self._outage = outage
         self._lock = threading.Lock()
         self._in_flight: dict[str, int] = {}  # tenant -> estimated tokens of admitted requests
 
@@ -86,15 +119,19 @@ class TenantLimiter:
         requests, tokens = limits.items()
         with self._lock:
             held = self._in_flight.get(tenant, 0)
-            if tokens is not None:
-                self._check_tokens(tenant, tokens, held, estimated_tokens)
-            if requests is not None and not self._window.hit(requests, tenant, "requests"):
-                raise RateLimitedError(
-                    f"tenant {tenant!r} sent more than {limits.requests} requests "
-                    f"in {limits.window_s} s",
-                    hint="slow down and retry after Retry-After seconds",
-                    retry_after_s=self._retry_after(requests, tenant, "requests"),
-                )
+
+            def check() -> None:
+                if tokens is not None:
+                    self._check_tokens(tenant, tokens, held, estimated_tokens)
+                if requests is not None and not self._window.hit(requests, tenant, "requests"):
+                    raise RateLimitedError(
+                        f"tenant {tenant!r} sent more than {limits.requests} requests "
+                        f"in {limits.window_s} s",
+                        hint="slow down and retry after Retry-After seconds",
+                        retry_after_s=self._retry_after(requests, tenant, "requests"),
+                    )
+
+            self._guard(check, None)
             self._in_flight[tenant] = held + estimated_tokens
         return Ticket(tenant, estimated_tokens)
 
@@ -111,9 +148,28 @@ class TenantLimiter:
             else:
                 self._in_flight.pop(ticket.tenant, None)
             if tokens is not None and used_tokens > 0:
-                room = self._window.get_window_stats(tokens, ticket.tenant, "tokens").remaining
-                if room > 0:
-                    self._window.hit(tokens, ticket.tenant, "tokens", cost=min(used_tokens, room))
+                self._guard(lambda: self._count_tokens(tokens, ticket.tenant, used_tokens), None)
+
+    def _count_tokens(self, item: RateLimitItem, tenant: str, used: int) -> None:
+        room = self._window.get_window_stats(item, tenant, "tokens").remaining
+        if room > 0:
+            self._window.hit(item, tenant, "tokens", cost=min(used, room))
+
+    def _guard(self, op: Callable[[], T], fallback: T) -> T:
+        """``op`` on the windows; with a shared storage that fails, ``fallback`` (fail open)."""
+        outage = self._outage
+        if outage is None:
+            return op()
+        if not outage.available():
+            outage.failed("limits")
+            return fallback
+        try:
+            result = op()
+        except StorageError as exc:
+            outage.failed("limits", exc.storage_error)
+            return fallback
+        outage.succeeded()
+        return result
 
     def tokens_in_flight(self, tenant: str) -> int:
         """Estimated tokens of the tenant's admitted requests not settled yet."""
@@ -126,12 +182,20 @@ class TenantLimiter:
         if tokens is None:
             return 0
         with self._lock:
-            return tokens.amount - self._window.get_window_stats(tokens, tenant, "tokens").remaining
+            stats = self._guard(
+                lambda: self._window.get_window_stats(tokens, tenant, "tokens"), None
+            )
+            return tokens.amount - stats.remaining if stats is not None else 0
 
     def _check_cost(self, tenant: str) -> None:
         accounts = self.accounts
-        if accounts is None or accounts.budget(tenant) is None or accounts.remaining(tenant) > 0:
+        if accounts is None or accounts.budget(tenant) is None:
             return
+        try:
+            if accounts.remaining(tenant) > 0:
+                return
+        except BudgetUnavailableError:
+            return  # fail open here: the budget policy refuses the paid call itself
         raise RateLimitedError(
             f"tenant {tenant!r} has spent its daily cost budget of ${accounts.budget(tenant):.4f}",
             hint="the budget resets at 00:00 UTC",

@@ -16,7 +16,11 @@ logged as a ``budget`` decision in the call log:
 2. else answer with ``cheaper`` (its own price and tokenizer; ``max_tokens`` lowered if needed);
 3. else raise ``BudgetExceededError`` saying what the call would cost and what is allowed.
 
-``default_max_tokens`` caps ``max_tokens`` before all that. The estimate is then reserved in
+With shared accounts (``RedisCostAccounts``) that Redis cannot reach, nothing is known to be
+left: the plan is made with $0 allowed, so only a free option (the local model, priced 0) fits,
+and otherwise the call is refused with ``BudgetUnavailableError`` (``BUDGET_UNAVAILABLE``;
+accounts fail closed for paid calls). ``default_max_tokens`` caps ``max_tokens`` before all
+that. The estimate is then reserved in
 ``accounts`` (atomically; a reservation that no longer fits is refused) and, after the call,
 settled with the actual cost: the costs the metered deployments logged during this call in the
 call log being recorded (``calllog.current_log()``; when nobody records, the budget records
@@ -37,8 +41,8 @@ import math
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 
-from ragkeel.admission.accounts import CostAccounts, CostSink, Reservation
-from ragkeel.errors import BudgetExceededError
+from ragkeel.admission.accounts import Accounts, CostSink, Reservation
+from ragkeel.errors import BudgetExceededError, BudgetUnavailableError
 from ragkeel.gateway.base import (
     ChatChunk,
     ChatModel,
@@ -79,7 +83,7 @@ class BudgetChatModel:
         prices: PriceTable,
         *,
         counter: CountTokens | None = None,
-        accounts: CostAccounts | None = None,
+        accounts: Accounts | None = None,
         cheaper: ChatModel | None = None,
         deployments: Sequence[str] = (),
         cheaper_deployments: Sequence[str] = (),
@@ -160,13 +164,20 @@ class BudgetChatModel:
         request = self._cap_tokens(request)
         max_cost = request.max_cost if request.max_cost is not None else self.default_max_cost
         tenant = request.tenant or ANONYMOUS
-        left = self.accounts.remaining(tenant) if self.accounts else math.inf
+        unavailable: BudgetUnavailableError | None = None
+        try:
+            left = self.accounts.remaining(tenant) if self.accounts else math.inf
+        except BudgetUnavailableError as exc:  # shared accounts unreachable: only free calls
+            left, unavailable = 0.0, exc
         allowed = min(max_cost if max_cost is not None else math.inf, left)
         for i, option in enumerate(self._options):
             plan = _fit(option, request, allowed, self.min_answer_tokens)
             if plan is not None:
                 self._explain(request, plan, i)
                 return plan
+        if unavailable is not None:
+            _decide(f"refused: {unavailable.message}")
+            raise unavailable
         raise self._refusal(request, self._unbounded(request), max_cost, left)
 
     def _unbounded(self, request: ChatRequest) -> Plan:
@@ -224,8 +235,8 @@ class BudgetChatModel:
             return None
         try:
             return self.accounts.reserve(plan.request.tenant or ANONYMOUS, plan.max_cost)
-        except BudgetExceededError as exc:  # another request took the rest meanwhile
-            _decide(f"refused: {exc.message}")
+        except (BudgetExceededError, BudgetUnavailableError) as exc:  # another request took
+            _decide(f"refused: {exc.message}")  # the rest meanwhile, or Redis went away
             raise
 
     def _settle(

@@ -37,7 +37,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ragkeel.admission.accounts import CostAccounts, CostSink
+from ragkeel.admission.accounts import Accounts, CostSink
 from ragkeel.clock import SYSTEM_CLOCK, Clock
 from ragkeel.gateway.base import ChatModel
 from ragkeel.gateway.breaker import BreakerPolicy, CircuitBreakerChatModel, InMemoryBreakerStore
@@ -99,7 +99,7 @@ def build_gateway(
     prices: PriceTable,
     *,
     local: Callable[[], ChatModel | None] = lambda: None,
-    accounts: CostAccounts | None = None,
+    accounts: Accounts | None = None,
     ledger: CostSink | None = None,
     clock: Clock = SYSTEM_CLOCK,
     provider: ProviderFactory = provider_for,
