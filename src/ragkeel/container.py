@@ -35,12 +35,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, get_args
 
-from ragkeel.admission.accounts import CostAccounts
+from ragkeel.admission.accounts import Accounts, CostAccounts
 from ragkeel.admission.gates import Admission
 from ragkeel.admission.load_shedder import LoadShedder
 from ragkeel.admission.request_limits import Limits
 from ragkeel.admission.stream_limits import StreamLimiter
-from ragkeel.admission.tenant_limits import TenantLimiter, TenantLimits
+from ragkeel.admission.tenant_limits import TenantLimiter, TenantLimits, shared_storage
+from ragkeel.clock import WALL_CLOCK
 from ragkeel.embeddings import build_embedder
 from ragkeel.embeddings.base import Embedder
 from ragkeel.embeddings.cache import CachingEmbedder
@@ -79,6 +80,7 @@ from ragkeel.observability.trace_store import (
 from ragkeel.observability.tracing import NullTracer, Tracer
 from ragkeel.retrieval.hybrid import HybridRetriever, Mode
 from ragkeel.settings import DeploymentSettings, Settings, UiSettings, load_settings
+from ragkeel.shared_state import Outage, SharedState, Use, connect
 from ragkeel.storage.base import ManagedStore
 from ragkeel.storage.sqlite import SqliteDocumentStore
 from ragkeel.types import AccessScope
@@ -295,6 +297,7 @@ class Container:
             local=lambda: self.local_model if wants_local else None,
             accounts=self.accounts,
             ledger=self.ledger,
+            **self._shared_breakers(),
         )
 
     @cached_property
@@ -307,9 +310,45 @@ class Container:
         return SqliteCostLedger(self.settings.cost_ledger_path)
 
     @cached_property
-    def accounts(self) -> CostAccounts:
-        """Each tenant's spend today, against ``gateway.limits.cost_per_day``."""
-        return CostAccounts(self.settings.gateway.limits.cost_per_day, source=self.ledger)
+    def accounts(self) -> Accounts:
+        """Each tenant's spend today, against ``gateway.limits.cost_per_day``: in Redis with
+        ``redis.url`` (shared by replicas), else in this process."""
+        budget = self.settings.gateway.limits.cost_per_day
+        if (shared := self.shared_state) is None:
+            return CostAccounts(budget, source=self.ledger)
+        from ragkeel.admission.redis_accounts import RedisCostAccounts  # the scale extra
+
+        lease_s = self.settings.redis.reservation_lease_s
+        return RedisCostAccounts(shared, budget, source=self.ledger, lease_s=lease_s)
+
+    # -- shared state for several replicas (issue 13; shared_state.py) --
+
+    @cached_property
+    def shared_state(self) -> SharedState | None:
+        """The Redis that replicas share (``redis``), or None: every piece of state stays
+        in-process. Its failures are logged and counted in ``/metrics``."""
+        r = self.settings.redis
+        if r.url is None:
+            return None
+        return connect(
+            r.url,
+            prefix=r.key_prefix,
+            socket_timeout_s=r.socket_timeout_s,
+            connect_timeout_s=r.connect_timeout_s,
+            outage=Outage(pause_s=r.retry_after_failure_s, on_error=self._shared_state_failed),
+        )
+
+    def _shared_state_failed(self, use: Use) -> None:
+        self.metrics.shared_state_failed(use)
+
+    def _shared_breakers(self) -> dict[str, Any]:
+        """The breakers' store and clock for ``build_gateway``: Redis and the wall clock when
+        shared, else its defaults."""
+        if (shared := self.shared_state) is None:
+            return {}
+        from ragkeel.gateway.redis_breaker_store import RedisBreakerStore  # the scale extra
+
+        return {"breaker_store": RedisBreakerStore(shared), "breaker_clock": WALL_CLOCK}
 
     @cached_property
     def admission(self) -> Admission:
@@ -324,9 +363,12 @@ class Container:
             v is not None
             for v in (lim.requests_per_minute, lim.tokens_per_minute, lim.cost_per_day)
         ):
+            shared = self.shared_state
             limiter = TenantLimiter(
                 TenantLimits(requests=lim.requests_per_minute, tokens=lim.tokens_per_minute),
                 accounts=self.accounts if lim.cost_per_day is not None else None,
+                storage=shared_storage(shared) if shared is not None else None,
+                outage=shared.outage if shared is not None else None,
             )
         return Admission(
             limiter=limiter,
@@ -576,6 +618,8 @@ class Container:
             self.keys.close()
         if "gateway" in self.__dict__ and self.gateway is not None:
             self.gateway.close()
+        if "shared_state" in self.__dict__ and self.shared_state is not None:
+            self.shared_state.close()
         if "ledger" in self.__dict__:
             self.ledger.close()
         if "traces" in self.__dict__:

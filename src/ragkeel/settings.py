@@ -443,6 +443,29 @@ class ApiSettings(_Section):
         return value
 
 
+class RedisSettings(_Section):
+    """``redis`` (issue 13): one Redis for the state several replicas share — rate limits, circuit
+    breakers, daily cost accounts (``shared_state.py`` says what each does when Redis cannot be
+    reached). No ``url``: everything stays in-process, as on one machine; needs the ``scale``
+    extra when set."""
+
+    # redis://[:password@]host:port/db, rediss://... or unix:///path.sock (credentials masked
+    # by `config show`); RAGKEEL_REDIS__URL
+    url: str | None = None
+    key_prefix: str = Field(default="ragkeel:", min_length=1, max_length=64)  # every key starts so
+    socket_timeout_s: float = Field(default=0.5, gt=0, le=30)  # one command
+    connect_timeout_s: float = Field(default=0.5, gt=0, le=30)
+    retry_after_failure_s: float = Field(default=1.0, ge=0, le=300)  # Redis not asked meanwhile
+    reservation_lease_s: float = Field(default=900.0, ge=10)  # an unsettled reservation lapses
+
+    @field_validator("url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="RAGKEEL_", env_nested_delimiter="__", extra="forbid", validate_default=True
@@ -462,6 +485,7 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     monitor: MonitorSettings = MonitorSettings()  # alert rules (issue 12)
     ui: UiSettings = UiSettings()  # the dashboard (issue 12)
+    redis: RedisSettings = RedisSettings()  # shared state for replicas (issue 13)
 
     @model_validator(mode="after")
     def _bm25_answers_need_a_keyword_gate(self) -> Settings:

@@ -41,6 +41,7 @@ from ragkeel.admission.accounts import Accounts, CostSink
 from ragkeel.clock import SYSTEM_CLOCK, Clock
 from ragkeel.gateway.base import ChatModel
 from ragkeel.gateway.breaker import BreakerPolicy, CircuitBreakerChatModel, InMemoryBreakerStore
+from ragkeel.gateway.breaker_store import BreakerStore
 from ragkeel.gateway.budget import BudgetChatModel
 from ragkeel.gateway.fallback import FallbackChatModel
 from ragkeel.gateway.metering import MeteredChatModel
@@ -103,17 +104,22 @@ def build_gateway(
     ledger: CostSink | None = None,
     clock: Clock = SYSTEM_CLOCK,
     provider: ProviderFactory = provider_for,
+    breaker_store: BreakerStore | None = None,
+    breaker_clock: Clock | None = None,
 ) -> GatewayStack | None:
     """The model the answer flow calls over the ``remote`` deployments, composed as the module
     docstring says; with none, the ``local`` model alone, or None when there is no local model
-    either (``generation.provider: none`` never gets here: the container builds no gateway)."""
+    either (``generation.provider: none`` never gets here: the container builds no gateway).
+    ``breaker_store``: where the breakers keep their state (default: this process's memory;
+    ``RedisBreakerStore`` to share it with other replicas, on ``breaker_clock`` = the wall
+    clock, since its times must compare across machines; default ``clock``)."""
     if not remote:
         model = local()
         return GatewayStack(MeteredChatModel(model, clock=clock)) if model else None
     tail: list[ChatModel] = []
     if g.fallback_to_local and (model := local()) is not None:
         tail.append(MeteredChatModel(model, clock=clock))
-    store = InMemoryBreakerStore()  # one per process; a shared store for several replicas later
+    store = breaker_store if breaker_store is not None else InMemoryBreakerStore()
     breakers: dict[str, CircuitBreakerChatModel] = {}
     rungs: dict[str, ChatModel] = {}
     closers: list[Callable[[], None]] = []
@@ -129,7 +135,11 @@ def build_gateway(
             provider=names.PROVIDER_NAMES[d.provider],
         )
         breakers[d.name] = CircuitBreakerChatModel(
-            metered, deployment=d.name, policy=_breaker_policy(g), store=store, clock=clock
+            metered,
+            deployment=d.name,
+            policy=_breaker_policy(g),
+            store=store,
+            clock=breaker_clock or clock,
         )
         rungs[d.name] = RetryingChatModel(
             breakers[d.name], _retry_policy(g, d), budget=_retry_budget(g, clock), clock=clock

@@ -27,6 +27,9 @@ ragkeel_admission_rejections_total        counter    reason (in_flight, tenant_l
 ragkeel_auth_failures_total               counter    code (UNAUTHENTICATED, FORBIDDEN, ...)
 ragkeel_embedding_cache_lookups_total     counter    result (hit, miss): texts the embedding
                                                      cache was asked for (``CachingEmbedder``)
+ragkeel_shared_state_errors_total         counter    use (limits, accounts, breakers): operations
+                                                     that could not use Redis (``redis.url``) and
+                                                     took their fallback (``shared_state.py``)
 ragkeel_breaker_state                     gauge      deployment, state (closed, open, half_open,
                                                      cooling): 1 for the current state; read at
                                                      scrape time
@@ -222,6 +225,12 @@ class Metrics:
             "Texts looked up in the embedding cache, by result (hit, miss).",
             "result",
         )
+        self.shared_state = counter(
+            "ragkeel_shared_state_errors",
+            "Operations that could not use the shared state (Redis) and took their fallback, "
+            "by use (limits: admitted; accounts: paid calls refused; breakers: in-process).",
+            "use",
+        )
 
     # -- recording --------------------------------------------------------------------------
 
@@ -261,6 +270,10 @@ class Metrics:
     def auth_failed(self, code: str) -> None:
         if self.enabled:
             self.auth.labels(code).inc()
+
+    def shared_state_failed(self, use: str) -> None:
+        if self.enabled:
+            self.shared_state.labels(use).inc()
 
     def watch_embedding_cache(self, read: Callable[[], tuple[int, int] | None]) -> None:
         """Where the embedding cache's running totals of hits and misses come from (None: no

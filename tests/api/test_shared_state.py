@@ -1,0 +1,150 @@
+"""Shared state from settings alone (``redis.url``): two apps, each over its own container (two
+replicas in one process; the cluster tests run real separate API processes), share a tenant's
+rate limit and the breakers through the session's Redis; with our own Redis stopped mid-test,
+answers still come back (limits open, paid calls refused to the extractive answer with
+BUDGET_UNAVAILABLE, never a 500), and /metrics counts each use's fallbacks."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from corpus import TEST_GATE
+from ragkeel.admission.redis_accounts import RedisCostAccounts
+from ragkeel.api import create_app
+from ragkeel.container import Container
+from ragkeel.gateway.redis_breaker_store import RedisBreakerStore
+from ragkeel.settings import Settings, load_settings
+from ragkeel.testing import FaultServer, services
+
+from .conftest import COLLECTION, ON_TOPIC
+from .test_metrics import scrape, value
+
+ASK = {"question": ON_TOPIC, "collection": COLLECTION}
+
+
+def replica_settings(home: Path, redis: dict[str, Any], **gateway: Any) -> Settings:
+    return load_settings(
+        home=home,
+        embedding={"provider": "hashing", "hashing_dimension": 256, "cache": False},
+        ingestion={"chunk_tokens": 64},
+        generation={"gate_threshold": TEST_GATE, "provider": "openai"},
+        gateway=gateway,
+        redis=redis,
+    )
+
+
+def deployments(*servers: FaultServer) -> list[dict[str, Any]]:
+    return [
+        {"name": f"d{i}", "model": "gpt-4o-mini", "base_url": s.base_url, "timeout_s": 5}
+        for i, s in enumerate(servers)
+    ]
+
+
+@pytest.fixture
+def servers() -> Iterator[tuple[FaultServer, FaultServer]]:
+    with FaultServer(seed=3) as a, FaultServer(seed=4) as b:
+        for s in (a, b):
+            s.set(reply="Rotate every API key every ninety days [1].")
+        yield a, b
+
+
+def replicas(
+    tmp_path: Path, corpus: Path, redis: dict[str, Any], stack: ExitStack, **gateway: Any
+) -> list[TestClient]:
+    clients = []
+    for name in ("a", "b"):
+        container = stack.enter_context(
+            Container(replica_settings(tmp_path / name, redis, **gateway))
+        )
+        assert container.pipeline.ingest([str(corpus)], COLLECTION).exit_code == 0
+        clients.append(stack.enter_context(TestClient(create_app(container))))
+    return clients
+
+
+def test_the_settings_alone_choose_the_shared_backends(tmp_path: Path, redis_url: str) -> None:
+    settings = replica_settings(
+        tmp_path, {"url": redis_url}, limits={"requests_per_minute": 5, "cost_per_day": 1.0}
+    )
+    with Container(settings) as c:
+        assert isinstance(c.accounts, RedisCostAccounts)
+        assert c.admission.limiter is not None
+        assert c.gateway is not None
+        assert all(isinstance(b._store, RedisBreakerStore) for b in c.gateway.breakers)
+    with Container(replica_settings(tmp_path, {})) as c:  # no redis.url: as before
+        assert c.shared_state is None and not isinstance(c.accounts, RedisCostAccounts)
+
+
+def test_a_tenant_limit_holds_across_replicas(
+    tmp_path: Path, corpus: Path, redis_url: str, servers: tuple[FaultServer, FaultServer]
+) -> None:
+    redis = {"url": redis_url, "key_prefix": f"t{uuid.uuid4().hex[:8]}:"}
+    with ExitStack() as stack:
+        a, b = replicas(
+            tmp_path,
+            corpus,
+            redis,
+            stack,
+            deployments=deployments(*servers),
+            limits={"requests_per_minute": 2},
+        )
+        codes = [c.post("/v1/query", json=ASK).status_code for c in (a, b, a, b)]
+    assert codes == [200, 200, 429, 429]
+
+
+def test_a_breaker_opened_on_one_replica_routes_the_other_to_the_fallback(
+    tmp_path: Path, corpus: Path, redis_url: str, servers: tuple[FaultServer, FaultServer]
+) -> None:
+    primary, backup = servers
+    primary.set(down=True)
+    redis = {"url": redis_url}
+    with ExitStack() as stack:
+        a, b = replicas(
+            tmp_path,
+            corpus,
+            redis,
+            stack,
+            deployments=deployments(primary, backup),
+            retry={"max_retries": 1, "base_delay_s": 0.001, "max_delay_s": 0.002},
+            breaker={"consecutive_failures": 2, "open_s": 60, "max_open_s": 60},
+        )
+        assert a.post("/v1/query", json=ASK).json()["served_by"] == "d1"  # d0 failed twice: open
+        seen_by_primary = primary.stats.requests
+        assert b.post("/v1/query", json=ASK).json()["served_by"] == "d1"
+        on_b = scrape(b)
+    assert primary.stats.requests == seen_by_primary  # B never tried the open deployment
+    assert value(on_b, "ragkeel_gateway_attempts_total", deployment="d0", outcome="rejected") == 1
+    assert value(on_b, "ragkeel_breaker_state", deployment="d0", state="open") == 1
+
+
+def test_redis_stopped_mid_test_answers_still_come_back(
+    tmp_path: Path, corpus: Path, servers: tuple[FaultServer, FaultServer]
+) -> None:
+    server = services.start_redis(tmp_path / "redis")
+    redis = {"url": server.url, "retry_after_failure_s": 0.2}
+    gateway = {
+        "deployments": deployments(servers[0]),
+        "limits": {"requests_per_minute": 100, "cost_per_day": 1.0},
+    }
+    try:
+        with ExitStack() as stack:
+            (a, _) = replicas(tmp_path, corpus, redis, stack, **gateway)
+            first = a.post("/v1/query", json=ASK)
+            assert first.status_code == 200 and first.json()["served_by"] == "d0"
+            server.stop()
+            r = a.post("/v1/query", json=ASK)
+            samples = scrape(a)
+    finally:
+        server.stop()
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["degraded"] is True and body["degraded_reason"] == "BUDGET_UNAVAILABLE"
+    assert body["mode"] == "extractive"
+    assert value(samples, "ragkeel_shared_state_errors_total", use="limits") >= 1
+    assert value(samples, "ragkeel_shared_state_errors_total", use="accounts") >= 1
