@@ -36,6 +36,18 @@ or LAN Redis answers in well under a millisecond), one immediate retry on a brok
 (a pooled socket that a Redis restart closed), no backoff. Keys start with ``redis.key_prefix``
 (default ``ragkeel:``), so several services can share one Redis database.
 
+What stays in each process, on purpose (a replica's own resources, or a bound that already
+scales with the replicas):
+
+- the load shedder (``gateway.limits.max_in_flight``) and the local model's queue slots: they
+  protect this process's CPU and its in-process model;
+- open streams per tenant (``api_limits.max_streams_per_tenant``): they keep one caller from
+  taking every answer slot of *this* replica's in-flight cap, which is per replica too;
+- the gateway's retry budget (``gateway.retry.budget_ratio``): retries <= ratio x requests holds
+  per replica, hence for their sum (only the small ``budget_min_retries`` floor adds up);
+- the embedding cache (a file in each home): content-addressed, a miss only costs one embedding;
+- estimates of tokens in flight (``tenant_limits.py``): settled tokens are shared.
+
 The ``redis`` package (the ``scale`` extra) is imported only by ``connect``.
 """
 

@@ -8,10 +8,12 @@ values; the token estimate), ``tenant_limits.py`` (``TenantLimiter``: requests, 
 per tenant), ``load_shedder.py`` (``LoadShedder``: answers in flight; also the local model's
 slots), ``stream_limits.py`` (``StreamLimiter``: streamed answers open per tenant),
 ``request_limits.py`` (``Limits``: the largest body and the longest question a request brings),
-``accounts.py`` (``CostAccounts``: each tenant's reserved and spent cost per UTC day).
+``accounts.py`` (``CostAccounts``: each tenant's reserved and spent cost per UTC day),
+``redis_accounts.py`` (``RedisCostAccounts``: the same accounts in Redis, shared by replicas,
+with ``redis.url``; the limiter's windows go to Redis then too: ``tenant_limits.shared_storage``).
 
-Where it sits: below the gateway, above only the core (errors, clock). The gateway's
-``BudgetChatModel`` reserves and settles every model call against ``CostAccounts``; the tenant
+Where it sits: below the gateway, above only the core (errors, clock, ``shared_state``). The
+gateway's ``BudgetChatModel`` reserves and settles every model call against the ``Accounts``; the tenant
 limiter only asks whether anything is left today. Admission raises errors of the core tree
 (``RateLimitedError``, ``TooManyStreamsError``, ``ModelBusyError``: their class gives the HTTP
 status) and imports nothing

@@ -27,6 +27,7 @@ OutputSchemaUnsupportedError                   422     OUTPUT_SCHEMA_UNSUPPORTED
 ConfigError, DatasetError                      400     CONFIG_INVALID, DATASET_INVALID
 any code ending in NOT_FOUND                   404     DOCUMENT_NOT_FOUND, TRACE_NOT_FOUND, ...
 ModelError, ModelUnavailableError              503     MODEL_MISSING, MODEL_CHECKSUM, MODEL_UNAVAILABLE
+                                                       (BUDGET_UNAVAILABLE: shared accounts unreachable)
 EmbeddingError, StorageError, KeyStoreError    503     EMBEDDING_FAILED, STORE_ERROR, KEY_STORE_ERROR
 TraceStoreError, CostLedgerError               503     TRACE_STORE_ERROR, COST_LEDGER_ERROR
 TraceIdAmbiguousError                          422     TRACE_ID_AMBIGUOUS (a trace id prefix that

@@ -21,8 +21,8 @@ health: it moves nothing, and a probe that ends with one gives its slot to the n
 failure, a stream the consumer closes early is neither (once the chunk with ``finish_reason``
 went out, it is a success even if the consumer never asks for more). The state is admitted and recorded
 through one atomic ``BreakerStore.update`` each (``breaker_store``), so the breaker is
-thread-safe and its state can later live in a store shared by replicas; every transition is
-logged as a ``breaker`` decision on the request that caused it.
+thread-safe and its state can live in a store shared by replicas (``RedisBreakerStore``);
+every transition is logged as a ``breaker`` decision on the request that caused it.
 
 A probe holds its slot for at most ``probe_lease_s`` (a replica that dies mid-probe must not
 keep the breaker half-open forever). ``snapshot()`` is plain data for ``/readyz`` and traces.

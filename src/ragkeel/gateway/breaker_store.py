@@ -11,7 +11,8 @@ calls ``change(state) -> (new_state, result)``, stores ``new_state`` atomically 
 it again after a conflicting write). ``BreakerState`` holds only numbers and strings so it
 serialises to one small record.
 
-``InMemoryBreakerStore`` is the in-process default: a dict under a lock.
+``InMemoryBreakerStore`` is the in-process default: a dict under a lock. ``RedisBreakerStore``
+(``redis_breaker_store.py``, with ``redis.url``) shares the state between replicas.
 
 The rate window is ten buckets of ``window_s / 10``: the rate covers the last ``window_s`` to
 within one bucket.

@@ -1,5 +1,6 @@
 """The breaker-store contract: what every ``BreakerStore`` (``gateway/breaker_store.py``) must do
-— in memory today, Redis or SQL (shared by replicas) next.
+— ``InMemoryBreakerStore`` and ``RedisBreakerStore`` (shared by replicas; both run in
+``tests/gateway/test_breaker.py``), a SQL one if it comes.
 
 * An unknown key reads as ``BreakerState()`` (closed); keys are independent.
 * ``update(key, change)`` stores ``change(state)[0]`` and returns ``change(state)[1]``.
