@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -132,5 +133,32 @@ def test_redis_stopped_mid_test_fails_open(
         assert any("unreachable for limits" in r.getMessage() for r in caplog.records)
         assert limits.tokens_used("t") == 0  # nothing could be read: none counted
     finally:
+        shared.close()
+        server.stop()
+
+
+def test_a_hung_redis_costs_one_timeout_then_nothing(tmp_path: Path) -> None:
+    """Redis frozen (SIGSTOP), not gone: the first admission waits out the socket timeout (and
+    its one retry), later ones skip Redis during the pause; all are admitted."""
+    server = services.start_redis(tmp_path / "redis")
+    shared = connect(server.url, prefix="test:", socket_timeout_s=0.2, outage=Outage(pause_s=30.0))
+    limits = TenantLimiter(
+        TenantLimits(requests=100), storage=shared_storage(shared), outage=shared.outage
+    )
+    try:
+        limits.admit("t")
+        os.kill(server.pid, signal.SIGSTOP)
+        began = time.monotonic()
+        limits.admit("t")
+        first = time.monotonic() - began
+        began = time.monotonic()
+        for _ in range(20):
+            limits.admit("t")
+        rest = time.monotonic() - began
+        assert first < 2.0  # bounded by the timeouts, not hanging
+        assert rest < first  # 20 admissions during the pause: no Redis call at all
+        assert shared.outage.errors["limits"] == 21
+    finally:
+        os.kill(server.pid, signal.SIGCONT)
         shared.close()
         server.stop()

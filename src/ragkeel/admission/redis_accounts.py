@@ -200,15 +200,20 @@ class RedisCostAccounts(Accounts):
         return result
 
     def _replay(self) -> None:
+        """Book the pending settlements (each at most once: the script remembers its id; their
+        order does not matter, bookings add up)."""
         while True:
             with self._lock:
                 if not self._pending:
                     return
-                reservation, actual = self._pending[0]
-            args = [repr(self._wall()), reservation.id, repr(actual)]
-            self._run("settle", reservation.tenant, reservation.day, args)
-            with self._lock:
-                self._pending.pop(0)
+                reservation, actual = item = self._pending.pop(0)
+            try:
+                args = [repr(self._wall()), reservation.id, repr(actual)]
+                self._run("settle", reservation.tenant, reservation.day, args)
+            except BaseException:
+                with self._lock:
+                    self._pending.insert(0, item)
+                raise
 
     def _run(self, script: str, tenant: str, day: date, args: list[str]) -> Any:
         """Run one script on the tenant's day; seed the day from ``source`` if Redis has no
