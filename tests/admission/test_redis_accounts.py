@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import date
@@ -17,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-import ragkeel
+from processes import race
 from ragkeel.admission.accounts import Accounts, CostAccounts
 from ragkeel.admission.redis_accounts import RedisCostAccounts
 from ragkeel.errors import BudgetExceededError, BudgetUnavailableError
@@ -32,7 +29,6 @@ from ragkeel.testing import services
 
 NOON = 1_767_268_800.0  # 2026-01-01 12:00 UTC
 DAY = date(2026, 1, 1)
-SRC = str(Path(ragkeel.__file__).resolve().parents[1])
 
 
 class Wall:
@@ -144,7 +140,7 @@ import json, random, sys
 from ragkeel.admission.redis_accounts import RedisCostAccounts
 from ragkeel.errors import BudgetExceededError
 from ragkeel.shared_state import connect
-url, budget, start = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+start, url, budget = float(sys.argv[1]), sys.argv[2], float(sys.argv[3])
 import time
 accounts = RedisCostAccounts(connect(url, prefix="test:"), budget)
 rng = random.Random(int(sys.argv[4]))
@@ -166,23 +162,8 @@ print(json.dumps(booked))
 
 def test_many_processes_never_overspend_one_budget(shared: SharedState, redis_url: str) -> None:
     processes, budget = 6, 3.0
-    env = {**os.environ, "PYTHONPATH": SRC}
-    start = time.time() + 1.5
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", _HAMMER, redis_url, str(budget), str(start), str(seed)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        for seed in range(processes)
-    ]
-    booked: list[float] = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=90)
-        assert proc.returncode == 0, err
-        booked += json.loads(out)
+    outs = race(_HAMMER, [[redis_url, str(budget), str(seed)] for seed in range(processes)])
+    booked: list[float] = [actual for out in outs for actual in json.loads(out)]
     accounts = RedisCostAccounts(shared, budget)
     assert accounts.spent("tenant") == pytest.approx(math.fsum(booked), abs=1e-9)
     assert accounts.spent("tenant") <= budget + 1e-9

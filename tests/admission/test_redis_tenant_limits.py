@@ -8,21 +8,17 @@ import json
 import logging
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-import ragkeel
+from processes import race
 from ragkeel.admission.tenant_limits import TenantLimiter, TenantLimits, shared_storage
 from ragkeel.errors import RateLimitedError
 from ragkeel.shared_state import Outage, SharedState, connect
 from ragkeel.testing import services
-
-SRC = str(Path(ragkeel.__file__).resolve().parents[1])
 
 
 @pytest.fixture
@@ -67,10 +63,10 @@ import json, sys, time
 from ragkeel.admission.tenant_limits import TenantLimiter, TenantLimits, shared_storage
 from ragkeel.errors import RateLimitedError
 from ragkeel.shared_state import connect
-shared = connect(sys.argv[1], prefix="test:")
-limiter = TenantLimiter(TenantLimits(requests=int(sys.argv[2]), window_s=60),
+shared = connect(sys.argv[2], prefix="test:")
+limiter = TenantLimiter(TenantLimits(requests=int(sys.argv[3]), window_s=60),
                         storage=shared_storage(shared), outage=shared.outage)
-time.sleep(max(float(sys.argv[3]) - time.time(), 0))
+time.sleep(max(float(sys.argv[1]) - time.time(), 0))
 admitted = 0
 for _ in range(int(sys.argv[4])):
     try:
@@ -84,23 +80,8 @@ print(json.dumps({"admitted": admitted, "errors": shared.outage.errors["limits"]
 
 def test_requests_per_window_hold_across_processes(redis_url: str) -> None:
     processes, tries, limit = 4, 10, 17
-    env = {**os.environ, "PYTHONPATH": SRC}
-    start = time.time() + 1.5
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", _CALLER, redis_url, str(limit), str(start), str(tries)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        for _ in range(processes)
-    ]
-    results = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=60)
-        assert proc.returncode == 0, err
-        results.append(json.loads(out))
+    outs = race(_CALLER, [[redis_url, str(limit), str(tries)]] * processes)
+    results = [json.loads(out) for out in outs]
     assert sum(r["admitted"] for r in results) == limit
     assert all(r["errors"] == 0 for r in results)
 

@@ -33,6 +33,7 @@ from ragkeel.gateway.providers.scripted import Script, ScriptedChatModel
 from ragkeel.generation.answerer import Answerer
 from ragkeel.generation.policy import AnswerPolicy
 from ragkeel.settings import Settings, load_settings
+from ragkeel.testing import FaultServer
 
 GOOD = "Rotate every API key every ninety days [1]."
 STARTUP_TIMEOUT_S = 10.0
@@ -211,3 +212,12 @@ def ragkeel_serve_process(
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+@pytest.fixture
+def servers() -> Iterator[tuple[FaultServer, FaultServer]]:
+    """Two fault servers answering with a cited reply: deployments ``d0`` and ``d1``."""
+    with FaultServer(seed=3) as a, FaultServer(seed=4) as b:
+        for s in (a, b):
+            s.set(reply="Rotate every API key every ninety days [1].")
+        yield a, b

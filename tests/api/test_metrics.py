@@ -5,7 +5,6 @@ may scrape (``observability.metrics``)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -132,14 +131,6 @@ def test_a_tenant_over_its_limit_is_counted(tmp_path: Path, corpus: Path) -> Non
             samples = scrape(c)
     assert codes == [200, 429, 429]
     assert value(samples, "ragkeel_admission_rejections_total", reason="tenant_limit") == 2
-
-
-@pytest.fixture
-def servers() -> Iterator[tuple[FaultServer, FaultServer]]:
-    with FaultServer(seed=3) as a, FaultServer(seed=4) as b:
-        for s in (a, b):
-            s.set(reply="Rotate every API key every ninety days [1].")
-        yield a, b
 
 
 def test_gateway_attempts_cost_and_breaker_states(

@@ -6,8 +6,7 @@ BUDGET_UNAVAILABLE, never a 500), and /metrics counts each use's fallbacks."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -47,25 +46,25 @@ def deployments(*servers: FaultServer) -> list[dict[str, Any]]:
     ]
 
 
+Replicas = Callable[..., list[TestClient]]
+
+
 @pytest.fixture
-def servers() -> Iterator[tuple[FaultServer, FaultServer]]:
-    with FaultServer(seed=3) as a, FaultServer(seed=4) as b:
-        for s in (a, b):
-            s.set(reply="Rotate every API key every ninety days [1].")
-        yield a, b
+def replicas(tmp_path: Path, corpus: Path) -> Iterator[Replicas]:
+    """``replicas(redis, **gateway)``: two apps over their own containers (own homes), with the
+    corpus ingested in each, closed at the end of the test."""
+    with ExitStack() as stack:
 
+        def make(redis: dict[str, Any], **gateway: Any) -> list[TestClient]:
+            clients = []
+            for name in ("a", "b"):
+                settings = replica_settings(tmp_path / name, redis, **gateway)
+                container = stack.enter_context(Container(settings))
+                assert container.pipeline.ingest([str(corpus)], COLLECTION).exit_code == 0
+                clients.append(stack.enter_context(TestClient(create_app(container))))
+            return clients
 
-def replicas(
-    tmp_path: Path, corpus: Path, redis: dict[str, Any], stack: ExitStack, **gateway: Any
-) -> list[TestClient]:
-    clients = []
-    for name in ("a", "b"):
-        container = stack.enter_context(
-            Container(replica_settings(tmp_path / name, redis, **gateway))
-        )
-        assert container.pipeline.ingest([str(corpus)], COLLECTION).exit_code == 0
-        clients.append(stack.enter_context(TestClient(create_app(container))))
-    return clients
+        yield make
 
 
 def test_the_settings_alone_choose_the_shared_backends(tmp_path: Path, redis_url: str) -> None:
@@ -82,64 +81,49 @@ def test_the_settings_alone_choose_the_shared_backends(tmp_path: Path, redis_url
 
 
 def test_a_tenant_limit_holds_across_replicas(
-    tmp_path: Path, corpus: Path, redis_url: str, servers: tuple[FaultServer, FaultServer]
+    replicas: Replicas, redis_url: str, servers: tuple[FaultServer, FaultServer]
 ) -> None:
-    redis = {"url": redis_url, "key_prefix": f"t{uuid.uuid4().hex[:8]}:"}
-    with ExitStack() as stack:
-        a, b = replicas(
-            tmp_path,
-            corpus,
-            redis,
-            stack,
-            deployments=deployments(*servers),
-            limits={"requests_per_minute": 2},
-        )
-        codes = [c.post("/v1/query", json=ASK).status_code for c in (a, b, a, b)]
+    limits = {"requests_per_minute": 2}
+    a, b = replicas({"url": redis_url}, deployments=deployments(*servers), limits=limits)
+    codes = [c.post("/v1/query", json=ASK).status_code for c in (a, b, a, b)]
     assert codes == [200, 200, 429, 429]
 
 
 def test_a_breaker_opened_on_one_replica_routes_the_other_to_the_fallback(
-    tmp_path: Path, corpus: Path, redis_url: str, servers: tuple[FaultServer, FaultServer]
+    replicas: Replicas, redis_url: str, servers: tuple[FaultServer, FaultServer]
 ) -> None:
     primary, backup = servers
     primary.set(down=True)
-    redis = {"url": redis_url}
-    with ExitStack() as stack:
-        a, b = replicas(
-            tmp_path,
-            corpus,
-            redis,
-            stack,
-            deployments=deployments(primary, backup),
-            retry={"max_retries": 1, "base_delay_s": 0.001, "max_delay_s": 0.002},
-            breaker={"consecutive_failures": 2, "open_s": 60, "max_open_s": 60},
-        )
-        assert a.post("/v1/query", json=ASK).json()["served_by"] == "d1"  # d0 failed twice: open
-        seen_by_primary = primary.stats.requests
-        assert b.post("/v1/query", json=ASK).json()["served_by"] == "d1"
-        on_b = scrape(b)
+    a, b = replicas(
+        {"url": redis_url},
+        deployments=deployments(primary, backup),
+        retry={"max_retries": 1, "base_delay_s": 0.001, "max_delay_s": 0.002},
+        breaker={"consecutive_failures": 2, "open_s": 60, "max_open_s": 60},
+    )
+    assert a.post("/v1/query", json=ASK).json()["served_by"] == "d1"  # d0 failed twice: open
+    seen_by_primary = primary.stats.requests
+    assert b.post("/v1/query", json=ASK).json()["served_by"] == "d1"
+    on_b = scrape(b)
     assert primary.stats.requests == seen_by_primary  # B never tried the open deployment
     assert value(on_b, "ragkeel_gateway_attempts_total", deployment="d0", outcome="rejected") == 1
     assert value(on_b, "ragkeel_breaker_state", deployment="d0", state="open") == 1
 
 
 def test_redis_stopped_mid_test_answers_still_come_back(
-    tmp_path: Path, corpus: Path, servers: tuple[FaultServer, FaultServer]
+    replicas: Replicas, tmp_path: Path, servers: tuple[FaultServer, FaultServer]
 ) -> None:
     server = services.start_redis(tmp_path / "redis")
-    redis = {"url": server.url, "retry_after_failure_s": 0.2}
-    gateway = {
-        "deployments": deployments(servers[0]),
-        "limits": {"requests_per_minute": 100, "cost_per_day": 1.0},
-    }
     try:
-        with ExitStack() as stack:
-            (a, _) = replicas(tmp_path, corpus, redis, stack, **gateway)
-            first = a.post("/v1/query", json=ASK)
-            assert first.status_code == 200 and first.json()["served_by"] == "d0"
-            server.stop()
-            r = a.post("/v1/query", json=ASK)
-            samples = scrape(a)
+        a, _ = replicas(
+            {"url": server.url, "retry_after_failure_s": 0.2},
+            deployments=deployments(servers[0]),
+            limits={"requests_per_minute": 100, "cost_per_day": 1.0},
+        )
+        first = a.post("/v1/query", json=ASK)
+        assert first.status_code == 200 and first.json()["served_by"] == "d0"
+        server.stop()
+        r = a.post("/v1/query", json=ASK)
+        samples = scrape(a)
     finally:
         server.stop()
     assert r.status_code == 200, r.text

@@ -5,16 +5,13 @@ through another (two replicas), and Redis stopped mid-test (the in-process fallb
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-import ragkeel
+from processes import race
 from ragkeel.clock import WALL_CLOCK
 from ragkeel.errors import CircuitOpenError, ModelUnavailableError
 from ragkeel.gateway.base import ChatMessage, ChatRequest
@@ -28,7 +25,6 @@ from ragkeel.testing import services
 
 PROCESSES, TRIES = 6, 25
 POLICY = BreakerPolicy(consecutive_failures=2, min_calls=1_000, open_s=30.0, probe_lease_s=120.0)
-SRC = str(Path(ragkeel.__file__).resolve().parents[1])
 DOWN = ScriptedFailure("unavailable")
 
 
@@ -42,7 +38,7 @@ import json, sys, time
 from ragkeel.gateway.breaker_store import BreakerPolicy, admit
 from ragkeel.gateway.redis_breaker_store import RedisBreakerStore
 from ragkeel.shared_state import connect
-url, start = sys.argv[1], float(sys.argv[2])
+start, url = float(sys.argv[1]), sys.argv[2]
 store = RedisBreakerStore(connect(url, prefix="test:"))
 policy = BreakerPolicy(probe_lease_s=120.0)
 time.sleep(max(start - time.time(), 0))
@@ -52,6 +48,14 @@ for _ in range(int(sys.argv[3])):
     verdicts.append("probe" if v.ticket and v.ticket.probe else "call" if v.ticket else "refused")
 print(json.dumps(verdicts))
 """
+
+
+def shared_breaker(model: ScriptedChatModel, shared: SharedState) -> CircuitBreakerChatModel:
+    """One replica's breaker on ``primary``: its state in Redis, its times on the wall clock."""
+    store = RedisBreakerStore(shared)
+    return CircuitBreakerChatModel(
+        model, deployment="primary", policy=POLICY, store=store, clock=WALL_CLOCK
+    )
 
 
 @pytest.fixture
@@ -67,23 +71,8 @@ def test_one_probe_across_processes(redis_url: str, shared: SharedState) -> None
     store = RedisBreakerStore(shared)
     expired = BreakerState(phase="open", epoch=3, opened_until=time.time() - 1, open_for_s=30.0)
     store.update("primary", lambda _: (expired, None))
-    env = {**os.environ, "PYTHONPATH": SRC}
-    start = time.time() + 1.5  # every interpreter up and connected before the race
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", _CONTENDER, redis_url, str(start), str(TRIES)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        for _ in range(PROCESSES)
-    ]
-    verdicts: list[str] = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=60)
-        assert proc.returncode == 0, err
-        verdicts += json.loads(out)
+    outs = race(_CONTENDER, [[redis_url, str(TRIES)]] * PROCESSES)
+    verdicts: list[str] = [v for out in outs for v in json.loads(out)]
     assert len(verdicts) == PROCESSES * TRIES
     assert verdicts.count("probe") == 1
     assert verdicts.count("refused") == PROCESSES * TRIES - 1
@@ -94,20 +83,7 @@ def test_a_breaker_opened_on_one_replica_refuses_on_another(redis_url: str) -> N
     a_state, b_state = connect(redis_url, prefix="test:"), connect(redis_url, prefix="test:")
     down = ScriptedChatModel([DOWN])
     healthy = ScriptedChatModel()
-    a = CircuitBreakerChatModel(
-        down,
-        deployment="primary",
-        policy=POLICY,
-        store=RedisBreakerStore(a_state),
-        clock=WALL_CLOCK,
-    )
-    b = CircuitBreakerChatModel(
-        healthy,
-        deployment="primary",
-        policy=POLICY,
-        store=RedisBreakerStore(b_state),
-        clock=WALL_CLOCK,
-    )
+    a, b = shared_breaker(down, a_state), shared_breaker(healthy, b_state)
     try:
         for _ in range(2):
             with pytest.raises(ModelUnavailableError), recording(CallLog()):
@@ -130,13 +106,7 @@ def test_redis_stopped_mid_test_falls_back_to_the_process_breaker(tmp_path: Path
     outage = Outage(pause_s=0.2, on_error=counted.append)
     shared = connect(server.url, prefix="test:", outage=outage, socket_timeout_s=0.5)
     model = ScriptedChatModel(["fine", DOWN])
-    breaker = CircuitBreakerChatModel(
-        model,
-        deployment="primary",
-        policy=POLICY,
-        store=RedisBreakerStore(shared),
-        clock=WALL_CLOCK,
-    )
+    breaker = shared_breaker(model, shared)
     try:
         with recording(CallLog()):
             breaker.complete(request())  # a success through Redis: the shared state works

@@ -87,6 +87,11 @@ class Accounts(ABC):
         self.per_tenant = dict(per_tenant or {})
         self._source = source
         self._wall = wall
+        self._open_books()
+
+    @abstractmethod
+    def _open_books(self) -> None:
+        """Set up where the backend keeps its books (called last by ``__init__``)."""
 
     def budget(self, tenant: str) -> float | None:
         return self.per_tenant.get(tenant, self.daily_budget)
@@ -150,15 +155,7 @@ def check_amount(amount: float) -> None:
 class CostAccounts(Accounts):
     """``Accounts`` in this process, exact under threads (one lock)."""
 
-    def __init__(
-        self,
-        daily_budget: float | None = None,
-        *,
-        per_tenant: Mapping[str, float] | None = None,
-        source: SpendSource | None = None,
-        wall: Callable[[], float] = time.time,
-    ) -> None:
-        super().__init__(daily_budget, per_tenant=per_tenant, source=source, wall=wall)
+    def _open_books(self) -> None:
         self._lock = threading.Lock()
         self._spent: dict[_Key, float] = {}
         self._reserved: dict[_Key, float] = {}

@@ -111,7 +111,6 @@ class RedisCostAccounts(Accounts):
         wall: Callable[[], float] = time.time,
         lease_s: float = LEASE_S,
     ) -> None:
-        super().__init__(daily_budget, per_tenant=per_tenant, source=source, wall=wall)
         if lease_s <= 0:
             raise ValueError(f"lease_s must be positive, got {lease_s}")
         self._shared = shared
@@ -121,6 +120,10 @@ class RedisCostAccounts(Accounts):
             name: client.register_script(text)
             for name, text in (("reserve", RESERVE), ("settle", SETTLE), ("read", READ))
         }
+        super().__init__(daily_budget, per_tenant=per_tenant, source=source, wall=wall)
+
+    def _open_books(self) -> None:
+        """The books are in Redis; here only this process's count and its pending settlements."""
         self._lock = threading.Lock()
         self._open = 0
         self._pending: list[tuple[Reservation, float]] = []  # settlements to replay
