@@ -219,3 +219,17 @@ def test_secret_query_parameters_in_urls_are_masked() -> None:
     assert shown["embedding"]["remote"]["base_url"].endswith("?x=1&X-Api-Key=**********")
     assert shown["gateway"]["deployments"][0]["base_url"].endswith("sig=**********;max_tokens=9")
     assert settings.generation.openai.base_url.endswith(f"api_key={SECRET}&v=2")  # still used
+
+
+def test_redis_url_turns_on_shared_state_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert load_settings().redis.url is None  # the default: everything in-process
+    monkeypatch.setenv("RAGKEEL_REDIS__URL", "redis://:hunter2@127.0.0.1:6390/0")
+    monkeypatch.setenv("RAGKEEL_REDIS__KEY_PREFIX", "svc:")
+    r = load_settings().redis
+    assert r.url is not None and r.url.get_secret_value().endswith("6390/0")
+    assert "hunter2" not in repr(r) and r.key_prefix == "svc:"
+    monkeypatch.setenv("RAGKEEL_REDIS__URL", "http://127.0.0.1:6390")
+    with pytest.raises(ConfigError, match=r"redis\.url"):
+        load_settings()

@@ -331,7 +331,7 @@ class Container:
         if r.url is None:
             return None
         return connect(
-            r.url,
+            r.url.get_secret_value(),
             prefix=r.key_prefix,
             socket_timeout_s=r.socket_timeout_s,
             connect_timeout_s=r.connect_timeout_s,

@@ -449,9 +449,9 @@ class RedisSettings(_Section):
     reached). No ``url``: everything stays in-process, as on one machine; needs the ``scale``
     extra when set."""
 
-    # redis://[:password@]host:port/db, rediss://... or unix:///path.sock (credentials masked
-    # by `config show`); RAGKEEL_REDIS__URL
-    url: str | None = None
+    # redis://[:password@]host:port/db, rediss://... or unix:///path.sock (masked);
+    # RAGKEEL_REDIS__URL
+    url: SecretStr | None = None
     key_prefix: str = Field(default="ragkeel:", min_length=1, max_length=64)  # every key starts so
     socket_timeout_s: float = Field(default=0.5, gt=0, le=30)  # one command
     connect_timeout_s: float = Field(default=0.5, gt=0, le=30)
@@ -460,8 +460,9 @@ class RedisSettings(_Section):
 
     @field_validator("url")
     @classmethod
-    def _redis_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+    def _redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        schemes = ("redis://", "rediss://", "unix://")
+        if value is not None and not value.get_secret_value().startswith(schemes):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
 
