@@ -338,6 +338,11 @@ class Container:
             outage=Outage(pause_s=r.retry_after_failure_s, on_error=self._shared_state_failed),
         )
 
+    def shared_state_reachable(self) -> bool | None:
+        """For ``/readyz``: whether the shared Redis answers now (None: ``redis.url`` unset)."""
+        shared = self.shared_state
+        return None if shared is None else shared.reachable()
+
     def _shared_state_failed(self, use: Use) -> None:
         self.metrics.shared_state_failed(use)
 

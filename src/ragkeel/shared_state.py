@@ -151,6 +151,18 @@ class SharedState:
     def key(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
 
+    def reachable(self) -> bool:
+        """Whether Redis answers a ``PING`` now (``/readyz``); False during an outage's pause
+        without asking. Not counted as a use's failure."""
+        if not self.outage.available():
+            return False
+        try:
+            self.client.ping()
+        except Exception:  # any failure to answer is "not reachable"; the use that needs it logs
+            return False
+        self.outage.succeeded()
+        return True
+
     def close(self) -> None:
         self.client.close()
         self.client.connection_pool.disconnect()

@@ -121,11 +121,16 @@ def test_redis_stopped_mid_test_answers_still_come_back(
         )
         first = a.post("/v1/query", json=ASK)
         assert first.status_code == 200 and first.json()["served_by"] == "d0"
+        assert a.get("/readyz").json()["shared_state"] == {"configured": True, "reachable": True}
         server.stop()
         r = a.post("/v1/query", json=ASK)
         samples = scrape(a)
+        ready = a.get("/readyz")
     finally:
         server.stop()
+    assert ready.status_code == 200  # still serving, degraded
+    assert ready.json()["degraded_reason"] == "SHARED_STATE_UNAVAILABLE"
+    assert ready.json()["shared_state"] == {"configured": True, "reachable": False}
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["degraded"] is True and body["degraded_reason"] == "BUDGET_UNAVAILABLE"

@@ -1,7 +1,10 @@
 """``GET /healthz`` (the process answers) and ``GET /readyz`` (the store opens; the answer path
 is not wedged; the chat model is loaded, or ``degraded`` with the reason: answers are extractive
 until it is; each remote deployment's circuit breaker, ``degraded`` with ``CIRCUIT_OPEN`` when
-no deployment and no local model can take a call). ``/readyz`` never loads the model itself.
+no deployment and no local model can take a call; with ``redis.url``, whether the shared Redis
+answers, ``degraded`` with ``SHARED_STATE_UNAVAILABLE`` when it does not: limits are open and
+paid calls refused until it is back, ``shared_state.py``). ``/readyz`` never loads the model
+itself.
 
 Wedged (503, ``ready: false``, ``degraded_reason: ANSWER_PATH_WEDGED`` and the reason in
 ``answer_path``): an answer thread or the local model's generation slot has been busy longer
@@ -30,6 +33,7 @@ from ragkeel.models.gguf import model_path
 
 router = APIRouter(tags=["health"])
 WEDGED = "ANSWER_PATH_WEDGED"
+SHARED_STATE_UNAVAILABLE = "SHARED_STATE_UNAVAILABLE"
 
 
 @router.get("/healthz", dependencies=[Depends(require(PUBLIC))])
@@ -55,12 +59,15 @@ async def readiness(state: ApiState, *, details: bool) -> dict[str, Any]:
     """What ``/readyz`` answers: everything, or with ``details`` off the verdict only (the
     dashboard's health page shows the same to its viewer)."""
     store = await run_in_threadpool(_store_status, state)
+    shared = await run_in_threadpool(state.container.shared_state_reachable)
     model, reason = _model_status(state)
     gateway = state.container.gateway
     deployments = gateway.readiness() if gateway is not None else []
     unavailable = all(d["state"] in ("open", "cooling") for d in deployments)
     if reason is None and deployments and unavailable and state.local_model() is None:
         reason = "CIRCUIT_OPEN"
+    if reason is None and shared is False:
+        reason = SHARED_STATE_UNAVAILABLE
     path = state.answer_path()
     if path["wedged"]:
         reason = WEDGED
@@ -73,6 +80,7 @@ async def readiness(state: ApiState, *, details: bool) -> dict[str, Any]:
         "model": model,
         "answer_path": path,
         "deployments": deployments,
+        "shared_state": {"configured": shared is not None, "reachable": shared},
     }
     return body if details else _verdict(body)
 
