@@ -6,9 +6,10 @@ and a half-open breaker hands its one probe to one caller across all processes.
 optimistic concurrency: ``WATCH`` the key, ``GET`` the state, run ``change`` (a pure function,
 ``breaker_store.py``), then ``MULTI``/``SET``/``EXEC``; if another process wrote the key in
 between, ``EXEC`` fails and the loop reads and runs ``change`` again (at most ``MAX_TRIES``
-times, with a jittered pause after the first conflicts). A ``change`` that leaves the state as it
-was (a closed breaker admitting a call, the common case) writes nothing: one ``GET``. A
-``change`` that raises changes nothing and its error reaches the caller.
+times, with a jittered pause after the first conflicts; past that, the call uses the process's
+own state and a warning is logged — a crowd on one key is not an outage). A ``change`` that
+leaves the state as it was (a closed breaker admitting a call, the common case) writes nothing:
+one ``GET``. A ``change`` that raises changes nothing and its error reaches the caller.
 
 The state is one JSON string per deployment (``<prefix>breaker:<deployment>``) that expires
 ``TTL_S`` after its last write (a breaker nobody called for a day is closed anyway). Its times
@@ -26,6 +27,7 @@ epoch the shared state may not have, and is then ignored like any stale ticket).
 from __future__ import annotations
 
 import json
+import logging
 import random
 import time
 from collections.abc import Callable
@@ -37,6 +39,7 @@ from ragkeel.gateway.breaker_store import BreakerState, Bucket, InMemoryBreakerS
 from ragkeel.shared_state import SharedState
 
 R = TypeVar("R")
+log = logging.getLogger(__name__)
 TTL_S: Final = 24 * 3600
 MAX_TRIES: Final = 200
 
@@ -69,6 +72,13 @@ class RedisBreakerStore:
             return self._fallback.update(key, change)
         try:
             result = self._update(self._shared.key("breaker", key), change)
+        except _Contention:  # Redis is fine, the key is crowded: not an outage (no pause)
+            log.warning(
+                "breaker %r: no shared write in %d tries; this call used the process's own state",
+                key,
+                MAX_TRIES,
+            )
+            return self._fallback.update(key, change)
         except (redis.RedisError, OSError) as exc:
             outage.failed("breakers", exc)
             return self._fallback.update(key, change)
@@ -103,4 +113,8 @@ class RedisBreakerStore:
                 except redis.WatchError:
                     if attempt >= 2:  # a crowd on one key: spread it out
                         time.sleep(random.uniform(0, 0.001 * min(attempt, 20)))
-        raise redis.RedisError(f"{name}: no write succeeded in {MAX_TRIES} tries (contention)")
+        raise _Contention(name)
+
+
+class _Contention(Exception):
+    """Every optimistic write of one key lost to another writer ``MAX_TRIES`` times."""
