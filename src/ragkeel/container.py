@@ -60,6 +60,7 @@ from ragkeel.identity.keys import SqliteKeyStore
 from ragkeel.ingestion.chunking import Chunker
 from ragkeel.ingestion.parsers import ParseLimits
 from ragkeel.ingestion.pipeline import IngestionPipeline
+from ragkeel.jobs.model import JobQueue
 from ragkeel.models.gguf import get_model
 from ragkeel.observability.cost_ledger import SqliteCostLedger
 from ragkeel.observability.feedback import SqliteFeedbackStore
@@ -254,6 +255,46 @@ class Container:
             embed_batch_chunks=ing.embed_batch_chunks,
             limits=ParseLimits.from_settings(ing),
         )
+
+    # -- the ingestion job queue (issue 13: jobs/) --
+
+    @property
+    def queue_enabled(self) -> bool:
+        """Whether ingestion goes through the job queue (``ingestion.queue`` names an engine)."""
+        return self.settings.ingestion.queue is not None
+
+    @cached_property
+    def job_queue(self) -> JobQueue:
+        """The ingestion job queue; ``CONFIG_INVALID`` when ``ingestion.queue`` is unset or no
+        queue database is known (``ingestion.queue_url``, else the PostgreSQL store's URL).
+        procrastinate and psycopg are imported here, only when the queue is on."""
+        ing = self.settings.ingestion
+        if ing.queue is None:
+            raise ConfigError(
+                "no job queue is configured",
+                hint="set ingestion.queue: procrastinate (RAGKEEL_INGESTION__QUEUE)",
+            )
+        url = ing.queue_url.get_secret_value() if ing.queue_url else self._postgres_store_url()
+        if not url:
+            raise ConfigError(
+                "ingestion.queue is set but no queue database is known",
+                hint="set ingestion.queue_url (RAGKEEL_INGESTION__QUEUE_URL) to a PostgreSQL "
+                "URL, or use storage.backend: postgres",
+            )
+        from ragkeel.jobs.procrastinate_queue import ProcrastinateQueue
+
+        return ProcrastinateQueue(url, ing.jobs)
+
+    def _postgres_store_url(self) -> str | None:
+        # storage.postgres.url when storage.backend is postgres (read by name: that backend's
+        # settings arrive with the PostgreSQL store, issue 13)
+        storage = self.settings.storage
+        if getattr(storage, "backend", "sqlite") != "postgres":
+            return None
+        url = getattr(getattr(storage, "postgres", None), "url", None)
+        if url is None:
+            return None
+        return str(url.get_secret_value() if hasattr(url, "get_secret_value") else url)
 
     @cached_property
     def retriever(self) -> HybridRetriever:
@@ -615,6 +656,8 @@ class Container:
         return self.settings.ui.reports_dir or self.settings.home / "results"
 
     def close(self) -> None:
+        if "job_queue" in self.__dict__:
+            self.job_queue.close()
         if "monitor" in self.__dict__:
             self.monitor.close()
         if "feedback" in self.__dict__ and self.feedback is not None:

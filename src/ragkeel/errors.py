@@ -36,6 +36,7 @@ Sections::
     ├── TraceStoreError               TRACE_STORE_ERROR
     ├── CostLedgerError               COST_LEDGER_ERROR
     ├── KeyStoreError                 KEY_STORE_ERROR the API key file cannot be read or written
+    ├── QueueError                    QUEUE_ERROR     the ingestion job queue cannot be reached or used
     │ ── chat model calls (every provider maps its failures here) ──
     ├── ChatModelError                MODEL_ERROR         the model answered with an error or garbage
     │   ├── ModelRequestError         MODEL_REQUEST_REJECTED  4xx other than 429: the request itself is wrong
@@ -246,6 +247,13 @@ class KeyStoreError(RagkeelError):
     request is let in on a key that cannot be checked."""
 
     code = "KEY_STORE_ERROR"
+
+
+class QueueError(RagkeelError):
+    """The ingestion job queue (``ingestion.queue``, issue 13) is misconfigured, or its database
+    cannot be reached or used: nothing was enqueued."""
+
+    code = "QUEUE_ERROR"
 
 
 # --- chat model calls -----------------------------------------------------------------------

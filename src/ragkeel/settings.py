@@ -81,7 +81,26 @@ class EmbeddingSettings(_Section):
     remote: RemoteEmbeddingSettings = RemoteEmbeddingSettings()
 
 
+class JobQueueSettings(_Section):
+    """The ingestion job queue (issue 13, ``jobs/``): how its workers retry, heartbeat and stop.
+    Used only when ``ingestion.queue`` names an engine."""
+
+    queue_name: str = Field(default="ragkeel-ingest", min_length=1, max_length=64)
+    max_attempts: int = Field(default=5, ge=1, le=100)  # then the job is dead (jobs list --failed)
+    retry_base_s: int = Field(default=2, ge=0, le=3600)  # wait before retry n: base * 2**n ...
+    retry_max_s: int = Field(default=300, ge=0, le=86_400)  # ... at most this
+    concurrency: int = Field(default=1, ge=1, le=64)  # jobs one `ragkeel worker` runs at once
+    heartbeat_s: float = Field(default=5.0, gt=0, le=600)  # a worker's heartbeat interval
+    stalled_after_s: float = Field(default=30.0, gt=0, le=86_400)  # no heartbeat: jobs retried
+    shutdown_grace_s: float = Field(default=60.0, ge=0, le=86_400)  # SIGTERM: finish, then release
+
+
 class IngestionSettings(_Section):
+    # -- the job queue (issue 13): None = synchronous ingestion, as before --
+    queue: Literal["procrastinate"] | None = None
+    # PostgreSQL URL of the queue database; default: storage.postgres.url when that backend is on
+    queue_url: SecretStr | None = None
+    jobs: JobQueueSettings = JobQueueSettings()
     max_file_bytes: int = Field(default=100 * 1024 * 1024, ge=1)
     chunk_tokens: int = Field(default=256, ge=16, le=8192)
     chunk_overlap: float = Field(default=0.15, ge=0.0, lt=0.9)

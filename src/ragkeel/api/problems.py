@@ -29,6 +29,7 @@ any code ending in NOT_FOUND                   404     DOCUMENT_NOT_FOUND, TRACE
 ModelError, ModelUnavailableError              503     MODEL_MISSING, MODEL_CHECKSUM, MODEL_UNAVAILABLE
                                                        (BUDGET_UNAVAILABLE: shared accounts unreachable)
 EmbeddingError, StorageError, KeyStoreError    503     EMBEDDING_FAILED, STORE_ERROR, KEY_STORE_ERROR
+QueueError                                     503     QUEUE_ERROR (the ingestion job queue)
 TraceStoreError, CostLedgerError               503     TRACE_STORE_ERROR, COST_LEDGER_ERROR
 TraceIdAmbiguousError                          422     TRACE_ID_AMBIGUOUS (a trace id prefix that
                                                        matches more than one of the caller's traces)
@@ -98,6 +99,7 @@ from ragkeel.errors import (
     NameInvalidError,
     ProblemError,
     QueryError,
+    QueueError,
     RagkeelError,
     RateLimitedError,
     StorageError,
@@ -135,6 +137,7 @@ _STATUS_BY_TYPE: tuple[tuple[type[RagkeelError], int], ...] = (
     (EmbeddingError, 503),
     (StorageError, 503),
     (KeyStoreError, 503),
+    (QueueError, 503),
     (TraceStoreError, 503),
     (CostLedgerError, 503),
     (TraceIdAmbiguousError, 422),
@@ -194,6 +197,7 @@ _CLIENT_MESSAGES = {  # failures behind the service: their messages are for oper
     "EMBEDDING_FAILED": "the embedding model failed",
     "STORE_ERROR": "the document store failed",
     "KEY_STORE_ERROR": "the API key store failed",
+    "QUEUE_ERROR": "the ingestion job queue failed",
     "TRACE_STORE_ERROR": "the trace store failed",
     "COST_LEDGER_ERROR": "the cost ledger failed",
     INTERNAL: "internal error",

@@ -1,5 +1,10 @@
 """``ragkeel ingest PATH... [--collection NAME] [--tenant NAME] [--principal P]... [--prune]
-[--follow-symlinks] [--json]``.
+[--follow-symlinks] [--json] [--queue]``.
+
+``--queue`` (issue 13) enqueues one ingestion job instead of ingesting here (``ingestion.queue``
+must name an engine; ``ragkeel worker`` runs it): the paths are made absolute for the workers,
+which must see the same files; it prints the job id (``--json``: ``{"job": id}``) and exits 0;
+``ragkeel jobs show ID`` has the per-file report once a worker has run it.
 
 ``--tenant`` writes into that tenant's collection (default: the default tenant);
 ``--principal`` (repeatable, or comma-separated) gives every document written that ACL (none:
@@ -16,6 +21,7 @@ failures), 3 some files failed, 1 nothing could be ingested.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import dataclass
 from typing import Annotated
@@ -36,6 +42,8 @@ from rich.table import Table
 from ragkeel.cli.scope import TenantOption, principals_of
 from ragkeel.container import Container
 from ragkeel.ingestion.report import FileResult, IngestReport
+from ragkeel.jobs.model import JobSpec, spec_paths
+from ragkeel.storage.tenancy import check_name
 from ragkeel.types import DEFAULT_TENANT
 
 
@@ -62,11 +70,17 @@ def ingest_command(
             "none: public within the tenant)",
         ),
     ] = None,
+    queue: Annotated[
+        bool, typer.Option("--queue", help="enqueue one job for `ragkeel worker` instead")
+    ] = False,
 ) -> None:
     """Parse, chunk, embed and index documents (idempotent and incremental)."""
     console = Console(stderr=True)
     show_progress = not as_json and console.is_terminal
     owner = _Owner(tenant or DEFAULT_TENANT, principals_of(principal))
+    if queue:
+        _enqueue(paths, collection, prune, follow_symlinks, as_json, owner)
+        return
     with Container.load() as container:
         if show_progress:
             report = _with_progress(
@@ -86,6 +100,27 @@ def ingest_command(
     else:
         _print_summary(report, Console())
     raise typer.Exit(report.exit_code)
+
+
+def _enqueue(
+    paths: list[str],
+    collection: str,
+    prune: bool,
+    follow_symlinks: bool,
+    as_json: bool,
+    owner: _Owner,
+) -> None:
+    spec = JobSpec(
+        tenant=check_name("tenant", owner.tenant),
+        collection=check_name("collection", collection),
+        paths=spec_paths(os.path.abspath(p) for p in paths),
+        principals=tuple(sorted(owner.principals)),
+        prune=prune,
+        follow_symlinks=follow_symlinks,
+    )
+    with Container.load() as container:
+        job_id = container.job_queue.submit(spec)
+    typer.echo(json.dumps({"job": job_id}) if as_json else job_id)
 
 
 @dataclass(frozen=True)

@@ -17,12 +17,14 @@ from ragkeel.cli import (
     db,
     eval,
     ingest,
+    jobs,
     keys,
     models,
     monitor,
     search,
     serve,
     traces,
+    worker,
 )
 from ragkeel.errors import ConfigError, RagkeelError
 
@@ -60,6 +62,8 @@ app.add_typer(db.app, name="db")  # store schema migrations (issue 13)
 app.add_typer(models.app, name="models")
 app.add_typer(keys.app, name="keys")
 app.add_typer(monitor.app, name="monitor")  # alert rules (issue 12)
+app.command("worker")(worker.worker_command)  # the ingestion job queue (issue 13)
+app.add_typer(jobs.app, name="jobs")
 
 
 def run() -> None:
