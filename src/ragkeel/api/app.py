@@ -162,7 +162,8 @@ def _open(state: ApiState) -> None:
     try:
         for component in ("store", "retriever", "pipeline", "traces", "tracer"):
             getattr(c, component)
-        removed = UploadArea(c.uploads_dir).remove_orphans(c.store)
+        queued = c.job_queue.pending_paths() if c.queue_enabled else set()  # issue 13
+        removed = UploadArea(c.uploads_dir).remove_orphans(c.store, keep=queued)
         if removed:
             log.warning("removed %d upload(s) left without a document by a crash", len(removed))
         _ = state.answerer.model  # the model (and the gateway under it) now, not on a question

@@ -17,6 +17,13 @@ fails). A crash can still leave a temporary file (mid-write) or a kept file with
 start-up before it takes requests (``api/app.py``), deletes every file of the area that no stored
 document of any collection comes from. One server per ``RAGKEEL_HOME`` is assumed (SQLite has
 one writer); files modified after the sweep began are left alone.
+
+With the job queue (``ingestion.queue``, issue 13: ``enqueue_files``, ``enqueue_text``) the
+files are kept the same way, then one job is deferred and its id answered; a worker ingests
+them (``cli/worker.py``) and deletes the ones no document came from once the job has
+succeeded. The orphan sweep keeps the files of jobs not done yet (``JobQueue.pending_paths``,
+dead jobs included: ``jobs retry`` runs them again). The job's report is shown as the upload
+report is (``files_out``).
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ import re
 import shutil
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
@@ -39,6 +46,8 @@ from ragkeel.api.public_ids import TEXT_DIR, PublicView
 from ragkeel.api.schemas import FileReportOut, IngestOut, TextDocumentIn
 from ragkeel.errors import InvalidUploadError
 from ragkeel.ingestion.pipeline import IngestionPipeline
+from ragkeel.ingestion.report import FileResult
+from ragkeel.jobs.model import JobQueue, JobSpec
 from ragkeel.storage.base import ManagedStore
 from ragkeel.types import DEFAULT_TENANT, AccessScope
 
@@ -98,13 +107,16 @@ class UploadArea:
             if self.owns(str(path)) and not used.get(str(path)):
                 path.unlink(missing_ok=True)
 
-    def remove_orphans(self, store: ManagedStore) -> list[Path]:
+    def remove_orphans(
+        self, store: ManagedStore, keep: Collection[str] = frozenset()
+    ) -> list[Path]:
         """Delete the files (and temporary files) of the area that no document of any
-        collection comes from, as a crash mid-upload leaves them; returns what was deleted."""
+        collection comes from, as a crash mid-upload leaves them, except those in ``keep`` (the
+        files of queued jobs); returns what was deleted."""
         if not self.root.is_dir():
             return []
         started = time.time()
-        used = {
+        used = set(keep) | {
             source
             for tenant in store.tenants()
             for collection in store.collections(scope=_whole(tenant))
@@ -164,6 +176,69 @@ def ingest_files(
     """Keep each ``(filename, data)`` in ``owner.tenant``'s upload area and ingest them in one
     run (each document's ACL: ``owner.principals``); the report names documents as ``view``
     (the caller's) shows them."""
+    targets = keep_files(area, store, collection, files, owner)
+    return _ingest(area, pipeline, store, collection, targets, owner, view)
+
+
+def enqueue_files(
+    area: UploadArea,
+    queue: JobQueue,
+    store: ManagedStore,
+    collection: str,
+    files: Sequence[tuple[str, BinaryIO]],
+    owner: Owner = DEFAULT_OWNER,
+) -> str:
+    """Keep the files as ``ingest_files`` does and defer one job that ingests them; its id."""
+    return _enqueue(
+        area, queue, store, collection, keep_files(area, store, collection, files, owner), owner
+    )
+
+
+def enqueue_text(
+    area: UploadArea,
+    queue: JobQueue,
+    store: ManagedStore,
+    collection: str,
+    doc: TextDocumentIn,
+    owner: Owner = DEFAULT_OWNER,
+) -> str:
+    """Keep the text as ``ingest_text`` does and defer one job that ingests it; its id."""
+    path, document_id = _keep_text(area, collection, doc, owner)
+    return _enqueue(area, queue, store, collection, {path: document_id}, owner)
+
+
+def _enqueue(
+    area: UploadArea,
+    queue: JobQueue,
+    store: ManagedStore,
+    collection: str,
+    targets: dict[Path, str],
+    owner: Owner,
+) -> str:
+    spec = JobSpec(
+        tenant=owner.tenant,
+        collection=collection,
+        paths=tuple(str(p) for p in targets),
+        principals=owner.principals,
+        names={str(p): name for p, name in targets.items()},
+        uploaded=True,
+    )
+    try:
+        return queue.submit(spec)
+    except BaseException:
+        area.discard_unused(store, owner.tenant, collection, targets)
+        raise
+
+
+def keep_files(
+    area: UploadArea,
+    store: ManagedStore,
+    collection: str,
+    files: Sequence[tuple[str, BinaryIO]],
+    owner: Owner,
+) -> dict[Path, str]:
+    """Save each ``(filename, data)`` in ``owner.tenant``'s upload area: path -> name as
+    uploaded (two files of one name: ``INVALID_UPLOAD``, before any file is kept)."""
     targets: dict[Path, str] = {}
     for filename, _ in files:  # every name is checked before any file is kept
         path = area.file_path(owner.tenant, collection, filename)
@@ -178,7 +253,7 @@ def ingest_files(
     except BaseException:
         area.discard_unused(store, owner.tenant, collection, targets)
         raise
-    return _ingest(area, pipeline, store, collection, targets, owner, view)
+    return targets
 
 
 def ingest_text(
@@ -191,6 +266,14 @@ def ingest_text(
     *,
     view: PublicView,
 ) -> IngestOut:
+    path, document_id = _keep_text(area, collection, doc, owner)
+    return _ingest(area, pipeline, store, collection, {path: document_id}, owner, view)
+
+
+def _keep_text(
+    area: UploadArea, collection: str, doc: TextDocumentIn, owner: Owner
+) -> tuple[Path, str]:
+    """A JSON text document kept as a one-record ``.jsonl`` file: its path and document id."""
     document_id = doc.id or "text-" + hashlib.sha256(doc.text.encode("utf-8")).hexdigest()[:16]
     record = {
         "_id": document_id,
@@ -201,7 +284,7 @@ def ingest_text(
     path = area.text_path(owner.tenant, collection, document_id)
     payload = json.dumps(record, ensure_ascii=False).encode("utf-8") + b"\n"
     area.save(path, io.BytesIO(payload))
-    return _ingest(area, pipeline, store, collection, {path: document_id}, owner, view)
+    return path, document_id
 
 
 def _ingest(
@@ -222,18 +305,8 @@ def _ingest(
         )
     finally:
         area.discard_unused(store, owner.tenant, collection, targets)
-    by_source = store.documents_by_source(collection, scope=_whole(owner.tenant))
     names = {str(p): name for p, name in targets.items()}
-    files = [
-        FileReportOut.of(
-            f,
-            filename=names.get(f.path, Path(f.path).name),
-            document_ids=sorted(view.id(i) for i in by_source.get(f.path, ())),
-            source=view.filename(f.path, names.get(f.path, "")),
-            scrub=view.scrub,
-        )
-        for f in report.files
-    ]
+    files = files_out(store, collection, owner.tenant, report.files, names, view)
     return IngestOut(
         collection=collection,
         files=files,
@@ -242,3 +315,26 @@ def _ingest(
         chunks_written=report.chunks_written,
         elapsed_seconds=round(report.elapsed_seconds, 3),
     )
+
+
+def files_out(
+    store: ManagedStore,
+    collection: str,
+    tenant: str,
+    results: Iterable[FileResult],
+    names: Mapping[str, str],
+    view: PublicView,
+) -> list[FileReportOut]:
+    """Per-file results as the client sees them: the names as uploaded (``names``: path ->
+    name), the documents' public ids, messages scrubbed of server paths."""
+    by_source = store.documents_by_source(collection, scope=_whole(tenant))
+    return [
+        FileReportOut.of(
+            f,
+            filename=names.get(f.path, Path(f.path).name),
+            document_ids=sorted(view.id(i) for i in by_source.get(f.path, ())),
+            source=view.filename(f.path, names.get(f.path, "")),
+            scrub=view.scrub,
+        )
+        for f in results
+    ]

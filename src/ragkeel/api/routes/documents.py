@@ -1,6 +1,10 @@
 """``POST /v1/documents`` (multipart files, or JSON text), ``GET /v1/documents``,
 ``DELETE /v1/documents/{id}``. Uploads go through the ingestion pipeline (``uploads.py``); the
-answer is its per-file report. Writes are serialised by one lock (SQLite has one writer)."""
+answer is its per-file report. Writes are serialised by one lock (SQLite has one writer).
+
+With the job queue on (``ingestion.queue``, issue 13) an upload is kept and one job deferred:
+the answer is ``202`` with the job's id and a ``Location`` (``GET /v1/jobs/{id}``,
+``routes/jobs.py``); workers parse and embed, the request holds no lock."""
 
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from ragkeel.api.auth import caller_scope, require
+from ragkeel.api.job_schemas import JobAcceptedOut
 from ragkeel.api.problems import status_for
 from ragkeel.api.public_ids import internal_id
 from ragkeel.api.schemas import (
@@ -28,7 +33,14 @@ from ragkeel.api.schemas import (
     TextDocumentIn,
 )
 from ragkeel.api.state import ApiState, get_state
-from ragkeel.api.uploads import Owner, UploadArea, ingest_files, ingest_text
+from ragkeel.api.uploads import (
+    Owner,
+    UploadArea,
+    enqueue_files,
+    enqueue_text,
+    ingest_files,
+    ingest_text,
+)
 from ragkeel.errors import (
     InvalidUploadError,
     NotFoundError,
@@ -75,6 +87,7 @@ def upload_area(state: ApiState) -> UploadArea:
 @router.post(
     "/v1/documents",
     response_model=IngestOut,
+    responses={202: {"model": JobAcceptedOut, "description": "queued (ingestion.queue on)"}},
     openapi_extra=_BODY_DOC,
     dependencies=[Depends(require("ingest"))],
 )
@@ -103,6 +116,11 @@ async def add_documents(
             name = collection or _field(form.get("collection")) or DEFAULT_COLLECTION
             files: list[tuple[str, BinaryIO]] = [(u.filename or "", u.file) for u in uploads]
             owner = _owner(scope, [v for v in form.getlist("principals") if isinstance(v, str)])
+            if c.queue_enabled:
+                job_id = await run_in_threadpool(
+                    enqueue_files, area, c.job_queue, c.store, name, files, owner
+                )
+                return _accepted(job_id, name, [n for n, _ in files])
             ingest = partial(ingest_files, view=state.public_view(scope))
             report = await run_in_threadpool(
                 _locked, state, ingest, area, c.pipeline, c.store, name, files, owner
@@ -111,6 +129,11 @@ async def add_documents(
         doc = _text_document(await request.body())
         name = collection or doc.collection or DEFAULT_COLLECTION
         owner = _owner(scope, doc.principals)
+        if c.queue_enabled:
+            job_id = await run_in_threadpool(
+                enqueue_text, area, c.job_queue, c.store, name, doc, owner
+            )
+            return _accepted(job_id, name, [doc.id or "text"])
         ingest = partial(ingest_text, view=state.public_view(scope))
         report = await run_in_threadpool(
             _locked, state, ingest, area, c.pipeline, c.store, name, doc, owner
@@ -120,6 +143,15 @@ async def add_documents(
             f"cannot ingest a {kind} body", hint="send multipart/form-data files or JSON text"
         )
     return _reported(report)
+
+
+def _accepted(job_id: str, collection: str, names: list[str]) -> JSONResponse:
+    """202: the upload is kept and its job queued; ``Location`` is the job's URL."""
+    url = f"/v1/jobs/{job_id}"
+    body = JobAcceptedOut(
+        job_id=job_id, state="queued", status_url=url, collection=collection, files=names
+    )
+    return JSONResponse(body.model_dump(mode="json"), status_code=202, headers={"Location": url})
 
 
 def _owner(scope: AccessScope, values: list[str]) -> Owner:
