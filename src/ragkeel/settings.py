@@ -91,6 +91,7 @@ class JobQueueSettings(_Section):
     retry_max_s: int = Field(default=300, ge=0, le=86_400)  # ... at most this
     concurrency: int = Field(default=1, ge=1, le=64)  # jobs one `ragkeel worker` runs at once
     heartbeat_s: float = Field(default=5.0, gt=0, le=600)  # a worker's heartbeat interval
+    poll_s: float = Field(default=2.0, gt=0, le=600)  # idle workers look for due jobs (retries)
     stalled_after_s: float = Field(default=30.0, gt=0, le=86_400)  # no heartbeat: jobs retried
     shutdown_grace_s: float = Field(default=60.0, ge=0, le=86_400)  # SIGTERM: finish, then release
 

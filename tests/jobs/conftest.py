@@ -23,6 +23,7 @@ def queue_env(postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, s
         "RAGKEEL_INGESTION__QUEUE_URL": postgres_url,
         "RAGKEEL_INGESTION__JOBS__HEARTBEAT_S": "0.5",
         "RAGKEEL_INGESTION__JOBS__STALLED_AFTER_S": "3",
+        "RAGKEEL_INGESTION__JOBS__POLL_S": "0.5",
         "RAGKEEL_INGESTION__JOBS__RETRY_BASE_S": "0",
         "RAGKEEL_INGESTION__JOBS__MAX_ATTEMPTS": "2",
         "RAGKEEL_INGESTION__CHUNK_TOKENS": "64",

@@ -305,6 +305,7 @@ class ProcrastinateQueue:
                     concurrency=concurrency,
                     wait=wait,
                     update_heartbeat_interval=s.heartbeat_s,
+                    fetch_job_polling_interval=s.poll_s,  # new jobs are notified; retries polled
                     stalled_worker_timeout=s.stalled_after_s,
                     shutdown_graceful_timeout=s.shutdown_grace_s,
                     install_signal_handlers=True,

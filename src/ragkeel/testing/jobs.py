@@ -23,6 +23,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ragkeel.jobs.model import JobQueue, JobSpec, JobState, JobView, spec_paths
 
@@ -34,7 +35,13 @@ def start_worker(
     env: Mapping[str, str], *args: str, log: Path | None = None
 ) -> subprocess.Popen[bytes]:
     """``python -m ragkeel worker ARGS`` with ``env`` (its own process group)."""
-    out = open(log, "ab") if log is not None else subprocess.DEVNULL  # noqa: SIM115
+    if log is None:
+        return _popen(env, args, subprocess.DEVNULL)
+    with open(log, "ab") as out:  # the child keeps its own descriptor
+        return _popen(env, args, out)
+
+
+def _popen(env: Mapping[str, str], args: tuple[str, ...], out: Any) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "ragkeel", "worker", *args],
         env=dict(env),
