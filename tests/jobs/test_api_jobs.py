@@ -57,7 +57,7 @@ def test_upload_is_queued_then_ingested_by_a_worker_and_scoped_to_its_tenant(
     assert queued.json()["report"] is None
     other = client.get(f"/v1/jobs/{job_id}", headers=bearer(b))
     assert other.status_code == 404 and other.json()["code"] == "JOB_NOT_FOUND"
-    assert client.get("/v1/jobs/job_unknown", headers=bearer(a)).status_code == 404
+    assert client.get("/v1/jobs/job_0123456789abcdef0123", headers=bearer(a)).status_code == 404
     assert client.get(f"/v1/jobs/{job_id}").status_code == 401
 
     drain(queue_env)

@@ -110,12 +110,12 @@ class _Backoff(procrastinate.BaseRetryStrategy):
     a job released at shutdown goes back at once."""
 
     def __init__(self, settings: JobQueueSettings) -> None:
-        self.settings = settings
+        self.options = settings
 
     def get_retry_decision(
         self, *, exception: BaseException, job: Job
     ) -> procrastinate.RetryDecision | None:
-        s = self.settings
+        s = self.options
         if isinstance(exception, _Permanent):
             return None
         if isinstance(exception, (JobReleased, pexc.JobAborted)):
@@ -132,7 +132,7 @@ class ProcrastinateQueue:
 
     def __init__(self, url: str, settings: JobQueueSettings) -> None:
         self.url = url
-        self.settings = settings
+        self.options = settings
         self.app = procrastinate.App(
             connector=procrastinate.PsycopgConnector(
                 conninfo=url, min_size=1, max_size=settings.concurrency + 4
@@ -214,7 +214,7 @@ class ProcrastinateQueue:
                 ),
             )
         try:
-            queue_job_id = self.app.configure_task(TASK, queue=self.settings.queue_name).defer(
+            queue_job_id = self.app.configure_task(TASK, queue=self.options.queue_name).defer(
                 job_id=job_id
             )
         except pexc.ProcrastinateException as exc:
@@ -293,10 +293,10 @@ class ProcrastinateQueue:
         job ready (``wait=False``: tests and benchmarks)."""
         self.ensure_schema()
         self._runner = runner
-        asyncio.run(self._work(concurrency or self.settings.concurrency, wait))
+        asyncio.run(self._work(concurrency or self.options.concurrency, wait))
 
     async def _work(self, concurrency: int, wait: bool) -> None:
-        s = self.settings
+        s = self.options
         async with self.app.open_async():
             recovery = asyncio.create_task(self._recover_stalled(), name="recover stalled jobs")
             try:
@@ -316,7 +316,7 @@ class ProcrastinateQueue:
 
     async def _recover_stalled(self) -> None:
         """Every ``heartbeat_s``: put back the jobs of workers whose heartbeat stopped."""
-        s, manager = self.settings, self.app.job_manager
+        s, manager = self.options, self.app.job_manager
         while True:
             await asyncio.sleep(s.heartbeat_s)
             try:
@@ -352,7 +352,7 @@ class ProcrastinateQueue:
             self._record_error(job_id, code, str(exc))
             raise
         transient = transient_failures(report)
-        final = not transient or attempt + 1 >= self.settings.max_attempts
+        final = not transient or attempt + 1 >= self.options.max_attempts
         error = ("RETRYABLE", ", ".join(transient)) if transient else (None, None)
         with self._db() as conn:
             conn.execute(

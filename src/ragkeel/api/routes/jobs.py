@@ -25,11 +25,17 @@ from ragkeel.jobs.model import JobView
 from ragkeel.types import AccessScope
 
 router = APIRouter(tags=["documents"])
+JOB_ID_PATTERN = r"^job_[0-9a-f]{1,64}$"  # what jobs/procrastinate_queue.py hands out: job_<hex>
 
 
 @router.get("/v1/jobs/{job_id}", response_model=JobOut, dependencies=[Depends(require("ingest"))])
 async def get_job(
-    job_id: Annotated[str, PathParam(description="the id POST /v1/documents answered (job_...)")],
+    job_id: Annotated[
+        str,
+        PathParam(
+            pattern=JOB_ID_PATTERN, description="the id POST /v1/documents answered (job_...)"
+        ),
+    ],
     state: Annotated[ApiState, Depends(get_state)],
     scope: Annotated[AccessScope, Depends(caller_scope)],
 ) -> JobOut:
