@@ -286,15 +286,11 @@ class Container:
         return ProcrastinateQueue(url, ing.jobs)
 
     def _postgres_store_url(self) -> str | None:
-        # storage.postgres.url when storage.backend is postgres (read by name: that backend's
-        # settings arrive with the PostgreSQL store, issue 13)
+        """storage.postgres.url when the PostgreSQL store is on: the queue's default database."""
         storage = self.settings.storage
-        if getattr(storage, "backend", "sqlite") != "postgres":
+        if storage.backend != "postgres" or storage.postgres.url is None:
             return None
-        url = getattr(getattr(storage, "postgres", None), "url", None)
-        if url is None:
-            return None
-        return str(url.get_secret_value() if hasattr(url, "get_secret_value") else url)
+        return storage.postgres.url.get_secret_value()
 
     @cached_property
     def retriever(self) -> HybridRetriever:

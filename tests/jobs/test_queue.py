@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from ragkeel.cli.main import app
 from ragkeel.container import Container
 from ragkeel.errors import ConfigError
-from ragkeel.jobs.model import JobQueue, JobView
+from ragkeel.jobs.model import JobQueue, JobSpec, JobView
 from ragkeel.settings import load_settings
 from ragkeel.testing.jobs import start_worker, stop_worker, store_digest, wait_job
 
@@ -145,3 +145,21 @@ def test_sigterm_past_the_grace_releases_the_job_to_the_next_worker(
     job = wait_job(queue, job_id, timeout_s=5)
     assert job.state == "succeeded" and job.attempts == 2
     assert len(store_digest(_isolated_home / "ragkeel.db").documents) == 200
+
+
+def test_with_the_postgres_store_the_queue_shares_its_database(
+    queue_env: dict[str, str], postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("RAGKEEL_INGESTION__QUEUE_URL")
+    monkeypatch.setenv("RAGKEEL_STORAGE__BACKEND", "postgres")
+    monkeypatch.setenv("RAGKEEL_STORAGE__POSTGRES__URL", postgres_url)
+    env = {k: v for k, v in queue_env.items() if k != "RAGKEEL_INGESTION__QUEUE_URL"}
+    env |= {"RAGKEEL_STORAGE__BACKEND": "postgres", "RAGKEEL_STORAGE__POSTGRES__URL": postgres_url}
+    docs = write_docs(tmp_path / "docs", 4)
+    with Container.load() as c:
+        job_id = c.job_queue.submit(JobSpec("default", "default", (str(docs),)))
+        drain(env)
+        job = wait_job(c.job_queue, job_id, timeout_s=5)
+        assert job.state == "succeeded" and job.report is not None
+        assert job.report["documents_written"] == 4
+        assert c.store.stats().documents == 4
