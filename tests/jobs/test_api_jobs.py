@@ -5,7 +5,9 @@ worker process has run it. The app restarting before the worker runs keeps the q
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -103,3 +105,21 @@ def test_a_restart_before_the_worker_runs_keeps_the_queued_upload(
         assert [p.name for p in again.uploads_dir.rglob("*.md")] == ["policy.md"]
         drain(queue_env)
         assert second.get(r.headers["location"]).json()["state"] == "succeeded"
+
+
+def test_queue_database_down_is_503_and_keeps_no_file(
+    monkeypatch: pytest.MonkeyPatch, _isolated_home: Path
+) -> None:
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("RAGKEEL_INGESTION__QUEUE", "procrastinate")
+    monkeypatch.setenv("RAGKEEL_INGESTION__QUEUE_URL", f"postgresql://u@127.0.0.1:{port}/q")
+    monkeypatch.setenv("RAGKEEL_EMBEDDING__PROVIDER", "hashing")
+    monkeypatch.setenv("RAGKEEL_GENERATION__PROVIDER", "none")
+    with Container.load() as c, TestClient(create_app(c)) as client:
+        r = client.post("/v1/documents", files=[("files", ("policy.md", DOC, "text/markdown"))])
+        assert r.status_code == 503, r.text
+        assert r.json()["code"] == "QUEUE_ERROR"
+        assert str(port) not in r.text  # the queue's URL stays in the log
+        assert not [p for p in c.uploads_dir.rglob("*") if p.is_file()]

@@ -56,7 +56,7 @@ from ragkeel.api.state import ApiState
 from ragkeel.api.trace_context import TraceContextMiddleware
 from ragkeel.api.uploads import UploadArea
 from ragkeel.container import Container
-from ragkeel.errors import RagkeelError
+from ragkeel.errors import QueueError, RagkeelError
 from ragkeel.generation.answerer import Answerer
 from ragkeel.observability.context import TRACE_ID_HEADER
 from ragkeel.ui import PREFIX as UI_PREFIX
@@ -162,13 +162,27 @@ def _open(state: ApiState) -> None:
     try:
         for component in ("store", "retriever", "pipeline", "traces", "tracer"):
             getattr(c, component)
-        queued = c.job_queue.pending_paths() if c.queue_enabled else set()  # issue 13
-        removed = UploadArea(c.uploads_dir).remove_orphans(c.store, keep=queued)
+        queued = _queued_uploads(c)  # issue 13: the files queued jobs will ingest are kept
+        removed = (
+            [] if queued is None else UploadArea(c.uploads_dir).remove_orphans(c.store, keep=queued)
+        )
         if removed:
             log.warning("removed %d upload(s) left without a document by a crash", len(removed))
         _ = state.answerer.model  # the model (and the gateway under it) now, not on a question
     except RagkeelError as exc:
         log.error("ragkeel is not ready: %s", exc)
+
+
+def _queued_uploads(c: Container) -> set[str] | None:
+    """The uploads of jobs not done yet (none without a queue); None when the queue cannot be
+    read: the orphan sweep is skipped rather than deleting what a job still needs."""
+    if not c.queue_enabled:
+        return set()
+    try:
+        return c.job_queue.pending_paths()
+    except QueueError as exc:
+        log.warning("orphaned uploads not swept: the job queue cannot be read: %s", exc)
+        return None
 
 
 def _monitor_views(container: Container) -> dict[str, Any]:
