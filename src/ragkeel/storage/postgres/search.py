@@ -12,8 +12,9 @@ rounding. Ties: score descending, then insertion order.
 Dense: cosine distance (``<=>``) over ``embedding::vector(dim)``. A collection of at most
 ``exact_max_rows`` chunks, or a filter/ACL that leaves at most that many, is scanned exactly
 (a different SQL expression than the index's, so neither the planner nor a prepared plan can
-use the index). Above it the collection's HNSW index answers with ``hnsw.ef_search`` set for
-the transaction (``SET LOCAL``) and pgvector's iterative index scan (``relaxed_order``), which
+use the index). Above it the collection's HNSW index answers with ``hnsw.ef_search`` (set for each pooled
+connection's session; a ``k`` above it or a changed value is set for one transaction, ``SET
+LOCAL``) and pgvector's iterative index scan (``relaxed_order``), which
 keeps walking the graph until ``k`` rows pass the filter; when it stops short
 (``hnsw.max_scan_tuples``) while more rows match, the exact scan answers instead, so a
 filtered search never returns fewer than the ``k`` visible hits that exist.
@@ -120,6 +121,7 @@ class PostgresVectorIndex:
         self, store: SearchSource, *, ef_search: int = 40, exact_max_rows: int = 10_000
     ) -> None:
         self._store, self.ef_search, self.exact_max_rows = store, ef_search, exact_max_rows
+        self._session_ef = ef_search  # what every pooled connection's session has
 
     def search(
         self,
@@ -188,17 +190,17 @@ class PostgresVectorIndex:
         """The collection's HNSW index at ``ef_search`` (at least ``k``), filtered during the
         walk by pgvector's iterative scan."""
         dim, cid = int(col.dimension), int(col.id)
-        with conn.transaction():
-            conn.execute(
-                "SELECT set_config('hnsw.ef_search', %s, true), "
-                "set_config('hnsw.iterative_scan', 'relaxed_order', true)",
-                (str(max(self.ef_search, k)),),
-            )
-            rows = conn.execute(
-                f"SELECT c.pk, c.id, c.embedding::vector({dim}) <=> %s::vector({dim}) AS d "
-                f"FROM chunks c WHERE c.collection_id = {cid} AND {cond} ORDER BY d LIMIT %s",
-                (query, *params, k),
-            ).fetchall()
+        sql = (
+            f"SELECT c.pk, c.id, c.embedding::vector({dim}) <=> %s::vector({dim}) AS d "
+            f"FROM chunks c WHERE c.collection_id = {cid} AND {cond} ORDER BY d LIMIT %s"
+        )
+        ef = max(self.ef_search, k)
+        if ef == self._session_ef:
+            rows = conn.execute(sql, (query, *params, k)).fetchall()
+        else:  # another ef_search for this one search: SET LOCAL in a transaction
+            with conn.transaction():
+                conn.execute("SELECT set_config('hnsw.ef_search', %s, true)", (str(ef),))
+                rows = conn.execute(sql, (query, *params, k)).fetchall()
         out = [(int(r[0]), str(r[1]), float(r[2])) for r in rows]
         out.sort(key=lambda r: (r[2], r[0]))  # relaxed order: sort what came back
         return out

@@ -107,7 +107,7 @@ class PostgresDocumentStore:
             min_size=1,
             max_size=max(1, pool_size),
             kwargs={"autocommit": True},
-            configure=register_vector,
+            configure=lambda conn: _configure(conn, hnsw_ef_search),
             open=True,
             name="ragkeel-store",
         )
@@ -585,6 +585,17 @@ class PostgresDocumentStore:
 
     def close(self) -> None:
         self._pool.close()
+
+
+def _configure(conn: psycopg.Connection[Any], ef_search: int) -> None:
+    """Each pooled connection: pgvector's types, and the HNSW search settings for the session
+    (so a search at the default ``ef_search`` needs no transaction to set them)."""
+    register_vector(conn)
+    conn.execute(
+        "SELECT set_config('hnsw.ef_search', %s, false), "
+        "set_config('hnsw.iterative_scan', 'relaxed_order', false)",
+        (str(ef_search),),
+    )
 
 
 def vector_index_name(cid: int) -> str:
