@@ -233,3 +233,14 @@ def test_redis_url_turns_on_shared_state_from_the_environment(
     monkeypatch.setenv("RAGKEEL_REDIS__URL", "http://127.0.0.1:6390")
     with pytest.raises(ConfigError, match=r"redis\.url"):
         load_settings()
+
+
+def test_the_postgres_store_needs_a_url_and_masks_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAGKEEL_STORAGE__BACKEND", "postgres")
+    with pytest.raises(ConfigError, match=r"storage\.postgres\.url"):
+        load_settings()
+    monkeypatch.setenv("RAGKEEL_STORAGE__POSTGRES__URL", "postgresql://u:hunter2@db:5432/rk")
+    monkeypatch.setenv("RAGKEEL_STORAGE__POSTGRES__HNSW_EF_SEARCH", "64")
+    s = load_settings()
+    assert s.storage.postgres.hnsw_ef_search == 64 and s.storage.postgres.migrate_on_start
+    assert "hunter2" not in str(s.masked())

@@ -1,5 +1,7 @@
 """Storage: documents, chunks and their two search indexes behind small Protocols
-(``base.py``), with SQLite as the in-process default (``sqlite.py``).
+(``base.py``), with SQLite as the in-process default (``sqlite.py``) and PostgreSQL + pgvector
+for more than one process or machine (``postgres/``, issue 13; both pass the same contract
+suites).
 
 Tenants and ACLs (issue 11). Every document belongs to a tenant and may name ACL principals
 (users or groups; none: public within the tenant). A document's identity is (tenant,

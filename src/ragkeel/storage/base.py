@@ -1,5 +1,6 @@
-"""Storage protocols. The SQLite backend implements all three over one database so that a
-document, its chunks, its keyword postings and its vectors change in one transaction.
+"""Storage protocols. The SQLite and PostgreSQL backends each implement all three over one
+database so that a document, its chunks, its keyword postings and its vectors change in one
+transaction. ``ManagedStore`` is what the container builds for ``storage.backend``.
 
 Tenants and ACLs (issue 11, ``tenancy.py``): a document belongs to ``Document.tenant`` and is
 visible to the ``Document.principals`` its ACL names (none: everyone in the tenant). Every call

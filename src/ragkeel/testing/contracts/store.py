@@ -1,5 +1,5 @@
 """The storage contract: what every ``DocumentStore`` with its ``KeywordIndex`` and
-``VectorIndex`` must do (SQLite today, PostgreSQL next). A backend is done when it passes.
+``VectorIndex`` must do (SQLite and PostgreSQL). A backend is done when it passes.
 
 Four suites, each a class of pytest tests typed to the Protocols in ``storage/base.py``:
 
