@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from common import REPO, commit, machine, pct, today
+from common import REPO, commit, machine, today
+from pg_vectors import timed_searches
 from ragkeel.container import Container
 from ragkeel.evaluation.datasets.beir import BeirDataset, load_beir
 from ragkeel.evaluation.run.retrieval import collection_name, evaluate_beir, index_corpus
@@ -88,40 +89,15 @@ def evaluate(
 def dense_recall(
     url: str, queries: list[np.ndarray[Any, Any]], efs: list[int], flt: Filter
 ) -> dict[str, dict[str, float]]:
-    """recall@10 of the HNSW index against the exact scan, and both latencies (a store per
-    ef_search: its connections' sessions have it set)."""
+    """recall@10 of the HNSW index against the exact scan, and both latencies."""
     exact = PostgresDocumentStore(url, pool_size=1, exact_search_max_rows=10**12)
     try:
         want = [{h.chunk_id for h in exact.vectors.search(q, 10, flt)} for q in queries]
-        lat = []
-        for q in queries:
-            t0 = time.perf_counter()
-            exact.vectors.search(q, 10, flt)
-            lat.append((time.perf_counter() - t0) * 1000)
     finally:
         exact.close()
-    out: dict[str, dict[str, float]] = {
-        "exact": {"p50_ms": round(pct(lat, 50), 2), "p95_ms": round(pct(lat, 95), 2)}
-    }
+    out = {"exact": timed_searches(url, queries, want, ef=None, flt=flt)}
     for ef in efs:
-        store = PostgresDocumentStore(url, pool_size=1, exact_search_max_rows=0, hnsw_ef_search=ef)
-        try:
-            for q in queries[:20]:
-                store.vectors.search(q, 10, flt)
-            lat, rec = [], []
-            for q, w in zip(queries, want, strict=True):
-                t0 = time.perf_counter()
-                hits = store.vectors.search(q, 10, flt)
-                lat.append((time.perf_counter() - t0) * 1000)
-                rec.append(len({h.chunk_id for h in hits} & w) / 10)
-        finally:
-            store.close()
-        out[f"ef{ef}"] = {
-            "recall@10": round(float(np.mean(rec)), 4),
-            "min_recall@10": round(float(np.min(rec)), 2),
-            "p50_ms": round(pct(lat, 50), 2),
-            "p95_ms": round(pct(lat, 95), 2),
-        }
+        out[f"ef{ef}"] = timed_searches(url, queries, want, ef=ef, flt=flt)
         print("dense", ef, out[f"ef{ef}"], flush=True)
     return out
 

@@ -27,6 +27,7 @@ import argparse
 import json
 import sqlite3
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 from common import REPO, commit, machine, pct, today
+from ragkeel.storage.filters import Filter
 from ragkeel.storage.postgres import PostgresDocumentStore
 from ragkeel.storage.postgres.store import connect
 from ragkeel.testing import services
@@ -159,45 +161,51 @@ def truth(points: F32, queries: F32, k: int = 10) -> list[set[str]]:
     return out
 
 
-def measure(url: str, queries: F32, want: list[set[str]], efs: list[int]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for ef in efs:  # a store per ef_search: its connections' sessions have it set
-        store = PostgresDocumentStore(url, pool_size=1, exact_search_max_rows=0, hnsw_ef_search=ef)
-        try:
-            for q in queries[:20]:
-                store.vectors.search(q, 10)
-            lat, rec = [], []
-            for q, w in zip(queries, want, strict=True):
-                t0 = time.perf_counter()
-                hits = store.vectors.search(q, 10)
-                lat.append((time.perf_counter() - t0) * 1000)
-                rec.append(len({h.chunk_id for h in hits} & w) / 10)
-        finally:
-            store.close()
-        out[f"ef{ef}"] = {
-            "recall@10": round(float(np.mean(rec)), 4),
-            "min_recall@10": round(float(np.min(rec)), 2),
-            "p50_ms": round(pct(lat, 50), 2),
-            "p95_ms": round(pct(lat, 95), 2),
-        }
-        print(ef, out[f"ef{ef}"], flush=True)
-    exact = PostgresDocumentStore(url, pool_size=1, exact_search_max_rows=10**12)
+def timed_searches(
+    url: str,
+    queries: Sequence[F32],
+    want: Sequence[set[str]],
+    *,
+    ef: int | None,
+    flt: Filter | None = None,
+    warmup: int = 20,
+) -> dict[str, float]:
+    """recall@10 against ``want`` and p50/p95 latency of ``PostgresVectorIndex.search`` (k=10):
+    the HNSW index at ``ef`` (a store per value: its connections' sessions have it set), or
+    the exact scan when ``ef`` is None."""
+    store = PostgresDocumentStore(
+        url,
+        pool_size=1,
+        exact_search_max_rows=10**12 if ef is None else 0,
+        hnsw_ef_search=ef or 40,
+    )
     try:
+        for q in queries[:warmup]:
+            store.vectors.search(q, 10, flt)
         lat, rec = [], []
-        for q, w in zip(queries[:30], want[:30], strict=True):
+        for q, w in zip(queries, want, strict=True):
             t0 = time.perf_counter()
-            hits = exact.vectors.search(q, 10)
+            hits = store.vectors.search(q, 10, flt)
             lat.append((time.perf_counter() - t0) * 1000)
             rec.append(len({h.chunk_id for h in hits} & w) / 10)
-        out["exact"] = {
-            "recall@10": round(float(np.mean(rec)), 4),
-            "p50_ms": round(pct(lat, 50), 2),
-            "p95_ms": round(pct(lat, 95), 2),
-            "queries": len(lat),
-        }
-        print("exact", out["exact"], flush=True)
     finally:
-        exact.close()
+        store.close()
+    return {
+        "recall@10": round(float(np.mean(rec)), 4),
+        "min_recall@10": round(float(np.min(rec)), 2),
+        "p50_ms": round(pct(lat, 50), 2),
+        "p95_ms": round(pct(lat, 95), 2),
+        "queries": len(lat),
+    }
+
+
+def measure(url: str, queries: F32, want: list[set[str]], efs: list[int]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for ef in efs:
+        out[f"ef{ef}"] = timed_searches(url, list(queries), want, ef=ef)
+        print(ef, out[f"ef{ef}"], flush=True)
+    out["exact"] = timed_searches(url, list(queries[:30]), want[:30], ef=None, warmup=2)
+    print("exact", out["exact"], flush=True)
     return out
 
 
