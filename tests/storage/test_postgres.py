@@ -146,3 +146,26 @@ def test_concurrent_writers_of_one_document_queue(postgres_url: str) -> None:
         assert store.check_integrity() == []
     finally:
         store.close()
+
+
+def test_export_documents_reads_a_collection_back_in_batches(postgres_url: str) -> None:
+    store = PostgresDocumentStore(postgres_url, pool_size=2)
+    try:
+        written = {}
+        for i in range(5):
+            doc, chunks = make_doc(f"d{i}", [f"text {i} a", f"text {i} b"], tenant="acme")
+            vectors = _vectors(np.random.default_rng(i), 2)
+            store.upsert_document(doc, chunks, vectors, embedding_model="m")
+            written[doc.id] = (doc, chunks, vectors)
+        hidden, chunks = make_doc("zz", ["secret"], tenant="acme", principals=frozenset({"x"}))
+        store.upsert_document(hidden, chunks, _vectors(np.random.default_rng(9), 1))
+        acme = AccessScope("acme", frozenset({"staff"}))
+        exported = list(store.export_documents("c", scope=acme, batch=2))
+        assert [d.id for d, _, _ in exported] == sorted(written)  # the hidden one is not seen
+        for doc, chunks, vectors in exported:
+            want_doc, want_chunks, want_vectors = written[doc.id]
+            assert (doc, chunks) == (want_doc, want_chunks)
+            np.testing.assert_allclose(vectors, want_vectors, rtol=1e-6)
+        assert list(store.export_documents("nothing", scope=acme)) == []
+    finally:
+        store.close()

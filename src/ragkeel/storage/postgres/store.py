@@ -505,7 +505,7 @@ class PostgresDocumentStore:
                 if doc is None:  # deleted meanwhile
                     continue
                 chunk_rows = by_doc.get(doc_id, [])
-                vectors = [np.asarray(r[-1], np.float32) for r in chunk_rows if r[-1] is not None]
+                vectors = [_array(r[-1]) for r in chunk_rows if r[-1] is not None]
                 matrix = np.stack(vectors) if vectors else np.zeros((0, 0), np.float32)
                 yield doc, [_chunk(r) for r in chunk_rows], matrix
             after = ids[-1]
@@ -647,3 +647,8 @@ def _chunk(row: Sequence[Any]) -> Chunk:
         token_count=row[11],
         metadata=row[12],
     )
+
+
+def _array(value: Any) -> F32:
+    """A ``vector`` column as loaded (pgvector's ``Vector``) as float32."""
+    return np.asarray(value.to_numpy() if hasattr(value, "to_numpy") else value, np.float32)
