@@ -5,6 +5,7 @@ the query, schema migrations from an older version, concurrent writers of one do
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -14,7 +15,8 @@ from ragkeel.errors import StorageError
 from ragkeel.storage.filters import Filter
 from ragkeel.storage.postgres import PostgresDocumentStore, schema
 from ragkeel.storage.postgres.store import connect
-from ragkeel.testing.contracts.store import ids, make_doc
+from ragkeel.storage.sqlite import SqliteDocumentStore
+from ragkeel.testing.contracts.store import ids, make_doc, put
 from ragkeel.types import AccessScope, Chunk, Document
 
 DIM = 16
@@ -169,3 +171,29 @@ def test_export_documents_reads_a_collection_back_in_batches(postgres_url: str) 
         assert list(store.export_documents("nothing", scope=acme)) == []
     finally:
         store.close()
+
+
+def test_bm25_scores_equal_the_sqlite_stores(postgres_url: str, tmp_path: Path) -> None:
+    # the same analyzer and statistics: the same scores (SQLite sums in float32)
+    texts = [
+        "Rotating API keys: create the new key, then revoke the old one.",
+        "The upstream provider was down; answers fell back to citations.",
+        "Keys, keys and more keys: a rotation drill every Friday.",
+        "Quarterly numbers for the board.",
+        "An outage of the provider lasted three hours on Friday.",
+    ]
+    pg = PostgresDocumentStore(postgres_url, pool_size=2)
+    lite = SqliteDocumentStore(tmp_path / "s.db")
+    try:
+        for store in (pg, lite):
+            for i, text in enumerate(texts):
+                put(store, *make_doc(f"d{i}", [text, f"{text} again"], collection="k"))
+            assert store.delete_documents("k", ["d3"]) == 1  # statistics follow deletes
+        for query in ("rotate keys", "provider outage friday", "keys keys", "citations board"):
+            want = lite.keyword.search(query, 10)
+            got = pg.keyword.search(query, 10)
+            assert ids(got) == ids(want), query
+            assert [h.score for h in got] == pytest.approx([h.score for h in want], rel=1e-5)
+    finally:
+        pg.close()
+        lite.close()
