@@ -73,12 +73,12 @@ def mixture(c: F32, n: int, basis: F32, rng: np.random.Generator) -> F32:
     return out
 
 
-def load(url: str, points: F32) -> tuple[float, float]:
+def load(url: str, points: F32, m: int, ef_construction: int) -> tuple[float, float]:
     """COPY the points as one collection 'synthetic' of the default tenant; (copy s, index s)."""
     n, dim = points.shape
     with connect(url) as conn:
         conn.execute("ALTER DATABASE " + conn.info.dbname + " SET maintenance_work_mem = '8GB'")
-    store = PostgresDocumentStore(url, pool_size=1)
+    store = PostgresDocumentStore(url, pool_size=1, hnsw_m=m, hnsw_ef_construction=ef_construction)
     t0 = time.perf_counter()
     with connect(url) as conn:
         from pgvector.psycopg import register_vector
@@ -193,6 +193,7 @@ def timed_searches(
     return {
         "recall@10": round(float(np.mean(rec)), 4),
         "min_recall@10": round(float(np.min(rec)), 2),
+        "queries_recall_below_0.5": int(np.sum(np.asarray(rec) < 0.5)),
         "p50_ms": round(pct(lat, 50), 2),
         "p95_ms": round(pct(lat, 95), 2),
         "queries": len(lat),
@@ -216,6 +217,8 @@ def main() -> None:
     ap.add_argument("--cosine", type=float, default=0.85, help="a point's cosine to its centre")
     ap.add_argument("--noise-rank", type=int, default=64, help="0: isotropic noise")
     ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--m", type=int, default=16, help="HNSW links per node (the store's default)")
+    ap.add_argument("--ef-construction", type=int, default=64, help="the store's default")
     ap.add_argument("--ef", default="20,40,64,100,200")
     ap.add_argument("--url", help="a server to use (its databases vec<N> are replaced)")
     ap.add_argument("--root", type=Path, default=REPO / "bench/out/pg-vectors-server")
@@ -230,6 +233,8 @@ def main() -> None:
         "centres": len(c),
         "cosine_to_centre": args.cosine,
         "noise_rank": args.noise_rank,
+        "hnsw_m": args.m,
+        "hnsw_ef_construction": args.ef_construction,
         "runs": {},
     }
     try:
@@ -248,7 +253,7 @@ def main() -> None:
                 with connect(args.url) as conn:
                     conn.execute(f"DROP DATABASE IF EXISTS {name}")
                     conn.execute(f"CREATE DATABASE {name}")
-            copy_s, index_s = load(url, points)
+            copy_s, index_s = load(url, points, args.m, args.ef_construction)
             print(n, "copy", round(copy_s, 1), "index", round(index_s, 1), flush=True)
             want = truth(points, queries)
             run = {
