@@ -66,10 +66,14 @@ class FullTextIndex:
 
 
 def evaluate(
-    dataset: BeirDataset, container: Container, retriever: HybridRetriever, out_dir: Path
+    dataset: BeirDataset,
+    container: Container,
+    retriever: HybridRetriever,
+    out_dir: Path,
+    modes: tuple[str, ...] = MODES,
 ) -> dict[str, dict[str, float]]:
     out = {}
-    for mode in MODES:
+    for mode in modes:
         outcome = evaluate_beir(
             dataset, container.pipeline, retriever, mode, out_dir, reindex=False
         )
@@ -141,7 +145,7 @@ def main() -> None:
             assert isinstance(store, PostgresDocumentStore)
             store.vectors.exact_max_rows = 0  # the HNSW index answers every dense search
             result["postgres_hnsw_default_ef"] = evaluate(
-                dataset, pg, pg.retriever, args.home / "eval-pg-hnsw"
+                dataset, pg, pg.retriever, args.home / "eval-pg-hnsw", ("dense", "hybrid")
             )
             store.vectors.exact_max_rows = 10_000
             with store.connection() as conn:
@@ -153,7 +157,7 @@ def main() -> None:
             for norm in (0, 1):
                 fts = HybridRetriever(store, FullTextIndex(store, norm), store.vectors, pg.embedder)
                 result[f"postgres_fts_norm{norm}"] = evaluate(
-                    dataset, pg, fts, args.home / f"eval-fts{norm}"
+                    dataset, pg, fts, args.home / f"eval-fts{norm}", ("bm25", "hybrid")
                 )
             flt = Filter(collection=collection_name(dataset))
             queries = [pg.embedder.embed_query(dataset.queries[q]) for q in sorted(dataset.qrels)]
