@@ -6,6 +6,7 @@ Sections::
     RagkeelError                      code            meaning
     │ ── settings, input and data ──
     ├── ConfigError                   CONFIG_INVALID  a setting has a bad value (names key and value)
+    │   └── StoreLocationError        STORE_LOCATION_INVALID  a store named by a bad URL or path (collections copy)
     ├── FilterError                   FILTER_INVALID
     │   └── TraceFilterError          TRACE_FILTER_INVALID  a trace or cost query with a bad filter or cursor
     ├── NameInvalidError              NAME_INVALID    a tenant or collection name the store cannot hold
@@ -31,6 +32,8 @@ Sections::
     │   └── ModelChecksumError        MODEL_CHECKSUM
     ├── EmbeddingError                EMBEDDING_FAILED  an embedder (usually remote) failed
     ├── StorageError                  STORE_ERROR
+    │   └── EmbeddingModelMismatchError EMBEDDING_MODEL_MISMATCH  vectors of another model than the collection's
+    ├── CollectionNotFoundError       COLLECTION_NOT_FOUND  no such collection in the tenant (copy, re-embed)
     ├── TraceNotFoundError            TRACE_NOT_FOUND
     ├── TraceIdAmbiguousError         TRACE_ID_AMBIGUOUS
     ├── TraceStoreError               TRACE_STORE_ERROR
@@ -173,6 +176,26 @@ class EmbeddingError(RagkeelError):
 
 class StorageError(RagkeelError):
     code = "STORE_ERROR"
+
+
+class EmbeddingModelMismatchError(StorageError):
+    """Vectors of one embedding model written into a collection indexed with another (or of
+    another dimension): re-embed the collection, or use another one (issue 13)."""
+
+    code = "EMBEDDING_MODEL_MISMATCH"
+
+
+class CollectionNotFoundError(RagkeelError):
+    """An operator command named a collection the tenant does not have (issue 13)."""
+
+    code = "COLLECTION_NOT_FOUND"
+
+
+class StoreLocationError(ConfigError):
+    """A store named by a URL or path that is malformed, missing, or of a backend this install
+    cannot open (``ragkeel collections copy``, issue 13)."""
+
+    code = "STORE_LOCATION_INVALID"
 
 
 class FilterError(RagkeelError):

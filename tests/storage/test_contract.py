@@ -1,6 +1,6 @@
 """The storage contracts (``ragkeel.testing.contracts``: ``store``, ``keyword_index``,
-``vector_index``) over every backend: SQLite and PostgreSQL (issue 13, the ``postgres_url``
-fixture's server; tests/conftest.py).
+``vector_index``, ``index_versions``) over every backend: SQLite and PostgreSQL (issue 13, the
+``postgres_url`` fixture's server; tests/conftest.py).
 
 Add a backend by adding one ``open_store`` fixture to ``BACKENDS`` below.
 """
@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from ragkeel.storage.sqlite import SqliteDocumentStore
+from ragkeel.testing.contracts.index_versions import IndexVersionContract
 from ragkeel.testing.contracts.keyword_index import KeywordIndexContract
 from ragkeel.testing.contracts.store import (
     AccessContract,
@@ -56,6 +57,10 @@ class TestVectorIndex(Backends, VectorIndexContract):
 
 
 class TestAccess(Backends, AccessContract):
+    pass
+
+
+class TestIndexVersions(Backends, IndexVersionContract):
     pass
 
 

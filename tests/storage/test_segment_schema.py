@@ -294,3 +294,28 @@ def test_segment_caches_survive_the_upgrade_to_tenants(tmp_path: Path) -> None:
         assert dict(store.segments.events) == {"cache_hit": 1}  # nothing rebuilt
     finally:
         store.close()
+
+
+def test_version_3_store_gains_index_versions_keeping_its_data(tmp_path: Path) -> None:
+    store = SqliteDocumentStore(tmp_path / "v3.db", segment_cache=False)
+    put(store, "a", ["apple banana", "cherry"])
+    put(store, "b", ["banana banana", "apple pie"])
+    want = search_all(store)
+    store.close()
+    conn = sqlite3.connect(tmp_path / "v3.db", isolation_level=None)  # back to version 3
+    conn.execute("DROP TABLE version_vectors")
+    conn.execute("DROP TABLE index_builds")
+    conn.execute("ALTER TABLE collections DROP COLUMN index_version")
+    conn.execute("UPDATE meta SET value='3' WHERE key='schema_version'")
+    conn.close()
+
+    store = SqliteDocumentStore(tmp_path / "v3.db", segment_cache=False)
+    try:
+        assert store._conn.execute("SELECT value FROM meta").fetchone() == (str(SCHEMA_VERSION),)
+        active = store.active_version("c")
+        assert active is not None and (active.version, active.embedding_model) == (1, "m")
+        assert search_all(store) == want and store.check_integrity() == []
+        build = store.begin_version("c", "m2", DIM)
+        assert build.version == 2
+    finally:
+        store.close()

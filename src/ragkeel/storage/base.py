@@ -8,14 +8,20 @@ that reads, searches or changes existing documents takes ``scope: AccessScope | 
 the default tenant with every principal, as before tenants) and treats what the scope may not
 see as absent. Searches apply the scope inside the query, like filters.
 
+Moving and re-embedding collections (issue 13): ``iter_documents`` reads a collection back
+in batches, with its chunks and vectors, for ``storage/copy.py`` to write through another
+store's ``upsert_document``; ``IndexVersions`` builds a collection's vectors for a new
+embedding model alongside the live ones and switches to them in one transaction
+(``ingestion/reembed.py`` drives it).
+
 A backend is done when it passes the contract suites ``ragkeel.testing.contracts.store``,
-``keyword_index`` and ``vector_index``, run over every backend by
+``keyword_index``, ``vector_index`` and ``index_versions``, run over every backend by
 ``tests/storage/test_contract.py``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -41,6 +47,33 @@ class StoreStats:
     chunks: int
     collections: Mapping[str, int]  # collection -> chunk count
     embedding_model: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDocument:
+    """A document as stored, with its chunks in order and their vectors (one row per chunk)."""
+
+    document: Document
+    chunks: Sequence[Chunk]
+    vectors: npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True, slots=True)
+class IndexVersion:
+    """One version of a collection's vector index: the model its vectors come from."""
+
+    version: int
+    embedding_model: str | None
+    dimension: int
+
+
+@dataclass(frozen=True, slots=True)
+class PendingChunk:
+    """A chunk still without a vector in a version being built; ``ref`` names its stored row
+    (a replaced chunk is a new row, so a vector is never attached to text it was not made of)."""
+
+    ref: int
+    chunk: Chunk
 
 
 class DocumentStore(Protocol):
@@ -102,7 +135,106 @@ class DocumentStore(Protocol):
 
     def stats(self, *, scope: AccessScope | None = None) -> StoreStats: ...
 
+    def iter_documents(
+        self, collection: str, *, scope: AccessScope | None = None, batch_size: int = 256
+    ) -> Iterator[StoredDocument]:
+        """Every document of the scope tenant's ``collection`` that ``scope`` sees, in document
+        id order, with its ACL, chunks and vectors; read ``batch_size`` documents at a time
+        (each batch one consistent snapshot), so memory stays bounded by a batch."""
+        ...
+
+    def collection_model(
+        self, collection: str, *, scope: AccessScope | None = None
+    ) -> tuple[str | None, int] | None:
+        """(embedding model, dimension) of the scope tenant's ``collection``; None if absent."""
+        ...
+
     def close(self) -> None: ...
+
+
+class CollectionCatalog(Protocol):
+    """What exists, for operator tools (copy, re-embed), never for answering a request."""
+
+    def tenants(self) -> list[str]:
+        """Every tenant that owns a collection."""
+        ...
+
+    def collections(self, *, scope: AccessScope | None = None) -> dict[str, dict[str, object]]:
+        """The scope tenant's collections by name: ``embedding_model``, ``dimension``,
+        ``documents``, ``chunks`` (all ACLs)."""
+        ...
+
+
+class IndexVersions(Protocol):
+    """A collection's vector index in versions: one active version (what searches read), and
+    at most one being built for another embedding model. Building never touches the active
+    vectors; ``activate_version`` switches in one transaction once every chunk of the
+    collection has a vector in the new version, and drops the old vectors. Chunks written
+    while a version is built (with the active model) show up again in ``pending_chunks``."""
+
+    def active_version(
+        self, collection: str, *, scope: AccessScope | None = None
+    ) -> IndexVersion | None:
+        """The version searches read (None: no such collection)."""
+        ...
+
+    def building_version(
+        self, collection: str, *, scope: AccessScope | None = None
+    ) -> IndexVersion | None:
+        """The version being built, if any."""
+        ...
+
+    def begin_version(
+        self,
+        collection: str,
+        embedding_model: str,
+        dimension: int,
+        *,
+        scope: AccessScope | None = None,
+    ) -> IndexVersion:
+        """Start building a version for ``embedding_model`` (the one under way when it is for
+        the same model and dimension: a build resumes; another one is abandoned)."""
+        ...
+
+    def pending_chunks(
+        self,
+        collection: str,
+        version: int,
+        *,
+        limit: int,
+        after: int = 0,
+        scope: AccessScope | None = None,
+    ) -> list[PendingChunk]:
+        """Up to ``limit`` chunks of the collection with ``ref`` above ``after`` that have no
+        vector in ``version`` yet, by ``ref`` (a chunk written later has a higher ``ref``, so
+        a build pages with ``after`` and a last pass from 0 finds nothing it missed)."""
+        ...
+
+    def put_version_vectors(
+        self,
+        collection: str,
+        version: int,
+        refs: Sequence[int],
+        vectors: npt.NDArray[np.float32],
+        *,
+        scope: AccessScope | None = None,
+    ) -> int:
+        """Store vectors of ``version`` for the chunk rows ``refs``; rows gone meanwhile are
+        skipped. Returns how many were stored."""
+        ...
+
+    def activate_version(
+        self, collection: str, version: int, *, scope: AccessScope | None = None
+    ) -> bool:
+        """Atomically make ``version`` the active one if every chunk has a vector in it (False
+        otherwise, nothing changed); the previous version's vectors are dropped."""
+        ...
+
+    def abandon_version(
+        self, collection: str, version: int, *, scope: AccessScope | None = None
+    ) -> bool:
+        """Drop a version under construction; the active one is untouched."""
+        ...
 
 
 class KeywordIndex(Protocol):

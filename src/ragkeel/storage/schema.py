@@ -24,6 +24,14 @@ Version 3 gives every document a tenant and an ACL (issue 11):
   tenants may ingest the same text and get the same ids);
 - ``document_principals`` lists the ACL principals of restricted documents (none: public within
   the tenant); rows go with their document (``ON DELETE CASCADE``).
+
+Version 4 versions a collection's vector index (issue 13, ``sqlite_versions.py``), additively:
+
+- ``collections.index_version`` is the active version, the one ``chunk_vectors`` holds and
+  searches read;
+- ``index_builds`` holds at most one version under construction per collection (its model and
+  dimension), and ``version_vectors`` its vectors, keyed by (chunk rowid, version), so they go
+  with their chunk (``ON DELETE CASCADE``) and never mix with the active ones until the switch.
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ import uuid
 
 from ragkeel.errors import StorageError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -45,7 +53,8 @@ CREATE TABLE IF NOT EXISTS collections (
     uid TEXT NOT NULL DEFAULT '',
     deletions_floor INTEGER NOT NULL DEFAULT 0,
     tenant TEXT NOT NULL DEFAULT 'default',
-    label TEXT NOT NULL DEFAULT ''
+    label TEXT NOT NULL DEFAULT '',
+    index_version INTEGER NOT NULL DEFAULT 1
 );
 CREATE UNIQUE INDEX IF NOT EXISTS collections_by_tenant ON collections(tenant, label);
 CREATE TABLE IF NOT EXISTS documents (
@@ -104,6 +113,19 @@ CREATE TABLE IF NOT EXISTS document_principals (
     principal TEXT NOT NULL,
     PRIMARY KEY (collection, document_id, principal),
     FOREIGN KEY (collection, document_id) REFERENCES documents(collection, id) ON DELETE CASCADE
+);
+CREATE TABLE IF NOT EXISTS index_builds (
+    collection TEXT PRIMARY KEY REFERENCES collections(name) ON DELETE CASCADE,
+    version INTEGER NOT NULL,
+    embedding_model TEXT NOT NULL,
+    dimension INTEGER NOT NULL,
+    started_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS version_vectors (
+    chunk_rowid INTEGER NOT NULL REFERENCES chunks(rowid) ON DELETE CASCADE,
+    version INTEGER NOT NULL,
+    vector BLOB NOT NULL,
+    PRIMARY KEY (chunk_rowid, version)
 );
 """
 
@@ -182,14 +204,32 @@ CREATE TABLE document_principals (
 );
 """
 
+# v3 -> v4: only additions (the index version pointer, builds and their vectors)
+_V3_TO_V4 = """
+ALTER TABLE collections ADD COLUMN index_version INTEGER NOT NULL DEFAULT 1;
+CREATE TABLE index_builds (
+    collection TEXT PRIMARY KEY REFERENCES collections(name) ON DELETE CASCADE,
+    version INTEGER NOT NULL,
+    embedding_model TEXT NOT NULL,
+    dimension INTEGER NOT NULL,
+    started_at REAL NOT NULL
+);
+CREATE TABLE version_vectors (
+    chunk_rowid INTEGER NOT NULL REFERENCES chunks(rowid) ON DELETE CASCADE,
+    version INTEGER NOT NULL,
+    vector BLOB NOT NULL,
+    PRIMARY KEY (chunk_rowid, version)
+);
+"""
+
 
 def new_uid() -> str:
     return uuid.uuid4().hex
 
 
 def migrate(conn: sqlite3.Connection) -> None:
-    """Create the schema, or bring a version-1 or -2 store to version 3 step by step (in one
-    transaction); refuse anything else.
+    """Create the schema, or bring a version-1, -2 or -3 store to version 4 step by step (in
+    one transaction); refuse anything else.
 
     ``conn`` is in autocommit mode (``isolation_level=None``). An up-to-date store is only read,
     so opening it never waits for a writer.
@@ -269,7 +309,12 @@ def _upgrade_v2(conn: sqlite3.Connection) -> int:
     return 3
 
 
-_UPGRADES = {1: _upgrade_v1, 2: _upgrade_v2}
+def _upgrade_v3(conn: sqlite3.Connection) -> int:
+    _run(conn, _V3_TO_V4)
+    return 4
+
+
+_UPGRADES = {1: _upgrade_v1, 2: _upgrade_v2, 3: _upgrade_v3}
 
 
 def _check_foreign_keys(conn: sqlite3.Connection) -> None:

@@ -31,16 +31,24 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from ragkeel.errors import StorageError
+from ragkeel.errors import EmbeddingModelMismatchError, StorageError
 from ragkeel.storage import deletion_log
+from ragkeel.storage import sqlite_versions as versions
 from ragkeel.storage.analyzer import term_frequencies
-from ragkeel.storage.base import StoredDocumentInfo, StoreStats
+from ragkeel.storage.base import (
+    IndexVersion,
+    PendingChunk,
+    StoredDocument,
+    StoredDocumentInfo,
+    StoreStats,
+)
 from ragkeel.storage.filters import Filter, acl_sql
 from ragkeel.storage.schema import migrate, new_uid
 from ragkeel.storage.segment import Segment
 from ragkeel.storage.segment_cache import SegmentCache
 from ragkeel.storage.segment_source import CompactionPolicy, SqliteSegmentSource
 from ragkeel.storage.sqlite_masks import SqliteRowMasks
+from ragkeel.storage.sqlite_rows import CHUNK_COLUMNS, chunk_of, read_page
 from ragkeel.storage.sqlite_search import SqliteKeywordIndex, SqliteVectorIndex
 from ragkeel.storage.tenancy import check_name, check_principals, scope_or_default, storage_key
 from ragkeel.types import AccessScope, Chunk, Document
@@ -307,10 +315,11 @@ class SqliteDocumentStore:
             return key
         key = str(row[0])
         if (model is not None and row[1] not in (None, model)) or (dim and row[2] not in (0, dim)):
-            raise StorageError(
+            raise EmbeddingModelMismatchError(
                 f"collection {name!r} was indexed with {row[1]} ({row[2]} dims); "
                 f"cannot add vectors from {model} ({dim} dims)",
-                hint="ingest into another --collection or drop this one first",
+                hint="ingest into another --collection, drop this one first, or move it to the "
+                "new model with `ragkeel collections reembed`",
             )
         if row[1] is None and model is not None:
             db.execute(
@@ -437,28 +446,35 @@ class SqliteDocumentStore:
             for start in range(0, len(ids), 500):
                 part = ids[start : start + 500]
                 for row in self._conn.execute(
-                    "SELECT c.id, c.document_id, k.label, c.ordinal, c.text, c.start, c.end_, "
-                    "c.title, c.source, c.heading_path, c.page, c.token_count, c.metadata "
-                    "FROM chunks c JOIN collections k ON k.name = c.collection "
-                    f"WHERE c.tenant=? AND c.id IN ({','.join('?' * len(part))}) AND {acl}",
+                    f"SELECT {CHUNK_COLUMNS} FROM chunks c JOIN collections k ON k.name = "
+                    f"c.collection WHERE c.tenant=? AND c.id IN ({','.join('?' * len(part))}) "
+                    f"AND {acl}",
                     (access.tenant, *part, *acl_params),
                 ):
-                    out[row[0]] = Chunk(
-                        id=row[0],
-                        document_id=row[1],
-                        collection=row[2],
-                        ordinal=row[3],
-                        text=row[4],
-                        start=row[5],
-                        end=row[6],
-                        title=row[7],
-                        source=row[8],
-                        heading_path=tuple(json.loads(row[9])),
-                        page=row[10],
-                        token_count=row[11],
-                        metadata=json.loads(row[12]),
-                    )
+                    out[row[0]] = chunk_of(row)
         return out
+
+    def iter_documents(
+        self, collection: str, *, scope: AccessScope | None = None, batch_size: int = 256
+    ) -> Iterator[StoredDocument]:
+        """Pages through the documents by id (keyset), one read transaction per page, so a
+        long copy neither holds a snapshot open nor misses a page to concurrent writes."""
+        key = self._key(scope, collection)
+        if key is None:
+            return
+        acl, acl_params = acl_sql(scope_or_default(scope), "d", "id")
+        after = ""
+        while True:
+            with self._lock:
+                self._conn.execute("BEGIN")
+                try:
+                    page = read_page(self._conn, key, after, batch_size, acl, acl_params)
+                finally:
+                    self._conn.execute("COMMIT")
+            yield from page
+            if len(page) < batch_size:
+                return
+            after = page[-1].document.id
 
     def tenants(self) -> list[str]:
         """Every tenant that owns a collection (operator bookkeeping, e.g. the upload area's
@@ -515,6 +531,80 @@ class SqliteDocumentStore:
             ok = self._conn.execute("PRAGMA integrity_check").fetchone()[0]
         problems = [f"{n} {k}" for k, n in found.items() if n]
         return problems if ok == "ok" else [*problems, f"sqlite integrity_check: {ok}"]
+
+    # -- index versions (issue 13): ``sqlite_versions.py`` ---------------------------------------
+    def active_version(
+        self, collection: str, *, scope: AccessScope | None = None
+    ) -> IndexVersion | None:
+        key = self._key(scope, collection)
+        with self._lock:
+            return None if key is None else versions.active(self._conn, key)
+
+    def building_version(
+        self, collection: str, *, scope: AccessScope | None = None
+    ) -> IndexVersion | None:
+        key = self._key(scope, collection)
+        with self._lock:
+            return None if key is None else versions.building(self._conn, key)
+
+    def begin_version(
+        self,
+        collection: str,
+        embedding_model: str,
+        dimension: int,
+        *,
+        scope: AccessScope | None = None,
+    ) -> IndexVersion:
+        with self._write() as db:
+            return versions.begin(
+                db, self._existing_key(scope, collection), embedding_model, dimension
+            )
+
+    def pending_chunks(
+        self,
+        collection: str,
+        version: int,
+        *,
+        limit: int,
+        after: int = 0,
+        scope: AccessScope | None = None,
+    ) -> list[PendingChunk]:
+        key = self._existing_key(scope, collection)
+        with self._lock:
+            return versions.pending(self._conn, key, version, limit, after)
+
+    def put_version_vectors(
+        self,
+        collection: str,
+        version: int,
+        refs: Sequence[int],
+        vectors: F32,
+        *,
+        scope: AccessScope | None = None,
+    ) -> int:
+        with self._write() as db:
+            return versions.put(db, self._existing_key(scope, collection), version, refs, vectors)
+
+    def activate_version(
+        self, collection: str, version: int, *, scope: AccessScope | None = None
+    ) -> bool:
+        with self._write() as db:
+            return versions.activate(db, self._existing_key(scope, collection), version)
+
+    def abandon_version(
+        self, collection: str, version: int, *, scope: AccessScope | None = None
+    ) -> bool:
+        with self._write() as db:
+            return versions.abandon(db, self._existing_key(scope, collection), version)
+
+    def _existing_key(self, scope: AccessScope | None, collection: str) -> str:
+        key = self._key(scope, collection)
+        if key is None:
+            raise StorageError(
+                f"no collection {collection!r} in this tenant",
+                hint="`ragkeel collections list` shows the collections",
+            )
+        return key
 
     # -- search support -------------------------------------------------------------------------
     def collection_model(

@@ -5,7 +5,9 @@ Four suites, each a class of pytest tests typed to the Protocols in ``storage/ba
 
 * ``DocumentStoreContract`` (here) — documents and chunks round-trip; an upsert replaces a
   document atomically (a failed one keeps the previous version); deletes, relocation, listing by
-  source, stats; a second handle on the same storage sees committed writes.
+  source, stats; a second handle on the same storage sees committed writes; a collection read
+  back in batches (``iter_documents``: documents with ACL, chunks and vectors, in id order,
+  within the scope) and its embedding model (issue 13).
 * ``KeywordIndexContract`` (``keyword_index.py``) — BM25 search: the order BM25 gives on a tiny
   hand-computed corpus, ranks and scores, ``k``, ties, an empty index, filters applied inside
   the search, no ghost hits from replaced or deleted documents.
@@ -46,7 +48,13 @@ import numpy.typing as npt
 import pytest
 
 from ragkeel.errors import FilterError, NameInvalidError, StorageError
-from ragkeel.storage.base import DocumentStore, KeywordIndex, VectorIndex
+from ragkeel.storage.base import (
+    CollectionCatalog,
+    DocumentStore,
+    IndexVersions,
+    KeywordIndex,
+    VectorIndex,
+)
 from ragkeel.storage.filters import Filter
 from ragkeel.types import DEFAULT_TENANT, AccessScope, Chunk, Document, ScoredChunk
 
@@ -54,8 +62,9 @@ DIM = 8
 EMBEDDING_MODEL = "test-model"
 
 
-class IndexedStore(DocumentStore, Protocol):
-    """A ``DocumentStore`` with its two search indexes (as ``SqliteDocumentStore`` has)."""
+class IndexedStore(DocumentStore, CollectionCatalog, IndexVersions, Protocol):
+    """A ``DocumentStore`` with its two search indexes (as ``SqliteDocumentStore`` has), its
+    catalogue of tenants and collections and its index versions (issue 13)."""
 
     @property
     def keyword(self) -> KeywordIndex: ...
@@ -227,6 +236,36 @@ class DocumentStoreContract(StoreContract):
             == []
         )
         assert store.get_chunks([chunks[0].id])[chunks[0].id].source == "/new/path.txt"
+
+    def test_iter_documents_reads_a_collection_back_in_batches(self, store: IndexedStore) -> None:
+        written = {}
+        for i in range(7):
+            texts = [f"text {i} part {j}" for j in range(i % 3 + 1)]
+            principals = frozenset({"hr"}) if i % 2 else frozenset()
+            doc, chunks = make_doc(
+                f"d{i}", texts, metadata={"n": i}, tenant=TENANT_A, principals=principals
+            )
+            put(store, doc, chunks, axis=i)
+            written[doc.id] = (doc, chunks)
+        put(store, *make_doc("other", ["elsewhere"], collection="k", tenant=TENANT_A))
+        put(store, *make_doc("d0", ["another tenant"], tenant=TENANT_B))
+        got = list(store.iter_documents("c", scope=A, batch_size=3))
+        assert [s.document.id for s in got] == sorted(written)
+        for stored in got:
+            doc, chunks = written[stored.document.id]
+            assert stored.document == doc and list(stored.chunks) == chunks
+            assert stored.vectors.dtype == np.float32
+            axis = int(doc.id[1:])
+            expected = np.stack([unit(axis + i) for i in range(len(chunks))])
+            np.testing.assert_array_equal(stored.vectors, expected)
+        public = [s.document.id for s in store.iter_documents("c", scope=scoped())]
+        assert public == ["d0", "d2", "d4", "d6"]  # the ACL applies to reads in bulk too
+        assert list(store.iter_documents("missing", scope=A)) == []
+        assert list(store.iter_documents("c")) == []  # nothing in the default tenant
+        assert store.collection_model("c", scope=A) == (EMBEDDING_MODEL, DIM)
+        assert store.collection_model("c") is None
+        assert store.tenants() == [TENANT_A, TENANT_B]
+        assert sorted(store.collections(scope=A)) == ["c", "k"]
 
     def test_second_handle_sees_committed_writes(self, open_store: StoreOpener) -> None:
         writer = open_store()

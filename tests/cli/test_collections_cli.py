@@ -1,0 +1,74 @@
+"""``ragkeel collections copy`` and ``reembed`` (issue 13), run in process on the real app:
+ingest with the hashing embedder, copy the home's store to another file, search the copy,
+re-embed it with another model; bad input ends with its stable code."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from ragkeel.cli.main import app
+from ragkeel.errors import RagkeelError
+
+
+@pytest.fixture(autouse=True)
+def _hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RAGKEEL_EMBEDDING__PROVIDER", "hashing")
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(app, list(args))
+
+
+def code(result: Result) -> str:
+    assert isinstance(result.exception, RagkeelError), result.output
+    return result.exception.code
+
+
+def test_copy_then_reembed_the_copy(
+    tmp_path: Path, _isolated_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "keys.md").write_text("# API keys\n\nRotate an API key by creating a new key.\n")
+    (docs / "outage.txt").write_text("Postmortem\n\nThe upstream provider was down.\n")
+    assert run("ingest", str(docs), "--collection", "kb").exit_code == 0
+    home_db, copy_db = _isolated_home / "ragkeel.db", tmp_path / "copy" / "ragkeel.db"
+    args = ("collections", "copy", "--from", f"sqlite:{home_db}", "--to", f"sqlite:{copy_db}")
+    done = run(*args, "--batch-size", "1")
+    assert done.exit_code == 0, done.output
+    assert "2 documents (2 chunks) written, 0 unchanged" in done.stdout
+    assert "default/kb: 1/2 documents" in done.stderr  # a progress line per batch
+    again = run(*args, "--quiet")
+    assert "0 documents (0 chunks) written, 2 unchanged" in again.stdout and not again.stderr
+
+    assert (
+        code(
+            run(
+                "collections",
+                "copy",
+                "--from",
+                f"sqlite:{tmp_path / 'typo.db'}",
+                "--to",
+                f"sqlite:{copy_db}",
+            )
+        )
+        == "STORE_LOCATION_INVALID"
+    )
+    assert code(run(*args, "--collection", "nope")) == "COLLECTION_NOT_FOUND"
+
+    monkeypatch.setenv("RAGKEEL_STORAGE__PATH", str(copy_db))
+    monkeypatch.setenv("RAGKEEL_EMBEDDING__HASHING_DIMENSION", "128")
+    moved = run("collections", "reembed", "kb")
+    assert moved.exit_code == 0, moved.output
+    assert "switched kb to hashing-128 (version 2): 2 chunks embedded" in moved.stdout
+    assert "kb -> hashing-128 (version 2): 2/2 chunks embedded" in moved.stderr
+    assert "already uses hashing-128" in run("collections", "reembed", "kb").stdout
+    listed = json.loads(run("collections", "list", "--json").stdout)
+    assert listed["kb"]["embedding_model"] == "hashing-128" and listed["kb"]["dimension"] == 128
+    dense = run("search", "rotate api key", "--mode", "dense", "--k", "1", "--json")
+    assert json.loads(dense.stdout)["hits"][0]["chunk"]["source"].endswith("keys.md")
+    assert code(run(*args)) == "EMBEDDING_MODEL_MISMATCH"  # the home's kb is on hashing-384
