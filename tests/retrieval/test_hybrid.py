@@ -47,6 +47,7 @@ class Asked:
     k: int
     flt: Filter | None
     scope: AccessScope | None = None
+    model: str | None = None
 
 
 @dataclass
@@ -80,8 +81,9 @@ class FakeVectorIndex:
         flt: Filter | None = None,
         *,
         scope: AccessScope | None = None,
+        model: str | None = None,
     ) -> list[ScoredChunk]:
-        self.asked.append(Asked(k, flt, scope))
+        self.asked.append(Asked(k, flt, scope, model))
         scored = sorted(
             ((cid, float(v @ vector)) for cid, v in self.vectors.items()),
             key=lambda cs: (-cs[1], cs[0]),
@@ -200,6 +202,11 @@ def test_the_filter_goes_to_both_indexes(hybrid: HybridRetriever, parts: Parts) 
     flt = Filter(collection="c", metadata={"team": "ops"})
     hybrid.search(QUERY, 3, flt=flt)
     assert parts.keyword.asked[-1].flt == flt and parts.vectors.asked[-1].flt == flt
+
+
+def test_the_dense_half_asks_for_the_embedders_model(hybrid: HybridRetriever, parts: Parts) -> None:
+    hybrid.search(QUERY, 3)  # collections of another model are not compared (issue 13)
+    assert parts.vectors.asked[-1].model == "fixed"
 
 
 def test_the_scope_goes_to_both_indexes_and_the_chunk_lookup(

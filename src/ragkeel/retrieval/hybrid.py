@@ -3,6 +3,11 @@
 ``search`` takes the caller's ``AccessScope`` (None: the default tenant with every principal,
 what the CLI and auth-off use) and hands it to both halves, which apply it inside the search,
 and to the chunk lookup, so a hit the scope may not see never reaches a result.
+
+The dense half searches only collections indexed with the embedder's model (``model=``): while
+a collection is re-embedded and switched to another model (issue 13, ``ingestion/reembed.py``),
+a process still on the old model answers from the keyword half for it instead of comparing
+vectors of two models (or failing on their dimensions), until it restarts with the new one.
 """
 
 from __future__ import annotations
@@ -123,7 +128,7 @@ class HybridRetriever:
         t0 = time.perf_counter()
         vector = self.embedder.embed_query(query)
         t1 = time.perf_counter()
-        hits = self.vectors.search(vector, n, flt, scope=scope)
+        hits = self.vectors.search(vector, n, flt, scope=scope, model=self.embedder.name)
         timings[_KEY[names.STAGE_EMBED]] = (t1 - t0) * 1000
         timings[_KEY[names.STAGE_DENSE]] = (time.perf_counter() - t1) * 1000
         return hits

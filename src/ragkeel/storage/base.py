@@ -258,9 +258,13 @@ class VectorIndex(Protocol):
         flt: Filter | None = None,
         *,
         scope: AccessScope | None = None,
+        model: str | None = None,
     ) -> list[ScoredChunk]:
         """Cosine top-``k`` (vectors are L2-normalised) among chunks that pass ``flt`` and
-        ``scope``."""
+        ``scope``. With ``model`` (the query's embedding model), only collections whose active
+        index version is of that model are searched: a query vector of one model compared
+        with another's vectors means nothing (a replica still on the old model while a
+        collection switches, issue 13)."""
         ...
 
 

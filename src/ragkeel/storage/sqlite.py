@@ -617,12 +617,17 @@ class SqliteDocumentStore:
             ).fetchone()
         return (row[0], int(row[1])) if row else None
 
-    def search_keys(self, tenant: str, collection: str | None) -> list[str]:
-        """Storage keys of the tenant's collections (only ``collection`` when given)."""
+    def search_keys(
+        self, tenant: str, collection: str | None, model: str | None = None
+    ) -> list[str]:
+        """Storage keys of the tenant's collections (only ``collection`` when given; only
+        those indexed with ``model`` when given)."""
         query = "SELECT name FROM collections WHERE tenant=?"
         params: tuple[str, ...] = (tenant,)
         if collection is not None:
-            query, params = query + " AND label=?", (tenant, collection)
+            query, params = query + " AND label=?", (*params, collection)
+        if model is not None:
+            query, params = query + " AND embedding_model=?", (*params, model)
         with self._lock:
             return [r[0] for r in self._conn.execute(query + " ORDER BY name", params)]
 

@@ -33,8 +33,11 @@ ScoreFn = Callable[[Segment, "npt.NDArray[np.bool_] | None"], list[tuple[int, fl
 class SegmentReader(Protocol):
     """What the indexes need from the store that owns the segments."""
 
-    def search_keys(self, tenant: str, collection: str | None) -> list[str]:
-        """Storage keys of the tenant's collections (only ``collection`` when given)."""
+    def search_keys(
+        self, tenant: str, collection: str | None, model: str | None = None
+    ) -> list[str]:
+        """Storage keys of the tenant's collections (only ``collection`` when given; only
+        those indexed with ``model`` when given)."""
         ...
 
     def segment(self, collection: str) -> Segment:
@@ -58,12 +61,17 @@ class _SegmentSearch:
         self._store = store
 
     def _run(
-        self, flt: Filter | None, scope: AccessScope | None, k: int, score: ScoreFn
+        self,
+        flt: Filter | None,
+        scope: AccessScope | None,
+        k: int,
+        score: ScoreFn,
+        model: str | None = None,
     ) -> list[ScoredChunk]:
         access = scope_or_default(scope)
         collection = flt.collection if flt is not None else None
         results: list[tuple[float, str]] = []
-        for key in self._store.search_keys(access.tenant, collection):
+        for key in self._store.search_keys(access.tenant, collection, model):
             seg = self._store.segment(key)
             mask = self._store.visible_mask(key, seg, flt, access)
             results.extend((s, seg.chunk_id(p)) for p, s in score(seg, mask))
@@ -92,6 +100,7 @@ class SqliteVectorIndex(_SegmentSearch):
         flt: Filter | None = None,
         *,
         scope: AccessScope | None = None,
+        model: str | None = None,
     ) -> list[ScoredChunk]:
         query = np.asarray(vector, dtype=np.float32)
-        return self._run(flt, scope, k, lambda seg, mask: seg.dense(query, k, mask))
+        return self._run(flt, scope, k, lambda seg, mask: seg.dense(query, k, mask), model)

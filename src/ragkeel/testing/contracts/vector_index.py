@@ -11,6 +11,7 @@ search over the L2-normalised vectors its store holds. Run it by subclassing
 * Filters act inside the search: ``k`` hits come back even when many nearer chunks fail the
   filter.
 * A replaced or deleted document leaves no hits, and the chunks left fill its places.
+* With ``model``, collections indexed with another embedding model are not searched (issue 13).
 """
 
 from __future__ import annotations
@@ -158,3 +159,13 @@ class VectorIndexContract(StoreContract):
         assert ids(store.vectors.search(unit(0), 2)) == near
         assert store.delete_documents("c", ["near"]) == 1
         assert ids(store.vectors.search(unit(0), 2)) == far
+
+    def test_a_query_model_searches_only_its_collections(self, store: IndexedStore) -> None:
+        put(store, *make_doc("d1", ["mine"], collection="c"))
+        doc, chunks = make_doc("d2", ["theirs"], collection="k")
+        store.upsert_document(doc, chunks, np.stack([unit(0)]), embedding_model="another-model")
+        both = ids(store.vectors.search(unit(0), 5))
+        assert sorted(both) == ["c-d1-v1-0", "k-d2-v1-0"]
+        assert ids(store.vectors.search(unit(0), 5, model=EMBEDDING_MODEL)) == ["c-d1-v1-0"]
+        assert ids(store.vectors.search(unit(0), 5, model="another-model")) == ["k-d2-v1-0"]
+        assert store.vectors.search(unit(0), 5, Filter(collection="k"), model="third") == []
