@@ -43,6 +43,7 @@ class ReembedProgress:
     version: int = 0
     total: int = 0  # chunks in the collection when the run started
     embedded: int = 0
+    embed_seconds: float = 0.0  # inside the embedder (the rest is the store's)
     passes: int = 0
     switched: bool = False  # the new version is active
     current: bool = False  # nothing to do: the collection already uses this model
@@ -127,7 +128,9 @@ def _embed_pending(
         )
         if not batch:
             return
+        t0 = time.perf_counter()
         vectors = embedder.embed_documents([p.chunk.index_text() for p in batch])
+        state.embed_seconds += time.perf_counter() - t0
         state.embedded += store.put_version_vectors(
             collection, version, [p.ref for p in batch], vectors, scope=scope
         )
