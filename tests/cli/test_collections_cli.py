@@ -72,3 +72,41 @@ def test_copy_then_reembed_the_copy(
     dense = run("search", "rotate api key", "--mode", "dense", "--k", "1", "--json")
     assert json.loads(dense.stdout)["hits"][0]["chunk"]["source"].endswith("keys.md")
     assert code(run(*args)) == "EMBEDDING_MODEL_MISMATCH"  # the home's kb is on hashing-384
+
+
+def test_copy_to_postgres_then_reembed_there(
+    tmp_path: Path, _isolated_home: Path, monkeypatch: pytest.MonkeyPatch, postgres_url: str
+) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "keys.md").write_text("# API keys\n\nRotate an API key by creating a new key.\n")
+    (docs / "outage.txt").write_text("Postmortem\n\nThe upstream provider was down.\n")
+    assert run("ingest", str(docs), "--collection", "kb").exit_code == 0
+    home_db = _isolated_home / "ragkeel.db"
+    to_pg = (
+        "collections",
+        "copy",
+        "--from",
+        f"sqlite:{home_db}",
+        "--to",
+        f"postgres:{postgres_url}",
+    )
+    done = run(*to_pg)
+    assert done.exit_code == 0, done.output
+    assert "2 documents (2 chunks) written" in done.stdout and "**" in done.stdout  # user masked
+    assert "0 documents (0 chunks) written, 2 unchanged" in run(*to_pg).stdout
+    back = tmp_path / "back" / "ragkeel.db"
+    assert (
+        run("collections", "copy", "--from", postgres_url, "--to", f"sqlite:{back}").exit_code == 0
+    )
+
+    monkeypatch.setenv("RAGKEEL_STORAGE__BACKEND", "postgres")
+    monkeypatch.setenv("RAGKEEL_STORAGE__POSTGRES__URL", postgres_url)
+    found = run("search", "rotate api key", "--k", "1", "--json")
+    assert json.loads(found.stdout)["hits"][0]["chunk"]["source"].endswith("keys.md")
+    monkeypatch.setenv("RAGKEEL_EMBEDDING__HASHING_DIMENSION", "128")
+    moved = run("collections", "reembed", "kb")
+    assert "switched kb to hashing-128 (version 2): 2 chunks embedded" in moved.stdout
+    dense = run("search", "rotate api key", "--mode", "dense", "--k", "1", "--json")
+    assert json.loads(dense.stdout)["hits"][0]["chunk"]["source"].endswith("keys.md")
+    assert code(run(*to_pg)) == "EMBEDDING_MODEL_MISMATCH"  # the SQLite kb is on hashing-384

@@ -1,12 +1,13 @@
-"""Re-embedding without downtime (issue 13) on the real SQLite store: a collection moves to
-another embedding model while another handle searches it and a writer keeps ingesting with
-the old model; no search ever sees a mix of the two versions."""
+"""Re-embedding without downtime (issue 13) on both real stores (SQLite, and PostgreSQL on the
+``postgres_url`` fixture's server): a collection moves to another embedding model while another
+handle searches it and a writer keeps ingesting with the old model; no search ever sees a mix
+of the two versions."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from ragkeel.embeddings.base import Matrix, Vector
 from ragkeel.embeddings.hashing import HashingEmbedder
 from ragkeel.errors import CollectionNotFoundError, EmbeddingModelMismatchError
 from ragkeel.ingestion.reembed import ReembedProgress, reembed_collection
+from ragkeel.storage.base import ManagedStore
 from ragkeel.storage.sqlite import SqliteDocumentStore
 from ragkeel.tokens import RegexTokenCounter
 from ragkeel.types import AccessScope, Chunk, Document
@@ -63,7 +65,7 @@ PROBE = np.zeros(2 * HALF, np.float32)
 PROBE[0], PROBE[HALF] = 1 / np.sqrt(2), -1 / np.sqrt(2)
 
 
-def write(store: SqliteDocumentStore, i: int, embedder: HalfSpaceEmbedder = OLD) -> None:
+def write(store: ManagedStore, i: int, embedder: HalfSpaceEmbedder = OLD) -> None:
     text = f"document number {i} about topic {i % 7}"
     doc = Document(f"d{i}", "c", f"/src/d{i}.txt", f"D{i}", text, f"hash-{i}")
     chunk = Chunk(f"c-d{i}", doc.id, "c", 0, text, 0, len(text), title=doc.title)
@@ -71,19 +73,32 @@ def write(store: SqliteDocumentStore, i: int, embedder: HalfSpaceEmbedder = OLD)
     store.upsert_document(doc, [chunk], vectors, embedding_model=embedder.name)
 
 
-def versions_seen(store: SqliteDocumentStore) -> set[str]:
+def versions_seen(store: ManagedStore) -> set[str]:
     """Which models' vectors one search sees ({'old'}, {'new'}; both would be a mixed index)."""
     hits = store.vectors.search(PROBE, 10_000)
     return {"old" if h.score > 0 else "new" for h in hits}
 
 
-def test_queries_during_a_rebuild_see_one_version_and_writes_go_on(tmp_path: Path) -> None:
-    path = tmp_path / "store.db"
-    store = SqliteDocumentStore(path)
+Opener = Callable[[], ManagedStore]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Opener:
+    """Opens a new handle on one fresh store each call."""
+    if request.param == "sqlite":
+        return lambda: SqliteDocumentStore(tmp_path / "store.db")
+    from ragkeel.storage.postgres import PostgresDocumentStore
+
+    url = request.getfixturevalue("postgres_url")
+    return lambda: PostgresDocumentStore(url, pool_size=2)
+
+
+def test_queries_during_a_rebuild_see_one_version_and_writes_go_on(open_store: Opener) -> None:
+    store = open_store()
     for i in range(300):
         write(store, i)
-    searcher = SqliteDocumentStore(path)  # another handle: a replica serving queries
-    writer = SqliteDocumentStore(path)  # ingestion with the old model, going on meanwhile
+    searcher = open_store()  # another handle: a replica serving queries
+    writer = open_store()  # ingestion with the old model, going on meanwhile
     seen: list[tuple[float, set[str]]] = []
     stop = threading.Event()
     written_during = [0]

@@ -68,7 +68,7 @@ def test_hnsw_search_with_filters_and_acl_finds_k_visible_hits(postgres_url: str
             cid = approx.search_collections("acme", "c")[0].id
             plan = conn.execute(
                 f"EXPLAIN SELECT c.pk FROM chunks c WHERE c.collection_id = {cid} "
-                f"ORDER BY c.embedding::vector({DIM}) <=> %s::vector({DIM}) LIMIT 10",
+                f"AND vector_dims(c.embedding) = {DIM} ORDER BY c.embedding::vector({DIM}) <=> %s::vector({DIM}) LIMIT 10",
                 (query,),
             ).fetchall()
         assert any(f"chunks_hnsw_{cid}" in str(r[0]) for r in plan)  # the partial index is used
@@ -104,7 +104,7 @@ def test_upgrade_from_schema_version_1_keeps_the_data(postgres_url: str) -> None
         PostgresDocumentStore(postgres_url, migrate_on_start=False)
     assert "db upgrade" in (info.value.hint or "")
     with connect(postgres_url) as conn:
-        assert [m.version for m in schema.migrate(conn)] == [2]
+        assert [m.version for m in schema.migrate(conn)] == [2, 3]
         assert schema.migrate(conn) == []  # idempotent
         assert schema.current_version(conn) == schema.SCHEMA_VERSION
     store = PostgresDocumentStore(postgres_url, migrate_on_start=False)
@@ -116,6 +116,8 @@ def test_upgrade_from_schema_version_1_keeps_the_data(postgres_url: str) -> None
         assert ids(store.vectors.search(np.array([1, 0], np.float32), 5)) == ["k1"]
         doc = store.get_document("kb", "d1")
         assert doc is not None and doc.text == "old zebra text"
+        active = store.active_version("kb")  # version 3: the index-version pointer (issue 13)
+        assert active is not None and (active.version, active.embedding_model) == (1, "m")
     finally:
         store.close()
 

@@ -10,8 +10,9 @@ active model; then it switches in one transaction and the old vectors are droppe
 1. ``begin_version(model, dimension)`` — or resume the build an interrupted run left;
 2. page through ``pending_chunks`` (by ``ref``), embed each batch's ``index_text`` (what
    ingestion embeds) and ``put_version_vectors``;
-3. ``activate_version``: it refuses while chunks written meanwhile still lack a vector; then
-   the next pass embeds just those, until the switch succeeds (``max_passes``).
+3. ``activate_version``: chunks written meanwhile (up to a batch of them) are embedded inside
+   the switch, while writes wait; more than that, and the next pass embeds them first
+   (``max_passes``), so a collection written to all the time still switches.
 
 Chunks are kept as they are (their boundaries were made with the old model's tokenizer); a
 model that needs other chunk sizes means re-ingesting instead. Searches must embed queries with
@@ -22,14 +23,15 @@ with them once it has switched (``collection_model`` says which model is active)
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from ragkeel.embeddings.base import Embedder
+from ragkeel.embeddings.base import Matrix as F32
 from ragkeel.errors import CollectionNotFoundError, StorageError
 from ragkeel.storage.base import CollectionCatalog, IndexVersions
-from ragkeel.types import AccessScope
+from ragkeel.types import AccessScope, Chunk
 
 
 class ReembedStore(IndexVersions, CollectionCatalog, Protocol):
@@ -99,7 +101,13 @@ def reembed_collection(
         _embed_pending(
             store, embedder, collection, build.version, scope, batch_size, state, progress
         )
-        if store.activate_version(collection, build.version, scope=scope):
+        if store.activate_version(
+            collection,
+            build.version,
+            embed=lambda chunks: _embed(embedder, chunks, state, count=True),
+            max_pending=batch_size,
+            scope=scope,
+        ):
             state.switched = True
             if progress is not None:
                 progress(state)
@@ -128,12 +136,23 @@ def _embed_pending(
         )
         if not batch:
             return
-        t0 = time.perf_counter()
-        vectors = embedder.embed_documents([p.chunk.index_text() for p in batch])
-        state.embed_seconds += time.perf_counter() - t0
+        vectors = _embed(embedder, [p.chunk for p in batch], state)
         state.embedded += store.put_version_vectors(
             collection, version, [p.ref for p in batch], vectors, scope=scope
         )
         after = batch[-1].ref
         if progress is not None:
             progress(state)
+
+
+def _embed(
+    embedder: Embedder, chunks: Sequence[Chunk], state: ReembedProgress, *, count: bool = False
+) -> F32:
+    """What ingestion embeds of each chunk (``index_text``), timed (and counted: ``count``,
+    for the chunks the switch embeds itself)."""
+    t0 = time.perf_counter()
+    vectors = embedder.embed_documents([c.index_text() for c in chunks])
+    state.embed_seconds += time.perf_counter() - t0
+    if count:
+        state.embedded += len(chunks)
+    return vectors

@@ -21,7 +21,7 @@ A backend is done when it passes the contract suites ``ragkeel.testing.contracts
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -65,6 +65,9 @@ class IndexVersion:
     version: int
     embedding_model: str | None
     dimension: int
+
+
+EmbedFn = Callable[[Sequence[Chunk]], npt.NDArray[np.float32]]  # chunks -> their vectors
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,10 +156,11 @@ class DocumentStore(Protocol):
 
 
 class CollectionCatalog(Protocol):
-    """What exists, for operator tools (copy, re-embed), never for answering a request."""
+    """What exists, for operator tools (copy, re-embed, metrics), never for answering a
+    request."""
 
     def tenants(self) -> list[str]:
-        """Every tenant that owns a collection."""
+        """Every tenant that owns a collection (operator bookkeeping, never a request's answer)."""
         ...
 
     def collections(self, *, scope: AccessScope | None = None) -> dict[str, dict[str, object]]:
@@ -224,10 +228,19 @@ class IndexVersions(Protocol):
         ...
 
     def activate_version(
-        self, collection: str, version: int, *, scope: AccessScope | None = None
+        self,
+        collection: str,
+        version: int,
+        *,
+        embed: EmbedFn | None = None,
+        max_pending: int = 256,
+        scope: AccessScope | None = None,
     ) -> bool:
-        """Atomically make ``version`` the active one if every chunk has a vector in it (False
-        otherwise, nothing changed); the previous version's vectors are dropped."""
+        """Atomically make ``version`` the active one once every chunk has a vector in it;
+        the previous version's vectors are dropped. Chunks still pending (written since the
+        caller's last pass) are embedded with ``embed`` inside the switch, while writes to the
+        collection wait, if there are at most ``max_pending`` of them: so a collection that is
+        written to all the time still switches. False (nothing changed) otherwise."""
         ...
 
     def abandon_version(
@@ -268,23 +281,16 @@ class VectorIndex(Protocol):
         ...
 
 
-class ManagedStore(DocumentStore, Protocol):
+class ManagedStore(DocumentStore, CollectionCatalog, IndexVersions, Protocol):
     """What the container builds for ``storage.backend`` (SQLite or PostgreSQL, issue 13): a
-    store with its two search indexes and the operator's bookkeeping."""
+    store with its two search indexes, the operator's bookkeeping (``CollectionCatalog``) and
+    its index versions."""
 
     @property
     def keyword(self) -> KeywordIndex: ...
 
     @property
     def vectors(self) -> VectorIndex: ...
-
-    def tenants(self) -> list[str]:
-        """Every tenant that owns a collection (operator bookkeeping, never a request's answer)."""
-        ...
-
-    def collections(self, *, scope: AccessScope | None = None) -> dict[str, dict[str, object]]:
-        """The scope tenant's collections by name, with their model and counts."""
-        ...
 
     def drop_collection(self, collection: str, *, scope: AccessScope | None = None) -> int: ...
 

@@ -9,10 +9,9 @@ PostgreSQL backend is imported only when asked for (the ``scale`` extra).
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, cast
+from typing import Literal
 
 from ragkeel.errors import StorageError, StoreLocationError
 from ragkeel.redaction import strip_url_credentials
@@ -51,10 +50,11 @@ def parse_location(text: str) -> StoreLocation:
 
 
 def open_location(location: StoreLocation, *, must_exist: bool) -> CopyStore:
-    """Open the store; ``must_exist`` refuses a SQLite path with no file (a copy's source)."""
+    """Open the store; ``must_exist`` marks a copy's source: a SQLite path must hold a file and
+    a PostgreSQL schema is not migrated (a target's is, as ``storage.postgres`` does)."""
     if location.backend == "sqlite":
         return _open_sqlite(Path(location.target), must_exist=must_exist)
-    return _open_postgres(location)
+    return _open_postgres(location, migrate=not must_exist)
 
 
 def _open_sqlite(path: Path, *, must_exist: bool) -> CopyStore:
@@ -71,15 +71,17 @@ def _open_sqlite(path: Path, *, must_exist: bool) -> CopyStore:
         raise StoreLocationError(exc.message, hint=exc.hint) from exc
 
 
-def _open_postgres(location: StoreLocation) -> CopyStore:
+def _open_postgres(location: StoreLocation, *, migrate: bool) -> CopyStore:
     try:
-        module = importlib.import_module("ragkeel.storage.postgres")
+        from ragkeel.storage.postgres import PostgresDocumentStore
     except ImportError as exc:
         raise StoreLocationError(
             f"cannot open {location}: the PostgreSQL store is not available ({exc})",
             hint="install ragkeel with the `scale` extra",
         ) from exc
     try:
-        return cast(CopyStore, module.open_store(location.target))
+        return PostgresDocumentStore(location.target, pool_size=2, migrate_on_start=migrate)
     except StorageError as exc:
-        raise StoreLocationError(f"cannot open {location}: {exc.message}", hint=exc.hint) from exc
+        raise StoreLocationError(
+            f"cannot open {location}: {strip_url_credentials(exc.message)}", hint=exc.hint
+        ) from exc

@@ -36,6 +36,7 @@ from ragkeel.storage import deletion_log
 from ragkeel.storage import sqlite_versions as versions
 from ragkeel.storage.analyzer import term_frequencies
 from ragkeel.storage.base import (
+    EmbedFn,
     IndexVersion,
     PendingChunk,
     StoredDocument,
@@ -586,10 +587,17 @@ class SqliteDocumentStore:
             return versions.put(db, self._existing_key(scope, collection), version, refs, vectors)
 
     def activate_version(
-        self, collection: str, version: int, *, scope: AccessScope | None = None
+        self,
+        collection: str,
+        version: int,
+        *,
+        embed: EmbedFn | None = None,
+        max_pending: int = 256,
+        scope: AccessScope | None = None,
     ) -> bool:
         with self._write() as db:
-            return versions.activate(db, self._existing_key(scope, collection), version)
+            key = self._existing_key(scope, collection)
+            return versions.activate(db, key, version, embed, max_pending)
 
     def abandon_version(
         self, collection: str, version: int, *, scope: AccessScope | None = None

@@ -8,8 +8,9 @@ invisible. Writes to the collection go on while a version is built (with the act
 their new chunk rows simply have no vector in the new version yet and are listed again by
 ``pending``, and a deleted chunk takes its new-version vector with it (``ON DELETE CASCADE``).
 
-The switch (``activate``) is one write transaction: it checks that every chunk of the
-collection has a vector in the new version, copies those into ``chunk_vectors`` (the old
+The switch (``activate``) is one write transaction: it embeds the few chunks written since the
+builder's last pass (the transaction holds the write lock, so no more can arrive), checks that
+every chunk of the collection has a vector in the new version, copies those into ``chunk_vectors`` (the old
 version's vectors are overwritten, so dropped), deletes the build, records the new model,
 dimension and version, and gives the collection a new ``uid``: every process's segment (and the
 on-disk segment cache) of the old incarnation is rebuilt from the tables at its next search, so
@@ -30,7 +31,7 @@ import numpy.typing as npt
 
 from ragkeel.errors import StorageError
 from ragkeel.storage import deletion_log
-from ragkeel.storage.base import IndexVersion, PendingChunk
+from ragkeel.storage.base import EmbedFn, IndexVersion, PendingChunk
 from ragkeel.storage.schema import new_uid
 from ragkeel.storage.sqlite_rows import CHUNK_COLUMNS, chunk_of
 
@@ -122,7 +123,11 @@ def put(
     return stored
 
 
-def activate(db: sqlite3.Connection, key: str, version: int) -> bool:
+def activate(
+    db: sqlite3.Connection, key: str, version: int, embed: EmbedFn | None, max_pending: int
+) -> bool:
+    """The switch; chunks still pending (at most ``max_pending``) are embedded first, in this
+    transaction, which holds SQLite's write lock: writers wait, none slips in."""
     build = building(db, key)
     if build is None or build.version != version:
         return False
@@ -130,7 +135,10 @@ def activate(db: sqlite3.Connection, key: str, version: int) -> bool:
         f"SELECT count(*) FROM chunks c WHERE {_MISSING}", (key, version)
     ).fetchone()
     if missing:
-        return False
+        if embed is None or missing > max_pending:
+            return False
+        rest = pending(db, key, version, int(missing), 0)
+        put(db, key, version, [p.ref for p in rest], embed([p.chunk for p in rest]))
     db.execute(
         "INSERT OR REPLACE INTO chunk_vectors(chunk_rowid, vector) "
         "SELECT v.chunk_rowid, v.vector FROM version_vectors v JOIN chunks c "

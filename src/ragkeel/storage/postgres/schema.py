@@ -22,6 +22,11 @@ Tables (version 2):
   ``embedding::vector(dim)``, made when its dimension is known, ``store.py``);
 - ``postings``: (collection_id, term, chunk_pk) -> tf, the inverted lists BM25 is computed from
   at query time (``search.py``); rows go with their chunk (``ON DELETE CASCADE``).
+
+Version 3 versions a collection's vector index (issue 13, ``versions.py``), additively:
+``collections.index_version`` is the active version (the vectors in ``chunks.embedding``);
+``index_builds`` holds at most one version under construction per collection, and
+``version_vectors`` its vectors by (chunk pk, version), going with their chunk.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from typing import Any
 
 from ragkeel.errors import StorageError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _LOCK_ID = 0x7261676B65656C  # "ragkeel": one advisory lock for every migration
 
 
@@ -117,6 +122,26 @@ MIGRATIONS: tuple[Migration, ...] = (
             FROM (SELECT collection_id, count(*) AS n, coalesce(sum(length), 0) AS total
                   FROM chunks GROUP BY collection_id) s
             WHERE s.collection_id = k.id;
+        """,
+    ),
+    Migration(
+        3,
+        "index versions: the active version pointer, a build and its vectors beside it",
+        """
+        ALTER TABLE collections ADD COLUMN index_version integer NOT NULL DEFAULT 1;
+        CREATE TABLE index_builds (
+            collection_id integer PRIMARY KEY REFERENCES collections(id) ON DELETE CASCADE,
+            version integer NOT NULL,
+            embedding_model text NOT NULL,
+            dimension integer NOT NULL,
+            started_at double precision NOT NULL
+        );
+        CREATE TABLE version_vectors (
+            chunk_pk bigint NOT NULL REFERENCES chunks(pk) ON DELETE CASCADE,
+            version integer NOT NULL,
+            embedding vector NOT NULL,
+            PRIMARY KEY (chunk_pk, version)
+        );
         """,
     ),
 )

@@ -50,7 +50,9 @@ class CollectionInfo(Protocol):
 class SearchSource(Protocol):
     """What the indexes need from the store."""
 
-    def search_collections(self, tenant: str, collection: str | None) -> list[Any]: ...
+    def search_collections(
+        self, tenant: str, collection: str | None, model: str | None = None
+    ) -> list[Any]: ...
 
     def connection(self) -> AbstractContextManager[psycopg.Connection[Any]]: ...
 
@@ -130,6 +132,7 @@ class PostgresVectorIndex:
         flt: Filter | None = None,
         *,
         scope: AccessScope | None = None,
+        model: str | None = None,
     ) -> list[ScoredChunk]:
         if k <= 0:
             return []
@@ -137,7 +140,7 @@ class PostgresVectorIndex:
         access = scope_or_default(scope)
         cond, params = where(flt, access)
         hits: list[Hit] = []
-        cols = self._store.search_collections(access.tenant, flt.collection if flt else None)
+        cols = self._store.search_collections(access.tenant, flt.collection if flt else None, model)
         with self._store.connection() as conn:
             for order, col in enumerate(cols):
                 if col.chunk_count == 0 or col.dimension == 0:
@@ -192,7 +195,8 @@ class PostgresVectorIndex:
         dim, cid = int(col.dimension), int(col.id)
         sql = (
             f"SELECT c.pk, c.id, c.embedding::vector({dim}) <=> %s::vector({dim}) AS d "
-            f"FROM chunks c WHERE c.collection_id = {cid} AND {cond} ORDER BY d LIMIT %s"
+            f"FROM chunks c WHERE c.collection_id = {cid} AND vector_dims(c.embedding) = {dim} "
+            f"AND {cond} ORDER BY d LIMIT %s"
         )
         ef = max(self.ef_search, k)
         if ef == self._session_ef:

@@ -36,10 +36,18 @@ import psycopg
 from pgvector.psycopg import register_vector
 from psycopg_pool import ConnectionPool
 
-from ragkeel.errors import StorageError
+from ragkeel.errors import EmbeddingModelMismatchError, StorageError
 from ragkeel.storage.analyzer import term_frequencies
-from ragkeel.storage.base import StoredDocumentInfo, StoreStats
+from ragkeel.storage.base import (
+    EmbedFn,
+    IndexVersion,
+    PendingChunk,
+    StoredDocument,
+    StoredDocumentInfo,
+    StoreStats,
+)
 from ragkeel.storage.postgres import schema
+from ragkeel.storage.postgres import versions as index_versions
 from ragkeel.storage.postgres.filters import where
 from ragkeel.storage.postgres.search import PostgresKeywordIndex, PostgresVectorIndex
 from ragkeel.storage.tenancy import check_name, check_principals, scope_or_default
@@ -319,8 +327,11 @@ class PostgresDocumentStore:
     ) -> int:
         """The id of the tenant's collection ``name``, created if new; vectors of another
         model or dimension than the collection's are refused."""
+        # FOR KEY SHARE: a re-embedding's switch (``versions.activate``) waits for this write,
+        # or this write for the switch, so no vector of the old model lands after it
         row = db.execute(
-            "SELECT id, embedding_model, dimension FROM collections WHERE tenant=%s AND name=%s",
+            "SELECT id, embedding_model, dimension FROM collections WHERE tenant=%s AND name=%s "
+            "FOR KEY SHARE",
             (tenant, name),
         ).fetchone()
         if row is None:
@@ -350,20 +361,23 @@ class PostgresDocumentStore:
         if (model is not None and stored_model not in (None, model)) or (
             dim and stored_dim not in (0, dim)
         ):
-            raise StorageError(
+            raise EmbeddingModelMismatchError(
                 f"collection {name!r} was indexed with {stored_model} ({stored_dim} dims); "
                 f"cannot add vectors from {model} ({dim} dims)",
-                hint="ingest into another --collection or drop this one first",
+                hint="ingest into another --collection, drop this one first, or move it to the "
+                "new model with `ragkeel collections reembed`",
             )
         return cid
 
     def _create_vector_index(self, db: psycopg.Connection[Any], cid: int, dim: int) -> None:
-        """The collection's own HNSW graph (cosine) over its vectors, cast to its dimension."""
+        """The collection's own HNSW graph (cosine) over its vectors, cast to its dimension.
+        Only rows of that dimension: a re-embedding's switch to another dimension builds it in
+        the transaction that replaced the vectors, beside the old rows' versions (issue 13)."""
         db.execute(
             f"CREATE INDEX IF NOT EXISTS {vector_index_name(cid)} ON chunks USING hnsw "
             f"((embedding::vector({int(dim)})) vector_cosine_ops) "
             f"WITH (m = {int(self.hnsw_m)}, ef_construction = {int(self.hnsw_ef_construction)}) "
-            f"WHERE collection_id = {int(cid)}"
+            f"WHERE collection_id = {int(cid)} AND vector_dims(embedding) = {int(dim)}"
         )
 
     def rebuild_vector_index(self, collection: str, *, scope: AccessScope | None = None) -> None:
@@ -510,6 +524,119 @@ class PostgresDocumentStore:
                 yield doc, [_chunk(r) for r in chunk_rows], matrix
             after = ids[-1]
 
+    def iter_documents(
+        self, collection: str, *, scope: AccessScope | None = None, batch_size: int = 256
+    ) -> Iterator[StoredDocument]:
+        """``export_documents`` as the protocol's records (issue 13: collections copy)."""
+        for doc, chunks, vectors in self.export_documents(
+            collection, scope=scope, batch=batch_size
+        ):
+            yield StoredDocument(doc, chunks, vectors)
+
+    def collection_model(
+        self, collection: str, *, scope: AccessScope | None = None
+    ) -> tuple[str | None, int] | None:
+        access = scope_or_default(scope)
+        with self.connection() as conn:
+            row = conn.execute(
+                "SELECT embedding_model, dimension FROM collections WHERE tenant=%s AND name=%s",
+                (access.tenant, collection),
+            ).fetchone()
+        return (row[0], int(row[1])) if row else None
+
+    # -- index versions (issue 13): ``versions.py`` --------------------------------------------
+    def active_version(
+        self, collection: str, *, scope: AccessScope | None = None
+    ) -> IndexVersion | None:
+        with self.connection() as conn:
+            cid = self._collection_id(conn, scope_or_default(scope), collection)
+            return None if cid is None else index_versions.active(conn, cid)
+
+    def building_version(
+        self, collection: str, *, scope: AccessScope | None = None
+    ) -> IndexVersion | None:
+        with self.connection() as conn:
+            cid = self._collection_id(conn, scope_or_default(scope), collection)
+            return None if cid is None else index_versions.building(conn, cid)
+
+    def begin_version(
+        self,
+        collection: str,
+        embedding_model: str,
+        dimension: int,
+        *,
+        scope: AccessScope | None = None,
+    ) -> IndexVersion:
+        with self._write() as db:
+            cid = self._existing_id(db, scope, collection)
+            return index_versions.begin(db, cid, embedding_model, dimension)
+
+    def pending_chunks(
+        self,
+        collection: str,
+        version: int,
+        *,
+        limit: int,
+        after: int = 0,
+        scope: AccessScope | None = None,
+    ) -> list[PendingChunk]:
+        with self.connection() as conn:
+            cid = self._existing_id(conn, scope, collection)
+            return index_versions.pending(conn, cid, version, limit, after, _CHUNK_COLUMNS, _chunk)
+
+    def put_version_vectors(
+        self,
+        collection: str,
+        version: int,
+        refs: Sequence[int],
+        vectors: F32,
+        *,
+        scope: AccessScope | None = None,
+    ) -> int:
+        with self._write() as db:
+            cid = self._existing_id(db, scope, collection)
+            return index_versions.put(db, cid, version, refs, vectors)
+
+    def activate_version(
+        self,
+        collection: str,
+        version: int,
+        *,
+        embed: EmbedFn | None = None,
+        max_pending: int = 256,
+        scope: AccessScope | None = None,
+    ) -> bool:
+        with self._write() as db:
+            cid = self._existing_id(db, scope, collection)
+            return index_versions.activate(
+                db,
+                cid,
+                version,
+                embed=embed,
+                max_pending=max_pending,
+                chunk_source=(_CHUNK_COLUMNS, _chunk),
+                index_name=vector_index_name(cid),
+                create_index=self._create_vector_index,
+            )
+
+    def abandon_version(
+        self, collection: str, version: int, *, scope: AccessScope | None = None
+    ) -> bool:
+        with self._write() as db:
+            cid = self._existing_id(db, scope, collection)
+            return index_versions.abandon(db, cid, version)
+
+    def _existing_id(
+        self, db: psycopg.Connection[Any], scope: AccessScope | None, collection: str
+    ) -> int:
+        cid = self._collection_id(db, scope_or_default(scope), collection)
+        if cid is None:
+            raise StorageError(
+                f"no collection {collection!r} in this tenant",
+                hint="`ragkeel collections list` shows the collections",
+            )
+        return cid
+
     def tenants(self) -> list[str]:
         """Every tenant that owns a collection (operator bookkeeping, never a request's answer)."""
         with self.connection() as conn:
@@ -546,14 +673,19 @@ class PostgresDocumentStore:
             embedding_model=", ".join(sorted(models)) or None,
         )
 
-    def search_collections(self, tenant: str, collection: str | None) -> list[CollectionRow]:
-        """The tenant's collections (only ``collection`` when given), in name order."""
+    def search_collections(
+        self, tenant: str, collection: str | None, model: str | None = None
+    ) -> list[CollectionRow]:
+        """The tenant's collections (only ``collection`` when given; only those indexed with
+        ``model`` when given), in name order."""
         query = (
             "SELECT id, name, dimension, chunk_count, total_length FROM collections WHERE tenant=%s"
         )
         params: tuple[str, ...] = (tenant,)
         if collection is not None:
-            query, params = query + " AND name=%s", (tenant, collection)
+            query, params = query + " AND name=%s", (*params, collection)
+        if model is not None:
+            query, params = query + " AND embedding_model=%s", (*params, model)
         with self.connection() as conn:
             rows = conn.execute(query + " ORDER BY name", params).fetchall()
         return [CollectionRow(int(r[0]), r[1], int(r[2]), int(r[3]), int(r[4])) for r in rows]

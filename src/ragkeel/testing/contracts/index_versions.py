@@ -5,7 +5,8 @@ collection moves to another embedding model without downtime.
   vectors stay the active version's until the switch, and writes with the active model go on;
 * ``pending_chunks`` lists exactly the chunks without a vector in the new version (also those
   written during the build, not those deleted), pages by ``ref``;
-* ``activate_version`` refuses while anything is pending and changes nothing; once complete it
+* ``activate_version`` refuses while anything is pending and changes nothing, unless it may
+  embed the stragglers itself (``embed``, at most ``max_pending``); once complete it
   switches searches, the model, the dimension and ``iter_documents``' vectors at once, also for
   a second handle that searched before; the old vectors are gone; writes with the old model are
   then refused with ``EMBEDDING_MODEL_MISMATCH``;
@@ -14,6 +15,8 @@ collection moves to another embedding model without downtime.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -31,7 +34,7 @@ from ragkeel.testing.contracts.store import (
     put,
     unit,
 )
-from ragkeel.types import AccessScope
+from ragkeel.types import AccessScope, Chunk
 
 NEW_MODEL, NEW_DIM = "new-model", 4
 
@@ -116,8 +119,18 @@ class IndexVersionContract(StoreContract):
         assert not store.activate_version("c", build.version)  # two chunks still lack a vector
         assert store.collection_model("c") == (EMBEDDING_MODEL, DIM)
         assert ids(store.vectors.search(unit(2), 1)) == ["c-d2-v1-0"]
-        assert build_all(store, "c", build.version) == 2
-        assert store.activate_version("c", build.version)
+        embedded: list[str] = []
+
+        def embed(chunks: Sequence[Chunk]) -> npt.NDArray[np.float32]:
+            embedded.extend(c.id for c in chunks)
+            return np.stack([new_unit(int(c.document_id[1:]) + c.ordinal) for c in chunks])
+
+        # more stragglers than the switch may embed itself: nothing changes
+        assert not store.activate_version("c", build.version, embed=embed, max_pending=1)
+        assert embedded == [] and store.collection_model("c") == (EMBEDDING_MODEL, DIM)
+        # the switch embeds the stragglers inside its transaction
+        assert store.activate_version("c", build.version, embed=embed, max_pending=2)
+        assert sorted(embedded) == ["c-d1-v2-0", "c-d2-v1-0"]
         assert ids(store.vectors.search(new_unit(1), 1)) == ["c-d1-v2-0"]
         assert store.stats().chunks == 2 and store.check_integrity() == []
 

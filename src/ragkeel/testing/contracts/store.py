@@ -1,7 +1,7 @@
 """The storage contract: what every ``DocumentStore`` with its ``KeywordIndex`` and
 ``VectorIndex`` must do (SQLite and PostgreSQL). A backend is done when it passes.
 
-Four suites, each a class of pytest tests typed to the Protocols in ``storage/base.py``:
+Five suites, each a class of pytest tests typed to the Protocols in ``storage/base.py``:
 
 * ``DocumentStoreContract`` (here) — documents and chunks round-trip; an upsert replaces a
   document atomically (a failed one keeps the previous version); deletes, relocation, listing by
@@ -20,10 +20,13 @@ Four suites, each a class of pytest tests typed to the Protocols in ``storage/ba
   and public documents; ``k`` visible hits despite many invisible better ones; an ACL change is
   seen by the next search, also from a second handle; a filter only narrows; bad names are
   refused.
+* ``IndexVersionContract`` (``index_versions.py``) — a collection's vector index in versions
+  (issue 13): a build beside the active version, invisible until one atomic switch.
 
 The two index Protocols only search; their documents are written through the store, which is
-why every suite runs on an ``IndexedStore``: a ``DocumentStore`` whose ``keyword`` and
-``vectors`` are its two indexes, with an integrity check and ``drop_collection``.
+why every suite runs on an ``IndexedStore`` (``storage/base.py``'s ``ManagedStore``): a
+``DocumentStore`` whose ``keyword`` and ``vectors`` are its two indexes, with an integrity
+check, ``drop_collection``, its catalogue of collections and its index versions.
 
 A backend subclasses each suite as ``Test...`` and overrides one fixture, ``open_store``: a
 function that opens a *new handle* on one fresh, empty storage each time it is called (the
@@ -41,20 +44,13 @@ its fixtures, ``make_doc``, ``put``, ``unit``, ``ids``). Needs pytest (the ``dev
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 import pytest
 
 from ragkeel.errors import FilterError, NameInvalidError, StorageError
-from ragkeel.storage.base import (
-    CollectionCatalog,
-    DocumentStore,
-    IndexVersions,
-    KeywordIndex,
-    VectorIndex,
-)
+from ragkeel.storage.base import DocumentStore, ManagedStore
 from ragkeel.storage.filters import Filter
 from ragkeel.types import DEFAULT_TENANT, AccessScope, Chunk, Document, ScoredChunk
 
@@ -62,24 +58,9 @@ DIM = 8
 EMBEDDING_MODEL = "test-model"
 
 
-class IndexedStore(DocumentStore, CollectionCatalog, IndexVersions, Protocol):
-    """A ``DocumentStore`` with its two search indexes (as ``SqliteDocumentStore`` has), its
-    catalogue of tenants and collections and its index versions (issue 13)."""
-
-    @property
-    def keyword(self) -> KeywordIndex: ...
-
-    @property
-    def vectors(self) -> VectorIndex: ...
-
-    def check_integrity(self) -> list[str]:
-        """Problems found (chunks without a document, postings or vectors out of step...)."""
-        ...
-
-    def drop_collection(self, collection: str, *, scope: AccessScope | None = None) -> int:
-        """Remove a collection of the scope's tenant with everything in it; returns how many
-        documents went."""
-        ...
+# what every suite runs on: a store with its two search indexes, its catalogue of tenants and
+# collections, its index versions, an integrity check and ``drop_collection`` (both backends)
+IndexedStore = ManagedStore
 
 
 StoreOpener = Callable[[], IndexedStore]
