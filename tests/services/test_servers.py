@@ -3,6 +3,8 @@ loopback, and each test's database is its own."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import psycopg
 import redis
 
@@ -33,3 +35,17 @@ def test_redis_answers_and_starts_empty(redis_url: str) -> None:
         assert client.get("k") == b"v"
     finally:
         client.close()
+
+
+def test_a_pid_file_still_empty_is_waited_for(tmp_path: Path) -> None:
+    """Regression: redis-server creates its PID file and writes it a moment later; reading it
+    in between failed the start with an IndexError under load."""
+    import threading
+
+    from ragkeel.testing.services import _read_pid
+
+    pidfile = tmp_path / "x.pid"
+    pidfile.write_text("")
+    threading.Timer(0.2, lambda: pidfile.write_text("4242\n")).start()
+    assert _read_pid(pidfile, 5) == 4242
+    assert _read_pid(tmp_path / "never.pid", 0.1) is None

@@ -237,12 +237,20 @@ def start_redis(root: Path | None = None, *, port: int | None = None) -> Redis:
         check=True,
         capture_output=True,
     )
-    deadline = time.monotonic() + 10
-    while not pidfile.exists() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    if not pidfile.exists() or not _wait_port(port, 10):
+    pid = _read_pid(pidfile, 10)  # the daemon writes it a moment after it forks
+    if pid is None or not _wait_port(port, 10):
         raise ServiceError(f"redis-server did not start on 127.0.0.1:{port}: see {root}/redis.log")
-    return Redis(root=root, port=port, pid=int(pidfile.read_text().split()[0]))
+    return Redis(root=root, port=port, pid=pid)
+
+
+def _read_pid(pidfile: Path, timeout_s: float) -> int | None:
+    """The PID in ``pidfile`` once it is there and complete (it can exist and still be empty)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            return int(pidfile.read_text().split()[0])
+        time.sleep(0.02)
+    return None
 
 
 def create_database(server: Postgres, name: str) -> str:
