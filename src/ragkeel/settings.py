@@ -42,7 +42,7 @@ class PostgresStorageSettings(_Section):
 
     url: SecretStr | None = None  # postgresql://user:password@host:port/database (masked)
     pool_size: int = Field(default=10, ge=1, le=1000)  # connections per process
-    hnsw_ef_search: int = Field(default=40, ge=1, le=1000)  # HNSW candidate list per search
+    hnsw_ef_search: int = Field(default=200, ge=1, le=1000)  # HNSW candidate list per search
     exact_search_max_rows: int = Field(default=10_000, ge=0)  # at most this many: exact scan
     migrate_on_start: bool = True  # apply schema migrations on open (else `ragkeel db upgrade`)
 

@@ -120,7 +120,7 @@ class PostgresKeywordIndex:
 
 class PostgresVectorIndex:
     def __init__(
-        self, store: SearchSource, *, ef_search: int = 40, exact_max_rows: int = 10_000
+        self, store: SearchSource, *, ef_search: int = 200, exact_max_rows: int = 10_000
     ) -> None:
         self._store, self.ef_search, self.exact_max_rows = store, ef_search, exact_max_rows
         self._session_ef = ef_search  # what every pooled connection's session has

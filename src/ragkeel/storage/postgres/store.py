@@ -99,7 +99,7 @@ class PostgresDocumentStore:
         pool_size: int = 10,
         bm25_k1: float = 1.2,
         bm25_b: float = 0.75,
-        hnsw_ef_search: int = 40,
+        hnsw_ef_search: int = 200,
         exact_search_max_rows: int = 10_000,
         migrate_on_start: bool = True,
         hnsw_m: int = 16,
