@@ -113,17 +113,25 @@ def main() -> None:
     ap.add_argument("--url", help="an empty database to use")
     ap.add_argument("--root", type=Path, default=REPO / "bench/out/pg-scifact-server")
     ap.add_argument("--ef", default="10,20,40,64,100")
+    ap.add_argument("--skip-sqlite", action="store_true", help="PostgreSQL figures only")
+    ap.add_argument("--keep-db", action="store_true", help="reuse the server's database")
     args = ap.parse_args()
     dataset = load_beir(REPO.parent / "shared" / "datasets" / "scifact", args.split)
     result: dict[str, Any] = {"machine": machine(), "date": today(), "commit": commit()}
-    with Container(load_settings(home=args.home)) as sqlite:
-        index_corpus(dataset, sqlite.pipeline)
-        result["sqlite"] = evaluate(dataset, sqlite, sqlite.retriever, args.home / "eval-sqlite")
+    if not args.skip_sqlite:
+        with Container(load_settings(home=args.home)) as sqlite:
+            index_corpus(dataset, sqlite.pipeline)
+            result["sqlite"] = evaluate(
+                dataset, sqlite, sqlite.retriever, args.home / "eval-sqlite"
+            )
     server = None
     if args.url is None:
         server = services.start_postgres(args.root)
-        services.drop_database(server, "scifact")
-        url = services.create_database(server, "scifact")
+        if args.keep_db:
+            url = server.url_for("scifact")
+        else:
+            services.drop_database(server, "scifact")
+            url = services.create_database(server, "scifact")
     else:
         url = args.url
     try:
@@ -150,10 +158,10 @@ def main() -> None:
             store.vectors.exact_max_rows = 10_000
             with store.connection() as conn:
                 conn.execute(
-                    "ALTER TABLE chunks ADD COLUMN tsv tsvector GENERATED ALWAYS AS "
+                    "ALTER TABLE chunks ADD COLUMN IF NOT EXISTS tsv tsvector GENERATED ALWAYS AS "
                     "(to_tsvector('english', title || ' ' || text)) STORED"
                 )
-                conn.execute("CREATE INDEX chunks_tsv ON chunks USING gin(tsv)")
+                conn.execute("CREATE INDEX IF NOT EXISTS chunks_tsv ON chunks USING gin(tsv)")
             for norm in (0, 1):
                 fts = HybridRetriever(store, FullTextIndex(store, norm), store.vectors, pg.embedder)
                 result[f"postgres_fts_norm{norm}"] = evaluate(

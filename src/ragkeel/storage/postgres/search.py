@@ -57,12 +57,13 @@ class SearchSource(Protocol):
     def connection(self) -> AbstractContextManager[psycopg.Connection[Any]]: ...
 
 
+# MATERIALIZED: inlined, the df subquery would run again for every posting joined (100x slower)
 _BM25 = """
-WITH q AS (
+WITH q AS MATERIALIZED (
     SELECT t.term, t.qtf,
            (SELECT count(*) FROM postings p WHERE p.collection_id = %s AND p.term = t.term) AS df
     FROM unnest(%s::text[], %s::int[]) AS t(term, qtf)
-), w AS (
+), w AS MATERIALIZED (
     SELECT q.term, q.qtf * ln(1 + (k.chunk_count - q.df + 0.5) / (q.df + 0.5)) AS idf,
            CASE WHEN k.total_length > 0 THEN k.total_length::float8 / k.chunk_count
                 ELSE 1.0 END AS avgdl
