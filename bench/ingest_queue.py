@@ -2,6 +2,7 @@
 PDFs, query p95 while two workers ingest them vs idle, and the ``kill -9`` crash trials.
 
     .venv/bin/python bench/ingest_queue.py throughput [--copies 4] [--workers 1 2] [--queries]
+                                                      [--keep-home] [--idle-queries 200]
     .venv/bin/python bench/ingest_queue.py kill [--trials 10] [--pdfs "2022 Q3 AAPL.pdf" ...]
                                                 [--synthetic N] [--kill-fraction 0.6]
 
@@ -225,14 +226,16 @@ def summary(samples: list[float]) -> dict[str, float]:
 def throughput(args: argparse.Namespace, server: services.Postgres) -> dict[str, Any]:
     pdfs = corpus(args.copies, OUT / "corpus")
     home = OUT / "home-throughput"
-    shutil.rmtree(home, ignore_errors=True)
+    if not args.keep_home:  # --keep-home: query the index an earlier run built (collection a)
+        shutil.rmtree(home, ignore_errors=True)
     log = OUT / "throughput.log"
     result: dict[str, Any] = {"runs": []}
     for n in args.workers:
         url = services.create_database(server, f"q_{uuid.uuid4().hex[:8]}")
         env = env_for(home, url)
-        collection = "a" if not result["runs"] else f"run{len(result['runs'])}"
-        if args.queries and n == max(args.workers) and result["runs"]:
+        fresh = not result["runs"] and not args.keep_home
+        collection = "a" if fresh else f"run-{n}-{uuid.uuid4().hex[:6]}"
+        if args.queries and n == max(args.workers) and not fresh:
             proc, base = serve(env, log)
             try:
                 q = Queries(base)
@@ -325,6 +328,7 @@ def main() -> None:
     t.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     t.add_argument("--queries", action="store_true")
     t.add_argument("--idle-queries", type=int, default=200)
+    t.add_argument("--keep-home", action="store_true")
     k = sub.add_parser("kill")
     k.add_argument("--trials", type=int, default=10)
     k.add_argument("--pdfs", nargs="+", default=["2022 Q3 AAPL.pdf"])
