@@ -71,6 +71,7 @@ from ragkeel.observability.monitor.gauge import GAUGE as ALERT_GAUGE
 from ragkeel.observability.monitor.gauge import HELP as ALERT_HELP
 from ragkeel.observability.monitor.gauge import LABELS as ALERT_LABELS
 from ragkeel.observability.monitor.gauge import alert_readings
+from ragkeel.observability.monitor.lease import FileLease
 from ragkeel.observability.monitor.monitor import ledger_spend
 from ragkeel.observability.trace_store import (
     NullTraceStore,
@@ -86,14 +87,37 @@ from ragkeel.storage.base import ManagedStore
 from ragkeel.storage.sqlite import SqliteDocumentStore
 from ragkeel.types import AccessScope
 
+LOCAL_DEPLOYMENT = "local"  # the shared model server's deployment name (issue 13)
+
+
+def served_local_model(settings: Settings) -> DeploymentSettings | None:
+    """The local model reached at ``generation.local.base_url`` (``ragkeel model-server``) as an
+    OpenAI-compatible deployment named ``local``, when that URL is set and the local model is
+    wanted (``generation.provider: local`` or ``gateway.fallback_to_local``); else None."""
+    gen = settings.generation
+    wanted = gen.provider == "local" or settings.gateway.fallback_to_local
+    if gen.local.base_url is None or not wanted:
+        return None
+    return DeploymentSettings(
+        name=LOCAL_DEPLOYMENT,
+        provider="openai",
+        model=gen.local.model,
+        base_url=gen.local.base_url,
+        timeout_s=gen.model_timeout_s,
+    )
+
 
 def deployments_of(settings: Settings) -> list[DeploymentSettings]:
-    """``gateway.deployments``, or the one remote model ``generation.provider`` names."""
+    """``gateway.deployments``, or the one remote model ``generation.provider`` names; the
+    shared local model server (``served_local_model``) last: the primary model when
+    ``generation.provider`` is ``local``, the last rung when ``gateway.fallback_to_local``."""
+    served = served_local_model(settings)
+    tail = [served] if served is not None else []
     if settings.gateway.deployments:
-        return list(settings.gateway.deployments)
+        return [*settings.gateway.deployments, *tail]
     gen = settings.generation
     if gen.provider != "openai":
-        return []
+        return tail
     return [
         DeploymentSettings(
             name=gen.openai.model,
@@ -168,8 +192,10 @@ class Container:
 
     @property
     def fallback_to_local(self) -> bool:
-        """Whether the local model is the gateway's last rung (``gateway.fallback_to_local``)."""
-        return self.settings.gateway.fallback_to_local
+        """Whether the in-process local model is the gateway's last rung
+        (``gateway.fallback_to_local``; not when ``generation.local.base_url`` serves it)."""
+        s = self.settings
+        return s.gateway.fallback_to_local and served_local_model(s) is None
 
     @property
     def search_k(self) -> int:
@@ -185,6 +211,11 @@ class Container:
     def drain_s(self) -> float:
         """How long running answers get to finish at shutdown (``server.drain_s``)."""
         return self.settings.server.drain_s
+
+    @property
+    def workers(self) -> int:
+        """Worker processes ``serve`` runs behind its port (``server.workers``)."""
+        return self.settings.server.workers
 
     def settings_snapshot(self) -> dict[str, Any]:
         """The effective settings, secrets masked (pinned in results files)."""
@@ -327,6 +358,8 @@ class Container:
         if s.generation.provider == "none" and not s.gateway.deployments:
             return None  # extractive answers only
         wants_local = s.generation.provider == "local" or s.gateway.fallback_to_local
+        if served_local_model(s) is not None:
+            wants_local = False  # reached as the deployment "local", never loaded here
         return build_gateway(
             s.gateway,
             deployments_of(s),
@@ -466,8 +499,11 @@ class Container:
     @cached_property
     def prices(self) -> PriceTable:
         """Published list prices of common models, replaced per model by ``generation.prices``."""
+        served = served_local_model(self.settings)  # the shared model server costs nothing
+        free = {served.model: Price(0.0, 0.0)} if served is not None else {}
         return PriceTable.with_defaults(
-            {
+            free
+            | {
                 m: Price(p.input_per_mtok, p.output_per_mtok)
                 for m, p in self.settings.generation.prices.items()
             }
@@ -617,7 +653,14 @@ class Container:
             TraceWindows(self.settings.trace_store_path, max_samples=m.max_samples),
             spent_on=ledger_spend(self.ledger) if m.rules.spend_per_day_usd is not None else None,
             notifier=notifier,
+            speaks=self.monitor_lease.held,
         )
+
+    @cached_property
+    def monitor_lease(self) -> FileLease:
+        """Which of the processes on this home sends the alerts (``serve --workers N``,
+        replicas): ``$RAGKEEL_HOME/monitor.lock`` (``observability/monitor/lease.py``)."""
+        return FileLease(self.settings.home / "monitor.lock")
 
     def start_monitor(self) -> None:
         """Run the monitor's thread (``serve``) and show its alerts in ``/metrics`` as the
@@ -656,6 +699,8 @@ class Container:
             self.job_queue.close()
         if "monitor" in self.__dict__:
             self.monitor.close()
+        if "monitor_lease" in self.__dict__:
+            self.monitor_lease.close()
         if "feedback" in self.__dict__ and self.feedback is not None:
             self.feedback.close()
         if "keys" in self.__dict__:

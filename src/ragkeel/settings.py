@@ -144,6 +144,10 @@ class LocalModelSettings(_Section):
     # one answer generates at a time; this many more may wait for their turn (within the request
     # deadline); past it the API answers 503 MODEL_BUSY with Retry-After at once
     max_queue: int = Field(default=2, ge=0, le=1000)
+    # issue 13: the model served once by `ragkeel model-server` (an OpenAI-compatible URL, e.g.
+    # http://127.0.0.1:8090/v1): every replica reaches it through the gateway as the deployment
+    # "local" instead of loading its own 1.1 GB copy; None: loaded in this process
+    base_url: str | None = None
 
     @field_validator("models_dir", mode="after")
     @classmethod
@@ -439,6 +443,9 @@ class ServerSettings(_Section):
     # on SIGTERM: refuse new answers at once, let running ones finish for this long, then end
     # the streams still open with a terminal SHUTTING_DOWN error event and exit
     drain_s: float = Field(default=10.0, ge=0, le=3600)
+    # issue 12/13: worker processes behind the one port (`serve --workers N`); each loads its own
+    # copy of everything, the local model included (generation.local.base_url shares one)
+    workers: int = Field(default=1, ge=1, le=64)
 
 
 class ApiSettings(_Section):

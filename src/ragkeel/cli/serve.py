@@ -1,5 +1,10 @@
-"""``ragkeel serve [--host 127.0.0.1] [--port 8000]``: the HTTP API under uvicorn until Ctrl-C
-or SIGTERM.
+"""``ragkeel serve [--host 127.0.0.1] [--port 8000] [--workers N]``: the HTTP API under uvicorn
+until Ctrl-C or SIGTERM.
+
+Workers (``--workers``, ``server.workers``, default 1): with more than one, N processes serve
+the one port, each with its own container; ``cli/serve_workers.py`` says what they share
+(metrics, the monitor's alerts) and what they do not (the local model: 1.1 GB each, unless
+``ragkeel model-server`` serves it once).
 
 Shutdown (SIGTERM or Ctrl-C): uvicorn stops listening; new answers on open connections are
 refused at once (503 ``SHUTTING_DOWN``); running answers get ``server.drain_s`` to finish; any
@@ -28,11 +33,16 @@ import uvicorn
 
 from ragkeel.api import create_app
 from ragkeel.api.state import ApiState
+from ragkeel.cli.serve_workers import WorkerApp, run_workers
 from ragkeel.container import Container
 from ragkeel.identity.edge import is_loopback
 from ragkeel.observability.logs import configure_logging
 
 FLUSH_S = 3.0  # after the drain: time for the terminal events to be sent before tasks are cut
+# with workers: how long uvicorn's supervisor waits for a worker's health answer before it kills
+# it as hung; a worker answers only once its imports are done, which on a loaded 2-core machine
+# took more than uvicorn's 5 s default (every worker was killed and respawned, forever)
+WORKER_HEALTHCHECK_S = 60
 
 
 class DrainingServer(uvicorn.Server):
@@ -52,6 +62,10 @@ class DrainingServer(uvicorn.Server):
 def serve_command(
     host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="TCP port")] = 8000,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", min=1, max=64, help="worker processes (server.workers)"),
+    ] = None,
 ) -> None:
     """Serve the HTTP API: /v1/query, OpenAI-compatible /v1/chat/completions, /v1/search,
     /v1/documents, /healthz, /readyz, /docs."""
@@ -59,7 +73,9 @@ def serve_command(
     # JSON (or text) lines with the trace id, uvicorn's access log included: uvicorn gets no
     # logging config of its own, its loggers propagate to this handler (observability/logs.py)
     configure_logging(container.log_format, level=container.log_level)
-    app = create_app(container, preload_model=True, host=host, monitor=True)
+    n = workers or container.workers
+    # with workers, this app only speaks the banner: each worker builds its own (WorkerApp)
+    app = create_app(container, preload_model=n == 1, host=host, monitor=n == 1)
     drain_s = container.drain_s
     base = f"http://{host}:{port}"
     _say_auth(app.state.ragkeel, host)
@@ -75,15 +91,28 @@ def serve_command(
         'model="ragkeel", messages=[{"role": "user", "content": "..."}])',
         err=True,
     )
-    config = uvicorn.Config(
-        app,
+    if n > 1:
+        container.close()  # its lifespan never runs here
+        typer.echo(f"{n} worker processes (server.workers)", err=True)
+        run_workers(_config(WorkerApp(host), host, port, container, workers=n))
+        return
+    DrainingServer(_config(app, host, port, container), app.state.ragkeel, drain_s).run()
+
+
+def _config(
+    app: object, host: str, port: int, container: Container, *, workers: int = 1
+) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,  # type: ignore[arg-type]  # an ASGI app, or the WorkerApp factory
         host=host,
         port=port,
         log_config=None,
         log_level=container.log_level,
-        timeout_graceful_shutdown=math.ceil(drain_s + FLUSH_S),
+        timeout_graceful_shutdown=math.ceil(container.drain_s + FLUSH_S),
+        workers=workers,
+        factory=workers > 1,
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
     )
-    DrainingServer(config, app.state.ragkeel, drain_s).run()
 
 
 def _say_auth(state: ApiState, host: str) -> None:

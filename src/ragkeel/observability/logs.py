@@ -8,11 +8,12 @@ handler and come out in the same format). Calling it again replaces the handler 
 
 A JSON line::
 
-    {"time": "2026-12-06T17:02:11.123Z", "level": "INFO", "logger": "uvicorn.access",
+    {"time": "2026-12-06T17:02:11.123Z", "level": "INFO", "logger": "uvicorn.access", "pid": 4242,
      "message": "127.0.0.1:50312 - \\"POST /v1/query HTTP/1.1\\" 200",
      "trace_id": "0193a4...", "tenant": "acme", "route": "/v1/query",
      "client": "127.0.0.1:50312", "method": "POST", "path": "/v1/query", "status": 200}
 
+- ``pid``: the process that wrote the line (which worker of ``serve --workers N``).
 - ``trace_id``, ``tenant``, ``route``: from the request context (``context.py``; ``null``
   outside a request). The trace id is the ``X-Trace-Id`` the client got and, for an answer,
   the id of its trace.
@@ -129,6 +130,7 @@ class JsonLineFormatter(JsonFormatter):
     ) -> None:
         log_data["time"] = _iso(record.created)
         super().add_fields(log_data, record, message_dict)
+        log_data["pid"] = record.process
         for key in CONTEXT_FIELDS:
             log_data.setdefault(key, getattr(record, key, None))
 

@@ -5,8 +5,8 @@ with real statistical tests, alerts logged, POSTed to a webhook and shown.
 ``state.py`` (``AlertBook``: fire/resolve without flapping) ← ``rules.py`` (the rules and
 their thresholds) ← ``stats.py`` (KS, PSI, Fisher's exact, percentiles) and ``windows.py``
 (``TraceWindows``: the trace store read one window at a time); ``webhook.py``
-(``WebhookNotifier``); ``gauge.py`` (``alert_readings``: the ``ragkeel_alert_firing`` samples
-for ``/metrics``). Built by ``Container.monitor``; ``ragkeel monitor check`` is
+(``WebhookNotifier``); ``lease.py`` (``FileLease``: one process on a home speaks);
+``gauge.py`` (``alert_readings``: the ``ragkeel_alert_firing`` samples for ``/metrics``). Built by ``Container.monitor``; ``ragkeel monitor check`` is
 ``cli/monitor.py``.
 """
 

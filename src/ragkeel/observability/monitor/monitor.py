@@ -16,6 +16,10 @@ retried with backoff) when one is configured. ``start``/``stop`` run ``tick`` ev
 store delays the next evaluation, never a request. An evaluation that fails (the trace store
 unreadable) is logged and the loop goes on.
 
+Several processes on one home (``serve --workers N``, replicas): each evaluates, but only the
+one that ``speaks`` (``lease.py``: ``FileLease.held``) logs and sends the transitions, so an
+alert reaches the operator once (``speaks`` None: always).
+
 ``firing()`` is the alerts firing now (the dashboard's banner, the ``ragkeel_alert_firing``
 gauge); ``last()`` the latest evaluation with every rule's value and statistics.
 """
@@ -78,15 +82,17 @@ class Monitor:
         *,
         spent_on: Callable[[date], float] | None = None,
         notifier: WebhookNotifier | None = None,
+        speaks: Callable[[], bool] | None = None,
         clock: Clock = WALL_CLOCK,
     ) -> None:
         """``clock`` gives Unix seconds (traces' ``created_at`` scale); ``spent_on(day)`` what
         was spent on a UTC day (``ledger_spend``; None: the ``spend_per_day`` rule has no
-        data)."""
+        data); ``speaks()`` whether this process tells the operator (see the module)."""
         self.config = settings
         self.windows = windows
         self.spent_on = spent_on
         self.notifier = notifier
+        self.speaks = speaks
         self.clock = clock
         self.book = AlertBook(fire_after=settings.fire_after, resolve_after=settings.resolve_after)
         self._lock = threading.Lock()
@@ -110,15 +116,17 @@ class Monitor:
         return Evaluation(at, current, reference, tuple(results))
 
     def tick(self, now: float | None = None) -> list[Alert]:
-        """Evaluate, update the alerts, notify their changes; the changes."""
+        """Evaluate, update the alerts, notify their changes (when this process speaks); the
+        changes."""
         evaluation = self.evaluate(now)
         with self._lock:
             changes = self.book.update(
                 evaluation.results, window=evaluation.current.span(), at=evaluation.at
             )
             self._last = evaluation
-        for alert in changes:
-            self._notify(alert)
+        if changes and (self.speaks is None or self.speaks()):
+            for alert in changes:
+                self._notify(alert)
         return changes
 
     def firing(self) -> list[Alert]:
