@@ -81,7 +81,13 @@ from ragkeel.observability.trace_store import (
 )
 from ragkeel.observability.tracing import NullTracer, Tracer
 from ragkeel.retrieval.hybrid import HybridRetriever, Mode
-from ragkeel.settings import DeploymentSettings, Settings, UiSettings, load_settings
+from ragkeel.settings import (
+    DeploymentSettings,
+    LocalModelSettings,
+    Settings,
+    UiSettings,
+    load_settings,
+)
 from ragkeel.shared_state import Outage, SharedState, Use, connect
 from ragkeel.storage.base import ManagedStore
 from ragkeel.storage.sqlite import SqliteDocumentStore
@@ -126,7 +132,8 @@ def deployments_of(settings: Settings) -> list[DeploymentSettings]:
             base_url=gen.openai.base_url,
             api_key=gen.openai.api_key,
             timeout_s=gen.openai.timeout_s,
-        )
+        ),
+        *tail,
     ]
 
 
@@ -350,6 +357,12 @@ class Container:
             default_timeout_s=self.settings.generation.model_timeout_s,
             max_queue=local.max_queue,
         )
+
+    @property
+    def local_model_settings(self) -> LocalModelSettings:
+        """The local model's own section (``generation.local``): ``ragkeel model-server``
+        serves that model with these settings."""
+        return self.settings.generation.local
 
     @cached_property
     def gateway(self) -> GatewayStack | None:

@@ -19,6 +19,7 @@ from ragkeel.cli import (
     ingest,
     jobs,
     keys,
+    model_server,
     models,
     monitor,
     search,
@@ -55,6 +56,7 @@ app.command("traces")(traces.traces_command)
 app.command("trace")(traces.trace_command)
 app.command("serve")(serve.serve_command)
 app.command("costs")(costs.costs_command)
+app.command("model-server")(model_server.model_server_command)  # issue 13: one shared model
 app.add_typer(config.app, name="config")
 app.add_typer(eval.app, name="eval")
 app.add_typer(collections.app, name="collections")
