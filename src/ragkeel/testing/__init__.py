@@ -6,6 +6,10 @@
   on 127.0.0.1 with faults a test switches while it runs (latency, error rate and kind, resets,
   hangs, hard down, mid-stream disconnect); used by the gateway's scenario tests and ``bench/``.
   Needs nothing beyond the package's own dependencies.
+* ``services`` (PostgreSQL + pgvector, Redis), ``replicas`` (``ragkeel serve`` processes by
+  PID), ``proxy`` (a round-robin TCP proxy) and ``cluster`` (``make cluster``: all of it, with
+  the model server and the workers): real processes on loopback, started and stopped by PID
+  (issue 13).
 * ``contracts``: the shared contract suites, one per Protocol — ``store`` (document store),
   ``keyword_index``, ``vector_index``, ``embedder``, ``chat_model``, ``breaker_store``,
   ``trace_store``. Each is a class of pytest tests against the Protocol only; a backend passes
