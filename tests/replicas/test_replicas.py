@@ -160,10 +160,10 @@ def test_concurrent_requests_over_replicas_never_overspend_a_budget(
     assert all(r.status_code in (200, 429) for r in got), [
         r.text for r in got if r.status_code >= 500
     ]
-    spent = sum(r.json()["cost"] for r in got if r.status_code == 200)
-    paid = [r for r in got if r.status_code == 200 and r.json()["served_by"] == PAID]
+    # what the paid deployment charged (an extractive answer's own cost field is not a charge)
+    paid = [r.json()["cost"] for r in got if r.status_code == 200 and r.json()["served_by"] == PAID]
     assert paid, "no answer was paid for: the test did not exercise the budget"
-    assert spent <= limit + 1e-9, f"spent {spent:.4f} USD over a {limit} USD budget"
+    assert sum(paid) <= limit + 1e-9, f"{len(paid)} paid answers, {sum(paid):.4f} USD > {limit}"
 
 
 def _search_until_found(replica: Replica, text: str, within_s: float) -> float | None:
