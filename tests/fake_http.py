@@ -5,6 +5,7 @@ Each fake keeps only its protocol: the handler that turns a reply into bytes."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -71,3 +72,26 @@ def serving(fake: ScriptedServer[Any]) -> Iterator[None]:
         fake.httpd.shutdown()
         fake.httpd.server_close()
         fake.thread.join(timeout=2)
+
+
+class WebhookSink(ScriptedServer[int]):
+    """A webhook receiver: records each JSON POST (path, headers, body) and answers it with the
+    next scripted status (default 200)."""
+
+    def __init__(self) -> None:
+        super().__init__(_webhook_handler, lambda: 200)
+
+
+def _webhook_handler(server: WebhookSink) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            status = server.record(self.path, dict(self.headers), json.loads(body))
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    return Handler

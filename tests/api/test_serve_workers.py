@@ -13,7 +13,6 @@ import json
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -21,52 +20,22 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from fake_http import ScriptedServer, serving
+from fake_http import WebhookSink, serving
 from ragkeel.container import Container
 from ragkeel.testing import FaultServer, FaultSettings
 from ragkeel.testing.replicas import Replicas
 
-from .conftest import COLLECTION, ON_TOPIC, api_settings, serve_env, wait_for
+from .conftest import ON_TOPIC, serve_env, wait_for
 
 QUERIES = 12
 EXIT_WITHIN_S = 30.0  # drain (1 s) + flush (3 s) + two interpreters tearing down, loaded machine
 
 
-class _Hook(ScriptedServer[int]):
-    """The alert webhook: records each POSTed alert, answers 200."""
-
-    def __init__(self) -> None:
-        super().__init__(_hook_handler, lambda: 200)
-
-
-def _hook_handler(server: _Hook) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            self.send_response(server.record(self.path, None, json.loads(body)))
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    return Handler
-
-
 @pytest.fixture
-def hook() -> Iterator[_Hook]:
-    server = _Hook()
+def hook() -> Iterator[WebhookSink]:
+    server = WebhookSink()
     with serving(server):
         yield server
-
-
-@pytest.fixture
-def home(tmp_path: Path, corpus: Path) -> Path:
-    home = tmp_path / "home"
-    container = Container(api_settings(home))
-    assert container.pipeline.ingest([str(corpus)], COLLECTION).exit_code == 0
-    container.close()
-    return home
 
 
 def _requests_total(base: str) -> float:
@@ -85,10 +54,10 @@ def _json_lines(err: str) -> list[dict[str, Any]]:
 
 
 def test_two_workers_share_the_port_the_metrics_the_alerts_and_drain(
-    home: Path, hook: _Hook, tmp_path: Path
+    container: Container, hook: WebhookSink, tmp_path: Path
 ) -> None:
     env = {
-        **serve_env(home, "unused"),
+        **serve_env(container.home, "unused"),  # the fixture's indexed home
         "RAGKEEL_SERVER__WORKERS": "2",
         "RAGKEEL_SERVER__DRAIN_S": "1",
         "RAGKEEL_GATEWAY__RETRY__MAX_RETRIES": "0",

@@ -13,14 +13,13 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import monitor_data
-from fake_http import ScriptedServer, serving
+from fake_http import WebhookSink, serving
 from ragkeel.clock import ManualClock
 from ragkeel.errors import ConfigError
 from ragkeel.http_retry import Backoff
@@ -235,26 +234,7 @@ def test_alerts_fire_and_resolve_without_flapping() -> None:
 # -- the webhook --
 
 
-class _Hook(ScriptedServer[int]):
-    """Answers each POST with the next scripted status (default 200)."""
-
-    def __init__(self) -> None:
-        super().__init__(_handler_for, lambda: 200)
-
-
-def _handler_for(server: _Hook) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            status = server.record(self.path, dict(self.headers), json.loads(body))
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    return Handler
+_Hook = WebhookSink  # answers each POST with the next scripted status (default 200)
 
 
 @pytest.fixture
