@@ -17,8 +17,9 @@ memory; what the workers must agree on lives on disk or in a server:
 - **the alert monitor**: every worker evaluates the rules (its gauge and dashboard banner stay
   true), only the holder of ``$RAGKEEL_HOME/monitor.lock`` sends the alerts
   (``observability/monitor/lease.py``): one webhook per transition, not N.
-- **the local model**: loaded by every worker (about 1.1 GB of memory each, plus its own
-  one-answer-at-a-time queue). With more than one worker or replica, run it once with
+- **the local model**: loaded by every worker, each with its own one-answer-at-a-time queue
+  (the GGUF file's ~1.07 GB of page cache is shared through ``mmap``, but each worker adds
+  ~0.9 GB of its own: docs/benchmarks.md, "Issue 13: workers"). With more than one worker or replica, run it once with
   ``ragkeel model-server`` and set ``generation.local.base_url``: every worker then reaches it
   through the gateway as the deployment ``local``.
 - **state in process memory** (rate limits, breakers, budget accounts) is per worker unless
