@@ -146,7 +146,7 @@ class LocalModelSettings(_Section):
     max_queue: int = Field(default=2, ge=0, le=1000)
     # issue 13: the model served once by `ragkeel model-server` (an OpenAI-compatible URL, e.g.
     # http://127.0.0.1:8090/v1): every replica reaches it through the gateway as the deployment
-    # "local" instead of loading its own 1.1 GB copy; None: loaded in this process
+    # "local" instead of loading its own copy (~0.9 GB each); None: loaded in this process
     base_url: str | None = None
 
     @field_validator("models_dir", mode="after")

@@ -2,7 +2,8 @@
 once, as an OpenAI-compatible server for every replica and worker to share (issue 13).
 
 Without it each ``ragkeel serve`` process (each of ``--workers N``, each replica) loads its own
-copy of the model: about 1.1 GB of memory apiece. With it, run the model once and set
+copy of the model: ~0.9 GB of memory apiece beyond the shared file (docs/benchmarks.md,
+"Issue 13"). With it, run the model once and set
 ``generation.local.base_url`` (``RAGKEEL_GENERATION__LOCAL__BASE_URL=http://127.0.0.1:8090/v1``)
 on every replica: the container then reaches the model through the gateway as the deployment
 ``local`` (retries, breaker, timeouts, metering at zero cost; ``container.served_local_model``)

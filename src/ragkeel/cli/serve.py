@@ -3,7 +3,7 @@ until Ctrl-C or SIGTERM.
 
 Workers (``--workers``, ``server.workers``, default 1): with more than one, N processes serve
 the one port, each with its own container; ``cli/serve_workers.py`` says what they share
-(metrics, the monitor's alerts) and what they do not (the local model: 1.1 GB each, unless
+(metrics, the monitor's alerts) and what they do not (the local model: ~0.9 GB each, unless
 ``ragkeel model-server`` serves it once).
 
 Shutdown (SIGTERM or Ctrl-C): uvicorn stops listening; new answers on open connections are
