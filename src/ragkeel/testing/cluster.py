@@ -161,7 +161,7 @@ def up(root: Path) -> dict[str, Any]:
                 argv = [sys.executable, "-m", "ragkeel", "worker"]
                 state["pids"][f"worker-{i}"] = _spawn(f"worker-{i}", argv, env, root / "logs")
                 save()
-        else:  # TODO(issue 13, queue + pg): `ragkeel worker` and the PostgreSQL store land
+        else:  # a version without the job queue or the PostgreSQL store: no workers to start
             print(
                 "workers: skipped (needs storage.backend postgres and ingestion.queue: "
                 "not in this version)",
