@@ -9,6 +9,8 @@ from pathlib import Path
 
 from tests.cli.test_cli import ragkeel
 
+from ragkeel.storage.postgres.schema import SCHEMA_VERSION
+
 
 def test_ingest_search_and_ask_on_postgres(postgres_url: str, tmp_path: Path) -> None:
     env = {
@@ -26,7 +28,7 @@ def test_ingest_search_and_ask_on_postgres(postgres_url: str, tmp_path: Path) ->
     upgraded = ragkeel("db", "upgrade", env=env)
     assert upgraded.returncode == 0, upgraded.stderr
     assert (
-        "applied 1:" in upgraded.stdout and "postgres store at schema version 3" in upgraded.stdout
+        "applied 1:" in upgraded.stdout and f"postgres store at schema version {SCHEMA_VERSION}" in upgraded.stdout
     )
     done = ragkeel("ingest", str(docs), "--collection", "kb", "--json", env=env)
     assert done.returncode == 0, done.stderr

@@ -100,13 +100,31 @@ def test_upgrade_from_schema_version_1_keeps_the_data(postgres_url: str) -> None
         pk = conn.execute("SELECT pk FROM chunks WHERE id='k1'").fetchone()[0]
         for term in ("old", "zebra", "text"):
             conn.execute("INSERT INTO postings VALUES (%s, %s, %s, 1)", (cid, term, pk))
+        # a version-1 ragkeel's HNSW index: over the whole collection, no dimension predicate
+        conn.execute(
+            f"CREATE INDEX chunks_hnsw_{cid} ON chunks USING hnsw ((embedding::vector(2)) "
+            f"vector_cosine_ops) WITH (m = 12, ef_construction = 48) WHERE collection_id = {cid}"
+        )
     with pytest.raises(StorageError) as info:
         PostgresDocumentStore(postgres_url, migrate_on_start=False)
     assert "db upgrade" in (info.value.hint or "")
     with connect(postgres_url) as conn:
-        assert [m.version for m in schema.migrate(conn)] == [2, 3]
+        assert [m.version for m in schema.migrate(conn)] == [2, 3, 4]
         assert schema.migrate(conn) == []  # idempotent
         assert schema.current_version(conn) == schema.SCHEMA_VERSION
+        # version 4: the index the dense query's dimension predicate can use (the old one led
+        # the planner to a sequential scan, ~8x slower), its build parameters kept, and
+        # vectors stored inline (out-of-line, every exact comparison fetched its TOAST row)
+        indexdef = conn.execute(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = %s", (f"chunks_hnsw_{cid}",)
+        ).fetchone()[0]
+        assert "vector_dims(embedding) = 2" in indexdef and "m='12'" in indexdef, indexdef
+        storage = conn.execute(
+            "SELECT attrelid::regclass::text, attstorage FROM pg_attribute "
+            "WHERE attname = 'embedding' AND attrelid IN ('chunks'::regclass, "
+            "'version_vectors'::regclass) ORDER BY 1"
+        ).fetchall()
+        assert storage == [("chunks", "p"), ("version_vectors", "p")]
     store = PostgresDocumentStore(postgres_url, migrate_on_start=False)
     try:
         assert store.check_integrity() == []  # the statistics were backfilled
