@@ -17,7 +17,6 @@ sets (``replica_env``); ``RAGKEEL_*`` variables already set are passed on unchan
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
 import signal
@@ -58,22 +57,6 @@ def replica_env(
     if model_url is not None:
         env["RAGKEEL_GENERATION__LOCAL__BASE_URL"] = model_url
     return env
-
-
-def _settings_have(*path: str) -> bool:
-    """Whether this version of ragkeel knows a setting (the others' parts land one by one)."""
-    from ragkeel.settings import Settings
-
-    fields: Any = Settings.model_fields
-    for name in path:
-        if name not in fields:
-            return False
-        fields = getattr(fields[name].annotation, "model_fields", {})
-    return True
-
-
-def _has_module(name: str) -> bool:
-    return importlib.util.find_spec(name) is not None
 
 
 def _spawn(name: str, argv: list[str], env: dict[str, str], logs: Path) -> int:
@@ -124,8 +107,7 @@ def up(root: Path) -> dict[str, Any]:
 
     save()
     try:
-        postgres = _settings_have("storage", "postgres")
-        queue = _settings_have("ingestion", "queue") and _has_module("ragkeel.cli.worker")
+        postgres = queue = True  # every piece of the topology (README "Scaling out")
         model_url = _model_server(root, state)
         save()
         env = replica_env(
@@ -133,10 +115,10 @@ def up(root: Path) -> dict[str, Any]:
             root / "home",
             model_url,
             postgres=postgres,
-            redis=_settings_have("redis"),
+            redis=True,
             queue=queue,
         )
-        if postgres and _has_module("ragkeel.cli.db"):  # the schema, before any replica
+        if postgres:  # the schema, before any replica
             subprocess.run(
                 [sys.executable, "-m", "ragkeel", "db", "upgrade"],
                 env={**os.environ, **env},
