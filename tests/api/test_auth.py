@@ -76,6 +76,7 @@ SAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/v1/traces/{trace_id}"): {"url": "/v1/traces/" + "0" * 32},
     ("GET", "/v1/costs"): {"params": {"by": "tenant"}},
     ("POST", "/v1/feedback"): {"json": {"trace_id": "0" * 32, "rating": "up"}},
+    ("GET", "/v1/jobs/{job_id}"): {"url": "/v1/jobs/job_" + "0" * 20},  # issue 13: no queue: 404
 }
 
 
@@ -116,6 +117,7 @@ def test_every_route_states_the_scope_it_needs(secured: TestClient) -> None:
         ("GET", "/v1/traces/{trace_id}"): "query",
         ("GET", "/v1/costs"): "query",
         ("POST", "/v1/feedback"): "query",
+        ("GET", "/v1/jobs/{job_id}"): "ingest",  # an upload's job: who may upload (issue 13)
     }
     assert {(m, p): s for m, p, s in routes} == expected
 
