@@ -121,6 +121,7 @@ def main() -> None:
     logging.disable(logging.WARNING)  # the outage's log lines are not what is measured
     server = services.start_redis()
     shared = connect(server.url, prefix="bench:", outage=Outage(pause_s=3600))
+    stopped = False
     try:
         memory = ops(TenantLimiter(LIMITS), CostAccounts(10**9), InMemoryBreakerStore())
         redis = redis_arm(shared)
@@ -132,10 +133,12 @@ def main() -> None:
             "memory": {name: timed(op, args.ops) for name, op in memory.items()},
             "redis": {name: timed(op, args.ops) for name, op in redis.items()},
         }
+        stopped = True  # outage() stops it: never twice (its PID may be reused meanwhile)
         result["outage"] = outage(shared, server, min(args.ops, 1000))
     finally:
         shared.close()
-        server.stop()
+        if not stopped:
+            server.stop()
     print(json.dumps(result, indent=2))
 
 

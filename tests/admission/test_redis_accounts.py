@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from processes import race
+from processes import OwnRedis, race
 from ragkeel.admission.accounts import Accounts, CostAccounts
 from ragkeel.admission.redis_accounts import RedisCostAccounts
 from ragkeel.errors import BudgetExceededError, BudgetUnavailableError
@@ -25,7 +25,6 @@ from ragkeel.gateway.metering import MeteredChatModel
 from ragkeel.gateway.pricing import Price, PriceTable
 from ragkeel.gateway.providers.scripted import ScriptedChatModel
 from ragkeel.shared_state import Outage, SharedState, connect
-from ragkeel.testing import services
 
 NOON = 1_767_268_800.0  # 2026-01-01 12:00 UTC
 DAY = date(2026, 1, 1)
@@ -172,7 +171,7 @@ def test_many_processes_never_overspend_one_budget(shared: SharedState, redis_ur
 
 
 def test_redis_stopped_mid_test_fails_closed_for_paid_calls(tmp_path: Path) -> None:
-    server = services.start_redis(tmp_path / "redis")
+    server = OwnRedis(tmp_path / "redis")
     counted: list[str] = []
     shared = connect(
         server.url, prefix="test:", outage=Outage(pause_s=0.2, on_error=counted.append)
@@ -195,7 +194,7 @@ def test_redis_stopped_mid_test_fails_closed_for_paid_calls(tmp_path: Path) -> N
         assert accounts.open_reservations() == 0
         assert time.monotonic() - began < 5.0
         assert counted and set(counted) == {"accounts"}
-        server = services.start_redis(tmp_path / "redis", port=server.port)  # back, empty
+        server.restart()  # back, empty
         time.sleep(0.25)  # past the outage's pause
         assert accounts.spent("t") == pytest.approx(0.2)  # the settlement was replayed
         assert accounts.remaining("t") == pytest.approx(0.8)
@@ -207,7 +206,7 @@ def test_redis_stopped_mid_test_fails_closed_for_paid_calls(tmp_path: Path) -> N
 def test_the_budget_policy_refuses_paid_calls_and_lets_free_ones_through(tmp_path: Path) -> None:
     """``BudgetChatModel`` over accounts whose Redis is gone: the paid model is refused with
     BUDGET_UNAVAILABLE (the answer flow's extractive fallback takes over); a free model answers."""
-    server = services.start_redis(tmp_path / "redis")
+    server = OwnRedis(tmp_path / "redis")
     shared = connect(server.url, prefix="test:", outage=Outage(pause_s=0.2))
     accounts = RedisCostAccounts(shared, 1.0)
     paid = BudgetChatModel(

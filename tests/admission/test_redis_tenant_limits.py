@@ -14,11 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from processes import race
+from processes import OwnRedis, race
 from ragkeel.admission.tenant_limits import TenantLimiter, TenantLimits, shared_storage
 from ragkeel.errors import RateLimitedError
 from ragkeel.shared_state import Outage, SharedState, connect
-from ragkeel.testing import services
 
 
 @pytest.fixture
@@ -89,7 +88,7 @@ def test_requests_per_window_hold_across_processes(redis_url: str) -> None:
 def test_redis_stopped_mid_test_fails_open(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    server = services.start_redis(tmp_path / "redis")
+    server = OwnRedis(tmp_path / "redis")
     counted: list[str] = []
     shared = connect(
         server.url, prefix="test:", outage=Outage(pause_s=0.2, on_error=counted.append)
@@ -121,7 +120,7 @@ def test_redis_stopped_mid_test_fails_open(
 def test_a_hung_redis_costs_one_timeout_then_nothing(tmp_path: Path) -> None:
     """Redis frozen (SIGSTOP), not gone: the first admission waits out the socket timeout (and
     its one retry), later ones skip Redis during the pause; all are admitted."""
-    server = services.start_redis(tmp_path / "redis")
+    server = OwnRedis(tmp_path / "redis")
     shared = connect(server.url, prefix="test:", socket_timeout_s=0.2, outage=Outage(pause_s=30.0))
     limits = TenantLimiter(
         TenantLimits(requests=100), storage=shared_storage(shared), outage=shared.outage

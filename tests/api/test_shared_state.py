@@ -15,12 +15,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from corpus import TEST_GATE
+from processes import OwnRedis
 from ragkeel.admission.redis_accounts import RedisCostAccounts
 from ragkeel.api import create_app
 from ragkeel.container import Container
 from ragkeel.gateway.redis_breaker_store import RedisBreakerStore
 from ragkeel.settings import Settings, load_settings
-from ragkeel.testing import FaultServer, services
+from ragkeel.testing import FaultServer
 
 from .conftest import COLLECTION, ON_TOPIC
 from .test_metrics import scrape, value
@@ -112,7 +113,7 @@ def test_a_breaker_opened_on_one_replica_routes_the_other_to_the_fallback(
 def test_redis_stopped_mid_test_answers_still_come_back(
     replicas: Replicas, tmp_path: Path, servers: tuple[FaultServer, FaultServer]
 ) -> None:
-    server = services.start_redis(tmp_path / "redis")
+    server = OwnRedis(tmp_path / "redis")
     try:
         a, _ = replicas(
             {"url": server.url, "retry_after_failure_s": 0.2},

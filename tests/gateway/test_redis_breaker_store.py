@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from processes import race
+from processes import OwnRedis, race
 from ragkeel.clock import WALL_CLOCK
 from ragkeel.errors import CircuitOpenError, ModelUnavailableError
 from ragkeel.gateway.base import ChatMessage, ChatRequest
@@ -21,7 +21,6 @@ from ragkeel.gateway.calllog import CallLog, recording
 from ragkeel.gateway.providers.scripted import ScriptedChatModel, ScriptedFailure
 from ragkeel.gateway.redis_breaker_store import RedisBreakerStore
 from ragkeel.shared_state import Outage, SharedState, connect
-from ragkeel.testing import services
 
 PROCESSES, TRIES = 6, 25
 POLICY = BreakerPolicy(consecutive_failures=2, min_calls=1_000, open_s=30.0, probe_lease_s=120.0)
@@ -101,7 +100,7 @@ def test_a_breaker_opened_on_one_replica_refuses_on_another(redis_url: str) -> N
 def test_redis_stopped_mid_test_falls_back_to_the_process_breaker(tmp_path: Path) -> None:
     """Our own redis-server, stopped mid-test: no call fails because of it; the breaker keeps
     protecting the deployment in-process, and each fallback is counted for the metric."""
-    server = services.start_redis(tmp_path / "redis")
+    server = OwnRedis(tmp_path / "redis")
     counted: list[str] = []
     outage = Outage(pause_s=0.2, on_error=counted.append)
     shared = connect(server.url, prefix="test:", outage=outage, socket_timeout_s=0.5)
