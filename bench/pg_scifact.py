@@ -115,6 +115,7 @@ def main() -> None:
     ap.add_argument("--ef", default="10,20,40,64,100")
     ap.add_argument("--skip-sqlite", action="store_true", help="PostgreSQL figures only")
     ap.add_argument("--keep-db", action="store_true", help="reuse the server's database")
+    ap.add_argument("--dense-only", action="store_true", help="with --keep-db: only HNSW vs exact")
     args = ap.parse_args()
     dataset = load_beir(REPO.parent / "shared" / "datasets" / "scifact", args.split)
     result: dict[str, Any] = {"machine": machine(), "date": today(), "commit": commit()}
@@ -139,6 +140,13 @@ def main() -> None:
             home=args.home, storage={"backend": "postgres", "postgres": {"url": url}}
         )
         with Container(settings) as pg:
+            if args.dense_only:
+                flt = Filter(collection=collection_name(dataset))
+                qs = [pg.embedder.embed_query(dataset.queries[q]) for q in sorted(dataset.qrels)]
+                efs = [int(e) for e in args.ef.split(",")]
+                result["dense_hnsw_vs_exact"] = dense_recall(url, qs, efs, flt)
+                print(json.dumps(result, indent=2))
+                return
             t0 = time.perf_counter()
             report = index_corpus(dataset, pg.pipeline)
             result["postgres_ingest"] = {
