@@ -49,3 +49,23 @@ def test_a_pid_file_still_empty_is_waited_for(tmp_path: Path) -> None:
     threading.Timer(0.2, lambda: pidfile.write_text("4242\n")).start()
     assert _read_pid(pidfile, 5) == 4242
     assert _read_pid(tmp_path / "never.pid", 0.1) is None
+
+
+def test_stop_pid_signals_only_the_program_it_started() -> None:
+    """A PID read back from a file may belong to another process by now (PIDs wrap fast on a
+    busy machine): with ``program`` given, a process running something else is left alone."""
+    import subprocess
+
+    from ragkeel.testing.services import runs, stop_pid
+
+    other = subprocess.Popen(["sleep", "30"])
+    try:
+        assert runs(other.pid, "sleep") and not runs(other.pid, "redis-server")
+        stop_pid(other.pid, timeout_s=1, program="redis-server")
+        assert other.poll() is None  # untouched
+        stop_pid(other.pid, timeout_s=5, program="sleep")
+        assert other.wait(5) is not None
+        assert not runs(other.pid, "sleep")
+    finally:
+        other.kill()
+        other.wait()

