@@ -115,7 +115,11 @@ def main() -> None:
     ap.add_argument("--ef", default="10,20,40,64,100")
     ap.add_argument("--skip-sqlite", action="store_true", help="PostgreSQL figures only")
     ap.add_argument("--keep-db", action="store_true", help="reuse the server's database")
-    ap.add_argument("--dense-only", action="store_true", help="with --keep-db: only HNSW vs exact")
+    ap.add_argument(
+        "--dense-only",
+        action="store_true",
+        help="only HNSW vs exact (with --keep-db: on the database a run kept; else indexed first)",
+    )
     args = ap.parse_args()
     dataset = load_beir(REPO.parent / "shared" / "datasets" / "scifact", args.split)
     result: dict[str, Any] = {"machine": machine(), "date": today(), "commit": commit()}
@@ -127,8 +131,9 @@ def main() -> None:
             )
     server = None
     if args.url is None:
+        kept = args.keep_db and (args.root / "pgdata").exists()
         server = services.start_postgres(args.root)
-        if args.keep_db:
+        if kept:
             url = server.url_for("scifact")
         else:
             services.drop_database(server, "scifact")
@@ -141,6 +146,8 @@ def main() -> None:
         )
         with Container(settings) as pg:
             if args.dense_only:
+                if pg.store.stats().chunks == 0:  # a fresh server: index the corpus first
+                    index_corpus(dataset, pg.pipeline)
                 flt = Filter(collection=collection_name(dataset))
                 qs = [pg.embedder.embed_query(dataset.queries[q]) for q in sorted(dataset.qrels)]
                 efs = [int(e) for e in args.ef.split(",")]

@@ -220,3 +220,24 @@ def test_interleaved_answer_streams_each_record_into_their_own_call_log(
         (attempt,) = done.answer.gateway["attempts"]
         assert attempt["deployment"] == deployment and attempt["outcome"] == "ok"
     assert current_log() is None
+
+
+def test_a_call_the_budget_refused_costs_nothing_even_with_a_price_table(
+    retriever: HybridRetriever,
+) -> None:
+    """Regression: with ``cost_of`` (the container always passes the price table), the answer
+    priced the *estimated* prompt of a call the budget refused before it was sent: an
+    extractive answer reported a cost (and 371 prompt tokens) that nobody was charged."""
+    prices = PriceTable.from_mapping({"scripted": PRICE})
+    model = ScriptedChatModel([REPLY])
+    budgeted = BudgetChatModel(model, prices, min_answer_tokens=64)
+    answerer = Answerer(
+        retriever,
+        budgeted,
+        AnswerPolicy(gate_threshold=TEST_GATE),
+        cost_of=lambda name, usage: PRICE.cost(usage),
+    )
+    answer = answerer.answer(ON_TOPIC, budget=Budget(max_cost=1e-9))
+    assert answer.mode == "extractive" and answer.degraded_reason == "BUDGET_EXCEEDED"
+    assert model.calls == 0
+    assert answer.cost == 0.0 and answer.usage.prompt_tokens == 0, (answer.cost, answer.usage)

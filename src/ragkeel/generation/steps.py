@@ -304,8 +304,8 @@ def generate(
     if log.queue_ms:  # waiting for a serialised model's turn (part of "generate")
         timer.ms[names.STAGE_QUEUE] = log.queue_ms
     text = "".join(parts).strip()
-    if usage is None and log.attempts:  # failed: what the gateway metered
-        usage = log.usage
+    if usage is None and (log.attempts or log.decisions):  # failed behind the gateway: what
+        usage = log.usage  # it metered — nothing when a policy refused before any call was sent
     if usage is None:  # failed, unmetered: estimate what was spent
         usage = Usage(sum(model.count_tokens(m.content) for m in prompt), model.count_tokens(text))
     if degraded is None and not text:
