@@ -20,24 +20,17 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 import httpx
 import pytest
 
 from corpus import COLLECTION, ON_TOPIC, TEST_GATE, write_corpus
 from ragkeel.container import Container
-from ragkeel.settings import Settings, StorageSettings, load_settings
+from ragkeel.settings import load_settings
 from ragkeel.testing import FaultServer, FaultSettings
 from ragkeel.testing.replicas import Replica, Replicas
 
-HAS_REDIS = "redis" in Settings.model_fields
-HAS_POSTGRES = "postgres" in get_args(StorageSettings.model_fields["backend"].annotation)
-needs_redis = pytest.mark.skipif(
-    not HAS_REDIS,
-    reason="needs the shared state in Redis (redis.url: branch 'redis', not on main yet; "
-    "the lead wires it at merge)",
-)
 PAID = "paid-model"
 BASE_ENV = {
     "RAGKEEL_EMBEDDING__PROVIDER": "hashing",
@@ -83,7 +76,6 @@ def _ask(replica: Replica, question: str = ON_TOPIC) -> httpx.Response:
     return httpx.post(f"{replica.url}/v1/query", json={"question": question}, timeout=60)
 
 
-@needs_redis
 def test_a_tenants_rate_limit_holds_across_replicas(
     homes: tuple[Path, Path], redis_url: str, tmp_path: Path
 ) -> None:
@@ -103,7 +95,6 @@ def test_a_tenants_rate_limit_holds_across_replicas(
     assert len(refused) == 4 and all(p["code"] == "RATE_LIMITED" for p in refused), refused
 
 
-@needs_redis
 def test_a_breaker_opened_on_replica_a_routes_replica_b_to_the_fallback(
     homes: tuple[Path, Path], redis_url: str, tmp_path: Path
 ) -> None:
@@ -133,7 +124,6 @@ def test_a_breaker_opened_on_replica_a_routes_replica_b_to_the_fallback(
             assert primary.stats.requests == 0, primary.stats
 
 
-@needs_redis
 def test_concurrent_requests_over_replicas_never_overspend_a_budget(
     homes: tuple[Path, Path], redis_url: str, tmp_path: Path
 ) -> None:
@@ -185,11 +175,6 @@ def _search_until_found(replica: Replica, text: str, within_s: float) -> float |
 def shared_index_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[dict[str, str]]:
     """The settings that make two replicas share one index."""
     if request.param == "postgres":
-        if not HAS_POSTGRES:
-            pytest.skip(
-                "needs storage.backend: postgres (branch 'pg', not on main yet; the lead wires "
-                "it at merge)"
-            )
         url = request.getfixturevalue("postgres_url")
         yield {"RAGKEEL_STORAGE__BACKEND": "postgres", "RAGKEEL_STORAGE__POSTGRES__URL": url}
     else:
