@@ -55,11 +55,15 @@ def test_stop_pid_signals_only_the_program_it_started() -> None:
     """A PID read back from a file may belong to another process by now (PIDs wrap fast on a
     busy machine): with ``program`` given, a process running something else is left alone."""
     import subprocess
+    import time
 
     from ragkeel.testing.services import runs, stop_pid
 
     other = subprocess.Popen(["sleep", "30"])
     try:
+        deadline = time.monotonic() + 10  # until the child has exec'd (a fork runs python)
+        while not runs(other.pid, "sleep") and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert runs(other.pid, "sleep") and not runs(other.pid, "redis-server")
         stop_pid(other.pid, timeout_s=1, program="redis-server")
         assert other.poll() is None  # untouched
