@@ -73,3 +73,53 @@ def test_stop_pid_signals_only_the_program_it_started() -> None:
     finally:
         other.kill()
         other.wait()
+
+
+def test_a_terminated_run_stops_the_servers_it_started(tmp_path: Path) -> None:
+    """Regression: a pytest run ended by SIGTERM (a CI timeout, an impatient engineer) left its
+    session's PostgreSQL and Redis running for good; SIGTERM now tears the session down."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from ragkeel.testing.services import runs
+
+    repo = Path(__file__).resolve().parents[2]
+    test = tmp_path / "test_hold.py"
+    test.write_text(
+        "import time\n"
+        "def test_hold(redis_server):\n"
+        "    print('REDIS_PID', redis_server.pid, flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": f"{repo / 'src'}{os.pathsep}{repo}"}
+    run = subprocess.Popen(  # the suite's conftest as a plugin: its fixtures and its hook
+        [sys.executable, "-m", "pytest", "-s", "-q", "-p", "no:cacheprovider",
+         "-p", "tests.conftest", "--rootdir", str(tmp_path), str(test)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    try:
+        pid = None
+        assert run.stdout is not None
+        for line in run.stdout:  # bounded: the held test sleeps 60 s, pytest's timeout is 300
+            if line.startswith("REDIS_PID"):
+                pid = int(line.split()[1])
+                break
+        assert pid is not None and runs(pid, "redis-server"), run.stdout.read()
+        run.send_signal(signal.SIGTERM)
+        run.wait(30)
+        deadline = time.monotonic() + 10
+        while runs(pid, "redis-server") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not runs(pid, "redis-server"), "the run's Redis outlived it"
+    finally:
+        run.kill()
+        run.wait()
+        if run.stdout is not None:
+            run.stdout.close()
