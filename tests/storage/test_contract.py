@@ -1,5 +1,6 @@
 """The storage contracts (``ragkeel.testing.contracts``: ``store``, ``keyword_index``,
-``vector_index``, ``index_versions``) over every backend: SQLite and PostgreSQL (issue 13, the
+``vector_index``, ``index_versions``, ``revisions``) over every backend: SQLite and PostgreSQL
+(issue 13, the
 ``postgres_url`` fixture's server; tests/conftest.py).
 
 Add a backend by adding one ``open_store`` fixture to ``BACKENDS`` below.
@@ -16,6 +17,7 @@ import pytest
 from ragkeel.storage.sqlite import SqliteDocumentStore
 from ragkeel.testing.contracts.index_versions import IndexVersionContract
 from ragkeel.testing.contracts.keyword_index import KeywordIndexContract
+from ragkeel.testing.contracts.revisions import RevisionContract
 from ragkeel.testing.contracts.store import (
     AccessContract,
     DocumentStoreContract,
@@ -57,6 +59,10 @@ class TestVectorIndex(Backends, VectorIndexContract):
 
 
 class TestAccess(Backends, AccessContract):
+    pass
+
+
+class TestRevisions(Backends, RevisionContract):
     pass
 
 

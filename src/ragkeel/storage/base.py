@@ -14,9 +14,16 @@ store's ``upsert_document``; ``IndexVersions`` builds a collection's vectors for
 embedding model alongside the live ones and switches to them in one transaction
 (``ingestion/reembed.py`` drives it).
 
+Revisions (issue 14): ``revision`` names the state of a tenant's collection (or of all its
+collections) as an opaque string that every write which can change an answer replaces —
+upsert, delete, relocate, an ACL change, an index version's switch, a drop (and a re-created
+collection never repeats an old value). It is read from the database on each call (one indexed
+row per collection), so replicas and workers that share the database agree without any
+in-process counter; the answer cache keys on it (``caching/keys.py``).
+
 A backend is done when it passes the contract suites ``ragkeel.testing.contracts.store``,
-``keyword_index``, ``vector_index`` and ``index_versions``, run over every backend by
-``tests/storage/test_contract.py``.
+``keyword_index``, ``vector_index``, ``index_versions`` and ``revisions``, run over every
+backend by ``tests/storage/test_contract.py``.
 """
 
 from __future__ import annotations
@@ -150,6 +157,12 @@ class DocumentStore(Protocol):
         self, collection: str, *, scope: AccessScope | None = None
     ) -> tuple[str | None, int] | None:
         """(embedding model, dimension) of the scope tenant's ``collection``; None if absent."""
+        ...
+
+    def revision(self, collection: str | None, *, scope: AccessScope | None = None) -> str:
+        """The current revision of the scope tenant's ``collection`` (None: of all the
+        tenant's collections, what a question without a collection searches); any write that
+        can change an answer changes it (see the module docstring). Cheap: read per request."""
         ...
 
     def close(self) -> None: ...

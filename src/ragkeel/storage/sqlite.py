@@ -625,6 +625,21 @@ class SqliteDocumentStore:
             ).fetchone()
         return (row[0], int(row[1])) if row else None
 
+    def revision(self, collection: str | None, *, scope: AccessScope | None = None) -> str:
+        """``<label>:<uid>.<generation>.<index version>`` of each of the scope tenant's
+        collections (``collection``: that one only), ``;``-joined; "" when there are none. Every
+        write bumps the generation in its transaction (``deletion_log.bump``), the switch to a
+        new index version gives the collection a new uid, and a dropped and re-created
+        collection gets a new uid too, so no two states share a revision."""
+        tenant = scope_or_default(scope).tenant
+        sql = "SELECT label, uid, generation, index_version FROM collections WHERE tenant=?"
+        args: tuple[str, ...] = (tenant,)
+        if collection is not None:
+            sql, args = sql + " AND label=?", (tenant, collection)
+        with self._lock:
+            rows = self._conn.execute(sql + " ORDER BY label", args).fetchall()
+        return ";".join(f"{r[0]}:{r[1]}.{r[2]}.{r[3]}" for r in rows)
+
     def search_keys(
         self, tenant: str, collection: str | None, model: str | None = None
     ) -> list[str]:

@@ -34,6 +34,11 @@ fetched its TOAST row (about 4x slower on 10,000 rows; rows written before keep 
 until rewritten: re-ingest or ``ragkeel collections reembed``). It also rebuilds an HNSW index
 made before version 3 with the dimension predicate the dense query carries (without it the
 planner expected a handful of rows and chose a sequential scan), keeping its build parameters.
+
+Version 5 gives each collection a ``revision`` (issue 14): a counter bumped in the transaction
+of every write that can change an answer (upsert, delete, relocate, an ACL change, an index
+version's switch); with the collection's serial ``id`` (new when a dropped collection is made
+again) and ``index_version`` it is the store's ``revision`` the answer cache keys on.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ from typing import Any
 
 from ragkeel.errors import StorageError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 _LOCK_ID = 0x7261676B65656C  # "ragkeel": one advisory lock for every migration
 
 
@@ -178,6 +183,11 @@ MIGRATIONS: tuple[Migration, ...] = (
             END LOOP;
         END $$;
         """,
+    ),
+    Migration(
+        5,
+        "collection revisions: bumped by every write that can change an answer (issue 14)",
+        "ALTER TABLE collections ADD COLUMN revision bigint NOT NULL DEFAULT 0;",
     ),
 )
 

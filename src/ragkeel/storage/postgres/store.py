@@ -225,6 +225,7 @@ class PostgresDocumentStore:
                     for term, count in tf.items():
                         copy.write_row((cid, term, pk, count))
             _add_stats(db, cid, len(chunks) - gone, sum(lengths) - gone_length)
+            _bump(db, cid)
 
     def delete_documents(
         self, collection: str, document_ids: Iterable[str], *, scope: AccessScope | None = None
@@ -242,6 +243,8 @@ class PostgresDocumentStore:
             visible = _visible_ids(db, cid, ids, access)
             removed, chunks, length = self._delete(db, cid, visible)
             _add_stats(db, cid, -chunks, -length)
+            if removed or chunks:
+                _bump(db, cid)
         return removed
 
     def relocate_document(
@@ -261,6 +264,7 @@ class PostgresDocumentStore:
                 "UPDATE chunks SET source=%s WHERE collection_id=%s AND document_id=%s",
                 (source, cid, document_id),
             )
+            _bump(db, cid)
         return True
 
     def set_principals(
@@ -286,6 +290,7 @@ class PostgresDocumentStore:
                 "UPDATE chunks SET principals=%s WHERE collection_id=%s AND document_id=%s",
                 (names, cid, document_id),
             )
+            _bump(db, cid)
         return True
 
     def drop_collection(self, collection: str, *, scope: AccessScope | None = None) -> int:
@@ -637,6 +642,20 @@ class PostgresDocumentStore:
             )
         return cid
 
+    def revision(self, collection: str | None, *, scope: AccessScope | None = None) -> str:
+        """``<name>:<id>.<revision>.<index version>`` of each of the scope tenant's collections
+        (``collection``: that one only), ``;``-joined; "" when there are none. The writes bump
+        ``revision`` in their transaction (``_bump``), the switch changes ``index_version``, a
+        re-created collection has a new ``id``."""
+        tenant = scope_or_default(scope).tenant
+        sql = "SELECT name, id, revision, index_version FROM collections WHERE tenant=%s"
+        args: tuple[str, ...] = (tenant,)
+        if collection is not None:
+            sql, args = sql + " AND name=%s", (tenant, collection)
+        with self.connection() as conn:
+            rows = conn.execute(sql + " ORDER BY name", args).fetchall()
+        return ";".join(f"{r[0]}:{r[1]}.{r[2]}.{r[3]}" for r in rows)
+
     def tenants(self) -> list[str]:
         """Every tenant that owns a collection (operator bookkeeping, never a request's answer)."""
         with self.connection() as conn:
@@ -752,6 +771,11 @@ def _visible_ids(
         (cid, list(ids), *params),
     )
     return [str(r[0]) for r in rows]
+
+
+def _bump(db: psycopg.Connection[Any], cid: int) -> None:
+    """A new revision of the collection (``revision``), in the writing transaction."""
+    db.execute("UPDATE collections SET revision = revision + 1 WHERE id=%s", (cid,))
 
 
 def _add_stats(db: psycopg.Connection[Any], cid: int, chunks: int, length: int) -> None:

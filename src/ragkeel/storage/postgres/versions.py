@@ -176,7 +176,8 @@ def activate(
     )
     abandon(db, cid, version)
     db.execute(
-        "UPDATE collections SET embedding_model=%s, dimension=%s, index_version=%s WHERE id=%s",
+        "UPDATE collections SET embedding_model=%s, dimension=%s, index_version=%s, "
+        "revision = revision + 1 WHERE id=%s",
         (build.embedding_model, build.dimension, version, cid),
     )
     if new_dim:
