@@ -41,6 +41,10 @@ from ragkeel.admission.load_shedder import LoadShedder
 from ragkeel.admission.request_limits import Limits
 from ragkeel.admission.stream_limits import StreamLimiter
 from ragkeel.admission.tenant_limits import TenantLimiter, TenantLimits, shared_storage
+from ragkeel.caching.answers import AnswerCache
+from ragkeel.caching.backends import CacheBackend, MemoryCache, TieredCache
+from ragkeel.caching.keys import fingerprint
+from ragkeel.caching.sqlite_backend import SqliteCache
 from ragkeel.clock import WALL_CLOCK
 from ragkeel.embeddings import build_embedder
 from ragkeel.embeddings.base import Embedder
@@ -496,7 +500,56 @@ class Container:
             self.chat_model,
             policy,
             cost_of=self.prices.cost if gen.provider == "openai" else None,
+            cache=self.answer_cache,
         )
+
+    # -- the answer cache (issue 14; caching/) --
+
+    @cached_property
+    def answer_cache(self) -> AnswerCache | None:
+        """The answer cache of ``cache`` (None: ``cache.enabled`` off). Its key carries the
+        store's revision of the collections asked (read per question) and a fingerprint of
+        every setting that changes answers: the ``generation``, ``retrieval``, ``embedding``
+        and ``gateway`` sections (secrets masked), so a new configuration never reads an
+        answer of the old one."""
+        c = self.settings.cache
+        if not c.enabled:
+            return None
+        s = self.settings
+        config = fingerprint(
+            *(
+                x.model_dump(mode="json")
+                for x in (s.generation, s.retrieval, s.embedding, s.gateway)
+            )
+        )
+        store = self.store
+        return AnswerCache(
+            self.answer_cache_backend,
+            lambda collection, scope: store.revision(collection, scope=scope),
+            config,
+            ttl_s=c.ttl_s,
+        )
+
+    @cached_property
+    def answer_cache_backend(self) -> CacheBackend:
+        """``cache.backend``: ``memory``, or an in-process LRU before SQLite (in the home) or
+        Redis (``redis.url``; ``auto`` picks it when set)."""
+        c = self.settings.cache
+        front = MemoryCache(min(c.memory_entries, c.max_entries))
+        if c.backend == "memory":
+            return MemoryCache(c.max_entries)
+        shared = self.shared_state
+        if c.backend == "redis" or (c.backend == "auto" and shared is not None):
+            if shared is None:
+                raise ConfigError(
+                    "cache.backend is redis but redis.url is not set",
+                    hint="set redis.url (RAGKEEL_REDIS__URL), or cache.backend: auto",
+                )
+            from ragkeel.caching.redis_backend import RedisCache  # the scale extra
+
+            return TieredCache(front, RedisCache(shared, c.max_entries))
+        sqlite = SqliteCache(self.settings.home / "answer-cache.db", c.max_entries)
+        return TieredCache(front, sqlite)
 
     @cached_property
     def output_guard(self) -> OutputGuard | None:
@@ -720,6 +773,8 @@ class Container:
             self.keys.close()
         if "gateway" in self.__dict__ and self.gateway is not None:
             self.gateway.close()
+        if "answer_cache_backend" in self.__dict__:  # before the Redis connection it may use
+            self.answer_cache_backend.close()
         if "shared_state" in self.__dict__ and self.shared_state is not None:
             self.shared_state.close()
         if "ledger" in self.__dict__:

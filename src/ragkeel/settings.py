@@ -494,6 +494,26 @@ class RedisSettings(_Section):
         return value
 
 
+class CacheSettings(_Section):
+    """``cache`` (issue 14): the answer cache (``caching/``). A question asked again — same
+    normalised text, same caller scope, same collections at the same revision, same settings
+    — is answered from the stored answer with no retrieval and no model call. ``backend``:
+    ``auto`` is Redis when ``redis.url`` is set (shared by replicas), else SQLite
+    (``answer-cache.db`` in the home), each behind an in-process LRU of ``memory_entries``;
+    ``memory`` keeps answers in this process only. Requests opt out with ``"cache": false``
+    or ``Cache-Control: no-cache`` (the fresh answer replaces the stored one) or ``no-store``
+    (nothing read or kept). ``semantic``: also serve a stored answer to a similar question
+    (``semantic_threshold``: cosine, None: the matcher's tuned default)."""
+
+    enabled: bool = True
+    backend: Literal["auto", "memory", "sqlite", "redis"] = "auto"
+    ttl_s: float = Field(default=86_400.0, gt=0)  # an answer is kept at most this long
+    max_entries: int = Field(default=10_000, ge=1)  # answers kept (SQLite/Redis), LRU beyond
+    memory_entries: int = Field(default=1_000, ge=1)  # the in-process LRU in front
+    semantic: bool = False
+    semantic_threshold: float | None = Field(default=None, gt=0, le=1)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="RAGKEEL_", env_nested_delimiter="__", extra="forbid", validate_default=True
@@ -514,6 +534,7 @@ class Settings(BaseSettings):
     monitor: MonitorSettings = MonitorSettings()  # alert rules (issue 12)
     ui: UiSettings = UiSettings()  # the dashboard (issue 12)
     redis: RedisSettings = RedisSettings()  # shared state for replicas (issue 13)
+    cache: CacheSettings = CacheSettings()  # the answer cache (issue 14)
 
     @model_validator(mode="after")
     def _bm25_answers_need_a_keyword_gate(self) -> Settings:

@@ -2,7 +2,7 @@
 does when Redis cannot be reached.
 
 With ``redis.url`` set, the container (``Container.shared_state``) opens one ``SharedState``
-and hands it to the three backends that keep per-tenant or per-deployment state across
+and hands it to the backends that keep per-tenant or per-deployment state across
 replicas; without it nothing here is imported or built and every piece stays in-process:
 
 =========  ==========================================  ==========================================
@@ -19,6 +19,9 @@ accounts   ``admission/redis_accounts.py``:            fail CLOSED for paid call
 breakers   ``gateway/redis_breaker_store.py``:         fall back to this process's own
            ``RedisBreakerStore`` (WATCH/MULTI           in-memory breaker (today's behaviour):
            optimistic read-modify-write)                deployments stay protected per replica
+cache      ``caching/redis_backend.py``: the answer    every lookup a miss, nothing stored: the
+           cache (issue 14), SET PX + one Lua script    question is answered as without a cache
+           that trims it to its size
 =========  ==========================================  ==========================================
 
 Every failure is one ``Outage.failed(use, error)``: a log line (the first of an outage at
@@ -68,8 +71,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Use = Literal["limits", "accounts", "breakers"]
-USES: Final[tuple[Use, ...]] = ("limits", "accounts", "breakers")
+Use = Literal["limits", "accounts", "breakers", "cache"]
+USES: Final[tuple[Use, ...]] = ("limits", "accounts", "breakers", "cache")
 LOG_EVERY_S: Final = 30.0
 
 
@@ -136,6 +139,7 @@ _FALLBACK: Final[dict[Use, str]] = {
     "limits": "admitting without the rate limit (fail open)",
     "accounts": "refusing paid model calls (fail closed; free ones go ahead)",
     "breakers": "using this process's own circuit breaker state",
+    "cache": "answering without the shared answer cache (every question a miss)",
 }
 
 

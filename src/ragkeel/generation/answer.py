@@ -22,6 +22,23 @@ from ragkeel.generation.context import PackedContext
 from ragkeel.types import Citation, Confidence, GateDecision, SearchHit
 
 AnswerMode = Literal["generative", "extractive", "cannot_answer"]
+CacheDecision = Literal["hit", "miss", "bypass"]
+
+
+@dataclass(frozen=True, slots=True)
+class CacheOutcome:
+    """What the answer cache did for one question (issue 14; ``cached.py``): ``hit`` (the
+    answer is a stored one, found by an ``exact`` key or a ``semantic`` match of
+    ``similarity``, made ``age_s`` ago), ``miss``, or ``bypass`` (the request asked not to
+    look). After a fresh answer: whether it was ``stored``, else why not (``skip``: a stable
+    reason such as ``degraded``, ``ungrounded``, ``no_store``)."""
+
+    decision: CacheDecision
+    kind: Literal["exact", "semantic"] | None = None
+    stored: bool = False
+    skip: str | None = None
+    age_s: float | None = None
+    similarity: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +67,12 @@ class Answer:
     served_by: str | None = None
     gateway: Mapping[str, Any] | None = None
     tenant: str | None = None
+    cache: CacheOutcome | None = None  # None: no answer cache configured
+
+    @property
+    def cached(self) -> bool:
+        """Whether this answer was served from the answer cache (no retrieval, no model)."""
+        return self.cache is not None and self.cache.decision == "hit"
 
 
 def citations_of(context: PackedContext, check: CitationCheck) -> tuple[Citation, ...]:

@@ -32,6 +32,7 @@ from collections.abc import Callable, Generator, Iterator, Mapping
 from typing import Any
 
 from ragkeel.clock import SYSTEM_CLOCK, Clock
+from ragkeel.embeddings.base import Vector
 from ragkeel.errors import ChatModelError, ModelError, QueryError, RagkeelError
 from ragkeel.gateway.base import ChatMessage, ChatModel, ChatRequest, RoutingHints, Usage
 from ragkeel.gateway.calllog import CallLog
@@ -44,6 +45,7 @@ from ragkeel.generation.answer import (
     RetrievalEvent,
     TokenEvent,
 )
+from ragkeel.generation.cached import AnswerCacheHook, CacheRequest, CacheUse, replay
 from ragkeel.generation.citations import check_answer
 from ragkeel.generation.context import PackedContext
 from ragkeel.generation.extractive import render_extractive
@@ -91,6 +93,7 @@ class Answerer:
         *,
         cost_of: Callable[[str, Usage], float] | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        cache: AnswerCacheHook | None = None,
     ) -> None:
         self.retriever = retriever
         self.model = model
@@ -103,6 +106,7 @@ class Answerer:
         self.template = load_template(self.policy.template_version).with_canary(canary)
         self.cost_of = cost_of
         self.clock = clock
+        self.cache = cache
 
     def answer(
         self,
@@ -115,14 +119,16 @@ class Answerer:
         output_schema: Mapping[str, Any] | None = None,
         k: int | None = None,
         scope: AccessScope | None = None,
+        cache: CacheUse = "use",
     ) -> Answer:
         """The final answer. ``output_schema``: reply with one JSON value valid against it
         (prompt ``answer_json_v1``, schema-constrained decoding where the model allows);
         ``k``: chunks to retrieve for this question (default: the policy's); ``scope``: whose
-        data the question may see (None: the default tenant, every principal)."""
+        data the question may see (None: the default tenant, every principal); ``cache``: what
+        the answer cache may do for it (``cached.py``; without a cache: nothing)."""
         narrowed = _scope(collection, flt)
         mode = mode or self.policy.mode
-        events = self._events(question, narrowed, mode, budget, output_schema, k, scope)
+        events = self._events(question, narrowed, mode, budget, output_schema, k, scope, cache)
         for event in events:
             if isinstance(event, DoneEvent):
                 return event.answer
@@ -139,6 +145,7 @@ class Answerer:
         output_schema: Mapping[str, Any] | None = None,
         k: int | None = None,
         scope: AccessScope | None = None,
+        cache: CacheUse = "use",
     ) -> Generator[AnswerEvent, None, None]:
         """The events of answering ``question`` (see ``answer.py``); ``close()`` it to cancel.
         Everything that may change per question is an argument here (nothing is set on the
@@ -148,7 +155,9 @@ class Answerer:
             if k is not None and k < 1:
                 raise QueryError(f"k must be at least 1, got {k}", hint="ask for 1 or more chunks")
             mode = mode or self.policy.mode
-            yield from self._events(question, narrowed, mode, budget, output_schema, k, scope)
+            yield from self._events(
+                question, narrowed, mode, budget, output_schema, k, scope, cache
+            )
         except RagkeelError as exc:
             yield ErrorEvent.ending(exc)
 
@@ -161,6 +170,39 @@ class Answerer:
         schema: Mapping[str, Any] | None = None,
         k: int | None = None,
         scope: AccessScope | None = None,
+        use: CacheUse = "use",
+    ) -> Iterator[AnswerEvent]:
+        """The answer cache's lookup (a hit: its events, and nothing else happens), then the
+        answer flow, whose answer the cache may keep (``cached.py``)."""
+        if self.cache is None:
+            yield from self._flow(question, flt, mode, budget, schema, k, scope)
+            return
+        effective = self.policy.budget_for(budget)
+        k = k or self.policy.k
+        request = CacheRequest(question, flt, mode, effective, schema, k, scope, use)
+        found = self.cache.lookup(request)
+        if found.answer is not None:
+            yield from replay(found)
+            return
+        confidence = None
+        for event in self._flow(question, flt, mode, budget, schema, k, scope, found.vector):
+            if isinstance(event, RetrievalEvent):
+                confidence = event.confidence
+            elif isinstance(event, DoneEvent) and confidence is not None:
+                outcome = self.cache.keep(found, event.answer, confidence)
+                event = DoneEvent(dataclasses.replace(event.answer, cache=outcome))
+            yield event
+
+    def _flow(
+        self,
+        question: str,
+        flt: Filter | None,
+        mode: GenerationMode,
+        budget: Budget,
+        schema: Mapping[str, Any] | None = None,
+        k: int | None = None,
+        scope: AccessScope | None = None,
+        vector: Vector | None = None,
     ) -> Iterator[AnswerEvent]:
         """retrieve -> gate -> (refuse | pack, quote | pack, generate, verify) -> finish."""
         policy, timer, log = self.policy, Timer(), CallLog()
@@ -172,6 +214,7 @@ class Answerer:
             flt=flt,
             timer=timer,
             scope=scope,
+            vector=vector,
         )
         retrieved = Retrieved(question, result, policy.budget_for(budget), schema)
         gated = gate(result, self.answer_gate, mode, has_model=self.model is not None)

@@ -28,6 +28,7 @@ from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ragkeel.embeddings.base import Vector
 from ragkeel.errors import BudgetExceededError, ChatModelError, ModelError, RagkeelError
 from ragkeel.gateway.base import ChatMessage, ChatModel, ChatRequest, ChatStream, Usage
 from ragkeel.gateway.calllog import CallLog, recorded, recording
@@ -178,10 +179,12 @@ def retrieve(
     flt: Filter | None,
     timer: Timer,
     scope: AccessScope | None = None,
+    vector: Vector | None = None,
 ) -> SearchResult:
     """The hits for ``question`` that ``scope`` may see (None: the default tenant, every
-    principal); the retrieval's own stage timings land in ``timer``."""
-    result = retriever.search(question, k, mode=mode, flt=flt, scope=scope)
+    principal); the retrieval's own stage timings land in ``timer``. ``vector``: the
+    question's embedding if already computed (the answer cache's semantic lookup)."""
+    result = retriever.search(question, k, mode=mode, flt=flt, scope=scope, vector=vector)
     timer.lap(names.STAGE_RETRIEVE)
     for stage in _RETRIEVAL_STAGES:
         if (key := names.SEARCH_TIMINGS[stage]) in result.timings_ms:

@@ -105,6 +105,10 @@ GATE_TOP_DENSE: Final = "ragkeel.gate.top_dense"
 GATE_TOP_KEYWORD: Final = "ragkeel.gate.top_keyword"
 GATE_DENSE_THRESHOLD: Final = "ragkeel.gate.dense_threshold"
 GATE_KEYWORD_THRESHOLD: Final = "ragkeel.gate.keyword_threshold"
+CACHE_DECISION: Final = "ragkeel.cache.decision"  # hit, miss, bypass (issue 14)
+CACHE_KIND: Final = "ragkeel.cache.kind"  # exact or semantic (a hit's)
+CACHE_STORED: Final = "ragkeel.cache.stored"  # whether the fresh answer was kept
+CACHE_SKIP: Final = "ragkeel.cache.skip"  # why it was not: degraded, ungrounded, no_store...
 
 # -- OpenTelemetry span names: ``ragkeel.<stage>`` for the answer flow's stages ------------------
 SPAN_GATE: Final = "ragkeel.gate"  # a refusal's gate decision (no pack stage followed)
@@ -130,6 +134,7 @@ STAGE_FIRST_TOKEN: Final = "first_token"  # from the start of the request
 STAGE_QUEUE: Final = "queue"  # waiting for a turn on a serialised model (inside "generate")
 STAGE_GENERATE: Final = "generate"
 STAGE_TOTAL: Final = "total"
+STAGE_CACHE: Final = "cache"  # the answer cache's lookup (issue 14; a hit's only stage)
 # ``SearchResult.timings_ms`` (and ``/v1/search``'s ``timings_ms``) keys, per stage: the search
 # API's field names, kept as they were published
 SEARCH_TIMINGS: Final = {

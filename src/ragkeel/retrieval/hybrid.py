@@ -16,7 +16,7 @@ import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Literal
 
-from ragkeel.embeddings.base import Embedder
+from ragkeel.embeddings.base import Embedder, Vector
 from ragkeel.errors import QueryError
 from ragkeel.observability import names
 from ragkeel.retrieval.confidence import confidence_of
@@ -62,7 +62,11 @@ class HybridRetriever:
         mode: Mode = "hybrid",
         flt: Filter | None = None,
         scope: AccessScope | None = None,
+        vector: Vector | None = None,
     ) -> SearchResult:
+        """The top ``k`` hits for ``query`` that ``scope`` may see. ``vector``: the query's
+        embedding when the caller has it already (the answer cache's semantic lookup embeds
+        the question first, issue 14), so the embedder is not asked twice."""
         if not query.strip():
             raise QueryError("the query is empty", hint="pass some text to search for")
         if mode not in MODES:
@@ -75,7 +79,7 @@ class HybridRetriever:
             if mode != "dense"
             else None
         )
-        dense_hits = self._dense(query, n, flt, scope, timings) if mode != "bm25" else []
+        dense_hits = self._dense(query, n, flt, scope, timings, vector) if mode != "bm25" else []
         kw_hits = _result(kw_future)
         if mode == "bm25":
             order = [(h.chunk_id, h.score) for h in kw_hits]
@@ -124,9 +128,11 @@ class HybridRetriever:
         flt: Filter | None,
         scope: AccessScope | None,
         timings: dict[str, float],
+        vector: Vector | None = None,
     ) -> list[ScoredChunk]:
         t0 = time.perf_counter()
-        vector = self.embedder.embed_query(query)
+        if vector is None:
+            vector = self.embedder.embed_query(query)
         t1 = time.perf_counter()
         hits = self.vectors.search(vector, n, flt, scope=scope, model=self.embedder.name)
         timings[_KEY[names.STAGE_EMBED]] = (t1 - t0) * 1000
