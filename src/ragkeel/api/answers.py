@@ -35,6 +35,7 @@ from ragkeel.generation.answer import (
     RetrievalEvent,
     TokenEvent,
 )
+from ragkeel.generation.cached import CacheUse
 from ragkeel.generation.policy import NO_BUDGET, Budget, GenerationMode
 from ragkeel.types import AccessScope
 
@@ -46,6 +47,21 @@ class Finished:
 
 
 StreamItem = RetrievalEvent | TokenEvent | CitationEvent | ErrorEvent | Finished
+
+
+def cache_use(request: Request, wanted: bool = True) -> CacheUse:
+    """What the answer cache may do for this request (``generation/cached.py``): the header
+    ``Cache-Control: no-store`` -> ``off`` (neither read nor kept); ``no-cache`` (or
+    ``max-age=0``) or the body's ``"cache": false`` -> ``refresh`` (not read; the fresh answer
+    replaces the stored one); else ``use``."""
+    directives = {
+        d.strip().lower() for d in request.headers.get("cache-control", "").split(",") if d
+    }
+    if "no-store" in directives:
+        return "off"
+    if not wanted or "no-cache" in directives or "max-age=0" in directives:
+        return "refresh"
+    return "use"
 
 
 def checked_question(state: ApiState, text: str, route: str, tenant: str | None = None) -> str:
@@ -69,10 +85,12 @@ def start_answer(
     budget: Budget = NO_BUDGET,
     output_schema: dict[str, Any] | None = None,
     scope: AccessScope | None = None,
+    cache: CacheUse = "use",
 ) -> EventPump[StreamItem]:
     """The answer's events, produced in a thread as soon as they are iterated; retrieval
-    sees only what ``scope`` (the caller's, ``api/auth.py``) may see. The trace keeps the
-    internal document ids; the events name documents as clients see them (``public_ids.py``)."""
+    sees only what ``scope`` (the caller's, ``api/auth.py``) may see; ``cache``: what the
+    answer cache may do (``cache_use``). The trace keeps the internal document ids; the
+    events name documents as clients see them (``public_ids.py``)."""
     events = state.answerer.stream(
         question,
         collection=collection,
@@ -81,6 +99,7 @@ def start_answer(
         output_schema=output_schema,
         k=k,
         scope=scope,
+        cache=cache,
     )
     tenant = scope.tenant if scope is not None else None
     traced = _traced(state.container, events, question, route, tenant)
@@ -104,6 +123,7 @@ def start_admitted(
     output_schema: dict[str, Any] | None = None,
     scope: AccessScope | None = None,
     answer_tokens: int | None = None,
+    cache: CacheUse = "use",
 ) -> EventPump[StreamItem]:
     """``checked_question`` then ``start_answer`` for an admitted request, within
     ``Budget(admitted.tenant, max_cost, max_tokens, answer_tokens)``; if either fails, the
@@ -121,6 +141,7 @@ def start_admitted(
             budget=budget,
             output_schema=output_schema,
             scope=scope,
+            cache=cache,
         )
     except BaseException:
         admitted.release()

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from ragkeel.api.request_limits import check_json_body, non_finite_at
-from ragkeel.api.schemas import CitationOut, GenerationModeIn, UsageOut
+from ragkeel.api.schemas import CacheOut, CitationOut, GenerationModeIn, UsageOut
 from ragkeel.errors import QueryError
 from ragkeel.generation.answer import Answer
 
@@ -56,8 +56,8 @@ class ChatCompletionRequest(BaseModel):
     """OpenAI's request; sampling options (temperature, top_p...) are accepted and ignored (but
     must be finite numbers, like every number of the body). ``max_completion_tokens`` (or the
     older ``max_tokens``) caps the answer's tokens, at most the server's
-    ``generation.max_answer_tokens``; out of range is 422. ``collection``, ``k`` and ``mode`` are
-    ragkeel extensions (``extra_body``)."""
+    ``generation.max_answer_tokens``; out of range is 422. ``collection``, ``k``, ``mode`` and
+    ``cache`` are ragkeel extensions (``extra_body``)."""
 
     model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
@@ -70,6 +70,9 @@ class ChatCompletionRequest(BaseModel):
     max_completion_tokens: int | None = Field(default=None, ge=1, le=MAX_COMPLETION_TOKENS)
     max_tokens: int | None = Field(
         default=None, ge=1, le=MAX_COMPLETION_TOKENS, description="deprecated by OpenAI"
+    )
+    cache: bool = Field(
+        default=True, description="false: not from the answer cache (Cache-Control: no-cache)"
     )
 
     @model_validator(mode="before")
@@ -103,6 +106,8 @@ class RagkeelExtras(BaseModel):
     latency_ms: dict[str, float]
     served_by: str | None  # as in /v1/query: the deployment, "extractive" or "cannot_answer"
     gateway: dict[str, Any] | None  # as in /v1/query: the gateway's attempts and decisions
+    cached: bool = False  # as in /v1/query: served from the answer cache (issue 14)
+    cache: CacheOut | None = None  # as in /v1/query: what the answer cache did
 
     @classmethod
     def from_answer(cls, a: Answer, trace_id: str | None) -> RagkeelExtras:
@@ -119,6 +124,8 @@ class RagkeelExtras(BaseModel):
             latency_ms=dict(a.latency_ms),
             served_by=a.served_by,
             gateway=dict(a.gateway) if a.gateway is not None else None,
+            cached=a.cached,
+            cache=CacheOut.model_validate(a.cache) if a.cache is not None else None,
         )
 
 

@@ -54,6 +54,11 @@ class QueryRequest(_Strict):
         description="answer with one JSON value valid against this JSON schema "
         "(schema-constrained decoding where the model supports it)",
     )
+    cache: bool = Field(
+        default=True,
+        description="false: do not answer from the answer cache (the fresh answer replaces "
+        "the stored one), like the header Cache-Control: no-cache",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -151,6 +156,19 @@ class GateOut(BaseModel):
     keyword_threshold: float | None
 
 
+class CacheOut(BaseModel):
+    """``Answer.cache`` (issue 14, ``generation/answer.py``'s ``CacheOutcome``)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    decision: Literal["hit", "miss", "bypass"]
+    kind: Literal["exact", "semantic"] | None = None
+    stored: bool = False
+    skip: str | None = Field(default=None, description="why the fresh answer was not kept")
+    age_s: float | None = Field(default=None, description="a hit: how old the answer is")
+    similarity: float | None = Field(default=None, description="a semantic hit's cosine")
+
+
 class AnswerOut(BaseModel):
     question: str
     text: str
@@ -177,6 +195,13 @@ class AnswerOut(BaseModel):
         description="what the gateway did: attempts (deployment, outcome, code, latency, "
         "tokens, cost) and decisions (router, budget, retry, breaker, fallback)"
     )
+    cached: bool = Field(
+        default=False,
+        description="served from the answer cache: no retrieval and no model call this time",
+    )
+    cache: CacheOut | None = Field(
+        default=None, description="what the answer cache did (null: no cache configured)"
+    )
 
     @classmethod
     def from_answer(cls, a: Answer, trace_id: str | None) -> AnswerOut:
@@ -201,6 +226,8 @@ class AnswerOut(BaseModel):
             hits=[HitOut.from_hit(i, h) for i, h in enumerate(a.hits, start=1)],
             served_by=a.served_by,
             gateway=dict(a.gateway) if a.gateway is not None else None,
+            cached=a.cached,
+            cache=CacheOut.model_validate(a.cache) if a.cache is not None else None,
         )
 
 

@@ -1,6 +1,8 @@
 """``ragkeel ask "question" [--stream] [--json] [--k N] [--model NAME] [--mode extractive]
-[--tenant NAME] [--principal P]...``; ``--tenant`` names whose documents are searched and whose
-limits and ledger account pay, ``--principal`` answers as those ACL principals (``cli/scope.py``)."""
+[--tenant NAME] [--principal P]... [--no-cache]``; ``--tenant`` names whose documents are searched
+and whose limits and ledger account pay, ``--principal`` answers as those ACL principals
+(``cli/scope.py``). An answer from the answer cache (issue 14) says ``cached`` in its footer
+(``"cached": true`` with ``--json``); ``--no-cache`` asks afresh and keeps the new answer."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from ragkeel.cli.scope import PrincipalOption, operator_scope
 from ragkeel.container import Container
 from ragkeel.errors import RagkeelError
 from ragkeel.generation.answer import Answer, DoneEvent, ErrorEvent, TokenEvent
+from ragkeel.generation.cached import CacheUse
 from ragkeel.generation.policy import Budget
 from ragkeel.generation.tracing import trace_from_answer, trace_from_error
 from ragkeel.observability import genai, names, tracing
@@ -46,6 +49,14 @@ def ask_command(
         typer.Option("--tenant", help="whose documents, limits and ledger account"),
     ] = None,
     principal: PrincipalOption = None,
+    cache: Annotated[
+        bool,
+        typer.Option(
+            "--cache/--no-cache",
+            help="answer from the answer cache when it can; --no-cache asks afresh (and keeps "
+            "the new answer)",
+        ),
+    ] = True,
 ) -> None:
     """Answer a question from the index, with numbered citations (offline by default)."""
     overrides: dict[str, Any] = {}
@@ -62,7 +73,13 @@ def ask_command(
         attrs = genai.root_attributes(ROUTE_CLI_ASK)
         with tracing.request(container.tracer, names.SPAN_CLI_ASK, attrs):  # when traced
             answer, streamed, trace_id = _traced_run(
-                container, question, collection, stream and not as_json, budget, scope
+                container,
+                question,
+                collection,
+                stream and not as_json,
+                budget,
+                scope,
+                "use" if cache else "refresh",
             )
     if as_json:
         data = {**answer_to_dict(answer), "trace_id": trace_id}
@@ -78,11 +95,12 @@ def _traced_run(
     stream: bool,
     budget: Budget,
     scope: AccessScope | None,
+    cache: CacheUse = "use",
 ) -> tuple[Answer, bool, str | None]:
     """``_run`` with one trace recorded, for the answer or the failure (then re-raised)."""
     start = time.perf_counter()
     try:
-        answer, streamed = _run(container, question, collection, stream, budget, scope)
+        answer, streamed = _run(container, question, collection, stream, budget, scope, cache)
     except Exception as exc:
         ms = (time.perf_counter() - start) * 1000
         failed = trace_from_error(question, exc, route=ROUTE_CLI_ASK, latency_ms=ms)
@@ -103,10 +121,13 @@ def _run(
     stream: bool,
     budget: Budget,
     scope: AccessScope | None,
+    cache: CacheUse = "use",
 ) -> tuple[Answer, bool]:
     """The answer, and whether its final text was already printed token by token."""
     streamed_any = False
-    events = container.answerer.stream(question, collection=collection, budget=budget, scope=scope)
+    events = container.answerer.stream(
+        question, collection=collection, budget=budget, scope=scope, cache=cache
+    )
     for event in events:
         if isinstance(event, TokenEvent) and stream:
             sys.stdout.write(event.text)
@@ -144,6 +165,8 @@ def _print_footer(answer: Answer, *, streamed: bool, trace_id: str | None) -> No
     flags = [answer.mode, "grounded" if answer.grounded else "NOT grounded"]
     if answer.degraded:
         flags.append(f"degraded ({answer.degraded_reason})")
+    if answer.cached and answer.cache is not None:
+        flags.append(f"cached ({answer.cache.kind}, {answer.cache.age_s or 0:.0f} s old)")
     console.print(
         f"{' · '.join(flags)} · model {answer.model or '-'} · "
         f"first token {lat.get(names.STAGE_FIRST_TOKEN, 0):.0f} ms · "
@@ -157,6 +180,7 @@ def _print_footer(answer: Answer, *, streamed: bool, trace_id: str | None) -> No
 def answer_to_dict(answer: Answer) -> dict[str, Any]:
     data = asdict(answer)
     data.pop("prompt", None)
+    data["cached"] = answer.cached
     data["hits"] = [
         {
             "chunk_id": h.chunk.id,

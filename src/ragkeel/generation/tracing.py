@@ -55,8 +55,19 @@ def trace_from_answer(answer: Answer, *, route: str, keep_prompt_text: bool) -> 
         degraded_reason=answer.degraded_reason,
         degraded_detail=answer.degraded_detail,
         tenant=answer.tenant,
-        gateway={**(answer.gateway or {}), "served_by": answer.served_by},
+        gateway={**(answer.gateway or {}), "served_by": answer.served_by, **_cache(answer)},
     )
+
+
+def _cache(answer: Answer) -> dict[str, object]:
+    """The answer cache's outcome (issue 14) beside what the gateway did (``"cache"`` in the
+    trace's ``gateway`` record, persisted with it: a hit is the gateway call that did not
+    happen); nothing without a cache."""
+    c = answer.cache
+    if c is None:
+        return {}
+    fields = ("decision", "kind", "stored", "skip", "age_s", "similarity")
+    return {"cache": {f: getattr(c, f) for f in fields if getattr(c, f) is not None}}
 
 
 def trace_from_error(

@@ -30,6 +30,9 @@ ragkeel_embedding_cache_lookups_total     counter    result (hit, miss): texts t
 ragkeel_shared_state_errors_total         counter    use (limits, accounts, breakers): operations
                                                      that could not use Redis (``redis.url``) and
                                                      took their fallback (``shared_state.py``)
+ragkeel_answer_cache_total                counter    decision (hit, miss, bypass), kind (exact,
+                                                     semantic, none): the answer cache's decision
+                                                     for each answer (issue 14; from the trace)
 ragkeel_breaker_state                     gauge      deployment, state (closed, open, half_open,
                                                      cooling): 1 for the current state; read at
                                                      scrape time
@@ -231,6 +234,13 @@ class Metrics:
             "by use (limits: admitted; accounts: paid calls refused; breakers: in-process).",
             "use",
         )
+        self.answer_cache = counter(
+            "ragkeel_answer_cache",
+            "Answer cache decisions (issue 14) by decision (hit, miss, bypass) and kind "
+            "(exact, semantic; none for a miss or bypass).",
+            "decision",
+            "kind",
+        )
 
     # -- recording --------------------------------------------------------------------------
 
@@ -262,6 +272,9 @@ class Metrics:
             self.top_score.labels(route, "dense").observe(gate.top_dense)
         if trace.outcome in ("answered", "degraded") and trace.grounded is not None:
             self.grounded.labels(route).observe(1.0 if trace.grounded else 0.0)
+        cache = (trace.gateway or {}).get("cache")
+        if isinstance(cache, dict) and cache.get("decision"):
+            self.answer_cache.labels(str(cache["decision"]), str(cache.get("kind") or NONE)).inc()
 
     def admission_rejected(self, reason: str) -> None:
         if self.enabled:

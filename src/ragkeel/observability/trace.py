@@ -155,6 +155,10 @@ class Trace:
             (names.GATEWAY_SERVED_BY, _get(self.gateway, "served_by")),
             (names.GATEWAY_RUNG, _get(self.gateway, "rung")),
             (names.GATEWAY_ATTEMPTS, len(_get(self.gateway, "attempts") or ()) or None),
+            (names.CACHE_DECISION, _get(_get(self.gateway, "cache"), "decision")),
+            (names.CACHE_KIND, _get(_get(self.gateway, "cache"), "kind")),
+            (names.CACHE_STORED, _get(_get(self.gateway, "cache"), "stored")),
+            (names.CACHE_SKIP, _get(_get(self.gateway, "cache"), "skip")),
         ]
         return {k: v for k, v in pairs if v is not None}
 

@@ -6,6 +6,10 @@ Streaming sends ``chat.completion.chunk``s as ``data:`` events and ends with ``d
 the last chunk before it carries ``finish_reason``, ``usage`` and ``ragkeel``. When the model
 fails mid-answer the extractive answer follows a one-line note (content already sent cannot be
 taken back); a fatal failure is an OpenAI-style ``{"error": {...}}`` event.
+
+An answer from the answer cache (issue 14) streams as one content chunk and says
+``"cached": true`` under ``ragkeel``; ``"cache": false`` (``extra_body``) or the header
+``Cache-Control: no-cache``/``no-store`` bypasses it, as for ``/v1/query``.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from ragkeel.admission.gates import Admitted, closing
 from ragkeel.api.answers import (
     Finished,
     StreamItem,
+    cache_use,
     collect_admitted,
     start_admitted,
 )
@@ -75,6 +80,7 @@ async def chat_completions(
         mode=body.mode,
         scope=scope,
         answer_tokens=_max_tokens(body),
+        cache=cache_use(request, body.cache),
     )
     model = served_model(state)
     if body.stream:

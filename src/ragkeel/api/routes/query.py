@@ -5,7 +5,12 @@ event: token       {text}                        (repeated)
 event: error       {code, message, fatal}        (fatal=false: the answer goes on, degraded;
                                                   the tokens so far are void)
 event: citation    {number, document_id, ...}    (one per cited source)
-event: done        the answer object (usage, cost, trace_id, ...)
+event: done        the answer object (usage, cost, trace_id, cached, ...)
+
+An answer from the answer cache (issue 14) has the same events, its text as one token, and
+``"cached": true``; ``"cache": false`` in the body or ``Cache-Control: no-cache`` skips the
+lookup (the fresh answer replaces the stored one), ``Cache-Control: no-store`` also keeps
+nothing (``api/answers.py`` ``cache_use``).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from ragkeel.admission.gates import Admitted, closing
 from ragkeel.api.answers import (
     Finished,
     StreamItem,
+    cache_use,
     collect_admitted,
     start_admitted,
 )
@@ -78,6 +84,7 @@ async def query(
         max_tokens=body.max_tokens,
         output_schema=body.output_schema,
         scope=scope,
+        cache=cache_use(request, body.cache),
     )
     if body.stream:
         return EventStreamResponse(

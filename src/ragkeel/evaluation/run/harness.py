@@ -250,8 +250,8 @@ def _run_case_in_context(
     collection = dataset.corpus.collection if dataset.corpus else None
     start = time.perf_counter()
     try:
-        answer = answerer.answer(
-            case.question, collection=collection, output_schema=case.output_schema
+        answer = answerer.answer(  # measured afresh: never an earlier run's cached answer
+            case.question, collection=collection, output_schema=case.output_schema, cache="off"
         )
     except Exception as exc:
         ms = (time.perf_counter() - start) * 1000
