@@ -1,7 +1,6 @@
 """The storage contracts (``ragkeel.testing.contracts``: ``store``, ``keyword_index``,
 ``vector_index``, ``index_versions``, ``revisions``) over every backend: SQLite and PostgreSQL
-(issue 13, the
-``postgres_url`` fixture's server; tests/conftest.py).
+(issue 13, the ``postgres_url`` fixture's server; tests/conftest.py).
 
 Add a backend by adding one ``open_store`` fixture to ``BACKENDS`` below.
 """

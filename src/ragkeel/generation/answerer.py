@@ -23,6 +23,12 @@ the event order.
 
 An extractive answer never touches the chat model: its context is packed with the regex token
 counter, so ``mode="extractive"`` works with no model installed (and never loads or locks one).
+
+The answer cache (issue 14, ``cached.py``; None: none): with one, each question is looked up
+first (``cache`` per call: ``use``, ``refresh``, ``off``); a hit yields the stored answer's
+events and nothing else runs; a miss runs the flow above (reusing the question's embedding if
+the lookup computed one) and offers the final answer to the cache, which marks it with what
+it did (``Answer.cache``).
 """
 
 from __future__ import annotations
