@@ -1,5 +1,5 @@
 """The answer cache in the answer flow (issue 14): a real SQLite store and retriever over the
-shared test corpus, the scripted model, ``AnswerCache`` over the tiered LRU + SQLite backend.
+shared test corpus (``conftest.py``), the scripted model, ``AnswerCache`` over the tiered LRU + SQLite backend.
 
 A hit is served without retrieval or a model call; every kind of store write (ingest, delete,
 ACL change, re-embedding, drop) makes the next ask a miss; scopes never share answers; what is
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from corpus import COLLECTION, OFF_TOPIC, ON_TOPIC, TEST_GATE, index_corpus
+from corpus import COLLECTION, OFF_TOPIC, ON_TOPIC, TEST_GATE
 from ragkeel.caching.answers import AnswerCache, SemanticLookup
 from ragkeel.caching.backends import MemoryCache, TieredCache
 from ragkeel.caching.semantic_index import Candidate, Matched, SemanticIndex
@@ -36,20 +36,6 @@ from ragkeel.types import AccessScope, Document
 
 GOOD = "Rotate every API key every ninety days [1]."
 POLICY = AnswerPolicy(gate_threshold=TEST_GATE)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteDocumentStore]:
-    s = SqliteDocumentStore(tmp_path / "db" / "ragkeel.db")
-    yield s
-    s.close()
-
-
-@pytest.fixture
-def retriever(tmp_path: Path, store: SqliteDocumentStore) -> Iterator[HybridRetriever]:
-    r = index_corpus(store, tmp_path / "docs")
-    yield r
-    r.close()
 
 
 @pytest.fixture
