@@ -165,3 +165,28 @@ def test_a_timeout_stops_a_long_prompt_while_it_is_read(model: LocalChatModel) -
     # one ggml graph node may finish after the limit; a whole 512-token decode may not
     assert time.monotonic() - started < 2.5
     assert "90" in model.complete(ask(SOURCES, max_tokens=30)).text  # still usable afterwards
+
+
+def test_the_prompt_read_is_logged_and_a_shared_prefix_is_not_read_again(
+    model: LocalChatModel,
+) -> None:
+    """Issue 14: the call log says how long the prompt took to read and how many of its tokens
+    came from the KV cache; a second question after the same system prompt and source reads
+    only what follows the common prefix (llama.cpp's prefix matching keeps it between calls)."""
+    model.complete(ask("Say hello.", max_tokens=2))  # something else in the KV cache first
+    source = "[1] Production API keys must be rotated every 90 days.\n\n"
+    reads, prompts = [], []
+    for question in ("How often must API keys be rotated?", "Who must rotate the API keys?"):
+        log = CallLog()
+        with recording(log):
+            response = model.complete(ask(source + question, max_tokens=4))
+        assert log.prompt is not None and log.prompt.ms > 0
+        assert log.to_dict()["prompt_eval"] == log.prompt.to_dict()
+        reads.append(log.prompt)
+        prompts.append(response.usage.prompt_tokens)
+    first, second = reads
+    assert first.tokens + first.reused == prompts[0]
+    assert second.tokens + second.reused == prompts[1]
+    shared = model.count_tokens(source)  # at least the source line is shared, beyond the system
+    assert second.reused >= first.reused + shared
+    assert second.tokens < prompts[1] - shared

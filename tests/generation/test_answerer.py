@@ -46,7 +46,8 @@ def test_generative_answer_with_citations_usage_and_latency(retriever: HybridRet
     assert answer.model == "scripted" and answer.template_version == "answer_v1"
     assert answer.usage.prompt_tokens > 0 and answer.usage.completion_tokens > 0
     assert answer.cost == 0.0 and answer.hits and answer.gate and answer.gate.passed
-    stages = {"retrieve", "embed", "keyword", "dense", "pack", "first_token", "generate", "total"}
+    stages = {"retrieve", "embed", "keyword", "dense", "gate", "pack", "first_token", "generate"}
+    stages |= {"total"}
     assert stages <= set(answer.latency_ms)
     (request,) = model.requests
     assert request.temperature == 0.0 and request.max_tokens == 256

@@ -61,7 +61,8 @@ def test_generative_answer_becomes_a_full_trace(retriever: HybridRetriever, tmp_
     assert [(c.number, c.chunk_id) for c in trace.citations] == [
         (c.number, c.chunk_id) for c in answer.citations
     ]
-    stages = {"embed", "keyword", "dense", "fuse", "pack", "first_token", "generate", "total"}
+    stages = {"embed", "keyword", "dense", "fuse", "gate", "pack", "first_token", "generate"}
+    stages |= {"total"}
     assert stages <= set(trace.latency_ms) <= set(names.STAGES)
     store = SqliteTraceStore(tmp_path / "traces.db")
     assert store.get(store.record(trace)) == trace

@@ -4,7 +4,9 @@ Every policy appends to the call log being recorded instead of returning side in
 attempt at a deployment (outcome, error code, status, latency, usage and cost; written by
 ``MeteredChatModel``, the innermost wrapper) and each decision with its reason (router: "cheap:
 confident single-fact question"; budget: "max_tokens 256 -> 120 to fit max_cost"; fallback:
-"rung 2 local answered"). Retries log a decision each (with the backoff slept). One request is
+"rung 2 local answered"), and how a local model read the prompt (``PromptRead``: the
+milliseconds and tokens of its prompt evaluation, the tokens its KV cache already held; issue
+14). Retries log a decision each (with the backoff slept). One request is
 handled by one thread at a time, but a lock keeps concurrent appends (a hedged or parallel
 policy) safe.
 
@@ -45,6 +47,24 @@ class Attempt:
 
 
 @dataclass(frozen=True, slots=True)
+class PromptRead:
+    """How a model read a prompt (issue 14): ``ms`` evaluating ``tokens`` prompt tokens, after
+    taking ``reused`` more from its KV cache (the prefix it shared with the previous prompt)."""
+
+    ms: float
+    tokens: int
+    reused: int
+
+    def __add__(self, other: PromptRead) -> PromptRead:
+        return PromptRead(
+            self.ms + other.ms, self.tokens + other.tokens, self.reused + other.reused
+        )
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {"ms": round(self.ms, 3), "tokens": self.tokens, "reused_tokens": self.reused}
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
     policy: str  # "router", "budget", "fallback", "retry", "breaker", "limits"
     reason: str
@@ -57,6 +77,7 @@ class CallLog:
     served_by: str | None = None  # the deployment whose answer was returned
     rung: int | None = None  # its position in the fallback chain (0 = first choice)
     queue_ms: float = 0.0  # time spent waiting for a turn on a serialised model (local)
+    prompt: PromptRead | None = None  # how the (local) model read the prompt, when it says
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def attempt(self, attempt: Attempt) -> None:
@@ -66,6 +87,11 @@ class CallLog:
     def decide(self, policy: str, reason: str) -> None:
         with self._lock:
             self.decisions.append(Decision(policy, reason))
+
+    def read_prompt(self, read: PromptRead) -> None:
+        """The model read the prompt as ``read`` says (added up over attempts)."""
+        with self._lock:
+            self.prompt = read if self.prompt is None else self.prompt + read
 
     def queued(self, ms: float) -> None:
         """A model made this request wait ``ms`` for its turn (added up over attempts)."""
@@ -89,6 +115,7 @@ class CallLog:
             "rung": self.rung,
             "cost": self.cost,
             "queue_ms": round(self.queue_ms, 3),
+            **({"prompt_eval": self.prompt.to_dict()} if self.prompt else {}),
             "attempts": [
                 {
                     "deployment": a.deployment,

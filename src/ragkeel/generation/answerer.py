@@ -224,6 +224,7 @@ class Answerer:
         )
         retrieved = Retrieved(question, result, policy.budget_for(budget), schema)
         gated = gate(result, self.answer_gate, mode, has_model=self.model is not None)
+        timer.lap(names.STAGE_GATE)
         yield RetrievalEvent(result.hits, result.confidence, gated.decision)
         flow = _Flow(self, retrieved, gated, timer, log)
         if gated.route == "refuse":

@@ -306,6 +306,8 @@ def generate(
     timer.lap(names.STAGE_GENERATE)
     if log.queue_ms:  # waiting for a serialised model's turn (part of "generate")
         timer.ms[names.STAGE_QUEUE] = log.queue_ms
+    if log.prompt is not None:  # the model reading the prompt (part of "generate", issue 14)
+        timer.ms[names.STAGE_PROMPT_EVAL] = log.prompt.ms
     text = "".join(parts).strip()
     if usage is None and (log.attempts or log.decisions):  # failed behind the gateway: what
         usage = log.usage  # it metered — nothing when a policy refused before any call was sent

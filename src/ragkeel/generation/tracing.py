@@ -127,8 +127,9 @@ def record_stage_spans(answer: Answer, started_ns: int) -> None:
     attrs = genai.pack_attributes(
         answer.gate, answer.template_version, answer.usage.prompt_tokens or None
     )
+    gated = retrieved + ms.get(names.STAGE_GATE, 0.0)
     if names.STAGE_PACK in ms:  # the gate's decision and the packing that followed it
-        end = at(retrieved + ms[names.STAGE_PACK])
+        end = at(gated + ms[names.STAGE_PACK])
         span.record(names.span_of(names.STAGE_PACK), at(retrieved), end, attrs)
     else:  # refused at the gate: nothing was packed
-        span.record(names.SPAN_GATE, at(retrieved), at(retrieved), attrs)
+        span.record(names.SPAN_GATE, at(retrieved), at(gated), attrs)

@@ -129,9 +129,13 @@ STAGE_KEYWORD: Final = "keyword"
 STAGE_DENSE: Final = "dense"
 STAGE_FUSE: Final = "fuse"
 STAGE_RETRIEVE: Final = "retrieve"  # embed + keyword + dense + fuse, as one wall-clock lap
+STAGE_GATE: Final = "gate"  # the answer gate's decision (after retrieve, before pack)
 STAGE_PACK: Final = "pack"
 STAGE_FIRST_TOKEN: Final = "first_token"  # from the start of the request
 STAGE_QUEUE: Final = "queue"  # waiting for a turn on a serialised model (inside "generate")
+# reading the prompt into the model (inside "generate", after "queue"; issue 14): what the local
+# model's llama.cpp counters measured, with the prompt tokens it did not have to read again
+STAGE_PROMPT_EVAL: Final = "prompt_eval"
 STAGE_GENERATE: Final = "generate"
 STAGE_TOTAL: Final = "total"
 STAGE_CACHE: Final = "cache"  # the answer cache's lookup (issue 14; a hit's only stage)
@@ -146,15 +150,26 @@ SEARCH_TIMINGS: Final = {
 }
 # the stages an evaluation report gives percentiles of
 OPS_STAGES: Final = (STAGE_RETRIEVE, STAGE_PACK, STAGE_GENERATE, STAGE_FIRST_TOKEN, STAGE_TOTAL)
+# the stages of the time to first token, in the flow's order (bench/first_token.py, issue 14)
+FIRST_TOKEN_STAGES: Final = (
+    STAGE_RETRIEVE,
+    STAGE_GATE,
+    STAGE_PACK,
+    STAGE_QUEUE,
+    STAGE_PROMPT_EVAL,
+    STAGE_FIRST_TOKEN,
+)
 STAGES: Final = (
     STAGE_EMBED,
     STAGE_KEYWORD,
     STAGE_DENSE,
     STAGE_FUSE,
     STAGE_RETRIEVE,
+    STAGE_GATE,
     STAGE_PACK,
     STAGE_FIRST_TOKEN,
     STAGE_QUEUE,
+    STAGE_PROMPT_EVAL,
     STAGE_GENERATE,
     STAGE_TOTAL,
 )

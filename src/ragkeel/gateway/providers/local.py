@@ -6,7 +6,10 @@
 * The chat template is the one stored in the GGUF (llama-cpp-python reads
   ``tokenizer.chat_template``); token counts come from the model's own ``tokenize``.
 * llama.cpp reuses the KV cache for the longest common prefix with the previous call, so the
-  fixed system prompt is evaluated once, not per question.
+  fixed system prompt is evaluated once, not per question. How each prompt was read — the
+  milliseconds and tokens of its prompt evaluation (llama.cpp's own perf counters), and the
+  prompt tokens taken from the KV cache instead — goes to the call log being recorded
+  (``PromptRead``; the answer's ``prompt_eval`` stage, issue 14).
 * One ``Llama`` context is not thread-safe: generations take turns through a
   ``GenerationQueue`` — one generates, at most ``max_queue`` wait (more: ``ModelBusyError`` at
   once, with ``Retry-After``), and none waits past the request's ``deadline`` (or its
@@ -39,7 +42,7 @@ from ragkeel.errors import (
     ModelUnavailableError,
 )
 from ragkeel.gateway.base import ChatChunk, ChatRequest, ChatResponse, FinishReason, Usage
-from ragkeel.gateway.calllog import current_log
+from ragkeel.gateway.calllog import PromptRead, current_log
 from ragkeel.models.gguf import GgufModel, verify
 
 _INSTALL_HINT = "run `make setup`: it builds llama-cpp-python==0.3.36 once per machine"
@@ -237,6 +240,7 @@ class LocalChatModel:
         messages = [{"role": m.role, "content": m.content} for m in request.messages]
         started = self._clock.now()
         self._abort_at = started + limit
+        read_before = _prompt_counters(llm)
         try:
             pieces = llm.create_chat_completion(
                 messages=messages,
@@ -246,7 +250,7 @@ class LocalChatModel:
                 stream=True,
                 response_format=_response_format(request),
             )
-            completion_tokens = 0
+            completion_tokens = prompt_tokens = 0
             finish: FinishReason = "stop"
             try:
                 for piece in pieces:
@@ -261,8 +265,9 @@ class LocalChatModel:
                         yield ChatChunk(delta)
             finally:  # stops llama.cpp after the token in flight (its stream is a generator)
                 pieces.close()
-            # tokens in the context now = the templated prompt + the generated tokens
-            prompt_tokens = max(int(llm.n_tokens) - completion_tokens, 0)
+                # tokens in the context now = the templated prompt + the generated tokens
+                prompt_tokens = max(int(llm.n_tokens) - completion_tokens, 0)
+                _report_read(llm, read_before, prompt_tokens)
             yield ChatChunk("", finish, Usage(prompt_tokens, completion_tokens))
         except ChatModelError:
             raise
@@ -277,6 +282,25 @@ class LocalChatModel:
         error = DeadlineExceededError if is_deadline else ModelTimeoutError
         what = "the request's deadline" if is_deadline else f"{limit:.1f} s"
         return error(f"{self.name} exceeded {what}", model=self.name, timeout_s=limit)
+
+
+def _prompt_counters(llm: Any) -> tuple[float, int]:
+    """llama.cpp's running totals for this context: (ms spent on prompt decodes, their tokens).
+    A decode of more than one token counts as prompt evaluation; the generated tokens, decoded
+    one at a time, do not."""
+    import llama_cpp
+
+    perf = llama_cpp.llama_perf_context(llm._ctx.ctx)
+    return float(perf.t_p_eval_ms), int(perf.n_p_eval)
+
+
+def _report_read(llm: Any, before: tuple[float, int], prompt_tokens: int) -> None:
+    """How this call read its prompt, into the call log being recorded (if any)."""
+    if (log := current_log()) is None:
+        return
+    ms, tokens = _prompt_counters(llm)
+    evaluated = tokens - before[1]
+    log.read_prompt(PromptRead(ms - before[0], evaluated, max(prompt_tokens - evaluated, 0)))
 
 
 def _response_format(request: ChatRequest) -> dict[str, Any] | None:
