@@ -50,7 +50,7 @@ from ragkeel.embeddings import build_embedder
 from ragkeel.embeddings.base import Embedder
 from ragkeel.embeddings.cache import CachingEmbedder
 from ragkeel.errors import ConfigError
-from ragkeel.gateway.base import ChatModel
+from ragkeel.gateway.base import ChatMessage, ChatModel
 from ragkeel.gateway.breaker_store import SnapshotState
 from ragkeel.gateway.pricing import Price, PriceTable
 from ragkeel.gateway.providers.local import LocalChatModel
@@ -360,7 +360,12 @@ class Container:
             threads=local.threads,
             default_timeout_s=self.settings.generation.model_timeout_s,
             max_queue=local.max_queue,
+            warm_prefix=self._answer_prefix if local.warm_prefix else None,
         )
+
+    def _answer_prefix(self) -> tuple[ChatMessage, ...]:
+        """The answer prompt with no question and no sources: its fixed prefix (issue 14)."""
+        return self.answerer.template.render("", "")
 
     @property
     def local_model_settings(self) -> LocalModelSettings:

@@ -148,6 +148,9 @@ class LocalModelSettings(_Section):
     # http://127.0.0.1:8090/v1): every replica reaches it through the gateway as the deployment
     # "local" instead of loading its own copy (~0.9 GB each); None: loaded in this process
     base_url: str | None = None
+    # issue 14: read the answer prompt's fixed prefix (system message) into the KV cache at load
+    # and put it back when another prompt overwrote it, so no question waits for it
+    warm_prefix: bool = True
 
     @field_validator("models_dir", mode="after")
     @classmethod

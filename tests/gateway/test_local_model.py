@@ -190,3 +190,30 @@ def test_the_prompt_read_is_logged_and_a_shared_prefix_is_not_read_again(
     shared = model.count_tokens(source)  # at least the source line is shared, beyond the system
     assert second.reused >= first.reused + shared
     assert second.tokens < prompts[1] - shared
+
+
+def test_the_warm_prefix_is_read_at_load_and_put_back_after_another_prompt() -> None:
+    """Issue 14: with ``warm_prefix`` the first question already reuses the system message, and
+    so does the first one after a prompt with another system message overwrote the cache."""
+    system = ChatMessage("system", "Answer from the sources only and cite them as [n]. " * 8)
+    model = LocalChatModel(
+        MODELS_DIR, MODEL, n_ctx=2048, warm_prefix=lambda: (system, ChatMessage("user", ""))
+    )
+    model.load()
+    assert model.prefix is not None and model.prefix.head >= 8 * 10
+
+    def answer(messages: tuple[ChatMessage, ...]) -> tuple[str, int]:
+        log = CallLog()
+        with recording(log):
+            text = model.complete(ChatRequest(messages, max_tokens=8)).text
+        assert log.prompt is not None
+        return text, log.prompt.reused
+
+    question = (system, ChatMessage("user", SOURCES))
+    first, reused = answer(question)
+    assert first and reused >= model.prefix.head  # the first question reused it
+    other = (ChatMessage("system", "You are a poet."), ChatMessage("user", "Rhyme on keys."))
+    assert answer(other)[1] < 5  # nothing in common: read in full
+    again, reused = answer(question)
+    assert reused >= model.prefix.head and model.prefix.restored == 1
+    assert again == first  # the cells put back are the ones the first answer started from

@@ -9,7 +9,9 @@
   fixed system prompt is evaluated once, not per question. How each prompt was read — the
   milliseconds and tokens of its prompt evaluation (llama.cpp's own perf counters), and the
   prompt tokens taken from the KV cache instead — goes to the call log being recorded
-  (``PromptRead``; the answer's ``prompt_eval`` stage, issue 14).
+  (``PromptRead``; the answer's ``prompt_eval`` stage, issue 14). With ``warm_prefix`` (the
+  answer prompt's fixed messages) that prefix is read at load, before the model is handed out,
+  and put back before a generation when another prompt overwrote it (``local_prefix.py``).
 * One ``Llama`` context is not thread-safe: generations take turns through a
   ``GenerationQueue`` — one generates, at most ``max_queue`` wait (more: ``ModelBusyError`` at
   once, with ``Retry-After``), and none waits past the request's ``deadline`` (or its
@@ -29,7 +31,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +43,16 @@ from ragkeel.errors import (
     ModelTimeoutError,
     ModelUnavailableError,
 )
-from ragkeel.gateway.base import ChatChunk, ChatRequest, ChatResponse, FinishReason, Usage
+from ragkeel.gateway.base import (
+    ChatChunk,
+    ChatMessage,
+    ChatRequest,
+    ChatResponse,
+    FinishReason,
+    Usage,
+)
 from ragkeel.gateway.calllog import PromptRead, current_log
+from ragkeel.gateway.providers.local_prefix import WarmPrefix
 from ragkeel.models.gguf import GgufModel, verify
 
 _INSTALL_HINT = "run `make setup`: it builds llama-cpp-python==0.3.36 once per machine"
@@ -125,7 +135,10 @@ class LocalChatModel:
         default_timeout_s: float = 120.0,
         max_queue: int = DEFAULT_MAX_QUEUE,
         clock: Clock = SYSTEM_CLOCK,
+        warm_prefix: Callable[[], Sequence[ChatMessage]] | None = None,
     ) -> None:
+        """``warm_prefix``: the messages whose prompt prefix to read at load (called then, so
+        it may name a prompt built after the model: the answer template with its canary)."""
         self.models_dir = Path(models_dir)
         self.model = model
         self.n_ctx = n_ctx
@@ -137,6 +150,8 @@ class LocalChatModel:
         self._abort_at: float | None = None  # llama.cpp aborts a decode past this clock time
         self._abort_callback: Any = None  # the ctypes callback (kept alive while the model is)
         self._load_lock = threading.Lock()  # loading only; never held while generating
+        self._warm_prefix = warm_prefix
+        self.prefix: WarmPrefix | None = None  # the warmed prefix, once loaded
         self.load_seconds: float | None = None
 
     @property
@@ -168,7 +183,7 @@ class LocalChatModel:
         path = verify(self.models_dir, self.model)  # ModelError / ModelChecksumError
         started = time.perf_counter()
         try:
-            self._llm = Llama(
+            llm = Llama(
                 model_path=str(path),
                 n_ctx=self.n_ctx,
                 n_threads=self.threads or None,
@@ -176,9 +191,13 @@ class LocalChatModel:
             )
         except Exception as exc:  # llama.cpp raises ValueError/RuntimeError on a bad file
             raise ModelUnavailableError(f"cannot load {path}: {exc}", model=self.name) from exc
-        self._watch_decodes(self._llm)
+        self._watch_decodes(llm)
+        if self._warm_prefix is not None:  # before anyone else can use the context
+            self.prefix = WarmPrefix(self._warm_prefix())
+            self.prefix.warm(llm)
+        self._llm = llm
         self.load_seconds = time.perf_counter() - started
-        return self._llm
+        return llm
 
     def _watch_decodes(self, llm: Any) -> None:
         """Let a generation's time limit stop llama.cpp *inside* a decode too: reading a long
@@ -240,6 +259,8 @@ class LocalChatModel:
         messages = [{"role": m.role, "content": m.content} for m in request.messages]
         started = self._clock.now()
         self._abort_at = started + limit
+        if self.prefix is not None:
+            self.prefix.restore(llm)
         read_before = _prompt_counters(llm)
         try:
             pieces = llm.create_chat_completion(
