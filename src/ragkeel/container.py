@@ -56,6 +56,7 @@ from ragkeel.gateway.pricing import Price, PriceTable
 from ragkeel.gateway.providers.local import LocalChatModel
 from ragkeel.gateway.stack import GatewayStack, build_gateway
 from ragkeel.generation.answerer import Answerer
+from ragkeel.generation.context import Packing
 from ragkeel.generation.policy import AnswerPolicy
 from ragkeel.generation.safety import OutputGuard, mask_canaries, new_canary
 from ragkeel.http_retry import Backoff
@@ -488,6 +489,7 @@ class Container:
             gate_threshold=gen.gate_threshold,
             gate_keyword_threshold=gen.gate_keyword_threshold,
             context_budget=gen.context_budget,
+            packing=Packing(**gen.packing.model_dump()),
             max_answer_tokens=gen.max_answer_tokens,
             template_version=gen.template_version,
             mode=gen.mode,

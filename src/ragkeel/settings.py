@@ -199,6 +199,18 @@ class AnswerSafetySettings(_Section):
     allowed_link_hosts: list[str] = Field(default_factory=list)  # links/images always kept
 
 
+class PackingSettings(_Section):
+    """How the retrieved chunks become the prompt's sources (issue 14, generation/context.py):
+    whole ``chunks``, or the ``sentences`` of them that matter for the question (at most
+    ``max_sentences`` per source, ``neighbours`` either side of a chosen one, chosen when they
+    score at least ``min_relative`` of the best sentence)."""
+
+    mode: Literal["chunks", "sentences"] = "chunks"
+    max_sentences: int = Field(default=6, ge=1, le=100)
+    neighbours: int = Field(default=1, ge=0, le=10)
+    min_relative: float = Field(default=0.25, ge=0.0, le=1.0)
+
+
 class GenerationSettings(_Section):
     provider: Literal["local", "openai", "none"] = "local"  # none: extractive answers only
     mode: Literal["generative", "extractive"] = "generative"
@@ -215,6 +227,7 @@ class GenerationSettings(_Section):
     model_timeout_s: float = Field(default=60.0, gt=0)
     min_support: float = Field(default=0.5, ge=0.0, le=1.0)
     extractive_sentences: int = Field(default=3, ge=1, le=20)
+    packing: PackingSettings = PackingSettings()  # issue 14: whole chunks or sentences
     safety: AnswerSafetySettings = AnswerSafetySettings()
     # a generated answer the citation check finds unsupported: returned as_is, stripped of the
     # unsupported sentences, or replaced by the extractive answer (generation/ungrounded.py);

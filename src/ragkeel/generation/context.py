@@ -9,6 +9,22 @@ nothing is packed yet is that hit cut (at a word boundary) to fill the budget al
 Each source renders as a header line (``[n] Title > Heading, p. 3``) and its text (without a
 first line repeating the title or a heading); the budget counts the rendered blocks with the
 model's own ``count_tokens``.
+
+Two packings (``Packing.mode``, setting ``generation.packing.mode``):
+
+- ``chunks``: each source is its whole chunk, as above.
+- ``sentences`` (issue 14): query-aware sentence selection inside the same deduplicated hits.
+  Every sentence of every hit (``text.split_sentences``) is scored by the question's content
+  terms it holds, each weighing ``1 + idf`` (idf over all those sentences), times
+  ``1 + density`` (the share of the sentence's terms that are question terms), divided by the
+  hit's rank prior ``1 + 0.2 (rank - 1)``. Sentences scoring at least ``min_relative`` of the
+  best are taken best first, each with ``neighbours`` sentences on either side (coherence),
+  at most ``max_sentences`` per source, while the rendered blocks fit the budget. A source is
+  its kept sentences in their original order, copied verbatim from the chunk (runs of adjacent
+  sentences keep the text between them; a gap shows as `` … ``), and is numbered in rank order
+  among the hits that kept a sentence. So ``[n]`` still names one chunk (``Source.hit``), and
+  the citation check reads ``Source.text``: exactly what the model saw. A question with no
+  content term, or whose terms no sentence holds, falls back to whole chunks.
 """
 
 from __future__ import annotations
@@ -17,7 +33,9 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import PurePath
+from typing import Literal
 
+from ragkeel.generation.text import content_terms, idf_weights, sentence_spans
 from ragkeel.storage.analyzer import analyze
 from ragkeel.types import Chunk, SearchHit
 
@@ -26,6 +44,30 @@ DEFAULT_CONTEXT_BUDGET = 1000
 NEAR_DUPLICATE = 0.8
 ELLIPSIS = " …"
 _WORD_END = re.compile(r"\S+")
+GAP = " … "  # between two runs of kept sentences of one source
+RANK_DECAY = 0.2
+PackingMode = Literal["chunks", "sentences"]
+
+
+@dataclass(frozen=True, slots=True)
+class Packing:
+    """How hits become sources: whole ``chunks`` or the question's ``sentences`` (see the module
+    docstring); ``max_sentences`` per source, ``neighbours`` either side of a chosen sentence,
+    ``min_relative`` of the best sentence's score to be chosen at all."""
+
+    mode: PackingMode = "chunks"
+    max_sentences: int = 6
+    neighbours: int = 1
+    min_relative: float = 0.25
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("chunks", "sentences"):
+            raise ValueError(f"packing mode must be 'chunks' or 'sentences', got {self.mode!r}")
+        if self.max_sentences < 1 or self.neighbours < 0 or not 0 <= self.min_relative <= 1:
+            raise ValueError("max_sentences >= 1, neighbours >= 0, 0 <= min_relative <= 1")
+
+
+WHOLE_CHUNKS = Packing()
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +76,7 @@ class Source:
     hit: SearchHit
     text: str  # the chunk text as packed (cut when ``truncated``)
     tokens: int  # of the rendered block
-    truncated: bool = False
+    truncated: bool = False  # cut at the budget, or only some of its sentences kept
 
     @property
     def chunk(self) -> Chunk:
@@ -54,7 +96,8 @@ class PackedContext:
     budget: int
     tokens: int
     duplicates: tuple[str, ...] = ()  # chunk ids skipped as duplicates
-    left_out: tuple[str, ...] = ()  # chunk ids that did not fit
+    left_out: tuple[str, ...] = ()  # chunk ids that did not fit (or kept no sentence)
+    packing: PackingMode = "chunks"  # how the sources were cut (sentences: fell back if none)
 
     def render(self) -> str:
         return "\n\n".join(source.render() for source in self.sources)
@@ -84,13 +127,29 @@ def pack_context(
     budget: int = DEFAULT_CONTEXT_BUDGET,
     *,
     near_duplicate: float = NEAR_DUPLICATE,
+    question: str = "",
+    packing: Packing = WHOLE_CHUNKS,
 ) -> PackedContext:
-    sources: list[Source] = []
+    """``hits`` as numbered sources within ``budget`` tokens: whole chunks, or the sentences
+    of them that matter for ``question`` when ``packing.mode`` is ``sentences``."""
+    kept, duplicates = _distinct(hits, near_duplicate)
+    if packing.mode == "sentences":
+        packed = _pack_sentences(kept, question, count_tokens, budget, packing, duplicates)
+        if packed is not None:
+            return packed
+    return _pack_chunks(kept, count_tokens, budget, duplicates)
+
+
+def _distinct(
+    hits: Sequence[SearchHit], near_duplicate: float
+) -> tuple[list[SearchHit], list[str]]:
+    """The hits worth packing, in rank order (duplicates and empty chunks out), and the ids of
+    the duplicates."""
+    kept: list[SearchHit] = []
     kept_terms: list[frozenset[str]] = []
     seen: set[str] = set()
     duplicates: list[str] = []
-    used = 0
-    for index, hit in enumerate(hits):
+    for hit in hits:
         chunk = hit.chunk
         terms = frozenset(analyze(chunk.text))
         if chunk.id in seen or _near_duplicate(terms, kept_terms, near_duplicate):
@@ -98,23 +157,128 @@ def pack_context(
             continue
         if not chunk.text.strip():
             continue
-        source = Source(len(sources) + 1, hit, source_body(chunk), 0)
+        kept.append(hit)
+        kept_terms.append(terms)
+        seen.add(chunk.id)
+    return kept, duplicates
+
+
+def _pack_chunks(
+    hits: list[SearchHit], count_tokens: CountTokens, budget: int, duplicates: list[str]
+) -> PackedContext:
+    sources: list[Source] = []
+    used = 0
+    for index, hit in enumerate(hits):
+        source = Source(len(sources) + 1, hit, source_body(hit.chunk), 0)
         tokens = count_tokens(source.render())
         if used + tokens > budget:
+            left_out = [h.chunk.id for h in hits[index:]]
             if sources:
-                left_out = [h.chunk.id for h in hits[index:] if h.chunk.id not in seen]
                 return _packed(sources, budget, used, duplicates, left_out)
             cut = _truncate(source, count_tokens, budget)
             if cut is None:
-                return _packed(
-                    sources, budget, used, duplicates, [h.chunk.id for h in hits[index:]]
-                )
+                return _packed(sources, budget, used, duplicates, left_out)
             source, tokens = cut, cut.tokens
         sources.append(Source(source.number, hit, source.text, tokens, source.truncated))
-        kept_terms.append(terms)
-        seen.add(chunk.id)
         used += tokens
     return _packed(sources, budget, used, duplicates, [])
+
+
+@dataclass(frozen=True, slots=True)
+class _Sentences:
+    """One hit cut into sentences: their spans in ``body`` and their content terms."""
+
+    hit: SearchHit
+    body: str
+    spans: tuple[tuple[int, int], ...]
+    terms: tuple[frozenset[str], ...]
+
+    def text(self, kept: set[int]) -> str:
+        """The kept sentences in order; adjacent ones with the text between them."""
+        runs: list[list[int]] = []
+        for position in sorted(kept):
+            if runs and position == runs[-1][-1] + 1:
+                runs[-1].append(position)
+            else:
+                runs.append([position])
+        parts = [self.body[self.spans[run[0]][0] : self.spans[run[-1]][1]] for run in runs]
+        lead = "… " if runs[0][0] > 0 else ""
+        tail = " …" if runs[-1][-1] < len(self.spans) - 1 else ""
+        return lead + GAP.join(parts) + tail
+
+
+def _pack_sentences(
+    hits: list[SearchHit],
+    question: str,
+    count_tokens: CountTokens,
+    budget: int,
+    packing: Packing,
+    duplicates: list[str],
+) -> PackedContext | None:
+    """The sentence packing (module docstring); None when no sentence holds a question term."""
+    wanted = set(content_terms(question))
+    cut = [_sentences(hit) for hit in hits]
+    pool = [terms for c in cut for terms in c.terms]
+    if not wanted or not pool:
+        return None
+    idf = idf_weights(wanted, pool)
+    scored: list[tuple[float, int, int]] = []  # (score, rank, position)
+    for rank, c in enumerate(cut):
+        for position, terms in enumerate(c.terms):
+            shared = terms & wanted
+            if shared:
+                weight = sum(1.0 + idf[t] for t in shared) * (1.0 + len(shared) / len(terms))
+                scored.append((weight / (1.0 + RANK_DECAY * rank), rank, position))
+    if not scored:
+        return None
+    scored.sort(key=lambda s: (-s[0], s[1], s[2]))
+    floor = scored[0][0] * packing.min_relative
+    kept: dict[int, set[int]] = {}
+    tokens: dict[int, int] = {}
+    for score, rank, position in scored:
+        if score < floor:
+            break
+        have = kept.get(rank, set())
+        if position in have:
+            continue
+        near = range(position - packing.neighbours, position + packing.neighbours + 1)
+        wider = have | {p for p in near if 0 <= p < len(cut[rank].spans)}
+        for choice in (wider, have | {position}):
+            if len(choice) > packing.max_sentences:
+                continue
+            block = count_tokens(_render(cut[rank], choice, rank))
+            if sum(tokens.values()) - tokens.get(rank, 0) + block <= budget:
+                kept[rank], tokens[rank] = choice, block
+                break
+    if not kept:
+        return None
+    sources: list[Source] = []
+    for rank in sorted(kept):
+        c, chosen = cut[rank], kept[rank]
+        sources.append(
+            Source(
+                len(sources) + 1, c.hit, c.text(chosen), tokens[rank], len(chosen) < len(c.spans)
+            )
+        )
+    left_out = [c.hit.chunk.id for rank, c in enumerate(cut) if rank not in kept]
+    used = sum(tokens.values())
+    return PackedContext(
+        tuple(sources), budget, used, tuple(duplicates), tuple(left_out), "sentences"
+    )
+
+
+def _sentences(hit: SearchHit) -> _Sentences:
+    body = source_body(hit.chunk)
+    spans = tuple(sentence_spans(body))
+    return _Sentences(
+        hit, body, spans, tuple(frozenset(content_terms(body[a:b])) for a, b in spans)
+    )
+
+
+def _render(cut: _Sentences, kept: set[int], rank: int) -> str:
+    """The block of ``cut`` with ``kept`` sentences as counted: numbered ``rank + 1``, never
+    fewer digits than the number it gets (hits that keep nothing are not numbered)."""
+    return Source(rank + 1, cut.hit, cut.text(kept), 0).render()
 
 
 def _packed(

@@ -16,12 +16,11 @@ grounded by construction.
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass
 
 from ragkeel.generation.context import PackedContext
-from ragkeel.generation.text import CITATION, content_terms, split_sentences
+from ragkeel.generation.text import CITATION, content_terms, idf_weights, split_sentences
 from ragkeel.storage.analyzer import analyze
 
 DEFAULT_SENTENCES = 3
@@ -110,13 +109,7 @@ def _score(candidate: _Candidate, wanted: set[str], idf: dict[str, float]) -> fl
 
 
 def _idf(context: PackedContext, terms: set[str]) -> dict[str, float]:
-    docs = [frozenset(analyze(s.text)) for s in context.sources]
-    n = len(docs)
-    out: dict[str, float] = {}
-    for term in terms:
-        df = sum(term in d for d in docs)
-        out[term] = math.log(1 + (n - df + 0.5) / (df + 0.5))
-    return out
+    return idf_weights(terms, [frozenset(analyze(s.text)) for s in context.sources])
 
 
 def _clip(text: str) -> str:

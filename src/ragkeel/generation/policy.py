@@ -3,7 +3,7 @@ question.
 
 ``AnswerPolicy`` is one frozen value with the answerer's configuration (the container builds it
 from the ``generation``, ``gateway`` and ``retrieval`` settings; a policy built in code gets the
-answer flow's own defaults, the settings' except ``deadline_s``, which is unset): how many chunks to retrieve, the gate's thresholds, the context budget, the answer's
+answer flow's own defaults, the settings' except ``deadline_s``, which is unset): how many chunks to retrieve, the gate's thresholds, the context budget, how hits are cut into sources (``packing``), the answer's
 length, the prompt template, the default mode (generative or extractive) and retrieval mode, the
 model call's timeout and deadline, the default token budget of a request, what citation
 checking and the extractive answer allow, the output checks of generated answers (``guard``,
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ragkeel.generation.citations import DEFAULT_MIN_SUPPORT
-from ragkeel.generation.context import DEFAULT_CONTEXT_BUDGET
+from ragkeel.generation.context import DEFAULT_CONTEXT_BUDGET, WHOLE_CHUNKS, Packing
 from ragkeel.generation.extractive import DEFAULT_SENTENCES
 from ragkeel.generation.gate import DEFAULT_DENSE_THRESHOLD
 from ragkeel.generation.safety import OutputGuard
@@ -62,6 +62,7 @@ class AnswerPolicy:
     gate_threshold: float = DEFAULT_DENSE_THRESHOLD
     gate_keyword_threshold: float | None = None
     context_budget: int = DEFAULT_CONTEXT_BUDGET
+    packing: Packing = WHOLE_CHUNKS  # whole chunks or the question's sentences (context.py)
     max_answer_tokens: int = 256
     template_version: str = DEFAULT_TEMPLATE
     mode: GenerationMode = "generative"

@@ -7,7 +7,9 @@
   call), quote (extractive asked, or no model: ``NO_MODEL``) or generate.
 - ``pack_extractive`` / ``pack``: the hits in the context budget, counted with the regex counter
   (nothing loads a model) or with the model's tokenizer after the prompt's own overhead, shrunk
-  to a request's ``max_tokens`` (``Packed``).
+  to a request's ``max_tokens`` (``Packed``); ``pack`` cuts them as the policy's ``packing``
+  says (whole chunks or the question's sentences, ``context.py``), ``pack_extractive`` keeps
+  whole chunks (the extractive answer picks its own sentences).
 - ``generate``: streams the model's tokens as they come (yields ``TokenEvent``s, returns
   ``Generated``); a gateway or model-file error is returned as a ``Degradation``; over budget
   before any text, it retries once with half the context.
@@ -34,7 +36,13 @@ from ragkeel.gateway.base import ChatMessage, ChatModel, ChatRequest, ChatStream
 from ragkeel.gateway.calllog import CallLog, recorded, recording
 from ragkeel.generation.answer import Answer, AnswerEvent, AnswerMode, TokenEvent, citations_of
 from ragkeel.generation.citations import CitationCheck, attribute_uncited, check_answer
-from ragkeel.generation.context import CountTokens, PackedContext, pack_context
+from ragkeel.generation.context import (
+    WHOLE_CHUNKS,
+    CountTokens,
+    PackedContext,
+    Packing,
+    pack_context,
+)
 from ragkeel.generation.extractive import (
     ExtractedSentence,
     extract_sentences,
@@ -124,6 +132,7 @@ class Packed:
     schema_text: str  # the output schema as the prompt shows it ("" for none)
     answer_tokens: int  # the completion's max_tokens
     note: str | None = None  # a budget decision for the call log (the context was shrunk)
+    packing: Packing = WHOLE_CHUNKS  # how it was cut (the over-budget retry cuts the same way)
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,8 +247,14 @@ def pack(
         budget, answer_tokens, note = fit_tokens(
             retrieved.budget.max_tokens, overhead, budget, answer_tokens
         )
-    context = pack_context(retrieved.result.hits, count_tokens, budget)
-    return Packed(context, template, schema, answer_tokens, note)
+    context = pack_context(
+        retrieved.result.hits,
+        count_tokens,
+        budget,
+        question=retrieved.question,
+        packing=policy.packing,
+    )
+    return Packed(context, template, schema, answer_tokens, note, policy.packing)
 
 
 def fit_tokens(
@@ -286,7 +301,13 @@ def generate(
     error: RagkeelError | None = None
     for smaller in (False, True):
         if smaller:  # half of what was packed (not of the budget: it may not have been full)
-            half = pack_context(retrieved.result.hits, model.count_tokens, context.tokens // 2)
+            half = pack_context(
+                retrieved.result.hits,
+                model.count_tokens,
+                context.tokens // 2,
+                question=retrieved.question,
+                packing=packed.packing,
+            )
             if not half.sources:
                 break
             context = half

@@ -1,9 +1,12 @@
-"""Answer-text primitives shared by citation checking and extractive answers: ``[n]`` citation
-markers and sentence splitting."""
+"""Answer-text primitives shared by citation checking, extractive answers and sentence
+packing: ``[n]`` citation markers, sentence splitting (and where each sentence lies in its
+text), term weights."""
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Collection, Iterable
 
 from ragkeel.storage.analyzer import analyze
 
@@ -74,6 +77,37 @@ def split_sentences(text: str) -> list[str]:
             start = match.end()
         sentences.append(block[start:])
     return [s.strip() for s in sentences if s.strip()]
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """``(start, end)`` in ``text`` of each of its ``split_sentences``, in order (a sentence
+    joined over wrapped lines spans them). A sentence that cannot be found again (it cannot
+    happen for text ``split_sentences`` read) ends the list with the rest of the text."""
+    spans: list[tuple[int, int]] = []
+    cursor = 0
+    for sentence in split_sentences(text):
+        pattern = r"\s+".join(map(re.escape, sentence.split()))
+        match = re.compile(pattern).search(text, cursor)
+        if match is None:
+            rest = text[cursor:].strip()
+            if rest:
+                start = text.index(rest, cursor)
+                spans.append((start, start + len(rest)))
+            break
+        spans.append(match.span())
+        cursor = match.end()
+    return spans
+
+
+def idf_weights(terms: Iterable[str], docs: Collection[Collection[str]]) -> dict[str, float]:
+    """BM25's idf of each term over ``docs`` (each a collection of terms): never negative, so a
+    term every doc holds weighs ~0 and a rare one more."""
+    n = len(docs)
+    out: dict[str, float] = {}
+    for term in terms:
+        df = sum(term in d for d in docs)
+        out[term] = math.log(1 + (n - df + 0.5) / (df + 0.5))
+    return out
 
 
 def _blocks(text: str) -> list[str]:
