@@ -41,9 +41,11 @@ from ragkeel.admission.load_shedder import LoadShedder
 from ragkeel.admission.request_limits import Limits
 from ragkeel.admission.stream_limits import StreamLimiter
 from ragkeel.admission.tenant_limits import TenantLimiter, TenantLimits, shared_storage
-from ragkeel.caching.answers import AnswerCache
+from ragkeel.caching.answers import AnswerCache, SemanticLookup
 from ragkeel.caching.backends import CacheBackend, MemoryCache, TieredCache
 from ragkeel.caching.keys import fingerprint
+from ragkeel.caching.semantic import DEFAULT_SIMILARITY_THRESHOLD, SemanticMatcher
+from ragkeel.caching.semantic_index import SemanticIndex
 from ragkeel.caching.sqlite_backend import SqliteCache
 from ragkeel.clock import WALL_CLOCK
 from ragkeel.embeddings import build_embedder
@@ -518,7 +520,8 @@ class Container:
         store's revision of the collections asked (read per question) and a fingerprint of
         every setting that changes answers: the ``generation``, ``retrieval``, ``embedding``
         and ``gateway`` sections (secrets masked), so a new configuration never reads an
-        answer of the old one."""
+        answer of the old one. With ``cache.semantic``, a similar question in the same bucket
+        may be served too (``caching/semantic.py``'s matcher at ``semantic_threshold``)."""
         c = self.settings.cache
         if not c.enabled:
             return None
@@ -529,12 +532,19 @@ class Container:
                 for x in (s.generation, s.retrieval, s.embedding, s.gateway)
             )
         )
-        store = self.store
+        store, backend = self.store, self.answer_cache_backend
+        semantic = None
+        if c.semantic:  # the question embedded once, by the retriever's embedder
+            threshold = c.semantic_threshold or DEFAULT_SIMILARITY_THRESHOLD
+            semantic = SemanticLookup(
+                self.embedder.embed_query, SemanticMatcher(threshold), SemanticIndex(backend)
+            )
         return AnswerCache(
-            self.answer_cache_backend,
+            backend,
             lambda collection, scope: store.revision(collection, scope=scope),
             config,
             ttl_s=c.ttl_s,
+            semantic=semantic,
         )
 
     @cached_property

@@ -18,8 +18,9 @@ from ragkeel.container import Container
 from ragkeel.gateway.providers.scripted import ScriptedChatModel
 from ragkeel.generation.answerer import Answerer
 from ragkeel.generation.policy import AnswerPolicy
+from ragkeel.settings import CacheSettings
 
-from .conftest import COLLECTION, GOOD, ON_TOPIC, TEST_GATE, sse_events
+from .conftest import COLLECTION, GOOD, ON_TOPIC, TEST_GATE, api_settings, sse_events
 from .test_metrics import scrape, value
 
 QUERY = {"question": ON_TOPIC, "collection": COLLECTION}
@@ -127,3 +128,23 @@ def test_an_ingest_in_between_makes_the_next_ask_a_miss(
     assert container.pipeline.ingest([str(extra)], COLLECTION).exit_code == 0
     assert post(client, QUERY)["cached"] is False
     assert model.calls == 2
+
+
+def test_the_semantic_cache_serves_a_paraphrase_when_configured(
+    tmp_path: Path, corpus: Path
+) -> None:
+    settings = api_settings(tmp_path / "home").model_copy(
+        update={"cache": CacheSettings(semantic=True, semantic_threshold=0.6, backend="memory")}
+    )
+    with Container(settings) as container:
+        assert container.pipeline.ingest([str(corpus)], COLLECTION).exit_code == 0
+        model = ScriptedChatModel([GOOD])
+        policy = AnswerPolicy(gate_threshold=TEST_GATE)
+        answerer = Answerer(container.retriever, model, policy, cache=container.answer_cache)
+        with TestClient(create_app(container, answerer=answerer)) as client:
+            post(client, QUERY)
+            hit = post(
+                client, {**QUERY, "question": "How often should I rotate my API key, please?"}
+            )
+    assert hit["cached"] is True and hit["cache"]["kind"] == "semantic"  # type: ignore[index]
+    assert model.calls == 1

@@ -7,7 +7,7 @@ kept and what is skipped; the bypasses; the semantic lookup's one embedding."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +16,9 @@ import pytest
 from corpus import COLLECTION, OFF_TOPIC, ON_TOPIC, TEST_GATE
 from ragkeel.caching.answers import AnswerCache, SemanticLookup
 from ragkeel.caching.backends import MemoryCache, TieredCache
-from ragkeel.caching.semantic_index import Candidate, Matched, SemanticIndex
+from ragkeel.caching.semantic import CachedQuestion, Candidates, SemanticMatcher
+from ragkeel.caching.semantic_index import SemanticIndex
 from ragkeel.caching.sqlite_backend import SqliteCache
-from ragkeel.embeddings.base import Vector
 from ragkeel.embeddings.hashing import HashingEmbedder
 from ragkeel.gateway.providers.scripted import ScriptedChatModel, ScriptedFailure
 from ragkeel.generation.answer import (
@@ -29,13 +29,16 @@ from ragkeel.generation.answer import (
     TokenEvent,
 )
 from ragkeel.generation.answerer import Answerer
+from ragkeel.generation.cached import CacheRequest
 from ragkeel.generation.policy import AnswerPolicy, Budget
 from ragkeel.retrieval.hybrid import HybridRetriever
+from ragkeel.storage.filters import Filter
 from ragkeel.storage.sqlite import SqliteDocumentStore
 from ragkeel.types import AccessScope, Document
 
 GOOD = "Rotate every API key every ninety days [1]."
 POLICY = AnswerPolicy(gate_threshold=TEST_GATE)
+SIMILAR = 0.6  # a semantic threshold for the hashing embedder of the test corpus
 
 
 @pytest.fixture
@@ -203,30 +206,12 @@ def test_entries_expire(
     assert not ask(answerer).cached and model.calls == 2
 
 
-class PrefixMatcher:
-    """A stand-in semantic matcher: the candidate whose text starts like the question's first
-    four words (the real one, with its similarity threshold and guards, is ``semantic.py``)."""
-
-    def __init__(self) -> None:
-        self.seen: list[int] = []
-
-    def __call__(
-        self, question: str, vector: Vector, candidates: Sequence[Candidate]
-    ) -> Matched | None:
-        self.seen.append(len(candidates))
-        head = question.split()[:4]
-        for c in candidates:
-            if c.text.split()[:4] == head:
-                return Matched(c.key, float(np.dot(vector, c.vector)))
-        return None
-
-
 def test_a_semantic_hit_skips_retrieval_and_a_miss_embeds_once(
     tmp_path: Path, store: SqliteDocumentStore, retriever: HybridRetriever
 ) -> None:
     backend = MemoryCache(100)
-    matcher = PrefixMatcher()
     embedder = retriever.embedder
+    matcher = SemanticMatcher(SIMILAR)  # the hashing embedder's cosines, not MiniLM's
     semantic = SemanticLookup(embedder.embed_query, matcher, SemanticIndex(backend))
     cache = AnswerCache(
         backend, lambda c, s: store.revision(c, scope=s), "x", ttl_s=60, semantic=semantic
@@ -236,12 +221,35 @@ def test_a_semantic_hit_skips_retrieval_and_a_miss_embeds_once(
     before = _embedded(retriever)
     ask(answerer)
     assert _embedded(retriever) == before + 1  # one embedding: the lookup's, reused
-    hit = ask(answerer, "How often should I change an API key?")
+    paraphrase = "How often should I rotate my API key, please?"
+    assert (
+        matcher.similarities(
+            embedder.embed_query(paraphrase),
+            Candidates.of([CachedQuestion("k", ON_TOPIC, embedder.embed_query(ON_TOPIC))]),
+        )[0]
+        >= SIMILAR
+    )
+    hit = ask(answerer, paraphrase)
     assert hit.cached and hit.cache is not None and hit.cache.kind == "semantic"
     assert hit.cache.similarity is not None and model.calls == 1
-    assert matcher.seen == [0, 1]
+    negated_q = "How often should I not rotate my API key?"
+    outcome = matcher.match(
+        negated_q,
+        embedder.embed_query(negated_q),
+        semantic.index.candidates(_bucket(cache, negated_q)),
+    )
+    assert outcome.rejected_by  # above the threshold, refused by a guard
+    negated = ask(answerer, negated_q)
+    assert not negated.cached and model.calls == 2
     _write(store, "new-doc", "Backups run nightly.")
-    assert not ask(answerer, "How often should I change an API key?").cached
+    assert not ask(answerer, paraphrase).cached  # another revision: another bucket
+
+
+def _bucket(cache: AnswerCache, question: str) -> str:
+    request = CacheRequest(
+        question, Filter(collection=COLLECTION), "generative", Budget(), None, 8, None
+    )
+    return cache.key_of(request).bucket
 
 
 def _embedded(retriever: HybridRetriever) -> int:

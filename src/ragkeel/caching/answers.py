@@ -7,9 +7,11 @@ lookup, per question (``CacheRequest``):
 2. the exact key (``keys.py``: the normalised question in its bucket — scope, collections and
    their current ``revision`` read from the store, configuration, request settings) read from
    the backend: a stored answer is a ``hit`` of kind ``exact``;
-3. with a semantic matcher: the question embedded once (the vector goes on to retrieval on a
-   miss), the bucket's candidates (``semantic_index.py``) given to the matcher; its pick's
-   answer is a ``hit`` of kind ``semantic``;
+3. with the semantic cache (``cache.semantic``): the question embedded once (the vector goes
+   on to retrieval on a miss), the bucket's candidates (``semantic_index.py``: the same
+   bucket, so the same scope, collections, revision and settings) given to the matcher
+   (``semantic.py``: cosine threshold, then the guards); its pick's answer is a ``hit`` of
+   kind ``semantic``;
 4. else a ``miss``.
 
 A hit is the stored answer for the new question: no retrieval, no model, so no usage and no
@@ -38,7 +40,8 @@ from collections.abc import Callable
 from ragkeel.caching.backends import CacheBackend
 from ragkeel.caching.codec import Stored, decode, encode
 from ragkeel.caching.keys import Bucket, answer_key
-from ragkeel.caching.semantic_index import Candidate, QuestionMatcher, SemanticIndex
+from ragkeel.caching.semantic import CachedQuestion, SemanticMatcher
+from ragkeel.caching.semantic_index import SemanticIndex
 from ragkeel.embeddings.base import Vector
 from ragkeel.gateway.base import Usage
 from ragkeel.generation.answer import Answer, CacheOutcome
@@ -53,15 +56,16 @@ SERVED_BY = "cache"
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class SemanticLookup:
-    """The semantic cache's parts: the embedder retrieval uses and the matcher."""
+    """The semantic cache's parts: the embedder retrieval uses (its vector goes on to
+    retrieval on a miss), the matcher (``semantic.py``), the candidates (``semantic_index.py``)."""
 
     embed: EmbedQuery
-    matcher: QuestionMatcher
+    matcher: SemanticMatcher
     index: SemanticIndex
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class _Key:
+class CacheKey:
     exact: str
     bucket: str
 
@@ -89,7 +93,7 @@ class AnswerCache:
         started = time.perf_counter()
         if request.use == "off":
             return Lookup(CacheOutcome("bypass"))
-        key = self._key(request)
+        key = self.key_of(request)
         if request.use == "refresh":
             return Lookup(CacheOutcome("bypass"), key=key)
         stored = self._read(key.exact)
@@ -99,26 +103,27 @@ class AnswerCache:
         if self.semantic is not None:
             vector = self.semantic.embed(request.question)
             candidates = self.semantic.index.candidates(key.bucket)
-            matched = self.semantic.matcher(request.question, vector, candidates)
-            if matched is not None and (stored := self._read(matched.key)) is not None:
-                outcome = CacheOutcome("hit", "semantic", similarity=matched.similarity)
+            found = self.semantic.matcher.match(request.question, vector, candidates).match
+            if found is not None and (stored := self._read(found.key)) is not None:
+                outcome = CacheOutcome("hit", "semantic", similarity=round(found.similarity, 4))
                 return self._hit(request, stored, outcome, started)
         return Lookup(CacheOutcome("miss"), vector=vector, key=key)
 
     def keep(self, lookup: Lookup, answer: Answer, confidence: Confidence) -> CacheOutcome:
         outcome = lookup.outcome
-        if not isinstance(lookup.key, _Key):
+        if not isinstance(lookup.key, CacheKey):
             return dataclasses.replace(outcome, skip="no_store")
         if (reason := skip_reason(answer)) is not None:
             return dataclasses.replace(outcome, skip=reason)
         now = self._now()
         self.backend.set(lookup.key.exact, encode(answer, confidence, now), self.ttl_s)
         if self.semantic is not None and lookup.vector is not None:
-            candidate = Candidate(lookup.key.exact, answer.question, lookup.vector)
-            self.semantic.index.add(lookup.key.bucket, candidate, self.ttl_s)
+            asked = CachedQuestion(lookup.key.exact, answer.question, lookup.vector)
+            self.semantic.index.add(lookup.key.bucket, asked, self.ttl_s)
         return dataclasses.replace(outcome, stored=True)
 
-    def _key(self, request: CacheRequest) -> _Key:
+    def key_of(self, request: CacheRequest) -> CacheKey:
+        """The exact key of ``request`` and its bucket (the semantic candidates's scope)."""
         scope = request.scope or AccessScope(DEFAULT_TENANT, all_principals=True)
         collection = request.flt.collection if request.flt is not None else None
         budget = request.budget
@@ -133,7 +138,7 @@ class AnswerCache:
             answer_tokens=budget.answer_tokens,
             output_schema=request.output_schema,
         ).digest()
-        return _Key(answer_key(request.question, bucket), bucket)
+        return CacheKey(answer_key(request.question, bucket), bucket)
 
     def _read(self, key: str) -> Stored | None:
         raw = self.backend.get(key)
