@@ -17,7 +17,9 @@ are asked once to fill the cache, then ``--hits`` times at random, per backend a
   the trace written, the metrics), beside ``GET /healthz`` on the same server (the floor of
   any request there); and the answer's own ``latency_ms.cache`` (the lookup).
 
-A miss (the first ask) is reported for comparison. Prints one JSON object.
+A miss (the first ask) is reported for comparison. With ``--semantic-docs N``: the semantic
+cache with the default ONNX embedder and threshold over the first N documents, one paraphrase
+of each question (three fixed rewrites in turn) after the originals. Prints one JSON object.
 
     PYTHONPATH=$PWD/src:$PWD/bench .venv/bin/python bench/answer_cache.py [--docs 500]
 """
@@ -65,11 +67,16 @@ def ms_stats(samples: list[float]) -> dict[str, float]:
     }
 
 
-def build(home: Path, docs: int) -> Container:
+def build_corpus(home: Path, docs: int) -> Path:
     corpus = home / "corpus.jsonl"
     with (DATASETS / "scifact" / "corpus.jsonl").open() as src, corpus.open("w") as out:
         for _, line in zip(range(docs), src, strict=False):
             out.write(line)
+    return corpus
+
+
+def build(home: Path, docs: int) -> Container:
+    corpus = build_corpus(home, docs)
     settings = load_settings(
         home=home / "home",
         embedding={"provider": "hashing", "hashing_dimension": 384, "cache": False},
@@ -189,12 +196,58 @@ def api_arm(container: Container, asked: list[str], hits: int) -> dict[str, Any]
     }
 
 
+PARAPHRASES = (  # rewrites that keep the claim: what a semantic hit is for
+    lambda q: f"Is it true that {q[0].lower()}{q[1:].rstrip('.')}?",
+    lambda q: f"{q.rstrip('.')} - is that so?",
+    lambda q: f"Please check: {q}",
+)
+
+
+def semantic_arm(home: Path, docs: int, asked: list[str]) -> dict[str, Any]:
+    """The semantic cache with the default embedder (ONNX MiniLM) and threshold: each question
+    asked once, then one paraphrase of each: the hits' latency (one embedding + the match +
+    the stored answer), the paraphrases that missed (embedding, match, then retrieval)."""
+    settings = load_settings(
+        home=home / "onnx",
+        embedding={"cache": False},
+        generation={"provider": "none", "mode": "extractive", "gate_threshold": 0.05},
+        cache={"backend": "memory", "semantic": True},
+    )
+    container = Container(settings)
+    try:
+        corpus = home / "corpus.jsonl"
+        assert container.pipeline.ingest([str(corpus)], COLLECTION).exit_code == 0
+        answerer = container.answerer
+        for q in asked:
+            answerer.answer(q, collection=COLLECTION)
+        hits: list[float] = []
+        misses: list[float] = []
+        kinds = {"exact": 0, "semantic": 0, "miss": 0}
+        for i, q in enumerate(asked):
+            began = time.perf_counter()
+            answer = answerer.answer(PARAPHRASES[i % len(PARAPHRASES)](q), collection=COLLECTION)
+            elapsed = (time.perf_counter() - began) * 1000
+            kind = answer.cache.kind if answer.cache and answer.cache.kind else "miss"
+            kinds[kind] += 1
+            (hits if answer.cached else misses).append(elapsed)
+        return {
+            "docs": docs,
+            "paraphrases": len(asked),
+            "outcomes": kinds,
+            "semantic_hit": ms_stats(hits) if hits else None,
+            "paraphrase_miss": ms_stats(misses) if misses else None,
+        }
+    finally:
+        container.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--docs", type=int, default=500)
     parser.add_argument("--questions", type=int, default=200)
     parser.add_argument("--hits", type=int, default=2000)
     parser.add_argument("--no-redis", action="store_true")
+    parser.add_argument("--semantic-docs", type=int, default=0, help="0: no semantic arm")
     args = parser.parse_args()
     logging.disable(logging.INFO)
     asked = questions(args.questions)
@@ -238,6 +291,9 @@ def main() -> None:
             result["api"] = api_arm(container, asked, min(args.hits, 1000))
         finally:
             container.close()
+        if args.semantic_docs:
+            build_corpus(Path(tmp), args.semantic_docs)
+            result["semantic"] = semantic_arm(Path(tmp), args.semantic_docs, asked)
     print(json.dumps(result, indent=2))
 
 
