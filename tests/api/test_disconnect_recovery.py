@@ -37,6 +37,7 @@ from ragkeel.generation.answerer import Answerer
 from ragkeel.generation.policy import AnswerPolicy
 from ragkeel.models.cache import default_models_dir
 from ragkeel.models.gguf import DEFAULT_MODEL, MODELS
+from ragkeel.settings import CacheSettings
 
 from .conftest import COLLECTION, GOOD, ON_TOPIC, TEST_GATE, api_settings, serve, wait_for
 
@@ -181,6 +182,9 @@ def local_server(home: Path, corpus: Path, **generation: Any) -> Iterator[str]:
     """``ragkeel serve``'s app on the real local model (loaded at start-up, as serve does) over
     the test corpus; yields the base URL. Needs the user-level models directory."""
     settings = api_settings(home, provider="local", context_budget=200, **generation)
+    # every request must reach the model: a repeated question answered from the answer cache
+    # (issue 14) would be disconnected from, or timed, without any generation to cut
+    settings = settings.model_copy(update={"cache": CacheSettings(enabled=False)})
     container = Container(settings)
     try:
         assert container.pipeline.ingest([str(corpus)], COLLECTION).exit_code == 0
