@@ -2,8 +2,10 @@
 
 Two questions can sit close in embedding space and still ask different things: "Did X win?" /
 "Did X not win?", "revenue in 2021" / "revenue in 2022", "Apple's" / "Amazon's", "the largest" /
-"the smallest", "who" / "when". Sentence embedders are known to be weak on exactly these, so the
-semantic matcher (``caching/semantic.py``) serves a cached answer only when no guard objects.
+"the smallest", "who" / "when". Sentence embedders are weak on exactly these (all-MiniLM-L6-v2
+puts "Oxidative DNA damage activates / inhibits STING signalling" at cosine 0.992, and with the
+embedding alone no threshold keeps false hits under 1 %: docs/benchmarks.md), so the semantic
+matcher (``caching/semantic.py``) serves a cached answer only when no guard objects.
 
 Each guard reads the *facts* of both questions (``QuestionFacts``, pure regex and word lists,
 computed once per text) and objects when they differ:
