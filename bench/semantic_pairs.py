@@ -27,6 +27,10 @@ one-fact mutations written by rule, half of them applied to a paraphrase):
     nearest         (natural) each question's most similar other question of its split
                     (different answer), found after embedding by the sweep itself
     negation, number, entity, comparative, question_word, period, company  (mutations)
+
+``human_paraphrases``: the only human-written rewordings the data holds (the SEC sample asks
+about cash flow and legal contingencies once per company, in other words each time); with the
+company made the same, 16 pairs, used to report recall only, never to tune.
 """
 
 from __future__ import annotations
