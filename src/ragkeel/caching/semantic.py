@@ -19,8 +19,11 @@ served, whatever its similarity; the outcome names the guards that rejected, for
 ``Candidates`` holds the cached questions stacked in one float32 matrix (rows L2-normalised once
 when it is built), so a match is one matrix-vector product over a few thousand rows (well
 under a millisecond at 384 dimensions, ``bench/semantic_cache_sweep.py``) plus the guards on the
-few candidates above the threshold. A vector of another dimension than the candidates' (another
-embedder) never matches.
+few candidates above the threshold (0.25 ms over 3,000 rows). A plain sequence of cached
+questions (``QuestionLike``: the answer cache's ``semantic_index.Candidate`` as it is) is stacked
+on every call: 0.6 ms CPU for 512 of them here, against 0.04 ms when the caller keeps the built
+``Candidates`` for as long as its list is unchanged. A vector of another dimension than the
+candidates' (another embedder) never matches.
 
 The threshold was chosen by ``bench/semantic_cache_sweep.py`` on pairs built from the evaluation
 data (XQuAD, SciFact, the SEC sample; train splits) for the default embedder (all-MiniLM-L6-v2):
