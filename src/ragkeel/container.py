@@ -55,7 +55,7 @@ from ragkeel.errors import ConfigError
 from ragkeel.gateway.base import ChatMessage, ChatModel
 from ragkeel.gateway.breaker_store import SnapshotState
 from ragkeel.gateway.pricing import Price, PriceTable
-from ragkeel.gateway.providers.local import LocalChatModel
+from ragkeel.gateway.providers.local import GenerationQueue, LocalChatModel
 from ragkeel.gateway.stack import GatewayStack, build_gateway
 from ragkeel.generation.answerer import Answerer
 from ragkeel.generation.context import Packing
@@ -355,14 +355,29 @@ class Container:
     @cached_property
     def local_model(self) -> ChatModel:
         """The local GGUF model (loaded lazily on first use)."""
+        return self._local(self.settings.generation.local.model)
+
+    @cached_property
+    def local_cheap_model(self) -> ChatModel | None:
+        """The cheap local tier the router may send a question to (``generation.local.
+        cheap_model``; None: off). It takes turns with ``local_model`` (one queue, issue 14)."""
+        cheap = self.settings.generation.local.cheap_model
+        return self._local(cheap) if cheap is not None else None
+
+    @cached_property
+    def local_queue(self) -> GenerationQueue:
+        """The one generation slot of the local models: they share this machine's cores."""
+        return GenerationQueue(self.settings.generation.local.max_queue)
+
+    def _local(self, key: str) -> LocalChatModel:
         local = self.settings.generation.local
         return LocalChatModel(
             self.settings.models_dir,
-            get_model(local.model),
+            get_model(key),
             n_ctx=local.n_ctx,
             threads=local.threads,
             default_timeout_s=self.settings.generation.model_timeout_s,
-            max_queue=local.max_queue,
+            queue=self.local_queue,
             warm_prefix=self._answer_prefix if local.warm_prefix else None,
         )
 
@@ -390,6 +405,7 @@ class Container:
             deployments_of(s),
             self.prices,
             local=lambda: self.local_model if wants_local else None,
+            local_cheap=lambda: self.local_cheap_model if wants_local else None,
             accounts=self.accounts,
             ledger=self.ledger,
             **self._shared_breakers(),

@@ -151,6 +151,11 @@ class LocalModelSettings(_Section):
     # issue 14: read the answer prompt's fixed prefix (system message) into the KV cache at load
     # and put it back when another prompt overwrote it, so no question waits for it
     warm_prefix: bool = True
+    # issue 14: a cheap local tier. Set, the gateway's router (gateway.routing's thresholds, not
+    # its `enabled`) sends confident single-fact questions to this model and the rest to `model`;
+    # both share one generation slot and queue. ~0.4 GB more. None (default): `model` answers
+    # everything — off until the paired quality comparison (`ragkeel eval compare`) shows no drop
+    cheap_model: Literal["qwen2.5-coder-0.5b-instruct-q4_k_m"] | None = None
 
     @field_validator("models_dir", mode="after")
     @classmethod

@@ -13,7 +13,9 @@ from ragkeel.errors import BudgetExceededError, ModelUnavailableError
 from ragkeel.gateway.base import ChatMessage, ChatModel, ChatRequest, RoutingHints
 from ragkeel.gateway.calllog import CallLog, recording
 from ragkeel.gateway.pricing import PriceTable
+from ragkeel.gateway.providers.local import LocalChatModel
 from ragkeel.gateway.providers.scripted import ScriptedChatModel
+from ragkeel.gateway.router import RouterChatModel
 from ragkeel.gateway.stack import GatewayStack, build_gateway
 from ragkeel.settings import Settings, load_settings
 from ragkeel.testing import FaultServer
@@ -161,3 +163,48 @@ def test_errors_carry_through_when_nothing_is_left(
             stack.model.complete(_request())
     finally:
         stack.close()
+
+
+def test_a_cheap_local_tier_takes_confident_single_fact_questions() -> None:
+    """Issue 14: with no deployment, a cheap local model beside the default one gets the
+    questions the router finds easy (gateway.routing's thresholds); the rest stay on the
+    default model, and each choice is logged."""
+    strong = ScriptedChatModel(["strong answer"], name="qwen-1.5b")
+    cheap = ScriptedChatModel(["cheap answer"], name="qwen-0.5b")
+    settings = load_settings(generation={"provider": "local"})
+    stack = build_gateway(
+        settings.gateway, [], PRICES, local=lambda: strong, local_cheap=lambda: cheap
+    )
+    assert stack is not None
+    confident = RoutingHints("What is the capital of France?", top_score=0.8, margin=0.2)
+    unsure = RoutingHints("What is the capital of France?", top_score=0.3, margin=0.2)
+    two = RoutingHints("Compare Paris and Rome?", top_score=0.8, margin=0.2)
+    replies, metered = [], []
+    for hints in (confident, unsure, two):
+        with recording(CallLog()) as log:
+            replies.append(stack.model.complete(_request(hints=hints)).text)
+        assert log.decisions[0].policy == "router"
+        metered += [a.deployment for a in log.attempts]
+    assert replies == ["cheap answer", "strong answer", "strong answer"]
+    assert metered == ["qwen-0.5b", "qwen-1.5b", "qwen-1.5b"]
+    assert (cheap.calls, strong.calls) == (1, 2)
+    only = build_gateway(settings.gateway, [], PRICES, local=lambda: strong)
+    assert only is not None and only.model.complete(_request(hints=confident)).text == (
+        "strong answer"
+    )
+
+
+def test_the_cheap_local_tier_is_wired_beside_the_default_model_on_one_slot() -> None:
+    cheap_key = "qwen2.5-coder-0.5b-instruct-q4_k_m"
+    settings = load_settings(generation={"provider": "local", "local": {"cheap_model": cheap_key}})
+    container = Container(settings)
+    try:
+        strong, cheap = container.local_model, container.local_cheap_model
+        assert isinstance(strong, LocalChatModel) and isinstance(cheap, LocalChatModel)
+        assert cheap.name == cheap_key and strong.name != cheap_key
+        assert strong.queue is cheap.queue  # one generation at a time on the shared cores
+        router = container.chat_model
+        assert isinstance(router, RouterChatModel) and router.name.startswith("router(")
+        assert Container(load_settings(generation={"provider": "local"})).local_cheap_model is None
+    finally:
+        container.close()

@@ -18,6 +18,7 @@ from ragkeel.api.request_limits import Limits
 from ragkeel.container import Container
 from ragkeel.errors import RagkeelError, ShuttingDownError
 from ragkeel.gateway.providers.local import LocalChatModel
+from ragkeel.gateway.router import RouterChatModel
 from ragkeel.generation.answerer import Answerer
 from ragkeel.generation.policy import GenerationMode
 from ragkeel.types import AccessScope
@@ -168,9 +169,14 @@ class ApiState:
         """The local GGUF model when it is the model answers are generated with (under the
         gateway's meter), not only a fallback."""
         model: object = self.answerer.model
-        while not isinstance(model, LocalChatModel) and hasattr(model, "inner"):
-            model = model.inner
-        return model if isinstance(model, LocalChatModel) else None
+        while not isinstance(model, LocalChatModel):
+            if isinstance(model, RouterChatModel):  # a cheap local tier beside it (issue 14)
+                model = model.strong  # the default model; the cheap one shares its queue
+            elif hasattr(model, "inner"):
+                model = model.inner
+            else:
+                return None
+        return model
 
     def local_model(self) -> LocalChatModel | None:
         """The local GGUF model when answers use it: as the model itself (under the gateway's
@@ -189,8 +195,11 @@ class ApiState:
         model = self.local_model()
         if model is None:
             return
+        cheap = self.container.local_cheap_model if model is self.local_primary() else None
         try:
             model.load()
+            if isinstance(cheap, LocalChatModel):  # the cheap local tier too (issue 14)
+                cheap.load()
         except RagkeelError as exc:
             self.model_error = exc
             log.warning("chat model not loaded: %s", exc)

@@ -28,7 +28,8 @@ there is one, and a ``Retry-After`` past ``retry.fallback_patience_s`` does too 
 chain, never the whole ``Settings``: which deployments those are is the container's choice
 (``ragkeel.container.deployments_of``: ``gateway.deployments``, or the single model
 ``generation.provider`` names, ``openai`` becoming one deployment through the full stack). With
-no remote deployment the local model is only metered (no provider to protect, nothing to pay).
+no remote deployment the local model is only metered (no provider to protect, nothing to pay),
+behind the router when a cheap local tier is set (``generation.local.cheap_model``, issue 14).
 """
 
 from __future__ import annotations
@@ -100,6 +101,7 @@ def build_gateway(
     prices: PriceTable,
     *,
     local: Callable[[], ChatModel | None] = lambda: None,
+    local_cheap: Callable[[], ChatModel | None] = lambda: None,
     accounts: Accounts | None = None,
     ledger: CostSink | None = None,
     clock: Clock = SYSTEM_CLOCK,
@@ -109,13 +111,18 @@ def build_gateway(
 ) -> GatewayStack | None:
     """The model the answer flow calls over the ``remote`` deployments, composed as the module
     docstring says; with none, the ``local`` model alone, or None when there is no local model
-    either (``generation.provider: none`` never gets here: the container builds no gateway).
+    either (``generation.provider: none`` never gets here: the container builds no gateway);
+    with a ``local_cheap`` model too, the router picks between the two local models (issue 14).
     ``breaker_store``: where the breakers keep their state (default: this process's memory;
     ``RedisBreakerStore`` to share it with other replicas, on ``breaker_clock`` = the wall
     clock, since its times must compare across machines; default ``clock``)."""
     if not remote:
-        model = local()
-        return GatewayStack(MeteredChatModel(model, clock=clock)) if model else None
+        if (model := local()) is None:
+            return None
+        if (cheap_local := local_cheap()) is None:
+            return GatewayStack(MeteredChatModel(model, clock=clock))
+        tiers = MeteredChatModel(cheap_local, clock=clock), MeteredChatModel(model, clock=clock)
+        return GatewayStack(RouterChatModel(*tiers, _rules(g)))
     tail: list[ChatModel] = []
     if g.fallback_to_local and (model := local()) is not None:
         tail.append(MeteredChatModel(model, clock=clock))

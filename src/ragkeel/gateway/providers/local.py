@@ -13,7 +13,8 @@
   answer prompt's fixed messages) that prefix is read at load, before the model is handed out,
   and put back before a generation when another prompt overwrote it (``local_prefix.py``).
 * One ``Llama`` context is not thread-safe: generations take turns through a
-  ``GenerationQueue`` — one generates, at most ``max_queue`` wait (more: ``ModelBusyError`` at
+  ``GenerationQueue`` (shared by the local models of a process: a cheap tier beside the default
+  model takes turns with it, as both would share the same cores) — one generates, at most ``max_queue`` wait (more: ``ModelBusyError`` at
   once, with ``Retry-After``), and none waits past the request's ``deadline`` (or its
   ``timeout_s``): ``DeadlineExceededError``. The time spent waiting is reported to the call
   log being recorded (``calllog.current_log()``, ``queue_ms``) and the generation slot is held from the first token to the close
@@ -136,15 +137,18 @@ class LocalChatModel:
         max_queue: int = DEFAULT_MAX_QUEUE,
         clock: Clock = SYSTEM_CLOCK,
         warm_prefix: Callable[[], Sequence[ChatMessage]] | None = None,
+        queue: GenerationQueue | None = None,
     ) -> None:
         """``warm_prefix``: the messages whose prompt prefix to read at load (called then, so
-        it may name a prompt built after the model: the answer template with its canary)."""
+        it may name a prompt built after the model: the answer template with its canary).
+        ``queue``: a generation slot shared with other local models (they share the cores;
+        default: this model's own, of ``max_queue``)."""
         self.models_dir = Path(models_dir)
         self.model = model
         self.n_ctx = n_ctx
         self.threads = threads
         self.default_timeout_s = default_timeout_s
-        self.queue = GenerationQueue(max_queue, clock=clock)
+        self.queue = queue if queue is not None else GenerationQueue(max_queue, clock=clock)
         self._clock = clock
         self._llm: Any = None
         self._abort_at: float | None = None  # llama.cpp aborts a decode past this clock time
