@@ -5,7 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-stamp
 # llama-cpp-python compiles for 6-11 minutes: build its wheel once per machine, outside the repo,
-# portable (-DGGML_NATIVE=OFF), and install it from there on every later set-up.
+# portable (-DGGML_NATIVE=OFF), and install it from there on every later set-up; then the native
+# one (WHEELHOUSE/native) replaces it when it runs here (scripts/llama-build.sh, issue 14).
 WHEELHOUSE ?= $(HOME)/.cache/ragkeel/wheels
 LLAMA_VERSION := 0.3.36
 export RAGKEEL_HOME ?= $(CURDIR)/.ragkeel
@@ -17,6 +18,9 @@ setup: $(STAMP)
 	@# into the user-level models directory every RAGKEEL_HOME shares: ~/.cache/ragkeel/models,
 	@# or models.dir / RAGKEEL_MODELS__DIR (see README "Models")
 	$(BIN)/ragkeel models install
+	@# issue 14: llama.cpp built for this CPU's instruction set when it builds and runs here (a
+	@# subprocess evaluates a few tokens with it first), else the portable wheel stays; both kept
+	scripts/llama-build.sh $(BIN)/python $(WHEELHOUSE) $(LLAMA_VERSION) $(VENV)/.llama-build
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
