@@ -25,7 +25,9 @@ asks every question timed (the first included: it is what a fresh server's first
 - ``native``: ``reuse`` with the llama.cpp build for this machine's instruction set (``--native``:
   a directory the native wheel was installed into with ``pip install --target``);
 - ``routed``: ``warm`` + ``generation.local.cheap_model`` (short confident questions to 0.5B);
-- ``all``: every lever on.
+- ``sentences``: ``reuse`` + ``generation.packing.mode: sentences`` (pack's lever, for the sum);
+- ``all``: every lever on (warm, native, routed, sentences).
+The answer cache is off (``cache.enabled: false``): every question is answered.
 The load average is recorded beside each configuration (the machine is shared).
 """
 
@@ -50,14 +52,19 @@ from ragkeel.settings import load_settings
 
 SCIFACT = DATASETS / "scifact"
 CHEAP = "qwen2.5-coder-0.5b-instruct-q4_k_m"
-# name -> (settings generation.local overrides, native build?, empty the KV cache per question?)
+# name -> (settings generation overrides, native build?, empty the KV cache per question?)
+NO_WARM = {"local": {"warm_prefix": False}}
+WARM = {"local": {"warm_prefix": True}}
+ROUTED = {"local": {"warm_prefix": True, "cheap_model": CHEAP}}
+SENTENCES = {"packing": {"mode": "sentences"}}
 CONFIGS: dict[str, tuple[dict[str, Any], bool, bool]] = {
-    "cold": ({"warm_prefix": False}, False, True),
-    "reuse": ({"warm_prefix": False}, False, False),
-    "warm": ({"warm_prefix": True}, False, False),
-    "native": ({"warm_prefix": False}, True, False),
-    "routed": ({"warm_prefix": True, "cheap_model": CHEAP}, False, False),
-    "all": ({"warm_prefix": True, "cheap_model": CHEAP}, True, False),
+    "cold": (NO_WARM, False, True),
+    "reuse": (NO_WARM, False, False),
+    "warm": (WARM, False, False),
+    "native": (NO_WARM, True, False),
+    "routed": (ROUTED, False, False),
+    "sentences": ({**NO_WARM, **SENTENCES}, False, False),
+    "all": ({**ROUTED, **SENTENCES}, True, False),
 }
 STAGES = (*names.FIRST_TOKEN_STAGES, names.STAGE_GENERATE, names.STAGE_TOTAL)
 
@@ -109,8 +116,12 @@ def build_indexes(home: Path, n: int, seed: int, distractors: int) -> dict[str, 
 
 def run_config(name: str, home: Path, asked: list[dict[str, str]]) -> dict[str, object]:
     """One configuration, in this process: every question once, its stages and prompt read."""
-    local, _, cold = CONFIGS[name]
-    settings = load_settings(home=home, generation={"gate_threshold": 0.0, "local": local})
+    generation, _, cold = CONFIGS[name]
+    settings = load_settings(
+        home=home,
+        generation={"gate_threshold": 0.0, **generation},
+        cache={"enabled": False},  # every question answered, in every configuration
+    )
     container = Container(settings)
     import llama_cpp
 
@@ -174,7 +185,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=15, help="questions per data set")
     ap.add_argument("--seed", type=int, default=14)
     ap.add_argument("--distractors", type=int, default=1000)
-    ap.add_argument("--configs", default="cold,reuse,warm,native,routed,all")
+    ap.add_argument("--configs", default="cold,reuse,warm,native,routed,sentences,all")
     ap.add_argument("--native", type=Path, default=Path("/tmp/lat-native"))
     ap.add_argument("--worker", help=argparse.SUPPRESS)  # one configuration, in this process
     args = ap.parse_args()
