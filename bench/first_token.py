@@ -69,16 +69,20 @@ CONFIGS: dict[str, tuple[dict[str, Any], bool, bool]] = {
 STAGES = (*names.FIRST_TOKEN_STAGES, names.STAGE_GENERATE, names.STAGE_TOTAL)
 
 
+POOL = 15  # questions sampled per data set; --n asks the first n (the index stays the same)
+
+
 def questions(n: int, seed: int) -> list[dict[str, str]]:
     rng = random.Random(seed)
     scifact = load_beir(SCIFACT, "test")
-    qids = rng.sample(sorted(scifact.qrels), n)
+    qids = rng.sample(sorted(scifact.qrels), max(n, POOL))[:n]
     asked = [
         {"q": scifact.queries[q], "collection": "beir-scifact", "set": "scifact"} for q in qids
     ]
     _, xquad = load_xquad()
-    asked += [{"q": x["q"], "collection": "xquad", "set": "xquad"} for x in rng.sample(xquad, n)]
-    rng.shuffle(asked)
+    picked = rng.sample(xquad, max(n, POOL))[:n]
+    asked += [{"q": x["q"], "collection": "xquad", "set": "xquad"} for x in picked]
+    random.Random(seed).shuffle(asked)
     return asked
 
 
@@ -86,7 +90,8 @@ def build_indexes(home: Path, n: int, seed: int, distractors: int) -> dict[str, 
     """The two collections, in ``home`` (re-ingesting an unchanged corpus embeds nothing)."""
     rng = random.Random(seed)
     scifact = load_beir(SCIFACT, "test")
-    judged = {d for q in rng.sample(sorted(scifact.qrels), n) for d in scifact.qrels[q]}
+    sampled = rng.sample(sorted(scifact.qrels), max(n, POOL))
+    judged = {d for q in sampled for d in scifact.qrels[q]}
     lines = (SCIFACT / "corpus.jsonl").read_text().splitlines()
     others = [ln for ln in lines if json.loads(ln)["_id"] not in judged]
     kept = [ln for ln in lines if json.loads(ln)["_id"] in judged]
@@ -119,7 +124,9 @@ def run_config(name: str, home: Path, asked: list[dict[str, str]]) -> dict[str, 
     generation, _, cold = CONFIGS[name]
     settings = load_settings(
         home=home,
-        generation={"gate_threshold": 0.0, **generation},
+        # no time limit cuts a slow answer short on a loaded machine (it would turn extractive)
+        generation={"gate_threshold": 0.0, "model_timeout_s": 900.0, **generation},
+        gateway={"request_deadline_s": 900.0},
         cache={"enabled": False},  # every question answered, in every configuration
     )
     container = Container(settings)
