@@ -18,8 +18,8 @@ the cases that decide. SEC has 15 questions in all: they inform, they do not dec
         [--config evals/pack-sweep.yaml] [--exclude evals/pack-before.yaml] \
         [--budgets 250,400,600,800,1000] [--out bench/out/pack/sweep.json]
 
-``--model-check N --check-budgets 400,600`` then asks the local model the first N XQuAD tuning
-questions per (packing, budget) and reports the harness's ``contains``/F1 of the answers,
+``--model-check N --check chunks:1000,sentences:400`` then asks the local model the first N XQuAD
+tuning questions per (packing, budget) and reports the harness's ``contains``/F1 of the answers,
 grounded share and first-token latency: the bounded check that the proxy's choice holds.
 """
 
@@ -140,7 +140,7 @@ def sweep(
 
 
 def model_check(
-    sets: list[EvalDataset], container: Container, budgets: list[int], n: int
+    sets: list[EvalDataset], container: Container, checks: list[tuple[str, int]], n: int
 ) -> list[dict[str, object]]:
     """The first ``n`` XQuAD tuning questions answered by the local model per (packing, budget)."""
     xquad = next(ds for ds in sets if ds.kind == "squad")
@@ -149,34 +149,33 @@ def model_check(
     base = container.answerer
     deadline = time.monotonic() + MAX_SECONDS
     rows: list[dict[str, object]] = []
-    for name, packing in PACKINGS.items():
-        for budget in budgets:
-            base.policy = replace(base.policy, context_budget=budget, packing=packing)
-            found: dict[str, list[float]] = {}
-            for case in cases:
-                if time.monotonic() > deadline:
-                    break
-                answer = base.answer(
-                    case.question,
-                    collection=xquad.corpus.collection,
-                    flt=Filter(collection=xquad.corpus.collection),
-                )
-                found.setdefault("contains", []).append(
-                    contains_reference(answer.text, case.reference_answers)
-                )
-                found.setdefault("f1", []).append(token_f1(answer.text, case.reference_answers))
-                found.setdefault("grounded", []).append(float(answer.grounded))
-                found.setdefault("prompt tokens", []).append(answer.usage.prompt_tokens)
-                found.setdefault("first token ms", []).append(
-                    answer.latency_ms.get("first_token", answer.latency_ms["total"])
-                )
-            ft = found.get("first token ms", [])
-            row: dict[str, object] = {"packing": name, "budget": budget, "n": len(ft)}
-            for metric, values in found.items():
-                row[metric] = round(statistics.fmean(values), 3)
-            row["first token p50 ms"] = round(pct(ft, 50), 1)
-            rows.append(row)
-            print(json.dumps(row), flush=True)
+    for name, budget in checks:
+        base.policy = replace(base.policy, context_budget=budget, packing=PACKINGS[name])
+        found: dict[str, list[float]] = {}
+        for case in cases:
+            if time.monotonic() > deadline:
+                break
+            answer = base.answer(
+                case.question,
+                collection=xquad.corpus.collection,
+                flt=Filter(collection=xquad.corpus.collection),
+            )
+            found.setdefault("contains", []).append(
+                contains_reference(answer.text, case.reference_answers)
+            )
+            found.setdefault("f1", []).append(token_f1(answer.text, case.reference_answers))
+            found.setdefault("grounded", []).append(float(answer.grounded))
+            found.setdefault("prompt tokens", []).append(answer.usage.prompt_tokens)
+            found.setdefault("first token ms", []).append(
+                answer.latency_ms.get("first_token", answer.latency_ms["total"])
+            )
+        ft = found.get("first token ms", [])
+        row: dict[str, object] = {"packing": name, "budget": budget, "n": len(ft)}
+        for metric, values in found.items():
+            row[metric] = round(statistics.fmean(values), 3)
+        row["first token p50 ms"] = round(pct(ft, 50), 1)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
     return rows
 
 
@@ -186,7 +185,7 @@ def main() -> None:
     parser.add_argument("--exclude", type=Path, default=REPO / "evals" / "pack-before.yaml")
     parser.add_argument("--budgets", default="250,400,600,800,1000")
     parser.add_argument("--model-check", type=int, default=0, metavar="N")
-    parser.add_argument("--check-budgets", default="400,1000")
+    parser.add_argument("--check", default="chunks:1000,sentences:400,sentences:600")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "pack" / "sweep.json")
     args = parser.parse_args()
     exclude = final_ids(args.exclude)
@@ -202,7 +201,7 @@ def main() -> None:
             "proxy": sweep(sets, container, budgets),
         }
         if args.model_check:
-            check = [int(b) for b in args.check_budgets.split(",")]
+            check = [(c.split(":")[0], int(c.split(":")[1])) for c in args.check.split(",")]
             out["model_check"] = model_check(sets, container, check, args.model_check)
     finally:
         container.close()
