@@ -185,6 +185,7 @@ def main() -> None:
     parser.add_argument("--exclude", type=Path, default=REPO / "evals" / "pack-before.yaml")
     parser.add_argument("--budgets", default="250,400,600,800,1000")
     parser.add_argument("--model-check", type=int, default=0, metavar="N")
+    parser.add_argument("--no-proxy", action="store_true", help="the model check alone")
     parser.add_argument("--check", default="chunks:1000,sentences:400,sentences:600")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "pack" / "sweep.json")
     args = parser.parse_args()
@@ -198,7 +199,7 @@ def main() -> None:
             "machine": machine(),
             "cases": {ds.name: len(ds.cases) for ds in sets},
             "excluded_final_ids": len(exclude),
-            "proxy": sweep(sets, container, budgets),
+            "proxy": [] if args.no_proxy else sweep(sets, container, budgets),
         }
         if args.model_check:
             check = [(c.split(":")[0], int(c.split(":")[1])) for c in args.check.split(",")]
