@@ -12,6 +12,7 @@ from ragkeel.gateway.base import ChatMessage, ChatRequest, Usage
 from ragkeel.gateway.calllog import CallLog
 from ragkeel.gateway.providers.scripted import ScriptedChatModel, ScriptedFailure
 from ragkeel.generation.answer import TokenEvent
+from ragkeel.generation.context import Packing
 from ragkeel.generation.gate import AnswerGate
 from ragkeel.generation.policy import AnswerPolicy, Budget
 from ragkeel.generation.steps import (
@@ -290,3 +291,14 @@ def test_finish_a_generated_answer_and_a_degraded_one() -> None:
     fallback = finish(question, decision, degraded, call, CallLog(), cost=0.0, latency_ms={})
     assert fallback.served_by == "extractive" and fallback.degraded
     assert (fallback.degraded_reason, fallback.degraded_detail) == ("MODEL_ERROR", "boom")
+
+
+def test_pack_cuts_the_hits_as_the_policy_says() -> None:
+    question = retrieved(f"{KEYS} The console also draws usage graphs per day.", LEAKS)
+    whole = packed(question)
+    assert "usage graphs" in whole.context.render() and whole.context.packing == "chunks"
+    cut = packed(question, packing=Packing("sentences", neighbours=0))
+    assert cut.packing == Packing("sentences", neighbours=0)  # the over-budget retry cuts alike
+    assert cut.context.packing == "sentences"
+    assert [s.text for s in cut.context.sources] == [f"{KEYS} …"]  # "keys" alone: below the floor
+    assert cut.context.left_out == ("c2",)
