@@ -85,8 +85,9 @@ def test_the_stream_of_a_hit_has_the_events_of_an_answer(
     assert r.status_code == 200
     events = sse_events(r.text)
     kinds = [e for e, _ in events]
-    assert kinds[0] == "retrieval" and kinds[1] == "token" and kinds[-1] == "done"
-    assert set(kinds[2:-1]) == {"citation"}
+    assert kinds[:3] == ["sources", "retrieval", "token"] and kinds[-1] == "done"
+    assert set(kinds[3:-1]) == {"citation"}
+    assert json.loads(events[0][1])["sources"]  # sources first on a hit too (its stored hits)
     assert json.loads(events[-1][1])["cached"] is True
     assert model.calls == 1
 

@@ -84,7 +84,7 @@ def test_fatal_answer_error_maps_to_its_status(make_app: MakeApp) -> None:
         assert "the disk went away" not in r.text  # the store's own words are for operators
         r = client.post("/v1/query", json={"question": ON_TOPIC, "stream": True})
         kinds = [k for k, _ in sse_events(r.text)]
-        assert kinds[0] == "retrieval" and kinds[-1] == "error"
+        assert kinds[:2] == ["sources", "retrieval"] and kinds[-1] == "error"
         assert json.loads(sse_events(r.text)[-1][1])["fatal"] is True
 
 

@@ -74,10 +74,10 @@ def test_stream_framing_and_event_order(client: TestClient) -> None:
         raw = r.read().decode("utf-8")
     events = sse_events(raw)
     kinds = [kind for kind, _ in events]
-    assert kinds[0] == "retrieval" and kinds[-2:] == ["citation", "done"]
-    assert set(kinds[1:-2]) == {"token"} and len(kinds) > 4
+    assert kinds[:2] == ["sources", "retrieval"] and kinds[-2:] == ["citation", "done"]
+    assert set(kinds[2:-2]) == {"token"} and len(kinds) > 5
     data = [json.loads(d) for _, d in events]
-    assert data[0]["gate"]["passed"] and data[0]["hits"][0]["rank"] == 1
+    assert data[1]["gate"]["passed"] and data[1]["hits"][0]["rank"] == 1
     assert "".join(d["text"] for k, d in zip(kinds, data, strict=True) if k == "token") == GOOD
     assert data[-2]["number"] == 1
     done = data[-1]
@@ -92,8 +92,8 @@ def test_stream_model_failure_degrades_with_a_non_fatal_error(make_app: MakeApp)
     kinds = [k for k, _ in events]
     error = events[kinds.index("error")][1]
     assert error == {"code": "MODEL_TIMEOUT", "message": error["message"], "fatal": False}
-    assert kinds.index("error") == 3  # retrieval, two tokens, then the error
-    assert kinds[4] == "token" and kinds[-1] == "done"
+    assert kinds.index("error") == 4  # sources, retrieval, two tokens, then the error
+    assert kinds[5] == "token" and kinds[-1] == "done"
     done = events[-1][1]
     assert done["degraded"] and done["degraded_reason"] == "MODEL_TIMEOUT"
     assert done["mode"] == "extractive"

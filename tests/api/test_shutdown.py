@@ -122,7 +122,7 @@ def test_sigterm_with_hung_provider_calls_ends_every_answer_explicitly(home: Pat
     plain = got["plain"]
     assert plain.status_code == 503 and plain.json()["code"] == "SHUTTING_DOWN", plain.text
     events = _sse_events(got["sse"].text)
-    assert events[0][0] == "retrieval"
+    assert [name for name, _ in events[:2]] == ["sources", "retrieval"]
     last_name, last = events[-1]
     assert last_name == "error" and isinstance(last, dict), events[-1]
     assert last["code"] == "SHUTTING_DOWN" and last["fatal"] is True

@@ -234,6 +234,18 @@ def test_closing_the_answer_stream_cancels_generation(retriever: HybridRetriever
     assert model.calls == 1 and model.cancelled == 1
 
 
+def test_the_retrieval_event_comes_before_the_model_is_called(retriever: HybridRetriever) -> None:
+    """Sources first (issue 14): the stream hands over the hits and the gate decision, then
+    stops until asked for more; the model has not been called yet."""
+    model = ScriptedChatModel([GOOD])
+    events = answerer(retriever, model).stream(ON_TOPIC)
+    first = next(events)
+    assert isinstance(first, RetrievalEvent) and first.hits and first.gate.passed
+    assert model.calls == 0
+    assert next(events).kind == "token" and model.calls == 1
+    events.close()
+
+
 def test_k_is_per_question_not_set_on_the_shared_answerer(retriever: HybridRetriever) -> None:
     flow = answerer(retriever, ScriptedChatModel([GOOD]), k=3)
     assert len(flow.answer(ON_TOPIC, k=1).hits) == 1

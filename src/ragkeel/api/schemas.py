@@ -16,7 +16,7 @@ from ragkeel.api.problems import client_message
 from ragkeel.api.request_limits import check_json_body, non_finite_at
 from ragkeel.errors import RagkeelError
 from ragkeel.evaluation.metrics.answers import schema_problem
-from ragkeel.generation.answer import Answer
+from ragkeel.generation.answer import Answer, RetrievalEvent
 from ragkeel.generation.steps import SCHEMA_UNSUPPORTED_DETAIL
 from ragkeel.ingestion.report import FileResult
 from ragkeel.types import MetaValue, SearchHit, SearchResult
@@ -100,7 +100,10 @@ class CitationOut(BaseModel):
     snippet: str
 
 
-class HitOut(BaseModel):
+class SourceOut(BaseModel):
+    """One retrieved chunk as the ``sources`` event shows it before the answer: where it is
+    (document, file name, title, page) and how well it matched; no text."""
+
     rank: int
     chunk_id: str
     document_id: str = Field(description=PUBLIC_ID)
@@ -108,9 +111,28 @@ class HitOut(BaseModel):
     title: str
     source: str = Field(description=SOURCE_NAME)
     page: int | None
+    score: float
+
+    @classmethod
+    def of(cls, rank: int, h: SearchHit) -> SourceOut:
+        c = h.chunk
+        return SourceOut(
+            rank=rank,
+            chunk_id=c.id,
+            document_id=c.document_id,
+            collection=c.collection,
+            title=c.title,
+            source=c.source,
+            page=c.page,
+            score=h.score,
+        )
+
+
+class HitOut(SourceOut):
+    """A retrieved chunk in full: its source, its text and how each retriever ranked it."""
+
     heading_path: list[str]
     text: str
-    score: float
     keyword_rank: int | None
     keyword_score: float | None
     dense_rank: int | None
@@ -120,16 +142,9 @@ class HitOut(BaseModel):
     def from_hit(cls, rank: int, h: SearchHit) -> HitOut:
         c = h.chunk
         return cls(
-            rank=rank,
-            chunk_id=c.id,
-            document_id=c.document_id,
-            collection=c.collection,
-            title=c.title,
-            source=c.source,
-            page=c.page,
+            **SourceOut.of(rank, h).model_dump(),
             heading_path=list(c.heading_path),
             text=c.text,
-            score=h.score,
             keyword_rank=h.keyword_rank,
             keyword_score=h.keyword_score,
             dense_rank=h.dense_rank,
@@ -244,12 +259,39 @@ def _client_detail(a: Answer) -> str | None:
     return detail
 
 
+class SourcesOut(BaseModel):
+    """The ``sources`` event of a streamed answer (and the ``ragkeel`` field of an OpenAI
+    stream's second chunk): the retrieved sources and the gate's decision, sent as soon as
+    retrieval and the gate end, before the model is called."""
+
+    sources: list[SourceOut]
+    gate: GateOut
+    confidence: ConfidenceOut
+
+    @classmethod
+    def from_event(cls, e: RetrievalEvent) -> SourcesOut:
+        return cls(
+            sources=[SourceOut.of(i, h) for i, h in enumerate(e.hits, start=1)],
+            gate=GateOut.model_validate(e.gate),
+            confidence=ConfidenceOut.model_validate(e.confidence),
+        )
+
+
 class RetrievalOut(BaseModel):
-    """The ``retrieval`` event of a streamed answer."""
+    """The ``retrieval`` event of a streamed answer: the hits in full (texts, per-retriever
+    ranks), right after ``sources``."""
 
     hits: list[HitOut]
     confidence: ConfidenceOut
     gate: GateOut
+
+    @classmethod
+    def from_event(cls, e: RetrievalEvent) -> RetrievalOut:
+        return cls(
+            hits=[HitOut.from_hit(i, h) for i, h in enumerate(e.hits, start=1)],
+            confidence=ConfidenceOut.model_validate(e.confidence),
+            gate=GateOut.model_validate(e.gate),
+        )
 
 
 class SearchOut(BaseModel):

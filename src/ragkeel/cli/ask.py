@@ -2,14 +2,18 @@
 [--tenant NAME] [--principal P]... [--no-cache]``; ``--tenant`` names whose documents are searched
 and whose limits and ledger account pay, ``--principal`` answers as those ACL principals
 (``cli/scope.py``). An answer from the answer cache (issue 14) says ``cached`` in its footer
-(``"cached": true`` with ``--json``); ``--no-cache`` asks afresh and keeps the new answer."""
+(``"cached": true`` with ``--json``); ``--no-cache`` asks afresh and keeps the new answer.
+
+Sources first: without ``--json`` the retrieved sources and the gate's decision are printed as
+soon as retrieval ends, while the model works on the answer (``--no-stream`` too); the answer
+follows, then the sources it cites and its figures."""
 
 from __future__ import annotations
 
 import json
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Annotated, Any
 
 import typer
@@ -18,7 +22,7 @@ from rich.console import Console
 from ragkeel.cli.scope import PrincipalOption, operator_scope
 from ragkeel.container import Container
 from ragkeel.errors import RagkeelError
-from ragkeel.generation.answer import Answer, DoneEvent, ErrorEvent, TokenEvent
+from ragkeel.generation.answer import Answer, DoneEvent, ErrorEvent, RetrievalEvent, TokenEvent
 from ragkeel.generation.cached import CacheUse
 from ragkeel.generation.policy import Budget
 from ragkeel.generation.tracing import trace_from_answer, trace_from_error
@@ -76,7 +80,7 @@ def ask_command(
                 container,
                 question,
                 collection,
-                stream and not as_json,
+                _Show(stream, as_json),
                 budget,
                 scope,
                 "use" if cache else "refresh",
@@ -88,11 +92,28 @@ def ask_command(
         _print_footer(answer, streamed=streamed, trace_id=trace_id)
 
 
+@dataclass(frozen=True, slots=True)
+class _Show:
+    """What ``ask`` prints while answering: the tokens as they come (``--stream`` without
+    ``--json``) and the sources as soon as retrieval ends (without ``--json``)."""
+
+    stream: bool
+    as_json: bool
+
+    @property
+    def tokens(self) -> bool:
+        return self.stream and not self.as_json
+
+    @property
+    def sources(self) -> bool:
+        return not self.as_json
+
+
 def _traced_run(
     container: Container,
     question: str,
     collection: str | None,
-    stream: bool,
+    show: _Show,
     budget: Budget,
     scope: AccessScope | None,
     cache: CacheUse = "use",
@@ -100,7 +121,7 @@ def _traced_run(
     """``_run`` with one trace recorded, for the answer or the failure (then re-raised)."""
     start = time.perf_counter()
     try:
-        answer, streamed = _run(container, question, collection, stream, budget, scope, cache)
+        answer, streamed = _run(container, question, collection, show, budget, scope, cache)
     except Exception as exc:
         ms = (time.perf_counter() - start) * 1000
         failed = trace_from_error(question, exc, route=ROUTE_CLI_ASK, latency_ms=ms)
@@ -118,18 +139,20 @@ def _run(
     container: Container,
     question: str,
     collection: str | None,
-    stream: bool,
+    show: _Show,
     budget: Budget,
     scope: AccessScope | None,
     cache: CacheUse = "use",
 ) -> tuple[Answer, bool]:
     """The answer, and whether its final text was already printed token by token."""
-    streamed_any = False
+    streamed_any, stream = False, show.tokens
     events = container.answerer.stream(
         question, collection=collection, budget=budget, scope=scope, cache=cache
     )
     for event in events:
-        if isinstance(event, TokenEvent) and stream:
+        if isinstance(event, RetrievalEvent) and show.sources:
+            _print_sources(event)
+        elif isinstance(event, TokenEvent) and stream:
             sys.stdout.write(event.text)
             sys.stdout.flush()
             streamed_any = True
@@ -145,6 +168,19 @@ def _run(
                 sys.stdout.write("\n")
             return event.answer, streamed_any
     raise _Fatal("ANSWER_MISSING", "the answer flow ended without an answer")
+
+
+def _print_sources(event: RetrievalEvent) -> None:
+    """The retrieved sources and the gate's decision, before the model has answered."""
+    gate = event.gate
+    verdict = "passed" if gate.passed else "refused"
+    lines = [f"Sources ({len(event.hits)} retrieved; gate {verdict}: {gate.reason}):"]
+    for rank, hit in enumerate(event.hits, start=1):
+        c = hit.chunk
+        page = f", p. {c.page}" if c.page else ""
+        lines.append(f"  {rank}. {c.title or c.source}{page} — {c.source} ({hit.score:.3f})")
+    sys.stdout.write("\n".join(lines) + "\n\n")
+    sys.stdout.flush()
 
 
 class _Fatal(RagkeelError):

@@ -1,12 +1,13 @@
 """What the answer flow returns: the ``Answer`` and the events of its stream.
 
-``Answerer.stream`` yields, in order: one ``RetrievalEvent``; ``TokenEvent``s whose texts
-concatenate to the streamed answer; ``CitationEvent``s, one per cited source; one ``DoneEvent``
-carrying the final ``Answer``. A model failure mid-answer yields a non-fatal ``ErrorEvent``
-(``fatal=False``): the tokens streamed so far are void and the extractive answer's tokens
-follow. A failure that cannot be degraded (retrieval, storage) yields a fatal ``ErrorEvent``
-and ends the stream. ``DoneEvent.answer.text`` is always the authoritative text (a model
-refusal is normalised to the exact refusal phrase there).
+``Answerer.stream`` yields, in order: one ``RetrievalEvent`` (as soon as retrieval and the gate
+end, before the model is called: the edges send it as the sources, issue 14); ``TokenEvent``s
+whose texts concatenate to the streamed answer; ``CitationEvent``s, one per cited source; one
+``DoneEvent`` carrying the final ``Answer``. A model failure mid-answer yields a non-fatal
+``ErrorEvent`` (``fatal=False``): the tokens streamed so far are void and the extractive
+answer's tokens follow. A failure that cannot be degraded (retrieval, storage) yields a fatal
+``ErrorEvent`` and ends the stream. ``DoneEvent.answer.text`` is always the authoritative text
+(a model refusal is normalised to the exact refusal phrase there).
 """
 
 from __future__ import annotations

@@ -3,9 +3,15 @@
 shape, ragkeel's fields (citations, mode, grounded, degraded, trace_id...) under ``ragkeel``.
 
 Streaming sends ``chat.completion.chunk``s as ``data:`` events and ends with ``data: [DONE]``;
-the last chunk before it carries ``finish_reason``, ``usage`` and ``ragkeel``. When the model
-fails mid-answer the extractive answer follows a one-line note (content already sent cannot be
-taken back); a fatal failure is an OpenAI-style ``{"error": {...}}`` event.
+the last chunk before it carries ``finish_reason``, ``usage`` and ``ragkeel``. Sources first: the
+chunk after the opening one (``role``) is sent as soon as retrieval and the gate end, before the
+model is called; its delta is ``{"content": ""}`` and its ``ragkeel`` field holds the sources and
+the gate decision (``SourcesOut``, as ``/v1/query``'s ``sources`` event). OpenAI clients keep
+unknown fields (the ``openai`` Python client: ``chunk.model_extra["ragkeel"]``) and an empty
+content delta adds nothing to the text, so clients that do not look for it are unaffected
+(tests/api/test_sources_first.py reads it with the ``openai`` client). When the model fails
+mid-answer the extractive answer follows a one-line note (content already sent cannot be taken
+back); a fatal failure is an OpenAI-style ``{"error": {...}}`` event.
 
 An answer from the answer cache (issue 14) streams as one content chunk and says
 ``"cached": true`` under ``ragkeel``; ``"cache": false`` (``extra_body``) or the header
@@ -42,12 +48,12 @@ from ragkeel.api.openai_schemas import (
     sources_footer,
 )
 from ragkeel.api.problems import client_message, error_payload
-from ragkeel.api.schemas import UsageOut
+from ragkeel.api.schemas import SourcesOut, UsageOut
 from ragkeel.api.sse import DONE, EventStreamResponse, frame
 from ragkeel.api.state import ApiState, get_state
 from ragkeel.api.tracing import record_trace
 from ragkeel.errors import RagkeelError
-from ragkeel.generation.answer import ErrorEvent, TokenEvent
+from ragkeel.generation.answer import ErrorEvent, RetrievalEvent, TokenEvent
 from ragkeel.types import AccessScope
 
 ROUTE = "/v1/chat/completions"
@@ -115,7 +121,10 @@ async def _chunks(
     async with aclosing(pump.items()) as items:
         try:
             async for item in items:
-                if isinstance(item, TokenEvent) and item.text:
+                if isinstance(item, RetrievalEvent):
+                    sources = SourcesOut.from_event(item).model_dump(mode="json")
+                    yield data({"content": ""}, ragkeel=sources)
+                elif isinstance(item, TokenEvent) and item.text:
                     streamed = True
                     yield data({"content": item.text})
                 elif isinstance(item, ErrorEvent) and item.fatal:

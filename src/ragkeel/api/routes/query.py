@@ -1,14 +1,19 @@
 """``POST /v1/query``: the answer object, or with ``"stream": true`` server-sent events::
 
-event: retrieval   {hits, confidence, gate}
+event: sources     {sources, gate, confidence}   (first, as soon as retrieval and the gate end,
+                                                  before the model is called: each source's
+                                                  rank, public document id, file name, title,
+                                                  page and score; a refusal sends it too)
+event: retrieval   {hits, confidence, gate}      (the same hits in full: texts, per-retriever
+                                                  ranks)
 event: token       {text}                        (repeated)
 event: error       {code, message, fatal}        (fatal=false: the answer goes on, degraded;
                                                   the tokens so far are void)
 event: citation    {number, document_id, ...}    (one per cited source)
 event: done        the answer object (usage, cost, trace_id, cached, ...)
 
-An answer from the answer cache (issue 14) has the same events, its text as one token, and
-``"cached": true``; ``"cache": false`` in the body or ``Cache-Control: no-cache`` skips the
+An answer from the answer cache (issue 14) has the same events (its sources: the stored
+answer's hits), its text as one token, and ``"cached": true``; ``"cache": false`` in the body or ``Cache-Control: no-cache`` skips the
 lookup (the fresh answer replaces the stored one), ``Cache-Control: no-store`` also keeps
 nothing (``api/answers.py`` ``cache_use``).
 """
@@ -36,11 +41,9 @@ from ragkeel.api.problems import client_message, error_payload, status_for
 from ragkeel.api.schemas import (
     AnswerOut,
     CitationOut,
-    ConfidenceOut,
-    GateOut,
-    HitOut,
     QueryRequest,
     RetrievalOut,
+    SourcesOut,
 )
 from ragkeel.api.sse import EventStreamResponse, frame
 from ragkeel.api.state import ApiState, get_state
@@ -124,13 +127,10 @@ async def _events(
 def encode(item: StreamItem) -> bytes:
     if isinstance(item, TokenEvent):
         return frame({"text": item.text}, event="token")
-    if isinstance(item, RetrievalEvent):
-        out = RetrievalOut(
-            hits=[HitOut.from_hit(i, h) for i, h in enumerate(item.hits, start=1)],
-            confidence=ConfidenceOut.model_validate(item.confidence),
-            gate=GateOut.model_validate(item.gate),
-        )
-        return frame(out.model_dump(mode="json"), event="retrieval")
+    if isinstance(item, RetrievalEvent):  # one write: the sources, then the hits in full
+        sources = SourcesOut.from_event(item).model_dump(mode="json")
+        retrieval = RetrievalOut.from_event(item).model_dump(mode="json")
+        return frame(sources, event="sources") + frame(retrieval, event="retrieval")
     if isinstance(item, CitationEvent):
         return frame(CitationOut.model_validate(item.citation).model_dump(), event="citation")
     if isinstance(item, ErrorEvent):
