@@ -6,9 +6,11 @@ import os
 import platform
 import resource
 import subprocess
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
@@ -51,3 +53,20 @@ def peak_rss_mib() -> float:
 
 def pct(samples: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(samples), q)) if samples else float("nan")
+
+
+def wait_until_up(proc: subprocess.Popen[bytes], url: str, what: str, timeout_s: float) -> None:
+    """Poll ``url`` until it answers 200 while ``proc`` (the server behind it) runs; a server
+    that exits or stays silent for ``timeout_s`` is terminated and ends the script."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{what} exited during start-up")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    proc.terminate()
+    raise SystemExit(f"{what} did not start within {timeout_s:.0f} s")

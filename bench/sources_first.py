@@ -29,7 +29,7 @@ from typing import Any
 
 import httpx
 
-from common import DATASETS, REPO, commit, machine, pct, today
+from common import DATASETS, REPO, commit, machine, pct, today, wait_until_up
 from ragkeel.container import Container
 from ragkeel.evaluation.datasets.beir import load_beir
 from ragkeel.evaluation.run.retrieval import collection_name, index_corpus
@@ -74,18 +74,8 @@ def start_server(home: Path, model_url: str) -> tuple[subprocess.Popen[bytes], s
         stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + START_S
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            raise SystemExit("ragkeel serve exited during start-up")
-        time.sleep(0.2)
-    proc.terminate()
-    raise SystemExit("ragkeel serve did not become ready")
+    wait_until_up(proc, f"{base}/readyz", "ragkeel serve", START_S)
+    return proc, base
 
 
 def timed_query(client: httpx.Client, question: str, collection: str) -> dict[str, Any]:

@@ -16,27 +16,18 @@ from typing import IO
 
 import pytest
 
-from corpus import ON_TOPIC, TEST_GATE, write_corpus
+from api.conftest import serve_env
+from corpus import ON_TOPIC, write_corpus
 from ragkeel.testing import FaultServer
 from ragkeel.testing.faults import FaultSettings
 
 WAIT_S = 60.0  # bounds every wait on the subprocess (start-up imports are slow under load)
 
 
-def _env(home: Path, model_url: str | None = None) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "RAGKEEL_HOME": str(home),
-        "RAGKEEL_EMBEDDING__PROVIDER": "hashing",
-        "RAGKEEL_EMBEDDING__HASHING_DIMENSION": "256",
-        "RAGKEEL_EMBEDDING__CACHE": "false",
-        "RAGKEEL_INGESTION__CHUNK_TOKENS": "64",
-        "RAGKEEL_GENERATION__GATE_THRESHOLD": str(TEST_GATE),
-    }
-    if model_url is not None:
-        env["RAGKEEL_GENERATION__PROVIDER"] = "openai"
-        env["RAGKEEL_GENERATION__OPENAI__BASE_URL"] = model_url
-    return env
+def _env(home: Path, model_url: str = "http://127.0.0.1:9/v1") -> dict[str, str]:
+    """``ragkeel serve``'s test environment (``api/conftest.py``) for the CLI; the default model
+    URL is never called (extractive answers)."""
+    return {**os.environ, **serve_env(home, model_url)}
 
 
 def _ragkeel(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -271,9 +271,7 @@ class SourcesOut(BaseModel):
     @classmethod
     def from_event(cls, e: RetrievalEvent) -> SourcesOut:
         return cls(
-            sources=[SourceOut.of(i, h) for i, h in enumerate(e.hits, start=1)],
-            gate=GateOut.model_validate(e.gate),
-            confidence=ConfidenceOut.model_validate(e.confidence),
+            sources=[SourceOut.of(i, h) for i, h in enumerate(e.hits, start=1)], **_judged(e)
         )
 
 
@@ -288,10 +286,16 @@ class RetrievalOut(BaseModel):
     @classmethod
     def from_event(cls, e: RetrievalEvent) -> RetrievalOut:
         return cls(
-            hits=[HitOut.from_hit(i, h) for i, h in enumerate(e.hits, start=1)],
-            confidence=ConfidenceOut.model_validate(e.confidence),
-            gate=GateOut.model_validate(e.gate),
+            hits=[HitOut.from_hit(i, h) for i, h in enumerate(e.hits, start=1)], **_judged(e)
         )
+
+
+def _judged(e: RetrievalEvent) -> dict[str, Any]:
+    """The gate's decision and the retrieval's confidence, as both retrieval events send them."""
+    return {
+        "gate": GateOut.model_validate(e.gate),
+        "confidence": ConfidenceOut.model_validate(e.confidence),
+    }
 
 
 class SearchOut(BaseModel):
