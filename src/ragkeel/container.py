@@ -65,6 +65,7 @@ from ragkeel.http_retry import Backoff
 from ragkeel.identity.edge import EdgePolicy
 from ragkeel.identity.keys import SqliteKeyStore
 from ragkeel.ingestion.chunking import Chunker
+from ragkeel.ingestion.parallel import auto_parse_workers
 from ragkeel.ingestion.parsers import ParseLimits
 from ragkeel.ingestion.pipeline import IngestionPipeline
 from ragkeel.jobs.model import JobQueue
@@ -299,6 +300,9 @@ class Container:
             max_file_bytes=ing.max_file_bytes,
             embed_batch_chunks=ing.embed_batch_chunks,
             limits=ParseLimits.from_settings(ing),
+            parse_workers=(
+                auto_parse_workers() if ing.parse_workers == "auto" else ing.parse_workers
+            ),
         )
 
     # -- the ingestion job queue (issue 13: jobs/) --

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -114,6 +114,9 @@ class IngestionSettings(_Section):
     max_archive_members: int = Field(default=10_000, ge=1)  # ZIP formats: central directory
     max_pdf_pages: int = Field(default=2_000, ge=1)  # checked before any page is read
     max_parse_seconds: float = Field(default=120.0, gt=0)  # per file, between pages/blocks
+    # -- parallel parsing (issue 14): worker processes parsing the next files while this one
+    # embeds; "auto" = half the cores (1-4), 0 = parse in the ingesting process --
+    parse_workers: Annotated[int, Field(ge=0, le=64)] | Literal["auto"] = "auto"
 
 
 class RetrievalSettings(_Section):

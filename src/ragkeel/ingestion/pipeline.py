@@ -1,6 +1,12 @@
 """The document flow: source → parse → clean → hash (skip unchanged) → chunk → embed (batched
 across documents) → one transaction per document → prune what the source no longer has.
 
+With ``parse_workers`` >= 1 (``ingestion.parse_workers``, default "auto": half the cores) and
+two files or more, files are parsed in that many worker processes, a few files ahead, while
+this process chunks, embeds and writes the files before them (``parallel.py``); everything
+after parsing (change detection, embedding, the store writes) stays here, in file order, so
+the result is the same as parsing here one file after the other.
+
 A failure is isolated to its file (or record) and recorded with its stable error code; a
 document is written whole or not at all. Each file is parsed within ``ParseLimits`` (inflated
 size of ZIP formats, PDF pages, parse time: ``parsers/base.py``); symlinks leaving the given
@@ -25,9 +31,10 @@ from pathlib import Path
 import numpy as np
 
 from ragkeel.embeddings.base import Embedder
-from ragkeel.errors import IngestError, ParseError, RagkeelError
+from ragkeel.errors import IngestError, RagkeelError
 from ragkeel.ingestion.chunking import Chunker
-from ragkeel.ingestion.parsers import SUPPORTED_SUFFIXES, ParseLimits, parse_source
+from ragkeel.ingestion.parallel import parsed_in_order
+from ragkeel.ingestion.parsers import SUPPORTED_SUFFIXES, ParseLimits, ParseOutcome
 from ragkeel.ingestion.report import FileResult, IngestReport
 from ragkeel.ingestion.sources import expand_sources
 from ragkeel.storage.base import DocumentStore
@@ -64,6 +71,7 @@ class IngestionPipeline:
         max_file_bytes: int,
         embed_batch_chunks: int = 64,
         limits: ParseLimits | None = None,
+        parse_workers: int = 0,
     ) -> None:
         self.store = store
         self.embedder = embedder
@@ -71,6 +79,7 @@ class IngestionPipeline:
         self.max_file_bytes = max_file_bytes
         self.limits = limits or ParseLimits()
         self.embed_batch_chunks = embed_batch_chunks
+        self.parse_workers = parse_workers  # 0: parse in this process (parallel.py)
         self.signature = (
             f"chunker={CHUNKER_VERSION};tokens={chunker.max_tokens};overlap={chunker.overlap};"
             f"embedder={embedder.name}"
@@ -106,11 +115,17 @@ class IngestionPipeline:
         notify = progress or (lambda *_: None)
         notify("start", None, report)
         pending: list[_Pending] = []
-        for path in scan.files:
+        parsed_files = parsed_in_order(
+            scan.files,
+            workers=self.parse_workers,
+            max_bytes=self.max_file_bytes,
+            limits=self.limits,
+        )
+        for path, parsed in parsed_files:  # workers parse the next files while this embeds
             result = FileResult(str(path), "ingested")
             report.files.append(result)
             buffered = sum(len(p.chunks) for p in pending)
-            for item in self._prepare(path, target, prune, result, report):
+            for item in self._prepare(path, parsed, target, prune, result, report):
                 pending.append(item)
                 buffered += len(item.chunks)
                 if buffered >= self.embed_batch_chunks:
@@ -127,16 +142,17 @@ class IngestionPipeline:
 
     # -- per file ----------------------------------------------------------------------------
     def _prepare(
-        self, path: Path, target: _Target, prune: bool, result: FileResult, report: IngestReport
+        self,
+        path: Path,
+        outcome: ParseOutcome | IngestError,
+        target: _Target,
+        prune: bool,
+        result: FileResult,
+        report: IngestReport,
     ) -> Iterator[_Pending]:
-        """Parse one file and yield its new or changed documents, chunked, ready to embed."""
-        try:
-            outcome = parse_source(path, max_bytes=self.max_file_bytes, limits=self.limits)
-        except IngestError as exc:
-            _fail(result, exc)
-            return
-        except Exception as exc:  # a parser bug must not stop the batch; it is recorded
-            _fail(result, ParseError(f"{path.name}: unexpected {type(exc).__name__}: {exc}"))
+        """Yield one parsed file's new or changed documents, chunked, ready to embed."""
+        if isinstance(outcome, IngestError):
+            _fail(result, outcome)
             return
         for label, error in outcome.record_errors:
             result.record_errors.append({"record": label, **error.to_dict()})
