@@ -28,7 +28,8 @@ def test_ingest_search_and_ask_on_postgres(postgres_url: str, tmp_path: Path) ->
     upgraded = ragkeel("db", "upgrade", env=env)
     assert upgraded.returncode == 0, upgraded.stderr
     assert (
-        "applied 1:" in upgraded.stdout and f"postgres store at schema version {SCHEMA_VERSION}" in upgraded.stdout
+        "applied 1:" in upgraded.stdout
+        and f"postgres store at schema version {SCHEMA_VERSION}" in upgraded.stdout
     )
     done = ragkeel("ingest", str(docs), "--collection", "kb", "--json", env=env)
     assert done.returncode == 0, done.stderr

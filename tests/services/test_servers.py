@@ -96,8 +96,20 @@ def test_a_terminated_run_stops_the_servers_it_started(tmp_path: Path) -> None:
     )
     env = {**os.environ, "PYTHONPATH": f"{repo / 'src'}{os.pathsep}{repo}"}
     run = subprocess.Popen(  # the suite's conftest as a plugin: its fixtures and its hook
-        [sys.executable, "-m", "pytest", "-s", "-q", "-p", "no:cacheprovider",
-         "-p", "tests.conftest", "--rootdir", str(tmp_path), str(test)],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-s",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "tests.conftest",
+            "--rootdir",
+            str(tmp_path),
+            str(test),
+        ],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

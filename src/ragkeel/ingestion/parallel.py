@@ -8,7 +8,8 @@ that file). At most ``2 x workers`` files are parsed ahead of the one the caller
 so parsed-but-unwritten documents stay bounded; the caller embeds and writes one file's
 documents while the workers parse the next ones.
 
-- ``workers`` < 1, or fewer than two files: parsed here, one after the other (no process).
+- ``workers`` < 1, or fewer than two files whose parsing takes long (PDF, DOCX: ``SLOW_SUFFIXES``):
+  parsed here, one after the other (starting processes costs more than a few text files take).
 - Worker processes are started with "spawn" (no fork of a process running ONNX or SQLite
   threads) and stopped when the generator ends or is closed (a failed or interrupted ingest).
 - A worker that dies (a crash in a native PDF library, the OOM killer) breaks the pool: each
@@ -34,6 +35,7 @@ from ragkeel.ingestion.parsers import ParseLimits, ParseOutcome, parse_source
 __all__ = ["auto_parse_workers", "parse_one", "parsed_in_order"]
 
 MAX_AUTO_WORKERS = 4
+SLOW_SUFFIXES = frozenset({".pdf", ".docx"})  # the formats whose parsing is worth a process
 Parsed = ParseOutcome | IngestError
 
 
@@ -56,7 +58,7 @@ def parse_one(path: Path, max_bytes: int, limits: ParseLimits) -> ParseOutcome:
 def parsed_in_order(
     paths: Sequence[Path], *, workers: int, max_bytes: int, limits: ParseLimits
 ) -> Iterator[tuple[Path, Parsed]]:
-    if workers < 1 or len(paths) < 2:
+    if workers < 1 or sum(path.suffix.lower() in SLOW_SUFFIXES for path in paths) < 2:
         for path in paths:
             yield path, _here(path, max_bytes, limits)
         return

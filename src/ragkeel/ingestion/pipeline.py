@@ -2,9 +2,9 @@
 across documents) → one transaction per document → prune what the source no longer has.
 
 With ``parse_workers`` >= 1 (``ingestion.parse_workers``, default "auto": half the cores) and
-two files or more, files are parsed in that many worker processes, a few files ahead, while
-this process chunks, embeds and writes the files before them (``parallel.py``); everything
-after parsing (change detection, embedding, the store writes) stays here, in file order, so
+two PDF or DOCX files or more, files are parsed in that many worker processes, a few files
+ahead, while this process chunks, embeds and writes the files before them (``parallel.py``);
+everything after parsing (change detection, embedding, the store writes) stays here, in file order, so
 the result is the same as parsing here one file after the other.
 
 A failure is isolated to its file (or record) and recorded with its stable error code; a
