@@ -11,7 +11,9 @@ from pdfplumber's, and a one-row "table" there is plain text without ``|``). The
 paragraphs, and tables and paragraphs are ordered by their top coordinate. ``Block.page`` is
 1-based. Lines repeated at the top/bottom of most pages are dropped (see
 ``pdf_layout.remove_repeated_lines``). pdfplumber reads every page when pdfium cannot open the
-file or counts other pages than its page tree declares, and a page pdfium fails on.
+file or counts other pages than its page tree declares, and a page pdfium fails on. pdfium is
+not thread-safe: its calls hold ``pdf_fast.PDFIUM_LOCK`` (ingestion job workers run jobs in
+threads).
 
 Bounds (``ParseLimits``): the page count the page tree declares is checked against
 ``max_pdf_pages`` before any page is read, and pages are then read one at a time, stopping at
@@ -54,6 +56,7 @@ from ragkeel.errors import (
 )
 from ragkeel.ingestion.parsers.base import ParseOutcome, Source, build_document, shorten
 from ragkeel.ingestion.parsers.pdf_fast import (
+    PDFIUM_LOCK,
     cover_title,
     has_ruled_table,
     largest_font_line,
@@ -101,10 +104,14 @@ def parse(source: Source) -> ParseOutcome:
                 _read(fast, page, number, source.name)
                 for number, page in _pages(pdf, source, declared)
             ]
-            largest = largest_font_line(fast) if fast is not None and not title_hint else ""
+            largest = ""
+            if fast is not None and not title_hint:
+                with PDFIUM_LOCK:
+                    largest = largest_font_line(fast)
         finally:
             if fast is not None:
-                fast.close()
+                with PDFIUM_LOCK:
+                    fast.close()
     page_count = len(pages)
     blocks = _blocks(pages)
     if not blocks:
@@ -130,32 +137,41 @@ def _open_pdfium(data: bytes, declared: int | None) -> pdfium.PdfDocument | None
     """The same bytes opened by pdfium for the fast text path, or None (every page then goes
     through pdfplumber): when pdfium cannot open them, or counts other pages than the page tree
     declares (pages are matched by number)."""
-    try:
-        document = pdfium.PdfDocument(data)
-    except Exception:  # pdfplumber opened it: read it the slow way rather than refuse it
-        return None
-    if declared is None or len(document) != declared:
-        document.close()
-        return None
-    return document
+    with PDFIUM_LOCK:
+        try:
+            document = pdfium.PdfDocument(data)
+        except Exception:  # pdfplumber opened it: read it the slow way rather than refuse it
+            return None
+        if declared is None or len(document) != declared:
+            document.close()
+            return None
+        return document
 
 
 def _read(fast: pdfium.PdfDocument | None, page: Any, number: int, name: str) -> _PageContent:
     """One page: pdfium's text when the page has no ruled table, else pdfplumber's tables and
     text as before (also when pdfium fails on the page)."""
     if fast is not None:
-        try:
-            fast_page = fast[number - 1]
-        except Exception:
-            return _read_page(page, number, name)
-        try:
-            if not has_ruled_table(fast_page):
-                return _PageContent(number, text_lines(fast_page), [])
-        except Exception:  # pdfium could not read it: pdfplumber decides (ParseError if damaged)
-            pass
-        finally:
-            fast_page.close()
+        with PDFIUM_LOCK:
+            lines = _fast_lines(fast, number)
+        if lines is not None:
+            return _PageContent(number, lines, [])
     return _read_page(page, number, name)
+
+
+def _fast_lines(fast: pdfium.PdfDocument, number: int) -> list[Line] | None:
+    """Page ``number``'s lines from pdfium, or None when it needs pdfplumber (a ruled table,
+    or pdfium failed on it: pdfplumber then decides, ``ParseError`` if it is damaged)."""
+    try:
+        fast_page = fast[number - 1]
+    except Exception:
+        return None
+    try:
+        return None if has_ruled_table(fast_page) else text_lines(fast_page)
+    except Exception:
+        return None
+    finally:
+        fast_page.close()
 
 
 @contextmanager

@@ -25,6 +25,7 @@ from __future__ import annotations
 import ctypes
 import re
 import statistics
+import threading
 from collections.abc import Iterator, Sequence
 from typing import Any, cast
 
@@ -35,8 +36,11 @@ from pdfplumber.table import TableFinder
 from ragkeel.ingestion.parsers.base import shorten
 from ragkeel.ingestion.parsers.pdf_layout import Line
 
-__all__ = ["cover_title", "has_ruled_table", "largest_font_line", "text_lines"]
+__all__ = ["PDFIUM_LOCK", "cover_title", "has_ruled_table", "largest_font_line", "text_lines"]
 
+# pdfium (the C library) must not be called from two threads at once (pypdfium2's docs):
+# every use holds this lock, in this module's callers (parsers/pdf.py)
+PDFIUM_LOCK = threading.RLock()
 LINE_TOLERANCE = 3.0  # points between the baselines of one line (pdfplumber's y_tolerance)
 MAX_FORM_DEPTH = 15  # form XObjects inside form XObjects (pypdfium2's default)
 TITLE_FONT_RATIO = 1.2  # the largest font is a title when >= 1.2x the page's median font size
