@@ -16,7 +16,6 @@ from ragkeel.caching.semantic import (
     Candidates,
     SemanticMatcher,
 )
-from ragkeel.caching.semantic_index import Candidate
 from ragkeel.embeddings.onnx import OnnxEmbedder
 from ragkeel.errors import ConfigError
 
@@ -183,7 +182,8 @@ def test_on_the_installed_embedder_rephrasing_hits_and_false_hits_miss(
 
 
 def test_the_cache_s_own_candidates_are_matched_as_they_are() -> None:
-    """The answer cache keeps ``semantic_index.Candidate`` records: no conversion needed."""
-    candidates = [Candidate("k", "who won super bowl 50", at_cosine(0.95))]
+    """The answer cache keeps ``CachedQuestion`` records (``semantic_index.py``): no
+    conversion needed."""
+    candidates = [CachedQuestion("k", "who won super bowl 50", at_cosine(0.95))]
     outcome = SemanticMatcher(0.9).match(QUESTION, E0, candidates)
     assert outcome.match is not None and outcome.match.key == "k"
