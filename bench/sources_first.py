@@ -11,7 +11,8 @@ OpenAI-compatible fake model on 127.0.0.1 (``FaultServer``) that waits ``--model
 before its first token. Seeded SciFact test questions, the two routes alternating, one at a time,
 after 5 untimed warm-up questions; the client reads each stream up to the first token and then
 closes it (which cancels the answer). The default gate applies (a refused question still gets its
-sources first).
+sources first). The 1-minute load average before and after the run is printed with the figures:
+on a shared machine it says how much of the time was spent waiting for a core.
 """
 
 from __future__ import annotations
@@ -148,6 +149,7 @@ def main() -> None:
     dataset = load_beir(DATASETS / "scifact", "test")
     qids = random.Random(args.seed).sample(sorted(dataset.qrels), WARM_UP + args.n)
     questions = [dataset.queries[q] for q in qids]
+    load_before = os.getloadavg()[0]
     fake = FaultSettings(base_latency_s=args.model_latency_s, reply="A slow answer [1].")
     with FaultServer(fake) as model:
         proc, base = start_server(args.home, model.base_url)
@@ -168,6 +170,7 @@ def main() -> None:
         "date": today(),
         "commit": commit(),
         "model_latency_s": args.model_latency_s,
+        "load_average_1min": [round(load_before, 1), round(os.getloadavg()[0], 1)],
         "/v1/query": summary(query_rows),
         "/v1/chat/completions": summary(chat_rows),
     }
