@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The llama.cpp build for this machine (issue 14): llama-cpp-python compiled for the machine's own
-# instruction set (-DGGML_NATIVE=ON: AVX-512/VNNI where the CPU has them) when it builds AND runs
+# vector extensions (AVX2/AVX-512/VNNI as /proc/cpuinfo lists them, AMX off) when it builds AND runs
 # here, else the portable wheel (-DGGML_NATIVE=OFF) `make setup` installed before. Both wheels
 # are kept, each in its own wheelhouse directory; the choice is recorded in RECORD as
 # "<version> native|portable" and the script is a no-op once RECORD names this version.
@@ -20,11 +20,23 @@ if [[ -f "$record" ]] && grep -q "^$version " "$record"; then
 fi
 portable() { echo "llama-cpp-python $version: keeping the portable build ($1)"; echo "$version portable" >"$record"; exit 0; }
 native="$wheels/native"
+# this machine's vector extensions, AMX off: the -DGGML_NATIVE=ON build (AMX tiles on a Xeon VM)
+# crashed with SIGSEGV in its first decode here (2026-12-06); the probe below catches a CPU that
+# lacks one of these (SIGILL) and keeps the portable wheel
+flags=" $(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || true) "
+native_args="-DGGML_NATIVE=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+declare -A option_of=([avx]=AVX [avx2]=AVX2 [fma]=FMA [f16c]=F16C [bmi2]=BMI2 [avx512f]=AVX512
+  [avx512vbmi]=AVX512_VBMI [avx512_vnni]=AVX512_VNNI [avx512_bf16]=AVX512_BF16 [avx_vnni]=AVX_VNNI)
+for flag in "${!option_of[@]}"; do
+  if [[ $flags == *" $flag "* ]]; then
+    native_args+=" -DGGML_${option_of[$flag]}=ON"
+  fi
+done
 mkdir -p "$native"
 if ! ls "$native"/llama_cpp_python-"$version"-*.whl >/dev/null 2>&1; then
   echo "building llama-cpp-python $version for this machine's instruction set (6-11 minutes)"
   # --no-cache-dir: pip caches a built wheel by name and version, whatever CMAKE_ARGS said
-  CMAKE_ARGS="-DGGML_NATIVE=ON" "$py" -m pip wheel --quiet --no-deps --no-cache-dir \
+  CMAKE_ARGS="$native_args" "$py" -m pip wheel --quiet --no-deps --no-cache-dir \
     "llama-cpp-python==$version" -w "$native" || portable "the native build failed"
 fi
 probe=$(mktemp -d)
