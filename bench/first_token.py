@@ -143,10 +143,11 @@ def run_config(name: str, home: Path, asked: list[dict[str, str]]) -> dict[str, 
             model._llm.reset()  # type: ignore[attr-defined]
         answer = container.answerer.answer(item["q"], collection=item["collection"])
         read = (answer.gateway or {}).get("prompt_eval") or {}
+        attempts = (answer.gateway or {}).get("attempts") or [{}]
         rows.append(
             {
                 "set": item["set"],
-                "model": answer.model,
+                "model": attempts[-1].get("deployment") or answer.model,  # behind the router too
                 "mode": answer.mode,
                 "prompt_tokens": answer.usage.prompt_tokens,
                 "read_tokens": read.get("tokens"),
