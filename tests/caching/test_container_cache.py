@@ -61,7 +61,9 @@ def test_replicas_share_answers_through_redis(tmp_path: Path, redis_url: str) ->
     shared = settings(home, redis={"url": redis_url})
     first_model, second_model = ScriptedChatModel([GOOD]), ScriptedChatModel([GOOD])
     with Container(shared) as first, Container(shared) as second:
-        assert first.pipeline.ingest([str(write_corpus(tmp_path / "docs"))], COLLECTION).exit_code == 0
+        assert (
+            first.pipeline.ingest([str(write_corpus(tmp_path / "docs"))], COLLECTION).exit_code == 0
+        )
         backend = first.answer_cache_backend
         assert isinstance(backend, TieredCache) and isinstance(backend.back, RedisCache)
         asked = answerer(first, first_model).answer(ON_TOPIC, collection=COLLECTION)

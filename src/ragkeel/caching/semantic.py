@@ -20,9 +20,9 @@ served, whatever its similarity; the outcome names the guards that rejected, for
 when it is built), so a match is one matrix-vector product over a few thousand rows (well
 under a millisecond at 384 dimensions, ``bench/semantic_cache_sweep.py``) plus the guards on the
 few candidates above the threshold (0.25 ms over 3,000 rows). A plain sequence of cached
-questions (``QuestionLike``: the answer cache's ``semantic_index.Candidate`` as it is) is stacked
-on every call: 0.6 ms CPU for 512 of them here, against 0.04 ms when the caller keeps the built
-``Candidates`` for as long as its list is unchanged. A vector of another dimension than the
+questions (``QuestionLike``, e.g. ``CachedQuestion``) is stacked on every call: 0.6 ms CPU for
+512 of them here, against 0.04 ms when the caller keeps the built ``Candidates`` for as long as
+its list is unchanged (the answer cache does: ``semantic_index.py``). A vector of another dimension than the
 candidates' (another embedder) never matches.
 
 The threshold was chosen by ``bench/semantic_cache_sweep.py`` on pairs built from the evaluation
@@ -57,8 +57,8 @@ DEFAULT_MAX_CHECKS: Final = 8
 
 
 class QuestionLike(Protocol):
-    """Whatever the cache keeps per question (``semantic_index.Candidate``, ``CachedQuestion``):
-    the key of its answer, its text, its embedding."""
+    """Whatever a caller keeps per question (``CachedQuestion``, what ``semantic_index.py``
+    stores): the key of its answer, its text, its embedding."""
 
     @property
     def key(self) -> str: ...
