@@ -132,10 +132,8 @@ class Answerer:
         ``k``: chunks to retrieve for this question (default: the policy's); ``scope``: whose
         data the question may see (None: the default tenant, every principal); ``cache``: what
         the answer cache may do for it (``cached.py``; without a cache: nothing)."""
-        narrowed = _scope(collection, flt)
-        mode = mode or self.policy.mode
-        events = self._events(question, narrowed, mode, budget, output_schema, k, scope, cache)
-        for event in events:
+        asked = self._asked(question, collection, flt, mode, budget, output_schema, k, scope)
+        for event in self._events(dataclasses.replace(asked, use=cache)):
             if isinstance(event, DoneEvent):
                 return event.answer
         raise AssertionError("the answer flow ended without an answer")  # pragma: no cover
@@ -157,41 +155,48 @@ class Answerer:
         Everything that may change per question is an argument here (nothing is set on the
         shared answerer)."""
         try:
-            narrowed = _scope(collection, flt)
             if k is not None and k < 1:
                 raise QueryError(f"k must be at least 1, got {k}", hint="ask for 1 or more chunks")
-            mode = mode or self.policy.mode
-            yield from self._events(
-                question, narrowed, mode, budget, output_schema, k, scope, cache
-            )
+            asked = self._asked(question, collection, flt, mode, budget, output_schema, k, scope)
+            yield from self._events(dataclasses.replace(asked, use=cache))
         except RagkeelError as exc:
             yield ErrorEvent.ending(exc)
 
-    def _events(
+    def _asked(
         self,
         question: str,
+        collection: str | None,
         flt: Filter | None,
-        mode: GenerationMode,
+        mode: GenerationMode | None,
         budget: Budget,
-        schema: Mapping[str, Any] | None = None,
-        k: int | None = None,
-        scope: AccessScope | None = None,
-        use: CacheUse = "use",
-    ) -> Iterator[AnswerEvent]:
+        schema: Mapping[str, Any] | None,
+        k: int | None,
+        scope: AccessScope | None,
+    ) -> CacheRequest:
+        """The question with the policy's defaults applied (mode, ``k``, the token budget) and
+        the collection narrowed into the filter: what its answer depends on per request."""
+        return CacheRequest(
+            question,
+            _scope(collection, flt),
+            mode or self.policy.mode,
+            self.policy.budget_for(budget),
+            schema,
+            k or self.policy.k,
+            scope,
+        )
+
+    def _events(self, asked: CacheRequest) -> Iterator[AnswerEvent]:
         """The answer cache's lookup (a hit: its events, and nothing else happens), then the
         answer flow, whose answer the cache may keep (``cached.py``)."""
         if self.cache is None:
-            yield from self._flow(question, flt, mode, budget, schema, k, scope)
+            yield from self._flow(asked)
             return
-        effective = self.policy.budget_for(budget)
-        k = k or self.policy.k
-        request = CacheRequest(question, flt, mode, effective, schema, k, scope, use)
-        found = self.cache.lookup(request)
+        found = self.cache.lookup(asked)
         if found.answer is not None:
             yield from replay(found)
             return
         confidence = None
-        for event in self._flow(question, flt, mode, budget, schema, k, scope, found.vector):
+        for event in self._flow(asked, found.vector):
             if isinstance(event, RetrievalEvent):
                 confidence = event.confidence
             elif isinstance(event, DoneEvent) and confidence is not None:
@@ -199,31 +204,22 @@ class Answerer:
                 event = DoneEvent(dataclasses.replace(event.answer, cache=outcome))
             yield event
 
-    def _flow(
-        self,
-        question: str,
-        flt: Filter | None,
-        mode: GenerationMode,
-        budget: Budget,
-        schema: Mapping[str, Any] | None = None,
-        k: int | None = None,
-        scope: AccessScope | None = None,
-        vector: Vector | None = None,
-    ) -> Iterator[AnswerEvent]:
-        """retrieve -> gate -> (refuse | pack, quote | pack, generate, verify) -> finish."""
+    def _flow(self, asked: CacheRequest, vector: Vector | None = None) -> Iterator[AnswerEvent]:
+        """retrieve -> gate -> (refuse | pack, quote | pack, generate, verify) -> finish;
+        ``vector``: the question's embedding if the cache's lookup computed it."""
         policy, timer, log = self.policy, Timer(), CallLog()
         result = retrieve(
             self.retriever,
-            question,
-            k=k or policy.k,
+            asked.question,
+            k=asked.k,
             mode=policy.retrieval_mode,
-            flt=flt,
+            flt=asked.flt,
             timer=timer,
-            scope=scope,
+            scope=asked.scope,
             vector=vector,
         )
-        retrieved = Retrieved(question, result, policy.budget_for(budget), schema)
-        gated = gate(result, self.answer_gate, mode, has_model=self.model is not None)
+        retrieved = Retrieved(asked.question, result, asked.budget, asked.output_schema)
+        gated = gate(result, self.answer_gate, asked.mode, has_model=self.model is not None)
         timer.lap(names.STAGE_GATE)
         yield RetrievalEvent(result.hits, result.confidence, gated.decision)
         flow = _Flow(self, retrieved, gated, timer, log)

@@ -36,7 +36,7 @@ from ragkeel.generation.answer import (
     RetrievalEvent,
     TokenEvent,
 )
-from ragkeel.generation.policy import Budget
+from ragkeel.generation.policy import Budget, GenerationMode
 from ragkeel.storage.filters import Filter
 from ragkeel.types import AccessScope, Confidence, GateDecision
 
@@ -46,12 +46,13 @@ CACHE_USES: tuple[CacheUse, ...] = ("use", "refresh", "off")
 
 @dataclass(frozen=True, slots=True)
 class CacheRequest:
-    """One question with everything per request its answer depends on (the budget is the
-    effective one: the policy's default token limit applied)."""
+    """One question with everything per request its answer depends on, the answerer's
+    defaults applied (the mode, ``k``, the effective budget: the policy's default token limit
+    applied; the collection narrowed into ``flt``); the answer flow reads it too."""
 
     question: str
     flt: Filter | None
-    mode: str
+    mode: GenerationMode
     budget: Budget
     output_schema: Mapping[str, Any] | None
     k: int
