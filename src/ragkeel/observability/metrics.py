@@ -27,7 +27,7 @@ ragkeel_admission_rejections_total        counter    reason (in_flight, tenant_l
 ragkeel_auth_failures_total               counter    code (UNAUTHENTICATED, FORBIDDEN, ...)
 ragkeel_embedding_cache_lookups_total     counter    result (hit, miss): texts the embedding
                                                      cache was asked for (``CachingEmbedder``)
-ragkeel_shared_state_errors_total         counter    use (limits, accounts, breakers): operations
+ragkeel_shared_state_errors_total         counter    use (limits, accounts, breakers, cache): ops
                                                      that could not use Redis (``redis.url``) and
                                                      took their fallback (``shared_state.py``)
 ragkeel_answer_cache_total                counter    decision (hit, miss, bypass), kind (exact,
@@ -231,7 +231,8 @@ class Metrics:
         self.shared_state = counter(
             "ragkeel_shared_state_errors",
             "Operations that could not use the shared state (Redis) and took their fallback, "
-            "by use (limits: admitted; accounts: paid calls refused; breakers: in-process).",
+            "by use (limits: admitted; accounts: paid calls refused; breakers: in-process; "
+            "cache: a miss).",
             "use",
         )
         self.answer_cache = counter(
