@@ -155,8 +155,9 @@ def test_gateway_attempts_cost_and_breaker_states(
     with Container(settings) as container:
         assert container.pipeline.ingest([str(corpus)], COLLECTION).exit_code == 0
         with TestClient(create_app(container)) as c:
-            for _ in range(3):
-                r = c.post("/v1/query", json={"question": ON_TOPIC, "collection": COLLECTION})
+            for _ in range(3):  # "cache": false: each one to the gateway (issue 14)
+                body = {"question": ON_TOPIC, "collection": COLLECTION, "cache": False}
+                r = c.post("/v1/query", json=body)
                 assert r.json()["served_by"] == "d1"
             samples = scrape(c)
     assert value(samples, "ragkeel_gateway_attempts_total", deployment="d0", outcome="error") == 2

@@ -26,7 +26,8 @@ from ragkeel.testing import FaultServer
 from .conftest import COLLECTION, ON_TOPIC
 from .test_metrics import scrape, value
 
-ASK = {"question": ON_TOPIC, "collection": COLLECTION}
+# "cache": false: every ask goes to the gateway (a repeat would be an answer-cache hit, issue 14)
+ASK = {"question": ON_TOPIC, "collection": COLLECTION, "cache": False}
 
 
 def replica_settings(home: Path, redis: dict[str, Any], **gateway: Any) -> Settings:
