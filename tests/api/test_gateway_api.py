@@ -49,6 +49,7 @@ def _container(
             "breaker": {"consecutive_failures": 2, "open_s": 60, "max_open_s": 60},
             **gateway,
         },
+        cache={"enabled": False},  # every question to the gateway, repeats too (issue 14)
     )
     container = Container(settings)
     assert container.pipeline.ingest([str(corpus)], COLLECTION).exit_code == 0
