@@ -22,8 +22,8 @@ under a millisecond at 384 dimensions, ``bench/semantic_cache_sweep.py``) plus t
 few candidates above the threshold (0.25 ms over 3,000 rows). A plain sequence of cached
 questions (``QuestionLike``, e.g. ``CachedQuestion``) is stacked on every call: 0.6 ms CPU for
 512 of them here, against 0.04 ms when the caller keeps the built ``Candidates`` for as long as
-its list is unchanged (the answer cache does: ``semantic_index.py``). A vector of another dimension than the
-candidates' (another embedder) never matches.
+its list is unchanged (the answer cache does: ``semantic_index.py``). A vector of another
+dimension than the candidates' (another embedder) never matches.
 
 The threshold was chosen by ``bench/semantic_cache_sweep.py`` on pairs built from the evaluation
 data (XQuAD, SciFact, the SEC sample; train splits) for the default embedder (all-MiniLM-L6-v2):
