@@ -109,7 +109,7 @@ def test_upgrade_from_schema_version_1_keeps_the_data(postgres_url: str) -> None
         PostgresDocumentStore(postgres_url, migrate_on_start=False)
     assert "db upgrade" in (info.value.hint or "")
     with connect(postgres_url) as conn:
-        assert [m.version for m in schema.migrate(conn)] == [2, 3, 4]
+        assert [m.version for m in schema.migrate(conn)] == [2, 3, 4, 5]
         assert schema.migrate(conn) == []  # idempotent
         assert schema.current_version(conn) == schema.SCHEMA_VERSION
         # version 4: the index the dense query's dimension predicate can use (the old one led
