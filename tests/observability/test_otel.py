@@ -61,6 +61,7 @@ def _container(home: Path, provider_url: str, endpoint: str, **otlp: Any) -> Con
             "retry": {"max_retries": 0},
         },
         observability={"otlp": {"endpoint": endpoint, "timeout_s": 1.0, **otlp}},
+        cache={"enabled": False},  # every request makes its model call and spans (issue 14)
     )
     container = Container(settings)
     corpus = write_corpus(home.parent / "docs")
@@ -368,6 +369,7 @@ def test_a_down_deployment_shows_failed_llm_spans_then_the_open_breaker(
             embedding={"provider": "hashing", "hashing_dimension": 256, "cache": False},
             ingestion={"chunk_tokens": 64},
             generation={"gate_threshold": TEST_GATE, "provider": "openai"},
+            cache={"enabled": False},  # each request through the gateway (issue 14)
             gateway={
                 "deployments": [
                     {"name": "d0", "model": "gpt-4o-mini", "base_url": primary.base_url},
