@@ -128,6 +128,7 @@ def test_phoenix_reads_back_the_retrieval_the_model_the_tokens_and_the_cost(
                 ]
             },
             observability={"otlp": {"endpoint": f"{phoenix}/v1/traces", "service_name": PROJECT}},
+            cache={"enabled": False},  # each request's model call and spans (issue 14)
         )
         container = Container(settings)
         corpus = write_corpus(tmp_path / "docs")
