@@ -25,7 +25,8 @@ asks every question timed (the first included: it is what a fresh server's first
 - ``native``: ``reuse`` with the llama.cpp build for this machine's instruction set (``--native``:
   a directory the native wheel was installed into with ``pip install --target``);
 - ``routed``: ``warm`` + ``generation.local.cheap_model`` (short confident questions to 0.5B);
-- ``sentences``: ``reuse`` + ``generation.packing.mode: sentences`` (pack's lever, for the sum);
+- ``sentences``: ``reuse`` + ``generation.packing.mode: sentences`` at the sweep's budget of 600
+  prompt tokens (pack's lever, bench/context_sweep.py);
 - ``all``: every lever on (warm, native, routed, sentences).
 The answer cache is off (``cache.enabled: false``): every question is answered.
 The load average is recorded beside each configuration (the machine is shared).
@@ -56,7 +57,7 @@ CHEAP = "qwen2.5-coder-0.5b-instruct-q4_k_m"
 NO_WARM = {"local": {"warm_prefix": False}}
 WARM = {"local": {"warm_prefix": True}}
 ROUTED = {"local": {"warm_prefix": True, "cheap_model": CHEAP}}
-SENTENCES = {"packing": {"mode": "sentences"}}
+SENTENCES = {"packing": {"mode": "sentences"}, "context_budget": 600}  # the sweep's choice
 CONFIGS: dict[str, tuple[dict[str, Any], bool, bool]] = {
     "cold": (NO_WARM, False, True),
     "reuse": (NO_WARM, False, False),
