@@ -30,6 +30,7 @@ database, ``search --mode bm25`` needs no embedding model.
 
 from __future__ import annotations
 
+import logging
 from functools import cached_property, partial
 from pathlib import Path
 from types import TracebackType
@@ -69,7 +70,7 @@ from ragkeel.ingestion.parallel import auto_parse_workers
 from ragkeel.ingestion.parsers import ParseLimits
 from ragkeel.ingestion.pipeline import IngestionPipeline
 from ragkeel.jobs.model import JobQueue
-from ragkeel.models.gguf import get_model
+from ragkeel.models.gguf import get_model, model_path
 from ragkeel.observability.cost_ledger import SqliteCostLedger
 from ragkeel.observability.feedback import SqliteFeedbackStore
 from ragkeel.observability.logs import LogFormat
@@ -101,6 +102,7 @@ from ragkeel.storage.base import ManagedStore
 from ragkeel.storage.sqlite import SqliteDocumentStore
 from ragkeel.types import AccessScope
 
+_log = logging.getLogger(__name__)
 LOCAL_DEPLOYMENT = "local"  # the shared model server's deployment name (issue 13)
 
 
@@ -366,7 +368,22 @@ class Container:
         """The cheap local tier the router may send a question to (``generation.local.
         cheap_model``; None: off). It takes turns with ``local_model`` (one queue, issue 14)."""
         cheap = self.settings.generation.local.cheap_model
-        return self._local(cheap) if cheap is not None else None
+        if cheap is None:
+            return None
+        path = model_path(self.settings.models_dir, get_model(cheap))
+        if not path.is_file():
+            # a route to a model that is not there would turn every easy question into a
+            # degraded (extractive) answer: the router stays off and the main model answers all
+            _log.warning(
+                "generation.local.cheap_model %s is not installed at %s: every question goes "
+                "to %s (install it: ragkeel models install --model %s)",
+                cheap,
+                path,
+                self.settings.generation.local.model,
+                cheap,
+            )
+            return None
+        return self._local(cheap)
 
     @cached_property
     def local_queue(self) -> GenerationQueue:

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +19,7 @@ from ragkeel.gateway.providers.local import LocalChatModel
 from ragkeel.gateway.providers.scripted import ScriptedChatModel
 from ragkeel.gateway.router import RouterChatModel
 from ragkeel.gateway.stack import GatewayStack, build_gateway
+from ragkeel.models.gguf import get_model, model_path
 from ragkeel.settings import Settings, load_settings
 from ragkeel.testing import FaultServer
 
@@ -194,9 +197,15 @@ def test_a_cheap_local_tier_takes_confident_single_fact_questions() -> None:
     )
 
 
-def test_the_cheap_local_tier_is_wired_beside_the_default_model_on_one_slot() -> None:
+def test_the_cheap_local_tier_is_wired_beside_the_default_model_on_one_slot(
+    tmp_path: Path,
+) -> None:
     cheap_key = "qwen2.5-coder-0.5b-instruct-q4_k_m"
-    settings = load_settings(generation={"provider": "local", "local": {"cheap_model": cheap_key}})
+    model_path(tmp_path, get_model(cheap_key)).touch()  # installed (nothing is loaded here)
+    settings = load_settings(
+        models={"dir": str(tmp_path)},
+        generation={"provider": "local", "local": {"cheap_model": cheap_key}},
+    )
     container = Container(settings)
     try:
         strong, cheap = container.local_model, container.local_cheap_model
@@ -206,5 +215,27 @@ def test_the_cheap_local_tier_is_wired_beside_the_default_model_on_one_slot() ->
         router = container.chat_model
         assert isinstance(router, RouterChatModel) and router.name.startswith("router(")
         assert Container(load_settings(generation={"provider": "local"})).local_cheap_model is None
+    finally:
+        container.close()
+
+
+def test_a_cheap_local_tier_that_is_not_installed_leaves_the_router_off(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Regression (issue 14, found by the paired comparison on a fresh machine): with
+    ``cheap_model`` set but its file not installed, the router sent every easy question to a
+    model that could not load, and each became a degraded extractive answer (MODEL_MISSING).
+    Now the main model answers everything and the log says how to install the cheap one."""
+    cheap_key = "qwen2.5-coder-0.5b-instruct-q4_k_m"
+    settings = load_settings(
+        models={"dir": str(tmp_path)},
+        generation={"provider": "local", "local": {"cheap_model": cheap_key}},
+    )
+    container = Container(settings)
+    try:
+        with caplog.at_level(logging.WARNING, logger="ragkeel.container"):
+            assert container.local_cheap_model is None
+        assert f"ragkeel models install --model {cheap_key}" in caplog.text
+        assert not isinstance(container.chat_model, RouterChatModel)
     finally:
         container.close()
