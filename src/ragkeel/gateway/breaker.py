@@ -1,5 +1,7 @@
 """``CircuitBreakerChatModel``: stop calling a deployment that keeps failing, and one that asked
-us (429 + ``Retry-After``) to wait.
+us (429 + ``Retry-After``) to wait. The breaker itself is ``Breaker`` (one per deployment,
+whatever is called on it): ``CircuitBreakerReranker`` (``rerank_stack.py``) puts a reranker
+behind one too.
 
 States, per deployment (the ``deployment`` key, default the inner model's name)::
 
@@ -30,7 +32,8 @@ keep the breaker half-open forever). ``snapshot()`` is plain data for ``/readyz`
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
+from typing import TypeVar
 
 from ragkeel.clock import SYSTEM_CLOCK, Clock
 from ragkeel.errors import ChatModelError, CircuitOpenError, ModelRateLimitedError
@@ -48,7 +51,88 @@ from ragkeel.gateway.breaker_store import (
 )
 from ragkeel.gateway.calllog import Attempt, CallLog, current_log
 
-__all__ = ["BreakerPolicy", "BreakerSnapshot", "CircuitBreakerChatModel", "InMemoryBreakerStore"]
+__all__ = [
+    "Breaker",
+    "BreakerPolicy",
+    "BreakerSnapshot",
+    "CircuitBreakerChatModel",
+    "InMemoryBreakerStore",
+]
+T = TypeVar("T")
+
+
+class Breaker:
+    """One deployment's breaker, whatever is called on it (a chat model, a reranker): ``call``
+    runs one call through it; ``admit`` and ``record`` are its two halves for a caller that
+    learns the outcome later (a stream). Thread-safe; the state lives in ``store``."""
+
+    def __init__(
+        self,
+        deployment: str,
+        *,
+        policy: BreakerPolicy = BreakerPolicy(),
+        store: BreakerStore | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self.deployment = deployment
+        self.policy = policy
+        self._store: BreakerStore = store if store is not None else InMemoryBreakerStore()
+        self._clock = clock
+
+    def call(self, call: Callable[[], T]) -> T:
+        """``call()`` if the breaker admits it (else ``CircuitOpenError``), its outcome
+        recorded: a counted ``ChatModelError`` is a failure, anything else raised is neutral."""
+        log = current_log()
+        ticket = self.admit(log)
+        try:
+            result = call()
+        except ChatModelError as exc:
+            self.record(log, ticket, _outcome(exc), exc)
+            raise
+        except BaseException:
+            self.record(log, ticket, "neutral", None)
+            raise
+        self.record(log, ticket, "success", None)
+        return result
+
+    def snapshot(self) -> BreakerSnapshot:
+        state = self._store.get(self.deployment)
+        return snapshot(self.deployment, state, self._clock.now(), self.policy)
+
+    def admit(self, log: CallLog | None) -> Ticket:
+        """The ticket of a call let through; ``CircuitOpenError`` (and a ``rejected`` attempt
+        in ``log``) when the breaker refuses it."""
+        now = self._clock.now()
+        verdict = self._store.update(
+            self.deployment, lambda state: admit(state, now, self.policy, self.deployment)
+        )
+        if verdict.ticket is not None:
+            if verdict.reason and log is not None:
+                log.decide("breaker", verdict.reason)
+            return verdict.ticket
+        if log is not None:
+            log.attempt(Attempt(self.deployment, "rejected", 0.0, code="CIRCUIT_OPEN"))
+        raise CircuitOpenError(
+            f"{self.deployment} is not called: {verdict.reason}",
+            model=self.deployment,
+            retry_after_s=verdict.retry_after_s,
+        )
+
+    def record(
+        self, log: CallLog | None, ticket: Ticket, outcome: Outcome, error: ChatModelError | None
+    ) -> None:
+        """The outcome of the call admitted with ``ticket``; transitions are logged."""
+        now = self._clock.now()
+        retry_after = error.retry_after_s if isinstance(error, ModelRateLimitedError) else None
+        reasons = self._store.update(
+            self.deployment,
+            lambda state: record(
+                state, ticket, outcome, now, retry_after, self.policy, self.deployment
+            ),
+        )
+        if log is not None:
+            for reason in reasons:
+                log.decide("breaker", reason)
 
 
 class CircuitBreakerChatModel:
@@ -66,8 +150,7 @@ class CircuitBreakerChatModel:
         self.inner = inner
         self.deployment = deployment or inner.name
         self.policy = policy
-        self._store: BreakerStore = store if store is not None else InMemoryBreakerStore()
-        self._clock = clock
+        self.breaker = Breaker(self.deployment, policy=policy, store=store, clock=clock)
 
     @property
     def name(self) -> str:
@@ -77,18 +160,7 @@ class CircuitBreakerChatModel:
         return self.inner.count_tokens(text)
 
     def complete(self, request: ChatRequest) -> ChatResponse:
-        log = current_log()
-        ticket = self._admit(log)
-        try:
-            response = self.inner.complete(request)
-        except ChatModelError as exc:
-            self._record(log, ticket, _outcome(exc), exc)
-            raise
-        except BaseException:
-            self._record(log, ticket, "neutral", None)
-            raise
-        self._record(log, ticket, "success", None)
-        return response
+        return self.breaker.call(lambda: self.inner.complete(request))
 
     def stream(self, request: ChatRequest) -> Generator[ChatChunk, None, None]:
         """Admission happens when the iterator is first advanced, like the providers' call."""
@@ -96,7 +168,7 @@ class CircuitBreakerChatModel:
 
     def _stream(self, request: ChatRequest) -> Generator[ChatChunk, None, None]:
         log = current_log()
-        ticket = self._admit(log)
+        ticket = self.breaker.admit(log)
         outcome: Outcome = "neutral"  # closed early by the consumer (or a bug): neither
         error: ChatModelError | None = None
         chunks: ChatStream | None = None
@@ -113,45 +185,10 @@ class CircuitBreakerChatModel:
         finally:
             if chunks is not None:
                 chunks.close()  # the inner stream first (a consumer that left early)
-            self._record(log, ticket, outcome, error)
+            self.breaker.record(log, ticket, outcome, error)
 
     def snapshot(self) -> BreakerSnapshot:
-        state = self._store.get(self.deployment)
-        return snapshot(self.deployment, state, self._clock.now(), self.policy)
-
-    # -- admission and recording ----------------------------------------------------------
-
-    def _admit(self, log: CallLog | None) -> Ticket:
-        now = self._clock.now()
-        verdict = self._store.update(
-            self.deployment, lambda state: admit(state, now, self.policy, self.deployment)
-        )
-        if verdict.ticket is not None:
-            if verdict.reason and log is not None:
-                log.decide("breaker", verdict.reason)
-            return verdict.ticket
-        if log is not None:
-            log.attempt(Attempt(self.deployment, "rejected", 0.0, code="CIRCUIT_OPEN"))
-        raise CircuitOpenError(
-            f"{self.deployment} is not called: {verdict.reason}",
-            model=self.deployment,
-            retry_after_s=verdict.retry_after_s,
-        )
-
-    def _record(
-        self, log: CallLog | None, ticket: Ticket, outcome: Outcome, error: ChatModelError | None
-    ) -> None:
-        now = self._clock.now()
-        retry_after = error.retry_after_s if isinstance(error, ModelRateLimitedError) else None
-        reasons = self._store.update(
-            self.deployment,
-            lambda state: record(
-                state, ticket, outcome, now, retry_after, self.policy, self.deployment
-            ),
-        )
-        if log is not None:
-            for reason in reasons:
-                log.decide("breaker", reason)
+        return self.breaker.snapshot()
 
 
 def _outcome(error: ChatModelError) -> Outcome:

@@ -1,5 +1,7 @@
-"""``RetryingChatModel``: the gateway's one retry loop, around ONE deployment (fallback to other
-deployments is ``fallback.py``'s job; providers never retry on their own).
+"""The gateway's one retry loop, ``RetryLoop``, around ONE deployment (fallback to other
+deployments is ``fallback.py``'s job; providers never retry on their own): ``RetryingChatModel``
+wraps a chat model with it, ``RetryingReranker`` (``rerank_stack.py``) a reranker. What the loop
+reads off a call is its ``CallLimits`` (attempt timeout, deadline, next rung).
 
 Which errors: only those with ``retryable=True`` (429, 5xx, timeouts, connect errors, resets).
 A rejected request (400/401/403/404/422), an open circuit, an exceeded deadline or budget, and
@@ -49,14 +51,17 @@ from __future__ import annotations
 import random
 import threading
 from collections import deque
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from ragkeel.clock import SYSTEM_CLOCK, Clock
 from ragkeel.errors import ChatModelError, DeadlineExceededError, ModelTimeoutError
 from ragkeel.gateway.base import ChatChunk, ChatModel, ChatRequest, ChatResponse, ChatStream
 from ragkeel.gateway.calllog import current_log
 from ragkeel.http_retry import Backoff
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,9 +137,21 @@ class RetryBudget:
                 times.popleft()
 
 
+@dataclass(frozen=True, slots=True)
+class CallLimits:
+    """What the retry loop reads off one call: ``timeout_s`` per attempt (``None``: the
+    provider's default), the absolute ``deadline`` on the gateway clock and the fallback's
+    ``next_rung`` (see the module doc). A ``ChatRequest`` carries all three; a rerank request
+    (``gateway/rerank.py``) the first two."""
+
+    timeout_s: float | None = None
+    deadline: float | None = None
+    next_rung: str | None = None
+
+
 @dataclass(slots=True)
-class _Tries:
-    """One request's way through the retry loop."""
+class Tries:
+    """One call's way through the retry loop."""
 
     retry: int = 0  # the number of the next retry (0: the first attempt is next)
     last: ChatModelError | None = None  # the last attempt's error
@@ -143,6 +160,130 @@ class _Tries:
     def failed(self, error: ChatModelError) -> None:
         self.last = error
         self.retry += 1
+
+
+class RetryLoop:
+    """The retry policy of one deployment, whatever is called on it (a chat completion, a chat
+    stream, a rerank): ``run`` retries one call, ``before_attempt`` is one step of that loop
+    (decide, sleep the backoff, return the attempt's timeout) for a caller that loops itself
+    (a stream). ``name`` is the deployment's, for the call log. Thread-safe."""
+
+    def __init__(
+        self,
+        name: str,
+        policy: RetryPolicy = RetryPolicy(),
+        *,
+        budget: RetryBudget | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.name = name
+        self.policy = policy
+        self.budget = budget
+        self._clock = clock
+        self._schedule = Backoff(policy.base_delay_s, policy.max_delay_s, rng)
+
+    def bounds(self, retry_number: int) -> tuple[float, float]:
+        """The full-jitter interval retry ``retry_number`` (1-based) sleeps within."""
+        return self._schedule.bounds(retry_number)
+
+    def run(self, limits: CallLimits, call: Callable[[float | None], T]) -> T:
+        """``call(timeout_s)`` until it returns, retried as the policy says; raises the last
+        error or ``DeadlineExceededError``."""
+        self.started()
+        tries = Tries()
+        while True:
+            timeout = self.before_attempt(limits, tries)
+            try:
+                return call(timeout)
+            except ChatModelError as exc:
+                tries.failed(exc)
+
+    def started(self) -> None:
+        """A call starts (counted by the retry budget)."""
+        if self.budget is not None:
+            self.budget.record_request()
+
+    def before_attempt(self, limits: CallLimits, tries: Tries) -> float | None:
+        """Decide whether the next attempt happens, sleep its backoff, and return its timeout;
+        raises the last error or ``DeadlineExceededError`` instead."""
+        if tries.last is not None:
+            self._backoff(limits, tries, tries.last)
+        return self._attempt_timeout(limits, tries.last)
+
+    def _backoff(self, limits: CallLimits, tries: Tries, last: ChatModelError) -> None:
+        retry = tries.retry
+        if not last.retryable or retry > self.policy.max_retries:
+            raise last
+        if limits.next_rung is not None and isinstance(last, ModelTimeoutError):
+            # another attempt timeout here would be wasted: the next rung may answer at once
+            self._log(f"{self.name}: {_why(last)}, not retried: {limits.next_rung} next")
+            raise last
+        delay, told = self._delay(limits, tries, last)
+        left = self._time_left(limits)
+        if left is not None and delay > left - self.policy.min_attempt_s:
+            if told:  # the provider's own Retry-After does not fit: let the fallback serve
+                self._log(f"{self.name}: Retry-After {delay:g} s does not fit the deadline")
+                raise last
+            raise self._deadline_error(left, last, f"a {delay:.3f} s backoff") from last
+        if self.budget is not None and not self.budget.try_spend():
+            self._log(f"{self.name}: retry budget exhausted, not retrying ({_why(last)})")
+            raise last
+        self._log(
+            f"{self.name}: retry {retry}/{self.policy.max_retries} after {delay:.3f} s"
+            f" ({_why(last)})",
+        )
+        if told:
+            tries.waited_s += delay
+        self._clock.sleep(delay)
+
+    def _delay(self, limits: CallLimits, tries: Tries, last: ChatModelError) -> tuple[float, bool]:
+        """The backoff before the next retry and whether the provider asked for it: its
+        Retry-After when there is one (raising ``last`` when past the patience, see the module
+        doc), else full jitter."""
+        retry_after = last.retry_after_s
+        if retry_after is None:
+            return self._schedule.delay(tries.retry), False
+        patience = self.policy.max_retry_after_s
+        if limits.next_rung is not None:
+            patience = min(patience, self.policy.fallback_patience_s - tries.waited_s)
+        if retry_after > patience:  # too long to wait here: the fallback serves, and the
+            # breaker cools the deployment down
+            self._log(
+                f"{self.name}: Retry-After {retry_after:g} s is longer than the"
+                f" {max(patience, 0.0):g} s left to wait here ({_why(last)})",
+            )
+            raise last
+        return retry_after, True
+
+    def _attempt_timeout(self, limits: CallLimits, last: ChatModelError | None) -> float | None:
+        bounds = [t for t in (self.policy.attempt_timeout_s, limits.timeout_s) if t is not None]
+        left = self._time_left(limits)
+        if left is not None:
+            if left < self.policy.min_attempt_s:
+                raise self._deadline_error(left, last, "another attempt") from last
+            bounds.append(left)
+        return min(bounds) if bounds else None
+
+    def _time_left(self, limits: CallLimits) -> float | None:
+        return None if limits.deadline is None else limits.deadline - self._clock.now()
+
+    def _deadline_error(
+        self, left: float, last: ChatModelError | None, what: str
+    ) -> DeadlineExceededError:
+        message = f"{self.name}: {max(left, 0.0):.3f} s left before the deadline"
+        message += f", too little for {what}"
+        if last is not None:
+            message += f" (last error: {_why(last)})"
+        self._log(message)
+        return DeadlineExceededError(
+            message, model=self.name, hint="raise the request deadline or lower the retries"
+        )
+
+    @staticmethod
+    def _log(reason: str) -> None:
+        if (log := current_log()) is not None:
+            log.decide("retry", reason)
 
 
 class RetryingChatModel:
@@ -160,8 +301,7 @@ class RetryingChatModel:
         self.inner = inner
         self.policy = policy
         self.budget = budget
-        self._clock = clock
-        self._schedule = Backoff(policy.base_delay_s, policy.max_delay_s, rng)
+        self._loop = RetryLoop(inner.name, policy, budget=budget, clock=clock, rng=rng)
 
     @property
     def name(self) -> str:
@@ -172,33 +312,22 @@ class RetryingChatModel:
 
     def delay_bounds(self, retry_number: int) -> tuple[float, float]:
         """The full-jitter interval retry ``retry_number`` (1-based) sleeps within."""
-        return self._schedule.bounds(retry_number)
-
-    # -- complete -------------------------------------------------------------------------
+        return self._loop.bounds(retry_number)
 
     def complete(self, request: ChatRequest) -> ChatResponse:
-        if self.budget is not None:
-            self.budget.record_request()
-        tries = _Tries()
-        while True:
-            attempt = self._before_attempt(request, tries)
-            try:
-                return self.inner.complete(attempt)
-            except ChatModelError as exc:
-                tries.failed(exc)
-
-    # -- stream ---------------------------------------------------------------------------
+        return self._loop.run(
+            _limits(request), lambda t: self.inner.complete(replace(request, timeout_s=t))
+        )
 
     def stream(self, request: ChatRequest) -> Generator[ChatChunk, None, None]:
         """Nothing is sent until the iterator is first advanced."""
         return self._stream(request)
 
     def _stream(self, request: ChatRequest) -> Generator[ChatChunk, None, None]:
-        if self.budget is not None:
-            self.budget.record_request()
-        tries = _Tries()
+        self._loop.started()
+        tries, limits = Tries(), _limits(request)
         while True:
-            attempt = self._before_attempt(request, tries)
+            attempt = replace(request, timeout_s=self._loop.before_attempt(limits, tries))
             yielded = False
             chunks: ChatStream | None = None
             try:
@@ -215,90 +344,9 @@ class RetryingChatModel:
                 if chunks is not None:
                     chunks.close()  # releases the inner stream's connection (also on GeneratorExit)
 
-    # -- the policy -----------------------------------------------------------------------
 
-    def _before_attempt(self, request: ChatRequest, tries: _Tries) -> ChatRequest:
-        """Decide whether the next attempt happens, sleep its backoff, and return the request
-        to send; raises the last error or ``DeadlineExceededError`` instead."""
-        if tries.last is not None:
-            self._backoff(request, tries, tries.last)
-        return replace(request, timeout_s=self._attempt_timeout(request, tries.last))
-
-    def _backoff(self, request: ChatRequest, tries: _Tries, last: ChatModelError) -> None:
-        retry = tries.retry
-        if not last.retryable or retry > self.policy.max_retries:
-            raise last
-        if request.next_rung is not None and isinstance(last, ModelTimeoutError):
-            # another attempt timeout here would be wasted: the next rung may answer at once
-            self._log(f"{self.name}: {_why(last)}, not retried: {request.next_rung} next")
-            raise last
-        delay, told = self._delay(request, tries, last)
-        left = self._time_left(request)
-        if left is not None and delay > left - self.policy.min_attempt_s:
-            if told:  # the provider's own Retry-After does not fit: let the fallback serve
-                self._log(f"{self.name}: Retry-After {delay:g} s does not fit the deadline")
-                raise last
-            raise self._deadline_error(request, left, last, f"a {delay:.3f} s backoff") from last
-        if self.budget is not None and not self.budget.try_spend():
-            self._log(f"{self.name}: retry budget exhausted, not retrying ({_why(last)})")
-            raise last
-        self._log(
-            f"{self.name}: retry {retry}/{self.policy.max_retries} after {delay:.3f} s"
-            f" ({_why(last)})",
-        )
-        if told:
-            tries.waited_s += delay
-        self._clock.sleep(delay)
-
-    def _delay(
-        self, request: ChatRequest, tries: _Tries, last: ChatModelError
-    ) -> tuple[float, bool]:
-        """The backoff before the next retry and whether the provider asked for it: its
-        Retry-After when there is one (raising ``last`` when past the patience, see the module
-        doc), else full jitter."""
-        retry_after = last.retry_after_s
-        if retry_after is None:
-            return self._schedule.delay(tries.retry), False
-        patience = self.policy.max_retry_after_s
-        if request.next_rung is not None:
-            patience = min(patience, self.policy.fallback_patience_s - tries.waited_s)
-        if retry_after > patience:  # too long to wait here: the fallback serves, and the
-            # breaker cools the deployment down
-            self._log(
-                f"{self.name}: Retry-After {retry_after:g} s is longer than the"
-                f" {max(patience, 0.0):g} s left to wait here ({_why(last)})",
-            )
-            raise last
-        return retry_after, True
-
-    def _attempt_timeout(self, request: ChatRequest, last: ChatModelError | None) -> float | None:
-        limits = [t for t in (self.policy.attempt_timeout_s, request.timeout_s) if t is not None]
-        left = self._time_left(request)
-        if left is not None:
-            if left < self.policy.min_attempt_s:
-                raise self._deadline_error(request, left, last, "another attempt") from last
-            limits.append(left)
-        return min(limits) if limits else None
-
-    def _time_left(self, request: ChatRequest) -> float | None:
-        return None if request.deadline is None else request.deadline - self._clock.now()
-
-    def _deadline_error(
-        self, request: ChatRequest, left: float, last: ChatModelError | None, what: str
-    ) -> DeadlineExceededError:
-        message = f"{self.name}: {max(left, 0.0):.3f} s left before the deadline"
-        message += f", too little for {what}"
-        if last is not None:
-            message += f" (last error: {_why(last)})"
-        self._log(message)
-        return DeadlineExceededError(
-            message, model=self.name, hint="raise the request deadline or lower the retries"
-        )
-
-    @staticmethod
-    def _log(reason: str) -> None:
-        if (log := current_log()) is not None:
-            log.decide("retry", reason)
+def _limits(request: ChatRequest) -> CallLimits:
+    return CallLimits(request.timeout_s, request.deadline, request.next_rung)
 
 
 def _why(error: ChatModelError) -> str:
