@@ -40,8 +40,9 @@ Sections::
     ├── CostLedgerError               COST_LEDGER_ERROR
     ├── KeyStoreError                 KEY_STORE_ERROR the API key file cannot be read or written
     ├── QueueError                    QUEUE_ERROR     the ingestion job queue cannot be reached or used
-    │ ── chat model calls (every provider maps its failures here) ──
+    │ ── model calls: chat models and rerankers (every provider maps its failures here) ──
     ├── ChatModelError                MODEL_ERROR         the model answered with an error or garbage
+    │   ├── RerankResponseError       RERANK_RESPONSE_INVALID  a reranker's 2xx body is no ranking of the documents sent
     │   ├── ModelRequestError         MODEL_REQUEST_REJECTED  4xx other than 429: the request itself is wrong
     │   ├── ModelTimeoutError         MODEL_TIMEOUT       no (complete) answer within the attempt's timeout
     │   │   └── DeadlineExceededError DEADLINE_EXCEEDED   the request's overall deadline ran out
@@ -433,6 +434,25 @@ class BudgetUnavailableError(ModelUnavailableError):
             retry_after_s=retry_after_s,
             hint="the shared state (Redis) is unreachable; retry after Retry-After seconds",
             status=503,
+        )
+
+
+class RerankResponseError(ChatModelError):
+    """A reranker (``retrieval.rerank``, issue 15) answered 2xx with a body that is not a
+    ranking of the documents sent: not JSON, no results list, an index out of range or
+    repeated, a score that is not a finite number, fewer results than asked for. Not retried
+    (the same request gets the same body); the breaker counts it. The retrieval keeps the
+    fused order (``retrieval/rerank.py``): never an error to the user."""
+
+    code = "RERANK_RESPONSE_INVALID"
+    retryable = False
+    counts_as_failure = True
+
+    def __init__(self, message: str, *, model: str | None = None) -> None:
+        super().__init__(
+            message,
+            model=model,
+            hint="check retrieval.rerank.shape (cohere, jina or tei) against the server's API",
         )
 
 

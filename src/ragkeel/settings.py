@@ -119,6 +119,44 @@ class IngestionSettings(_Section):
     parse_workers: Annotated[int, Field(ge=0, le=64)] | Literal["auto"] = "auto"
 
 
+class RerankGateSettings(_Section):
+    """When the fused ranking is ambiguous enough to rerank (``retrieval/rerank.py``,
+    ``RerankGate``): any one condition applies it. Thresholds are on the fusion's scale: the
+    weighted fusion's scores lie in [0, 1]; with ``rrf`` a margin is ~0.0003 (set
+    ``margin_below`` near 0.0002 there, or every question is reranked)."""
+
+    margin_below: float = Field(default=0.1, ge=0)  # top-1 minus top-2 fused score below this
+    on_disagreement: bool = True  # the keyword and dense top hits are different chunks
+    top_score_below: float | None = Field(default=None, ge=0)  # the top fused score below this
+
+
+class RerankSettings(_Section):
+    """The optional remote reranker (issue 15; ``gateway/providers/rerank_http.py``), applied
+    only when ``gate`` finds the fused ranking ambiguous (or ``always``). Off by default: no
+    reranker model ships with ragkeel. A failure or an open breaker keeps the fused order."""
+
+    provider: Literal["none", "remote"] = "none"
+    shape: Literal["cohere", "jina", "tei"] = "cohere"  # the request and response spoken
+    url: str | None = None  # the endpoint itself: https://api.cohere.com/v2/rerank, .../rerank
+    model: str = ""  # the server's model name (cohere and jina need one; tei serves one)
+    api_key: SecretStr | None = None
+    candidates: int = Field(default=20, ge=2, le=1000)  # the top fused hits sent to it
+    top_n: int | None = Field(default=None, ge=1)  # results asked back (None: every candidate)
+    timeout_s: float = Field(default=2.0, gt=0)  # per attempt
+    deadline_s: float = Field(default=4.0, gt=0)  # every attempt and backoff together
+    max_retries: int = Field(default=1, ge=0, le=10)  # gateway.retry's backoff, this many
+    gate: RerankGateSettings = RerankGateSettings()
+    always: bool = False  # rerank every question, ambiguous or not
+
+    @model_validator(mode="after")
+    def _remote_needs_url_and_model(self) -> RerankSettings:
+        if self.provider == "remote" and not self.url:
+            raise ValueError("retrieval.rerank.provider remote needs retrieval.rerank.url")
+        if self.provider == "remote" and self.shape != "tei" and not self.model:
+            raise ValueError(f"retrieval.rerank.shape {self.shape} needs retrieval.rerank.model")
+        return self
+
+
 class RetrievalSettings(_Section):
     mode: Literal["bm25", "dense", "hybrid"] = "hybrid"
     k: int = Field(default=10, ge=1, le=1000)
@@ -129,6 +167,7 @@ class RetrievalSettings(_Section):
     dense_weight: float = Field(default=0.5, ge=0.0)
     bm25_k1: float = Field(default=1.2, gt=0.0)
     bm25_b: float = Field(default=0.75, ge=0.0, le=1.0)
+    rerank: RerankSettings = RerankSettings()  # issue 15: off unless provider: remote
 
     @model_validator(mode="after")
     def _weights_not_both_zero(self) -> RetrievalSettings:

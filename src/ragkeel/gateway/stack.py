@@ -24,6 +24,13 @@ Timeouts: an attempt on a deployment lasts at most the smallest of its ``timeout
 the deadline left. A timed-out attempt moves on to the next rung instead of being retried when
 there is one, and a ``Retry-After`` past ``retry.fallback_patience_s`` does too (``retry.py``).
 
+A reranker (``retrieval.rerank``, issue 15) gets the same policies around its one deployment,
+in the same order: ``build_reranker`` composes ``RetryingReranker`` → ``CircuitBreakerReranker``
+→ ``MeteredReranker`` → ``RemoteReranker`` (``rerank_policies.py``), with the gateway's backoff
+and breaker settings, its own ``max_retries`` and per-attempt ``timeout_s``, and the breakers'
+store (shared with other replicas when Redis is). No fallback: the retrieval keeps the fused
+order when it fails.
+
 ``build_gateway`` takes its own settings section (``GatewaySettings``) and the deployments to
 chain, never the whole ``Settings``: which deployments those are is the container's choice
 (``ragkeel.container.deployments_of``: ``gateway.deployments``, or the single model
@@ -38,6 +45,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import httpx
+
 from ragkeel.admission.accounts import Accounts, CostSink
 from ragkeel.clock import SYSTEM_CLOCK, Clock
 from ragkeel.gateway.base import ChatModel
@@ -50,10 +59,17 @@ from ragkeel.gateway.pricing import PriceTable
 from ragkeel.gateway.providers.anthropic import DEFAULT_BASE_URL as ANTHROPIC_URL
 from ragkeel.gateway.providers.anthropic import AnthropicChatModel
 from ragkeel.gateway.providers.openai_compat import OpenAICompatChatModel
+from ragkeel.gateway.providers.rerank_http import RemoteReranker
+from ragkeel.gateway.rerank import Reranker
+from ragkeel.gateway.rerank_policies import (
+    CircuitBreakerReranker,
+    MeteredReranker,
+    RetryingReranker,
+)
 from ragkeel.gateway.retry import RetryBudget, RetryingChatModel, RetryPolicy
 from ragkeel.gateway.router import DEFAULT_MULTI_PART_MARKERS, RouterChatModel, RoutingRules
 from ragkeel.observability import names
-from ragkeel.settings import DeploymentSettings, GatewaySettings
+from ragkeel.settings import DeploymentSettings, GatewaySettings, RerankSettings
 
 OPENAI_URL = "https://api.openai.com/v1"
 
@@ -182,6 +198,61 @@ def build_gateway(
     else:
         top = budgeted(remote, cheap if cheap and strong else ())
     return GatewayStack(top, tuple(breakers.values()), closers)
+
+
+@dataclass
+class RerankStack:
+    model: Reranker  # what the retrieval calls
+    breaker: CircuitBreakerReranker
+    close: Callable[[], None]
+
+    def readiness(self) -> dict[str, Any]:
+        """The reranker's breaker state (``/metrics``' ``ragkeel_breaker_state``)."""
+        return self.breaker.snapshot().to_dict()
+
+
+def build_reranker(
+    r: RerankSettings,
+    g: GatewaySettings,
+    *,
+    clock: Clock = SYSTEM_CLOCK,
+    breaker_store: BreakerStore | None = None,
+    breaker_clock: Clock | None = None,
+    transport: httpx.BaseTransport | None = None,
+) -> RerankStack | None:
+    """The reranker the retrieval calls (see the module doc), or None with ``provider: none``.
+    Its deployment is ``rerank:<model>`` (``rerank:<shape>`` without a model), so its breaker
+    never shares a key with a chat deployment's."""
+    if r.provider == "none" or r.url is None:
+        return None
+    deployment = f"rerank:{r.model or r.shape}"
+    key = r.api_key.get_secret_value() if r.api_key else None
+    client = RemoteReranker(
+        r.url,
+        shape=r.shape,
+        model=r.model,
+        api_key=key,
+        timeout_s=r.timeout_s,
+        transport=transport,
+        name=deployment,
+    )
+    breaker = CircuitBreakerReranker(
+        MeteredReranker(client, provider=r.shape, clock=clock),
+        policy=_breaker_policy(g),
+        store=breaker_store,
+        clock=breaker_clock or clock,
+    )
+    retry = g.retry
+    policy = RetryPolicy(
+        max_retries=r.max_retries,
+        base_delay_s=retry.base_delay_s,
+        max_delay_s=retry.max_delay_s,
+        max_retry_after_s=min(retry.max_retry_after_s, r.deadline_s),
+        attempt_timeout_s=r.timeout_s,
+        min_attempt_s=retry.min_attempt_s,
+    )
+    model = RetryingReranker(breaker, policy, budget=_retry_budget(g, clock), clock=clock)
+    return RerankStack(model, breaker, client.close)
 
 
 def _retry_policy(g: GatewaySettings, d: DeploymentSettings) -> RetryPolicy:

@@ -16,6 +16,9 @@ One request's spans (``tracing.py`` says who records which):
       +- ragkeel.retrieve  RETRIEVER  retrieval.documents.{i}.document.id / score / content (the
       |    |           chunk; its document, ranks and per-retriever scores stay in the trace store)
       |    +- ragkeel.embed  EMBEDDING  the query
+      +- rerank {deployment}  RERANKER  one per rerank attempt, when the fused ranking was
+      |          ambiguous (issue 15; live, during the retrieval): reranker.model_name / top_k,
+      |          documents sent, outcome
       +- ragkeel.pack  CHAIN  the gate's decision and thresholds, the prompt's template and size
       +- chat {model}  LLM  one per gateway attempt that reached a provider: gen_ai.* and llm.*
 """
@@ -162,6 +165,24 @@ def attempt_attributes(
             prefix = f"{names.LLM_INPUT_MESSAGES}.{i}."
             attrs[prefix + names.MESSAGE_ROLE] = role
             attrs[prefix + names.MESSAGE_CONTENT] = text
+    return attrs
+
+
+def rerank_attributes(
+    *, deployment: str, provider: str, query: str, documents: int, top_n: int | None, content: bool
+) -> dict[str, SpanValue]:
+    """A rerank attempt's span, when it starts (OpenInference RERANKER)."""
+    attrs: dict[str, SpanValue] = {
+        names.OI_SPAN_KIND: names.KIND_RERANKER,
+        names.RERANKER_MODEL_NAME: deployment,
+        names.GEN_AI_PROVIDER_NAME: provider,
+        names.GATEWAY_DEPLOYMENT: deployment,
+        names.RERANK_DOCUMENTS: documents,
+    }
+    if top_n is not None:
+        attrs[names.RERANKER_TOP_K] = top_n
+    if content:
+        attrs[names.RERANKER_QUERY] = query
     return attrs
 
 

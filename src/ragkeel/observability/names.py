@@ -44,6 +44,7 @@ KIND_CHAIN: Final = "CHAIN"  # the request, the gate/pack step
 KIND_RETRIEVER: Final = "RETRIEVER"
 KIND_EMBEDDING: Final = "EMBEDDING"
 KIND_LLM: Final = "LLM"
+KIND_RERANKER: Final = "RERANKER"  # a rerank call (issue 15): reranker.* attributes
 INPUT_VALUE: Final = "input.value"
 INPUT_MIME_TYPE: Final = "input.mime_type"
 OUTPUT_VALUE: Final = "output.value"
@@ -64,6 +65,9 @@ DOCUMENT_SCORE: Final = "document.score"
 DOCUMENT_CONTENT: Final = "document.content"
 DOCUMENT_METADATA: Final = "document.metadata"  # JSON
 EMBEDDING_MODEL_NAME: Final = "embedding.model_name"
+RERANKER_MODEL_NAME: Final = "reranker.model_name"
+RERANKER_QUERY: Final = "reranker.query"  # with content captured only
+RERANKER_TOP_K: Final = "reranker.top_k"
 EMBEDDING_TEXT: Final = "embedding.embeddings.0.embedding.text"  # the query (one text)
 SESSION_ID: Final = "session.id"
 USER_ID: Final = "user.id"
@@ -109,10 +113,16 @@ CACHE_DECISION: Final = "ragkeel.cache.decision"  # hit, miss, bypass (issue 14)
 CACHE_KIND: Final = "ragkeel.cache.kind"  # exact or semantic (a hit's)
 CACHE_STORED: Final = "ragkeel.cache.stored"  # whether the fresh answer was kept
 CACHE_SKIP: Final = "ragkeel.cache.skip"  # why it was not: degraded, ungrounded, no_store...
+# the conditional reranking (issue 15): applied, skipped or failed (the fused order kept), why
+RERANK_DECISION: Final = "ragkeel.rerank.decision"
+RERANK_REASON: Final = "ragkeel.rerank.reason"
+RERANK_ERROR: Final = "ragkeel.rerank.error"  # the failure's code (decision "failed")
+RERANK_DOCUMENTS: Final = "ragkeel.rerank.documents"  # passages sent to the reranker
 
 # -- OpenTelemetry span names: ``ragkeel.<stage>`` for the answer flow's stages ------------------
 SPAN_GATE: Final = "ragkeel.gate"  # a refusal's gate decision (no pack stage followed)
 SPAN_ATTEMPT: Final = "chat"  # GenAI: "{gen_ai.operation.name} {gen_ai.request.model}"
+SPAN_RERANK: Final = "rerank"  # one per rerank attempt: "rerank {deployment}" (issue 15)
 SPAN_CLI_ASK: Final = "ragkeel ask"
 SPAN_EVAL_CASE: Final = "ragkeel eval case"
 TRACEPARENT: Final = "traceparent"  # the W3C Trace Context header, in and out
@@ -128,7 +138,8 @@ STAGE_EMBED: Final = "embed"
 STAGE_KEYWORD: Final = "keyword"
 STAGE_DENSE: Final = "dense"
 STAGE_FUSE: Final = "fuse"
-STAGE_RETRIEVE: Final = "retrieve"  # embed + keyword + dense + fuse, as one wall-clock lap
+STAGE_RERANK: Final = "rerank"  # the reranker's call, when the gate applied it (issue 15)
+STAGE_RETRIEVE: Final = "retrieve"  # embed + keyword + dense + fuse + rerank, one wall-clock lap
 STAGE_GATE: Final = "gate"  # the answer gate's decision (after retrieve, before pack)
 STAGE_PACK: Final = "pack"
 STAGE_FIRST_TOKEN: Final = "first_token"  # from the start of the request
@@ -146,6 +157,7 @@ SEARCH_TIMINGS: Final = {
     STAGE_KEYWORD: "keyword_ms",
     STAGE_DENSE: "dense_ms",
     STAGE_FUSE: "fusion_ms",
+    STAGE_RERANK: "rerank_ms",
     STAGE_TOTAL: "total_ms",
 }
 # the stages an evaluation report gives percentiles of
@@ -164,6 +176,7 @@ STAGES: Final = (
     STAGE_KEYWORD,
     STAGE_DENSE,
     STAGE_FUSE,
+    STAGE_RERANK,
     STAGE_RETRIEVE,
     STAGE_GATE,
     STAGE_PACK,

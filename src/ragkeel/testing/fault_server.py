@@ -1,5 +1,7 @@
 """``FaultServer``: an OpenAI-compatible chat server on 127.0.0.1 whose faults a test controls
-while it runs (the network-level fake of the gateway's scenario tests and ``bench/`` scripts).
+while it runs (the network-level fake of the gateway's scenario tests and ``bench/`` scripts),
+and a ``/rerank`` endpoint in the Cohere, Jina and TEI shapes under the same faults (issue 15;
+``rerank_replies.py``: a lexical stand-in for a cross-encoder, or a malformed body).
 
 ``POST /v1/chat/completions`` answers JSON, or server-sent events when ``"stream": true``
 (``data: {chunk}`` per piece, a finish chunk, a usage chunk when
@@ -51,6 +53,7 @@ class FaultServer:
         self.stopping = threading.Event()
         self._requests = 0
         self.traceparents: list[str | None] = []  # each chat request's, in arrival order
+        self.rerank_requests: list[tuple[str, dict[str, Any]]] = []  # (path, body), in order
         self._outcomes: Counter[str] = Counter()
         self._streams = 0
         self._in_flight = 0
@@ -172,6 +175,11 @@ class FaultServer:
     def refused(self) -> None:
         with self._lock:
             self._refused += 1
+
+    def reranked(self, path: str, payload: dict[str, Any]) -> None:
+        """A ``/rerank`` request arrived (kept in ``rerank_requests``)."""
+        with self._lock:
+            self.rerank_requests.append((path, payload))
 
     def opened(self, sock: socket.socket, thread: threading.Thread) -> None:
         with self._lock:

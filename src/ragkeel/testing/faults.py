@@ -12,6 +12,11 @@ from typing import Literal, get_args
 
 ErrorKind = Literal["429", "500", "503", "reset", "hang", "400", "401", "403"]
 ERROR_KINDS: tuple[str, ...] = get_args(ErrorKind)
+# a 200 /rerank answer that is no ranking of the documents sent (issue 15; rerank_replies.py)
+RerankFault = Literal[
+    "not_json", "no_results", "index_out_of_range", "index_twice", "nan_score", "too_few"
+]
+RERANK_FAULTS: tuple[str, ...] = get_args(RerankFault)
 HTTP_ERRORS: Mapping[str, int] = {
     "429": 429,
     "500": 500,
@@ -37,6 +42,9 @@ class FaultSettings:
       reset at once, before the request is read (clients fail fast with a connection error).
     * ``disconnect_after`` — streams only: close the connection after that share of the pieces
       (at least one piece is sent, never all of them, never ``[DONE]``).
+    * ``rerank_fault`` — ``/rerank`` only: answer 200 with that malformed body instead of the
+      ranking (``RERANK_FAULTS``: not JSON, no results list, an index out of range or twice,
+      a NaN score, a result missing).
     """
 
     base_latency_s: float = 0.0
@@ -47,6 +55,7 @@ class FaultSettings:
     retry_after_s: float | None = None
     down: bool = False
     disconnect_after: float | None = None
+    rerank_fault: RerankFault | None = None
 
     def __post_init__(self) -> None:
         if self.base_latency_s < 0 or self.token_delay_s < 0:
@@ -59,6 +68,8 @@ class FaultSettings:
             raise ValueError("retry_after_s must not be negative")
         if self.disconnect_after is not None and not 0.0 < self.disconnect_after < 1.0:
             raise ValueError(f"disconnect_after must be in (0, 1), got {self.disconnect_after}")
+        if self.rerank_fault is not None and self.rerank_fault not in RERANK_FAULTS:
+            raise ValueError(f"rerank_fault must be one of {', '.join(RERANK_FAULTS)}")
 
 
 @dataclass(frozen=True, slots=True)

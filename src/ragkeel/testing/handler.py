@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from ragkeel.gateway.providers.scripted import split_pieces
 from ragkeel.testing.faults import HTTP_ERRORS, FaultSettings
+from ragkeel.testing.rerank_replies import rerank_reply
 
 _POLL_S = 0.02  # how often a waiting handler checks for stop()
 MODEL = "fault-model"
@@ -40,6 +41,8 @@ class FaultOwner(Protocol):
     def stream_started(self) -> None: ...
 
     def refused(self) -> None: ...
+
+    def reranked(self, path: str, payload: dict[str, Any]) -> None: ...
 
     def opened(self, sock: socket.socket, thread: threading.Thread) -> None: ...
 
@@ -100,14 +103,18 @@ class FaultHandler(BaseHTTPRequestHandler):
             self._reset()
             return
         payload = self._read_json()
-        if not self.path.rstrip("/").endswith("/chat/completions"):
+        route = self.path.rstrip("/")
+        rerank = route.endswith("/rerank")
+        if not rerank and not route.endswith("/chat/completions"):
             self._send_json(404, {"error": {"message": f"no route {self.path}"}})
             return
+        if rerank:
+            owner.reranked(self.path, payload)
         settings, fault = owner.begin(self.headers.get("traceparent"))
         self._open = True
         outcome = "client_gone"
         try:
-            outcome = self._serve(settings, fault, payload)
+            outcome = self._serve(settings, fault, payload, rerank)
         except OSError:
             self.close_connection = True  # the client hung up while we wrote
         finally:
@@ -122,7 +129,9 @@ class FaultHandler(BaseHTTPRequestHandler):
 
     # -- one request ----------------------------------------------------------------------
 
-    def _serve(self, settings: FaultSettings, fault: str | None, payload: dict[str, Any]) -> str:
+    def _serve(
+        self, settings: FaultSettings, fault: str | None, payload: dict[str, Any], rerank: bool
+    ) -> str:
         if fault == "reset":
             self._done("reset")
             self._reset()
@@ -137,6 +146,11 @@ class FaultHandler(BaseHTTPRequestHandler):
             self._done(fault)
             self._send_error(HTTP_ERRORS[fault], settings)
             return fault
+        if rerank:
+            status, text = rerank_reply(self.path, payload, settings.rerank_fault)
+            self._done("ok")
+            self._send_body(status, text.encode())
+            return "ok"
         pieces = split_pieces(settings.reply)
         prompt = sum(len(str(m.get("content", "")).split()) for m in payload.get("messages", ()))
         if payload.get("stream"):
@@ -200,7 +214,9 @@ class FaultHandler(BaseHTTPRequestHandler):
     def _send_json(
         self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
     ) -> None:
-        data = json.dumps(body).encode()
+        self._send_body(status, json.dumps(body).encode(), headers)
+
+    def _send_body(self, status: int, data: bytes, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))

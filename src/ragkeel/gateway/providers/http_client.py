@@ -1,13 +1,15 @@
-"""``ProviderHttp``: the HTTP plumbing the remote chat providers share (OpenAI-compatible and
-Anthropic). Each provider owns one (composition: the provider maps requests and responses, this
-object sends them and maps failures), so both fail the same way. ``HttpChatModel`` is the small
-base both providers extend for the rest of the ``ChatModel`` surface they share (``name``,
-``count_tokens``, ``close`` and the context manager).
+"""``ProviderHttp``: the HTTP plumbing the remote providers share (OpenAI-compatible and
+Anthropic chat models, the remote reranker). Each provider owns one (composition: the provider
+maps requests and responses, this object sends them and maps failures), so all fail the same
+way. ``HttpChatModel`` is the small base both chat providers extend for the rest of the
+``ChatModel`` surface they share (``name``, ``count_tokens``, ``close`` and the context
+manager).
 
 * One ``httpx.Client`` (connection pool, thread-safe) per provider, with the provider's headers
   and ``timeout_s`` as the default per-operation timeout; ``close`` closes it.
 * ``timeout_for(request)``: ``request.timeout_s`` if set, else the provider's ``timeout_s``.
-* ``post_json`` POSTs and returns the body as a JSON object; ``stream_data`` POSTs with a
+* ``post_json`` POSTs and returns the body as a JSON object (``post_text``: as text, for a
+  client that reads other JSON, e.g. the reranker's lists); ``stream_data`` POSTs with a
   streamed response and yields the payload of every server-sent ``data:`` line (blank
   separators, comments and other fields are skipped), checking the clock between lines. The
   response is closed when the generator ends or is closed (the server sees the hang-up).
@@ -96,6 +98,10 @@ class ProviderHttp:
 
     def post_json(self, payload: dict[str, Any], timeout: float) -> dict[str, Any]:
         """POSTs ``payload``; the 2xx body as a JSON object, else the typed error."""
+        return self.json(self.post_text(payload, timeout))
+
+    def post_text(self, payload: dict[str, Any], timeout: float) -> str:
+        """POSTs ``payload``; the 2xx body as text (the caller reads it), else the typed error."""
         try:
             response = self._client.post(
                 self._target, json=payload, timeout=timeout, headers=propagation_headers()
@@ -103,7 +109,7 @@ class ProviderHttp:
         except httpx.HTTPError as exc:
             raise self.transport_error(exc, timeout) from exc
         self.check_status(response)
-        return self.json(response.text)
+        return response.text
 
     def stream_data(
         self, payload: dict[str, Any], timeout: float, parts: list[str]
