@@ -57,7 +57,7 @@ from ragkeel.gateway.base import ChatMessage, ChatModel
 from ragkeel.gateway.breaker_store import SnapshotState
 from ragkeel.gateway.pricing import Price, PriceTable
 from ragkeel.gateway.providers.local import GenerationQueue, LocalChatModel
-from ragkeel.gateway.stack import GatewayStack, build_gateway
+from ragkeel.gateway.stack import GatewayStack, RerankStack, build_gateway, build_reranker
 from ragkeel.generation.answerer import Answerer
 from ragkeel.generation.context import Packing
 from ragkeel.generation.policy import AnswerPolicy
@@ -90,6 +90,7 @@ from ragkeel.observability.trace_store import (
 )
 from ragkeel.observability.tracing import NullTracer, Tracer
 from ragkeel.retrieval.hybrid import HybridRetriever, Mode
+from ragkeel.retrieval.rerank import ConditionalReranker, RerankGate
 from ragkeel.settings import (
     DeploymentSettings,
     LocalModelSettings,
@@ -356,6 +357,37 @@ class Container:
             keyword_weight=r.keyword_weight,
             dense_weight=r.dense_weight,
             candidates=r.candidates,
+            reranker=self.conditional_reranker,
+        )
+
+    @cached_property
+    def reranker(self) -> RerankStack | None:
+        """The remote reranker behind the gateway's retry and breaker (``retrieval.rerank``,
+        issue 15; ``gateway/stack.py`` ``build_reranker``), or None: off."""
+        return build_reranker(
+            self.settings.retrieval.rerank, self.settings.gateway, **self._shared_breakers()
+        )
+
+    @cached_property
+    def conditional_reranker(self) -> ConditionalReranker | None:
+        """The gate that decides, per search, whether the reranker is called
+        (``retrieval/rerank.py``); None without a reranker."""
+        if (stack := self.reranker) is None:
+            return None
+        r = self.settings.retrieval.rerank
+        gate = RerankGate(
+            margin_below=r.gate.margin_below,
+            on_disagreement=r.gate.on_disagreement,
+            top_score_below=r.gate.top_score_below,
+            always=r.always,
+        )
+        return ConditionalReranker(
+            stack.model,
+            gate,
+            candidates=r.candidates,
+            top_n=r.top_n,
+            timeout_s=r.timeout_s,
+            deadline_s=r.deadline_s,
         )
 
     @cached_property
@@ -696,10 +728,12 @@ class Container:
         return metrics
 
     def _breaker_states(self) -> Reading:
-        gateway = self.__dict__.get("gateway")
-        if gateway is None:
-            return
-        for snap in gateway.readiness():
+        gateway, reranker = self.__dict__.get("gateway"), self.__dict__.get("reranker")
+        snaps = [
+            *(gateway.readiness() if gateway else ()),
+            *([reranker.readiness()] if reranker else ()),
+        ]
+        for snap in snaps:
             for state in get_args(SnapshotState):
                 yield (str(snap["deployment"]), state), 1.0 if snap["state"] == state else 0.0
 
@@ -837,6 +871,8 @@ class Container:
             self.traces.close()
         if "retriever" in self.__dict__:
             self.retriever.close()
+        if "reranker" in self.__dict__ and self.reranker is not None:
+            self.reranker.close()
         if "store" in self.__dict__:
             self.store.close()
         if "tracer" in self.__dict__:  # last: flushes the spans of everything closed above

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 MetaValue = str | int | float | bool
 Metadata = Mapping[str, MetaValue]
@@ -94,7 +94,9 @@ class ScoredChunk:
 
 @dataclass(frozen=True, slots=True)
 class SearchHit:
-    """A fused hit with each retriever's rank and score (``None`` when that retriever missed it)."""
+    """A fused hit with each retriever's rank and score (``None`` when that retriever missed it).
+    ``score`` is the fused score; ``rerank_score`` the reranker's when the hits were reranked
+    (then they are in the reranker's order, issue 15)."""
 
     chunk: Chunk
     score: float
@@ -102,6 +104,7 @@ class SearchHit:
     keyword_score: float | None = None
     dense_rank: int | None = None
     dense_score: float | None = None
+    rerank_score: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,13 +118,36 @@ class Confidence:
     agreement: bool  # the keyword and dense top hits are the same chunk
 
 
+RerankDecision = Literal["applied", "skipped", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class RerankOutcome:
+    """What the conditional reranking did for one search (issue 15; ``retrieval/rerank.py``):
+    ``applied`` (the hits are in the reranker's order), ``skipped`` (the fused ranking was not
+    ambiguous) or ``failed`` (the reranker raised ``error``, a stable code: the fused order is
+    kept). ``reason`` is the gate's: ``low_margin``, ``disagreement``, ``low_top_score``,
+    ``always`` (reranked, or tried) or ``confident``, ``few_hits`` (skipped). ``calls``: the
+    rerank call's own call log (``CallLog.to_dict()``: attempts, retries, breaker), if made."""
+
+    decision: RerankDecision
+    reason: str
+    margin: float  # the fused top-1 minus top-2 score the gate read
+    error: str | None = None
+    candidates: int = 0  # passages sent to the reranker
+    latency_ms: float = 0.0  # the rerank call, retries included (0 when skipped)
+    top_changed: bool = False  # the reranker put another chunk first
+    calls: Mapping[str, Any] | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class SearchResult:
     query: str
     mode: str
     hits: tuple[SearchHit, ...]
-    confidence: Confidence
+    confidence: Confidence  # of the fused ranking (before any reranking)
     timings_ms: Mapping[str, float] = field(default_factory=dict)
+    rerank: RerankOutcome | None = None  # None: no reranker configured
 
 
 @dataclass(frozen=True, slots=True)

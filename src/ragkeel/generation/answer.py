@@ -20,7 +20,7 @@ from ragkeel.errors import RagkeelError
 from ragkeel.gateway.base import ChatMessage, Usage
 from ragkeel.generation.citations import CitationCheck, best_snippet
 from ragkeel.generation.context import PackedContext
-from ragkeel.types import Citation, Confidence, GateDecision, SearchHit
+from ragkeel.types import Citation, Confidence, GateDecision, RerankOutcome, SearchHit
 
 AnswerMode = Literal["generative", "extractive", "cannot_answer"]
 CacheDecision = Literal["hit", "miss", "bypass"]
@@ -61,6 +61,7 @@ class Answer:
     unsupported_sentences: tuple[str, ...] = ()
     inferred_citations: tuple[int, ...] = ()  # [n] the model left out, added by support check
     hits: tuple[SearchHit, ...] = ()  # what retrieval returned, in rank order
+    rerank: RerankOutcome | None = None  # the conditional reranking's (None: no reranker)
     gate: GateDecision | None = None
     prompt: tuple[ChatMessage, ...] = ()  # the messages sent to the model (for the trace)
     # which rung of the ladder produced the text: a deployment's name, "extractive", or

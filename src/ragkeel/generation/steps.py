@@ -69,7 +69,13 @@ SCHEMA_UNSUPPORTED_DETAIL = (
     "the extractive answer quotes sentences: it is not JSON for output_schema"
 )
 REGEX_COUNT: CountTokens = RegexTokenCounter().count
-_RETRIEVAL_STAGES = (names.STAGE_EMBED, names.STAGE_KEYWORD, names.STAGE_DENSE, names.STAGE_FUSE)
+_RETRIEVAL_STAGES = (
+    names.STAGE_EMBED,
+    names.STAGE_KEYWORD,
+    names.STAGE_DENSE,
+    names.STAGE_FUSE,
+    names.STAGE_RERANK,
+)
 
 
 @dataclass(slots=True)
@@ -431,6 +437,7 @@ def finish(
         unsupported_sentences=check.unsupported if check else (),
         inferred_citations=ending.verified.inferred if ending.verified else (),
         hits=retrieved.result.hits,
+        rerank=retrieved.result.rerank,
         gate=decision,
         prompt=call.prompt if call else (),
         served_by=model if ending.mode == "generative" else ending.mode,

@@ -12,6 +12,8 @@ gateway's). Nothing when the request is not traced.
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from ragkeel.errors import RagkeelError
 from ragkeel.gateway.base import ChatMessage
 from ragkeel.generation.answer import Answer
@@ -55,7 +57,12 @@ def trace_from_answer(answer: Answer, *, route: str, keep_prompt_text: bool) -> 
         degraded_reason=answer.degraded_reason,
         degraded_detail=answer.degraded_detail,
         tenant=answer.tenant,
-        gateway={**(answer.gateway or {}), "served_by": answer.served_by, **_cache(answer)},
+        gateway={
+            **(answer.gateway or {}),
+            "served_by": answer.served_by,
+            **_cache(answer),
+            **_rerank(answer),
+        },
     )
 
 
@@ -68,6 +75,13 @@ def _cache(answer: Answer) -> dict[str, object]:
         return {}
     fields = ("decision", "kind", "stored", "skip", "age_s", "similarity")
     return {"cache": {f: getattr(c, f) for f in fields if getattr(c, f) is not None}}
+
+
+def _rerank(answer: Answer) -> dict[str, object]:
+    """What the conditional reranking did (issue 15) beside the gateway's record (``"rerank"``:
+    decision, reason, margin, error, candidates, latency, its own attempts and decisions);
+    nothing without a reranker."""
+    return {} if answer.rerank is None else {"rerank": asdict(answer.rerank)}
 
 
 def trace_from_error(

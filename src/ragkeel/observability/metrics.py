@@ -12,11 +12,13 @@ series                                    type       labels
 ========================================  =========  ============================================
 ragkeel_requests_total                    counter    route, outcome (answered, cannot_answer,
                                                      degraded, error)
-ragkeel_stage_duration_seconds            histogram  route, stage (retrieve, first_token, total)
+ragkeel_stage_duration_seconds            histogram  route, stage (retrieve, rerank, first_token,
+                                                     total)
 ragkeel_tokens_total                      counter    model, tenant, direction (input, output)
 ragkeel_cost_usd_total                    counter    model, tenant
 ragkeel_gateway_attempts_total            counter    deployment, outcome (ok, error, rejected,
-                                                     interrupted)
+                                                     interrupted); the reranker's attempts too
+                                                     (deployment ``rerank:<model>``)
 ragkeel_retrieval_top_score               histogram  route, signal (dense: the best cosine the
                                                      answer gate saw)
 ragkeel_answer_grounded                   histogram  route; one observation per answer that is
@@ -33,6 +35,10 @@ ragkeel_shared_state_errors_total         counter    use (limits, accounts, brea
 ragkeel_answer_cache_total                counter    decision (hit, miss, bypass), kind (exact,
                                                      semantic, none): the answer cache's decision
                                                      for each answer (issue 14; from the trace)
+ragkeel_rerank_total                      counter    decision (applied, skipped, failed), reason
+                                                     (low_margin, disagreement, low_top_score,
+                                                     always, confident, few_hits): the
+                                                     conditional reranking (issue 15)
 ragkeel_breaker_state                     gauge      deployment, state (closed, open, half_open,
                                                      cooling): 1 for the current state; read at
                                                      scrape time
@@ -77,7 +83,12 @@ PREFIX: Final = "ragkeel_"
 MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
 NONE: Final = "none"  # the label value of a missing model or tenant
-TIMED_STAGES: Final = (names.STAGE_RETRIEVE, names.STAGE_FIRST_TOKEN, names.STAGE_TOTAL)
+TIMED_STAGES: Final = (
+    names.STAGE_RETRIEVE,
+    names.STAGE_RERANK,  # only when the reranker was called (issue 15)
+    names.STAGE_FIRST_TOKEN,
+    names.STAGE_TOTAL,
+)
 # seconds: 5 ms .. 2 min, denser where answers usually land (0.1 s .. 10 s)
 LATENCY_BUCKETS: Final = (
     0.005,
@@ -242,6 +253,13 @@ class Metrics:
             "decision",
             "kind",
         )
+        self.rerank = counter(
+            "ragkeel_rerank",
+            "Conditional reranking (issue 15) by decision (applied, skipped, failed: the fused "
+            "order kept) and the gate's reason.",
+            "decision",
+            "reason",
+        )
 
     # -- recording --------------------------------------------------------------------------
 
@@ -264,10 +282,15 @@ class Metrics:
             self.tokens.labels(model, tenant, "output").inc(trace.output_tokens)
         if trace.cost > 0:
             self.cost.labels(model, tenant).inc(trace.cost)
-        for attempt in (trace.gateway or {}).get("attempts") or ():
+        gateway = trace.gateway or {}
+        rerank = gateway.get("rerank") or {}
+        rerank_calls = rerank.get("calls") or {}
+        for attempt in [*(gateway.get("attempts") or ()), *(rerank_calls.get("attempts") or ())]:
             if isinstance(attempt, dict):
                 deployment = str(attempt.get("deployment") or NONE)
                 self.attempts.labels(deployment, str(attempt.get("outcome") or NONE)).inc()
+        if rerank.get("decision"):  # the conditional reranking (issue 15)
+            self.rerank.labels(str(rerank["decision"]), str(rerank.get("reason") or NONE)).inc()
         gate = trace.gate
         if gate is not None and gate.top_dense is not None:
             self.top_score.labels(route, "dense").observe(gate.top_dense)

@@ -43,8 +43,8 @@ __all__ = [
 @dataclass(frozen=True, slots=True)
 class RetrievedChunk:
     """One retrieval hit as the trace keeps it (a projection of ``SearchHit``: the chunk's ids
-    and each retriever's rank and score, not its text), in fused rank order; a retriever that
-    missed it has ``None``s."""
+    and each retriever's rank and score, not its text), in rank order (fused, or the
+    reranker's); a retriever that missed it has ``None``s."""
 
     chunk_id: str
     document_id: str
@@ -53,6 +53,7 @@ class RetrievedChunk:
     keyword_score: float | None = None
     dense_rank: int | None = None
     dense_score: float | None = None
+    rerank_score: float | None = None  # the reranker's, when it reordered the hits (issue 15)
 
     @classmethod
     def of(cls, hit: SearchHit) -> RetrievedChunk:
@@ -64,6 +65,7 @@ class RetrievedChunk:
             hit.keyword_score,
             hit.dense_rank,
             hit.dense_score,
+            hit.rerank_score,
         )
 
 
@@ -110,7 +112,8 @@ class Trace:
     degraded_reason: str | None = None  # stable code: NO_MODEL, MODEL_TIMEOUT, MODEL_EMPTY...
     degraded_detail: str | None = None  # the failure's message
     tenant: str | None = None
-    # what the gateway did (CallLog.to_dict()): served_by, rung, cost, attempts, decisions
+    # what the gateway did (CallLog.to_dict()): served_by, rung, cost, attempts, decisions; and
+    # beside it the answer cache's outcome ("cache") and the conditional reranking's ("rerank")
     gateway: Mapping[str, Any] | None = None
 
     @property
@@ -159,6 +162,9 @@ class Trace:
             (names.CACHE_KIND, _get(_get(self.gateway, "cache"), "kind")),
             (names.CACHE_STORED, _get(_get(self.gateway, "cache"), "stored")),
             (names.CACHE_SKIP, _get(_get(self.gateway, "cache"), "skip")),
+            (names.RERANK_DECISION, _get(_get(self.gateway, "rerank"), "decision")),
+            (names.RERANK_REASON, _get(_get(self.gateway, "rerank"), "reason")),
+            (names.RERANK_ERROR, _get(_get(self.gateway, "rerank"), "error")),
         ]
         return {k: v for k, v in pairs if v is not None}
 

@@ -8,6 +8,11 @@ The dense half searches only collections indexed with the embedder's model (``mo
 a collection is re-embedded and switched to another model (issue 13, ``ingestion/reembed.py``),
 a process still on the old model answers from the keyword half for it instead of comparing
 vectors of two models (or failing on their dimensions), until it restarts with the new one.
+
+With a ``reranker`` (``retrieval.rerank``, issue 15) the fused ranking's confidence decides
+whether its first ``candidates`` hits go to the reranker (``rerank.py``); the result's
+``confidence`` stays the fused ranking's, ``rerank`` says what happened, and the call's time is
+the ``rerank_ms`` timing.
 """
 
 from __future__ import annotations
@@ -21,9 +26,17 @@ from ragkeel.errors import QueryError
 from ragkeel.observability import names
 from ragkeel.retrieval.confidence import confidence_of
 from ragkeel.retrieval.fusion import Fuser, get_fuser, ranked
+from ragkeel.retrieval.rerank import ConditionalReranker
 from ragkeel.storage.base import DocumentStore, KeywordIndex, VectorIndex
 from ragkeel.storage.filters import Filter
-from ragkeel.types import AccessScope, ScoredChunk, SearchHit, SearchResult
+from ragkeel.types import (
+    AccessScope,
+    Confidence,
+    RerankOutcome,
+    ScoredChunk,
+    SearchHit,
+    SearchResult,
+)
 
 Mode = Literal["bm25", "dense", "hybrid"]
 MODES: tuple[Mode, ...] = ("bm25", "dense", "hybrid")
@@ -43,6 +56,7 @@ class HybridRetriever:
         keyword_weight: float = 0.5,
         dense_weight: float = 0.5,
         candidates: int = 100,
+        reranker: ConditionalReranker | None = None,
     ) -> None:
         self.store = store
         self.keyword = keyword
@@ -52,6 +66,7 @@ class HybridRetriever:
         self.fusion = fusion
         self.weights = (keyword_weight, dense_weight)
         self.candidates = candidates
+        self.reranker = reranker
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ragkeel-retrieval")
 
     def search(
@@ -89,11 +104,23 @@ class HybridRetriever:
             t0 = time.perf_counter()
             order = ranked(self.fuser([kw_hits, dense_hits], self.weights))
             timings[_KEY[names.STAGE_FUSE]] = (time.perf_counter() - t0) * 1000
-        top = order[:k]
+        found = _Found(kw_hits, dense_hits)
+        hits = self._hits(order[:k], found, scope)
+        confidence = confidence_of(hits, kw_hits, dense_hits)
+        rerank = None
+        if self.reranker is not None:
+            pool = _Pool(order, k, found)
+            hits, rerank = self._rerank(query, pool, hits, confidence, scope, timings)
+        timings[_KEY[names.STAGE_TOTAL]] = (time.perf_counter() - started) * 1000
+        return SearchResult(query, mode, hits[:k], confidence, timings, rerank)
+
+    def _hits(
+        self, top: list[tuple[str, float]], found: _Found, scope: AccessScope | None
+    ) -> tuple[SearchHit, ...]:
+        """The hits of ``top`` (fused ids and scores) that ``scope`` may see, in that order."""
         chunks = self.store.get_chunks([cid for cid, _ in top], scope=scope)
-        kw = {h.chunk_id: h for h in kw_hits}
-        dn = {h.chunk_id: h for h in dense_hits}
-        hits = tuple(
+        kw, dn = found.keyword, found.dense
+        return tuple(
             SearchHit(
                 chunk=chunks[cid],
                 score=score,
@@ -105,8 +132,28 @@ class HybridRetriever:
             for cid, score in top
             if cid in chunks
         )
-        timings[_KEY[names.STAGE_TOTAL]] = (time.perf_counter() - started) * 1000
-        return SearchResult(query, mode, hits, confidence_of(hits, kw_hits, dense_hits), timings)
+
+    def _rerank(
+        self,
+        query: str,
+        pool: _Pool,
+        hits: tuple[SearchHit, ...],
+        confidence: Confidence,
+        scope: AccessScope | None,
+        timings: dict[str, float],
+    ) -> tuple[tuple[SearchHit, ...], RerankOutcome]:
+        """The conditional reranking (``rerank.py``): decided on the fused signals, so a
+        skipped search fetches no more chunks than ``k``."""
+        assert self.reranker is not None
+        apply, reason = self.reranker.gate.decide(confidence, len(pool.order))
+        if not apply:
+            return hits, self.reranker.skipped(reason, confidence)
+        t0 = time.perf_counter()
+        more = pool.order[pool.k : self.reranker.candidates]
+        candidates = hits + self._hits(more, pool.found, scope) if more else hits
+        reranked, outcome = self.reranker.rerank(query, candidates, reason, confidence)
+        timings[_KEY[names.STAGE_RERANK]] = (time.perf_counter() - t0) * 1000
+        return reranked, outcome
 
     def _keyword(
         self,
@@ -141,6 +188,25 @@ class HybridRetriever:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)
+
+
+class _Pool:
+    """The fused ranking a search cut its first ``k`` hits from, and what each retriever found."""
+
+    __slots__ = ("found", "k", "order")
+
+    def __init__(self, order: list[tuple[str, float]], k: int, found: _Found) -> None:
+        self.order, self.k, self.found = order, k, found
+
+
+class _Found:
+    """Each retriever's hits by chunk id (the ranks and scores a ``SearchHit`` carries)."""
+
+    __slots__ = ("dense", "keyword")
+
+    def __init__(self, keyword: list[ScoredChunk], dense: list[ScoredChunk]) -> None:
+        self.keyword = {h.chunk_id: h for h in keyword}
+        self.dense = {h.chunk_id: h for h in dense}
 
 
 def _result(future: Future[list[ScoredChunk]] | None) -> list[ScoredChunk]:
