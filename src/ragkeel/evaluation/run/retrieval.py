@@ -15,7 +15,10 @@ document scores its best chunk), score with ``metrics.retrieval``, and write, pe
   is named, tagged and checksummed as :func:`~ragkeel.evaluation.datasets.loaders.load_beir_cases`
   does (``<name>-<split>``, tag ``beir``); an ``eval run`` config names its data sets itself,
   so its rows pair with these when it names the split the same.
-- ``<name>-<split>-<mode>.trec``: the TREC run (100 documents a query).
+- ``<name>-<split>-<mode>.trec``: the TREC run (100 documents a query). A document scores its
+  best chunk's fused score, or, when the search was reranked (``retrieval.rerank``, issue 15),
+  its rank (``hits - position``): trec_eval orders by score, and the reranker's order is not
+  the fused scores'.
 - ``<name>-<split>-<mode>.json``: the retrieval report (trec_eval means, latency percentiles).
 """
 
@@ -105,10 +108,13 @@ def _search_all(
         elapsed = (time.perf_counter() - t0) * 1000
         docs: dict[str, float] = {}
         best: list[SearchHit] = []
-        for hit in result.hits:
+        # reranked hits (issue 15) are in the reranker's order, not their fused scores': the
+        # run scores them by rank, so the TREC run and its metrics keep that order
+        by_rank = result.rerank is not None and result.rerank.decision == "applied"
+        for position, hit in enumerate(result.hits):
             doc = hit.chunk.document_id
-            if doc not in docs:  # hits are in score order: first chunk is the best one
-                docs[doc] = hit.score
+            if doc not in docs:  # hits are in rank order: first chunk is the best one
+                docs[doc] = float(len(result.hits) - position) if by_rank else hit.score
                 best.append(hit)
             if len(docs) >= depth:
                 break
