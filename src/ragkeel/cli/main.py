@@ -1,4 +1,11 @@
-"""``ragkeel`` command line. Errors print ``error [CODE]: message`` and exit non-zero."""
+"""``ragkeel`` command line. Errors print ``error [CODE]: message`` and exit non-zero.
+
+``ragkeel --version`` prints ``ragkeel <version>`` (``ragkeel.__version__``, the one source the
+package metadata is built from too). Shell completion is typer's (issue 15): ``ragkeel
+--install-completion`` adds it to the current shell's start-up file, ``ragkeel
+--show-completion`` prints the script (bash, zsh, fish, PowerShell) to install by hand. The
+program name is ``ragkeel`` however the CLI is started (``python -m ragkeel`` too), so the
+script always completes the ``ragkeel`` command."""
 
 from __future__ import annotations
 
@@ -9,6 +16,7 @@ from typing import Annotated
 
 import typer
 
+import ragkeel
 from ragkeel.cli import (
     ask,
     collections,
@@ -34,8 +42,16 @@ app = typer.Typer(
     help="ragkeel: ingest documents, search them, evaluate retrieval. Offline by default.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    add_completion=False,
 )
+
+
+PROG_NAME = "ragkeel"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"{PROG_NAME} {ragkeel.__version__}")
+        raise typer.Exit()
 
 
 @app.callback()
@@ -44,6 +60,12 @@ def main(
         Path | None,
         typer.Option("--config", help="YAML settings file (default ./ragkeel.yaml)"),
     ] = None,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     if config_file is not None:
         os.environ["RAGKEEL_CONFIG"] = str(config_file)
@@ -70,7 +92,7 @@ app.add_typer(jobs.app, name="jobs")
 
 def run() -> None:
     try:
-        app()
+        app(prog_name=PROG_NAME)
     except RagkeelError as exc:
         typer.echo(f"error [{exc.code}]: {exc}", err=True)
         sys.exit(2 if isinstance(exc, ConfigError) else 1)
