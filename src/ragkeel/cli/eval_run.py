@@ -25,7 +25,7 @@ from rich.progress import (
 from rich.table import Table
 
 from ragkeel.container import Container
-from ragkeel.evaluation.reports.html import REPORT_FILE, write_report
+from ragkeel.evaluation.reports.html import REPORT_FILE, require_plots, write_report
 from ragkeel.evaluation.reports.results import EvalResults
 from ragkeel.evaluation.run.config import load_eval_config
 from ragkeel.evaluation.run.harness import RESULTS_FILE, run_eval
@@ -51,6 +51,7 @@ def eval_run_command(
     ] = None,
 ) -> None:
     """Ingest the config's data sets, ask every case, write results.json and report.html."""
+    require_plots()  # the report's plots (the eval extra): missing, say so before any case runs
     config = load_eval_config(config_path)
     assert config.home is not None  # load_eval_config fills the default
     out_dir = out or config.home / RESULTS_DIR

@@ -15,21 +15,22 @@ cases come first.
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # never a GUI backend, also when pyplot is imported elsewhere
 from jinja2 import Environment, PackageLoader, select_autoescape
-from matplotlib.figure import Figure
 
+from ragkeel.errors import ConfigError
 from ragkeel.evaluation.reports.results import EvalResults, MetricMean, Row
 from ragkeel.observability import names
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 REPORT_FILE = "report.html"
 WORST_PER_DATASET = 5
@@ -47,6 +48,25 @@ _ENV = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+
+
+@functools.cache
+def require_plots() -> type[Figure]:
+    """matplotlib's ``Figure``, on the non-GUI backend. matplotlib is the ``eval`` extra: it is
+    imported here, on first use, so that the rest of ragkeel (the CLI included) runs without
+    it; ``ConfigError`` with the install hint when it is missing (``eval run`` asks first,
+    before any case runs)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")  # never a GUI backend, also when pyplot is imported elsewhere
+        from matplotlib.figure import Figure
+    except ImportError as exc:
+        raise ConfigError(
+            "the HTML evaluation report needs matplotlib, which is not installed",
+            hint="pip install 'ragkeel[eval]'",
+        ) from exc
+    return Figure
 
 
 def render_report(results: EvalResults) -> str:
@@ -131,7 +151,7 @@ def _png(fig: Figure) -> str:
 def _grid(n: int) -> tuple[Figure, list[Any]]:
     cols = min(3, n)
     nrows = math.ceil(n / cols)
-    fig = Figure(figsize=(3.6 * cols, 2.6 * nrows))
+    fig = require_plots()(figsize=(3.6 * cols, 2.6 * nrows))
     return fig, [fig.add_subplot(nrows, cols, i + 1) for i in range(n)]
 
 
