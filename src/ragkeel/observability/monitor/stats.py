@@ -26,8 +26,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
+# scipy.stats is imported where a test runs, not here: it takes ~1 s of CPU to import and every
+# `ragkeel` command (a shell completion's too) imports this module through the container
 PSI_BINS = 10
 _PSI_FLOOR = 1e-4  # an empty bin counts as this share (the log of 0 is not a number)
 
@@ -69,6 +70,8 @@ def score_drift(current: Sequence[float], reference: Sequence[float]) -> ScoreDr
     """KS test and PSI of ``current`` against ``reference`` (both non-empty)."""
     if not current or not reference:
         raise ValueError("score_drift needs scores in both windows")
+    from scipy import stats
+
     result = stats.ks_2samp(current, reference)
     return ScoreDrift(
         statistic=float(result.statistic),
@@ -85,5 +88,7 @@ def grounded_drop(current: tuple[int, int], reference: tuple[int, int]) -> Share
     if cn < 1 or rn < 1:
         raise ValueError("grounded_drop needs answers in both windows")
     table = [[cg, cn - cg], [rg, rn - rg]]
+    from scipy import stats
+
     _, p_value = stats.fisher_exact(table, alternative="less")
     return ShareDrop(cg / cn, rg / rn, rg / rn - cg / cn, float(p_value))
