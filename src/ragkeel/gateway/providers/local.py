@@ -56,7 +56,10 @@ from ragkeel.gateway.calllog import PromptRead, current_log
 from ragkeel.gateway.providers.local_prefix import WarmPrefix
 from ragkeel.models.gguf import GgufModel, verify
 
-_INSTALL_HINT = "run `make setup`: it builds llama-cpp-python==0.3.36 once per machine"
+_INSTALL_HINT = (
+    "pip install 'ragkeel[local]' (llama-cpp-python==0.3.36, compiled from source in 6-11 "
+    "minutes), or in a checkout `make setup`, which builds it once per machine"
+)
 DEFAULT_MAX_QUEUE = 2
 
 
