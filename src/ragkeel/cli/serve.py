@@ -1,5 +1,5 @@
-"""``ragkeel serve [--host 127.0.0.1] [--port 8000] [--workers N]``: the HTTP API under uvicorn
-until Ctrl-C or SIGTERM.
+"""``ragkeel serve [--host 127.0.0.1] [--port 8000] [--workers N] [--log-config PATH]``: the HTTP
+API under uvicorn until Ctrl-C or SIGTERM.
 
 Workers (``--workers``, ``server.workers``, default 1): with more than one, N processes serve
 the one port, each with its own container; ``cli/serve_workers.py`` says what they share
@@ -19,22 +19,35 @@ the port can read, upload and delete), and when auth is required but no key is a
 
 Logs (``observability.log_format``, ``log_level``; ``observability/logs.py``): JSON lines on
 stderr by default, each with the request's trace id, uvicorn's access log in the same format;
-``text`` for a terminal. The start-up banner stays plain text."""
+``text`` for a terminal. The start-up banner stays plain text.
+
+``--log-config PATH`` (issue 15): a logging configuration handed to uvicorn as its own
+``--log-config`` is (``.json``, ``.yaml``/``.yml``: ``logging.config.dictConfig``; anything else:
+an ini file for ``fileConfig``), applied after ragkeel's handler above, in every worker too: it
+adds handlers (an access log file, say) or changes levels; ragkeel's filters and formatters can
+be named in it (``ragkeel.observability.logs.JsonLineFormatter``, ``RedactFilter``,
+``ContextFilter``). A dictConfig without ``disable_existing_loggers: false`` silences the loggers
+it does not name, ragkeel's own included (``logging``'s default). A file that cannot be applied
+stops ``serve`` with ``CONFIG_INVALID``."""
 
 from __future__ import annotations
 
+import configparser
 import math
 import signal
+from pathlib import Path
 from types import FrameType
 from typing import Annotated
 
 import typer
 import uvicorn
+import yaml
 
 from ragkeel.api import create_app
 from ragkeel.api.state import ApiState
 from ragkeel.cli.serve_workers import WorkerApp, run_workers
 from ragkeel.container import Container
+from ragkeel.errors import ConfigError
 from ragkeel.identity.edge import is_loopback
 from ragkeel.observability.logs import configure_logging
 
@@ -66,6 +79,17 @@ def serve_command(
         int | None,
         typer.Option("--workers", min=1, max=64, help="worker processes (server.workers)"),
     ] = None,
+    log_config: Annotated[
+        Path | None,
+        typer.Option(
+            "--log-config",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="logging config file for uvicorn (.json/.yaml: dictConfig, else .ini), "
+            "applied in every worker after ragkeel's own handler",
+        ),
+    ] = None,
 ) -> None:
     """Serve the HTTP API: /v1/query, OpenAI-compatible /v1/chat/completions, /v1/search,
     /v1/documents, /healthz, /readyz, /docs."""
@@ -94,25 +118,41 @@ def serve_command(
     if n > 1:
         container.close()  # its lifespan never runs here
         typer.echo(f"{n} worker processes (server.workers)", err=True)
-        run_workers(_config(WorkerApp(host), host, port, container, workers=n))
+        run_workers(_config(WorkerApp(host), host, port, container, log_config, workers=n))
         return
-    DrainingServer(_config(app, host, port, container), app.state.ragkeel, drain_s).run()
+    try:
+        config = _config(app, host, port, container, log_config)
+    except ConfigError:
+        container.close()  # the app's lifespan, which would close it, never runs
+        raise
+    DrainingServer(config, app.state.ragkeel, drain_s).run()
 
 
 def _config(
-    app: object, host: str, port: int, container: Container, *, workers: int = 1
+    app: object,
+    host: str,
+    port: int,
+    container: Container,
+    log_config: Path | None,
+    *,
+    workers: int = 1,
 ) -> uvicorn.Config:
-    return uvicorn.Config(
-        app,  # type: ignore[arg-type]  # an ASGI app, or the WorkerApp factory
-        host=host,
-        port=port,
-        log_config=None,
-        log_level=container.log_level,
-        timeout_graceful_shutdown=math.ceil(container.drain_s + FLUSH_S),
-        workers=workers,
-        factory=workers > 1,
-        timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
-    )
+    """uvicorn's config; it applies ``log_config`` at once (and again in each worker)."""
+    try:
+        return uvicorn.Config(
+            app,  # type: ignore[arg-type]  # an ASGI app, or the WorkerApp factory
+            host=host,
+            port=port,
+            log_config=None if log_config is None else str(log_config),
+            log_level=container.log_level,
+            timeout_graceful_shutdown=math.ceil(container.drain_s + FLUSH_S),
+            workers=workers,
+            factory=workers > 1,
+            timeout_worker_healthcheck=WORKER_HEALTHCHECK_S,
+        )
+    except (ValueError, KeyError, TypeError, configparser.Error, yaml.YAMLError) as exc:
+        # dictConfig's ValueError, fileConfig's KeyError/configparser errors, bad JSON/YAML
+        raise ConfigError(f"--log-config {log_config}: cannot apply it: {exc}") from exc
 
 
 def _say_auth(state: ApiState, host: str) -> None:
