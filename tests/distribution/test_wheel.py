@@ -107,8 +107,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     dist, venv, work = tmp / "dist", tmp / "venv", tmp / "work"
     work.mkdir()
     pip_env = _pip_env(tmp)
-    # `build` itself comes from this environment (the dev extra): keep its import path
-    build_env = pip_env | {"PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+    # `build` itself comes from this environment (the dev extra): keep its import path, if any
+    path = os.environ.get("PYTHONPATH")
+    build_env = pip_env | ({"PYTHONPATH": path} if path else {})
     _check([sys.executable, "-m", "build", "--outdir", str(dist), str(ROOT)], build_env, tmp)
     (wheel,) = dist.glob("ragkeel-*.whl")
     (sdist,) = dist.glob("ragkeel-*.tar.gz")
