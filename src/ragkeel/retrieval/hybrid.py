@@ -4,10 +4,12 @@
 what the CLI and auth-off use) and hands it to both halves, which apply it inside the search,
 and to the chunk lookup, so a hit the scope may not see never reaches a result.
 
-The dense half searches only collections indexed with the embedder's model (``model=``): while
-a collection is re-embedded and switched to another model (issue 13, ``ingestion/reembed.py``),
-a process still on the old model answers from the keyword half for it instead of comparing
-vectors of two models (or failing on their dimensions), until it restarts with the new one.
+The dense half searches only collections indexed with the embedder's model (``model=``); a
+collection of another model is refused with ``EMBEDDING_MODEL_MISMATCH`` rather than searched
+by keywords alone without a word (issue 15, ``storage/query_models.py``): after ``ragkeel
+collections reembed`` switched a collection (issue 13, ``ingestion/reembed.py``), a process
+still on the old model refuses its dense searches until it restarts with the new embedding
+settings. ``bm25`` searches need no embedder and are never refused.
 
 With a ``reranker`` (``retrieval.rerank``, issue 15) the fused ranking's confidence decides
 whether its first ``candidates`` hits go to the reranker (``rerank.py``); the result's

@@ -289,8 +289,9 @@ class VectorIndex(Protocol):
         """Cosine top-``k`` (vectors are L2-normalised) among chunks that pass ``flt`` and
         ``scope``. With ``model`` (the query's embedding model), only collections whose active
         index version is of that model are searched: a query vector of one model compared
-        with another's vectors means nothing (a replica still on the old model while a
-        collection switches, issue 13)."""
+        with another's vectors means nothing. A named collection of another model, or a
+        tenant none of whose collections is of it, is ``EmbeddingModelMismatchError``
+        (issue 15; ``storage/query_models.py``)."""
         ...
 
 

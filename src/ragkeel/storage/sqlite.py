@@ -44,6 +44,7 @@ from ragkeel.storage.base import (
     StoreStats,
 )
 from ragkeel.storage.filters import Filter, acl_sql
+from ragkeel.storage.query_models import searchable
 from ragkeel.storage.schema import migrate, new_uid
 from ragkeel.storage.segment import Segment
 from ragkeel.storage.segment_cache import SegmentCache
@@ -643,16 +644,17 @@ class SqliteDocumentStore:
     def search_keys(
         self, tenant: str, collection: str | None, model: str | None = None
     ) -> list[str]:
-        """Storage keys of the tenant's collections (only ``collection`` when given; only
-        those indexed with ``model`` when given)."""
-        query = "SELECT name FROM collections WHERE tenant=?"
+        """Storage keys of the tenant's collections (only ``collection`` when given); with
+        ``model``, those a query of that model may search (``storage/query_models.py``:
+        another model's collection is refused when named, or when no collection is of it)."""
+        query = "SELECT name, label, embedding_model FROM collections WHERE tenant=?"
         params: tuple[str, ...] = (tenant,)
         if collection is not None:
             query, params = query + " AND label=?", (*params, collection)
-        if model is not None:
-            query, params = query + " AND embedding_model=?", (*params, model)
         with self._lock:
-            return [r[0] for r in self._conn.execute(query + " ORDER BY name", params)]
+            rows = self._conn.execute(query + " ORDER BY name", params).fetchall()
+        found = [(str(key), str(label), model_) for key, label, model_ in rows]
+        return searchable(model, found, named=collection is not None)
 
     def segment(self, collection: str) -> Segment:
         """The search segment of the collection stored under key ``collection`` (a default-

@@ -50,6 +50,7 @@ from ragkeel.storage.postgres import schema
 from ragkeel.storage.postgres import versions as index_versions
 from ragkeel.storage.postgres.filters import where
 from ragkeel.storage.postgres.search import PostgresKeywordIndex, PostgresVectorIndex
+from ragkeel.storage.query_models import searchable
 from ragkeel.storage.tenancy import check_name, check_principals, scope_or_default
 from ragkeel.types import AccessScope, Chunk, Document
 
@@ -695,19 +696,23 @@ class PostgresDocumentStore:
     def search_collections(
         self, tenant: str, collection: str | None, model: str | None = None
     ) -> list[CollectionRow]:
-        """The tenant's collections (only ``collection`` when given; only those indexed with
-        ``model`` when given), in name order."""
+        """The tenant's collections (only ``collection`` when given), in name order; with
+        ``model``, those a query of that model may search (``storage/query_models.py``:
+        another model's collection is refused when named, or when no collection is of it)."""
         query = (
-            "SELECT id, name, dimension, chunk_count, total_length FROM collections WHERE tenant=%s"
+            "SELECT id, name, dimension, chunk_count, total_length, embedding_model "
+            "FROM collections WHERE tenant=%s"
         )
         params: tuple[str, ...] = (tenant,)
         if collection is not None:
             query, params = query + " AND name=%s", (*params, collection)
-        if model is not None:
-            query, params = query + " AND embedding_model=%s", (*params, model)
         with self.connection() as conn:
             rows = conn.execute(query + " ORDER BY name", params).fetchall()
-        return [CollectionRow(int(r[0]), r[1], int(r[2]), int(r[3]), int(r[4])) for r in rows]
+        found = [
+            (CollectionRow(int(r[0]), r[1], int(r[2]), int(r[3]), int(r[4])), str(r[1]), r[5])
+            for r in rows
+        ]
+        return searchable(model, found, named=collection is not None)
 
     def check_integrity(self) -> list[str]:
         """Problems found (empty when consistent): rows out of step across the tables."""

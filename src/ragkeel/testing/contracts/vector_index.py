@@ -11,7 +11,9 @@ search over the L2-normalised vectors its store holds. Run it by subclassing
 * Filters act inside the search: ``k`` hits come back even when many nearer chunks fail the
   filter.
 * A replaced or deleted document leaves no hits, and the chunks left fill its places.
-* With ``model``, collections indexed with another embedding model are not searched (issue 13).
+* With ``model``, collections indexed with another embedding model are not searched (issue 13);
+  naming one of them, or searching a tenant none of whose collections is of the query's model,
+  is ``EmbeddingModelMismatchError`` naming both models, never a quiet empty result (issue 15).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from ragkeel.errors import StorageError
+from ragkeel.errors import EmbeddingModelMismatchError, StorageError
 from ragkeel.storage.filters import Filter
 from ragkeel.testing.contracts.store import (
     DIM,
@@ -168,4 +170,21 @@ class VectorIndexContract(StoreContract):
         assert sorted(both) == ["c-d1-v1-0", "k-d2-v1-0"]
         assert ids(store.vectors.search(unit(0), 5, model=EMBEDDING_MODEL)) == ["c-d1-v1-0"]
         assert ids(store.vectors.search(unit(0), 5, model="another-model")) == ["k-d2-v1-0"]
-        assert store.vectors.search(unit(0), 5, Filter(collection="k"), model="third") == []
+        named = Filter(collection="k")
+        assert ids(store.vectors.search(unit(0), 5, named, model="another-model")) == ["k-d2-v1-0"]
+
+    def test_a_collection_of_another_model_is_refused_at_query_time(
+        self, store: IndexedStore
+    ) -> None:
+        put(store, *make_doc("d1", ["mine"], collection="c"))
+        with pytest.raises(EmbeddingModelMismatchError) as named:
+            store.vectors.search(unit(0), 5, Filter(collection="c"), model="onnx:other:abc")
+        message = str(named.value)
+        assert named.value.code == "EMBEDDING_MODEL_MISMATCH"
+        assert EMBEDDING_MODEL in message and "onnx:other:abc" in message and "'c'" in message
+        assert "ragkeel collections reembed c" in message
+        with pytest.raises(EmbeddingModelMismatchError):  # every collection of another model
+            store.vectors.search(unit(0), 5, model="onnx:other:abc")
+        # a collection that does not exist: nothing to refuse, nothing found
+        assert store.vectors.search(unit(0), 5, Filter(collection="new"), model="x") == []
+        assert store.vectors.search(unit(0), 5, model=EMBEDDING_MODEL) != []
