@@ -6,6 +6,7 @@ Sections::
     RagkeelError                      code            meaning
     │ ── settings, input and data ──
     ├── ConfigError                   CONFIG_INVALID  a setting has a bad value (names key and value)
+    │   ├── EnvVarMissingError        CONFIG_ENV_MISSING  a ${VAR} reference to a variable unset or empty
     │   └── StoreLocationError        STORE_LOCATION_INVALID  a store named by a bad URL or path (collections copy)
     ├── FilterError                   FILTER_INVALID
     │   └── TraceFilterError          TRACE_FILTER_INVALID  a trace or cost query with a bad filter or cursor
@@ -114,6 +115,17 @@ class RagkeelError(Exception):
 
 class ConfigError(RagkeelError):
     code = "CONFIG_INVALID"
+
+
+class EnvVarMissingError(ConfigError):
+    """A ``${VAR}`` reference in the configuration to a variable that is not set, or empty, or
+    not a reference at all (``ragkeel.env_refs``); ``variable`` names it (never its value)."""
+
+    code = "CONFIG_ENV_MISSING"
+
+    def __init__(self, message: str, *, variable: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.variable = variable
 
 
 class IngestError(RagkeelError):

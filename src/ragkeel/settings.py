@@ -4,7 +4,9 @@ Sources, highest priority first: constructor arguments, ``RAGKEEL_*`` environmen
 (nested with ``__``, e.g. ``RAGKEEL_RETRIEVAL__FUSION=rrf``), the YAML file (``ragkeel.yaml`` in the
 working directory, or the path in ``RAGKEEL_CONFIG``), then defaults. ``load_settings`` turns a
 validation failure into a ``ConfigError`` that names the key and the bad value (never a secret:
-``ragkeel.redaction``).
+``ragkeel.redaction``). Strings in the YAML file and in ``load_settings``'s arguments may refer
+to environment variables, ``api_key: ${OPENAI_API_KEY}`` (``ragkeel.env_refs``: resolved here,
+once; an unset one is ``CONFIG_ENV_MISSING``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from ragkeel.env_refs import expand
 from ragkeel.errors import ConfigError
 from ragkeel.models.cache import default_models_dir
 from ragkeel.redaction import masked as masked_value
@@ -685,7 +688,8 @@ def _read_yaml_config() -> dict[str, Any]:
         return {}
     if not isinstance(loaded, dict):
         raise ConfigError(f"config file {path} must hold a mapping at the top level")
-    return loaded
+    expanded: dict[str, Any] = expand(loaded)  # ${VAR} references (env_refs)
+    return expanded
 
 
 def _quoted_input(err: Any) -> str:
@@ -703,9 +707,10 @@ def _quoted_input(err: Any) -> str:
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Build and validate the one ``Settings``; raise ``ConfigError`` naming key and value."""
+    """Build and validate the one ``Settings``; raise ``ConfigError`` naming key and value.
+    ``${VAR}`` references in ``overrides``' strings are resolved first (``env_refs``)."""
     try:
-        return Settings(**overrides)
+        return Settings(**expand(overrides))
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
