@@ -18,14 +18,14 @@ from common import machine, today
 from ragkeel.gateway.base import ChatMessage, ChatRequest
 from ragkeel.gateway.providers.local import LocalChatModel
 from ragkeel.models.cache import default_models_dir
-from ragkeel.models.gguf import DEFAULT_MODEL, MODELS
+from ragkeel.models.gguf import DEFAULT_MODEL, MODELS, pinned_file
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    model = LocalChatModel(default_models_dir(), MODELS[DEFAULT_MODEL], n_ctx=2048)
+    model = LocalChatModel(pinned_file(default_models_dir(), MODELS[DEFAULT_MODEL]), n_ctx=2048)
     model.load()
     llm = model._llm
     request = ChatRequest(

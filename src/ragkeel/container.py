@@ -70,7 +70,7 @@ from ragkeel.ingestion.parallel import auto_parse_workers
 from ragkeel.ingestion.parsers import ParseLimits
 from ragkeel.ingestion.pipeline import IngestionPipeline
 from ragkeel.jobs.model import JobQueue
-from ragkeel.models.gguf import get_model, model_path
+from ragkeel.models.gguf import STAMPS, GgufFile, get_model, model_path, own_file, pinned_file
 from ragkeel.observability.cost_ledger import SqliteCostLedger
 from ragkeel.observability.feedback import SqliteFeedbackStore
 from ragkeel.observability.logs import LogFormat
@@ -118,7 +118,7 @@ def served_local_model(settings: Settings) -> DeploymentSettings | None:
     return DeploymentSettings(
         name=LOCAL_DEPLOYMENT,
         provider="openai",
-        model=gen.local.model,
+        model=gen.local.name,  # the served model's alias (model-server: the same name)
         base_url=gen.local.base_url,
         timeout_s=gen.model_timeout_s,
     )
@@ -393,7 +393,7 @@ class Container:
     @cached_property
     def local_model(self) -> ChatModel:
         """The local GGUF model (loaded lazily on first use)."""
-        return self._local(self.settings.generation.local.model)
+        return self._local(self.local_gguf())
 
     @cached_property
     def local_cheap_model(self) -> ChatModel | None:
@@ -402,7 +402,7 @@ class Container:
         cheap = self.settings.generation.local.cheap_model
         if cheap is None:
             return None
-        path = model_path(self.settings.models_dir, get_model(cheap))
+        path = model_path(self.models_dir, get_model(cheap))
         if not path.is_file():
             # a route to a model that is not there would turn every easy question into a
             # degraded (extractive) answer: the router stays off and the main model answers all
@@ -415,18 +415,27 @@ class Container:
                 cheap,
             )
             return None
-        return self._local(cheap)
+        return self._local(pinned_file(self.models_dir, get_model(cheap)))
+
+    def local_gguf(self) -> GgufFile:
+        """The local model's GGUF file: ``generation.local.model_path`` (your own, pinned by
+        ``generation.local.sha256`` when set; issue 15) or else the pinned ``model`` in the
+        models directory (``models/gguf.py``). The in-process model and ``ragkeel
+        model-server`` load this file."""
+        local = self.settings.generation.local
+        if local.model_path is not None:
+            return own_file(local.model_path, sha256=local.sha256, stamps=self.models_dir / STAMPS)
+        return pinned_file(self.models_dir, get_model(local.model))
 
     @cached_property
     def local_queue(self) -> GenerationQueue:
         """The one generation slot of the local models: they share this machine's cores."""
         return GenerationQueue(self.settings.generation.local.max_queue)
 
-    def _local(self, key: str) -> LocalChatModel:
+    def _local(self, file: GgufFile) -> LocalChatModel:
         local = self.settings.generation.local
         return LocalChatModel(
-            self.settings.models_dir,
-            get_model(key),
+            file,
             n_ctx=local.n_ctx,
             threads=local.threads,
             default_timeout_s=self.settings.generation.model_timeout_s,
@@ -652,6 +661,7 @@ class Container:
     def prices(self) -> PriceTable:
         """Published list prices of common models, replaced per model by ``generation.prices``."""
         served = served_local_model(self.settings)  # the shared model server costs nothing
+        # (the in-process model is metered without a price: free whatever its name)
         free = {served.model: Price(0.0, 0.0)} if served is not None else {}
         return PriceTable.with_defaults(
             free

@@ -203,6 +203,36 @@ class LocalModelSettings(_Section):
     # both share one generation slot and queue. ~0.4 GB more. None (default): `model` answers
     # everything — off until the paired quality comparison (`ragkeel eval compare`) shows no drop
     cheap_model: Literal["qwen2.5-coder-0.5b-instruct-q4_k_m"] | None = None
+    # issue 15: your own GGUF file instead of `model` (the chat template from its metadata),
+    # named by its file stem in traces, served_by and the price table (free: a local model);
+    # `sha256` pins it: checked before every load (the hash is remembered by size and mtime)
+    model_path: Path | None = None
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
+
+    @property
+    def name(self) -> str:
+        """What the local model answers as: ``model_path``'s file stem, else ``model``."""
+        return self.model_path.stem if self.model_path is not None else self.model
+
+    @field_validator("model_path", mode="after")
+    @classmethod
+    def _absolute_path(cls, value: Path | None) -> Path | None:
+        # absolute, not resolved: a symlink keeps its own name (the model's name)
+        return value.expanduser().absolute() if value is not None else None
+
+    @field_validator("sha256", mode="after")
+    @classmethod
+    def _lower_hex(cls, value: str | None) -> str | None:
+        return value.lower() if value is not None else None
+
+    @model_validator(mode="after")
+    def _pin_needs_a_path(self) -> LocalModelSettings:
+        if self.sha256 is not None and self.model_path is None:
+            raise ValueError(
+                "sha256 pins generation.local.model_path: set model_path too (the pinned "
+                "models carry their own sha256)"
+            )
+        return self
 
     @field_validator("models_dir", mode="after")
     @classmethod

@@ -22,7 +22,7 @@ from ragkeel.gateway.providers.local import LocalChatModel
 from ragkeel.gateway.providers.openai_compat import OpenAICompatChatModel
 from ragkeel.gateway.providers.scripted import ScriptedChatModel, ScriptedFailure
 from ragkeel.models.cache import default_models_dir
-from ragkeel.models.gguf import DEFAULT_MODEL, MODELS
+from ragkeel.models.gguf import DEFAULT_MODEL, MODELS, pinned_file
 from ragkeel.testing import FaultServer, FaultSettings
 from ragkeel.testing.contracts.chat_model import (
     RETRY_AFTER_S,
@@ -201,7 +201,7 @@ class LocalBackend:
 def local_model() -> LocalChatModel:
     if LOCAL_MISSING and not os.environ.get("CI"):
         pytest.skip(f"{LOCAL_MISSING}: run `make setup`")
-    model = LocalChatModel(MODELS_DIR, LOCAL, n_ctx=2048)
+    model = LocalChatModel(pinned_file(MODELS_DIR, LOCAL), n_ctx=2048)
     model.load()
     return model
 

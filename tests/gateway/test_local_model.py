@@ -24,7 +24,7 @@ from ragkeel.gateway.base import ChatMessage, ChatRequest
 from ragkeel.gateway.calllog import CallLog, recording
 from ragkeel.gateway.providers.local import LocalChatModel
 from ragkeel.models.cache import default_models_dir
-from ragkeel.models.gguf import DEFAULT_MODEL, MODELS, GgufModel
+from ragkeel.models.gguf import DEFAULT_MODEL, MODELS, GgufModel, pinned_file
 
 MODELS_DIR = default_models_dir()  # where `make setup` installs the model
 MODEL = MODELS[DEFAULT_MODEL]
@@ -40,7 +40,7 @@ if not llama_cpp and not os.environ.get("CI"):
 
 @pytest.fixture(scope="module")
 def model() -> Iterator[LocalChatModel]:
-    m = LocalChatModel(MODELS_DIR, MODEL, n_ctx=2048)
+    m = LocalChatModel(pinned_file(MODELS_DIR, MODEL), n_ctx=2048)
     m.load()
     yield m
 
@@ -89,17 +89,17 @@ def test_timeout_stops_generation(model: LocalChatModel) -> None:
 def test_refuses_a_missing_or_tampered_file(tmp_path: Path) -> None:
     fake = GgufModel("fake", "Fake", "fake-part", "1", 1, 10, "0" * 64)
     with pytest.raises(ModelError, match="not installed"):
-        LocalChatModel(tmp_path, fake).load()
+        LocalChatModel(pinned_file(tmp_path, fake)).load()
     (tmp_path / fake.filename).write_bytes(b"x" * 10)
     with pytest.raises(ModelChecksumError):
-        LocalChatModel(tmp_path, fake).load()
+        LocalChatModel(pinned_file(tmp_path, fake)).load()
 
 
 def test_refuses_a_copied_file_under_another_pin(tmp_path: Path) -> None:
     small = MODELS["qwen2.5-coder-0.5b-instruct-q4_k_m"]
     (tmp_path / small.filename).symlink_to(MODELS_DIR / MODEL.filename)
     with pytest.raises(ModelChecksumError):
-        LocalChatModel(tmp_path, small).load()
+        LocalChatModel(pinned_file(tmp_path, small)).load()
     shutil.rmtree(tmp_path)
 
 
@@ -197,7 +197,9 @@ def test_the_warm_prefix_is_read_at_load_and_put_back_after_another_prompt() -> 
     so does the first one after a prompt with another system message overwrote the cache."""
     system = ChatMessage("system", "Answer from the sources only and cite them as [n]. " * 8)
     model = LocalChatModel(
-        MODELS_DIR, MODEL, n_ctx=2048, warm_prefix=lambda: (system, ChatMessage("user", ""))
+        pinned_file(MODELS_DIR, MODEL),
+        n_ctx=2048,
+        warm_prefix=lambda: (system, ChatMessage("user", "")),
     )
     model.load()
     assert model.prefix is not None and model.prefix.head >= 8 * 10

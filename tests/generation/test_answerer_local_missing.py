@@ -14,7 +14,7 @@ from ragkeel.generation.answerer import Answerer
 from ragkeel.generation.policy import AnswerPolicy
 from ragkeel.ingestion.chunking import Chunker
 from ragkeel.ingestion.pipeline import IngestionPipeline
-from ragkeel.models.gguf import MODELS
+from ragkeel.models.gguf import MODELS, pinned_file
 from ragkeel.retrieval.hybrid import HybridRetriever
 from ragkeel.storage.sqlite import SqliteDocumentStore
 
@@ -38,7 +38,9 @@ def test_missing_model_file_gives_a_degraded_extractive_answer(tmp_path: Path) -
     IngestionPipeline(store, emb, Chunker(emb.tokenizer, 64), max_file_bytes=10**6).ingest(
         [str(tmp_path / "docs")], "kb"
     )
-    model = LocalChatModel(tmp_path / "no-models", MODELS["qwen2.5-coder-0.5b-instruct-q4_k_m"])
+    model = LocalChatModel(
+        pinned_file(tmp_path / "no-models", MODELS["qwen2.5-coder-0.5b-instruct-q4_k_m"])
+    )
     answerer = Answerer(
         HybridRetriever(store, store.keyword, store.vectors, emb),
         model,

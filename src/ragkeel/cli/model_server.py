@@ -11,9 +11,11 @@ and never loads a copy itself.
 
 The server is llama-cpp-python's own (``python -m llama_cpp.server``; the ``model-server``
 extra adds the two packages it needs beyond ours, ``sse-starlette`` and ``starlette-context``),
-started on the same pinned, sha256-verified file the in-process model uses
-(``models/gguf.py``: anything else is refused before the server starts) with the same
-``generation.local`` settings (``model`` is the name it answers to, ``n_ctx``, ``threads``).
+started on the same file the in-process model uses, checked the same way before the server
+starts (``Container.local_gguf``: the pinned model by its sha256, or your own
+``generation.local.model_path``, by its pin when set) with the same ``generation.local``
+settings (the model's name is the alias it answers to — the file stem of a ``model_path`` —,
+``n_ctx``, ``threads``).
 This command replaces itself with the server (``exec``): its PID is the server's, SIGTERM
 stops it. llama.cpp generates one answer at a time; the others wait in its queue (bounded by
 each replica's ``model_timeout_s``)."""
@@ -31,7 +33,7 @@ import typer
 from ragkeel.container import Container
 from ragkeel.errors import ConfigError
 from ragkeel.identity.edge import is_loopback
-from ragkeel.models.gguf import get_model, verify
+from ragkeel.models.gguf import verify_file
 
 DEFAULT_PORT = 8090
 SERVER_NEEDS = ("llama_cpp", "sse_starlette", "starlette_context")  # llama_cpp.server's imports
@@ -78,9 +80,8 @@ def model_server_command(
     """Serve the local chat model once, OpenAI-compatible, for every replica to share
     (generation.local.base_url)."""
     with Container.load() as container:
-        local, models_dir = container.local_model_settings, container.models_dir
-    gguf = get_model(local.model)
-    path = verify(models_dir, gguf)  # the pinned sha256, or ModelError saying what to do
+        local, gguf = container.local_model_settings, container.local_gguf()
+    path = verify_file(gguf)  # the pinned sha256, or ModelError saying what to do
     missing = missing_server_packages()
     if missing:
         raise ConfigError(
@@ -96,11 +97,11 @@ def model_server_command(
             fg="red",
         )
     typer.echo(
-        f"{gguf.display} on {base} (model {gguf.key!r})\n"
+        f"{gguf.display} on {base} (model {gguf.name!r})\n"
         f"  every replica: RAGKEEL_GENERATION__LOCAL__BASE_URL={base}",
         err=True,
     )
-    argv = server_argv(path, gguf.key, host, port, n_ctx=local.n_ctx, threads=local.threads)
+    argv = server_argv(path, gguf.name, host, port, n_ctx=local.n_ctx, threads=local.threads)
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(argv[0], argv)

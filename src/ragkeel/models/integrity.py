@@ -60,13 +60,19 @@ class StampFile:
         self.path = path
 
     def trusted(self, file: Path, stat: os.stat_result, expected: str) -> bool:
+        return self.known(file, stat) == expected
+
+    def known(self, file: Path, stat: os.stat_result) -> str | None:
+        """The sha256 stamped for ``file`` while its size and mtime are unchanged, else None."""
         entry = self._load().get(str(file.resolve()))
-        return (
+        if (
             isinstance(entry, dict)
             and entry.get("size") == stat.st_size
             and entry.get("mtime_ns") == stat.st_mtime_ns
-            and entry.get("sha256") == expected
-        )
+            and isinstance(entry.get("sha256"), str)
+        ):
+            return str(entry["sha256"])
+        return None
 
     def record(self, file: Path, stat: os.stat_result, sha256: str) -> None:
         data = self._load()
@@ -75,7 +81,8 @@ class StampFile:
             "mtime_ns": stat.st_mtime_ns,
             "sha256": sha256,
         }
-        try:
+        try:  # the models directory of a file kept elsewhere (your own) may not exist yet
+            make_dirs(self.path.parent)
             atomic_write(self.path, json.dumps(data, indent=1, sort_keys=True).encode("utf-8"))
         except ModelError as exc:  # a read-only models dir only costs a re-hash next start
             logger.warning("could not record model verification: %s", exc)
@@ -90,7 +97,10 @@ class StampFile:
 
 def atomic_write(target: Path, data: bytes) -> None:
     """Write to a temporary file in the same directory, fsync, then ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as exc:  # no such directory, not writable
+        raise ModelError(f"cannot write {target}: {exc}", hint=_WRITABLE_HINT) from exc
     try:
         with os.fdopen(fd, "wb") as fh:
             os.fchmod(fh.fileno(), 0o644)  # mkstemp makes 0600; these files are not secret

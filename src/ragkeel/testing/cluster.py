@@ -77,12 +77,12 @@ def _model_server(root: Path, state: dict[str, Any]) -> str | None:
     from ragkeel.cli.model_server import missing_server_packages
     from ragkeel.container import Container
     from ragkeel.errors import ModelError
-    from ragkeel.models.gguf import get_model, verify
+    from ragkeel.models.gguf import verify_file
 
     with Container.load() as c:
-        key, models_dir = c.local_model_settings.model, c.models_dir
+        gguf = c.local_gguf()
     try:
-        verify(models_dir, get_model(key))
+        verify_file(gguf)
     except ModelError as exc:
         print(f"model server: skipped ({exc}; `ragkeel models install`)", file=sys.stderr)
         return None

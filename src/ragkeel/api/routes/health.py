@@ -29,7 +29,6 @@ from starlette.concurrency import run_in_threadpool
 from ragkeel.api.auth import PUBLIC, identity_of_bearer, require
 from ragkeel.api.state import ApiState, get_state
 from ragkeel.errors import RagkeelError
-from ragkeel.models.gguf import model_path
 
 router = APIRouter(tags=["health"])
 WEDGED = "ANSWER_PATH_WEDGED"
@@ -125,6 +124,6 @@ def _model_status(state: ApiState) -> tuple[dict[str, Any], str | None]:
     if state.model_error is not None:
         info["error"] = str(state.model_error)
         return info, state.model_error.code
-    if not model_path(model.models_dir, model.model).exists():
+    if not model.file.path.exists():
         return info, "MODEL_MISSING"
     return info, "MODEL_NOT_LOADED"  # loads on the first question (or at start-up by serve)

@@ -1,10 +1,17 @@
 """``LocalChatModel``: a GGUF model run in-process by llama.cpp (``llama-cpp-python``).
 
-* The model file is verified by sha256 before it is loaded (``ragkeel.models.gguf.verify``);
-  nothing else is ever loaded. Loading is lazy (first call) and happens once per process, under its own
-  lock.
-* The chat template is the one stored in the GGUF (llama-cpp-python reads
-  ``tokenizer.chat_template``); token counts come from the model's own ``tokenize``.
+* The model file is checked before it is loaded (``ragkeel.models.gguf.verify_file``): a
+  pinned model by its sha256, nothing else is ever loaded in its place; the user's own file
+  (``generation.local.model_path``, issue 15) for existence and the GGUF header, and by its
+  sha256 when one is pinned. Loading is lazy (first call) and happens once per process, under
+  its own lock.
+* The chat template is the one stored in the GGUF: given no ``chat_format``, llama-cpp-python
+  0.3.36 (``Llama.__init__``) reads the file's ``tokenizer.chat_template`` metadata and uses its
+  built-in formatter when the template is exactly the ChatML, Mistral or Llama-3 one, else the
+  file's own Jinja template (``chat_format`` "chat_template.default"). A file with no template
+  gets the "llama-2" format — most likely not the model's: that is logged as a warning, and
+  ``chat_format`` says which one was chosen. Token counts come from the model's own
+  ``tokenize``.
 * llama.cpp reuses the KV cache for the longest common prefix with the previous call, so the
   fixed system prompt is evaluated once, not per question. How each prompt was read — the
   milliseconds and tokens of its prompt evaluation (llama.cpp's own perf counters), and the
@@ -30,10 +37,10 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Generator, Sequence
-from pathlib import Path
 from typing import Any
 
 from ragkeel.clock import SYSTEM_CLOCK, Clock
@@ -54,8 +61,9 @@ from ragkeel.gateway.base import (
 )
 from ragkeel.gateway.calllog import PromptRead, current_log
 from ragkeel.gateway.providers.local_prefix import WarmPrefix
-from ragkeel.models.gguf import GgufModel, verify
+from ragkeel.models.gguf import GgufFile, verify_file
 
+log = logging.getLogger(__name__)
 _INSTALL_HINT = (
     "pip install 'ragkeel[local]' (llama-cpp-python==0.3.36, compiled from source in 6-11 "
     "minutes), or in a checkout `make setup`, which builds it once per machine"
@@ -131,8 +139,7 @@ class GenerationQueue:
 class LocalChatModel:
     def __init__(
         self,
-        models_dir: Path,
-        model: GgufModel,
+        file: GgufFile,
         *,
         n_ctx: int = 4096,
         threads: int = 0,
@@ -142,12 +149,13 @@ class LocalChatModel:
         warm_prefix: Callable[[], Sequence[ChatMessage]] | None = None,
         queue: GenerationQueue | None = None,
     ) -> None:
-        """``warm_prefix``: the messages whose prompt prefix to read at load (called then, so
-        it may name a prompt built after the model: the answer template with its canary).
+        """``file``: the GGUF file to load (``models.gguf.pinned_file`` or ``own_file``); its
+        ``name`` is the model's. ``warm_prefix``: the messages whose prompt prefix to read at
+        load (called then, so it may name a prompt built after the model: the answer template
+        with its canary).
         ``queue``: a generation slot shared with other local models (they share the cores;
         default: this model's own, of ``max_queue``)."""
-        self.models_dir = Path(models_dir)
-        self.model = model
+        self.file = file
         self.n_ctx = n_ctx
         self.threads = threads
         self.default_timeout_s = default_timeout_s
@@ -159,11 +167,12 @@ class LocalChatModel:
         self._load_lock = threading.Lock()  # loading only; never held while generating
         self._warm_prefix = warm_prefix
         self.prefix: WarmPrefix | None = None  # the warmed prefix, once loaded
+        self.chat_format: str | None = None  # llama-cpp-python's choice, once loaded
         self.load_seconds: float | None = None
 
     @property
     def name(self) -> str:
-        return self.model.key
+        return self.file.name
 
     @property
     def loaded(self) -> bool:
@@ -187,7 +196,7 @@ class LocalChatModel:
             raise ModelUnavailableError(
                 "llama-cpp-python is not installed", model=self.name, hint=_INSTALL_HINT
             ) from exc
-        path = verify(self.models_dir, self.model)  # ModelError / ModelChecksumError
+        path = verify_file(self.file)  # ModelError / ModelChecksumError
         started = time.perf_counter()
         try:
             llm = Llama(
@@ -199,6 +208,14 @@ class LocalChatModel:
         except Exception as exc:  # llama.cpp raises ValueError/RuntimeError on a bad file
             raise ModelUnavailableError(f"cannot load {path}: {exc}", model=self.name) from exc
         self._watch_decodes(llm)
+        self.chat_format = str(llm.chat_format)
+        if "tokenizer.chat_template" not in llm.metadata:
+            log.warning(
+                "%s has no chat template in its metadata: llama-cpp-python formats prompts as "
+                "%s, which may not be the model's own format",
+                path,
+                self.chat_format,
+            )
         if self._warm_prefix is not None:  # before anyone else can use the context
             self.prefix = WarmPrefix(self._warm_prefix())
             self.prefix.warm(llm)
