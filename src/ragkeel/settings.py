@@ -72,6 +72,33 @@ class RemoteEmbeddingSettings(_Section):
     max_retries: int = Field(default=3, ge=0)
 
 
+class OnnxEmbeddingSettings(_Section):
+    """``embedding.onnx`` (issue 15): a sentence-transformers ONNX export of your own instead of
+    the pinned MiniLM (``models/onnx_export.py`` says what the directory holds). Collections
+    record the model they were built with: switching is a re-embedding
+    (``ragkeel collections reembed``)."""
+
+    model_dir: Path | None = None  # None: the pinned all-MiniLM-L6-v2 (int8)
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")  # pin of model.onnx
+    pooling: Literal["mean", "cls", "max"] | None = None  # None: the export's 1_Pooling config
+    max_length: int | None = Field(default=None, ge=8, le=8192)  # None: the export's
+    # sentence_bert_config.json max_seq_length, else embedding.max_length
+
+    @field_validator("model_dir", mode="after")
+    @classmethod
+    def _expand_user(cls, value: Path | None) -> Path | None:
+        return value.expanduser().absolute() if value is not None else None
+
+    @model_validator(mode="after")
+    def _settings_need_a_dir(self) -> OnnxEmbeddingSettings:
+        given = [k for k in ("sha256", "pooling", "max_length") if getattr(self, k) is not None]
+        if given and self.model_dir is None:
+            raise ValueError(
+                f"{', '.join(given)} describe embedding.onnx.model_dir: set model_dir too"
+            )
+        return self
+
+
 class EmbeddingSettings(_Section):
     provider: Literal["onnx", "hashing", "remote"] = "onnx"
     threads: int = Field(default=0, ge=0)  # 0 = one per core
@@ -82,6 +109,7 @@ class EmbeddingSettings(_Section):
     hashing_dimension: int = Field(default=384, ge=8)
     cache: bool = True  # cache vectors by (model, text hash)
     remote: RemoteEmbeddingSettings = RemoteEmbeddingSettings()
+    onnx: OnnxEmbeddingSettings = OnnxEmbeddingSettings()  # your own export (issue 15)
 
 
 class JobQueueSettings(_Section):

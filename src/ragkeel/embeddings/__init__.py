@@ -18,6 +18,7 @@ from ragkeel.embeddings.base import Embedder, Matrix, Vector, l2_normalise
 from ragkeel.embeddings.cache import CachingEmbedder, SqliteEmbeddingCache
 from ragkeel.embeddings.hashing import HashingEmbedder
 from ragkeel.errors import ConfigError, StorageError
+from ragkeel.models.onnx_export import read_export
 from ragkeel.settings import EmbeddingSettings
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ __all__ = [
     "l2_normalise",
 ]
 
+ONNX_STAMPS = "verified-onnx.json"  # in the models directory: hashes of your own exports
 _LAZY = {"OnnxEmbedder": "ragkeel.embeddings.onnx", "RemoteEmbedder": "ragkeel.embeddings.remote"}
 
 
@@ -47,15 +49,12 @@ def __getattr__(name: str) -> Any:
 
 
 def build_embedder(config: EmbeddingSettings, *, models_dir: Path, cache_dir: Path) -> Embedder:
-    """The configured embedder (the ONNX model's files under ``models_dir``), cached at
-    ``<cache_dir>/embeddings.db`` if ``config.cache`` is on."""
+    """The configured embedder (the ONNX model's files under ``models_dir``, or your own
+    export in ``embedding.onnx.model_dir``), cached at ``<cache_dir>/embeddings.db`` if
+    ``config.cache`` is on."""
     embedder: Embedder
     if config.provider == "onnx":
-        from ragkeel.embeddings.onnx import OnnxEmbedder
-
-        embedder = OnnxEmbedder.from_installed_packages(
-            models_dir, config.threads, config.batch_size, config.max_length
-        )
+        embedder = _onnx_embedder(config, models_dir)
     elif config.provider == "hashing":
         embedder = HashingEmbedder(config.hashing_dimension)
     elif config.provider == "remote":
@@ -74,3 +73,21 @@ def build_embedder(config: EmbeddingSettings, *, models_dir: Path, cache_dir: Pa
             hint="check that RAGKEEL_HOME is writable, or set embedding.cache to false",
         ) from exc
     return CachingEmbedder(embedder, SqliteEmbeddingCache(cache_dir / "embeddings.db"))
+
+
+def _onnx_embedder(config: EmbeddingSettings, models_dir: Path) -> OnnxEmbedder:
+    """The pinned MiniLM, or your own export (``embedding.onnx.model_dir``, issue 15), read to
+    at most ``embedding.onnx.max_length`` tokens, else the export's ``max_seq_length``, else
+    ``embedding.max_length``; its hash is remembered in the models directory."""
+    from ragkeel.embeddings.onnx import OnnxEmbedder
+
+    own = config.onnx
+    if own.model_dir is None:
+        return OnnxEmbedder.from_installed_packages(
+            models_dir, config.threads, config.batch_size, config.max_length
+        )
+    export = read_export(
+        own.model_dir, sha256=own.sha256, pooling=own.pooling, stamps=models_dir / ONNX_STAMPS
+    )
+    length = own.max_length or export.max_length or config.max_length
+    return OnnxEmbedder.from_export(export, config.threads, config.batch_size, length)

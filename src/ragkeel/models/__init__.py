@@ -6,6 +6,9 @@
   (``ragkeel models install``) and ``verify`` (what ``LocalChatModel`` calls before loading).
 - ``embedder_files.py`` — the ONNX embedder's files: ``model.onnx`` from its pip package, and
   ``tokenizer.json`` extracted once into the models directory.
+- ``onnx_export.py`` — your own sentence-transformers ONNX export (``embedding.onnx.model_dir``,
+  issue 15): its files, pooling and name. ``gguf.py`` also checks your own GGUF file
+  (``generation.local.model_path``).
 - ``integrity.py`` — sha256 verification with a stamp cache, atomic writes.
 
 The package depends only on ``ragkeel.errors``: it is infrastructure by role (it runs pip at

@@ -53,6 +53,21 @@ def verify_sha256(
         stamps.record(path, stat, actual)
 
 
+def stamped_sha256(path: Path, stamps: StampFile, *, hint: str = DEFAULT_HINT) -> str:
+    """``path``'s sha256: the stamp's while size and mtime still match, else hashed (and
+    stamped). For files with no pin, whose hash names them (``models/onnx_export.py``)."""
+    try:
+        stat = path.stat()
+    except OSError as exc:
+        raise ModelError(f"cannot read model file {path}: {exc}", hint=hint) from exc
+    known = stamps.known(path, stat)
+    if known is not None:
+        return known
+    actual = sha256_file(path, hint=hint)
+    stamps.record(path, stat, actual)
+    return actual
+
+
 class StampFile:
     """``{path: {size, mtime_ns, sha256}}`` of files already verified; rewritten atomically."""
 
