@@ -49,7 +49,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from ragkeel.errors import FilterError, NameInvalidError, StorageError
+from ragkeel.errors import EmbeddingModelMismatchError, FilterError, NameInvalidError, StorageError
 from ragkeel.storage.base import DocumentStore, ManagedStore
 from ragkeel.storage.filters import Filter
 from ragkeel.types import DEFAULT_TENANT, AccessScope, Chunk, Document, ScoredChunk
@@ -185,10 +185,13 @@ class DocumentStoreContract(StoreContract):
             store.upsert_document(
                 doc2, chunks2, np.zeros((2, DIM + 1), np.float32), embedding_model=EMBEDDING_MODEL
             )
-        with pytest.raises(StorageError):  # another embedding model
+        with pytest.raises(EmbeddingModelMismatchError) as other:  # another embedding model
             store.upsert_document(
                 doc2, chunks2, np.zeros((2, DIM), np.float32), embedding_model="other"
             )
+        assert other.value.code == "EMBEDDING_MODEL_MISMATCH"
+        assert EMBEDDING_MODEL in str(other.value) and "other" in str(other.value)
+        assert "collections reembed" in str(other.value)
         assert store.get_document("c", "d1") == doc
         assert ids(store.keyword.search("original", 5)) == [chunks[0].id]
         assert store.check_integrity() == []
