@@ -11,6 +11,8 @@ Sections::
     ├── FilterError                   FILTER_INVALID
     │   └── TraceFilterError          TRACE_FILTER_INVALID  a trace or cost query with a bad filter or cursor
     ├── NameInvalidError              NAME_INVALID    a tenant or collection name the store cannot hold
+    ├── LanguageError                 LANGUAGE_UNSUPPORTED  a keyword-analyzer language PyStemmer lacks (lists them)
+    ├── LanguageMismatchError         LANGUAGE_MISMATCH  a write in another language than the collection's
     ├── QueryError                    QUERY_INVALID
     ├── DatasetError                  DATASET_INVALID  an evaluation data set is missing or malformed
     │   ├── DatasetMismatchError      DATASET_MISMATCH two runs compared on different data
@@ -230,6 +232,21 @@ class NameInvalidError(RagkeelError):
     """A tenant or collection name that is empty or holds control characters."""
 
     code = "NAME_INVALID"
+
+
+class LanguageError(RagkeelError):
+    """A language the keyword analyzer does not have (``retrieval.language``, ``--language``,
+    an upload's ``language``); the hint lists the supported ones (issue 15)."""
+
+    code = "LANGUAGE_UNSUPPORTED"
+
+
+class LanguageMismatchError(RagkeelError):
+    """Documents written in another language than the one the collection's keyword index was
+    built with: ingest without a language (the collection's is used), into another collection,
+    or change the collection's language first (``ragkeel collections reindex``, issue 15)."""
+
+    code = "LANGUAGE_MISMATCH"
 
 
 class DatasetError(RagkeelError):

@@ -29,7 +29,8 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from ragkeel.env_refs import expand
-from ragkeel.errors import ConfigError
+from ragkeel.errors import ConfigError, LanguageError
+from ragkeel.languages import DEFAULT_LANGUAGE, check_language
 from ragkeel.models.cache import default_models_dir
 from ragkeel.redaction import masked as masked_value
 
@@ -201,6 +202,18 @@ class RetrievalSettings(_Section):
     bm25_k1: float = Field(default=1.2, gt=0.0)
     bm25_b: float = Field(default=0.75, ge=0.0, le=1.0)
     rerank: RerankSettings = RerankSettings()  # issue 15: off unless provider: remote
+    # issue 15: the keyword analyzer's language (stemmer + stop words) of NEW collections; a
+    # collection keeps the language it was created with and queries use the collection's
+    # (`ragkeel ingest --language`, `ragkeel collections reindex --language`)
+    language: str = DEFAULT_LANGUAGE
+
+    @field_validator("language", mode="after")
+    @classmethod
+    def _known_language(cls, value: str) -> str:
+        try:
+            return check_language(value)
+        except LanguageError as exc:
+            raise ValueError(str(exc)) from None
 
     @model_validator(mode="after")
     def _weights_not_both_zero(self) -> RetrievalSettings:
