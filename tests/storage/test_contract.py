@@ -1,5 +1,5 @@
 """The storage contracts (``ragkeel.testing.contracts``: ``store``, ``keyword_index``,
-``vector_index``, ``index_versions``, ``revisions``) over every backend: SQLite and PostgreSQL
+``vector_index``, ``index_versions``, ``revisions``, ``languages``) over every backend: SQLite and PostgreSQL
 (issue 13, the ``postgres_url`` fixture's server; tests/conftest.py).
 
 Add a backend by adding one ``open_store`` fixture to ``BACKENDS`` below.
@@ -16,6 +16,7 @@ import pytest
 from ragkeel.storage.sqlite import SqliteDocumentStore
 from ragkeel.testing.contracts.index_versions import IndexVersionContract
 from ragkeel.testing.contracts.keyword_index import KeywordIndexContract
+from ragkeel.testing.contracts.languages import LanguageContract
 from ragkeel.testing.contracts.revisions import RevisionContract
 from ragkeel.testing.contracts.store import (
     AccessContract,
@@ -66,6 +67,10 @@ class TestRevisions(Backends, RevisionContract):
 
 
 class TestIndexVersions(Backends, IndexVersionContract):
+    pass
+
+
+class TestLanguages(Backends, LanguageContract):
     pass
 
 

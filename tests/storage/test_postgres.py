@@ -109,7 +109,7 @@ def test_upgrade_from_schema_version_1_keeps_the_data(postgres_url: str) -> None
         PostgresDocumentStore(postgres_url, migrate_on_start=False)
     assert "db upgrade" in (info.value.hint or "")
     with connect(postgres_url) as conn:
-        assert [m.version for m in schema.migrate(conn)] == [2, 3, 4, 5]
+        assert [m.version for m in schema.migrate(conn)] == [2, 3, 4, 5, 6]
         assert schema.migrate(conn) == []  # idempotent
         assert schema.current_version(conn) == schema.SCHEMA_VERSION
         # version 4: the index the dense query's dimension predicate can use (the old one led
@@ -136,6 +136,7 @@ def test_upgrade_from_schema_version_1_keeps_the_data(postgres_url: str) -> None
         assert doc is not None and doc.text == "old zebra text"
         active = store.active_version("kb")  # version 3: the index-version pointer (issue 13)
         assert active is not None and (active.version, active.embedding_model) == (1, "m")
+        assert store.collection_language("kb") == "english"  # version 6 (issue 15)
     finally:
         store.close()
 

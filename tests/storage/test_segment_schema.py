@@ -306,6 +306,7 @@ def test_version_3_store_gains_index_versions_keeping_its_data(tmp_path: Path) -
     conn.execute("DROP TABLE version_vectors")
     conn.execute("DROP TABLE index_builds")
     conn.execute("ALTER TABLE collections DROP COLUMN index_version")
+    conn.execute("ALTER TABLE collections DROP COLUMN language")  # version 5 (issue 15)
     conn.execute("UPDATE meta SET value='3' WHERE key='schema_version'")
     conn.close()
 
@@ -317,5 +318,27 @@ def test_version_3_store_gains_index_versions_keeping_its_data(tmp_path: Path) -
         assert search_all(store) == want and store.check_integrity() == []
         build = store.begin_version("c", "m2", DIM)
         assert build.version == 2
+        assert store.collection_language("c") == "english"
+    finally:
+        store.close()
+
+
+def test_version_4_store_gains_the_keyword_language_keeping_its_segments(tmp_path: Path) -> None:
+    store = SqliteDocumentStore(tmp_path / "v4.db")
+    put(store, "a", ["apple banana", "cherry"])
+    put(store, "b", ["banana banana", "apple pie"])
+    want = search_all(store)
+    store.close()
+    conn = sqlite3.connect(tmp_path / "v4.db", isolation_level=None)  # back to version 4
+    conn.execute("ALTER TABLE collections DROP COLUMN language")
+    conn.execute("UPDATE meta SET value='4' WHERE key='schema_version'")
+    conn.close()
+
+    store = SqliteDocumentStore(tmp_path / "v4.db")
+    try:
+        assert store._conn.execute("SELECT value FROM meta").fetchone() == (str(SCHEMA_VERSION),)
+        assert store.collection_language("c") == "english"  # what its postings are
+        assert search_all(store) == want
+        assert dict(store.segments.events) == {"cache_hit": 1}  # nothing rebuilt
     finally:
         store.close()

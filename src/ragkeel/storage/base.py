@@ -21,9 +21,14 @@ collection never repeats an old value). It is read from the database on each cal
 row per collection), so replicas and workers that share the database agree without any
 in-process counter; the answer cache keys on it (``caching/keys.py``).
 
+Languages (issue 15): each collection records the language its keyword index was built with
+(``collection_language``); postings are written and queries analysed with that language's
+analyzer (``storage/analyzer.py``), a write in another language is refused
+(``LANGUAGE_MISMATCH``), and ``reindex_keywords`` moves a collection to another language.
+
 A backend is done when it passes the contract suites ``ragkeel.testing.contracts.store``,
-``keyword_index``, ``vector_index``, ``index_versions`` and ``revisions``, run over every
-backend by ``tests/storage/test_contract.py``.
+``keyword_index``, ``vector_index``, ``index_versions``, ``revisions`` and ``languages``, run
+over every backend by ``tests/storage/test_contract.py``.
 """
 
 from __future__ import annotations
@@ -98,11 +103,14 @@ class DocumentStore(Protocol):
         vectors: npt.NDArray[np.float32],
         *,
         embedding_model: str | None = None,
+        language: str | None = None,
     ) -> None:
         """Atomically replace the document and *all* its chunks, postings, vectors and ACL, in
         ``document.tenant``'s ``document.collection``.
 
         ``embedding_model`` is recorded per collection; vectors of another model are refused.
+        ``language``: the keyword analyzer's; a new collection is created in it (None:
+        English), an existing one refuses another (``LANGUAGE_MISMATCH``; None: its own).
         """
         ...
 
@@ -159,6 +167,12 @@ class DocumentStore(Protocol):
         """(embedding model, dimension) of the scope tenant's ``collection``; None if absent."""
         ...
 
+    def collection_language(
+        self, collection: str, *, scope: AccessScope | None = None
+    ) -> str | None:
+        """The language of the scope tenant's ``collection``'s keyword index; None if absent."""
+        ...
+
     def revision(self, collection: str | None, *, scope: AccessScope | None = None) -> str:
         """The current revision of the scope tenant's ``collection`` (None: of all the
         tenant's collections, what a question without a collection searches); any write that
@@ -178,7 +192,7 @@ class CollectionCatalog(Protocol):
 
     def collections(self, *, scope: AccessScope | None = None) -> dict[str, dict[str, object]]:
         """The scope tenant's collections by name: ``embedding_model``, ``dimension``,
-        ``documents``, ``chunks`` (all ACLs)."""
+        ``documents``, ``chunks`` (all ACLs), ``language`` (the keyword index's)."""
         ...
 
 
@@ -307,5 +321,13 @@ class ManagedStore(DocumentStore, CollectionCatalog, IndexVersions, Protocol):
     def vectors(self) -> VectorIndex: ...
 
     def drop_collection(self, collection: str, *, scope: AccessScope | None = None) -> int: ...
+
+    def reindex_keywords(
+        self, collection: str, language: str, *, scope: AccessScope | None = None
+    ) -> int:
+        """Re-analyse every chunk of the scope tenant's ``collection`` in ``language`` and make
+        it the collection's, in one transaction (searches see the old index or the new one,
+        never a mix; the revision changes); returns the chunks re-analysed. Vectors are kept."""
+        ...
 
     def check_integrity(self) -> list[str]: ...

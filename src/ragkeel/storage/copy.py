@@ -13,7 +13,9 @@ be either end, and the target keeps its own guarantees (a document is all there 
 - A copy, not a sync: documents the target has and the source lacks are kept.
 - Before anything is written, a target collection indexed with another embedding model (or
   dimension) is refused (``EMBEDDING_MODEL_MISMATCH``); a collection the source tenant does not
-  have is ``COLLECTION_NOT_FOUND``.
+  have is ``COLLECTION_NOT_FOUND``; so is a target collection whose keyword index is in
+  another language than the source's (``LANGUAGE_MISMATCH``, issue 15). A new target collection
+  is created in the source's language, so its postings are analysed as the source's were.
 - Every document is read with the tenant operator's scope (all principals), so restricted
   documents travel with their ACL.
 """
@@ -26,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from ragkeel.errors import CollectionNotFoundError, EmbeddingModelMismatchError
+from ragkeel.languages import language_mismatch
 from ragkeel.storage.base import CollectionCatalog, DocumentStore, StoredDocument
 from ragkeel.types import AccessScope
 
@@ -86,6 +89,7 @@ def copy_collections(
                     hint="`ragkeel collections list` shows them; --tenant picks the tenant",
                 )
             _check_models(source, target, name, scope)
+            _check_language(source, target, name, scope)
             plan.append((tenant, name, int(str(found[name]["documents"]))))
     return [
         copy_collection(
@@ -111,6 +115,7 @@ def copy_collection(
     progress: ProgressFn | None,
 ) -> CopyProgress:
     model = _check_models(source, target, collection, scope)
+    language = _check_language(source, target, collection, scope)
     state = CopyProgress(scope.tenant, collection, total)
     for stored in source.iter_documents(collection, scope=scope, batch_size=batch_size):
         state.seen += 1
@@ -118,7 +123,11 @@ def copy_collection(
             state.unchanged += 1
         else:
             target.upsert_document(
-                stored.document, stored.chunks, stored.vectors, embedding_model=model
+                stored.document,
+                stored.chunks,
+                stored.vectors,
+                embedding_model=model,
+                language=language,
             )
             state.written += 1
             state.chunks += len(stored.chunks)
@@ -152,6 +161,17 @@ def _check_models(
             "side first (`ragkeel collections reembed`)",
         )
     return model
+
+
+def _check_language(
+    source: DocumentStore, target: DocumentStore, collection: str, scope: AccessScope
+) -> str | None:
+    """The source collection's keyword language, after checking the target can take it."""
+    language = source.collection_language(collection, scope=scope)
+    theirs = target.collection_language(collection, scope=scope)
+    if language is not None and theirs is not None and theirs != language:
+        raise language_mismatch(collection, theirs, language)
+    return language
 
 
 def _unchanged(target: DocumentStore, stored: StoredDocument, scope: AccessScope) -> bool:

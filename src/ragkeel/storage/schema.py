@@ -32,6 +32,10 @@ Version 4 versions a collection's vector index (issue 13, ``sqlite_versions.py``
 - ``index_builds`` holds at most one version under construction per collection (its model and
   dimension), and ``version_vectors`` its vectors, keyed by (chunk rowid, version), so they go
   with their chunk (``ON DELETE CASCADE``) and never mix with the active ones until the switch.
+
+Version 5 records the language each collection's keyword index was built with (issue 15,
+``storage/analyzer.py``): ``collections.language``, ``english`` for every collection written
+before (their postings are English).
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ import uuid
 
 from ragkeel.errors import StorageError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -54,7 +58,8 @@ CREATE TABLE IF NOT EXISTS collections (
     deletions_floor INTEGER NOT NULL DEFAULT 0,
     tenant TEXT NOT NULL DEFAULT 'default',
     label TEXT NOT NULL DEFAULT '',
-    index_version INTEGER NOT NULL DEFAULT 1
+    index_version INTEGER NOT NULL DEFAULT 1,
+    language TEXT NOT NULL DEFAULT 'english'
 );
 CREATE UNIQUE INDEX IF NOT EXISTS collections_by_tenant ON collections(tenant, label);
 CREATE TABLE IF NOT EXISTS documents (
@@ -222,14 +227,17 @@ CREATE TABLE version_vectors (
 );
 """
 
+# v4 -> v5: the keyword index's language (every existing collection's postings are English)
+_V4_TO_V5 = "ALTER TABLE collections ADD COLUMN language TEXT NOT NULL DEFAULT 'english'"
+
 
 def new_uid() -> str:
     return uuid.uuid4().hex
 
 
 def migrate(conn: sqlite3.Connection) -> None:
-    """Create the schema, or bring a version-1, -2 or -3 store to version 4 step by step (in
-    one transaction); refuse anything else.
+    """Create the schema, or bring a version-1 to -4 store to version 5 step by step (in one
+    transaction); refuse anything else.
 
     ``conn`` is in autocommit mode (``isolation_level=None``). An up-to-date store is only read,
     so opening it never waits for a writer.
@@ -314,7 +322,12 @@ def _upgrade_v3(conn: sqlite3.Connection) -> int:
     return 4
 
 
-_UPGRADES = {1: _upgrade_v1, 2: _upgrade_v2, 3: _upgrade_v3}
+def _upgrade_v4(conn: sqlite3.Connection) -> int:
+    _run(conn, _V4_TO_V5)
+    return 5
+
+
+_UPGRADES = {1: _upgrade_v1, 2: _upgrade_v2, 3: _upgrade_v3, 4: _upgrade_v4}
 
 
 def _check_foreign_keys(conn: sqlite3.Connection) -> None:

@@ -16,6 +16,12 @@ its principals, resolved by SQL once per segment generation and cached with the 
 outlives it. Reads by id
 (``get_document``, ``get_chunks``, ``document_info``, ``documents_by_source``) and changes
 (``delete_documents``, ``relocate_document``, ``set_principals``) apply the same scope in SQL.
+
+Languages (issue 15): a collection records the language of its keyword index
+(``collections.language``); its postings are written with that language's analyzer, a write
+in another language is refused (``LANGUAGE_MISMATCH``), and ``reindex_keywords`` re-analyses
+every chunk of a collection in another language in one transaction (a new ``uid``, so every
+segment of the old analysis is rebuilt, not refreshed).
 """
 
 from __future__ import annotations
@@ -32,9 +38,10 @@ import numpy as np
 import numpy.typing as npt
 
 from ragkeel.errors import EmbeddingModelMismatchError, StorageError
+from ragkeel.languages import DEFAULT_LANGUAGE, check_language, language_mismatch
 from ragkeel.storage import deletion_log
 from ragkeel.storage import sqlite_versions as versions
-from ragkeel.storage.analyzer import term_frequencies
+from ragkeel.storage.analyzer import analyzer_for
 from ragkeel.storage.base import (
     EmbedFn,
     IndexVersion,
@@ -50,7 +57,7 @@ from ragkeel.storage.segment import Segment
 from ragkeel.storage.segment_cache import SegmentCache
 from ragkeel.storage.segment_source import CompactionPolicy, SqliteSegmentSource
 from ragkeel.storage.sqlite_masks import SqliteRowMasks
-from ragkeel.storage.sqlite_rows import CHUNK_COLUMNS, chunk_of, read_page
+from ragkeel.storage.sqlite_rows import CHUNK_COLUMNS, chunk_of, keyword_texts, read_page
 from ragkeel.storage.sqlite_search import SqliteKeywordIndex, SqliteVectorIndex
 from ragkeel.storage.tenancy import check_name, check_principals, scope_or_default, storage_key
 from ragkeel.types import AccessScope, Chunk, Document
@@ -129,18 +136,27 @@ class SqliteDocumentStore:
         vectors: F32,
         *,
         embedding_model: str | None = None,
+        language: str | None = None,
     ) -> None:
         """Written for ``document.tenant`` with ``document.principals`` as its ACL; its chunks
-        go into the document's collection."""
+        go into the document's collection, analysed in the collection's language (``language``
+        for a new one, default English; another than an existing collection's is refused)."""
         if len(chunks) != len(vectors):
             raise StorageError(f"{len(chunks)} chunks but {len(vectors)} vectors")
         tenant = check_name("tenant", document.tenant)
         check_name("collection", document.collection)
         principals = check_principals(document.principals)
         dim = int(vectors.shape[1]) if vectors.ndim == 2 else 0
-        postings = [term_frequencies(c.index_text()) for c in chunks]
+        lang = check_language(language) if language is not None else None
+        scope = AccessScope(tenant, all_principals=True)
+        analyzer = analyzer_for(
+            lang or self.collection_language(document.collection, scope=scope) or DEFAULT_LANGUAGE
+        )
+        postings = [analyzer.term_frequencies(c.index_text()) for c in chunks]
         with self._write() as db:
-            key = self._ensure_collection(db, tenant, document.collection, embedding_model, dim)
+            key = self._ensure_collection(
+                db, tenant, document.collection, embedding_model, dim, analyzer.language
+            )
             self._delete(db, key, [document.id])
             db.execute(
                 "INSERT INTO documents(collection, id, source, title, text, content_hash, "
@@ -187,17 +203,9 @@ class SqliteDocumentStore:
                         hint="chunk ids must be unique within a tenant",
                     ) from exc
                 rowid = cur.lastrowid
-                ids = self._term_ids(db, list(tf))
                 db.execute(
                     "INSERT INTO chunk_terms(chunk_rowid, terms, tfs, length) VALUES (?,?,?,?)",
-                    (
-                        rowid,
-                        np.asarray(ids, np.int32).tobytes(),
-                        np.minimum(np.asarray(list(tf.values()), np.int64), 65535)
-                        .astype(np.uint16)
-                        .tobytes(),
-                        int(sum(tf.values())),
-                    ),
+                    (rowid, *_posting_blobs(self._term_ids(db, list(tf)), tf)),
                 )
                 db.execute(
                     "INSERT INTO chunk_vectors(chunk_rowid, vector) VALUES (?, ?)",
@@ -300,22 +308,33 @@ class SqliteDocumentStore:
         return removed, chunks
 
     def _ensure_collection(
-        self, db: sqlite3.Connection, tenant: str, name: str, model: str | None, dim: int
+        self,
+        db: sqlite3.Connection,
+        tenant: str,
+        name: str,
+        model: str | None,
+        dim: int,
+        language: str,
     ) -> str:
-        """The storage key of the tenant's collection ``name``, created if new."""
+        """The storage key of the tenant's collection ``name``, created in ``language`` if new;
+        ``LANGUAGE_MISMATCH`` when it exists in another one (the postings were analysed in
+        ``language``; a concurrent reindex may have changed it since)."""
         row = db.execute(
-            "SELECT name, embedding_model, dimension FROM collections WHERE tenant=? AND label=?",
+            "SELECT name, embedding_model, dimension, language FROM collections "
+            "WHERE tenant=? AND label=?",
             (tenant, name),
         ).fetchone()
         if row is None:
             key = storage_key(tenant, name)
             db.execute(
                 "INSERT INTO collections(name, embedding_model, dimension, generation, uid, "
-                "tenant, label) VALUES (?,?,?,0,?,?,?)",
-                (key, model, dim, new_uid(), tenant, name),
+                "tenant, label, language) VALUES (?,?,?,0,?,?,?,?)",
+                (key, model, dim, new_uid(), tenant, name, language),
             )
             return key
         key = str(row[0])
+        if row[3] != language:
+            raise language_mismatch(name, row[3], language)
         if (model is not None and row[1] not in (None, model)) or (dim and row[2] not in (0, dim)):
             raise EmbeddingModelMismatchError(
                 f"collection {name!r} was indexed with {row[1]} ({row[2]} dims); "
@@ -493,12 +512,18 @@ class SqliteDocumentStore:
             rows = self._conn.execute(
                 "SELECT c.label, c.embedding_model, c.dimension, "
                 "(SELECT count(*) FROM documents d WHERE d.collection=c.name), "
-                "(SELECT count(*) FROM chunks k WHERE k.collection=c.name) FROM collections c "
-                "WHERE c.tenant=? ORDER BY c.label",
+                "(SELECT count(*) FROM chunks k WHERE k.collection=c.name), c.language "
+                "FROM collections c WHERE c.tenant=? ORDER BY c.label",
                 (scope_or_default(scope).tenant,),
             ).fetchall()
         return {
-            r[0]: {"embedding_model": r[1], "dimension": r[2], "documents": r[3], "chunks": r[4]}
+            r[0]: {
+                "embedding_model": r[1],
+                "dimension": r[2],
+                "documents": r[3],
+                "chunks": r[4],
+                "language": r[5],
+            }
             for r in rows
         }
 
@@ -626,6 +651,41 @@ class SqliteDocumentStore:
             ).fetchone()
         return (row[0], int(row[1])) if row else None
 
+    def collection_language(
+        self, collection: str, *, scope: AccessScope | None = None
+    ) -> str | None:
+        tenant = scope_or_default(scope).tenant
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT language FROM collections WHERE tenant=? AND label=?", (tenant, collection)
+            ).fetchone()
+        return str(row[0]) if row else None
+
+    def reindex_keywords(
+        self, collection: str, language: str, *, scope: AccessScope | None = None
+    ) -> int:
+        """Re-analyse every chunk of the collection in ``language`` and record it, in one
+        transaction; returns the chunks re-analysed. A new ``uid`` makes every segment (and
+        segment cache) of the old analysis be rebuilt rather than refreshed."""
+        analyzer = analyzer_for(language)
+        with self._write() as db:
+            key = self._existing_key(scope, collection)
+            count = 0
+            for rowid, text in keyword_texts(db, key):
+                tf = analyzer.term_frequencies(text)
+                db.execute(
+                    "UPDATE chunk_terms SET terms=?, tfs=?, length=? WHERE chunk_rowid=?",
+                    (*_posting_blobs(self._term_ids(db, list(tf)), tf), rowid),
+                )
+                count += 1
+            db.execute(
+                "UPDATE collections SET language=?, uid=? WHERE name=?",
+                (analyzer.language, new_uid(), key),
+            )
+            deletion_log.bump(db, key)
+        self.segments.forget(key)
+        return count
+
     def revision(self, collection: str | None, *, scope: AccessScope | None = None) -> str:
         """``<label>:<uid>.<generation>.<index version>`` of each of the scope tenant's
         collections (``collection``: that one only), ``;``-joined; "" when there are none. Every
@@ -661,6 +721,14 @@ class SqliteDocumentStore:
         tenant collection's key is its name), at its current generation."""
         return self.segments.get(collection)
 
+    def key_language(self, key: str) -> str:
+        """The language of the collection stored under ``key`` (its keyword index's)."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT language FROM collections WHERE name=?", (key,)
+            ).fetchone()
+        return str(row[0]) if row else DEFAULT_LANGUAGE
+
     def known_term_ids(self, terms: Sequence[str]) -> list[int]:
         """Vocabulary ids of ``terms`` (in order, repeats kept), skipping terms never indexed."""
         with self._lock:
@@ -679,6 +747,15 @@ class SqliteDocumentStore:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+def _posting_blobs(ids: Sequence[int], tf: Mapping[str, int]) -> tuple[bytes, bytes, int]:
+    """A chunk's ``chunk_terms`` row: term ids, their counts (capped at 65535), its length."""
+    return (
+        np.asarray(ids, np.int32).tobytes(),
+        np.minimum(np.asarray(list(tf.values()), np.int64), 65535).astype(np.uint16).tobytes(),
+        int(sum(tf.values())),
+    )
 
 
 def _write_principals(

@@ -1,6 +1,7 @@
 """Rows of the SQLite store read back as values: a chunk row as a ``Chunk``, and a page of a
 collection's documents with their ACL, chunks and vectors as ``StoredDocument`` records (the
-read side of ``ragkeel collections copy``, issue 13).
+read side of ``ragkeel collections copy``, issue 13), and the chunks' keyword texts a
+reindex re-analyses (issue 15).
 
 The caller holds the store's lock and, for ``read_page``, one read transaction, so a page's
 documents, chunks and vectors come from one snapshot.
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -107,3 +108,20 @@ def read_page(
         )
         out.append(StoredDocument(document, [c for c, _ in doc_chunks], vectors.copy()))
     return out
+
+
+def keyword_texts(conn: sqlite3.Connection, key: str, page: int = 500) -> Iterator[tuple[int, str]]:
+    """(rowid, the text the keyword index analyses) of every chunk of the collection stored
+    under ``key``, by rowid, read ``page`` rows at a time (a reindex updates as it goes)."""
+    after = 0
+    while True:
+        rows = conn.execute(
+            f"SELECT c.rowid, {CHUNK_COLUMNS} FROM chunks c JOIN collections k "
+            "ON k.name = c.collection WHERE c.collection=? AND c.rowid > ? "
+            "ORDER BY c.rowid LIMIT ?",
+            (key, after, page),
+        ).fetchall()
+        yield from ((int(r[0]), chunk_of(r[1:]).index_text()) for r in rows)
+        if len(rows) < page:
+            return
+        after = int(rows[-1][0])

@@ -6,9 +6,13 @@ scope's tenant are searched (each tenant's collections are separate segments), a
 ANDed into the same row mask as the filter, so ``k`` visible hits come back whenever ``k``
 visible chunks match, however many invisible ones score higher.
 
+Languages (issue 15): the keyword query is analysed in the language of each collection it
+searches (``storage/analyzer.py``), once per language, so collections of several languages can
+be searched together, each with terms of its own analysis.
+
 The indexes read the store through one narrow protocol, ``SegmentReader`` (a tenant's
-collections, a collection's current segment, the vocabulary ids of query terms, the row mask of
-a filter and a scope), which
+collections, a collection's current segment and language, the vocabulary ids of query terms,
+the row mask of a filter and a scope), which
 ``SqliteDocumentStore`` implements; they do not import the store.
 """
 
@@ -20,14 +24,15 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from ragkeel.storage.analyzer import analyze
+from ragkeel.storage.analyzer import analyzer_for
 from ragkeel.storage.filters import Filter
 from ragkeel.storage.segment import Segment
 from ragkeel.storage.tenancy import scope_or_default
 from ragkeel.types import AccessScope, ScoredChunk
 
 F32 = npt.NDArray[np.float32]
-ScoreFn = Callable[[Segment, "npt.NDArray[np.bool_] | None"], list[tuple[int, float]]]
+# (storage key, its segment, the row mask) -> (row, score) pairs
+ScoreFn = Callable[[str, Segment, "npt.NDArray[np.bool_] | None"], list[tuple[int, float]]]
 
 
 class SegmentReader(Protocol):
@@ -43,6 +48,10 @@ class SegmentReader(Protocol):
     def segment(self, collection: str) -> Segment:
         """The search segment of the collection stored under this key, at its current
         generation."""
+        ...
+
+    def key_language(self, key: str) -> str:
+        """The language of the keyword index of the collection stored under this key."""
         ...
 
     def known_term_ids(self, terms: Sequence[str]) -> list[int]:
@@ -74,7 +83,7 @@ class _SegmentSearch:
         for key in self._store.search_keys(access.tenant, collection, model):
             seg = self._store.segment(key)
             mask = self._store.visible_mask(key, seg, flt, access)
-            results.extend((s, seg.chunk_id(p)) for p, s in score(seg, mask))
+            results.extend((s, seg.chunk_id(p)) for p, s in score(key, seg, mask))
         results.sort(key=lambda r: -r[0])
         return [ScoredChunk(cid, s, i + 1) for i, (s, cid) in enumerate(results[:k])]
 
@@ -88,8 +97,18 @@ class SqliteKeywordIndex(_SegmentSearch):
         *,
         scope: AccessScope | None = None,
     ) -> list[ScoredChunk]:
-        term_ids = self._store.known_term_ids(analyze(query))
-        return self._run(flt, scope, k, lambda seg, mask: seg.bm25(term_ids, k, mask))
+        by_language: dict[str, list[int]] = {}
+
+        def score(
+            key: str, seg: Segment, mask: npt.NDArray[np.bool_] | None
+        ) -> list[tuple[int, float]]:
+            language = self._store.key_language(key)
+            if language not in by_language:
+                terms = analyzer_for(language).analyze(query)
+                by_language[language] = self._store.known_term_ids(terms)
+            return seg.bm25(by_language[language], k, mask)
+
+        return self._run(flt, scope, k, score)
 
 
 class SqliteVectorIndex(_SegmentSearch):
@@ -103,4 +122,4 @@ class SqliteVectorIndex(_SegmentSearch):
         model: str | None = None,
     ) -> list[ScoredChunk]:
         query = np.asarray(vector, dtype=np.float32)
-        return self._run(flt, scope, k, lambda seg, mask: seg.dense(query, k, mask), model)
+        return self._run(flt, scope, k, lambda _, seg, mask: seg.dense(query, k, mask), model)

@@ -39,6 +39,10 @@ Version 5 gives each collection a ``revision`` (issue 14): a counter bumped in t
 of every write that can change an answer (upsert, delete, relocate, an ACL change, an index
 version's switch); with the collection's serial ``id`` (new when a dropped collection is made
 again) and ``index_version`` it is the store's ``revision`` the answer cache keys on.
+
+Version 6 records the language each collection's postings were analysed in (issue 15,
+``collections.language``; ``english`` for every collection written before, whose postings are
+English); queries are analysed in it (``search.py``).
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ from typing import Any
 
 from ragkeel.errors import StorageError
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 _LOCK_ID = 0x7261676B65656C  # "ragkeel": one advisory lock for every migration
 
 
@@ -188,6 +192,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         5,
         "collection revisions: bumped by every write that can change an answer (issue 14)",
         "ALTER TABLE collections ADD COLUMN revision bigint NOT NULL DEFAULT 0;",
+    ),
+    Migration(
+        6,
+        "the language of each collection's keyword index (issue 15)",
+        "ALTER TABLE collections ADD COLUMN language text NOT NULL DEFAULT 'english';",
     ),
 )
 

@@ -4,8 +4,8 @@ scope's tenant (each collection has its own statistics and vector index), merged
 
 Keyword: BM25 over the ``postings`` table, the formula of the SQLite segments (Lucene's:
 idf = ln(1 + (N - df + 0.5) / (df + 0.5)), tf' = tf (k1 + 1) / (tf + k1 (1 - b + b len /
-avgdl)), a repeated query term counted again) with the same analyzer (``storage/analyzer.py``)
-and the same statistics — N and avgdl of the collection's live chunks (``collections``
+avgdl)), a repeated query term counted again) with the same analyzer (``storage/analyzer.py``,
+the query analysed in each collection's language, issue 15) and the same statistics — N and avgdl of the collection's live chunks (``collections``
 statistics), df of the term in the collection — so scores equal SQLite's up to float32
 rounding. Ties: score descending, then insertion order.
 
@@ -31,7 +31,7 @@ import numpy.typing as npt
 import psycopg
 
 from ragkeel.errors import StorageError
-from ragkeel.storage.analyzer import analyze
+from ragkeel.storage.analyzer import analyzer_for
 from ragkeel.storage.filters import Filter
 from ragkeel.storage.postgres.filters import where
 from ragkeel.storage.tenancy import scope_or_default
@@ -45,6 +45,7 @@ class CollectionInfo(Protocol):
     id: int
     dimension: int
     chunk_count: int
+    language: str
 
 
 class SearchSource(Protocol):
@@ -97,19 +98,22 @@ class PostgresKeywordIndex:
         *,
         scope: AccessScope | None = None,
     ) -> list[ScoredChunk]:
-        terms = Counter(analyze(query))
-        if not terms or k <= 0:
+        if k <= 0:
             return []
         access = scope_or_default(scope)
         cond, params = where(flt, access)
         sql = _BM25.format(where=cond)
-        words, counts = list(terms), list(terms.values())
+        by_language: dict[str, Counter[str]] = {}
         hits: list[Hit] = []
         cols = self._store.search_collections(access.tenant, flt.collection if flt else None)
         with self._store.connection() as conn:
             for order, col in enumerate(cols):
-                if col.chunk_count == 0:
+                if col.language not in by_language:
+                    by_language[col.language] = analyzer_for(col.language).term_frequencies(query)
+                terms = by_language[col.language]
+                if col.chunk_count == 0 or not terms:
                     continue
+                words, counts = list(terms), list(terms.values())
                 k1, b = self.k1, self.b
                 rows = conn.execute(
                     sql,

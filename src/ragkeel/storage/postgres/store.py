@@ -19,6 +19,11 @@ pgvector types registered; the schema is checked (or migrated, ``migrate_on_star
 open (``schema.py``). The two search indexes are in ``search.py``. ``export_documents``
 iterates a collection's documents with their chunks and vectors (copying a collection between
 stores or re-embedding it).
+
+Languages (issue 15): ``collections.language`` (schema version 6) is the language the
+collection's postings were analysed in (``storage/analyzer.py``, in Python, as in SQLite); a
+write in another language is refused (``LANGUAGE_MISMATCH``) and ``reindex_keywords`` replaces
+every posting of a collection with another language's in one transaction.
 """
 
 from __future__ import annotations
@@ -37,7 +42,8 @@ from pgvector.psycopg import register_vector
 from psycopg_pool import ConnectionPool
 
 from ragkeel.errors import EmbeddingModelMismatchError, StorageError
-from ragkeel.storage.analyzer import term_frequencies
+from ragkeel.languages import DEFAULT_LANGUAGE, check_language, language_mismatch
+from ragkeel.storage.analyzer import analyzer_for
 from ragkeel.storage.base import (
     EmbedFn,
     IndexVersion,
@@ -63,13 +69,15 @@ _CHUNK_COLUMNS = (
 
 @dataclass(frozen=True, slots=True)
 class CollectionRow:
-    """What a search needs of one collection: id, dimension and the BM25 statistics."""
+    """What a search needs of one collection: id, dimension, the BM25 statistics and the
+    language its postings were analysed in."""
 
     id: int
     name: str
     dimension: int
     chunk_count: int
     total_length: int
+    language: str = DEFAULT_LANGUAGE
 
 
 def connect(url: str) -> psycopg.Connection[Any]:
@@ -143,18 +151,28 @@ class PostgresDocumentStore:
         vectors: F32,
         *,
         embedding_model: str | None = None,
+        language: str | None = None,
     ) -> None:
-        """Written for ``document.tenant`` with ``document.principals`` as its ACL."""
+        """Written for ``document.tenant`` with ``document.principals`` as its ACL, analysed
+        in the collection's language (``language`` for a new one, default English; another
+        than an existing collection's is refused)."""
         if len(chunks) != len(vectors):
             raise StorageError(f"{len(chunks)} chunks but {len(vectors)} vectors")
         tenant = check_name("tenant", document.tenant)
         check_name("collection", document.collection)
         principals = sorted(check_principals(document.principals))
         dim = int(vectors.shape[1]) if vectors.ndim == 2 else 0
-        postings = [term_frequencies(c.index_text()) for c in chunks]
+        lang = check_language(language) if language is not None else None
+        scope = AccessScope(tenant, all_principals=True)
+        analyzer = analyzer_for(
+            lang or self.collection_language(document.collection, scope=scope) or DEFAULT_LANGUAGE
+        )
+        postings = [analyzer.term_frequencies(c.index_text()) for c in chunks]
         lengths = [int(sum(tf.values())) for tf in postings]
         with self._write() as db:
-            cid = self._ensure_collection(db, tenant, document.collection, embedding_model, dim)
+            cid = self._ensure_collection(
+                db, tenant, document.collection, embedding_model, dim, analyzer.language
+            )
             _lock_documents(db, cid, [document.id])
             gone, gone_length = self._delete(db, cid, [document.id])[1:]
             db.execute(
@@ -218,13 +236,7 @@ class PostgresDocumentStore:
                     f"document: {exc}",
                     hint="chunk ids must be unique within a tenant",
                 ) from exc
-            with (
-                db.cursor() as cur,
-                cur.copy("COPY postings(collection_id, term, chunk_pk, tf) FROM STDIN") as copy,
-            ):
-                for pk, tf in zip(pks, postings, strict=True):
-                    for term, count in tf.items():
-                        copy.write_row((cid, term, pk, count))
+            _copy_postings(db, cid, zip(pks, postings, strict=True))
             _add_stats(db, cid, len(chunks) - gone, sum(lengths) - gone_length)
             _bump(db, cid)
 
@@ -329,30 +341,40 @@ class PostgresDocumentStore:
         return removed, chunks, length
 
     def _ensure_collection(
-        self, db: psycopg.Connection[Any], tenant: str, name: str, model: str | None, dim: int
+        self,
+        db: psycopg.Connection[Any],
+        tenant: str,
+        name: str,
+        model: str | None,
+        dim: int,
+        language: str,
     ) -> int:
-        """The id of the tenant's collection ``name``, created if new; vectors of another
-        model or dimension than the collection's are refused."""
+        """The id of the tenant's collection ``name``, created in ``language`` if new; vectors
+        of another model or dimension than the collection's are refused, and so are postings
+        of another language (``LANGUAGE_MISMATCH``)."""
         # FOR KEY SHARE: a re-embedding's switch (``versions.activate``) waits for this write,
-        # or this write for the switch, so no vector of the old model lands after it
+        # or this write for the switch, so no vector of the old model lands after it; a
+        # reindex (FOR UPDATE) too, so no posting of the old language lands after it
         row = db.execute(
-            "SELECT id, embedding_model, dimension FROM collections WHERE tenant=%s AND name=%s "
-            "FOR KEY SHARE",
+            "SELECT id, embedding_model, dimension, language FROM collections "
+            "WHERE tenant=%s AND name=%s FOR KEY SHARE",
             (tenant, name),
         ).fetchone()
         if row is None:
             db.execute(
-                "INSERT INTO collections(tenant, name) VALUES (%s, %s) "
+                "INSERT INTO collections(tenant, name, language) VALUES (%s, %s, %s) "
                 "ON CONFLICT (tenant, name) DO NOTHING",
-                (tenant, name),
+                (tenant, name, language),
             )
             row = db.execute(
-                "SELECT id, embedding_model, dimension FROM collections "
-                "WHERE tenant=%s AND name=%s",
+                "SELECT id, embedding_model, dimension, language FROM collections "
+                "WHERE tenant=%s AND name=%s FOR KEY SHARE",
                 (tenant, name),
             ).fetchone()
         assert row is not None
         cid, stored_model, stored_dim = int(row[0]), row[1], int(row[2])
+        if row[3] != language:
+            raise language_mismatch(name, str(row[3]), language)
         if (model is not None and stored_model is None) or (dim and not stored_dim):
             updated = db.execute(
                 "UPDATE collections SET embedding_model = coalesce(embedding_model, %s), "
@@ -539,6 +561,58 @@ class PostgresDocumentStore:
         ):
             yield StoredDocument(doc, chunks, vectors)
 
+    def collection_language(
+        self, collection: str, *, scope: AccessScope | None = None
+    ) -> str | None:
+        access = scope_or_default(scope)
+        with self.connection() as conn:
+            row = conn.execute(
+                "SELECT language FROM collections WHERE tenant=%s AND name=%s",
+                (access.tenant, collection),
+            ).fetchone()
+        return str(row[0]) if row else None
+
+    def reindex_keywords(
+        self, collection: str, language: str, *, scope: AccessScope | None = None
+    ) -> int:
+        """Every posting of the collection replaced by ``language``'s analysis, the chunks'
+        lengths and the collection's statistics with them, in one transaction (the collection
+        row locked: writers wait); returns the chunks re-analysed."""
+        analyzer = analyzer_for(language)
+        with self._write() as db:
+            cid = self._existing_id(db, scope, collection)
+            db.execute("SELECT 1 FROM collections WHERE id=%s FOR UPDATE", (cid,))
+            db.execute("DELETE FROM postings WHERE collection_id=%s", (cid,))
+            count = total = 0
+            after = -1
+            while True:
+                rows = db.execute(
+                    f"SELECT c.pk, {_CHUNK_COLUMNS} FROM chunks c JOIN collections k "
+                    "ON k.id = c.collection_id WHERE c.collection_id=%s AND c.pk > %s "
+                    "ORDER BY c.pk LIMIT 500",
+                    (cid, after),
+                ).fetchall()
+                if not rows:
+                    break
+                postings = [
+                    (int(r[0]), analyzer.term_frequencies(_chunk(r[1:]).index_text())) for r in rows
+                ]
+                _copy_postings(db, cid, postings)
+                with db.cursor() as cur:
+                    cur.executemany(
+                        "UPDATE chunks SET length=%s WHERE pk=%s",
+                        [(sum(tf.values()), pk) for pk, tf in postings],
+                    )
+                count += len(rows)
+                total += sum(sum(tf.values()) for _, tf in postings)
+                after = int(rows[-1][0])
+            db.execute(
+                "UPDATE collections SET language=%s, total_length=%s WHERE id=%s",
+                (analyzer.language, total, cid),
+            )
+            _bump(db, cid)
+        return count
+
     def collection_model(
         self, collection: str, *, scope: AccessScope | None = None
     ) -> tuple[str | None, int] | None:
@@ -668,8 +742,8 @@ class PostgresDocumentStore:
         with self.connection() as conn:
             rows = conn.execute(
                 "SELECT k.name, k.embedding_model, k.dimension, "
-                "(SELECT count(*) FROM documents d WHERE d.collection_id = k.id), k.chunk_count "
-                "FROM collections k WHERE k.tenant=%s ORDER BY k.name",
+                "(SELECT count(*) FROM documents d WHERE d.collection_id = k.id), k.chunk_count, "
+                "k.language FROM collections k WHERE k.tenant=%s ORDER BY k.name",
                 (scope_or_default(scope).tenant,),
             ).fetchall()
         return {
@@ -678,6 +752,7 @@ class PostgresDocumentStore:
                 "dimension": r[2],
                 "documents": int(r[3]),
                 "chunks": int(r[4]),
+                "language": r[5],
             }
             for r in rows
         }
@@ -700,7 +775,7 @@ class PostgresDocumentStore:
         ``model``, those a query of that model may search (``storage/query_models.py``:
         another model's collection is refused when named, or when no collection is of it)."""
         query = (
-            "SELECT id, name, dimension, chunk_count, total_length, embedding_model "
+            "SELECT id, name, dimension, chunk_count, total_length, embedding_model, language "
             "FROM collections WHERE tenant=%s"
         )
         params: tuple[str, ...] = (tenant,)
@@ -709,7 +784,11 @@ class PostgresDocumentStore:
         with self.connection() as conn:
             rows = conn.execute(query + " ORDER BY name", params).fetchall()
         found = [
-            (CollectionRow(int(r[0]), r[1], int(r[2]), int(r[3]), int(r[4])), str(r[1]), r[5])
+            (
+                CollectionRow(int(r[0]), r[1], int(r[2]), int(r[3]), int(r[4]), str(r[6])),
+                str(r[1]),
+                r[5],
+            )
             for r in rows
         ]
         return searchable(model, found, named=collection is not None)
@@ -776,6 +855,19 @@ def _visible_ids(
         (cid, list(ids), *params),
     )
     return [str(r[0]) for r in rows]
+
+
+def _copy_postings(
+    db: psycopg.Connection[Any], cid: int, postings: Iterable[tuple[int, Mapping[str, int]]]
+) -> None:
+    """``postings`` rows of the collection: (chunk pk, term -> tf) pairs, by COPY."""
+    with (
+        db.cursor() as cur,
+        cur.copy("COPY postings(collection_id, term, chunk_pk, tf) FROM STDIN") as copy,
+    ):
+        for pk, tf in postings:
+            for term, count in tf.items():
+                copy.write_row((cid, term, pk, count))
 
 
 def _bump(db: psycopg.Connection[Any], cid: int) -> None:

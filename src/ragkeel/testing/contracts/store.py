@@ -22,6 +22,8 @@ Five suites, each a class of pytest tests typed to the Protocols in ``storage/ba
   refused.
 * ``IndexVersionContract`` (``index_versions.py``) — a collection's vector index in versions
   (issue 13): a build beside the active version, invisible until one atomic switch.
+* ``LanguageContract`` (``languages.py``) — each collection's keyword language (issue 15):
+  recorded, used for its postings and for queries, mismatches refused, re-indexing.
 
 The two index Protocols only search; their documents are written through the store, which is
 why every suite runs on an ``IndexedStore`` (``storage/base.py``'s ``ManagedStore``): a
