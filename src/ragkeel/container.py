@@ -306,6 +306,7 @@ class Container:
             parse_workers=(
                 auto_parse_workers() if ing.parse_workers == "auto" else ing.parse_workers
             ),
+            language=self.settings.retrieval.language,
         )
 
     # -- the ingestion job queue (issue 13: jobs/) --

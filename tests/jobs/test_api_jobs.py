@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from ragkeel.api import create_app
 from ragkeel.container import Container
 from ragkeel.testing.jobs import start_worker
+from ragkeel.types import AccessScope
 
 DOC = b"# Rotation policy\n\nEvery API key is rotated every ninety days by the platform team.\n"
 
@@ -123,3 +124,29 @@ def test_queue_database_down_is_503_and_keeps_no_file(
         assert r.json()["code"] == "QUEUE_ERROR"
         assert str(port) not in r.text  # the queue's URL stays in the log
         assert not [p for p in c.uploads_dir.rglob("*") if p.is_file()]
+
+
+def test_a_language_mismatch_is_refused_before_the_job_is_queued(
+    client: TestClient, container: Container, queue_env: dict[str, str]
+) -> None:
+    key = container.keys.create("team-a", "ingest")[1]
+
+    def upload(language: str) -> int:
+        r = client.post(
+            "/v1/documents",
+            headers=bearer(key),
+            data={"collection": "handbuch", "language": language},
+            files=[("files", ("stadt.txt", "Die alten Häuser.".encode(), "text/plain"))],
+        )
+        return r.status_code
+
+    assert upload("german") == 202
+    drain(queue_env)
+    assert container.store.collection_language("handbuch", scope=_tenant("team-a")) == "german"
+    assert upload("english") == 409
+    assert container.job_queue.list(tenant="team-a")[0].spec.language == "german"  # no new job
+    assert len(container.job_queue.list(tenant="team-a")) == 1
+
+
+def _tenant(name: str) -> AccessScope:
+    return AccessScope(name, all_principals=True)

@@ -163,3 +163,24 @@ def test_with_the_postgres_store_the_queue_shares_its_database(
         assert job.state == "succeeded" and job.report is not None
         assert job.report["documents_written"] == 4
         assert c.store.stats().documents == 4
+
+
+def test_the_language_travels_with_the_job(
+    queue_env: dict[str, str], queue: JobQueue, tmp_path: Path, _isolated_home: Path
+) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "stadt.txt").write_text("Die alten Häuser der Stadt.", encoding="utf-8")
+    job_id = json.loads(run("ingest", "--queue", "--json", "--language", "German", str(docs)))[
+        "job"
+    ]
+    spec = queue.get(job_id, tenant=None).spec  # type: ignore[union-attr]
+    assert spec.language == "german"
+    drain(queue_env)
+    assert wait_job(queue, job_id, timeout_s=5).state == "succeeded"
+    with Container.load() as c:
+        assert c.store.collection_language("default") == "german"
+        assert len(c.store.keyword.search("Haus", 5)) == 1
+    refused = cli.invoke(app, ["ingest", "--queue", "--language", "english", str(docs)])
+    assert getattr(refused.exception, "code", None) == "LANGUAGE_MISMATCH"  # before queueing
+    assert len(queue.list(tenant=None)) == 1

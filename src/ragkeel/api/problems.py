@@ -16,6 +16,9 @@ a body that is not JSON on a JSON route        415     UNSUPPORTED_MEDIA_TYPE (t
                                                        no Content-Type)
 QueryError, FilterError, IngestError           422     QUERY_INVALID, FILTER_INVALID, (per kind)
 NameInvalidError                               422     NAME_INVALID (a tenant or collection name)
+LanguageError                                  422     LANGUAGE_UNSUPPORTED (no analyzer for it)
+LanguageMismatchError                          409     LANGUAGE_MISMATCH (documents in another
+                                                       language than the collection's)
 KeySpecError                                   422     KEY_INVALID (a key asked for with a bad spec)
 FeedbackInvalidError                           422     FEEDBACK_INVALID (a bad rating, a long comment)
 UnauthenticatedError                           401     UNAUTHENTICATED (+ ``WWW-Authenticate: Bearer``)
@@ -92,6 +95,8 @@ from ragkeel.errors import (
     JsonTooDeepError,
     KeySpecError,
     KeyStoreError,
+    LanguageError,
+    LanguageMismatchError,
     ModelError,
     ModelTimeoutError,
     ModelUnavailableError,
@@ -124,6 +129,8 @@ _STATUS_BY_TYPE: tuple[tuple[type[RagkeelError], int], ...] = (
     (QueryError, 422),
     (FilterError, 422),
     (NameInvalidError, 422),
+    (LanguageError, 422),
+    (LanguageMismatchError, 409),
     (KeySpecError, 422),
     (FeedbackInvalidError, 422),
     (ConfigError, 400),

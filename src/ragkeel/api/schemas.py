@@ -325,6 +325,8 @@ class TextDocumentIn(_Strict):
     collection: str | None = None
     metadata: dict[str, MetaValue] = Field(default_factory=dict)
     principals: list[str] = Field(default_factory=list, max_length=256)  # the ACL; none: public
+    # issue 15: the collection's keyword language (default: its own, or retrieval.language)
+    language: str | None = Field(default=None, min_length=1, max_length=64)
 
 
 class FileReportOut(BaseModel):

@@ -64,6 +64,7 @@ class Owner:
 
     tenant: str = DEFAULT_TENANT
     principals: tuple[str, ...] = ()
+    language: str | None = None  # the collection's keyword language, if the caller named one
 
 
 DEFAULT_OWNER = Owner()  # the default tenant, public: as with auth off
@@ -222,6 +223,7 @@ def _enqueue(
         principals=owner.principals,
         names={str(p): name for p, name in targets.items()},
         uploaded=True,
+        language=owner.language,
     )
     try:
         return queue.submit(spec)
@@ -302,6 +304,7 @@ def _ingest(
             collection,
             tenant=owner.tenant,
             principals=owner.principals,
+            language=owner.language,
         )
     finally:
         area.discard_unused(store, owner.tenant, collection, targets)

@@ -1,10 +1,12 @@
-"""``ragkeel collections list|drop|copy|reembed``.
+"""``ragkeel collections list|drop|copy|reembed|reindex``.
 
 ``copy`` moves collections between stores without re-embedding (``storage/copy.py``; the
 stores are named ``sqlite:PATH`` or ``postgres:URL``, ``storage/locations.py``); ``reembed``
 moves a collection to the configured embedding model, building the new index version alongside
 the live one and switching when it is complete (``ingestion/reembed.py``). Both print a
-progress line per batch on stderr (issue 13).
+progress line per batch on stderr (issue 13). ``reindex --language`` rebuilds a collection's
+keyword index in another language (issue 15: stemmer and stop words; vectors are kept), in one
+transaction: searches see the old index until it commits.
 """
 
 from __future__ import annotations
@@ -18,27 +20,33 @@ from rich.table import Table
 
 from ragkeel.cli.scope import TenantOption
 from ragkeel.container import Container
+from ragkeel.errors import CollectionNotFoundError
 from ragkeel.ingestion.reembed import ReembedProgress, reembed_collection
+from ragkeel.languages import check_language
 from ragkeel.storage.copy import CopyProgress, copy_collections
 from ragkeel.storage.locations import open_location, parse_location
 from ragkeel.storage.tenancy import check_name
 from ragkeel.types import DEFAULT_TENANT, AccessScope
 
-app = typer.Typer(help="List, drop, copy or re-embed collections.", no_args_is_help=True)
+app = typer.Typer(help="List, drop, copy, re-embed or re-index collections.", no_args_is_help=True)
 
 
 @app.command("list")
 def list_collections(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Collections with their document/chunk counts and embedding model."""
+    """Collections with their document/chunk counts, embedding model and keyword language."""
     with Container.load() as container:
         cols = container.store.collections()
     if as_json:
         typer.echo(json.dumps(cols, indent=2))
         return
-    table = Table("collection", "documents", "chunks", "embedding model")
+    table = Table("collection", "documents", "chunks", "embedding model", "language")
     for name, info in cols.items():
         table.add_row(
-            name, str(info["documents"]), str(info["chunks"]), str(info["embedding_model"])
+            name,
+            str(info["documents"]),
+            str(info["chunks"]),
+            str(info["embedding_model"]),
+            str(info["language"]),
         )
     Console().print(table)
 
@@ -147,3 +155,26 @@ def reembed(
 
 def _print_reembed(progress: ReembedProgress) -> None:
     typer.echo(progress.line(), err=True)
+
+
+@app.command("reindex")
+def reindex(
+    name: str,
+    language: Annotated[
+        str, typer.Option("--language", help="the keyword analyzer's language (german, ...)")
+    ],
+    tenant: TenantOption = None,
+) -> None:
+    """Rebuild a collection's keyword index in another language (stemmer and stop words):
+    every chunk re-analysed in one transaction; vectors and documents are kept."""
+    scope = AccessScope(check_name("tenant", tenant or DEFAULT_TENANT), all_principals=True)
+    wanted = check_language(language)
+    with Container.load() as container:
+        store = container.store
+        if store.collection_language(name, scope=scope) is None:
+            raise CollectionNotFoundError(
+                f"no collection {name!r} in tenant {scope.tenant!r}",
+                hint="`ragkeel collections list` shows them",
+            )
+        chunks = store.reindex_keywords(name, wanted, scope=scope)
+    typer.echo(f"re-indexed {name} in {wanted}: {chunks} chunks")

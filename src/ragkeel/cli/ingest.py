@@ -1,5 +1,11 @@
-"""``ragkeel ingest PATH... [--collection NAME] [--tenant NAME] [--principal P]... [--prune]
-[--follow-symlinks] [--json] [--queue]``.
+"""``ragkeel ingest PATH... [--collection NAME] [--language LANG] [--tenant NAME]
+[--principal P]... [--prune] [--follow-symlinks] [--json] [--queue]``.
+
+``--language`` (issue 15) is the keyword analyzer's language of the collection (``english``,
+``german``, ... PyStemmer's): a new collection is created in it, an existing one in another
+language is refused (``LANGUAGE_MISMATCH``, exit 1) before any file is read, and an unknown
+one is ``LANGUAGE_UNSUPPORTED`` with the supported ones listed. Without it, an existing
+collection keeps its language and a new one gets ``retrieval.language``.
 
 ``--queue`` (issue 13) enqueues one ingestion job instead of ingesting here (``ingestion.queue``
 must name an engine; ``ragkeel worker`` runs it): the paths are made absolute for the workers,
@@ -43,13 +49,22 @@ from ragkeel.cli.scope import TenantOption, principals_of
 from ragkeel.container import Container
 from ragkeel.ingestion.report import FileResult, IngestReport
 from ragkeel.jobs.model import JobSpec, spec_paths
+from ragkeel.languages import check_language
 from ragkeel.storage.tenancy import check_name
-from ragkeel.types import DEFAULT_TENANT
+from ragkeel.types import DEFAULT_TENANT, AccessScope
 
 
 def ingest_command(
     paths: Annotated[list[str], typer.Argument(help="files, directories (recursive) or globs")],
     collection: Annotated[str, typer.Option("--collection", "-c")] = "default",
+    language: Annotated[
+        str | None,
+        typer.Option(
+            "--language",
+            help="keyword analyzer language of the collection (default: the collection's, "
+            "or retrieval.language for a new one)",
+        ),
+    ] = None,
     prune: Annotated[
         bool, typer.Option("--prune", help="remove documents whose source is gone")
     ] = False,
@@ -77,7 +92,7 @@ def ingest_command(
     """Parse, chunk, embed and index documents (idempotent and incremental)."""
     console = Console(stderr=True)
     show_progress = not as_json and console.is_terminal
-    owner = _Owner(tenant or DEFAULT_TENANT, principals_of(principal))
+    owner = _Owner(tenant or DEFAULT_TENANT, principals_of(principal), language)
     if queue:
         _enqueue(paths, collection, prune, follow_symlinks, as_json, owner)
         return
@@ -94,6 +109,7 @@ def ingest_command(
                 follow_symlinks=follow_symlinks,
                 tenant=owner.tenant,
                 principals=owner.principals,
+                language=owner.language,
             )
     if as_json:
         typer.echo(json.dumps(report.to_dict(), indent=2))
@@ -117,16 +133,23 @@ def _enqueue(
         principals=tuple(sorted(owner.principals)),
         prune=prune,
         follow_symlinks=follow_symlinks,
+        language=check_language(owner.language) if owner.language is not None else None,
     )
     with Container.load() as container:
+        if spec.language is not None:  # refused now, not when a worker runs it
+            scope = AccessScope(spec.tenant, all_principals=True)
+            container.pipeline.language_of(spec.collection, scope, spec.language)
         job_id = container.job_queue.submit(spec)
     typer.echo(json.dumps({"job": job_id}) if as_json else job_id)
 
 
 @dataclass(frozen=True)
 class _Owner:
+    """Whose the documents are, who may see them, and the collection's language (if given)."""
+
     tenant: str
     principals: frozenset[str]
+    language: str | None = None
 
 
 def _with_progress(
@@ -174,6 +197,7 @@ def _with_progress(
             follow_symlinks=follow_symlinks,
             tenant=owner.tenant,
             principals=owner.principals,
+            language=owner.language,
         )
 
 

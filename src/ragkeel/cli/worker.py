@@ -44,6 +44,7 @@ class UploadRunner:
             follow_symlinks=spec.follow_symlinks,
             tenant=spec.tenant,
             principals=spec.principals,
+            language=spec.language,
             progress=progress,
         )
 

@@ -17,6 +17,12 @@ Documents are written for a ``tenant`` (default ``DEFAULT_TENANT``: the CLI, aut
 ``principals`` (default none: public within the tenant). Change detection, relocation and
 pruning happen within that tenant only (with every principal); re-ingesting an unchanged
 document with other principals replaces its ACL without re-embedding it.
+
+Languages (issue 15): a collection's keyword index is in one language. ``ingest(language=)``
+names it (``--language``, an upload's ``language``): a new collection is created in it, an
+existing one in another language is refused with ``LANGUAGE_MISMATCH`` before any file is read.
+Without one, an existing collection keeps its own and a new one gets ``language`` (the
+pipeline's default: ``retrieval.language``).
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from ragkeel.ingestion.parallel import parsed_in_order
 from ragkeel.ingestion.parsers import SUPPORTED_SUFFIXES, ParseLimits, ParseOutcome
 from ragkeel.ingestion.report import FileResult, IngestReport
 from ragkeel.ingestion.sources import expand_sources
+from ragkeel.languages import DEFAULT_LANGUAGE, check_language, language_mismatch
 from ragkeel.storage.base import DocumentStore
 from ragkeel.storage.tenancy import check_name, check_principals
 from ragkeel.types import DEFAULT_TENANT, AccessScope, Chunk, Document, ParsedDocument
@@ -52,6 +59,7 @@ class _Target:
     collection: str
     scope: AccessScope  # the tenant, with every principal: the ingest sees all its documents
     principals: frozenset[str]
+    language: str  # of the collection's keyword index
 
 
 @dataclass(slots=True)
@@ -59,6 +67,7 @@ class _Pending:
     document: Document
     chunks: list[Chunk]
     result: FileResult
+    language: str
 
 
 class IngestionPipeline:
@@ -72,8 +81,12 @@ class IngestionPipeline:
         embed_batch_chunks: int = 64,
         limits: ParseLimits | None = None,
         parse_workers: int = 0,
+        language: str = DEFAULT_LANGUAGE,
     ) -> None:
+        """``language``: the keyword analyzer's for collections this creates without being
+        told one."""
         self.store = store
+        self.language = check_language(language)
         self.embedder = embedder
         self.chunker = chunker
         self.max_file_bytes = max_file_bytes
@@ -95,13 +108,17 @@ class IngestionPipeline:
         follow_symlinks: bool = False,
         tenant: str = DEFAULT_TENANT,
         principals: Iterable[str] = (),
+        language: str | None = None,
     ) -> IngestReport:
         """Ingest files and folders into ``tenant``'s ``collection``; every document written
-        gets ``principals`` as its ACL (none: public within the tenant)."""
+        gets ``principals`` as its ACL (none: public within the tenant). ``language``: the
+        collection's keyword language (module docstring); a mismatch raises before any work."""
+        scope = AccessScope(check_name("tenant", tenant), all_principals=True)
         target = _Target(
             collection,
-            AccessScope(check_name("tenant", tenant), all_principals=True),
+            scope,
             check_principals(principals),
+            self.language_of(collection, scope, language),
         )
         started = time.perf_counter()
         report = IngestReport(collection=collection)
@@ -140,6 +157,18 @@ class IngestionPipeline:
         notify("end", None, report)
         return report
 
+    def language_of(self, collection: str, scope: AccessScope, language: str | None) -> str:
+        """The language documents written into ``collection`` are analysed in: ``language``
+        (checked against an existing collection's: ``LANGUAGE_MISMATCH``), else the
+        collection's own, else the pipeline's default."""
+        existing = self.store.collection_language(collection, scope=scope)
+        if language is None:
+            return existing or self.language
+        wanted = check_language(language)
+        if existing is not None and existing != wanted:
+            raise language_mismatch(collection, existing, wanted)
+        return wanted
+
     # -- per file ----------------------------------------------------------------------------
     def _prepare(
         self,
@@ -176,7 +205,7 @@ class IngestionPipeline:
                 report.documents_unchanged += 1
                 continue
             changed += 1
-            yield _Pending(document, chunks, result)
+            yield _Pending(document, chunks, result, target.language)
         if prune:
             by_source = self.store.documents_by_source(target.collection, scope=target.scope)
             gone = [d for d in by_source.get(source, ()) if d not in seen]
@@ -255,7 +284,11 @@ class IngestionPipeline:
             offset += n
             try:
                 self.store.upsert_document(
-                    item.document, item.chunks, block, embedding_model=self.embedder.name
+                    item.document,
+                    item.chunks,
+                    block,
+                    embedding_model=self.embedder.name,
+                    language=item.language,
                 )
             except RagkeelError as exc:
                 _fail(item.result, exc)

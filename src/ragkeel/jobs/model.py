@@ -61,6 +61,7 @@ class JobSpec:
     uploaded: bool = False
     prune: bool = False
     follow_symlinks: bool = False
+    language: str | None = None  # the collection's keyword language, if the caller named one
 
 
 @dataclass(frozen=True, slots=True)

@@ -87,6 +87,7 @@ CREATE TABLE IF NOT EXISTS ragkeel_ingest_jobs (
 );
 CREATE INDEX IF NOT EXISTS ragkeel_ingest_jobs_tenant ON ragkeel_ingest_jobs (tenant, created_at);
 CREATE INDEX IF NOT EXISTS ragkeel_ingest_jobs_queue ON ragkeel_ingest_jobs (queue_job_id);
+ALTER TABLE ragkeel_ingest_jobs ADD COLUMN IF NOT EXISTS language text;
 """
 _SELECT = """
 SELECT r.*, j.status, COALESCE(j.attempts, 0) AS attempts
@@ -198,8 +199,8 @@ class ProcrastinateQueue:
         with self._db() as conn:
             conn.execute(
                 "INSERT INTO ragkeel_ingest_jobs(id, tenant, collection, principals, paths, names,"
-                " uploaded, prune, follow_symlinks, created_at) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                " uploaded, prune, follow_symlinks, created_at, language) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (
                     job_id,
                     spec.tenant,
@@ -211,6 +212,7 @@ class ProcrastinateQueue:
                     spec.prune,
                     spec.follow_symlinks,
                     time.time(),
+                    spec.language,
                 ),
             )
         try:
@@ -392,6 +394,7 @@ def _spec(row: Mapping[str, Any]) -> JobSpec:
         uploaded=bool(row["uploaded"]),
         prune=bool(row["prune"]),
         follow_symlinks=bool(row["follow_symlinks"]),
+        language=row.get("language"),
     )
 
 

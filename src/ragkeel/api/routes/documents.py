@@ -4,7 +4,12 @@ answer is its per-file report. Writes are serialised by one lock (SQLite has one
 
 With the job queue on (``ingestion.queue``, issue 13) an upload is kept and one job deferred:
 the answer is ``202`` with the job's id and a ``Location`` (``GET /v1/jobs/{id}``,
-``routes/jobs.py``); workers parse and embed, the request holds no lock."""
+``routes/jobs.py``); workers parse and embed, the request holds no lock.
+
+``language`` (issue 15; a query parameter, a form field or the JSON body's field) is the
+keyword analyzer's language of the collection: a new collection is created in it; one that
+exists in another language is refused with 409 ``LANGUAGE_MISMATCH`` before anything is
+written (also before a job is queued); an unknown one is 422 ``LANGUAGE_UNSUPPORTED``."""
 
 from __future__ import annotations
 
@@ -47,6 +52,8 @@ from ragkeel.errors import (
     ProblemError,
     UnsupportedMediaTypeError,
 )
+from ragkeel.ingestion.pipeline import IngestionPipeline
+from ragkeel.languages import check_language
 from ragkeel.storage.tenancy import check_principals
 from ragkeel.types import AccessScope
 
@@ -64,6 +71,12 @@ _BODY_DOC: dict[str, Any] = {
                     "properties": {
                         "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
                         "collection": {"type": "string"},
+                        "language": {
+                            "type": "string",
+                            "description": "keyword analyzer language of the collection "
+                            "(english, german, ...; default: the collection's, or "
+                            "retrieval.language for a new one)",
+                        },
                         "principals": {
                             "type": "array",
                             "items": {"type": "string"},
@@ -96,6 +109,7 @@ async def add_documents(
     state: Annotated[ApiState, Depends(get_state)],
     scope: Annotated[AccessScope, Depends(caller_scope)],
     collection: Annotated[str | None, Query(min_length=1)] = None,
+    language: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
 ) -> JSONResponse:
     """Ingest uploaded files (multipart, field ``files``) or one JSON text document into the
     caller's tenant. ``principals`` (form field, repeated or comma-separated; in JSON a list)
@@ -115,8 +129,13 @@ async def add_documents(
                 )
             name = collection or _field(form.get("collection")) or DEFAULT_COLLECTION
             files: list[tuple[str, BinaryIO]] = [(u.filename or "", u.file) for u in uploads]
-            owner = _owner(scope, [v for v in form.getlist("principals") if isinstance(v, str)])
+            owner = _owner(
+                scope,
+                [v for v in form.getlist("principals") if isinstance(v, str)],
+                language or _field(form.get("language")),
+            )
             if c.queue_enabled:
+                _check_language(c.pipeline, name, owner)
                 job_id = await run_in_threadpool(
                     enqueue_files, area, c.job_queue, c.store, name, files, owner
                 )
@@ -128,8 +147,9 @@ async def add_documents(
     elif kind in ("application/json", ""):
         doc = _text_document(await request.body())
         name = collection or doc.collection or DEFAULT_COLLECTION
-        owner = _owner(scope, doc.principals)
+        owner = _owner(scope, doc.principals, language or doc.language)
         if c.queue_enabled:
+            _check_language(c.pipeline, name, owner)
             job_id = await run_in_threadpool(
                 enqueue_text, area, c.job_queue, c.store, name, doc, owner
             )
@@ -154,10 +174,20 @@ def _accepted(job_id: str, collection: str, names: list[str]) -> JSONResponse:
     return JSONResponse(body.model_dump(mode="json"), status_code=202, headers={"Location": url})
 
 
-def _owner(scope: AccessScope, values: list[str]) -> Owner:
-    """The upload's tenant (the caller's) and ACL (``values``, each maybe comma-separated)."""
+def _owner(scope: AccessScope, values: list[str], language: str | None = None) -> Owner:
+    """The upload's tenant (the caller's), ACL (``values``, each maybe comma-separated) and
+    the collection's language if one is named (``LANGUAGE_UNSUPPORTED`` if unknown)."""
     names = [n.strip() for v in values for n in v.split(",") if n.strip()]
-    return Owner(scope.tenant, tuple(sorted(check_principals(names))))
+    lang = check_language(language) if language is not None else None
+    return Owner(scope.tenant, tuple(sorted(check_principals(names))), lang)
+
+
+def _check_language(pipeline: IngestionPipeline, collection: str, owner: Owner) -> None:
+    """Before a job is queued: a language the collection does not have is refused now
+    (``LANGUAGE_MISMATCH``), not when a worker runs it."""
+    if owner.language is not None:
+        scope = AccessScope(owner.tenant, all_principals=True)
+        pipeline.language_of(collection, scope, owner.language)
 
 
 def _locked(state: ApiState, ingest: Callable[..., IngestOut], *args: Any) -> IngestOut:
