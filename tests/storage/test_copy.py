@@ -13,6 +13,7 @@ import pytest
 from ragkeel.errors import (
     CollectionNotFoundError,
     EmbeddingModelMismatchError,
+    LanguageMismatchError,
     StoreLocationError,
 )
 from ragkeel.storage.copy import CopyProgress, CopyStore, copy_collections
@@ -138,6 +139,26 @@ def test_an_embedding_model_mismatch_is_refused_before_writing(
         copy_collections(source, target, tenants=["tenant-a"], collection="nope")
     with pytest.raises(CollectionNotFoundError):
         copy_collections(source, target, tenants=["tenant-c"], collection="c")
+
+
+def test_the_language_is_copied_and_a_mismatch_refused_before_writing(
+    stores: tuple[CopyStore, CopyStore],
+) -> None:
+    source, target = stores
+    doc, chunks = make_doc("g", ["Die alten Häuser"], tenant="tenant-a", collection="de")
+    source.upsert_document(
+        doc, chunks, np.stack([unit(0)]), embedding_model=EMBEDDING_MODEL, language="german"
+    )
+    fill(source)
+    put(target, *make_doc("x", ["english words"], tenant="tenant-a", collection="k"))
+    target.reindex_keywords("k", "french", scope=A)
+    with pytest.raises(LanguageMismatchError) as err:
+        copy_collections(source, target, tenants=["tenant-a"])
+    assert err.value.code == "LANGUAGE_MISMATCH"
+    assert target.collections(scope=A).keys() == {"k"}  # "c" and "de" are not written either
+    copy_collections(source, target, tenants=["tenant-a"], collection="de")
+    assert target.collection_language("de", scope=A) == "german"
+    assert ids(target.keyword.search("Haus", 5, scope=A)) == [chunks[0].id]
 
 
 def test_progress_counts(stores: tuple[CopyStore, CopyStore]) -> None:
