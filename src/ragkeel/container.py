@@ -59,6 +59,8 @@ from ragkeel.gateway.pricing import Price, PriceTable
 from ragkeel.gateway.providers.local import GenerationQueue, LocalChatModel
 from ragkeel.gateway.stack import GatewayStack, RerankStack, build_gateway, build_reranker
 from ragkeel.generation.answerer import Answerer
+from ragkeel.generation.condense import Condenser, ModelCondenser
+from ragkeel.generation.condense_rules import RuleCondenser
 from ragkeel.generation.context import Packing
 from ragkeel.generation.policy import AnswerPolicy
 from ragkeel.generation.safety import OutputGuard, mask_canaries, new_canary
@@ -589,6 +591,39 @@ class Container:
             policy,
             cost_of=self.prices.cost if gen.provider == "openai" else None,
             cache=self.answer_cache,
+            condenser=self.condenser,
+        )
+
+    @cached_property
+    def condenser(self) -> Condenser | None:
+        """How a follow-up is made standalone (``generation.condense``, issue 15; None:
+        ``off``). ``auto``: the model condenser on the gateway's cheap route
+        (``GatewayStack.cheap``) when a model answers generatively, else the rules; ``model``
+        asks the model even for extractive answers (``CONFIG_INVALID`` without one)."""
+        gen = self.settings.generation
+        c = gen.condense
+        if c.mode == "off":
+            return None
+        rules = RuleCondenser(max_turns=c.max_turns)
+        if c.mode == "rules":
+            return rules
+        gateway = self.gateway
+        if gateway is None and c.mode == "model":
+            raise ConfigError(
+                "generation.condense.mode is model but no chat model is configured",
+                hint="set generation.provider (local or openai), or condense.mode: auto or rules",
+            )
+        if gateway is None or (c.mode == "auto" and gen.mode == "extractive"):
+            return rules
+        return ModelCondenser(
+            gateway.cheap,
+            rules,
+            prompt=c.prompt,
+            max_turns=c.max_turns,
+            max_turn_chars=c.max_turn_chars,
+            max_tokens=c.max_tokens,
+            timeout_s=c.timeout_s,
+            rules_offline=c.mode == "auto",
         )
 
     # -- the answer cache (issue 14; caching/) --

@@ -334,6 +334,22 @@ class PackingSettings(_Section):
     min_relative: float = Field(default=0.25, ge=0.0, le=1.0)
 
 
+class CondenseSettings(_Section):
+    """Multi-turn questions (issue 15, generation/condense.py): a follow-up made standalone from
+    the conversation before retrieval. ``auto``: the model on the gateway's cheap route when a
+    model answers (else the rules, which also stand in when the model fails); ``model``: the
+    model even for extractive answers; ``rules``: never a model; ``off``: the last message as
+    it is. ``max_turns`` earlier turns are read (each cut to ``max_turn_chars`` for the model);
+    the model writes at most ``max_tokens`` within ``timeout_s``."""
+
+    mode: Literal["auto", "model", "rules", "off"] = "auto"
+    max_turns: int = Field(default=6, ge=1, le=50)
+    max_turn_chars: int = Field(default=600, ge=50, le=10_000)
+    max_tokens: int = Field(default=96, ge=16, le=1024)
+    timeout_s: float = Field(default=20.0, gt=0, le=600)
+    prompt: str = "condense_v1"  # generation/prompts/condense/<prompt>.yaml
+
+
 class GenerationSettings(_Section):
     provider: Literal["local", "openai", "none"] = "local"  # none: extractive answers only
     mode: Literal["generative", "extractive"] = "generative"
@@ -351,6 +367,7 @@ class GenerationSettings(_Section):
     min_support: float = Field(default=0.5, ge=0.0, le=1.0)
     extractive_sentences: int = Field(default=3, ge=1, le=20)
     packing: PackingSettings = PackingSettings()  # issue 14: whole chunks or sentences
+    condense: CondenseSettings = CondenseSettings()  # issue 15: multi-turn questions
     safety: AnswerSafetySettings = AnswerSafetySettings()
     # a generated answer the citation check finds unsupported: returned as_is, stripped of the
     # unsupported sentences, or replaced by the extractive answer (generation/ungrounded.py);

@@ -89,6 +89,13 @@ class GatewayStack:
     breakers: tuple[CircuitBreakerChatModel, ...] = ()
     closers: list[Callable[[], None]] = field(default_factory=list)
 
+    @property
+    def cheap(self) -> ChatModel:
+        """The cheap route for side calls such as condensing a follow-up question (issue 15):
+        the router's cheap chain when there is a router (a cheap local tier, or cheap and
+        strong deployments with ``gateway.routing`` on), else ``model`` itself."""
+        return self.model.cheap if isinstance(self.model, RouterChatModel) else self.model
+
     def readiness(self) -> list[dict[str, Any]]:
         """Each deployment's breaker state (``/readyz``)."""
         return [b.snapshot().to_dict() for b in self.breakers]

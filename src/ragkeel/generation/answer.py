@@ -19,6 +19,7 @@ from typing import Any, Literal
 from ragkeel.errors import RagkeelError
 from ragkeel.gateway.base import ChatMessage, Usage
 from ragkeel.generation.citations import CitationCheck, best_snippet
+from ragkeel.generation.condense import Condensed
 from ragkeel.generation.context import PackedContext
 from ragkeel.types import Citation, Confidence, GateDecision, RerankOutcome, SearchHit
 
@@ -70,6 +71,9 @@ class Answer:
     gateway: Mapping[str, Any] | None = None
     tenant: str | None = None
     cache: CacheOutcome | None = None  # None: no answer cache configured
+    # a multi-turn question (issue 15): the last message and how it was made standalone
+    # (``question`` is the standalone one); None: a single question, nothing was condensed
+    condensed: Condensed | None = None
 
     @property
     def cached(self) -> bool:

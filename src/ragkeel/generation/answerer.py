@@ -29,12 +29,20 @@ first (``cache`` per call: ``use``, ``refresh``, ``off``); a hit yields the stor
 events and nothing else runs; a miss runs the flow above (reusing the question's embedding if
 the lookup computed one) and offers the final answer to the cache, which marks it with what
 it did (``Answer.cache``).
+
+Multi-turn questions (issue 15, ``condense.py``): given the conversation's earlier turns
+(``history``) and a ``Condenser``, the question is first made standalone; retrieval, the cache
+and the prompt then use the standalone question, and the answer carries both
+(``Answer.condensed``: the last message, the condenser used). A question with no earlier user
+turn, or an answerer without a condenser, is asked as it is: no condenser is called. An
+extractive answer condenses with the condenser's ``offline()`` one (the rules, unless a model
+was asked for explicitly).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Generator, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from typing import Any
 
 from ragkeel.clock import SYSTEM_CLOCK, Clock
@@ -53,6 +61,7 @@ from ragkeel.generation.answer import (
 )
 from ragkeel.generation.cached import AnswerCacheHook, CacheRequest, CacheUse, replay
 from ragkeel.generation.citations import check_answer
+from ragkeel.generation.condense import Condensed, Condenser, Turn
 from ragkeel.generation.context import PackedContext
 from ragkeel.generation.extractive import render_extractive
 from ragkeel.generation.gate import AnswerGate
@@ -77,7 +86,7 @@ from ragkeel.generation.steps import (
     verify,
 )
 from ragkeel.generation.templates import REFUSAL_PHRASE, load_template
-from ragkeel.generation.tracing import record_stage_spans
+from ragkeel.generation.tracing import record_stage_spans, traced_condense
 from ragkeel.generation.ungrounded import apply_policy
 from ragkeel.observability import names
 from ragkeel.retrieval.hybrid import HybridRetriever
@@ -89,7 +98,8 @@ class Answerer:
     """Answers questions over ``retriever`` with ``model`` (None: extractive answers only) as
     ``policy`` says. ``cost_of`` prices a model's usage when the gateway does not meter it
     ((model name, usage) -> USD; None: every model is free, as a local one); ``clock`` sets the
-    model call's deadline."""
+    model call's deadline; ``condenser`` makes a follow-up question standalone from its
+    conversation (None: the last question is asked as it is, the history unread)."""
 
     def __init__(
         self,
@@ -100,6 +110,7 @@ class Answerer:
         cost_of: Callable[[str, Usage], float] | None = None,
         clock: Clock = SYSTEM_CLOCK,
         cache: AnswerCacheHook | None = None,
+        condenser: Condenser | None = None,
     ) -> None:
         self.retriever = retriever
         self.model = model
@@ -113,6 +124,7 @@ class Answerer:
         self.cost_of = cost_of
         self.clock = clock
         self.cache = cache
+        self.condenser = condenser
 
     def answer(
         self,
@@ -126,14 +138,16 @@ class Answerer:
         k: int | None = None,
         scope: AccessScope | None = None,
         cache: CacheUse = "use",
+        history: Sequence[Turn] = (),
     ) -> Answer:
         """The final answer. ``output_schema``: reply with one JSON value valid against it
         (prompt ``answer_json_v1``, schema-constrained decoding where the model allows);
         ``k``: chunks to retrieve for this question (default: the policy's); ``scope``: whose
         data the question may see (None: the default tenant, every principal); ``cache``: what
-        the answer cache may do for it (``cached.py``; without a cache: nothing)."""
+        the answer cache may do for it (``cached.py``; without a cache: nothing); ``history``:
+        the conversation's earlier turns, oldest first (a follow-up is made standalone)."""
         asked = self._asked(question, collection, flt, mode, budget, output_schema, k, scope)
-        for event in self._events(dataclasses.replace(asked, use=cache)):
+        for event in self._condensed(dataclasses.replace(asked, use=cache), history):
             if isinstance(event, DoneEvent):
                 return event.answer
         raise AssertionError("the answer flow ended without an answer")  # pragma: no cover
@@ -150,6 +164,7 @@ class Answerer:
         k: int | None = None,
         scope: AccessScope | None = None,
         cache: CacheUse = "use",
+        history: Sequence[Turn] = (),
     ) -> Generator[AnswerEvent, None, None]:
         """The events of answering ``question`` (see ``answer.py``); ``close()`` it to cancel.
         Everything that may change per question is an argument here (nothing is set on the
@@ -158,7 +173,7 @@ class Answerer:
             if k is not None and k < 1:
                 raise QueryError(f"k must be at least 1, got {k}", hint="ask for 1 or more chunks")
             asked = self._asked(question, collection, flt, mode, budget, output_schema, k, scope)
-            yield from self._events(dataclasses.replace(asked, use=cache))
+            yield from self._condensed(dataclasses.replace(asked, use=cache), history)
         except RagkeelError as exc:
             yield ErrorEvent.ending(exc)
 
@@ -184,6 +199,24 @@ class Answerer:
             k or self.policy.k,
             scope,
         )
+
+    def _condensed(self, asked: CacheRequest, history: Sequence[Turn]) -> Iterator[AnswerEvent]:
+        """The events of ``asked`` made standalone from ``history`` first (when there is an
+        earlier user turn and a condenser); the ``DoneEvent``'s answer then carries the
+        ``Condensed`` record, its time (``condense``, counted in ``first_token`` and ``total``)
+        and its model call's cost."""
+        condenser = self.condenser
+        if condenser is None or not any(t.role == "user" for t in history):
+            yield from self._events(asked)
+            return
+        if asked.mode == "extractive" or self.model is None:
+            condenser = condenser.offline()
+        tenant, question = asked.budget.tenant, asked.question
+        condensed = traced_condense(lambda: condenser.condense(question, history, tenant=tenant))
+        for event in self._events(dataclasses.replace(asked, question=condensed.question)):
+            if isinstance(event, DoneEvent):
+                event = DoneEvent(_with_condensed(event.answer, condensed))
+            yield event
 
     def _events(self, asked: CacheRequest) -> Iterator[AnswerEvent]:
         """The answer cache's lookup (a hit: its events, and nothing else happens), then the
@@ -366,6 +399,19 @@ class _Flow:
         if cost_of and call is not None and call.model:
             return cost_of(call.model, call.usage)
         return 0.0
+
+
+def _with_condensed(answer: Answer, condensed: Condensed) -> Answer:
+    """``answer`` marked with how its question was condensed: the time it took comes before
+    every stage measured from the start (``first_token``, ``total``), its cost is added."""
+    ms = dict(answer.latency_ms)
+    for stage in (names.STAGE_FIRST_TOKEN, names.STAGE_TOTAL):
+        if stage in ms:
+            ms[stage] = round(ms[stage] + condensed.ms, 3)
+    ms[names.STAGE_CONDENSE] = round(condensed.ms, 3)
+    return dataclasses.replace(
+        answer, condensed=condensed, latency_ms=ms, cost=answer.cost + condensed.cost
+    )
 
 
 def _scope(collection: str | None, flt: Filter | None) -> Filter | None:

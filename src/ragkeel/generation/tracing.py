@@ -8,15 +8,24 @@ the way; ``degraded`` when a model failure turned it extractive; else ``answered
 finished answer as spans under the current one, placed by the stage timings the answer flow
 measured (``observability/genai.py`` draws the tree; the model calls are live spans of the
 gateway's). Nothing when the request is not traced.
+
+A multi-turn question (issue 15): ``traced_condense`` runs the condenser under a live
+``ragkeel.condense`` span (the model condenser's call is its child) with what it did as
+attributes (``names.CONDENSE_*``: condenser, changed, fallback, turns; the last message and the
+standalone question as input/output when content is captured). The trace keeps the same
+record in ``gateway["condense"]`` (``Condensed.to_dict``: both questions), persisted with the
+gateway record as the answer cache's outcome is; its ``question`` is the standalone one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict
 
 from ragkeel.errors import RagkeelError
 from ragkeel.gateway.base import ChatMessage
 from ragkeel.generation.answer import Answer
+from ragkeel.generation.condense import Condensed
 from ragkeel.generation.safety import mask_canaries
 from ragkeel.observability import genai, names, tracing
 from ragkeel.observability.trace import (
@@ -62,6 +71,7 @@ def trace_from_answer(answer: Answer, *, route: str, keep_prompt_text: bool) -> 
             "served_by": answer.served_by,
             **_cache(answer),
             **_rerank(answer),
+            **({"condense": answer.condensed.to_dict()} if answer.condensed else {}),
         },
     )
 
@@ -147,3 +157,31 @@ def record_stage_spans(answer: Answer, started_ns: int) -> None:
         span.record(names.span_of(names.STAGE_PACK), at(retrieved), end, attrs)
     else:  # refused at the gate: nothing was packed
         span.record(names.SPAN_GATE, at(retrieved), at(gated), attrs)
+
+
+def traced_condense(condense: Callable[[], Condensed]) -> Condensed:
+    """``condense()`` under a live ``ragkeel.condense`` span when the request is traced (see
+    the module docstring); just ``condense()`` when it is not."""
+    parent = tracing.current()
+    if not parent.recording:
+        return condense()
+    span = parent.child(names.span_of(names.STAGE_CONDENSE), {names.OI_SPAN_KIND: names.KIND_CHAIN})
+    try:
+        with tracing.active(span):
+            condensed = condense()
+    except BaseException as exc:
+        span.end(error=getattr(exc, "code", None) or type(exc).__name__)
+        raise
+    attrs: dict[str, tracing.SpanValue] = {
+        names.CONDENSE_CONDENSER: condensed.condenser,
+        names.CONDENSE_CHANGED: condensed.changed,
+        names.CONDENSE_TURNS: condensed.turns,
+    }
+    if condensed.fallback is not None:
+        attrs[names.CONDENSE_FALLBACK] = condensed.fallback
+    if span.capture_content:
+        attrs[names.INPUT_VALUE] = condensed.original
+        attrs[names.OUTPUT_VALUE] = condensed.question
+    span.set(attrs)
+    span.end()
+    return condensed

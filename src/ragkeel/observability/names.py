@@ -118,6 +118,12 @@ RERANK_DECISION: Final = "ragkeel.rerank.decision"
 RERANK_REASON: Final = "ragkeel.rerank.reason"
 RERANK_ERROR: Final = "ragkeel.rerank.error"  # the failure's code (decision "failed")
 RERANK_DOCUMENTS: Final = "ragkeel.rerank.documents"  # passages sent to the reranker
+# a multi-turn question made standalone (issue 15): the trace's gateway["condense"] record
+CONDENSE_CONDENSER: Final = "ragkeel.condense.condenser"  # rules or model (what produced it)
+CONDENSE_CHANGED: Final = "ragkeel.condense.changed"  # whether the question was rewritten
+CONDENSE_FALLBACK: Final = "ragkeel.condense.fallback"  # the model condenser's failure code
+CONDENSE_TURNS: Final = "ragkeel.condense.turns"  # earlier turns read
+CONDENSE_ORIGINAL: Final = "ragkeel.condense.original"  # the last user message (span content)
 
 # -- OpenTelemetry span names: ``ragkeel.<stage>`` for the answer flow's stages ------------------
 SPAN_GATE: Final = "ragkeel.gate"  # a refusal's gate decision (no pack stage followed)
@@ -150,6 +156,7 @@ STAGE_PROMPT_EVAL: Final = "prompt_eval"
 STAGE_GENERATE: Final = "generate"
 STAGE_TOTAL: Final = "total"
 STAGE_CACHE: Final = "cache"  # the answer cache's lookup (issue 14; a hit's only stage)
+STAGE_CONDENSE: Final = "condense"  # a follow-up made standalone, before retrieval (issue 15)
 # ``SearchResult.timings_ms`` (and ``/v1/search``'s ``timings_ms``) keys, per stage: the search
 # API's field names, kept as they were published
 SEARCH_TIMINGS: Final = {

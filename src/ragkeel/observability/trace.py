@@ -165,6 +165,10 @@ class Trace:
             (names.RERANK_DECISION, _get(_get(self.gateway, "rerank"), "decision")),
             (names.RERANK_REASON, _get(_get(self.gateway, "rerank"), "reason")),
             (names.RERANK_ERROR, _get(_get(self.gateway, "rerank"), "error")),
+            (names.CONDENSE_CONDENSER, _get(_get(self.gateway, "condense"), "condenser")),
+            (names.CONDENSE_CHANGED, _get(_get(self.gateway, "condense"), "changed")),
+            (names.CONDENSE_FALLBACK, _get(_get(self.gateway, "condense"), "fallback")),
+            (names.CONDENSE_TURNS, _get(_get(self.gateway, "condense"), "turns")),
         ]
         return {k: v for k, v in pairs if v is not None}
 
