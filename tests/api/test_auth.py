@@ -77,6 +77,9 @@ SAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/v1/costs"): {"params": {"by": "tenant"}},
     ("POST", "/v1/feedback"): {"json": {"trace_id": "0" * 32, "rating": "up"}},
     ("GET", "/v1/jobs/{job_id}"): {"url": "/v1/jobs/job_" + "0" * 20},  # issue 13: no queue: 404
+    # issue 15: the model listing for chat clients
+    ("GET", "/v1/models"): {},
+    ("GET", "/v1/models/{model_id:path}"): {"url": "/v1/models/ragkeel"},
 }
 
 
@@ -118,6 +121,8 @@ def test_every_route_states_the_scope_it_needs(secured: TestClient) -> None:
         ("GET", "/v1/costs"): "query",
         ("POST", "/v1/feedback"): "query",
         ("GET", "/v1/jobs/{job_id}"): "ingest",  # an upload's job: who may upload (issue 13)
+        ("GET", "/v1/models"): "query",  # as the chat route (issue 15)
+        ("GET", "/v1/models/{model_id:path}"): "query",
     }
     assert {(m, p): s for m, p, s in routes} == expected
 

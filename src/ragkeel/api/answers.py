@@ -11,7 +11,7 @@ a failed or cancelled answer."""
 from __future__ import annotations
 
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, replace
 from typing import Any
@@ -36,6 +36,7 @@ from ragkeel.generation.answer import (
     TokenEvent,
 )
 from ragkeel.generation.cached import CacheUse
+from ragkeel.generation.condense import Turn
 from ragkeel.generation.policy import NO_BUDGET, Budget, GenerationMode
 from ragkeel.types import AccessScope
 
@@ -86,10 +87,12 @@ def start_answer(
     output_schema: dict[str, Any] | None = None,
     scope: AccessScope | None = None,
     cache: CacheUse = "use",
+    history: Sequence[Turn] = (),
 ) -> EventPump[StreamItem]:
     """The answer's events, produced in a thread as soon as they are iterated; retrieval
     sees only what ``scope`` (the caller's, ``api/auth.py``) may see; ``cache``: what the
-    answer cache may do (``cache_use``). The trace keeps the internal document ids; the
+    answer cache may do (``cache_use``); ``history``: the conversation before the question
+    (made standalone from it, issue 15). The trace keeps the internal document ids; the
     events name documents as clients see them (``public_ids.py``)."""
     events = state.answerer.stream(
         question,
@@ -100,6 +103,7 @@ def start_answer(
         k=k,
         scope=scope,
         cache=cache,
+        history=history,
     )
     tenant = scope.tenant if scope is not None else None
     traced = _traced(state.container, events, question, route, tenant)
@@ -124,6 +128,7 @@ def start_admitted(
     scope: AccessScope | None = None,
     answer_tokens: int | None = None,
     cache: CacheUse = "use",
+    history: Sequence[Turn] = (),
 ) -> EventPump[StreamItem]:
     """``checked_question`` then ``start_answer`` for an admitted request, within
     ``Budget(admitted.tenant, max_cost, max_tokens, answer_tokens)``; if either fails, the
@@ -142,6 +147,7 @@ def start_admitted(
             output_schema=output_schema,
             scope=scope,
             cache=cache,
+            history=history,
         )
     except BaseException:
         admitted.release()

@@ -1,5 +1,5 @@
-"""Bodies of the OpenAI-compatible ``/v1/chat/completions`` (the shapes the official clients
-parse), with ragkeel's own fields under the namespaced ``ragkeel`` member."""
+"""Bodies of the OpenAI-compatible ``/v1/chat/completions`` and ``/v1/models`` (the shapes the
+official clients parse), with ragkeel's own fields under the namespaced ``ragkeel`` member."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from ragkeel.api.request_limits import check_json_body, non_finite_at
 from ragkeel.api.schemas import CacheOut, CitationOut, GenerationModeIn, UsageOut
 from ragkeel.errors import QueryError
 from ragkeel.generation.answer import Answer
+from ragkeel.generation.condense import Turn
 
 MAX_COMPLETION_TOKENS = 1_000_000  # a larger completion limit is refused (422), like max_tokens
 
@@ -86,10 +87,23 @@ class ChatCompletionRequest(BaseModel):
         return self
 
     def question(self) -> str:
-        """The last user message: the question (earlier turns are not used)."""
-        for message in reversed(self.messages):
-            if message.role == "user":
-                return message.text()
+        """The last user message: the question."""
+        return self.messages[self._last_user()].text()
+
+    def history(self) -> tuple[Turn, ...]:
+        """The user and assistant messages before the last user message, oldest first: the
+        conversation a follow-up is made standalone from (system and tool messages are not
+        turns)."""
+        return tuple(
+            Turn("user" if m.role == "user" else "assistant", m.text())
+            for m in self.messages[: self._last_user()]
+            if m.role in ("user", "assistant")
+        )
+
+    def _last_user(self) -> int:
+        for i in range(len(self.messages) - 1, -1, -1):
+            if self.messages[i].role == "user":
+                return i
         raise QueryError("no user message", hint='the last message with role "user" is asked')
 
 
@@ -198,3 +212,17 @@ def chunk(
         "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
         **extra,
     }
+
+
+class ModelOut(BaseModel):
+    """One entry of ``GET /v1/models`` (OpenAI's ``Model``)."""
+
+    id: str
+    object: Literal["model"] = "model"
+    created: int = Field(description="Unix seconds: when this server started")
+    owned_by: str
+
+
+class ModelListOut(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelOut]

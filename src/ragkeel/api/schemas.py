@@ -37,8 +37,22 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
+class TurnIn(_Strict):
+    """One earlier turn of a conversation (``QueryRequest.history``)."""
+
+    role: Literal["user", "assistant"]
+    content: str = Field(max_length=100_000)
+
+
 class QueryRequest(_Strict):
     question: str = Field(min_length=1, description="the question (at most 4,000 characters)")
+    history: list[TurnIn] = Field(
+        default_factory=list,
+        max_length=100,
+        description="the conversation before the question, oldest first: a follow-up is made "
+        "standalone from it before retrieval (generation.condense; the answer's question is "
+        "the standalone one)",
+    )
     collection: str | None = Field(default=None, description="search one collection only")
     k: int | None = Field(default=None, ge=1, le=100, description="chunks retrieved")
     mode: GenerationModeIn | None = Field(default=None, description="default: the server's")

@@ -183,8 +183,8 @@ class DocumentStore(Protocol):
 
 
 class CollectionCatalog(Protocol):
-    """What exists, for operator tools (copy, re-embed, metrics), never for answering a
-    request."""
+    """What exists, for operator tools (copy, re-embed, metrics) and the caller's own model
+    listing (``GET /v1/models``, within its tenant), never for answering a request."""
 
     def tenants(self) -> list[str]:
         """Every tenant that owns a collection (operator bookkeeping, never a request's answer)."""

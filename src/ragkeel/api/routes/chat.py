@@ -2,6 +2,14 @@
 ``choices[0].message.content`` the cited answer (with a "Sources:" list), ``usage`` in OpenAI's
 shape, ragkeel's fields (citations, mode, grounded, degraded, trace_id...) under ``ragkeel``.
 
+Multi-turn (issue 15): the user and assistant messages before the last user message are the
+conversation; the answerer makes the question standalone from it (``generation/condense.py``,
+``generation.condense``) before retrieval, and the trace keeps both questions. ``model``
+picks what is searched (``routes/models.py``): ``ragkeel`` (or none) every collection the
+caller may read, ``ragkeel/<collection>`` one collection; any other model is 404
+``MODEL_NOT_FOUND``, and a ``collection`` (``extra_body``) that contradicts the model's is 422
+``QUERY_INVALID``.
+
 Streaming sends ``chat.completion.chunk``s as ``data:`` events and ends with ``data: [DONE]``;
 the last chunk before it carries ``finish_reason``, ``usage`` and ``ragkeel``. Sources first: the
 chunk after the opening one (``role``) is sent as soon as retrieval and the gate end, before the
@@ -26,6 +34,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from ragkeel.admission.gates import Admitted, closing
 from ragkeel.api.answers import (
@@ -48,11 +57,12 @@ from ragkeel.api.openai_schemas import (
     sources_footer,
 )
 from ragkeel.api.problems import client_message, error_payload
+from ragkeel.api.routes.models import BASE_MODEL, collection_of
 from ragkeel.api.schemas import SourcesOut, UsageOut
 from ragkeel.api.sse import DONE, EventStreamResponse, frame
 from ragkeel.api.state import ApiState, get_state
 from ragkeel.api.tracing import record_trace
-from ragkeel.errors import RagkeelError
+from ragkeel.errors import QueryError, RagkeelError
 from ragkeel.generation.answer import ErrorEvent, RetrievalEvent, TokenEvent
 from ragkeel.types import AccessScope
 
@@ -67,9 +77,11 @@ async def chat_completions(
     state: Annotated[ApiState, Depends(get_state)],
     scope: Annotated[AccessScope, Depends(caller_scope)],
 ) -> Response:
-    """OpenAI-compatible chat completion answering the last user message from the index."""
+    """OpenAI-compatible chat completion answering the last user message from the index, made
+    standalone from the conversation before it."""
     try:
-        text = body.question()
+        text, history = body.question(), body.history()
+        collection = await _collection(body, state, scope)
     except RagkeelError as exc:
         record_trace(state.container, ROUTE, error=exc, tenant=scope.tenant)
         raise
@@ -81,12 +93,13 @@ async def chat_completions(
         admitted,
         text,
         route=ROUTE,
-        collection=body.collection,
+        collection=collection,
         k=body.k,
         mode=body.mode,
         scope=scope,
         answer_tokens=_max_tokens(body),
         cache=cache_use(request, body.cache),
+        history=history,
     )
     model = served_model(state)
     if body.stream:
@@ -96,6 +109,23 @@ async def chat_completions(
     done = await collect_admitted(pump, request, admitted)
     out = completion(done.answer, done.trace_id, model=model)
     return JSONResponse(out.model_dump(mode="json"))
+
+
+async def _collection(
+    body: ChatCompletionRequest, state: ApiState, scope: AccessScope
+) -> str | None:
+    """The collection asked: the model's (``ragkeel/<collection>``) or the ``collection``
+    extension; both must agree."""
+    if body.model in (None, BASE_MODEL):  # no store read for the common case
+        return body.collection
+    named = await run_in_threadpool(collection_of, body.model, state.container.store, scope)
+    if body.collection is not None and named is not None and body.collection != named:
+        raise QueryError(
+            f"model {body.model!r} names collection {named!r}, but collection is "
+            f"{body.collection!r}",
+            hint="give the collection once: in the model or in collection",
+        )
+    return named if named is not None else body.collection
 
 
 def _max_tokens(body: ChatCompletionRequest) -> int | None:

@@ -49,6 +49,7 @@ from ragkeel.api.sse import EventStreamResponse, frame
 from ragkeel.api.state import ApiState, get_state
 from ragkeel.errors import OutputSchemaUnsupportedError
 from ragkeel.generation.answer import CitationEvent, ErrorEvent, RetrievalEvent, TokenEvent
+from ragkeel.generation.condense import Turn
 from ragkeel.types import AccessScope
 
 ROUTE = "/v1/query"
@@ -88,6 +89,7 @@ async def query(
         output_schema=body.output_schema,
         scope=scope,
         cache=cache_use(request, body.cache),
+        history=tuple(Turn(t.role, t.content) for t in body.history),
     )
     if body.stream:
         return EventStreamResponse(
