@@ -33,14 +33,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from importlib import resources
 from typing import Literal, Protocol
 
-import yaml
-
-from ragkeel.errors import TemplateError
 from ragkeel.gateway.base import ChatMessage, ChatModel, ChatRequest, Usage
 from ragkeel.gateway.calllog import CallLog, recording
+from ragkeel.generation.templates import read_prompt_file
 
 logger = logging.getLogger("ragkeel.generation")
 
@@ -53,7 +50,6 @@ CondenserName = Literal["rules", "model"]
 Role = Literal["user", "assistant"]
 
 _PLACEHOLDER = re.compile(r"\{(history|question)\}")
-_VERSION = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _LABEL = re.compile(
     r"^\s*(?:standalone question|rewritten question|question|eigenständige frage|frage)\s*:\s*",
     re.IGNORECASE,
@@ -150,31 +146,17 @@ class CondensePrompt:
 @lru_cache(maxsize=8)
 def load_condense_prompt(version: str = DEFAULT_CONDENSE_PROMPT) -> CondensePrompt:
     """The prompt ``prompts/condense/<version>.yaml``; ``TemplateError`` if missing or
-    malformed (a ``version`` equal to the file name, ``system`` and ``user`` texts, the user
-    text with ``{history}`` and ``{question}``)."""
-    if not _VERSION.match(version):
-        raise TemplateError(f"invalid condense prompt version {version!r}")
-    folder = resources.files("ragkeel.generation").joinpath("prompts", "condense")
-    try:
-        data = yaml.safe_load(folder.joinpath(f"{version}.yaml").read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise TemplateError(
-            f"no condense prompt {version!r}", hint="see generation/prompts/condense/"
-        ) from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise TemplateError(f"condense prompt {version!r} is unreadable: {exc}") from exc
-    if not isinstance(data, dict) or data.get("version") != version:
-        raise TemplateError(
-            f"condense prompt {version!r} must be a mapping with version: {version}"
-        )
-    system, user = data.get("system"), data.get("user")
-    if not (isinstance(system, str) and system.strip() and isinstance(user, str)):
-        raise TemplateError(f"condense prompt {version!r} needs non-empty system and user texts")
-    if "{history}" not in user or "{question}" not in user:
-        raise TemplateError(
-            f"condense prompt {version!r}: user text needs {{history}} and {{question}}"
-        )
-    return CondensePrompt(version, system, user)
+    malformed (``templates.read_prompt_file``: the user text needs ``{history}`` and
+    ``{question}``)."""
+    found = read_prompt_file(
+        "ragkeel.generation",
+        ("prompts", "condense"),
+        version,
+        what="condense prompt",
+        placeholders=("history", "question"),
+        hint="see generation/prompts/condense/",
+    )
+    return CondensePrompt(version, found.system, found.user)
 
 
 class ModelCondenser:

@@ -22,10 +22,11 @@ tokens per source).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib import resources
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 
@@ -78,35 +79,66 @@ class PromptTemplate:
         return (ChatMessage("system", fill(self.system)), ChatMessage("user", fill(self.user)))
 
 
-@lru_cache(maxsize=16)
-def load_template(version: str = DEFAULT_TEMPLATE) -> PromptTemplate:
-    """The template ``prompts/<version>.yaml``; ``TemplateError`` if missing or malformed."""
+@dataclass(frozen=True, slots=True)
+class PromptFile:
+    """A versioned prompt as stored: its ``system`` and ``user`` texts and every other key."""
+
+    version: str
+    system: str
+    user: str
+    data: Mapping[str, Any]
+
+
+def read_prompt_file(
+    package: str,
+    folder: tuple[str, ...],
+    version: str,
+    *,
+    what: str,
+    placeholders: tuple[str, ...],
+    hint: str | None = None,
+) -> PromptFile:
+    """``<package>/<folder...>/<version>.yaml`` (the answer templates, the condense prompts,
+    the judge prompts): a mapping whose ``version`` is its file name, with non-empty ``system``
+    and ``user`` texts, the user text holding each ``{placeholder}``. ``TemplateError`` naming
+    ``what`` ("prompt template"...) otherwise, with ``hint``."""
     if not _VERSION.match(version):
-        raise TemplateError(f"invalid template version {version!r}", hint=_hint())
-    resource = resources.files("ragkeel.generation").joinpath("prompts", f"{version}.yaml")
+        raise TemplateError(f"invalid {what} version {version!r}", hint=hint)
+    resource = resources.files(package).joinpath(*folder, f"{version}.yaml")
     try:
         data = yaml.safe_load(resource.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise TemplateError(f"no prompt template {version!r}", hint=_hint()) from None
+        raise TemplateError(f"no {what} {version!r}", hint=hint) from None
     except (OSError, yaml.YAMLError) as exc:
-        raise TemplateError(f"prompt template {version!r} is unreadable: {exc}") from exc
+        raise TemplateError(f"{what} {version!r} is unreadable: {exc}") from exc
     if not isinstance(data, dict) or data.get("version") != version:
-        raise TemplateError(
-            f"prompt template {version!r} must be a mapping with version: {version}"
-        )
-    fields = {key: data.get(key) for key in ("system", "user")}
-    if not all(isinstance(text, str) and text.strip() for text in fields.values()):
-        raise TemplateError(f"prompt template {version!r} needs non-empty system and user texts")
-    if "{sources}" not in str(fields["user"]) or "{question}" not in str(fields["user"]):
-        raise TemplateError(
-            f"prompt template {version!r}: user text needs {{sources}} and {{question}}"
-        )
-    style = data.get("sources", "numbered")
+        raise TemplateError(f"{what} {version!r} must be a mapping with version: {version}")
+    system, user = data.get("system"), data.get("user")
+    if not (isinstance(system, str) and system.strip() and isinstance(user, str) and user.strip()):
+        raise TemplateError(f"{what} {version!r} needs non-empty system and user texts")
+    missing = [f"{{{p}}}" for p in placeholders if f"{{{p}}}" not in user]
+    if missing:
+        raise TemplateError(f"{what} {version!r}: user text needs {' and '.join(missing)}")
+    return PromptFile(version, system, user, data)
+
+
+@lru_cache(maxsize=16)
+def load_template(version: str = DEFAULT_TEMPLATE) -> PromptTemplate:
+    """The template ``prompts/<version>.yaml``; ``TemplateError`` if missing or malformed."""
+    found = read_prompt_file(
+        "ragkeel.generation",
+        ("prompts",),
+        version,
+        what="prompt template",
+        placeholders=("sources", "question"),
+        hint=_hint(),
+    )
+    style = found.data.get("sources", "numbered")
     if style not in ("numbered", "tagged"):
         raise TemplateError(
             f"prompt template {version!r}: sources must be numbered or tagged, got {style!r}"
         )
-    return PromptTemplate(version, str(fields["system"]), str(fields["user"]), style)
+    return PromptTemplate(version, found.system, found.user, style)
 
 
 def render_prompt(version: str, question: str, sources: str) -> tuple[str, tuple[ChatMessage, ...]]:

@@ -27,16 +27,13 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 from typing import Any, Literal
 
-import yaml
-
-from ragkeel.errors import TemplateError
 from ragkeel.evaluation.metrics.answers import parse_json_reply
 from ragkeel.gateway.base import ChatMessage, ChatModel, ChatRequest
 from ragkeel.generation.answer import Answer
 from ragkeel.generation.context import pack_context
+from ragkeel.generation.templates import read_prompt_file
 from ragkeel.tokens import RegexTokenCounter
 
 DEFAULT_JUDGE_PROMPT = "judge_v1"
@@ -44,7 +41,6 @@ JUDGE_MAX_TOKENS = 200
 Verdict = Literal["pass", "fail", "unstable", "invalid"]
 
 _PLACEHOLDER = re.compile(r"\{(question|answer|sources|references)\}")
-_VERSION = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _NO_REFERENCES = "(none given: judge the answer against the sources only)"
 _UNLIMITED = 10**9
 
@@ -73,28 +69,17 @@ class JudgePrompt:
 
 @lru_cache(maxsize=8)
 def load_judge_prompt(version: str = DEFAULT_JUDGE_PROMPT) -> JudgePrompt:
-    """The prompt ``prompts/<version>.yaml``; ``TemplateError`` if missing or malformed."""
-    if not _VERSION.match(version):
-        raise TemplateError(f"invalid judge prompt version {version!r}")
-    resource = resources.files("ragkeel.evaluation.metrics").joinpath("prompts", f"{version}.yaml")
-    try:
-        data = yaml.safe_load(resource.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise TemplateError(
-            f"no judge prompt {version!r}", hint="see evaluation/metrics/prompts/"
-        ) from None
-    except (OSError, yaml.YAMLError) as exc:
-        raise TemplateError(f"judge prompt {version!r} is unreadable: {exc}") from exc
-    if not isinstance(data, dict) or data.get("version") != version:
-        raise TemplateError(f"judge prompt {version!r} must be a mapping with version: {version}")
-    system, user = data.get("system"), data.get("user")
-    if not (isinstance(system, str) and isinstance(user, str) and system.strip()):
-        raise TemplateError(f"judge prompt {version!r} needs non-empty system and user texts")
-    if not all(f"{{{key}}}" in user for key in ("question", "answer", "sources")):
-        raise TemplateError(
-            f"judge prompt {version!r}: user text needs {{question}}, {{answer}} and {{sources}}"
-        )
-    return JudgePrompt(version, system, user)
+    """The prompt ``prompts/<version>.yaml``; ``TemplateError`` if missing or malformed
+    (``generation/templates.read_prompt_file``)."""
+    found = read_prompt_file(
+        "ragkeel.evaluation.metrics",
+        ("prompts",),
+        version,
+        what="judge prompt",
+        placeholders=("question", "answer", "sources"),
+        hint="see evaluation/metrics/prompts/",
+    )
+    return JudgePrompt(version, found.system, found.user)
 
 
 @dataclass(frozen=True, slots=True)
