@@ -344,15 +344,15 @@ class CondenseSettings(_Section):
 
     mode: Literal["auto", "model", "rules", "off"] = "auto"
     max_turns: int = Field(default=6, ge=1, le=50)
+    max_turn_chars: int = Field(default=600, ge=50, le=10_000)
+    max_tokens: int = Field(default=96, ge=16, le=1024)
+    timeout_s: float = Field(default=20.0, gt=0, le=600)
+    prompt: str = "condense_v1"  # generation/prompts/condense/<prompt>.yaml
 
     @field_validator("mode", mode="before")
     @classmethod
     def _yaml_off(cls, value: object) -> object:
         return "off" if value is False else value  # YAML reads a bare `off` as false
-    max_turn_chars: int = Field(default=600, ge=50, le=10_000)
-    max_tokens: int = Field(default=96, ge=16, le=1024)
-    timeout_s: float = Field(default=20.0, gt=0, le=600)
-    prompt: str = "condense_v1"  # generation/prompts/condense/<prompt>.yaml
 
 
 class GenerationSettings(_Section):

@@ -4,6 +4,8 @@ cheap deployments when routing is on, else the model itself."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ragkeel.container import Container
@@ -97,3 +99,9 @@ def test_the_cheap_route_is_the_cheap_deployments_with_routing() -> None:
             with recording(CallLog()) as log:
                 assert gateway.cheap.complete(request).text == "from cheap"
             assert [x.deployment for x in log.attempts] == ["mini"]
+
+
+def test_a_bare_yaml_off_is_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "condense.yaml").write_text("generation:\n  condense: {mode: off}\n")
+    monkeypatch.setenv("RAGKEEL_CONFIG", str(tmp_path / "condense.yaml"))
+    assert load_settings().generation.condense.mode == "off"  # YAML 1.1 reads `off` as false
