@@ -32,6 +32,9 @@ class EvalCase:
     expect: Expect = "answer"
     output_schema: Mapping[str, Any] | None = None  # JSON schema the answer must validate against
     tags: tuple[str, ...] = ()
+    # a follow-up in a conversation (issue 15): the user's earlier questions, oldest first;
+    # the answerer makes ``question`` standalone from them (generation.condense)
+    history: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,11 @@
     {"id": "keys-1", "question": "How often are API keys rotated?", "expect": "answer",
      "reference_answers": ["every 90 days"], "relevant_doc_ids": ["api-key-rotation"],
      "tags": ["edge"], "output_schema": {...}, "relevant_source_globs": ["*keys*"]}
+    {"id": "keys-1-f", "history": ["How often are API keys rotated?"],
+     "question": "Who does it?", "expect": "answer", ...}
+
+``history`` (issue 15): a follow-up's earlier user questions in its conversation, oldest first;
+the question is asked after them and made standalone from them (``generation.condense``).
 
 ``id``, ``question`` and ``expect`` (``answer`` | ``cannot_answer``) are required; the lists
 default to empty, ``output_schema`` to none; ``qrels`` (doc id → grade) is allowed so a BEIR case
@@ -51,6 +56,7 @@ LINE_SCHEMA: dict[str, Any] = {
         "qrels": {"type": "object", "additionalProperties": {"type": "integer"}},
         "output_schema": {"type": "object"},
         "tags": {"type": "array", "items": {"type": "string", "pattern": TAG_PATTERN}},
+        "history": _TEXTS,
     },
 }
 _VALIDATOR = Draft202012Validator(LINE_SCHEMA)
@@ -98,6 +104,8 @@ def case_to_json(case: EvalCase) -> dict[str, Any]:
         record["qrels"] = dict(case.qrels)
     if case.output_schema is not None:
         record["output_schema"] = dict(case.output_schema)
+    if case.history:
+        record["history"] = list(case.history)
     problem = _problem(record)
     if problem:
         raise ValueError(f"case {case.id!r} is not a valid test-set record: {problem}")
@@ -119,6 +127,7 @@ def case_from_json(record: Any) -> EvalCase:
         expect=record["expect"],
         output_schema=record.get("output_schema"),
         tags=tuple(record.get("tags", ())),
+        history=tuple(record.get("history", ())),
     )
 
 

@@ -99,6 +99,9 @@ class Row(TypedDict):
     trace_id: str | None
     error: ErrorRow | None
     references: NotRequired[list[str]]  # beyond the contract: reference answers, for reports
+    # a follow-up (issue 15): its earlier questions, and the standalone question it was asked as
+    history: NotRequired[list[str]]
+    asked: NotRequired[str]
 
 
 class DatasetInfo(TypedDict):

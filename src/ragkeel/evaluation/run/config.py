@@ -17,7 +17,10 @@ pipeline settings, how many at once and for how long.
       - {name: curated, kind: testset, path: cases/curated.jsonl, corpus: [../examples]}
       - {name: xquad-in-scifact, kind: squad, path: xquad.en.json, limit: 50, seed: 1, ask_in: scifact}
 
-``ask_in`` makes a data set out-of-scope negatives: its questions are asked in the other data
+``cases`` (issue 15) asks other questions of a data set's corpus: the test-set JSONL at that path
+(``datasets/testset.py``; e.g. the multi-turn conversations of ``evals/cases/multiturn-xquad.jsonl``,
+whose relevant ids are the corpus's) replaces the data set's own questions; ``limit`` and
+``seed`` then sample those. ``ask_in`` makes a data set out-of-scope negatives: its questions are asked in the other data
 set's collection, where they have no answer, so every one of them expects "cannot answer" (the
 refusal side of the abstention figures). Unknown keys are errors (a typo must not silently run the defaults). Relative paths (``home``,
 ``path``, ``docs``, ``corpus``) are resolved against the config file's directory, so a config
@@ -91,8 +94,9 @@ class DatasetConfig(_Strict):
     # out-of-scope negatives: ask these questions in another data set's collection (nothing of
     # this set is ingested); every case then expects "cannot answer"
     ask_in: str | None = Field(default=None, pattern=_NAME_PATTERN)
+    cases: Path | None = None  # a test-set JSONL asked of this data set's corpus instead
 
-    @field_validator("path", "docs", mode="after")
+    @field_validator("path", "docs", "cases", mode="after")
     @classmethod
     def _resolve_path(cls, value: Path | None, info: ValidationInfo) -> Path | None:
         return _resolve(value, info)
@@ -112,6 +116,8 @@ class DatasetConfig(_Strict):
             raise ValueError("`corpus` applies to testset data sets only")
         if self.corpus_sample is not None and self.kind != "beir":
             raise ValueError("`corpus_sample` applies to beir data sets only")
+        if self.cases is not None and (self.kind == "testset" or self.ask_in is not None):
+            raise ValueError("`cases` asks other questions of a corpus: not with testset or ask_in")
         return self
 
 

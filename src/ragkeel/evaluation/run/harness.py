@@ -56,6 +56,7 @@ from ragkeel.evaluation.run.scoring import (
 )
 from ragkeel.gateway.base import ChatModel
 from ragkeel.generation.answerer import Answerer
+from ragkeel.generation.condense import Turn
 from ragkeel.generation.tracing import trace_from_answer, trace_from_error
 from ragkeel.ingestion.pipeline import IngestionPipeline
 from ragkeel.observability import genai, names, tracing
@@ -251,7 +252,11 @@ def _run_case_in_context(
     start = time.perf_counter()
     try:
         answer = answerer.answer(  # measured afresh: never an earlier run's cached answer
-            case.question, collection=collection, output_schema=case.output_schema, cache="off"
+            case.question,
+            collection=collection,
+            output_schema=case.output_schema,
+            cache="off",
+            history=tuple(Turn("user", q) for q in case.history),  # a follow-up (issue 15)
         )
     except Exception as exc:
         ms = (time.perf_counter() - start) * 1000

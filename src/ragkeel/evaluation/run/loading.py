@@ -11,6 +11,7 @@ sampled corpus are higher than on the full one (fewer distractors); the config s
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from dataclasses import replace
@@ -52,6 +53,15 @@ def load_dataset(entry: DatasetConfig, work_dir: Path, *, limit: int | None = No
     else:
         dataset = load_testset(
             entry.path, corpus_paths=entry.corpus, limit=cap, seed=seed, collection=collection
+        )
+    if entry.cases is not None:  # other questions of this corpus (issue 15: conversations)
+        asked = load_testset(entry.cases, limit=cap, seed=seed)
+        pinned = f"{dataset.sha256}\t{asked.sha256}\n".encode()  # the corpus and the questions
+        dataset = replace(
+            dataset,
+            cases=asked.cases,
+            source=entry.cases,
+            sha256=hashlib.sha256(pinned).hexdigest(),
         )
     dataset = replace(dataset, name=entry.name)
     if entry.ask_in is not None:

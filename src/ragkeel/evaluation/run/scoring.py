@@ -136,6 +136,8 @@ def row_from_answer(
     trace_id: str | None,
 ) -> Row:
     row = _base_row(dataset, case, metrics, trace_id)
+    if case.history:  # a follow-up: what it was asked as, once made standalone (issue 15)
+        row["asked"] = answer.question
     row["metrics"]["judge"] = verdict["mean"] if verdict else None
     row["judge"] = verdict
     row["answer"] = {
@@ -191,7 +193,7 @@ def row_from_error(
 
 
 def _base_row(dataset: EvalDataset, case: EvalCase, metrics: Metrics, trace_id: str | None) -> Row:
-    return {
+    row: Row = {
         "dataset": dataset.name,
         "id": case.id,
         "question": case.question,
@@ -208,3 +210,6 @@ def _base_row(dataset: EvalDataset, case: EvalCase, metrics: Metrics, trace_id: 
         "error": None,
         "references": list(case.reference_answers),
     }
+    if case.history:
+        row["history"] = list(case.history)
+    return row
