@@ -242,7 +242,8 @@ class LocalModelSettings(_Section):
     # issue 14: a cheap local tier. Set, the gateway's router (gateway.routing's thresholds, not
     # its `enabled`) sends confident single-fact questions to this model and the rest to `model`;
     # both share one generation slot and queue. ~0.4 GB more. None (default): `model` answers
-    # everything — off until the paired quality comparison (`ragkeel eval compare`) shows no drop
+    # everything — off: the paired quality comparison (docs/benchmarks.md, 'context packing')
+    # found answers containing the reference 15-31 points less often on the questions it took
     cheap_model: Literal["qwen2.5-coder-0.5b-instruct-q4_k_m"] | None = None
     # issue 15: your own GGUF file instead of `model` (the chat template from its metadata),
     # named by its file stem in traces, served_by and the price table (free: a local model);
