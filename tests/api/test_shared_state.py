@@ -77,7 +77,7 @@ def test_the_settings_alone_choose_the_shared_backends(tmp_path: Path, redis_url
         assert isinstance(c.accounts, RedisCostAccounts)
         assert c.admission.limiter is not None
         assert c.gateway is not None
-        assert all(isinstance(b._store, RedisBreakerStore) for b in c.gateway.breakers)
+        assert all(isinstance(b.breaker._store, RedisBreakerStore) for b in c.gateway.breakers)
     with Container(replica_settings(tmp_path, {})) as c:  # no redis.url: as before
         assert c.shared_state is None and not isinstance(c.accounts, RedisCostAccounts)
 

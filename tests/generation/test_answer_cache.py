@@ -20,6 +20,7 @@ from ragkeel.caching.semantic import CachedQuestion, Candidates, SemanticMatcher
 from ragkeel.caching.semantic_index import SemanticIndex
 from ragkeel.caching.sqlite_backend import SqliteCache
 from ragkeel.embeddings.hashing import HashingEmbedder
+from ragkeel.errors import EmbeddingModelMismatchError
 from ragkeel.gateway.providers.scripted import ScriptedChatModel, ScriptedFailure
 from ragkeel.generation.answer import (
     Answer,
@@ -140,8 +141,10 @@ def test_no_stale_answer_survives_a_reembedding(
     vectors = np.ones((len(pending), 4), np.float32) / 2.0
     store.put_version_vectors(COLLECTION, version, [p.ref for p in pending], vectors)
     assert store.activate_version(COLLECTION, version)
-    again = ask(answerer)  # this answerer's embedder no longer matches: the gate refuses
-    assert not again.cached and again.cache is not None and again.cache.decision == "miss"
+    # the revision changed, so the cache misses and retrieval runs: this answerer's embedder no
+    # longer matches the collection's, which is refused (issue 15) instead of a stale answer
+    with pytest.raises(EmbeddingModelMismatchError):
+        ask(answerer)
 
 
 def test_no_stale_answer_survives_a_drop(

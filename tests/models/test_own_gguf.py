@@ -17,7 +17,7 @@ from ragkeel.container import LOCAL_DEPLOYMENT, Container, deployments_of
 from ragkeel.errors import ConfigError, ModelChecksumError, ModelError, RagkeelError
 from ragkeel.gateway.base import Usage
 from ragkeel.gateway.providers.local import LocalChatModel
-from ragkeel.models.gguf import DEFAULT_MODEL, MODELS, own_file, verify_file
+from ragkeel.models.gguf import DEFAULT_MODEL, MODELS, get_model, model_path, own_file, verify_file
 from ragkeel.models.integrity import StampFile
 from ragkeel.settings import load_settings
 
@@ -75,8 +75,12 @@ def test_settings_name_the_model_by_its_file_stem(tmp_path: Path, gguf: Path) ->
 
 
 def test_the_container_loads_and_names_your_file_everywhere(tmp_path: Path, gguf: Path) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    model_path(models, get_model(MODELS_KEY_05B)).touch()  # installed (nothing is loaded here)
     settings = load_settings(
         home=tmp_path / "home",
+        models={"dir": str(models)},
         generation={"local": {"model_path": str(gguf), "cheap_model": MODELS_KEY_05B}},
     )
     with Container(settings) as c:
