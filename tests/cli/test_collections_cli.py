@@ -1,6 +1,8 @@
 """``ragkeel collections copy`` and ``reembed`` (issue 13), run in process on the real app:
 ingest with the hashing embedder, copy the home's store to another file, search the copy,
-re-embed it with another model; bad input ends with its stable code."""
+re-embed it with another model; bad input ends with its stable code. Issue 15: ``ingest
+--language``, the language in ``collections list``, ``collections reindex --language``, and a
+copy keeping the language."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from typer.testing import CliRunner, Result
 
 from ragkeel.cli.main import app
 from ragkeel.errors import RagkeelError
+from ragkeel.storage.sqlite import SqliteDocumentStore
 
 
 @pytest.fixture(autouse=True)
@@ -110,3 +113,67 @@ def test_copy_to_postgres_then_reembed_there(
     dense = run("search", "rotate api key", "--mode", "dense", "--k", "1", "--json")
     assert json.loads(dense.stdout)["hits"][0]["chunk"]["source"].endswith("keys.md")
     assert code(run(*to_pg)) == "EMBEDDING_MODEL_MISMATCH"  # the SQLite kb is on hashing-384
+
+
+GERMAN = "Die alten Häuser der Stadt stehen zwischen hohen Bäumen.\n"
+
+
+def found(query: str, collection: str) -> int:
+    out = run("search", query, "--mode", "bm25", "--collection", collection, "--json")
+    assert out.exit_code == 0, out.output
+    return len(json.loads(out.stdout)["hits"])
+
+
+@pytest.fixture
+def docs(tmp_path: Path) -> Path:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "stadt.txt").write_text(GERMAN, encoding="utf-8")
+    return folder
+
+
+@pytest.mark.usefixtures("_isolated_home")
+def test_ingest_in_german_then_reindex_an_english_collection(docs: Path) -> None:
+    assert run("ingest", str(docs), "-c", "de", "--language", "german").exit_code == 0
+    assert run("ingest", str(docs), "-c", "en").exit_code == 0
+    listed = json.loads(run("collections", "list", "--json").stdout)
+    assert (listed["de"]["language"], listed["en"]["language"]) == ("german", "english")
+    table = run("collections", "list").stdout
+    assert "language" in table and "german" in table
+    assert (found("Haus", "de"), found("Haus", "en")) == (1, 0)
+
+    assert code(run("ingest", str(docs), "-c", "de", "--language", "english")) == (
+        "LANGUAGE_MISMATCH"
+    )
+    unknown = run("ingest", str(docs), "-c", "x", "--language", "klingon")
+    assert code(unknown) == "LANGUAGE_UNSUPPORTED" and "german" in str(unknown.exception)
+
+    moved = run("collections", "reindex", "en", "--language", "german")
+    assert moved.exit_code == 0, moved.output
+    assert "re-indexed en in german: 1 chunks" in moved.stdout
+    assert found("Haus", "en") == 1
+    assert run("ingest", str(docs), "-c", "en", "--language", "german").exit_code == 0
+    assert code(run("collections", "reindex", "nope", "--language", "german")) == (
+        "COLLECTION_NOT_FOUND"
+    )
+
+
+def test_copy_keeps_the_language(docs: Path, tmp_path: Path, _isolated_home: Path) -> None:
+    assert run("ingest", str(docs), "-c", "de", "--language", "german").exit_code == 0
+    copy_db = tmp_path / "copy" / "ragkeel.db"
+    done = run(
+        "collections",
+        "copy",
+        "--from",
+        f"sqlite:{_isolated_home / 'ragkeel.db'}",
+        "--to",
+        f"sqlite:{copy_db}",
+        "--quiet",
+    )
+    assert done.exit_code == 0, done.output
+    copy = SqliteDocumentStore(copy_db)
+    try:
+        assert copy.collection_language("de") == "german"
+        assert len(copy.keyword.search("Haus", 5)) == 1
+    finally:
+        copy.close()

@@ -351,10 +351,17 @@ class SqliteDocumentStore:
 
     def _key(self, scope: AccessScope | None, collection: str) -> str | None:
         """The storage key of the scope tenant's ``collection``; None when it has none."""
+        return self._collection_column(scope, collection, "name")
+
+    def _collection_column(
+        self, scope: AccessScope | None, collection: str, column: str
+    ) -> str | None:
+        """One text column (a name from this module) of the scope tenant's ``collection``."""
         tenant = scope_or_default(scope).tenant
         with self._lock:
             row = self._conn.execute(
-                "SELECT name FROM collections WHERE tenant=? AND label=?", (tenant, collection)
+                f"SELECT {column} FROM collections WHERE tenant=? AND label=?",
+                (tenant, collection),
             ).fetchone()
         return str(row[0]) if row else None
 
@@ -654,12 +661,7 @@ class SqliteDocumentStore:
     def collection_language(
         self, collection: str, *, scope: AccessScope | None = None
     ) -> str | None:
-        tenant = scope_or_default(scope).tenant
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT language FROM collections WHERE tenant=? AND label=?", (tenant, collection)
-            ).fetchone()
-        return str(row[0]) if row else None
+        return self._collection_column(scope, collection, "language")
 
     def reindex_keywords(
         self, collection: str, language: str, *, scope: AccessScope | None = None

@@ -564,12 +564,7 @@ class PostgresDocumentStore:
     def collection_language(
         self, collection: str, *, scope: AccessScope | None = None
     ) -> str | None:
-        access = scope_or_default(scope)
-        with self.connection() as conn:
-            row = conn.execute(
-                "SELECT language FROM collections WHERE tenant=%s AND name=%s",
-                (access.tenant, collection),
-            ).fetchone()
+        row = self._collection_row(scope, collection, "language")
         return str(row[0]) if row else None
 
     def reindex_keywords(
@@ -616,13 +611,20 @@ class PostgresDocumentStore:
     def collection_model(
         self, collection: str, *, scope: AccessScope | None = None
     ) -> tuple[str | None, int] | None:
+        row = self._collection_row(scope, collection, "embedding_model, dimension")
+        return (row[0], int(row[1])) if row else None
+
+    def _collection_row(
+        self, scope: AccessScope | None, collection: str, columns: str
+    ) -> tuple[Any, ...] | None:
+        """``columns`` (names from this module) of the scope tenant's ``collection``."""
         access = scope_or_default(scope)
         with self.connection() as conn:
             row = conn.execute(
-                "SELECT embedding_model, dimension FROM collections WHERE tenant=%s AND name=%s",
+                f"SELECT {columns} FROM collections WHERE tenant=%s AND name=%s",
                 (access.tenant, collection),
             ).fetchone()
-        return (row[0], int(row[1])) if row else None
+        return tuple(row) if row else None
 
     # -- index versions (issue 13): ``versions.py`` --------------------------------------------
     def active_version(
