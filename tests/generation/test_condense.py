@@ -130,6 +130,12 @@ def test_rules_read_user_turns_only_and_at_most_max_turns() -> None:
     assert short.question == "How long does it take?" and short.turns == 1
 
 
+def test_an_acronym_that_spells_a_function_word_is_a_name() -> None:
+    previous = "NAC destabilizes NO in the kidney."
+    assert salient(previous)[:2] == ["NAC", "NO"]
+    assert "NO" in _after("Which mechanisms are mediated by it?", previous)
+
+
 def test_salient_phrases_names_first() -> None:
     assert salient("Who lost to the Denver Broncos in Super Bowl 50 in 2016?") == [
         "Denver Broncos",

@@ -239,8 +239,11 @@ def _names(found: list[_Word]) -> list[tuple[int, int]]:
 
 
 def _starts_name(found: list[_Word], i: int) -> bool:
-    """A capitalised word that is not a function word ("How", "What's", "Wie", "The")."""
-    return _is_name(found[i].text) and found[i].bare.lower() not in words.NOT_CONTENT
+    """A capitalised word that is not a function word ("How", "What's", "Wie", "The"), or an
+    acronym even if it spells one ("NO" for nitric oxide, "US")."""
+    text = found[i].bare
+    acronym = len(text) > 1 and text.isupper()
+    return _is_name(text) and (acronym or text.lower() not in words.NOT_CONTENT)
 
 
 def _is_name(text: str) -> bool:
