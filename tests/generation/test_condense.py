@@ -18,7 +18,7 @@ from ragkeel.generation.condense import (
     load_condense_prompt,
     standalone,
 )
-from ragkeel.generation.condense_rules import RuleCondenser, salient
+from ragkeel.generation.condense_rules import RuleCondenser, on_topic, salient
 from ragkeel.testing.contracts.condenser import CondenserContract
 
 RULES = RuleCondenser()
@@ -210,6 +210,10 @@ def test_model_condenser_is_not_called_without_an_earlier_user_turn() -> None:
         (ScriptedFailure("error"), "MODEL_ERROR"),
         ("   \n  ", "CONDENSE_REPLY_INVALID"),  # nothing
         ("antidisestablishment " * 100, "CONDENSE_REPLY_INVALID"),  # runs away: not a question
+        # off the conversation: the previous question repeated, an answer, made-up facts
+        ("How do I rotate an API key?", "CONDENSE_OFF_TOPIC"),
+        ("Key rotation finishes within seconds in the console.", "CONDENSE_OFF_TOPIC"),
+        ("How long does it take to renew expired TLS certificates manually?", "CONDENSE_OFF_TOPIC"),
     ],
 )
 def test_model_condenser_falls_back_to_the_rules(reply: Reply, code: str) -> None:
@@ -219,6 +223,40 @@ def test_model_condenser_falls_back_to_the_rules(reply: Reply, code: str) -> Non
     assert out.question == "How long does it take (API; rotate; key)?"
     assert (out.condenser, out.fallback) == ("rules", code)
     assert out.to_dict()["fallback"] == code and out.original == "How long does it take?"
+
+
+@pytest.mark.parametrize(
+    ("rewrite", "question", "history", "kept"),
+    [
+        ("How long does rotating an API key take?", "How long does it take?", HISTORY, True),
+        ("Why?", "Why?", HISTORY, True),  # no content word to judge by
+        ("How often should API keys be rotated?", "Why?", HISTORY, True),
+        (
+            "Wie lange dauert es, einen API-Schlüssel zu rotieren?",
+            "Und wie lange dauert das?",
+            (Turn("user", "Wie rotiere ich einen API-Schlüssel?"),),
+            True,
+        ),
+        (
+            "How many points did the Panthers score in Super Bowl 50?",
+            "What about the Panthers?",
+            (Turn("user", "How many points did the Broncos score in Super Bowl 50?"),),
+            True,
+        ),
+        (
+            "How many points did the Broncos score in Super Bowl 50?",  # the question dropped
+            "What about the Panthers?",
+            (Turn("user", "How many points did the Broncos score in Super Bowl 50?"),),
+            False,
+        ),
+        # the words may come from an assistant turn
+        ("How long does a console rotation take?", "How long does it take?", HISTORY, True),
+    ],
+)
+def test_on_topic_keeps_the_question_and_the_conversations_words(
+    rewrite: str, question: str, history: tuple[Turn, ...], kept: bool
+) -> None:
+    assert on_topic(rewrite, question, history) is kept
 
 
 def test_standalone_takes_the_first_line_without_label_or_quotes() -> None:

@@ -11,7 +11,9 @@ names what "that" is. Two ``Condenser``s:
   the gateway on its cheap route (``GatewayStack.cheap``: the cheap local tier or the cheap
   deployments when the router has them, else the main model), with few output tokens and its own
   timeout. Any failure — a model error, a timeout, a busy local model, an empty or runaway
-  reply — falls back to the rules: condensation never fails a question.
+  reply, or a rewrite off the conversation (``condense_rules.on_topic``: it drops every word
+  of the question, or most of its words were never said — an answer or made-up facts;
+  ``CONDENSE_OFF_TOPIC``) — falls back to the rules: condensation never fails a question.
 
 A condenser reads at most ``max_turns`` earlier turns (user and assistant), each cut to
 ``max_turn_chars``. ``Condensed`` says what happened: the original last message, the standalone
@@ -214,6 +216,11 @@ class ModelCondenser:
             return self._fallback(question, history, tenant, code, started, log)
         if text is None:
             return self._fallback(question, history, tenant, "CONDENSE_REPLY_INVALID", started, log)
+        from ragkeel.generation.condense_rules import on_topic  # imports this module
+
+        if not on_topic(text, question, turns):
+            logger.info("the model's rewrite %r is off the conversation; the rules stand in", text)
+            return self._fallback(question, history, tenant, "CONDENSE_OFF_TOPIC", started, log)
         ms = (time.perf_counter() - started) * 1000
         return Condensed(
             question, text, "model", len(turns), None, ms, reply.model, reply.usage, log.cost

@@ -299,3 +299,37 @@ def _with_context(question: str, context: str) -> str:
     core = _core(stripped)
     end = stripped[len(core) :].strip()
     return f"{core} ({context}){end}"
+
+
+# -- checking a model's rewrite -----------------------------------------------------------------
+
+NEW_WORDS_MAX_SHARE = 0.5  # of a rewrite's content words that the conversation never said
+
+
+def content_keys(text: str) -> frozenset[str]:
+    """``text``'s content words and numbers, each as its lowercase first five letters after a
+    plural "s" (a crude stem both languages share: "rotate"/"rotating", "key"/"keys",
+    "Spieler"/"Spielern")."""
+    return frozenset(
+        _key(w.bare.lower()) for w in _words(text) if _is_content(w) or _is_number(w.text)
+    )
+
+
+def _key(word: str) -> str:
+    return (word[:-1] if len(word) > 3 and word.endswith("s") else word)[:5]
+
+
+def on_topic(rewrite: str, question: str, history: Sequence[Turn]) -> bool:
+    """Whether a model's ``rewrite`` of ``question`` can stand in for it: it keeps at least one
+    content word of the question (when the question has any) — not the previous question
+    repeated, nor another question — and at most ``NEW_WORDS_MAX_SHARE`` of its content words
+    are new to the conversation (``history``, user and assistant turns, and the question) — not
+    an answer, nor facts the model made up. A small model does both often (issue 15)."""
+    said = content_keys(rewrite)
+    if not said:
+        return True  # nothing to judge by ("Why?" -> "Why?")
+    asked = content_keys(question)
+    if asked and not said & asked:
+        return False
+    known = asked.union(*(content_keys(t.text) for t in history))
+    return len(said - known) <= NEW_WORDS_MAX_SHARE * len(said)
