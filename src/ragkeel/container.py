@@ -60,7 +60,7 @@ from ragkeel.gateway.providers.local import GenerationQueue, LocalChatModel
 from ragkeel.gateway.stack import GatewayStack, RerankStack, build_gateway, build_reranker
 from ragkeel.generation.answerer import Answerer
 from ragkeel.generation.condense import Condenser, ModelCondenser
-from ragkeel.generation.condense_rules import RuleCondenser
+from ragkeel.generation.condense_rules import RuleCondenser, on_topic
 from ragkeel.generation.context import Packing
 from ragkeel.generation.policy import AnswerPolicy
 from ragkeel.generation.safety import OutputGuard, mask_canaries, new_canary
@@ -624,6 +624,7 @@ class Container:
             max_tokens=c.max_tokens,
             timeout_s=c.timeout_s,
             rules_offline=c.mode == "auto",
+            check=on_topic,
         )
 
     # -- the answer cache (issue 14; caching/) --

@@ -217,7 +217,8 @@ def test_model_condenser_is_not_called_without_an_earlier_user_turn() -> None:
     ],
 )
 def test_model_condenser_falls_back_to_the_rules(reply: Reply, code: str) -> None:
-    out = ModelCondenser(ScriptedChatModel((reply,)), RuleCondenser()).condense(
+    model = ScriptedChatModel((reply,))
+    out = ModelCondenser(model, RuleCondenser(), check=on_topic).condense(
         "How long does it take?", HISTORY
     )
     assert out.question == "How long does it take (API; rotate; key)?"
@@ -257,6 +258,14 @@ def test_on_topic_keeps_the_question_and_the_conversations_words(
     rewrite: str, question: str, history: tuple[Turn, ...], kept: bool
 ) -> None:
     assert on_topic(rewrite, question, history) is kept
+
+
+def test_without_a_check_any_well_formed_rewrite_stands() -> None:
+    reply = "How do I rotate an API key?"  # off the conversation, but nobody checks
+    out = ModelCondenser(ScriptedChatModel((reply,)), RuleCondenser()).condense(
+        "How long does it take?", HISTORY
+    )
+    assert (out.question, out.condenser, out.fallback) == (reply, "model", None)
 
 
 def test_standalone_takes_the_first_line_without_label_or_quotes() -> None:

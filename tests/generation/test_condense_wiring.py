@@ -16,7 +16,7 @@ from ragkeel.gateway.pricing import PriceTable
 from ragkeel.gateway.providers.scripted import ScriptedChatModel
 from ragkeel.gateway.stack import build_gateway
 from ragkeel.generation.condense import ModelCondenser
-from ragkeel.generation.condense_rules import RuleCondenser
+from ragkeel.generation.condense_rules import RuleCondenser, on_topic
 from ragkeel.settings import load_settings
 from ragkeel.testing import FaultServer
 
@@ -63,6 +63,7 @@ def test_the_model_condenser_settings_reach_it() -> None:
         assert (condenser.max_tokens, condenser.timeout_s) == (50, 4)
         assert condenser.rules_offline and isinstance(condenser.offline(), RuleCondenser)
         assert container.gateway is not None and condenser.model is container.gateway.cheap
+        assert condenser.check is on_topic  # a rewrite off the conversation is not used
 
 
 def test_the_cheap_route_is_the_cheap_tier_when_there_is_one() -> None:

@@ -11,7 +11,8 @@ names what "that" is. Two ``Condenser``s:
   the gateway on its cheap route (``GatewayStack.cheap``: the cheap local tier or the cheap
   deployments when the router has them, else the main model), with few output tokens and its own
   timeout. Any failure — a model error, a timeout, a busy local model, an empty or runaway
-  reply, or a rewrite off the conversation (``condense_rules.on_topic``: it drops every word
+  reply, or a rewrite off the conversation (``condense_rules.on_topic``, passed in as its
+  ``check``: it drops every word
   of the question, or most of its words were never said — an answer or made-up facts;
   ``CONDENSE_OFF_TOPIC``) — falls back to the rules: condensation never fails a question.
 
@@ -32,7 +33,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal, Protocol
@@ -64,6 +65,9 @@ class Turn:
 
     role: Role
     text: str
+
+
+RewriteCheck = Callable[[str, str, Sequence[Turn]], bool]  # (rewrite, question, history)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +168,9 @@ def load_condense_prompt(version: str = DEFAULT_CONDENSE_PROMPT) -> CondenseProm
 class ModelCondenser:
     """Asks ``model`` (the gateway's cheap route) for the standalone question; ``fallback``
     (the rules) answers whenever that fails. ``rules_offline``: an extractive answer uses the
-    rules (``generation.condense.mode: auto``) or still asks the model (``mode: model``)."""
+    rules (``generation.condense.mode: auto``) or still asks the model (``mode: model``).
+    ``check``: whether a rewrite may stand in for the question (the container passes
+    ``condense_rules.on_topic``; None accepts every well-formed rewrite)."""
 
     def __init__(
         self,
@@ -177,6 +183,7 @@ class ModelCondenser:
         max_tokens: int = DEFAULT_MAX_TOKENS,
         timeout_s: float = DEFAULT_TIMEOUT_S,
         rules_offline: bool = True,
+        check: RewriteCheck | None = None,
     ) -> None:
         self.model = model
         self.fallback = fallback
@@ -186,6 +193,7 @@ class ModelCondenser:
         self.max_tokens = max_tokens
         self.timeout_s = timeout_s
         self.rules_offline = rules_offline
+        self.check = check
 
     @property
     def name(self) -> CondenserName:
@@ -216,9 +224,7 @@ class ModelCondenser:
             return self._fallback(question, history, tenant, code, started, log)
         if text is None:
             return self._fallback(question, history, tenant, "CONDENSE_REPLY_INVALID", started, log)
-        from ragkeel.generation.condense_rules import on_topic  # imports this module
-
-        if not on_topic(text, question, turns):
+        if self.check is not None and not self.check(text, question, turns):
             logger.info("the model's rewrite %r is off the conversation; the rules stand in", text)
             return self._fallback(question, history, tenant, "CONDENSE_OFF_TOPIC", started, log)
         ms = (time.perf_counter() - started) * 1000
