@@ -6,8 +6,9 @@ citations → finish (the ``Answer``). Each step is a function of ``steps.py`` w
 and outputs; this module decides which step follows which, and what a failure degrades to.
 
 Configuration is one frozen ``AnswerPolicy`` (``policy.py``, built by the container); what may
-differ per question (``k``, the mode, the ``Budget``, an output schema, the collection) is an
-argument of ``answer``/``stream``. Nothing about one question is kept on the shared answerer:
+differ per question (``k``, the mode, the ``Budget``, an output schema, the collection, the
+conversation) is a keyword argument of ``answer``/``stream``, the same for both
+(``AskOptions``). Nothing about one question is kept on the shared answerer:
 ``_Flow`` holds the question's retrieved hits, gate decision, stage timer and call log while it
 is answered.
 
@@ -30,20 +31,16 @@ events and nothing else runs; a miss runs the flow above (reusing the question's
 the lookup computed one) and offers the final answer to the cache, which marks it with what
 it did (``Answer.cache``).
 
-Multi-turn questions (issue 15, ``condense.py``): given the conversation's earlier turns
-(``history``) and a ``Condenser``, the question is first made standalone; retrieval, the cache
-and the prompt then use the standalone question, and the answer carries both
-(``Answer.condensed``: the last message, the condenser used). A question with no earlier user
-turn, or an answerer without a condenser, is asked as it is: no condenser is called. An
-extractive answer condenses with the condenser's ``offline()`` one (the rules, unless a model
-was asked for explicitly).
+Multi-turn questions (issue 15, ``multiturn.py``): given the conversation's earlier turns
+(``history``) and a ``Condenser`` (``condense.py``), the question is first made standalone;
+everything above then runs on the standalone question.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from ragkeel.clock import SYSTEM_CLOCK, Clock
 from ragkeel.embeddings.base import Vector
@@ -61,10 +58,11 @@ from ragkeel.generation.answer import (
 )
 from ragkeel.generation.cached import AnswerCacheHook, CacheRequest, CacheUse, replay
 from ragkeel.generation.citations import check_answer
-from ragkeel.generation.condense import Condensed, Condenser, Turn
+from ragkeel.generation.condense import Condenser, Turn
 from ragkeel.generation.context import PackedContext
 from ragkeel.generation.extractive import render_extractive
 from ragkeel.generation.gate import AnswerGate
+from ragkeel.generation.multiturn import condensed_events
 from ragkeel.generation.policy import NO_BUDGET, AnswerPolicy, Budget, GenerationMode
 from ragkeel.generation.safety import GuardedStream, guard_answer, new_canary
 from ragkeel.generation.steps import (
@@ -86,12 +84,29 @@ from ragkeel.generation.steps import (
     verify,
 )
 from ragkeel.generation.templates import REFUSAL_PHRASE, load_template
-from ragkeel.generation.tracing import record_stage_spans, traced_condense
+from ragkeel.generation.tracing import record_stage_spans
 from ragkeel.generation.ungrounded import apply_policy
 from ragkeel.observability import names
 from ragkeel.retrieval.hybrid import HybridRetriever
 from ragkeel.storage.filters import Filter
 from ragkeel.types import AccessScope
+
+
+class AskOptions(TypedDict, total=False):
+    """What may differ per question: the keyword arguments of ``Answerer.answer`` and
+    ``Answerer.stream``, each optional (left out: the default said)."""
+
+    collection: str | None  # narrows ``flt`` to one collection (None: as ``flt`` says)
+    flt: Filter | None
+    mode: GenerationMode | None  # None: the policy's
+    budget: Budget  # default NO_BUDGET: the policy's token limit only
+    # reply with one JSON value valid against it (prompt ``answer_json_v1``, schema-constrained
+    # decoding where the model allows)
+    output_schema: Mapping[str, Any] | None
+    k: int | None  # chunks to retrieve for this question (None: the policy's)
+    scope: AccessScope | None  # whose data it may see (None: the default tenant, everyone)
+    cache: CacheUse  # what the answer cache may do for it (``cached.py``); default "use"
+    history: Sequence[Turn]  # the conversation's earlier turns, oldest first; default ()
 
 
 class Answerer:
@@ -126,97 +141,51 @@ class Answerer:
         self.cache = cache
         self.condenser = condenser
 
-    def answer(
-        self,
-        question: str,
-        *,
-        collection: str | None = None,
-        flt: Filter | None = None,
-        mode: GenerationMode | None = None,
-        budget: Budget = NO_BUDGET,
-        output_schema: Mapping[str, Any] | None = None,
-        k: int | None = None,
-        scope: AccessScope | None = None,
-        cache: CacheUse = "use",
-        history: Sequence[Turn] = (),
-    ) -> Answer:
-        """The final answer. ``output_schema``: reply with one JSON value valid against it
-        (prompt ``answer_json_v1``, schema-constrained decoding where the model allows);
-        ``k``: chunks to retrieve for this question (default: the policy's); ``scope``: whose
-        data the question may see (None: the default tenant, every principal); ``cache``: what
-        the answer cache may do for it (``cached.py``; without a cache: nothing); ``history``:
-        the conversation's earlier turns, oldest first (a follow-up is made standalone)."""
-        asked = self._asked(question, collection, flt, mode, budget, output_schema, k, scope)
-        for event in self._condensed(dataclasses.replace(asked, use=cache), history):
+    def answer(self, question: str, **ask: Unpack[AskOptions]) -> Answer:
+        """The final answer of ``question``, asked as ``ask`` says (``AskOptions``)."""
+        for event in self._answered(question, ask):
             if isinstance(event, DoneEvent):
                 return event.answer
         raise AssertionError("the answer flow ended without an answer")  # pragma: no cover
 
     def stream(
-        self,
-        question: str,
-        *,
-        collection: str | None = None,
-        flt: Filter | None = None,
-        mode: GenerationMode | None = None,
-        budget: Budget = NO_BUDGET,
-        output_schema: Mapping[str, Any] | None = None,
-        k: int | None = None,
-        scope: AccessScope | None = None,
-        cache: CacheUse = "use",
-        history: Sequence[Turn] = (),
+        self, question: str, **ask: Unpack[AskOptions]
     ) -> Generator[AnswerEvent, None, None]:
         """The events of answering ``question`` (see ``answer.py``); ``close()`` it to cancel.
         Everything that may change per question is an argument here (nothing is set on the
         shared answerer)."""
         try:
+            k = ask.get("k")
             if k is not None and k < 1:
                 raise QueryError(f"k must be at least 1, got {k}", hint="ask for 1 or more chunks")
-            asked = self._asked(question, collection, flt, mode, budget, output_schema, k, scope)
-            yield from self._condensed(dataclasses.replace(asked, use=cache), history)
+            yield from self._answered(question, ask)
         except RagkeelError as exc:
             yield ErrorEvent.ending(exc)
 
-    def _asked(
-        self,
-        question: str,
-        collection: str | None,
-        flt: Filter | None,
-        mode: GenerationMode | None,
-        budget: Budget,
-        schema: Mapping[str, Any] | None,
-        k: int | None,
-        scope: AccessScope | None,
-    ) -> CacheRequest:
+    def _answered(self, question: str, ask: AskOptions) -> Iterator[AnswerEvent]:
+        """The events of ``question``: the policy's defaults applied and the collection
+        narrowed into the filter now (``_asked``), made standalone from its history as it is
+        iterated (``multiturn.py``)."""
+        asked = self._asked(question, ask)
+        offline = asked.mode == "extractive" or self.model is None
+        history = ask.get("history", ())
+        return condensed_events(asked, history, self.condenser, self._events, offline=offline)
+
+    def _asked(self, question: str, ask: AskOptions) -> CacheRequest:
         """The question with the policy's defaults applied (mode, ``k``, the token budget) and
         the collection narrowed into the filter: what its answer depends on per request."""
+        if unknown := ask.keys() - AskOptions.__optional_keys__:  # as with named parameters
+            raise TypeError(f"unexpected keyword arguments: {', '.join(sorted(unknown))}")
         return CacheRequest(
             question,
-            _scope(collection, flt),
-            mode or self.policy.mode,
-            self.policy.budget_for(budget),
-            schema,
-            k or self.policy.k,
-            scope,
+            _scope(ask.get("collection"), ask.get("flt")),
+            ask.get("mode") or self.policy.mode,
+            self.policy.budget_for(ask.get("budget", NO_BUDGET)),
+            ask.get("output_schema"),
+            ask.get("k") or self.policy.k,
+            ask.get("scope"),
+            ask.get("cache", "use"),
         )
-
-    def _condensed(self, asked: CacheRequest, history: Sequence[Turn]) -> Iterator[AnswerEvent]:
-        """The events of ``asked`` made standalone from ``history`` first (when there is an
-        earlier user turn and a condenser); the ``DoneEvent``'s answer then carries the
-        ``Condensed`` record, its time (``condense``, counted in ``first_token`` and ``total``)
-        and its model call's cost."""
-        condenser = self.condenser
-        if condenser is None or not any(t.role == "user" for t in history):
-            yield from self._events(asked)
-            return
-        if asked.mode == "extractive" or self.model is None:
-            condenser = condenser.offline()
-        tenant, question = asked.budget.tenant, asked.question
-        condensed = traced_condense(lambda: condenser.condense(question, history, tenant=tenant))
-        for event in self._events(dataclasses.replace(asked, question=condensed.question)):
-            if isinstance(event, DoneEvent):
-                event = DoneEvent(_with_condensed(event.answer, condensed))
-            yield event
 
     def _events(self, asked: CacheRequest) -> Iterator[AnswerEvent]:
         """The answer cache's lookup (a hit: its events, and nothing else happens), then the
@@ -399,19 +368,6 @@ class _Flow:
         if cost_of and call is not None and call.model:
             return cost_of(call.model, call.usage)
         return 0.0
-
-
-def _with_condensed(answer: Answer, condensed: Condensed) -> Answer:
-    """``answer`` marked with how its question was condensed: the time it took comes before
-    every stage measured from the start (``first_token``, ``total``), its cost is added."""
-    ms = dict(answer.latency_ms)
-    for stage in (names.STAGE_FIRST_TOKEN, names.STAGE_TOTAL):
-        if stage in ms:
-            ms[stage] = round(ms[stage] + condensed.ms, 3)
-    ms[names.STAGE_CONDENSE] = round(condensed.ms, 3)
-    return dataclasses.replace(
-        answer, condensed=condensed, latency_ms=ms, cost=answer.cost + condensed.cost
-    )
 
 
 def _scope(collection: str | None, flt: Filter | None) -> Filter | None:
