@@ -15,23 +15,22 @@ word that ties a claim to its abstracts. Deterministic for the same folder, coun
 
 from __future__ import annotations
 
-import json
 import random
 import re
-import sys
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 from ragkeel.evaluation.datasets.beir import load_beir
 from ragkeel.evaluation.datasets.conversations import (
     Conversation,
     Question,
+    command_line,
     follow_up_cases,
     names_in,
     rewrite,
-    standalone_cases,
+    write_case_files,
 )
-from ragkeel.evaluation.datasets.testset import case_to_json
 
 DEFAULT_CONVERSATIONS = 30
 DEFAULT_SEED = 15
@@ -109,22 +108,13 @@ def write_claim_cases(
         "# one's standalone form is a real test claim with its judged abstracts (qrels 1), the\n"
         "# first claim's abstracts judged 0. Regenerate, never edit by hand.\n"
     )
-    for path, rows in ((out, cases), (standalone_out, standalone_cases(cases, originals))):
-        lines = [json.dumps(case_to_json(c), ensure_ascii=False) for c in rows]
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(header + "\n".join(lines) + "\n", encoding="utf-8")
+    write_case_files(out, standalone_out, header, cases, originals)
     return len(cases)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 3:
-        print(__doc__.strip().rsplit("\n", 1)[-1].strip(), file=sys.stderr)
-        return 2
-    folder, out, standalone = (Path(a) for a in args)
-    n = write_claim_cases(folder, out, standalone, count=DEFAULT_CONVERSATIONS, seed=DEFAULT_SEED)
-    print(f"{n} follow-ups -> {out}, {standalone}")
-    return 0
+    write = partial(write_claim_cases, count=DEFAULT_CONVERSATIONS, seed=DEFAULT_SEED)
+    return command_line(argv, __doc__, write)
 
 
 if __name__ == "__main__":

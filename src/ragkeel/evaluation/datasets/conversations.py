@@ -34,6 +34,7 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -181,11 +182,24 @@ def write_cases(squad: Path, out: Path, standalone_out: Path, *, count: int, see
         "# its preposition after 'And'); each one's standalone form is a real XQuAD question,\n"
         "# with its paragraph and answers. Regenerate, never edit by hand.\n"
     )
+    write_case_files(out, standalone_out, header, cases, originals)
+    return len(cases)
+
+
+def write_case_files(
+    out: Path,
+    standalone_out: Path,
+    header: str,
+    cases: Sequence[EvalCase],
+    originals: dict[str, str],
+) -> None:
+    """Write ``cases`` (``out``) and the same cases asked standalone (``standalone_out``,
+    ``originals``: each case's own question, ``standalone_cases``) as test-set JSONL, each file
+    opening with ``header`` (its provenance). Every conversation set writes its files here."""
     for path, rows in ((out, cases), (standalone_out, standalone_cases(cases, originals))):
         lines = [json.dumps(case_to_json(c), ensure_ascii=False) for c in rows]
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(header + "\n".join(lines) + "\n", encoding="utf-8")
-    return len(cases)
 
 
 def _judged(q: Question, first: Question) -> dict[str, int]:
@@ -351,12 +365,22 @@ def _pronoun_kind(text: str, start: int, name: str, context: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    write = partial(write_cases, count=DEFAULT_CONVERSATIONS, seed=DEFAULT_SEED)
+    return command_line(argv, __doc__, write)
+
+
+def command_line(
+    argv: Sequence[str] | None, doc: str, write: Callable[[Path, Path, Path], int]
+) -> int:
+    """A conversation set's command: ``SOURCE OUT.jsonl STANDALONE.jsonl`` (``argv``; None:
+    the process's), written by ``write`` (it returns how many follow-ups); without three
+    arguments, the usage (``doc``'s last line: a module docstring's example) and exit code 2."""
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 3:
-        print(__doc__.strip().rsplit("\n", 1)[-1].strip(), file=sys.stderr)
+        print(doc.strip().rsplit("\n", 1)[-1].strip(), file=sys.stderr)
         return 2
-    squad, out, standalone = (Path(a) for a in args)
-    n = write_cases(squad, out, standalone, count=DEFAULT_CONVERSATIONS, seed=DEFAULT_SEED)
+    source, out, standalone = (Path(a) for a in args)
+    n = write(source, out, standalone)
     print(f"{n} follow-ups -> {out}, {standalone}")
     return 0
 
