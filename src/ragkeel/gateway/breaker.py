@@ -1,7 +1,7 @@
 """``CircuitBreakerChatModel``: stop calling a deployment that keeps failing, and one that asked
 us (429 + ``Retry-After``) to wait. The breaker itself is ``Breaker`` (one per deployment,
-whatever is called on it): ``CircuitBreakerReranker`` (``rerank_stack.py``) puts a reranker
-behind one too.
+whatever is called on it): ``CircuitBreakerReranker`` (``rerank_policies.py``) puts a reranker
+behind one too, both a ``CircuitBreakerDeployment``.
 
 States, per deployment (the ``deployment`` key, default the inner model's name)::
 
@@ -50,12 +50,14 @@ from ragkeel.gateway.breaker_store import (
     snapshot,
 )
 from ragkeel.gateway.calllog import Attempt, CallLog, current_log
+from ragkeel.gateway.wrapper import D, Wrapper
 
 __all__ = [
     "Breaker",
     "BreakerPolicy",
     "BreakerSnapshot",
     "CircuitBreakerChatModel",
+    "CircuitBreakerDeployment",
     "InMemoryBreakerStore",
 ]
 T = TypeVar("T")
@@ -135,26 +137,30 @@ class Breaker:
                 log.decide("breaker", reason)
 
 
-class CircuitBreakerChatModel:
-    """``ChatModel`` wrapper with a circuit breaker and a Retry-After cool-down; thread-safe."""
+class CircuitBreakerDeployment(Wrapper[D]):
+    """One deployment behind its ``Breaker``, whatever it serves: ``CircuitBreakerChatModel``
+    and ``CircuitBreakerReranker`` (``rerank_policies.py``) add only their protocol's methods."""
 
     def __init__(
         self,
-        inner: ChatModel,
+        inner: D,
         *,
         deployment: str | None = None,
         policy: BreakerPolicy = BreakerPolicy(),
         store: BreakerStore | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.deployment = deployment or inner.name
         self.policy = policy
         self.breaker = Breaker(self.deployment, policy=policy, store=store, clock=clock)
 
-    @property
-    def name(self) -> str:
-        return self.inner.name
+    def snapshot(self) -> BreakerSnapshot:
+        return self.breaker.snapshot()
+
+
+class CircuitBreakerChatModel(CircuitBreakerDeployment[ChatModel]):
+    """``ChatModel`` wrapper with a circuit breaker and a Retry-After cool-down; thread-safe."""
 
     def count_tokens(self, text: str) -> int:
         return self.inner.count_tokens(text)
@@ -186,9 +192,6 @@ class CircuitBreakerChatModel:
             if chunks is not None:
                 chunks.close()  # the inner stream first (a consumer that left early)
             self.breaker.record(log, ticket, outcome, error)
-
-    def snapshot(self) -> BreakerSnapshot:
-        return self.breaker.snapshot()
 
 
 def _outcome(error: ChatModelError) -> Outcome:

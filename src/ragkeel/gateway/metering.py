@@ -15,6 +15,10 @@ span: GenAI ``chat {model}`` with the usage, cost, finish reason and outcome
 (``observability/genai.py``). The provider is called with that span current, so an HTTP provider
 sends its ``traceparent`` (``providers/http_client.py``). Tracing off: a ``ContextVar`` read.
 
+What does not depend on the protocol is ``MeteredDeployment``'s, shared with ``MeteredReranker``
+(``rerank_policies.py``): the attempt's span and, when the call ends, the span ended and the
+``Attempt`` logged (an ``Ending``); a call that returns at once goes through ``_metered``.
+
 Cleanup order: a stream closed by the consumer closes the provider's stream *before* anything
 else calls into the provider (the usage estimate counts tokens): an open provider stream may
 hold a resource that the call needs (one llama.cpp context is held for the whole stream).
@@ -22,21 +26,46 @@ hold a resource that the call needs (one llama.cpp context is held for the whole
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from typing import TypeVar
 
 from ragkeel.clock import SYSTEM_CLOCK, Clock
 from ragkeel.errors import ChatModelError, StreamInterruptedError
 from ragkeel.gateway.base import ChatChunk, ChatModel, ChatRequest, ChatResponse, ChatStream, Usage
 from ragkeel.gateway.calllog import Attempt, CallLog, Outcome, current_log
 from ragkeel.gateway.pricing import Price
+from ragkeel.gateway.wrapper import D, Wrapper
 from ragkeel.observability import genai, names, tracing
-from ragkeel.observability.tracing import NULL_SPAN, Span
+from ragkeel.observability.tracing import NULL_SPAN, Attributes, Span
+
+T = TypeVar("T")
 
 
-class MeteredChatModel:
+@dataclass(frozen=True, slots=True)
+class Ending:
+    """How one provider call ended, as its span and its ``Attempt`` record it: ``usage`` is
+    what was billed (none for a failed call or a reranker); ``finish``, ``text`` and
+    ``response_model`` are a chat answer's."""
+
+    outcome: Outcome
+    error: ChatModelError | None = None
+    usage: Usage = field(default_factory=Usage)
+    finish: str | None = None
+    text: str = ""
+    response_model: str | None = None
+
+
+def _ok(result: object) -> Ending:
+    return Ending("ok")
+
+
+class MeteredDeployment(Wrapper[D]):
+    """Metering around one deployment, whatever it serves (see the module doc)."""
+
     def __init__(
         self,
-        inner: ChatModel,
+        inner: D,
         *,
         deployment: str | None = None,
         price: Price | None = None,
@@ -44,44 +73,80 @@ class MeteredChatModel:
         model: str | None = None,
         provider: str = names.PROVIDER_LOCAL,
     ) -> None:
-        """``model``: the provider's model name (default: ``inner.name``); ``provider``: its
-        ``gen_ai.provider.name`` (both for the attempt's span)."""
-        self.inner = inner
+        """``deployment`` names the attempts (default: ``inner.name``); ``price`` costs their
+        usage (none: free); ``model``: the provider's model name (default: ``inner.name``);
+        ``provider``: its ``gen_ai.provider.name`` (both for the attempt's span)."""
+        super().__init__(inner)
         self.deployment = deployment or inner.name
         self.price = price
         self._clock = clock
         self.model = model or inner.name
         self.provider = provider
 
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    def count_tokens(self, text: str) -> int:
-        return self.inner.count_tokens(text)
-
     def cost(self, usage: Usage) -> float:
         return self.price.cost(usage) if self.price else 0.0
 
-    def complete(self, request: ChatRequest) -> ChatResponse:
-        log, started, span = current_log(), self._clock.now(), self._span(request)
+    def _metered(
+        self,
+        span: Callable[[], Span],
+        call: Callable[[], T],
+        ending: Callable[[T], Ending] = _ok,
+    ) -> T:
+        """``call()`` with its attempt's span (``span()``, started now) current; recorded as
+        ``ending(result)`` says, or as an ``error`` without usage when it raises one."""
+        log, started, attempt = current_log(), self._clock.now(), span()
         try:
-            with tracing.active(span):
-                response = self.inner.complete(request)
+            with tracing.active(attempt):
+                result = call()
         except ChatModelError as exc:
-            self._record(log, started, "error", Usage(), exc, span=span)
+            self._record(log, started, attempt, Ending("error", exc))
             raise
-        self._record(
-            log,
-            started,
-            "ok",
-            response.usage,
-            span=span,
-            finish=response.finish_reason,
-            text=response.text,
-            response_model=response.model,
+        self._record(log, started, attempt, ending(result))
+        return result
+
+    @staticmethod
+    def _child(name: str, attributes: Callable[[Span], Attributes]) -> Span:
+        """The attempt's client span, started now under the current one (none when not
+        tracing); ``attributes(parent)`` are built only when the parent records."""
+        parent = tracing.current()
+        if parent is NULL_SPAN:
+            return NULL_SPAN
+        attrs = attributes(parent) if parent.recording else {}
+        return parent.child(name, attrs, kind="client")
+
+    def _record(self, log: CallLog | None, started: float, span: Span, end: Ending) -> None:
+        """Ends the attempt: ``span`` with its result, and an ``Attempt`` in ``log``."""
+        cost = self.cost(end.usage)
+        if span.recording:
+            span.set(self._result(span, end, cost))
+        span.end(error=end.error.code if end.error else None)
+        if log is None:
+            return
+        log.attempt(
+            Attempt(
+                deployment=self.deployment,
+                outcome=end.outcome,
+                latency_ms=(self._clock.now() - started) * 1000,
+                code=end.error.code if end.error else None,
+                status=end.error.status if end.error else None,
+                usage=end.usage,
+                cost=cost,
+            )
         )
-        return response
+
+    def _result(self, span: Span, end: Ending, cost: float) -> Attributes:
+        """What the attempt's span says when it ends: its outcome (a chat attempt says more)."""
+        return {names.GATEWAY_OUTCOME: end.outcome}
+
+
+class MeteredChatModel(MeteredDeployment[ChatModel]):
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
+
+    def complete(self, request: ChatRequest) -> ChatResponse:
+        return self._metered(
+            lambda: self._span(request), lambda: self.inner.complete(request), _ended
+        )
 
     def stream(self, request: ChatRequest) -> Generator[ChatChunk, None, None]:
         return self._stream(request)
@@ -107,7 +172,7 @@ class MeteredChatModel:
         except ChatModelError as exc:
             spent = self._estimate(request, "".join(parts)) if parts else Usage()
             outcome: Outcome = "interrupted" if isinstance(exc, StreamInterruptedError) else "error"
-            self._record(log, started, outcome, spent, exc, span=span, text="".join(parts))
+            self._record(log, started, span, Ending(outcome, exc, spent, text="".join(parts)))
             raise
         except GeneratorExit:  # closed by the consumer: after the last chunk that is a success
             # close the provider's stream FIRST: until it is closed it may hold resources the
@@ -117,12 +182,11 @@ class MeteredChatModel:
                 chunks.close()
             spent = usage or self._estimate(request, "".join(parts))
             outcome = "ok" if finish else "interrupted"
-            self._record(
-                log, started, outcome, spent, span=span, finish=finish, text="".join(parts)
-            )
+            end = Ending(outcome, None, spent, finish, "".join(parts))
+            self._record(log, started, span, end)
             raise
         spent = usage or self._estimate(request, "".join(parts))
-        self._record(log, started, "ok", spent, span=span, finish=finish, text="".join(parts))
+        self._record(log, started, span, Ending("ok", None, spent, finish, "".join(parts)))
 
     def _estimate(self, request: ChatRequest, text: str) -> Usage:
         prompt = sum(self.inner.count_tokens(m.content) for m in request.messages)
@@ -130,11 +194,9 @@ class MeteredChatModel:
 
     def _span(self, request: ChatRequest) -> Span:
         """The attempt's span, started now under the current one (none when not tracing)."""
-        parent = tracing.current()
-        if parent is NULL_SPAN:
-            return NULL_SPAN
-        attrs = (
-            genai.attempt_attributes(
+        return self._child(
+            f"{names.SPAN_ATTEMPT} {self.model}",
+            lambda parent: genai.attempt_attributes(
                 deployment=self.deployment,
                 model=self.model,
                 provider=self.provider,
@@ -142,48 +204,20 @@ class MeteredChatModel:
                 max_tokens=request.max_tokens,
                 temperature=request.temperature,
                 content=parent.capture_content,
-            )
-            if parent.recording
-            else {}
+            ),
         )
-        return parent.child(f"{names.SPAN_ATTEMPT} {self.model}", attrs, kind="client")
 
-    def _record(
-        self,
-        log: CallLog | None,
-        started: float,
-        outcome: Outcome,
-        usage: Usage,
-        error: ChatModelError | None = None,
-        *,
-        span: Span = NULL_SPAN,
-        finish: str | None = None,
-        text: str = "",
-        response_model: str | None = None,
-    ) -> None:
-        cost = self.cost(usage)
-        if span.recording:
-            result = genai.attempt_result(
-                outcome=outcome,
-                input_tokens=usage.prompt_tokens,
-                output_tokens=usage.completion_tokens,
-                cost=cost,
-                finish_reason=finish,
-                response_model=response_model,
-                output=text if span.capture_content else None,
-            )
-            span.set(result)
-        span.end(error=error.code if error else None)
-        if log is None:
-            return
-        log.attempt(
-            Attempt(
-                deployment=self.deployment,
-                outcome=outcome,
-                latency_ms=(self._clock.now() - started) * 1000,
-                code=error.code if error else None,
-                status=error.status if error else None,
-                usage=usage,
-                cost=cost,
-            )
+    def _result(self, span: Span, end: Ending, cost: float) -> Attributes:
+        return genai.attempt_result(
+            outcome=end.outcome,
+            input_tokens=end.usage.prompt_tokens,
+            output_tokens=end.usage.completion_tokens,
+            cost=cost,
+            finish_reason=end.finish,
+            response_model=end.response_model,
+            output=end.text if span.capture_content else None,
         )
+
+
+def _ended(response: ChatResponse) -> Ending:
+    return Ending("ok", None, response.usage, response.finish_reason, response.text, response.model)

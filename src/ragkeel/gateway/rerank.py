@@ -13,7 +13,7 @@ dense ranking cannot. Synchronous, like ``ChatModel.complete`` and the retriever
   (timeout, unavailable, rate limited, rejected request, open circuit), and
   ``RerankResponseError`` for a body that is no ranking of the documents sent. So the gateway's
   retry loop and breaker (``retry.RetryLoop``, ``breaker.Breaker``) apply unchanged:
-  ``rerank_stack.py`` composes them.
+  ``rerank_policies.py`` wraps a reranker with them.
 * ``timeout_s`` bounds one attempt, ``deadline`` (absolute, on the gateway clock) the whole
   call with its retries; both are read by the policies, ``timeout_s`` by the provider too.
 

@@ -8,6 +8,10 @@ metering as a chat deployment's, each a wrapper implementing the ``Reranker`` pr
         └── MeteredReranker      one Attempt in the call log and one span per provider call
             └── RemoteReranker   the /rerank HTTP shapes (providers/rerank_http.py)
 
+Each is the chat wrapper's generic part (``RetryingDeployment``, ``CircuitBreakerDeployment``,
+``MeteredDeployment``: the loop, the breaker, the span and the ``Attempt``) with ``rerank``
+added, so a reranker is retried, broken and metered by the same code as a chat model.
+
 What the policies decide lands in the call log being recorded (``calllog.recording``): the
 retrieval records each rerank call into a log of its own and keeps it with the rerank outcome
 in the trace (``retrieval/rerank.py``), apart from the answer's model calls. There is no
@@ -16,126 +20,52 @@ fallback reranker: when the stack raises, the retrieval keeps the fused order.
 
 from __future__ import annotations
 
-import random
 from dataclasses import replace
 
 from ragkeel.clock import SYSTEM_CLOCK, Clock
-from ragkeel.errors import ChatModelError
-from ragkeel.gateway.breaker import Breaker, BreakerPolicy, BreakerSnapshot
-from ragkeel.gateway.breaker_store import BreakerStore
-from ragkeel.gateway.calllog import Attempt, Outcome, current_log
+from ragkeel.gateway.breaker import CircuitBreakerDeployment
+from ragkeel.gateway.metering import MeteredDeployment
 from ragkeel.gateway.rerank import Reranker, RerankRequest, RerankResponse
-from ragkeel.gateway.retry import CallLimits, RetryBudget, RetryLoop, RetryPolicy
-from ragkeel.observability import genai, names, tracing
-from ragkeel.observability.tracing import NULL_SPAN, Span
+from ragkeel.gateway.retry import CallLimits, RetryingDeployment
+from ragkeel.observability import genai, names
+from ragkeel.observability.tracing import Span
 
 
-class RetryingReranker:
+class RetryingReranker(RetryingDeployment[Reranker]):
     """Retries one reranker deployment's retryable failures (``retry.py``'s loop)."""
-
-    def __init__(
-        self,
-        inner: Reranker,
-        policy: RetryPolicy = RetryPolicy(),
-        *,
-        budget: RetryBudget | None = None,
-        clock: Clock = SYSTEM_CLOCK,
-        rng: random.Random | None = None,
-    ) -> None:
-        self.inner = inner
-        self._loop = RetryLoop(inner.name, policy, budget=budget, clock=clock, rng=rng)
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
 
     def rerank(self, request: RerankRequest) -> RerankResponse:
         limits = CallLimits(request.timeout_s, request.deadline)
         return self._loop.run(limits, lambda t: self.inner.rerank(replace(request, timeout_s=t)))
 
 
-class CircuitBreakerReranker:
+class CircuitBreakerReranker(CircuitBreakerDeployment[Reranker]):
     """A reranker deployment behind its circuit breaker (``breaker.py``'s ``Breaker``)."""
-
-    def __init__(
-        self,
-        inner: Reranker,
-        *,
-        deployment: str | None = None,
-        policy: BreakerPolicy = BreakerPolicy(),
-        store: BreakerStore | None = None,
-        clock: Clock = SYSTEM_CLOCK,
-    ) -> None:
-        self.inner = inner
-        self.breaker = Breaker(deployment or inner.name, policy=policy, store=store, clock=clock)
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
 
     def rerank(self, request: RerankRequest) -> RerankResponse:
         return self.breaker.call(lambda: self.inner.rerank(request))
 
-    def snapshot(self) -> BreakerSnapshot:
-        return self.breaker.snapshot()
 
-
-class MeteredReranker:
+class MeteredReranker(MeteredDeployment[Reranker]):
     """Records every call that reaches the reranker: an ``Attempt`` (outcome, error code and
     status, latency) in the current call log, and a ``rerank {deployment}`` span under the
     current one (OpenInference RERANKER; the provider sends its ``traceparent``)."""
 
     def __init__(self, inner: Reranker, *, provider: str, clock: Clock = SYSTEM_CLOCK) -> None:
-        self.inner = inner
-        self.provider = provider
-        self._clock = clock
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
+        super().__init__(inner, clock=clock, provider=provider)
 
     def rerank(self, request: RerankRequest) -> RerankResponse:
-        started, span = self._clock.now(), self._span(request)
-        try:
-            with tracing.active(span):
-                response = self.inner.rerank(request)
-        except ChatModelError as exc:
-            self._record(started, "error", span, exc)
-            raise
-        self._record(started, "ok", span)
-        return response
+        return self._metered(lambda: self._span(request), lambda: self.inner.rerank(request))
 
     def _span(self, request: RerankRequest) -> Span:
-        parent = tracing.current()
-        if parent is NULL_SPAN:
-            return NULL_SPAN
-        attrs = (
-            genai.rerank_attributes(
+        return self._child(
+            f"{names.SPAN_RERANK} {self.name}",
+            lambda parent: genai.rerank_attributes(
                 deployment=self.name,
                 provider=self.provider,
                 query=request.query,
                 documents=len(request.documents),
                 top_n=request.top_n,
                 content=parent.capture_content,
-            )
-            if parent.recording
-            else {}
+            ),
         )
-        return parent.child(f"{names.SPAN_RERANK} {self.name}", attrs, kind="client")
-
-    def _record(
-        self, started: float, outcome: Outcome, span: Span, error: ChatModelError | None = None
-    ) -> None:
-        if span.recording:
-            span.set({names.GATEWAY_OUTCOME: outcome})
-        span.end(error=error.code if error else None)
-        if (log := current_log()) is not None:
-            log.attempt(
-                Attempt(
-                    deployment=self.name,
-                    outcome=outcome,
-                    latency_ms=(self._clock.now() - started) * 1000,
-                    code=error.code if error else None,
-                    status=error.status if error else None,
-                )
-            )

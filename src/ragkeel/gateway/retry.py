@@ -1,7 +1,8 @@
 """The gateway's one retry loop, ``RetryLoop``, around ONE deployment (fallback to other
 deployments is ``fallback.py``'s job; providers never retry on their own): ``RetryingChatModel``
-wraps a chat model with it, ``RetryingReranker`` (``rerank_stack.py``) a reranker. What the loop
-reads off a call is its ``CallLimits`` (attempt timeout, deadline, next rung).
+wraps a chat model with it, ``RetryingReranker`` (``rerank_policies.py``) a reranker, both a
+``RetryingDeployment``. What the loop reads off a call is its ``CallLimits`` (attempt timeout,
+deadline, next rung).
 
 Which errors: only those with ``retryable=True`` (429, 5xx, timeouts, connect errors, resets).
 A rejected request (400/401/403/404/422), an open circuit, an exceeded deadline or budget, and
@@ -59,6 +60,7 @@ from ragkeel.clock import SYSTEM_CLOCK, Clock
 from ragkeel.errors import ChatModelError, DeadlineExceededError, ModelTimeoutError
 from ragkeel.gateway.base import ChatChunk, ChatModel, ChatRequest, ChatResponse, ChatStream
 from ragkeel.gateway.calllog import current_log
+from ragkeel.gateway.wrapper import D, Wrapper
 from ragkeel.http_retry import Backoff
 
 T = TypeVar("T")
@@ -286,33 +288,34 @@ class RetryLoop:
             log.decide("retry", reason)
 
 
-class RetryingChatModel:
-    """``ChatModel`` that retries one deployment's retryable failures (see the module doc)."""
+class RetryingDeployment(Wrapper[D]):
+    """One deployment behind its ``RetryLoop``, whatever it serves: ``RetryingChatModel`` and
+    ``RetryingReranker`` (``rerank_policies.py``) add only their protocol's methods."""
 
     def __init__(
         self,
-        inner: ChatModel,
+        inner: D,
         policy: RetryPolicy = RetryPolicy(),
         *,
         budget: RetryBudget | None = None,
         clock: Clock = SYSTEM_CLOCK,
         rng: random.Random | None = None,
     ) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.policy = policy
         self.budget = budget
         self._loop = RetryLoop(inner.name, policy, budget=budget, clock=clock, rng=rng)
 
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    def count_tokens(self, text: str) -> int:
-        return self.inner.count_tokens(text)
-
     def delay_bounds(self, retry_number: int) -> tuple[float, float]:
         """The full-jitter interval retry ``retry_number`` (1-based) sleeps within."""
         return self._loop.bounds(retry_number)
+
+
+class RetryingChatModel(RetryingDeployment[ChatModel]):
+    """``ChatModel`` that retries one deployment's retryable failures (see the module doc)."""
+
+    def count_tokens(self, text: str) -> int:
+        return self.inner.count_tokens(text)
 
     def complete(self, request: ChatRequest) -> ChatResponse:
         return self._loop.run(
