@@ -2,12 +2,15 @@
 Anthropic chat models, the remote reranker). Each provider owns one (composition: the provider
 maps requests and responses, this object sends them and maps failures), so all fail the same
 way. ``HttpChatModel`` is the small base both chat providers extend for the rest of the
-``ChatModel`` surface they share (``name``, ``count_tokens``, ``close`` and the context
-manager).
+``ChatModel`` surface they share (``count_tokens``, the usage estimate), on ``HttpDeployment``,
+what every remote deployment (the reranker too) has of its ``ProviderHttp``: ``name``, ``close``
+and the context manager. ``bearer_headers`` are the headers of an API that takes its key as
+``Authorization: Bearer`` (OpenAI-compatible, the rerankers).
 
 * One ``httpx.Client`` (connection pool, thread-safe) per provider, with the provider's headers
   and ``timeout_s`` as the default per-operation timeout; ``close`` closes it.
-* ``timeout_for(request)``: ``request.timeout_s`` if set, else the provider's ``timeout_s``.
+* ``timeout_for(request)``: ``request.timeout_s`` if set (a chat or rerank request), else the
+  provider's ``timeout_s``.
 * ``post_json`` POSTs and returns the body as a JSON object (``post_text``: as text, for a
   client that reads other JSON, e.g. the reranker's lists); ``stream_data`` POSTs with a
   streamed response and yields the payload of every server-sent ``data:`` line (blank
@@ -35,7 +38,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Generator
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
 import httpx
 
@@ -56,6 +59,21 @@ from ragkeel.tokens import RegexTokenCounter
 
 def _as_is(body: str) -> str:
     return body
+
+
+def bearer_headers(api_key: str | None) -> dict[str, str]:
+    """JSON accepted, and the API key as ``Authorization: Bearer`` when there is one."""
+    headers = {"Accept": "application/json"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    return headers
+
+
+class Timed(Protocol):
+    """A request with an optional per-attempt timeout (``ChatRequest``, ``RerankRequest``)."""
+
+    @property
+    def timeout_s(self) -> float | None: ...
 
 
 class ProviderHttp:
@@ -91,7 +109,7 @@ class ProviderHttp:
     def close(self) -> None:
         self._client.close()
 
-    def timeout_for(self, request: ChatRequest) -> float:
+    def timeout_for(self, request: Timed) -> float:
         return request.timeout_s if request.timeout_s is not None else self.timeout_s
 
     # -- sending --------------------------------------------------------------------------
@@ -225,27 +243,17 @@ class ProviderHttp:
         )
 
 
-class HttpChatModel:
-    """The part of a remote ``ChatModel`` that does not depend on the provider's API: the
-    deployment ``name`` (``http.name``), ``count_tokens`` and ``close`` (with the context
-    manager). ``count_tokens`` is an approximation, ``RegexTokenCounter`` (words and punctuation
-    marks): a remote server's tokenizer is not known here (Claude's is not public); close for
-    English prose, an under-count for code and non-Latin scripts."""
+class HttpDeployment:
+    """What a remote deployment (a chat model, a reranker) has of its ``ProviderHttp``: the
+    deployment ``name`` (``http.name``) and ``close`` (with the context manager)."""
 
-    def __init__(self, model: str, http: ProviderHttp) -> None:
-        self.model = model
-        self.timeout_s = http.timeout_s
+    def __init__(self, http: ProviderHttp) -> None:
         self._name = http.name
         self._http = http
-        self._counter = RegexTokenCounter()
 
     @property
     def name(self) -> str:
         return self._name
-
-    def count_tokens(self, text: str) -> int:
-        """Approximate (``RegexTokenCounter``): the server's tokenizer is not known here."""
-        return self._counter.count(text)
 
     def close(self) -> None:
         self._http.close()
@@ -255,6 +263,24 @@ class HttpChatModel:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class HttpChatModel(HttpDeployment):
+    """The part of a remote ``ChatModel`` that does not depend on the provider's API: an
+    ``HttpDeployment`` with ``count_tokens``. ``count_tokens`` is an approximation,
+    ``RegexTokenCounter`` (words and punctuation marks): a remote server's tokenizer is not
+    known here (Claude's is not public); close for English prose, an under-count for code and
+    non-Latin scripts."""
+
+    def __init__(self, model: str, http: ProviderHttp) -> None:
+        super().__init__(http)
+        self.model = model
+        self.timeout_s = http.timeout_s
+        self._counter = RegexTokenCounter()
+
+    def count_tokens(self, text: str) -> int:
+        """Approximate (``RegexTokenCounter``): the server's tokenizer is not known here."""
+        return self._counter.count(text)
 
     def _estimate(self, request: ChatRequest, text: str) -> Usage:
         """Usage by ``count_tokens``, for a server that reports none."""

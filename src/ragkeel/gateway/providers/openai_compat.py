@@ -37,7 +37,7 @@ import httpx
 
 from ragkeel.errors import ChatModelError
 from ragkeel.gateway.base import ChatChunk, ChatRequest, ChatResponse, FinishReason, Usage
-from ragkeel.gateway.providers.http_client import HttpChatModel, ProviderHttp
+from ragkeel.gateway.providers.http_client import HttpChatModel, ProviderHttp, bearer_headers
 
 PROVIDER = "openai_compat"
 
@@ -55,14 +55,11 @@ class OpenAICompatChatModel(HttpChatModel):
         transport: httpx.BaseTransport | None = None,
         name: str | None = None,
     ) -> None:
-        headers = {"Accept": "application/json"}
-        if api_key:
-            headers["Authorization"] = f"Bearer {api_key}"
         http = ProviderHttp(
             base_url.rstrip("/") + "/chat/completions",
             name=name or model,
             provider=PROVIDER,
-            headers=headers,
+            headers=bearer_headers(api_key),
             secret=api_key,
             timeout_s=timeout_s,
             transport=transport,
