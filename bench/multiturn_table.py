@@ -66,7 +66,9 @@ def main() -> None:
             for metric in METRICS:
                 a = [base[k][metric] for k in keys]
                 b = [rows[k][metric] for k in keys]
-                pairs = [(x, y) for x, y in zip(a, b, strict=True) if x is not None and y is not None]
+                pairs = [
+                    (x, y) for x, y in zip(a, b, strict=True) if x is not None and y is not None
+                ]
                 if not pairs:
                     continue
                 test = paired_permutation_test([x for x, _ in pairs], [y for _, y in pairs])

@@ -143,13 +143,21 @@ def retrieval(home: Path, questions: list[Question]) -> dict[str, list[dict[str,
 
 
 def answers(
-    home: Path, lang: str, questions: list[Question], mode: str, model: str | None
+    home: Path,
+    lang: str,
+    questions: list[Question],
+    mode: str,
+    model: str | None,
+    threads: int = 0,
 ) -> list[dict[str, Any]]:
     generation: dict[str, Any] = {"mode": mode, "gate_threshold": 0.0}
     if model is not None:
-        generation["local"] = {"model": model}
+        # quality, not latency, is measured: a slow answer on a shared machine is not cut short
+        generation["local"] = {"model": model} | ({"threads": threads} if threads else {})
+        generation["model_timeout_s"] = 900
     rows = []
-    with Container(load_settings(home=home, generation=generation)) as c:
+    gateway = {"request_deadline_s": 1200} if model is not None else {}
+    with Container(load_settings(home=home, generation=generation, gateway=gateway)) as c:
         for i, q in enumerate(questions):
             answer = c.answerer.answer(q.text, collection=COLLECTION)
             text = _CITE.sub("", answer.text).strip()
@@ -190,6 +198,7 @@ def main() -> None:
     parser.add_argument("--llm-sample", type=int, default=0, help="questions for the local model")
     parser.add_argument("--llm-model", default="qwen2.5-coder-1.5b-instruct-q4_k_m")
     parser.add_argument("--seed", type=int, default=15)
+    parser.add_argument("--threads", type=int, default=0, help="local model threads (0: auto)")
     parser.add_argument(
         "--runs", default=",".join(f"{d}/{a}" for d, a in RUNS), help="data/analyzer pairs"
     )
@@ -221,7 +230,7 @@ def main() -> None:
         if args.llm_sample:
             sample = [q for q in questions if q.id in sample_ids]
             print(f"{name}: local model on {len(sample)} questions", flush=True)
-            llm = answers(home, lang, sample, "generative", args.llm_model)
+            llm = answers(home, lang, sample, "generative", args.llm_model, args.threads)
         per_run[name] = {"hits": hits, "extractive": extractive, "llm": llm}
         results["runs"][name] = {
             "index": indexed,
