@@ -250,6 +250,12 @@ def test_model_condenser_falls_back_to_the_rules(reply: Reply, code: str) -> Non
             (Turn("user", "How many points did the Broncos score in Super Bowl 50?"),),
             False,
         ),
+        (  # keeps one word of five: the previous question with the question's year
+            "In what year did the Amazon have its worst drought?",
+            "How many tons of carbon are absorbed by it in a typical year?",
+            (Turn("user", "In what year did the Amazon have its worst drought?"),),
+            False,
+        ),
         # the words may come from an assistant turn
         ("How long does a console rotation take?", "How long does it take?", HISTORY, True),
     ],

@@ -12,9 +12,9 @@ names what "that" is. Two ``Condenser``s:
   deployments when the router has them, else the main model), with few output tokens and its own
   timeout. Any failure — a model error, a timeout, a busy local model, an empty or runaway
   reply, or a rewrite off the conversation (``condense_rules.on_topic``, passed in as its
-  ``check``: it drops every word
-  of the question, or most of its words were never said — an answer or made-up facts;
-  ``CONDENSE_OFF_TOPIC``) — falls back to the rules: condensation never fails a question.
+  ``check``: it drops most words of the question, or most of its words were never said — an
+  answer or made-up facts; ``CONDENSE_OFF_TOPIC``) — falls back to the rules: condensation
+  never fails a question.
 
 A condenser reads at most ``max_turns`` earlier turns (user and assistant), each cut to
 ``max_turn_chars``. ``Condensed`` says what happened: the original last message, the standalone

@@ -304,6 +304,7 @@ def _with_context(question: str, context: str) -> str:
 # -- checking a model's rewrite -----------------------------------------------------------------
 
 NEW_WORDS_MAX_SHARE = 0.5  # of a rewrite's content words that the conversation never said
+KEPT_MIN_SHARE = 0.5  # of the question's content words the rewrite must keep
 
 
 def content_keys(text: str) -> frozenset[str]:
@@ -320,16 +321,17 @@ def _key(word: str) -> str:
 
 
 def on_topic(rewrite: str, question: str, history: Sequence[Turn]) -> bool:
-    """Whether a model's ``rewrite`` of ``question`` can stand in for it: it keeps at least one
-    content word of the question (when the question has any) — not the previous question
-    repeated, nor another question — and at most ``NEW_WORDS_MAX_SHARE`` of its content words
-    are new to the conversation (``history``, user and assistant turns, and the question) — not
-    an answer, nor facts the model made up. A small model does both often (issue 15)."""
+    """Whether a model's ``rewrite`` of ``question`` can stand in for it: it keeps at least
+    ``KEPT_MIN_SHARE`` of the question's content words (a rewrite adds what the question points
+    to; it does not swap the question for the previous one or another one) and at most
+    ``NEW_WORDS_MAX_SHARE`` of its content words are new to the conversation (``history``, user
+    and assistant turns, and the question) — not an answer, nor facts the model made up. The
+    local 1.5B model does all of these (docs/benchmarks.md, "Issue 15: multi-turn")."""
     said = content_keys(rewrite)
     if not said:
         return True  # nothing to judge by ("Why?" -> "Why?")
     asked = content_keys(question)
-    if asked and not said & asked:
+    if len(said & asked) < KEPT_MIN_SHARE * len(asked):
         return False
     known = asked.union(*(content_keys(t.text) for t in history))
     return len(said - known) <= NEW_WORDS_MAX_SHARE * len(said)
