@@ -48,6 +48,7 @@ import dataclasses
 import json
 import os
 import random
+import signal
 import socket
 import subprocess
 import sys
@@ -119,6 +120,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+STARTED: list[subprocess.Popen[bytes]] = []  # stopped when main ends, however it ends
+
+
 def model_server(model: str, home: Path) -> tuple[subprocess.Popen[bytes], str]:
     """``ragkeel model-server`` on ``model``; its OpenAI-compatible base URL once it answers."""
     port = free_port()
@@ -130,6 +134,7 @@ def model_server(model: str, home: Path) -> tuple[subprocess.Popen[bytes], str]:
         stdout=log,
         stderr=subprocess.STDOUT,
     )
+    STARTED.append(proc)
     base = f"http://127.0.0.1:{port}/v1"
     wait_until_up(proc, f"{base}/models", f"model-server {model} (log {log.name})", START_S)
     return proc, base
@@ -310,6 +315,9 @@ def main() -> None:
     ap.add_argument("--strong-url", help="a running strong deployment (else one is started)")
     ap.add_argument("--cheap-url", help="a running cheap deployment (else one is started)")
     args = ap.parse_args()
+    # a SIGTERM (kill PID) unwinds like Ctrl-C, so the model servers this script started stop
+    # too (they outlived it before)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = time.monotonic()
     print(f"{today()}, {machine()}, commit {commit()}\n", flush=True)
     args.home.mkdir(parents=True, exist_ok=True)
@@ -318,11 +326,25 @@ def main() -> None:
     ingest(args.home, datasets)
     requests = replayed(datasets, args.requests, args.pool, args.zipf_s, args.seed)
     given = {"strong": args.strong_url, "cheap": args.cheap_url}
-    servers = {
-        tier: model_server(model, args.home)
-        for tier, model in (("strong", STRONG), ("cheap", CHEAP))
-        if given[tier] is None
-    }
+    servers: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
+    try:
+        for tier, model in (("strong", STRONG), ("cheap", CHEAP)):
+            if given[tier] is None:
+                servers[tier] = model_server(model, args.home)
+        replay(args, given, servers, requests, started)
+    finally:
+        for proc in STARTED:  # the servers this script started, up or not
+            proc.terminate()
+            proc.wait(30)
+
+
+def replay(
+    args: argparse.Namespace,
+    given: dict[str, str | None],
+    servers: dict[str, tuple[subprocess.Popen[bytes], str]],
+    requests: list[Request],
+    started: float,
+) -> None:
     urls = {tier: given[tier] or servers[tier][1] for tier in given}
     out = args.home / args.out
     results: dict[str, Any] = {
@@ -335,25 +357,20 @@ def main() -> None:
         "arms": {},
         "rows": {},
     }
-    try:
-        for arm in args.arms.split(","):
-            overrides = arm_settings(arm, urls, args.max_answer_tokens)
-            if isinstance(overrides, str):
-                results["arms"][arm] = overrides
-                continue
-            rows: list[dict[str, Any]] = []
-            results["rows"][arm] = rows
-            results.setdefault("settings", {})[arm] = overrides
+    for arm in args.arms.split(","):
+        overrides = arm_settings(arm, urls, args.max_answer_tokens)
+        if isinstance(overrides, str):
+            results["arms"][arm] = overrides
+            continue
+        rows: list[dict[str, Any]] = []
+        results["rows"][arm] = rows
+        results.setdefault("settings", {})[arm] = overrides
 
-            def save(arm: str = arm, rows: list[dict[str, Any]] = rows) -> None:
-                results["arms"][arm] = summary(rows)
-                out.write_text(json.dumps(results, indent=2))
+        def save(arm: str = arm, rows: list[dict[str, Any]] = rows) -> None:
+            results["arms"][arm] = summary(rows)
+            out.write_text(json.dumps(results, indent=2))
 
-            run_arm(arm, args.home, overrides, requests, started, rows, save)
-    finally:
-        for proc, _ in servers.values():  # the servers this script started
-            proc.terminate()
-            proc.wait(30)
+        run_arm(arm, args.home, overrides, requests, started, rows, save)
     results["elapsed_s"] = time.monotonic() - started
     out.write_text(json.dumps(results, indent=2))
     print(table(results))
