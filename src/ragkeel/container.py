@@ -598,8 +598,10 @@ class Container:
     def condenser(self) -> Condenser | None:
         """How a follow-up is made standalone (``generation.condense``, issue 15; None:
         ``off``). ``auto``: the model condenser on the gateway's cheap route
-        (``GatewayStack.cheap``) when a model answers generatively, else the rules; ``model``
-        asks the model even for extractive answers (``CONFIG_INVALID`` without one)."""
+        (``GatewayStack.cheap``) when a model answers generatively and that route is a cheap
+        tier, cheap deployments or a remote model — not the one local model, which answers
+        too (the rules then); else the rules; ``model`` asks the model even for extractive
+        answers and with the one local model (``CONFIG_INVALID`` without one)."""
         gen = self.settings.generation
         c = gen.condense
         if c.mode == "off":
@@ -613,7 +615,14 @@ class Container:
                 "generation.condense.mode is model but no chat model is configured",
                 hint="set generation.provider (local or openai), or condense.mode: auto or rules",
             )
-        if gateway is None or (c.mode == "auto" and gen.mode == "extractive"):
+        # auto with the one local model and no cheap route beside it: the rules. Measured
+        # (docs/benchmarks.md, "Issue 15: multi-turn"): the 1.5B model's rewrites were off the
+        # conversation for 33 of 55 follow-ups, retrieval was the same as the rules', and each
+        # follow-up waited 15-20 s more for the one generation slot.
+        one_local = (
+            gen.provider == "local" and gateway is not None and gateway.cheap is gateway.model
+        )
+        if gateway is None or (c.mode == "auto" and (gen.mode == "extractive" or one_local)):
             return rules
         return ModelCondenser(
             gateway.cheap,

@@ -31,7 +31,8 @@ def _container(**generation: object) -> Container:
         ({"provider": "none"}, RuleCondenser),  # auto, no model
         ({"provider": "local", "mode": "extractive"}, RuleCondenser),  # auto, extractive
         ({"provider": "local", "condense": {"mode": "rules"}}, RuleCondenser),
-        ({"provider": "local"}, ModelCondenser),  # auto with a model
+        ({"provider": "local"}, RuleCondenser),  # auto, the one local model: no cheap route
+        ({"provider": "local", "condense": {"mode": "model"}}, ModelCondenser),
         (
             {"provider": "local", "mode": "extractive", "condense": {"mode": "model"}},
             ModelCondenser,
@@ -55,15 +56,33 @@ def test_off_condenses_nothing_and_model_without_a_model_is_a_config_error() -> 
 
 
 def test_the_model_condenser_settings_reach_it() -> None:
-    condense = {"max_turns": 3, "max_turn_chars": 200, "max_tokens": 50, "timeout_s": 4}
-    with _container(provider="local", condense=condense) as container:
+    condense = {"mode": "model", "max_turns": 3, "max_turn_chars": 200, "max_tokens": 50}
+    with _container(provider="local", condense=condense | {"timeout_s": 4}) as container:
         condenser = container.condenser
         assert isinstance(condenser, ModelCondenser)
         assert (condenser.max_turns, condenser.max_turn_chars) == (3, 200)
         assert (condenser.max_tokens, condenser.timeout_s) == (50, 4)
-        assert condenser.rules_offline and isinstance(condenser.offline(), RuleCondenser)
+        assert not condenser.rules_offline and condenser.offline() is condenser
         assert container.gateway is not None and condenser.model is container.gateway.cheap
         assert condenser.check is on_topic  # a rewrite off the conversation is not used
+
+
+@pytest.mark.parametrize("routing", [True, False])
+def test_auto_asks_a_remote_model_or_the_cheap_deployments(routing: bool) -> None:
+    with FaultServer(seed=1) as a, FaultServer(seed=2) as b:
+        deployments = [
+            {"name": "mini", "model": "gpt-4o-mini", "base_url": a.base_url, "tier": "cheap"},
+            {"name": "big", "model": "gpt-4o", "base_url": b.base_url, "tier": "strong"},
+        ]
+        settings = load_settings(
+            generation={"provider": "openai"},
+            gateway={"deployments": deployments[1 - routing :], "routing": {"enabled": routing}},
+        )
+        with Container(settings) as container:
+            condenser = container.condenser
+            assert isinstance(condenser, ModelCondenser) and condenser.rules_offline
+            assert container.gateway is not None
+            assert condenser.model is container.gateway.cheap
 
 
 def test_the_cheap_route_is_the_cheap_tier_when_there_is_one() -> None:
