@@ -7,6 +7,8 @@ rules (``generation.provider: none``), or the rules standing in when the model p
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +44,16 @@ def _trace(base: str, trace_id: str) -> dict[str, Any]:
     return body
 
 
+@contextmanager
+def _chat(container: Container, answerer: Answerer | None = None) -> Iterator[tuple[str, OpenAI]]:
+    """The app of ``container`` served on 127.0.0.1, and the official client pointed at it."""
+    with (
+        serve(create_app(container, answerer=answerer)) as base,
+        OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0, timeout=30) as client,
+    ):
+        yield base, client
+
+
 def _turns(client: OpenAI, **extra: Any) -> tuple[Any, Any]:
     """Ask ON_TOPIC, then the follow-up after it (the first answer as the assistant turn)."""
     messages: list[ChatCompletionMessageParam] = [{"role": "user", "content": ON_TOPIC}]
@@ -63,10 +75,7 @@ def test_a_follow_up_through_the_openai_client(container: Container) -> None:
         AnswerPolicy(gate_threshold=TEST_GATE, template_version="answer_v1"),
         condenser=ModelCondenser(cheap, RuleCondenser()),
     )
-    with (
-        serve(create_app(container, answerer=answerer)) as base,
-        OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0, timeout=30) as client,
-    ):
+    with _chat(container, answerer) as (base, client):
         first, second = _turns(client)
         assert cheap.calls == 1  # the first question had no conversation: not condensed
         streamed = client.chat.completions.create(
@@ -102,10 +111,7 @@ def test_extractive_answers_condense_with_the_rules(tmp_path: Path, corpus: Path
     settings = api_settings(tmp_path / "home", provider="none")
     container = Container(settings)
     assert container.pipeline.ingest([str(corpus)], COLLECTION).exit_code == 0
-    with (
-        serve(create_app(container)) as base,
-        OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0, timeout=30) as client,
-    ):
+    with _chat(container) as (base, client):
         _, second = _turns(client)
         trace = _trace(base, (second.model_extra or {})["ragkeel"]["trace_id"])
         query = httpx.post(
@@ -147,10 +153,7 @@ def test_a_failing_model_provider_falls_back_to_the_rules(tmp_path: Path, corpus
         )
         container = Container(settings)
         assert container.pipeline.ingest([str(corpus)], COLLECTION).exit_code == 0
-        with (
-            serve(create_app(container)) as base,
-            OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0, timeout=30) as client,
-        ):
+        with _chat(container) as (base, client):
             _, second = _turns(client)
             trace = _trace(base, (second.model_extra or {})["ragkeel"]["trace_id"])
         assert provider.stats.requests >= 3  # answer 1, condense, answer 2: all refused
